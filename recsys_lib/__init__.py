@@ -1,0 +1,14 @@
+"""recsys_lib: a PyTorch domain library for large-scale recommender systems.
+
+``import recsys_lib`` works like ``import torchrec``: the same public names and import paths.
+"""
+
+__version__ = "0.1.0"
+github_version = "unknown"
+
+from recsys_lib.streamable import Multistreamable, Pipelineable  # noqa: F401
+from recsys_lib.types import DataType  # noqa: F401
+
+# -- sparse types (issue: foundations) --
+# -- modules (issue: modules/models/optimizers) --
+# -- subpackages imported for their side effects, as torchrec does (distributed, quant, fx) --
