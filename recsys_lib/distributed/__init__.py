@@ -1,0 +1,1 @@
+"""Distributed training: sharders, sharded modules, DistributedModelParallel, planner (torch.distributed engine)."""

@@ -1,0 +1,3 @@
+"""Helpers for testing sharded modules on CPU with gloo (spawned process groups)."""
+
+from recsys_lib.distributed.test_utils.multi_process import get_free_port, run_multiprocess  # noqa: F401
