@@ -1,0 +1,1 @@
+"""Reference recommendation models (``torchrec.models``): DLRM and its variants, DeepFM."""
