@@ -1,0 +1,53 @@
+"""Area under the precision-recall curve (average precision) over the window of buffered examples.
+
+With examples sorted by prediction, best first, and grouped by equal prediction:
+
+    AUPRC = sum_k (R_k - R_{k-1}) * P_k,   P_k = TP_k / (TP_k + FP_k),  R_k = TP_k / TP_total,  R_0 = 0
+
+(weighted counts, soft labels allowed); 0 when there is no positive mass. Key ``auprc-<task>|window_auprc``
+(no lifetime value).
+"""
+
+from typing import List
+
+import torch
+
+from recsys_lib.metrics._buffered import BufferedWindowComputation
+from recsys_lib.metrics.auc import _sorted_curve
+from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
+from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric
+
+
+def _auprc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    if predictions.numel() == 0:
+        return torch.tensor(0.0, dtype=torch.double)
+    tp, fp = _sorted_curve(predictions, labels, weights)
+    total = tp[-1]
+    if bool(total <= 0):
+        return torch.tensor(0.0, dtype=torch.double)
+    predicted = tp + fp
+    precision = torch.where(predicted > 0, tp / torch.where(predicted > 0, predicted, torch.ones_like(predicted)),
+                            torch.ones_like(tp))
+    recall = tp / total
+    steps = torch.diff(recall, prepend=recall.new_zeros(1))
+    return (steps * precision).sum()
+
+
+def compute_auprc(
+    n_tasks: int, predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """AUPRC per task for ``(n_tasks, N)`` inputs; returns ``(n_tasks,)`` float64."""
+    return torch.stack([_auprc_one(predictions[i], labels[i], weights[i]) for i in range(n_tasks)]).to(torch.double)
+
+
+class AUPRCMetricComputation(BufferedWindowComputation):
+    def _compute(self) -> List[MetricComputationReport]:
+        value = compute_auprc(
+            self._n_tasks, self.buffered("predictions"), self.buffered("labels"), self.buffered("weights")
+        )
+        return [MetricComputationReport(MetricName.AUPRC, MetricPrefix.WINDOW, value)]
+
+
+class AUPRCMetric(RecMetric):
+    _namespace = MetricNamespace.AUPRC
+    _computation_class = AUPRCMetricComputation

@@ -1,0 +1,59 @@
+"""Mean squared error ``sum(w * (label - prediction)^2) / sum(w)`` and its square root (0 when no weight
+was seen). Keys ``mse-<task>|lifetime_mse``, ``|window_mse``, ``|lifetime_rmse``, ``|window_rmse``."""
+
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
+from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+
+
+def compute_mse(error_sum: torch.Tensor, weighted_num_samples: torch.Tensor) -> torch.Tensor:
+    safe = torch.where(weighted_num_samples == 0, torch.ones_like(weighted_num_samples), weighted_num_samples)
+    return torch.where(weighted_num_samples == 0, torch.zeros_like(error_sum), error_sum / safe)
+
+
+def compute_rmse(error_sum: torch.Tensor, weighted_num_samples: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(compute_mse(error_sum, weighted_num_samples))
+
+
+def compute_error_sum(labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    diff = labels.to(torch.double) - predictions.to(torch.double)
+    return (weights.to(torch.double) * diff * diff).sum(-1)
+
+
+def get_mse_states(labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor) -> Dict[str, torch.Tensor]:
+    return {
+        "error_sum": compute_error_sum(labels, predictions, weights),
+        "weighted_num_samples": weights.to(torch.double).sum(-1),
+    }
+
+
+class MSEMetricComputation(RecMetricComputation):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_sum_state("error_sum")
+        self._add_sum_state("weighted_num_samples")
+
+    def update(
+        self,
+        *,
+        predictions: Optional[torch.Tensor],
+        labels: torch.Tensor,
+        weights: Optional[torch.Tensor],
+        **kwargs: Dict[str, Any],
+    ) -> None:
+        if predictions is None or weights is None:
+            raise ValueError("MSEMetric needs predictions and weights")
+        self._accumulate(get_mse_states(labels, predictions, weights), predictions.shape[-1])
+
+    def _compute(self) -> List[MetricComputationReport]:
+        return self._lifetime_and_window(
+            MetricName.MSE, lambda s: compute_mse(s["error_sum"], s["weighted_num_samples"])
+        ) + self._lifetime_and_window(MetricName.RMSE, lambda s: compute_rmse(s["error_sum"], s["weighted_num_samples"]))
+
+
+class MSEMetric(RecMetric):
+    _namespace = MetricNamespace.MSE
+    _computation_class = MSEMetricComputation

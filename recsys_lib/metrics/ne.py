@@ -1,0 +1,132 @@
+"""Normalized entropy (NE): weighted cross entropy divided by the entropy of the average label.
+
+    NE = sum_i w_i * CE(y_i, p_i)  /  -(P * log(P / W) + N * log(N / W))
+    with P = sum w*y, N = sum w*(1-y), W = P + N, and p clamped to [eta, 1 - eta]
+
+NE < 1 means the model beats always predicting the base rate. Keys: ``ne-<task>|lifetime_ne``,
+``|window_ne`` (+ ``|lifetime_logloss``, ``|window_logloss`` with ``include_logloss=True``).
+Labels must lie in [0, 1] (examples of weight 0 may carry any label with
+``allow_missing_label_with_zero_weight=True``).
+"""
+
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
+from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+
+ETA = 1e-12
+
+
+def compute_cross_entropy(
+    labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor, eta: float
+) -> torch.Tensor:
+    """Per-example weighted binary cross entropy (float64), same shape as the inputs."""
+    p = predictions.to(torch.double).clamp(eta, 1.0 - eta)
+    y = labels.to(torch.double)
+    return -weights.to(torch.double) * (y * torch.log(p) + (1.0 - y) * torch.log1p(-p))
+
+
+def compute_ne(
+    ce_sum: torch.Tensor,
+    weighted_num_samples: torch.Tensor,
+    pos_labels: torch.Tensor,
+    neg_labels: torch.Tensor,
+    eta: float,
+    allow_missing_label_with_zero_weight: bool = False,
+) -> torch.Tensor:
+    """NE from summed states; NaN where no weight was seen."""
+    mean_label = pos_labels / weighted_num_samples
+    ce_norm = -(
+        pos_labels * torch.log(mean_label.clamp(min=eta)) + neg_labels * torch.log((1.0 - mean_label).clamp(min=eta))
+    )
+    return ce_sum / ce_norm
+
+
+def compute_logloss(
+    ce_sum: torch.Tensor, pos_labels: torch.Tensor, neg_labels: torch.Tensor, eta: float
+) -> torch.Tensor:
+    """Weighted mean cross entropy."""
+    return ce_sum / (pos_labels + neg_labels).clamp(min=eta)
+
+
+def get_ne_states(
+    labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor, eta: float
+) -> Dict[str, torch.Tensor]:
+    """Summed states over the batch (last) dimension: ``(n_tasks,)`` each."""
+    w = weights.to(torch.double)
+    y = labels.to(torch.double)
+    return {
+        "cross_entropy_sum": compute_cross_entropy(labels, predictions, weights, eta).sum(-1),
+        "weighted_num_samples": w.sum(-1),
+        "pos_labels": (w * y).sum(-1),
+        "neg_labels": (w * (1.0 - y)).sum(-1),
+    }
+
+
+def check_labels_in_unit_interval(
+    labels: torch.Tensor, weights: torch.Tensor, metric: str, allow_missing_with_zero_weight: bool
+) -> torch.Tensor:
+    """Raises ``ValueError`` for labels outside [0, 1]; returns labels (zeroed where ignored)."""
+    if allow_missing_with_zero_weight:
+        labels = torch.where(weights == 0, torch.zeros_like(labels), labels)
+    bad = (labels < 0) | (labels > 1) | torch.isnan(labels)
+    if bool(bad.any()):
+        raise ValueError(
+            f"{metric}: labels must lie in [0, 1]; got {labels[bad][:5].tolist()} ({int(bad.sum())} bad value(s))"
+        )
+    return labels
+
+
+class NEMetricComputation(RecMetricComputation):
+    def __init__(self, *args: Any, include_logloss: bool = False, eta: float = ETA, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._include_logloss = include_logloss
+        self.eta = eta
+        for name in ("cross_entropy_sum", "weighted_num_samples", "pos_labels", "neg_labels"):
+            self._add_sum_state(name)
+
+    def update(
+        self,
+        *,
+        predictions: Optional[torch.Tensor],
+        labels: torch.Tensor,
+        weights: Optional[torch.Tensor],
+        **kwargs: Dict[str, Any],
+    ) -> None:
+        if predictions is None or weights is None:
+            raise ValueError("NEMetric needs predictions and weights")
+        labels = check_labels_in_unit_interval(labels, weights, "NEMetric", self._allow_missing_label_with_zero_weight)
+        self._accumulate(get_ne_states(labels, predictions, weights, self.eta), predictions.shape[-1])
+
+    def _compute(self) -> List[MetricComputationReport]:
+        eta = self.eta
+        reports = self._lifetime_and_window(
+            MetricName.NE,
+            lambda s: compute_ne(
+                s["cross_entropy_sum"], s["weighted_num_samples"], s["pos_labels"], s["neg_labels"], eta,
+                self._allow_missing_label_with_zero_weight,
+            ),
+        )
+        if self._include_logloss:
+            reports += self._lifetime_and_window(
+                MetricName.LOG_LOSS,
+                lambda s: compute_logloss(s["cross_entropy_sum"], s["pos_labels"], s["neg_labels"], eta),
+            )
+        return reports
+
+
+class NEMetric(RecMetric):
+    """Normalized entropy; ``include_logloss=True`` also reports the weighted log loss.
+
+    Example::
+
+        ne = NEMetric(world_size=1, my_rank=0, batch_size=4, tasks=[RecTaskInfo(name="t1")])
+        ne.update(predictions=torch.tensor([0.9, 0.2, 0.7, 0.4]), labels=torch.tensor([1., 0., 1., 0.]),
+                  weights=None)
+        ne.compute()["ne-t1|lifetime_ne"]
+    """
+
+    _namespace = MetricNamespace.NE
+    _computation_class = NEMetricComputation

@@ -1,0 +1,50 @@
+"""Weighted average prediction ``sum(w * prediction) / sum(w)`` (0 when no weight was seen).
+Keys ``weighted_avg-<task>|lifetime_weighted_avg`` and ``|window_weighted_avg``."""
+
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
+from recsys_lib.metrics.mse import compute_mse
+from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+
+
+def compute_weighted_avg(weighted_sum: torch.Tensor, weighted_num_samples: torch.Tensor) -> torch.Tensor:
+    return compute_mse(weighted_sum, weighted_num_samples)  # the same guarded ratio
+
+
+def get_weighted_avg_states(
+    labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor
+) -> Dict[str, torch.Tensor]:
+    w = weights.to(torch.double)
+    return {"weighted_sum": (w * predictions.to(torch.double)).sum(-1), "weighted_num_samples": w.sum(-1)}
+
+
+class WeightedAvgComputation(RecMetricComputation):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_sum_state("weighted_sum")
+        self._add_sum_state("weighted_num_samples")
+
+    def update(
+        self,
+        *,
+        predictions: Optional[torch.Tensor],
+        labels: torch.Tensor,
+        weights: Optional[torch.Tensor],
+        **kwargs: Dict[str, Any],
+    ) -> None:
+        if predictions is None or weights is None:
+            raise ValueError("WeightedAvgMetric needs predictions and weights")
+        self._accumulate(get_weighted_avg_states(labels, predictions, weights), predictions.shape[-1])
+
+    def _compute(self) -> List[MetricComputationReport]:
+        return self._lifetime_and_window(
+            MetricName.WEIGHTED_AVG, lambda s: compute_weighted_avg(s["weighted_sum"], s["weighted_num_samples"])
+        )
+
+
+class WeightedAvgMetric(RecMetric):
+    _namespace = MetricNamespace.WEIGHTED_AVG
+    _computation_class = WeightedAvgComputation
