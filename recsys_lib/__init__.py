@@ -10,5 +10,6 @@ from recsys_lib.streamable import Multistreamable, Pipelineable  # noqa: F401
 from recsys_lib.types import DataType  # noqa: F401
 
 # -- sparse types (issue: foundations) --
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor  # noqa: F401
 # -- modules (issue: modules/models/optimizers) --
 # -- subpackages imported for their side effects, as torchrec does (distributed, quant, fx) --

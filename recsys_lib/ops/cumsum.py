@@ -1,0 +1,39 @@
+"""Lengths → offsets (complete cumulative sum with a leading zero).
+
+::
+
+    lengths = [2, 0, 1]  ->  offsets = [0, 2, 2, 3]      # offsets: (N+1,)
+"""
+
+import torch
+
+from recsys_lib.ops._fbgemm import FBGEMM_AVAILABLE
+
+
+def complete_cumsum_reference(lengths: torch.Tensor) -> torch.Tensor:
+    """Plain torch: ``cat([0], cumsum(lengths))`` in the dtype of ``lengths``."""
+    out = torch.empty(lengths.numel() + 1, dtype=lengths.dtype, device=lengths.device)
+    out[0] = 0
+    torch.cumsum(lengths.view(-1), 0, out=out[1:])
+    return out
+
+
+def complete_cumsum_fbgemm(lengths: torch.Tensor) -> torch.Tensor:
+    """``fbgemm.asynchronous_complete_cumsum`` (one kernel, no host sync)."""
+    return torch.ops.fbgemm.asynchronous_complete_cumsum(lengths.view(-1))
+
+
+def _complete_cumsum_fast(lengths: torch.Tensor) -> torch.Tensor:
+    if lengths.dtype == torch.int32 or lengths.dtype == torch.int64:
+        return complete_cumsum_fbgemm(lengths)
+    return complete_cumsum_reference(lengths)
+
+
+# The dispatch is chosen once at import (TorchScript cannot read a global flag): offsets of a jagged dimension
+# from its lengths, ``(N,) -> (N+1,)``.
+complete_cumsum = _complete_cumsum_fast if FBGEMM_AVAILABLE else complete_cumsum_reference
+
+
+def lengths_from_offsets(offsets: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`complete_cumsum`: ``offsets[1:] - offsets[:-1]``."""
+    return offsets[1:] - offsets[:-1]

@@ -1,0 +1,113 @@
+"""Reorder contiguous segments of jagged data (the kernel behind ``KJT.permute``, ``split``-free regrouping and
+``dist_init``'s rank-major → key-major recat).
+
+A 2-D jagged batch has rows (keys) of lengths; values are stored row after row::
+
+    lengths (F=2, B=3)      values
+    f0: [2, 0, 1]           [a a | | b]
+    f1: [1, 1, 2]           [c | d | e e]
+    permute [1, 0]  ->  lengths [[1,1,2],[2,0,1]], values [c d e e a a b]
+
+Three variants, all returning ``(lengths, values, weights)``:
+
+* ``*_reference``: one gather index built with plain torch (readable, no host sizes needed);
+* ``*_fbgemm``: ``fbgemm.permute_2D_sparse_data``;
+* ``permute_rows_by_sizes``: the fast path when the per-row value counts are known on the host (a KJT's
+  ``length_per_key``): the rows are contiguous, so the result is one ``torch.cat`` of views — a single memory copy.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+
+from recsys_lib.ops.cumsum import complete_cumsum
+
+
+def _gather_index(row_sizes: torch.Tensor, permute: torch.Tensor) -> torch.Tensor:
+    # Index into the flat data so that out = data[index] concatenates rows in `permute` order.
+    starts = complete_cumsum(row_sizes)[:-1]
+    out_sizes = row_sizes.index_select(0, permute)
+    total = int(out_sizes.sum().item())
+    out_starts = complete_cumsum(out_sizes)[:-1]
+    src_start = starts.index_select(0, permute)
+    pos = torch.arange(total, device=row_sizes.device, dtype=torch.int64)
+    shift = torch.repeat_interleave((src_start - out_starts).to(torch.int64), out_sizes.to(torch.int64), output_size=total)
+    return pos + shift
+
+
+def permute_2d_sparse_data_reference(
+    permute: torch.Tensor, lengths: torch.Tensor, values: torch.Tensor, weights: Optional[torch.Tensor] = None
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Plain torch. ``lengths``: (F, B); ``permute``: (F',) row ids (repeats allowed); values/weights: (sum(L), ...)."""
+    permute = permute.to(torch.int64)
+    index = _gather_index(lengths.sum(1), permute)
+    out_weights: Optional[torch.Tensor] = None
+    if weights is not None:
+        out_weights = weights.index_select(0, index)
+    return lengths.index_select(0, permute), values.index_select(0, index), out_weights
+
+
+def permute_2d_sparse_data_fbgemm(
+    permute: torch.Tensor, lengths: torch.Tensor, values: torch.Tensor, weights: Optional[torch.Tensor] = None
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """``fbgemm.permute_2D_sparse_data`` (lengths must be int32/int64, permute int32)."""
+    out = torch.ops.fbgemm.permute_2D_sparse_data(permute.to(torch.int32), lengths, values, weights, None)
+    return out[0], out[1], out[2]
+
+
+def permute_1d_segments_reference(
+    permute: torch.Tensor, segment_lengths: torch.Tensor, values: torch.Tensor, weights: Optional[torch.Tensor] = None
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Reorder variable-size segments: segment ``i`` holds ``segment_lengths[i]`` consecutive values."""
+    permute = permute.to(torch.int64)
+    index = _gather_index(segment_lengths, permute)
+    out_weights: Optional[torch.Tensor] = None
+    if weights is not None:
+        out_weights = weights.index_select(0, index)
+    return segment_lengths.index_select(0, permute), values.index_select(0, index), out_weights
+
+
+def permute_1d_segments_fbgemm(
+    permute: torch.Tensor, segment_lengths: torch.Tensor, values: torch.Tensor, weights: Optional[torch.Tensor] = None
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """``fbgemm.permute_1D_sparse_data``."""
+    out = torch.ops.fbgemm.permute_1D_sparse_data(permute.to(torch.int32), segment_lengths, values, weights, None)
+    return out[0], out[1], out[2]
+
+
+def permute_by_sizes(data: torch.Tensor, sizes: List[int], order: List[int]) -> torch.Tensor:
+    """``cat([chunk_i for i in order])`` where ``data`` is cut into chunks of ``sizes`` along dim 0 (host sizes)."""
+    if len(order) == len(sizes):
+        identity = True
+        for i, o in enumerate(order):
+            if i != o:
+                identity = False
+                break
+        if identity:
+            return data
+    chunks = torch.split(data, sizes)
+    if len(order) == 1:
+        return chunks[order[0]]
+    return torch.cat([chunks[i] for i in order])
+
+
+def permute_rows_by_sizes(
+    order: List[int],
+    row_lengths: List[int],
+    row_value_sizes: List[int],
+    lengths: torch.Tensor,
+    values: torch.Tensor,
+    weights: Optional[torch.Tensor] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Fast path: rows of ``row_lengths[i]`` lengths holding ``row_value_sizes[i]`` values, moved in one cat each.
+
+    Works for equal (``lengths`` (F*B,)) and variable (VBE) rows alike; no host sync.
+    """
+    out_weights: Optional[torch.Tensor] = None
+    if weights is not None:
+        out_weights = permute_by_sizes(weights, row_value_sizes, order)
+    return (
+        permute_by_sizes(lengths.view(-1), row_lengths, order),
+        permute_by_sizes(values, row_value_sizes, order),
+        out_weights,
+    )

@@ -1,0 +1,672 @@
+"""``KeyedJaggedTensor``: a batch of jagged features, one jagged dimension per key, stored key-major.
+
+::
+
+    keys = ["f1", "f2"], stride (B) = 3
+              b0      b1    b2
+      f1   [1, 2]    []    [3]
+      f2   [4]       [5]   [6, 7]
+    lengths = [2, 0, 1, 1, 1, 2]       # (F*B,)
+    values  = [1, 2, 3, 4, 5, 6, 7]    # (sum(L),)
+    offsets = [0, 2, 2, 3, 4, 5, 7]    # (F*B+1,)
+
+Variable batch per key (VBE): ``stride_per_key_per_rank[f][r]`` is the batch of key ``f`` from rank ``r``;
+lengths then hold ``sum_r stride_per_key_per_rank[f][r]`` entries for key ``f``.
+
+Host-side caches (TorchRec's names): ``_length_per_key``, ``_offset_per_key``, ``_index_per_key``, ``_jt_dict``,
+``_lengths_offset_per_key``, ``_stride_per_key``. ``sync()`` fills the per-key lengths (one host sync),
+``unsync()`` drops the caches. Host syncs happen only in: ``sync``/``*_sync`` constructors, ``length_per_key``,
+``offset_per_key`` and what needs them (``__getitem__``, ``to_dict``, ``split``, ``permute``, ``dist_splits``) when
+the cache is empty, ``dist_init`` for VBE, and ``to_padded_dense`` without ``desired_length``.
+"""
+
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+
+from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
+from recsys_lib.ops.permute import permute_rows_by_sizes
+from recsys_lib.sparse import _kjt_ops as ops
+from recsys_lib.sparse._checks import check_jagged_parts, check_keys
+from recsys_lib.sparse._jagged import JaggedTensor
+from recsys_lib.sparse._kjt_checks import check_kjt_layout, check_lengths_sum
+from recsys_lib.sparse._kjt_dist import dist_init_parts
+from recsys_lib.sparse._meta import JaggedTensorMeta
+from recsys_lib.sparse._utils import cumsum_list, optional_to
+from recsys_lib.streamable import Pipelineable
+
+
+class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
+    """Keyed batch of jagged features (the input of every embedding module).
+
+    Args:
+        keys (List[str]): feature names, ``F`` of them.
+        values (Tensor): ids of every (key, sample) bag, key-major, (sum(L),).
+        weights (Optional[Tensor]): one weight per value, (sum(L),).
+        lengths (Optional[Tensor]): bag sizes, key-major, (F*B,). One of lengths/offsets is required.
+        offsets (Optional[Tensor]): ``[0, cumsum(lengths)]``, (F*B+1,).
+        stride (Optional[int]): batch size ``B``; default ``lengths.numel() // F``.
+        stride_per_key_per_rank (Optional[List[List[int]]]): VBE batch sizes ``[F][W]``.
+        stride_per_key, length_per_key, lengths_offset_per_key, offset_per_key, index_per_key, jt_dict:
+            precomputed caches (trusted, not checked).
+        inverse_indices (Optional[Tuple[List[str], Tensor]]): VBE keys and (F, B) indices expanding each key's
+            deduplicated batch back to the full batch.
+
+    Example::
+
+        kjt = KeyedJaggedTensor.from_lengths_sync(
+            keys=["f1", "f2"], values=torch.arange(1, 8), lengths=torch.tensor([2, 0, 1, 1, 1, 2]))
+        kjt["f2"].values()  # tensor([4, 5, 6, 7])
+    """
+
+    def __init__(
+        self,
+        keys: List[str],
+        values: torch.Tensor,
+        weights: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
+        offsets: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None,
+        stride_per_key_per_rank: Optional[Union[List[List[int]], torch.Tensor]] = None,
+        stride_per_key: Optional[List[int]] = None,
+        length_per_key: Optional[List[int]] = None,
+        lengths_offset_per_key: Optional[List[int]] = None,
+        offset_per_key: Optional[List[int]] = None,
+        index_per_key: Optional[Dict[str, int]] = None,
+        jt_dict: Optional[Dict[str, JaggedTensor]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+    ) -> None:
+        spkpr: Optional[List[List[int]]] = None
+        if stride_per_key_per_rank is not None:
+            if isinstance(stride_per_key_per_rank, torch.Tensor):
+                as_list: List[List[int]] = stride_per_key_per_rank.tolist()
+                spkpr = as_list
+            else:
+                spkpr = stride_per_key_per_rank
+        if not torch.jit.is_scripting():
+            keys = check_keys("KeyedJaggedTensor", keys)
+            check_jagged_parts("KeyedJaggedTensor", values, weights, lengths, offsets)
+            check_kjt_layout(keys, values, lengths, offsets, stride, spkpr)
+        if lengths is None and offsets is None:
+            raise ValueError("KeyedJaggedTensor: one of lengths or offsets is required")
+        self._keys: List[str] = keys
+        self._values: torch.Tensor = values
+        self._weights: Optional[torch.Tensor] = weights
+        self._lengths: Optional[torch.Tensor] = lengths
+        self._offsets: Optional[torch.Tensor] = offsets
+        self._stride: Optional[int] = stride
+        self._stride_per_key_per_rank: Optional[List[List[int]]] = spkpr
+        self._variable_stride_per_key: bool = spkpr is not None
+        if spkpr is not None and stride_per_key is None:
+            stride_per_key = ops.stride_per_key_from_rank(spkpr)
+        self._stride_per_key: Optional[List[int]] = stride_per_key
+        self._length_per_key: Optional[List[int]] = length_per_key
+        self._offset_per_key: Optional[List[int]] = offset_per_key
+        self._lengths_offset_per_key: Optional[List[int]] = lengths_offset_per_key
+        self._index_per_key: Optional[Dict[str, int]] = index_per_key
+        self._jt_dict: Optional[Dict[str, JaggedTensor]] = jt_dict
+        self._inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = inverse_indices
+
+    # ----- constructors -----
+    @staticmethod
+    def from_offsets_sync(
+        keys: List[str],
+        values: torch.Tensor,
+        offsets: torch.Tensor,
+        weights: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None,
+        stride_per_key_per_rank: Optional[List[List[int]]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+    ) -> "KeyedJaggedTensor":
+        kjt = KeyedJaggedTensor(
+            keys=keys, values=values, weights=weights, offsets=offsets, stride=stride,
+            stride_per_key_per_rank=stride_per_key_per_rank, inverse_indices=inverse_indices,
+            lengths=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+        )
+        return kjt.sync()
+
+    @staticmethod
+    def from_lengths_sync(
+        keys: List[str],
+        values: torch.Tensor,
+        lengths: torch.Tensor,
+        weights: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None,
+        stride_per_key_per_rank: Optional[List[List[int]]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+    ) -> "KeyedJaggedTensor":
+        kjt = KeyedJaggedTensor(
+            keys=keys, values=values, weights=weights, lengths=lengths, stride=stride,
+            stride_per_key_per_rank=stride_per_key_per_rank, inverse_indices=inverse_indices,
+            offsets=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+        )
+        return kjt.sync()
+
+    @staticmethod
+    def concat(kjt_list: List["KeyedJaggedTensor"]) -> "KeyedJaggedTensor":
+        """Keys, values, lengths and weights of all KJTs one after another (batch sizes may differ: VBE)."""
+        if len(kjt_list) == 0:
+            raise ValueError("concat: expected at least one KeyedJaggedTensor")
+        if len(kjt_list) == 1:
+            return kjt_list[0]
+        keys: List[str] = []
+        length_per_key: Optional[List[int]] = []
+        variable = False
+        first_stride = kjt_list[0].stride()
+        for kjt in kjt_list:
+            keys.extend(kjt.keys())
+            if kjt.variable_stride_per_key() or kjt.stride() != first_stride:
+                variable = True
+            lpk = kjt.length_per_key_or_none()
+            if lpk is None or length_per_key is None:
+                length_per_key = None
+            else:
+                length_per_key.extend(lpk)
+        spkpr: Optional[List[List[int]]] = None
+        if variable:
+            spkpr = []
+            for kjt in kjt_list:
+                spkpr.extend(kjt._spkpr_or_uniform())
+        return KeyedJaggedTensor(
+            keys=keys,
+            values=torch.cat([k.values() for k in kjt_list]),
+            weights=ops.concat_optional([k.weights_or_none() for k in kjt_list], "weights"),
+            lengths=torch.cat([k.lengths() for k in kjt_list]),
+            stride=None if variable else first_stride,
+            stride_per_key_per_rank=spkpr,
+            length_per_key=length_per_key,
+            offset_per_key=None if length_per_key is None else cumsum_list(length_per_key),
+            offsets=None,
+            stride_per_key=None,
+            lengths_offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    @staticmethod
+    def empty(
+        is_weighted: bool = False,
+        device: Optional[torch.device] = None,
+        values_dtype: Optional[torch.dtype] = None,
+        weights_dtype: Optional[torch.dtype] = None,
+        lengths_dtype: torch.dtype = torch.int32,
+    ) -> "KeyedJaggedTensor":
+        weights = torch.empty(0, dtype=weights_dtype, device=device) if is_weighted else None
+        return KeyedJaggedTensor(
+            keys=[],
+            values=torch.empty(0, dtype=values_dtype, device=device),
+            weights=weights,
+            lengths=torch.empty(0, dtype=lengths_dtype, device=device),
+            stride=0,
+            offsets=None,
+            stride_per_key_per_rank=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    @staticmethod
+    def empty_like(kjt: "KeyedJaggedTensor") -> "KeyedJaggedTensor":
+        w = kjt.weights_or_none()
+        return KeyedJaggedTensor(
+            keys=[],
+            values=torch.empty(0, dtype=kjt.values().dtype, device=kjt.device()),
+            weights=None if w is None else torch.empty(0, dtype=w.dtype, device=w.device),
+            lengths=torch.empty(0, dtype=kjt.lengths().dtype, device=kjt.device()),
+            stride=kjt.stride(),
+            offsets=None,
+            stride_per_key_per_rank=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    @staticmethod
+    def from_jt_dict(jt_dict: Dict[str, JaggedTensor]) -> "KeyedJaggedTensor":
+        """Keys in dict order; per-key batch sizes may differ (then the KJT is VBE)."""
+        keys = list(jt_dict.keys())
+        if len(keys) == 0:
+            raise ValueError("from_jt_dict: expected at least one JaggedTensor")
+        jts = list(jt_dict.values())
+        strides = [jt.lengths().numel() for jt in jts]
+        variable = min(strides) != max(strides)
+        return KeyedJaggedTensor(
+            keys=keys,
+            values=torch.cat([jt.values() for jt in jts]),
+            weights=ops.concat_optional([jt.weights_or_none() for jt in jts], "weights"),
+            lengths=torch.cat([jt.lengths() for jt in jts]),
+            stride=None if variable else strides[0],
+            stride_per_key_per_rank=[[s] for s in strides] if variable else None,
+            offsets=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    # ----- accessors -----
+    def keys(self) -> List[str]:
+        return self._keys
+
+    def values(self) -> torch.Tensor:
+        return self._values
+
+    def weights(self) -> torch.Tensor:
+        w = self._weights
+        if w is None:
+            raise ValueError("KeyedJaggedTensor has no weights (use weights_or_none())")
+        return w
+
+    def weights_or_none(self) -> Optional[torch.Tensor]:
+        return self._weights
+
+    def lengths(self) -> torch.Tensor:
+        lengths = self._lengths
+        if lengths is None:
+            offsets = self._offsets
+            assert offsets is not None
+            lengths = lengths_from_offsets(offsets)
+            self._lengths = lengths
+        return lengths
+
+    def lengths_or_none(self) -> Optional[torch.Tensor]:
+        return self._lengths
+
+    def offsets(self) -> torch.Tensor:
+        offsets = self._offsets
+        if offsets is None:
+            lengths = self._lengths
+            assert lengths is not None
+            offsets = complete_cumsum(lengths)
+            self._offsets = offsets
+        return offsets
+
+    def offsets_or_none(self) -> Optional[torch.Tensor]:
+        return self._offsets
+
+    def device(self) -> torch.device:
+        return self._values.device
+
+    def stride(self) -> int:
+        stride = self._stride
+        if stride is None:
+            spk = self._stride_per_key
+            if spk is not None:
+                stride = max(spk) if len(spk) > 0 else 0
+            elif len(self._keys) == 0:
+                stride = 0
+            else:
+                lengths = self._lengths
+                n = lengths.numel() if lengths is not None else self.offsets().numel() - 1
+                stride = n // len(self._keys)
+            self._stride = stride
+        return stride
+
+    def stride_per_key(self) -> List[int]:
+        spk = self._stride_per_key
+        if spk is None:
+            spk = [self.stride()] * len(self._keys)
+            self._stride_per_key = spk
+        return spk
+
+    def stride_per_key_per_rank(self) -> List[List[int]]:
+        return self._spkpr_or_uniform()
+
+    def _spkpr_or_uniform(self) -> List[List[int]]:
+        spkpr = self._stride_per_key_per_rank
+        if spkpr is None:
+            return [[self.stride()] for _ in range(len(self._keys))]
+        return spkpr
+
+    def variable_stride_per_key(self) -> bool:
+        return self._variable_stride_per_key
+
+    def inverse_indices(self) -> Tuple[List[str], torch.Tensor]:
+        ii = self._inverse_indices
+        if ii is None:
+            raise ValueError("KeyedJaggedTensor has no inverse_indices (use inverse_indices_or_none())")
+        return ii
+
+    def inverse_indices_or_none(self) -> Optional[Tuple[List[str], torch.Tensor]]:
+        return self._inverse_indices
+
+    def _key_indices(self) -> Dict[str, List[int]]:
+        return ops.key_indices(self._keys)
+
+    def length_per_key(self) -> List[int]:
+        """Values per key (host sync when not cached)."""
+        lpk = self._length_per_key
+        if lpk is None:
+            lpk = ops.compute_length_per_key(self.lengths(), len(self._keys), self._stride_per_key)
+            self._length_per_key = lpk
+        return lpk
+
+    def length_per_key_or_none(self) -> Optional[List[int]]:
+        return self._length_per_key
+
+    def offset_per_key(self) -> List[int]:
+        opk = self._offset_per_key
+        if opk is None:
+            opk = cumsum_list(self.length_per_key())
+            self._offset_per_key = opk
+        return opk
+
+    def offset_per_key_or_none(self) -> Optional[List[int]]:
+        return self._offset_per_key
+
+    def lengths_offset_per_key(self) -> List[int]:
+        lopk = self._lengths_offset_per_key
+        if lopk is None:
+            lopk = cumsum_list(self.stride_per_key())
+            self._lengths_offset_per_key = lopk
+        return lopk
+
+    def index_per_key(self) -> Dict[str, int]:
+        ipk = self._index_per_key
+        if ipk is None:
+            new_ipk: Dict[str, int] = {}
+            for i, k in enumerate(self._keys):
+                new_ipk[k] = i
+            self._index_per_key = new_ipk
+            return new_ipk
+        return ipk
+
+    def sync(self) -> "KeyedJaggedTensor":
+        """Fill the per-key caches now (one host sync); checks that the lengths add up to the values."""
+        if not torch.jit.is_scripting():
+            check_lengths_sum(self._keys, self.length_per_key(), self._values, self.lengths())
+        self.length_per_key()
+        self.offset_per_key()
+        return self
+
+    def unsync(self) -> "KeyedJaggedTensor":
+        self._length_per_key = None
+        self._offset_per_key = None
+        return self
+
+    # ----- restructuring -----
+    def __getitem__(self, key: str) -> JaggedTensor:
+        jt_dict = self._jt_dict
+        if jt_dict is not None and key in jt_dict:
+            return jt_dict[key]
+        ipk = self.index_per_key()
+        if key not in ipk:
+            raise KeyError(f"KeyedJaggedTensor has no key '{key}'; keys are {self._keys}")
+        i = ipk[key]
+        opk = self.offset_per_key()
+        lopk = self.lengths_offset_per_key()
+        start, end = opk[i], opk[i + 1]
+        lengths = self.lengths()[lopk[i] : lopk[i + 1]]
+        w = self._weights
+        return JaggedTensor(
+            values=self._values[start:end],
+            weights=None if w is None else w[start:end],
+            lengths=lengths,
+        )
+
+    def to_dict(self, compute_offsets: bool = True) -> Dict[str, JaggedTensor]:
+        """Per-key JTs (views, offsets rebased to 0); cached in ``_jt_dict``."""
+        jt_dict = self._jt_dict
+        if jt_dict is None:
+            spk: Optional[List[int]] = self._stride_per_key if self._variable_stride_per_key else None
+            jt_dict = ops.jt_dict_from_parts(
+                self._keys, self._values, self._weights, self.lengths(), self.length_per_key(), spk, compute_offsets
+            )
+            self._jt_dict = jt_dict
+        return jt_dict
+
+    def split(self, segments: List[int]) -> List["KeyedJaggedTensor"]:
+        """Consecutive groups of ``segments[i]`` keys; tensors are views of this KJT's."""
+        ops.check_segments(segments, len(self._keys))
+        opk = self.offset_per_key()
+        lpk = self.length_per_key()
+        lopk = self.lengths_offset_per_key()
+        spk = self.stride_per_key()
+        variable = self._variable_stride_per_key
+        lengths = self.lengths()
+        out: List[KeyedJaggedTensor] = []
+        start = 0
+        for seg in segments:
+            end = start + seg
+            v0, v1 = opk[start], opk[end]
+            w = self._weights
+            spkpr: Optional[List[List[int]]] = None
+            if variable:
+                spkpr = self._spkpr_or_uniform()[start:end]
+            out.append(
+                KeyedJaggedTensor(
+                    keys=self._keys[start:end],
+                    values=self._values[v0:v1],
+                    weights=None if w is None else w[v0:v1],
+                    lengths=lengths[lopk[start] : lopk[end]],
+                    stride=self.stride(),
+                    stride_per_key_per_rank=spkpr,
+                    stride_per_key=spk[start:end],
+                    length_per_key=lpk[start:end],
+                    offset_per_key=[o - v0 for o in opk[start : end + 1]],
+                    inverse_indices=self._inverse_indices,
+                    offsets=None,
+                    lengths_offset_per_key=None,
+                    index_per_key=None,
+                    jt_dict=None,
+                )
+            )
+            start = end
+        return out
+
+    def permute(self, indices: List[int], indices_tensor: Optional[torch.Tensor] = None) -> "KeyedJaggedTensor":
+        """Keys reordered (and possibly repeated or dropped) as ``[keys[i] for i in indices]``."""
+        ops.check_permute(indices, len(self._keys))
+        lpk = self.length_per_key()
+        spk = self.stride_per_key()
+        lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), self._values, self._weights)
+        new_lpk = [lpk[i] for i in indices]
+        spkpr: Optional[List[List[int]]] = None
+        if self._variable_stride_per_key:
+            full = self._spkpr_or_uniform()
+            spkpr = [full[i] for i in indices]
+        return KeyedJaggedTensor(
+            keys=[self._keys[i] for i in indices],
+            values=values,
+            weights=weights,
+            lengths=lengths,
+            stride=self.stride(),
+            stride_per_key_per_rank=spkpr,
+            stride_per_key=[spk[i] for i in indices],
+            length_per_key=new_lpk,
+            offset_per_key=cumsum_list(new_lpk),
+            inverse_indices=self._inverse_indices,
+            offsets=None,
+            lengths_offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+        )
+
+    def flatten_lengths(self) -> "KeyedJaggedTensor":
+        return KeyedJaggedTensor(
+            keys=self._keys,
+            values=self._values,
+            weights=self._weights,
+            lengths=self.lengths().view(-1),
+            stride=self._stride,
+            stride_per_key_per_rank=self._stride_per_key_per_rank,
+            length_per_key=self._length_per_key,
+            offset_per_key=self._offset_per_key,
+            inverse_indices=self._inverse_indices,
+            offsets=None,
+            stride_per_key=None,
+            lengths_offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+        )
+
+    # ----- devices and streams -----
+    def to(
+        self, device: torch.device, non_blocking: bool = False, dtype: Optional[torch.dtype] = None
+    ) -> "KeyedJaggedTensor":
+        """Copy to ``device``; ``dtype`` (if given) converts the weights."""
+        w = self._weights
+        if w is not None:
+            w = w.to(device, non_blocking=non_blocking) if dtype is None else w.to(device, dtype, non_blocking=non_blocking)
+        return KeyedJaggedTensor(
+            keys=self._keys,
+            values=self._values.to(device, non_blocking=non_blocking),
+            weights=w,
+            lengths=optional_to(self._lengths, device, non_blocking),
+            offsets=optional_to(self._offsets, device, non_blocking),
+            stride=self._stride,
+            stride_per_key_per_rank=self._stride_per_key_per_rank,
+            stride_per_key=self._stride_per_key,
+            length_per_key=self._length_per_key,
+            lengths_offset_per_key=self._lengths_offset_per_key,
+            offset_per_key=self._offset_per_key,
+            index_per_key=self._index_per_key,
+            inverse_indices=self._inverse_indices_to(device, non_blocking),
+            jt_dict=None,
+        )
+
+    def _inverse_indices_to(
+        self, device: torch.device, non_blocking: bool
+    ) -> Optional[Tuple[List[str], torch.Tensor]]:
+        ii = self._inverse_indices
+        if ii is None:
+            return None
+        return ii[0], ii[1].to(device, non_blocking=non_blocking)
+
+    @torch.jit.unused
+    def pin_memory(self) -> "KeyedJaggedTensor":
+        """Copy into page-locked host memory (needs an accelerator runtime, as ``Tensor.pin_memory``)."""
+        w, lengths, offsets = self._weights, self._lengths, self._offsets
+        ii = self._inverse_indices
+        return KeyedJaggedTensor(
+            keys=self._keys,
+            values=self._values.pin_memory(),
+            weights=None if w is None else w.pin_memory(),
+            lengths=None if lengths is None else lengths.pin_memory(),
+            offsets=None if offsets is None else offsets.pin_memory(),
+            stride=self._stride,
+            stride_per_key_per_rank=self._stride_per_key_per_rank,
+            length_per_key=self._length_per_key,
+            offset_per_key=self._offset_per_key,
+            inverse_indices=None if ii is None else (ii[0], ii[1].pin_memory()),
+            stride_per_key=None,
+            lengths_offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+        )
+
+    @torch.jit.unused
+    def record_stream(self, stream: torch.Stream) -> None:
+        for t in (self._values, self._weights, self._lengths, self._offsets):
+            if t is not None:
+                t.record_stream(stream)
+
+    def size_in_bytes(self) -> int:
+        total = self._values.numel() * self._values.element_size()
+        for t in (self._weights, self._lengths, self._offsets):
+            if t is not None:
+                total += t.numel() * t.element_size()
+        return total
+
+    # ----- distribution (all-to-all of KJTs) -----
+    def dist_labels(self) -> List[str]:
+        labels = ["lengths", "values"]
+        if self._variable_stride_per_key:
+            labels.append("strides")
+        if self._weights is not None:
+            labels.append("weights")
+        return labels
+
+    def dist_splits(self, key_splits: List[int]) -> List[List[int]]:
+        """Per label, how many elements go to each destination that receives ``key_splits[d]`` consecutive keys."""
+        ops.check_segments(key_splits, len(self._keys))
+        return _dist_splits(key_splits, self.stride_per_key(), self.length_per_key(),
+                            self._variable_stride_per_key, self._weights is not None)
+
+    def dist_tensors(self) -> List[torch.Tensor]:
+        tensors = [self.lengths(), self._values]
+        if self._variable_stride_per_key:
+            tensors.append(torch.tensor(self.stride_per_key(), dtype=torch.int64, device=self.device()))
+        w = self._weights
+        if w is not None:
+            tensors.append(w)
+        return tensors
+
+    @staticmethod
+    def dist_init(
+        keys: List[str],
+        tensors: List[torch.Tensor],
+        variable_stride_per_key: bool,
+        num_workers: int,
+        recat: Optional[torch.Tensor],
+        stride_per_rank: Optional[List[int]],
+        stagger: int = 1,
+    ) -> "KeyedJaggedTensor":
+        """Rebuild the local KJT after the all-to-all (see ``_kjt_dist.dist_init_parts`` for the layout)."""
+        lengths, values, weights, stride, spkpr = dist_init_parts(
+            keys, tensors, variable_stride_per_key, num_workers, recat, stride_per_rank, stagger
+        )
+        return KeyedJaggedTensor(
+            keys=keys, values=values, weights=weights, lengths=lengths, stride=stride,
+            stride_per_key_per_rank=spkpr,
+            offsets=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    @torch.jit.unused
+    def __str__(self) -> str:
+        if len(self._keys) == 0:
+            return "KeyedJaggedTensor()"
+        lines = ["KeyedJaggedTensor({"]
+        for k, jt in self.to_dict().items():
+            lines.append(f'    "{k}": {[t.tolist() for t in jt.to_dense()]}')
+        lines.append("})")
+        return "\n".join(lines)
+
+
+def _dist_splits(
+    key_splits: List[int], stride_per_key: List[int], length_per_key: List[int], variable: bool, weighted: bool
+) -> List[List[int]]:
+    lengths_splits: List[int] = []
+    values_splits: List[int] = []
+    start = 0
+    for n in key_splits:
+        lengths_splits.append(sum(stride_per_key[start : start + n]))
+        values_splits.append(sum(length_per_key[start : start + n]))
+        start += n
+    out = [lengths_splits, values_splits]
+    if variable:
+        out.append(list(key_splits))
+    if weighted:
+        out.append(values_splits)
+    return out

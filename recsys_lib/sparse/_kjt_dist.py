@@ -1,0 +1,92 @@
+"""``KeyedJaggedTensor.dist_init``: rebuild the local batch after the KJT all-to-all.
+
+What arrives from ``W`` workers is rank-major: for every source rank ``w`` the local keys ``f`` in order, each with
+that rank's batch ``B_w``::
+
+    received lengths: [w0 f0 (B_0) | w0 f1 (B_0) | w1 f0 (B_1) | w1 f1 (B_1)]
+    recat (W*F,):      output segment i takes input segment recat[i]; key-major output =
+                       [f0 w0 | f0 w1 | f1 w0 | f1 w1]  with recat = [0, 2, 1, 3]
+
+``tensors`` = ``[lengths, values]`` (+ ``strides`` (W*F,) for VBE, holding each (rank, key) batch size) (+ ``weights``),
+the order of ``KeyedJaggedTensor.dist_labels()``. ``stagger`` is accepted for TorchRec's signature: the staggered
+rank order (TWRW) is carried entirely by ``recat``.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+
+from recsys_lib.ops.permute import permute_by_sizes
+
+
+def _segment_value_sizes(lengths: torch.Tensor, segment_lengths: List[int]) -> List[int]:
+    if len(segment_lengths) == 0:
+        return []
+    seg = torch.tensor([0] + segment_lengths, dtype=torch.int64, device=lengths.device).cumsum(0)
+    running = torch.cat([lengths.new_zeros(1).to(torch.int64), lengths.view(-1).to(torch.int64).cumsum(0)])
+    sizes: List[int] = (running.index_select(0, seg[1:]) - running.index_select(0, seg[:-1])).tolist()
+    return sizes
+
+
+def dist_init_parts(
+    keys: List[str],
+    tensors: List[torch.Tensor],
+    variable_stride_per_key: bool,
+    num_workers: int,
+    recat: Optional[torch.Tensor],
+    stride_per_rank: Optional[List[int]],
+    stagger: int = 1,
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[int], Optional[List[List[int]]]]:
+    """Returns ``(lengths, values, weights, stride, stride_per_key_per_rank)`` of the key-major local KJT."""
+    num_keys = len(keys)
+    expected = 2 + (1 if variable_stride_per_key else 0)
+    if len(tensors) != expected and len(tensors) != expected + 1:
+        raise ValueError(
+            f"dist_init: expected {expected} tensors (+1 with weights) for variable_stride_per_key="
+            f"{variable_stride_per_key}, got {len(tensors)}"
+        )
+    lengths, values = tensors[0], tensors[1]
+    weights: Optional[torch.Tensor] = None
+    if len(tensors) == expected + 1:
+        weights = tensors[-1]
+    if num_workers <= 0:
+        raise ValueError(f"dist_init: num_workers must be > 0, got {num_workers}")
+    if variable_stride_per_key:
+        strides: List[int] = tensors[2].view(-1).tolist()
+        if len(strides) != num_workers * num_keys:
+            raise ValueError(
+                f"dist_init: strides has {len(strides)} entries, expected num_workers * len(keys) = "
+                f"{num_workers * num_keys}"
+            )
+        segment_lengths = strides
+    else:
+        if stride_per_rank is None:
+            per = lengths.numel() // max(num_workers * num_keys, 1)
+            stride_per_rank = [per] * num_workers
+        if len(stride_per_rank) != num_workers:
+            raise ValueError(f"dist_init: stride_per_rank has {len(stride_per_rank)} entries for {num_workers} workers")
+        segment_lengths = []
+        for w in range(num_workers):
+            for _ in range(num_keys):
+                segment_lengths.append(stride_per_rank[w])
+    if recat is not None and recat.numel() > 0:
+        order: List[int] = recat.view(-1).tolist()
+        value_sizes = _segment_value_sizes(lengths, segment_lengths)
+        lengths_out = permute_by_sizes(lengths.view(-1), segment_lengths, order)
+        values = permute_by_sizes(values, value_sizes, order)
+        if weights is not None:
+            weights = permute_by_sizes(weights, value_sizes, order)
+        lengths = lengths_out
+        segment_lengths = [segment_lengths[i] for i in order]
+    if not variable_stride_per_key:
+        assert stride_per_rank is not None
+        return lengths, values, weights, sum(stride_per_rank), None
+    # VBE: with a recat the segments are now key-major ([f][w]); without one they are still rank-major ([w][f]),
+    # which is only a valid KJT for a single worker.
+    spkpr: List[List[int]] = []
+    for f in range(num_keys):
+        if recat is not None and recat.numel() > 0:
+            spkpr.append(segment_lengths[f * num_workers : (f + 1) * num_workers])
+        else:
+            spkpr.append([segment_lengths[w * num_keys + f] for w in range(num_workers)])
+    return lengths, values, weights, None, spkpr

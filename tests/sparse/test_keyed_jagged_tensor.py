@@ -1,0 +1,148 @@
+"""KeyedJaggedTensor: golden values (TorchRec 1.8.0, reference §2.2) and behaviour against hand-computed layouts."""
+
+import pytest
+import torch
+
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, kjt_is_equal
+
+
+def golden():
+    # keys f1, f2; B = 3:  f1: [1,2] [] [3]   f2: [4] [5] [6,7]
+    return KeyedJaggedTensor.from_lengths_sync(
+        keys=["f1", "f2"], values=torch.arange(1, 8), lengths=torch.tensor([2, 0, 1, 1, 1, 2])
+    )
+
+
+def test_golden_accessors():
+    kjt = golden()
+    assert kjt.stride() == 3
+    assert kjt.length_per_key() == [3, 4]
+    assert kjt.offset_per_key() == [0, 3, 7]
+    assert kjt.offsets().tolist() == [0, 2, 2, 3, 4, 5, 7]
+    assert kjt.keys() == ["f1", "f2"]
+    assert kjt.stride_per_key() == [3, 3]
+    assert kjt.lengths_offset_per_key() == [0, 3, 6]
+    assert kjt.index_per_key() == {"f1": 0, "f2": 1}
+    assert kjt.variable_stride_per_key() is False
+    assert kjt.weights_or_none() is None
+
+
+def test_golden_getitem():
+    jt = golden()["f2"]
+    assert jt.values().tolist() == [4, 5, 6, 7]
+    assert jt.lengths().tolist() == [1, 1, 2]
+    assert jt.offsets().tolist() == [0, 1, 2, 4]
+
+
+def test_golden_split():
+    a, b = golden().split([1, 1])
+    assert a.keys() == ["f1"] and a.values().tolist() == [1, 2, 3] and a.lengths().tolist() == [2, 0, 1]
+    assert b.keys() == ["f2"] and b.values().tolist() == [4, 5, 6, 7] and b.lengths().tolist() == [1, 1, 2]
+    assert b.offset_per_key() == [0, 4] and b.stride() == 3
+
+
+def test_split_with_empty_segment():
+    a, empty, b = golden().split([1, 0, 1])
+    assert empty.keys() == [] and empty.values().numel() == 0 and empty.lengths().numel() == 0
+    assert a.keys() == ["f1"] and b.keys() == ["f2"]
+
+
+def test_golden_permute():
+    p = golden().permute([1, 0])
+    assert p.keys() == ["f2", "f1"]
+    assert p.values().tolist() == [4, 5, 6, 7, 1, 2, 3]
+    assert p.lengths().tolist() == [1, 1, 2, 2, 0, 1]
+    assert p.length_per_key() == [4, 3] and p.offset_per_key() == [0, 4, 7]
+
+
+def test_permute_repeat_and_drop():
+    p = golden().permute([1, 1])
+    assert p.keys() == ["f2", "f2"]
+    assert p.values().tolist() == [4, 5, 6, 7, 4, 5, 6, 7]
+    assert p.lengths().tolist() == [1, 1, 2, 1, 1, 2]
+
+
+def test_golden_concat():
+    kjt = golden()
+    c = KeyedJaggedTensor.concat([kjt, kjt.permute([1, 0])])
+    assert c.keys() == ["f1", "f2", "f2", "f1"]
+    assert c.values().tolist() == [1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7, 1, 2, 3]
+    assert c.length_per_key() == [3, 4, 4, 3] and c.stride() == 3
+
+
+def test_golden_dist():
+    kjt = golden()
+    assert kjt.dist_labels() == ["lengths", "values"]
+    assert kjt.dist_splits([1, 1]) == [[3, 3], [3, 4]]
+    lengths, values = kjt.dist_tensors()
+    assert lengths.tolist() == [2, 0, 1, 1, 1, 2] and values.tolist() == list(range(1, 8))
+
+
+def test_to_dict_views_and_offsets():
+    d = golden().to_dict()
+    assert list(d) == ["f1", "f2"]
+    assert d["f1"].values().tolist() == [1, 2, 3] and d["f1"].offsets().tolist() == [0, 2, 2, 3]
+    assert d["f2"].lengths().tolist() == [1, 1, 2] and d["f2"].offsets().tolist() == [0, 1, 2, 4]
+
+
+def test_weights_follow_values():
+    w = torch.arange(7, dtype=torch.float) / 10
+    kjt = KeyedJaggedTensor.from_lengths_sync(["f1", "f2"], torch.arange(1, 8), torch.tensor([2, 0, 1, 1, 1, 2]), weights=w)
+    assert kjt.dist_labels() == ["lengths", "values", "weights"]
+    assert kjt.dist_splits([1, 1]) == [[3, 3], [3, 4], [3, 4]]
+    torch.testing.assert_close(kjt["f2"].weights(), w[3:])
+    torch.testing.assert_close(kjt.permute([1, 0]).weights(), torch.cat([w[3:], w[:3]]))
+    torch.testing.assert_close(kjt.split([1, 1])[0].weights(), w[:3])
+    torch.testing.assert_close(kjt.to_dict()["f1"].weights(), w[:3])
+
+
+def test_offsets_constructor_matches_lengths_constructor():
+    a = golden()
+    b = KeyedJaggedTensor.from_offsets_sync(["f1", "f2"], torch.arange(1, 8), torch.tensor([0, 2, 2, 3, 4, 5, 7]))
+    assert kjt_is_equal(a, b)
+    assert b.lengths().tolist() == [2, 0, 1, 1, 1, 2]
+
+
+def test_from_jt_dict_round_trip():
+    kjt = golden()
+    back = KeyedJaggedTensor.from_jt_dict(kjt.to_dict())
+    assert kjt_is_equal(kjt, back)
+
+
+def test_empty_and_empty_like():
+    e = KeyedJaggedTensor.empty(is_weighted=True, values_dtype=torch.int64, weights_dtype=torch.float)
+    assert e.keys() == [] and e.values().numel() == 0 and e.weights().dtype == torch.float
+    assert e.lengths().dtype == torch.int32 and e.stride() == 0
+    el = KeyedJaggedTensor.empty_like(golden())
+    assert el.keys() == [] and el.stride() == 3 and el.values().dtype == torch.int64
+
+
+def test_sync_unsync_caches():
+    kjt = KeyedJaggedTensor(keys=["f1", "f2"], values=torch.arange(1, 8), lengths=torch.tensor([2, 0, 1, 1, 1, 2]))
+    assert kjt.length_per_key_or_none() is None and kjt.offset_per_key_or_none() is None
+    kjt.sync()
+    assert kjt._length_per_key == [3, 4] and kjt._offset_per_key == [0, 3, 7]
+    kjt.unsync()
+    assert kjt.length_per_key_or_none() is None and kjt.offset_per_key_or_none() is None
+
+
+def test_to_same_device_and_weights_dtype():
+    w = torch.ones(7)
+    kjt = KeyedJaggedTensor(["f1", "f2"], torch.arange(1, 8), weights=w, lengths=torch.tensor([2, 0, 1, 1, 1, 2]))
+    moved = kjt.to(torch.device("cpu"), dtype=torch.float64)
+    assert moved.weights().dtype == torch.float64 and moved.values().dtype == torch.int64
+    assert moved.keys() == kjt.keys() and torch.equal(moved.values(), kjt.values())
+
+
+def test_getitem_returns_jagged_tensor_matching_reference():
+    kjt = golden()
+    for key, expected in {"f1": [[1, 2], [], [3]], "f2": [[4], [5], [6, 7]]}.items():
+        jt = kjt[key]
+        assert isinstance(jt, JaggedTensor)
+        assert [t.tolist() for t in jt.to_dense()] == expected
+
+
+def test_flatten_lengths_2d_lengths():
+    kjt = KeyedJaggedTensor(["f1", "f2"], torch.arange(1, 8), lengths=torch.tensor([[2, 0, 1], [1, 1, 2]]), stride=3)
+    flat = kjt.flatten_lengths()
+    assert flat.lengths().shape == (6,) and flat.length_per_key() == [3, 4]
