@@ -32,3 +32,47 @@ SIGNATURES = [
     (_CFG, "data_type_to_sparse_type", [("data_type", REQUIRED)]),
     (_CFG, "dtype_to_data_type", [("dtype", REQUIRED)]),
 ]
+
+_EM = "recsys_lib.modules.embedding_modules"
+_FEM = "recsys_lib.modules.fused_embedding_modules"
+
+NAMES += [
+    ("recsys_lib.modules", "embedding_modules"),
+    (_EM, "EmbeddingBagCollection"),
+    (_EM, "EmbeddingBagCollectionInterface"),
+    (_EM, "EmbeddingCollection"),
+    (_EM, "EmbeddingCollectionInterface"),
+    (_EM, "get_embedding_names_by_table"),
+    (_EM, "process_pooled_embeddings"),
+    (_EM, "reorder_inverse_indices"),
+    (_FEM, "FusedEmbeddingBagCollection"),
+    (_FEM, "FusedEmbeddingCollection"),
+    (_FEM, "fuse_embedding_optimizer"),
+    (_FEM, "convert_optimizer_type_and_kwargs"),
+]
+
+SIGNATURES += [
+    (_EM, "EmbeddingBagCollection", [("tables", REQUIRED), ("is_weighted", False), ("device", None)]),
+    (_EM, "EmbeddingBagCollection.forward", [("self", REQUIRED), ("features", REQUIRED)]),
+    (_EM, "EmbeddingBagCollection.embedding_bag_configs", [("self", REQUIRED)]),
+    (_EM, "EmbeddingBagCollection.is_weighted", [("self", REQUIRED)]),
+    (_EM, "EmbeddingBagCollection.reset_parameters", [("self", REQUIRED)]),
+    (_EM, "EmbeddingCollection", [("tables", REQUIRED), ("device", None), ("need_indices", False),
+                                  ("use_gather_select", False), ("use_gather_select_per_sharding", None)]),
+    (_EM, "EmbeddingCollection.forward", [("self", REQUIRED), ("features", REQUIRED)]),
+    (_EM, "EmbeddingCollection.need_indices", [("self", REQUIRED)]),
+    (_EM, "EmbeddingCollection.embedding_dim", [("self", REQUIRED)]),
+    (_EM, "EmbeddingCollection.embedding_configs", [("self", REQUIRED)]),
+    (_EM, "EmbeddingCollection.embedding_names_by_table", [("self", REQUIRED)]),
+    (_EM, "get_embedding_names_by_table", [("tables", REQUIRED)]),
+    (_EM, "process_pooled_embeddings", [("pooled_embeddings", REQUIRED), ("inverse_indices", REQUIRED)]),
+    (_EM, "reorder_inverse_indices", [("inverse_indices", REQUIRED), ("feature_names", REQUIRED)]),
+    (_FEM, "FusedEmbeddingBagCollection", [("tables", REQUIRED), ("optimizer_type", REQUIRED),
+                                           ("optimizer_kwargs", REQUIRED), ("is_weighted", False), ("device", None),
+                                           ("location", None)]),
+    (_FEM, "FusedEmbeddingCollection", [("tables", REQUIRED), ("optimizer_type", REQUIRED),
+                                        ("optimizer_kwargs", REQUIRED), ("device", None), ("need_indices", False),
+                                        ("location", None)]),
+    (_FEM, "fuse_embedding_optimizer", [("model", REQUIRED), ("optimizer_type", REQUIRED),
+                                        ("optimizer_kwargs", REQUIRED), ("device", REQUIRED), ("location", None)]),
+]

@@ -1,0 +1,66 @@
+"""Where each table's features sit inside a ``KeyedJaggedTensor`` (pure helpers shared by the collections).
+
+A KJT stores its features key-major::
+
+    keys     f0        f1        f2
+    lengths  |B of f0| |B of f1| |B of f2|      (F*B,)
+    values   |ids f0 | |ids f1 | |ids f2 |      (sum(L),)
+
+A table whose features are consecutive keys in the KJT (``[f1, f2]`` above) is looked up with one kernel call
+over one slice of ``values``; otherwise each feature is looked up on its own. These functions are TorchScript-
+compatible so the collections' ``forward`` stays scriptable.
+"""
+
+from typing import Dict, List, Tuple
+
+from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig
+
+
+def table_feature_names(table: BaseEmbeddingConfig) -> List[str]:
+    """The features of ``table`` (a table without ``feature_names`` is looked up by its own name)."""
+    return list(table.feature_names) if len(table.feature_names) > 0 else [table.name]
+
+
+def embedding_names_by_table(tables: List[BaseEmbeddingConfig]) -> List[List[str]]:
+    """Output names per table: the feature name, or ``feature@table`` if several tables read that feature."""
+    count: Dict[str, int] = {}
+    for t in tables:
+        for f in table_feature_names(t):
+            count[f] = count.get(f, 0) + 1
+    return [[f if count[f] == 1 else f + "@" + t.name for f in table_feature_names(t)] for t in tables]
+
+
+def check_keys(keys: List[str], consumed: Dict[str, int], owner: str) -> Dict[str, int]:
+    """Map KJT key → position; raise ``ValueError`` if a key is unused or a table feature is missing."""
+    index: Dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if k not in consumed:
+            raise ValueError(
+                owner + ": input feature '" + k + "' is not read by any table; table features are "
+                + str(list(consumed.keys()))
+            )
+        index[k] = i
+    if len(index) != len(consumed):
+        missing: List[str] = []
+        for f in consumed.keys():
+            if f not in index:
+                missing.append(f)
+        raise ValueError(owner + ": features " + str(missing) + " of the tables are missing from the input keys "
+                         + str(keys))
+    return index
+
+
+def feature_runs(positions: List[int]) -> List[Tuple[int, int]]:
+    """Split KJT key positions into runs of consecutive keys: ``[3, 4, 0]`` → ``[(3, 2), (0, 1)]`` (start, count)."""
+    runs: List[Tuple[int, int]] = []
+    start = positions[0]
+    n = 1
+    for p in positions[1:]:
+        if p == start + n:
+            n += 1
+        else:
+            runs.append((start, n))
+            start = p
+            n = 1
+    runs.append((start, n))
+    return runs

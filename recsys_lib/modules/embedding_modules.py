@@ -1,0 +1,374 @@
+"""``EmbeddingBagCollection`` (pooled lookups) and ``EmbeddingCollection`` (sequence lookups), single device.
+
+One table = one ``nn.EmbeddingBag`` / ``nn.Embedding``, so state-dict keys are TorchRec's
+(``embedding_bags.<table>.weight``, ``embeddings.<table>.weight``) and checkpoints load with ``strict=True``.
+
+Example::
+
+    ebc = EmbeddingBagCollection(tables=[
+        EmbeddingBagConfig(num_embeddings=100, embedding_dim=8, name="t0", feature_names=["f0", "f1"]),
+        EmbeddingBagConfig(num_embeddings=50, embedding_dim=4, name="t1", feature_names=["f2"]),
+    ])
+    #        b0      b1
+    # f0   [1, 2]   []        lengths (F*B,) = [2, 0, 1, 1, 3, 1]
+    # f1   [3]      [4]       values (sum(L),) = [1, 2, 3, 4, 5, 6, 7, 8]
+    # f2   [5,6,7]  [8]
+    kjt = KeyedJaggedTensor.from_lengths_sync(["f0", "f1", "f2"], torch.tensor([1, 2, 3, 4, 5, 6, 7, 8]),
+                                              torch.tensor([2, 0, 1, 1, 3, 1]))
+    kt = ebc(kjt)            # KeyedTensor: keys ["f0", "f1", "f2"], values (B=2, 8 + 8 + 4)
+"""
+
+import abc
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from recsys_lib.modules._feature_layout import check_keys, embedding_names_by_table, feature_runs, table_feature_names
+from recsys_lib.modules.embedding_configs import (
+    BaseEmbeddingConfig,
+    DataType,
+    EmbeddingBagConfig,
+    EmbeddingConfig,
+    PoolingType,
+    data_type_to_dtype,
+    pooling_type_to_str,
+    validate_table_names,
+)
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
+
+_FLOAT_TYPES = (DataType.FP32, DataType.FP16, DataType.BF16)
+
+
+def get_embedding_names_by_table(
+    tables: Union[List[EmbeddingBagConfig], List[EmbeddingConfig]],
+) -> List[List[str]]:
+    """Output names per table, in table order: a feature's name, or ``feature@table`` when shared by tables."""
+    return embedding_names_by_table(list(tables))
+
+
+def reorder_inverse_indices(
+    inverse_indices: Optional[Tuple[List[str], torch.Tensor]], feature_names: List[str]
+) -> torch.Tensor:
+    """Rows of the VBE inverse-index matrix ``(F, B)`` reordered to ``feature_names`` (empty tensor if none)."""
+    if inverse_indices is None:
+        return torch.empty(0)
+    index: Dict[str, int] = {k: i for i, k in enumerate(inverse_indices[0])}
+    rows: List[int] = []
+    for f in feature_names:
+        if f not in index:
+            raise ValueError("inverse_indices has no row for feature '" + f + "'; keys are " + str(inverse_indices[0]))
+        rows.append(index[f])
+    return inverse_indices[1][torch.tensor(rows, device=inverse_indices[1].device)]
+
+
+def process_pooled_embeddings(pooled_embeddings: List[torch.Tensor], inverse_indices: torch.Tensor) -> torch.Tensor:
+    """Expand per-feature pooled outputs ``[B_f, D_f]`` to the full batch with ``inverse_indices`` ``(F, B)``.
+
+    Returns ``[B, sum(D_f)]``: row ``b`` of feature ``f`` is ``pooled_embeddings[f][inverse_indices[f, b]]``.
+    """
+    if len(pooled_embeddings) != inverse_indices.size(0):
+        raise ValueError(
+            "process_pooled_embeddings: " + str(len(pooled_embeddings)) + " pooled tensors but inverse_indices has "
+            + str(inverse_indices.size(0)) + " rows"
+        )
+    idx = inverse_indices.long()
+    return torch.cat([p.index_select(0, idx[i]) for i, p in enumerate(pooled_embeddings)], dim=1)
+
+
+def _check_float_tables(tables: List[BaseEmbeddingConfig], owner: str) -> None:
+    for t in tables:
+        if t.data_type not in _FLOAT_TYPES:
+            raise ValueError(
+                owner + ": table '" + t.name + "' has data_type " + str(t.data_type)
+                + "; float tables (FP32/FP16/BF16) only. Quantized tables live in recsys_lib.quant."
+            )
+
+
+def _to_device(device: Optional[Union[str, torch.device]]) -> torch.device:
+    return torch.device("cpu") if device is None else torch.device(device)
+
+
+class EmbeddingBagCollectionInterface(abc.ABC, nn.Module):
+    """A module mapping a ``KeyedJaggedTensor`` to pooled embeddings (a ``KeyedTensor``)."""
+
+    @abc.abstractmethod
+    def forward(self, features: KeyedJaggedTensor) -> KeyedTensor:
+        pass
+
+    @abc.abstractmethod
+    def embedding_bag_configs(self) -> List[EmbeddingBagConfig]:
+        pass
+
+    @abc.abstractmethod
+    def is_weighted(self) -> bool:
+        pass
+
+
+class EmbeddingCollectionInterface(abc.ABC, nn.Module):
+    """A module mapping a ``KeyedJaggedTensor`` to one sequence ``JaggedTensor`` of embeddings per feature."""
+
+    @abc.abstractmethod
+    def forward(self, features: KeyedJaggedTensor) -> Dict[str, JaggedTensor]:
+        pass
+
+    @abc.abstractmethod
+    def embedding_configs(self) -> List[EmbeddingConfig]:
+        pass
+
+    @abc.abstractmethod
+    def need_indices(self) -> bool:
+        pass
+
+    @abc.abstractmethod
+    def embedding_dim(self) -> int:
+        pass
+
+    @abc.abstractmethod
+    def embedding_names_by_table(self) -> List[List[str]]:
+        pass
+
+
+class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
+    """Pooled embedding lookups over a collection of tables.
+
+    Args:
+        tables: table configs; names unique. A feature read by several tables is output once per table
+            as ``feature@table``.
+        is_weighted: multiply each looked-up row by the KJT's per-id weight (SUM pooling only).
+        device: where the tables live; ``"meta"`` allocates nothing (materialise later, then
+            ``reset_parameters()``).
+
+    ``forward(features: KJT) -> KeyedTensor`` with values ``(B, sum(D))``, keys = embedding names in table
+    order. Every KJT key must be read by some table and every table feature must be present. Variable-batch
+    (VBE) inputs are pooled per feature, then expanded to the full batch with ``features.inverse_indices()``.
+    """
+
+    __jit_unused_properties__ = ["device"]
+
+    def __init__(
+        self,
+        tables: List[EmbeddingBagConfig],
+        is_weighted: bool = False,
+        device: Optional[torch.device] = None,
+    ) -> None:
+        super().__init__()
+        torch._C._log_api_usage_once("recsys_lib.modules.EmbeddingBagCollection")
+        validate_table_names(list(tables), "EmbeddingBagCollection")
+        _check_float_tables(list(tables), "EmbeddingBagCollection")
+        for t in tables:
+            if not isinstance(t, EmbeddingBagConfig):
+                raise TypeError("EmbeddingBagCollection: table '" + t.name + "' must be an EmbeddingBagConfig, got "
+                                + type(t).__name__)
+            if t.pooling == PoolingType.NONE:
+                raise ValueError("EmbeddingBagCollection: table '" + t.name + "' has pooling NONE; "
+                                 "use EmbeddingCollection for sequence lookups")
+            if len(t.feature_names) == 0:
+                t.feature_names = [t.name]
+        self._is_weighted: bool = bool(is_weighted)
+        self._device: torch.device = _to_device(device)
+        self._embedding_bag_configs: List[EmbeddingBagConfig] = list(tables)
+        self._mean_tables: List[str] = [t.name for t in tables if t.pooling == PoolingType.MEAN]
+        self.embedding_bags: nn.ModuleDict = nn.ModuleDict()
+        for t in tables:
+            self.embedding_bags[t.name] = nn.EmbeddingBag(
+                num_embeddings=t.num_embeddings,
+                embedding_dim=t.embedding_dim,
+                mode=pooling_type_to_str(t.pooling),
+                device=self._device,
+                include_last_offset=True,
+                dtype=data_type_to_dtype(t.data_type),
+            )
+        self._feature_names: List[List[str]] = [table_feature_names(t) for t in tables]
+        self._flat_feature_names: List[str] = [f for names in self._feature_names for f in names]
+        self._embedding_names: List[str] = [n for names in embedding_names_by_table(list(tables)) for n in names]
+        self._lengths_per_embedding: List[int] = [t.embedding_dim for t in tables for _ in table_feature_names(t)]
+        self._all_features: Dict[str, int] = {f: 0 for names in self._feature_names for f in names}
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every table with its config's ``init_fn`` (no-op on ``meta``)."""
+        if self._device.type == "meta":
+            return
+        with torch.no_grad():
+            for t in self._embedding_bag_configs:
+                w = self.embedding_bags[t.name].weight
+                if w.device.type == "meta":
+                    continue
+                assert t.init_fn is not None
+                t.init_fn(w)
+
+    def forward(self, features: KeyedJaggedTensor) -> KeyedTensor:
+        """Pool every table's features. Returns a ``KeyedTensor`` with values ``(B, sum(D))``."""
+        keys = features.keys()
+        index = check_keys(keys, self._all_features, "EmbeddingBagCollection")
+        values = features.values()
+        weights: Optional[torch.Tensor] = features.weights_or_none() if self._is_weighted else None
+        if self._is_weighted and weights is None:
+            raise ValueError("EmbeddingBagCollection(is_weighted=True) needs a KJT with weights")
+        vbe = features.variable_stride_per_key()
+        spk: List[int] = features.stride_per_key()
+        starts: List[int] = [0]
+        for s in spk:
+            starts.append(starts[-1] + s)
+        offsets = features.offsets()
+        opk = features.offset_per_key()
+        stride = 0 if vbe else features.stride()
+        pooled: List[torch.Tensor] = []
+        t = 0
+        for name, bag in self.embedding_bags.items():
+            if weights is not None and name in self._mean_tables:
+                raise ValueError("EmbeddingBagCollection: table '" + name + "' has MEAN pooling; per-id weights "
+                                 "need SUM pooling")
+            positions = [index[f] for f in self._feature_names[t]]
+            runs = [(p, 1) for p in positions] if vbe else feature_runs(positions)
+            for start, n in runs:
+                lo = opk[start]
+                hi = opk[start + n]
+                o = offsets[starts[start]: starts[start + n] + 1]
+                if lo != 0:
+                    o = o - lo
+                w = weights[lo:hi] if weights is not None else None
+                out = bag(values[lo:hi], o, per_sample_weights=w)
+                if n > 1:
+                    # (n*B, D) bag-major per feature → (B, n*D) feature-minor columns
+                    out = out.view(n, stride, -1).transpose(0, 1).reshape(stride, -1)
+                pooled.append(out)
+            t += 1
+        if vbe:
+            inverse = reorder_inverse_indices(features.inverse_indices_or_none(), self._flat_feature_names)
+            if inverse.numel() == 0:
+                raise ValueError("EmbeddingBagCollection: a variable-batch KJT needs inverse_indices to "
+                                 "expand pooled outputs to the full batch")
+            result = process_pooled_embeddings(pooled, inverse)
+        else:
+            result = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
+        if result.dtype != torch.float32:
+            result = result.float()
+        return KeyedTensor(keys=self._embedding_names, length_per_key=self._lengths_per_embedding, values=result)
+
+    def is_weighted(self) -> bool:
+        return self._is_weighted
+
+    def embedding_bag_configs(self) -> List[EmbeddingBagConfig]:
+        return self._embedding_bag_configs
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+
+class EmbeddingCollection(EmbeddingCollectionInterface):
+    """Sequence (un-pooled) embedding lookups; all tables share one ``embedding_dim``.
+
+    Args:
+        tables: table configs with equal ``embedding_dim``; names unique.
+        device: where the tables live (``"meta"`` allowed).
+        need_indices: put each feature's input ids into its output ``JaggedTensor``'s weights.
+
+    ``forward(features: KJT) -> Dict[str, JaggedTensor]``: one entry per embedding name, values ``(N_f, D)``
+    (one row per input id), lengths = the feature's input lengths.
+    """
+
+    __jit_unused_properties__ = ["device"]
+
+    def __init__(
+        self,
+        tables: List[EmbeddingConfig],
+        device: Optional[torch.device] = None,
+        need_indices: bool = False,
+        use_gather_select: bool = False,
+        use_gather_select_per_sharding: Optional[Dict[str, bool]] = None,
+    ) -> None:
+        super().__init__()
+        torch._C._log_api_usage_once("recsys_lib.modules.EmbeddingCollection")
+        validate_table_names(list(tables), "EmbeddingCollection")
+        _check_float_tables(list(tables), "EmbeddingCollection")
+        dims = sorted({t.embedding_dim for t in tables})
+        if len(dims) != 1:
+            raise ValueError("EmbeddingCollection: all tables must share embedding_dim, got "
+                             + str({t.name: t.embedding_dim for t in tables}))
+        for t in tables:
+            if not isinstance(t, EmbeddingConfig):
+                raise TypeError("EmbeddingCollection: table '" + t.name + "' must be an EmbeddingConfig, got "
+                                + type(t).__name__)
+            if len(t.feature_names) == 0:
+                t.feature_names = [t.name]
+        self._embedding_configs: List[EmbeddingConfig] = list(tables)
+        self._embedding_dim: int = dims[0]
+        self._need_indices: bool = bool(need_indices)
+        self._device: torch.device = _to_device(device)
+        self.embeddings: nn.ModuleDict = nn.ModuleDict()
+        for t in tables:
+            self.embeddings[t.name] = nn.Embedding(
+                num_embeddings=t.num_embeddings,
+                embedding_dim=t.embedding_dim,
+                device=self._device,
+                dtype=data_type_to_dtype(t.data_type),
+            )
+        self._feature_names: List[List[str]] = [table_feature_names(t) for t in tables]
+        self._embedding_names_by_table: List[List[str]] = embedding_names_by_table(list(tables))
+        self._all_features: Dict[str, int] = {f: 0 for names in self._feature_names for f in names}
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every table with its config's ``init_fn`` (no-op on ``meta``)."""
+        if self._device.type == "meta":
+            return
+        with torch.no_grad():
+            for t in self._embedding_configs:
+                w = self.embeddings[t.name].weight
+                if w.device.type == "meta":
+                    continue
+                assert t.init_fn is not None
+                t.init_fn(w)
+
+    def forward(self, features: KeyedJaggedTensor) -> Dict[str, JaggedTensor]:
+        """Look up every id. Returns ``{embedding_name: JaggedTensor(values (N_f, D), lengths L_f)}``."""
+        keys = features.keys()
+        index = check_keys(keys, self._all_features, "EmbeddingCollection")
+        values = features.values()
+        lengths = features.lengths()
+        spk: List[int] = features.stride_per_key()
+        starts: List[int] = [0]
+        for s in spk:
+            starts.append(starts[-1] + s)
+        opk = features.offset_per_key()
+        lpk = features.length_per_key()
+        out: Dict[str, JaggedTensor] = {}
+        t = 0
+        for _name, emb in self.embeddings.items():
+            positions = [index[f] for f in self._feature_names[t]]
+            names = self._embedding_names_by_table[t]
+            j = 0
+            for start, n in feature_runs(positions):
+                ids = values[opk[start]: opk[start + n]]
+                rows = emb(ids)
+                parts = [rows] if n == 1 else list(rows.split(lpk[start: start + n], dim=0))
+                id_parts = [ids] if n == 1 else list(ids.split(lpk[start: start + n], dim=0))
+                for k in range(n):
+                    p = start + k
+                    out[names[j]] = JaggedTensor(
+                        values=parts[k],
+                        lengths=lengths[starts[p]: starts[p + 1]],
+                        weights=id_parts[k] if self._need_indices else None,
+                    )
+                    j += 1
+            t += 1
+        return out
+
+    def need_indices(self) -> bool:
+        return self._need_indices
+
+    def embedding_dim(self) -> int:
+        return self._embedding_dim
+
+    def embedding_configs(self) -> List[EmbeddingConfig]:
+        return self._embedding_configs
+
+    def embedding_names_by_table(self) -> List[List[str]]:
+        return self._embedding_names_by_table
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
