@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import torch
+
+from recsys_lib.metrics._window import WindowBuffer
+from recsys_lib.metrics.auc import AUCMetric
+from recsys_lib.metrics.ctr import CTRMetric
+from recsys_lib.metrics.metric_module import REC_METRICS_MAPPING
+from recsys_lib.metrics.metrics_config import RecComputeMode, RecTaskInfo
+from recsys_lib.metrics.ne import NEMetric
+from recsys_lib.metrics.rec_metric import RecMetricList
+from tests.metrics import reference as ref
+
+TASKS = [RecTaskInfo(name="a"), RecTaskInfo(name="b"), RecTaskInfo(name="c")]
+
+
+def _metric(cls, tasks=TASKS, **kw):
+    kw.setdefault("window_size", 20)
+    return cls(world_size=1, my_rank=0, batch_size=8, tasks=tasks, **kw)
+
+
+@pytest.mark.parametrize("enum", list(REC_METRICS_MAPPING), ids=str)
+def test_fused_and_unfused_give_equal_numbers(enum):
+    batches = ref.make_batches(5, 3, 8, seed=50)
+    out = {}
+    for mode in RecComputeMode:
+        m = _metric(REC_METRICS_MAPPING[enum], compute_mode=mode)
+        assert len(m._metrics_computations) == (3 if mode == RecComputeMode.UNFUSED_TASKS_COMPUTATION else 1)
+        ref.feed(m, batches, ["a", "b", "c"], as_dict=mode != RecComputeMode.FUSED_TASKS_COMPUTATION)
+        out[mode] = m.compute()
+    base = out[RecComputeMode.UNFUSED_TASKS_COMPUTATION]
+    assert len(base) >= 3 and all(k.split("|")[0].split("-", 1)[1] in "abc" for k in base)
+    for mode, got in out.items():
+        assert set(got) == set(base)
+        for k in base:
+            torch.testing.assert_close(got[k], base[k], msg=f"{mode} {k}")
+
+
+def test_input_forms_agree():
+    p, y, w = ref.make_batches(1, 1, 8, seed=51)[0]
+    forms = [
+        dict(predictions=torch.tensor(p[0]), labels=torch.tensor(y[0]), weights=torch.tensor(w[0])),
+        dict(predictions=torch.tensor(p), labels=torch.tensor(y), weights=torch.tensor(w)),
+        dict(predictions=torch.tensor(p[0])[:, None], labels=torch.tensor(y[0])[:, None],
+             weights=torch.tensor(w[0])[:, None]),
+        dict(predictions={"a": torch.tensor(p[0])}, labels={"a": torch.tensor(y[0])}, weights={"a": torch.tensor(w[0])}),
+    ]
+    values = []
+    for f in forms:
+        m = _metric(NEMetric, tasks=TASKS[:1])
+        m.update(**f)
+        values.append(m.compute()["ne-a|lifetime_ne"])
+    for v in values:
+        np.testing.assert_allclose(v.item(), ref.ne(p[0], y[0], w[0]), rtol=1e-10)
+
+
+def test_no_weights_and_unweighted_task_weigh_every_example_one():
+    p, y, w = ref.make_batches(1, 2, 8, seed=52)[0]
+    ones = np.ones(8)
+    m = _metric(CTRMetric, tasks=[RecTaskInfo(name="a"), RecTaskInfo(name="b", weighted=False)])
+    m.update(predictions=torch.tensor(p), labels=torch.tensor(y), weights=torch.tensor(w))
+    out = m.compute()
+    np.testing.assert_allclose(out["ctr-a|lifetime_ctr"].item(), ref.ctr(p[0], y[0], w[0]))
+    np.testing.assert_allclose(out["ctr-b|lifetime_ctr"].item(), ref.ctr(p[1], y[1], ones))
+    m2 = _metric(CTRMetric, tasks=TASKS[:1])
+    m2.update(predictions=torch.tensor(p[0]), labels=torch.tensor(y[0]), weights=None)
+    np.testing.assert_allclose(m2.compute()["ctr-a|lifetime_ctr"].item(), ref.ctr(p[0], y[0], ones))
+
+
+def test_bad_inputs_raise_clear_errors():
+    m = _metric(NEMetric, tasks=TASKS[:2])
+    good = {"a": torch.rand(4), "b": torch.rand(4)}
+    with pytest.raises(ValueError, match=r"predictions \(2, 4\), labels \(2, 5\)"):
+        m.update(predictions=torch.rand(2, 4), labels=torch.rand(2, 5), weights=None)
+    with pytest.raises(ValueError, match=r"unknown task name\(s\) \['typo'\]"):
+        m.update(predictions={**good, "typo": torch.rand(4)}, labels=good, weights=None)
+    with pytest.raises(ValueError, match=r"missing task\(s\) \['b'\]"):
+        m.update(predictions={"a": torch.rand(4)}, labels=good, weights=None)
+    with pytest.raises(ValueError, match=r"shape \(3, 4\); expected \(n_tasks=2, batch\)"):
+        m.update(predictions=torch.rand(3, 4), labels=torch.rand(3, 4), weights=None)
+    with pytest.raises(ValueError, match="different batch sizes"):
+        m.update(predictions={"a": torch.rand(4), "b": torch.rand(3)}, labels=good, weights=None)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        m.update(predictions=[0.1, 0.2], labels=good, weights=None)
+    with pytest.raises(TypeError, match="unexpected arguments.*'no_such_option'"):
+        _metric(NEMetric, no_such_option=1)
+    with pytest.raises(ValueError, match="duplicate task names"):
+        _metric(NEMetric, tasks=[RecTaskInfo(name="a"), RecTaskInfo(name="a")])
+    with pytest.raises(ValueError, match="at least one RecTaskInfo"):
+        _metric(NEMetric, tasks=[])
+    with pytest.raises(ValueError, match="window_size"):
+        _metric(NEMetric, window_size=0)
+    with pytest.raises(ValueError, match="my_rank"):
+        NEMetric(world_size=2, my_rank=2, batch_size=4, tasks=TASKS)
+
+
+@pytest.mark.parametrize("cls", [NEMetric, AUCMetric], ids=["sum_states", "buffered"])
+def test_state_dict_round_trip_mid_window(cls):
+    batches = ref.make_batches(7, 3, 8, seed=53)
+    unbroken = _metric(cls, window_size=24)
+    ref.feed(unbroken, batches, "abc")
+    first = _metric(cls, window_size=24)
+    ref.feed(first, batches[:4], "abc")
+    sd = first.state_dict()
+    restored = _metric(cls, window_size=24)
+    restored.load_state_dict(sd)  # strict: every key is known
+    torch.testing.assert_close(restored.local_compute(), first.local_compute())
+    ref.feed(restored, batches[4:], "abc")  # the window now spans the checkpoint
+    out = restored.compute()
+    assert set(out) == set(unbroken.compute())
+    torch.testing.assert_close(out, unbroken.compute())
+
+
+def test_reset_clears_lifetime_and_window():
+    batches = ref.make_batches(4, 3, 8, seed=54)
+    m = _metric(NEMetric)
+    ref.feed(m, batches[:2], "abc")
+    m.reset()
+    ref.feed(m, batches[2:], "abc")
+    np.testing.assert_allclose(m.compute()["ne-b|lifetime_ne"].item(), ref.ne(*ref.concat(batches[2:], 1)))
+
+
+def test_should_validate_update_hides_tasks_without_weight():
+    m = _metric(CTRMetric, tasks=TASKS[:2], should_validate_update=True, compute_mode=RecComputeMode.FUSED_TASKS_COMPUTATION)
+    m.update(predictions=torch.rand(2, 4), labels=torch.ones(2, 4), weights=torch.tensor([[1.0] * 4, [0.0] * 4]))
+    assert set(m.compute()) == {"ctr-a|lifetime_ctr", "ctr-a|window_ctr"}
+
+
+def test_other_ranks_get_nothing_unless_compute_on_all_ranks():
+    # No process group here, so compute() needs no peers; rank 1 must still return nothing by default.
+    for on_all, expect in ((False, 0), (True, 2)):
+        m = NEMetric(world_size=2, my_rank=1, batch_size=4, tasks=TASKS[:1], compute_on_all_ranks=on_all)
+        m.update(predictions=torch.rand(4), labels=torch.ones(4), weights=None)
+        assert len(m.compute()) == expect
+        assert len(m.local_compute()) == 2
+
+
+def test_window_is_per_rank_share_of_the_global_window():
+    m = NEMetric(world_size=4, my_rank=0, batch_size=4, tasks=TASKS[:1], window_size=30)
+    assert m._metrics_computations[0]._window.max_size == 8  # ceil(30 / 4)
+
+
+def test_metric_list_gives_each_metric_its_tasks():
+    ne = _metric(NEMetric, tasks=TASKS[:1])
+    ctr = _metric(CTRMetric, tasks=TASKS[1:2])
+    lst = RecMetricList([ne, ctr])
+    assert len(lst) == 2 and lst[1] is ctr
+    preds = {t.name: torch.rand(4) for t in TASKS}
+    labels = {t.name: torch.ones(4) for t in TASKS}
+    lst.update(predictions=preds, labels=labels, weights=None)
+    assert set(lst.compute()) == {"ne-a|lifetime_ne", "ne-a|window_ne", "ctr-b|lifetime_ctr", "ctr-b|window_ctr"}
+    assert sum(ne.get_memory_usage().values()) > 0
+
+
+def test_window_buffer_keeps_newest_batches_within_max_size():
+    buf = WindowBuffer(max_size=10, max_buffer_count=3)
+    evicted = [buf.push({"s": torch.tensor([float(i)])}, size) for i, size in enumerate([4, 4, 4, 20, 1, 1, 1, 1])]
+    assert [len(e) for e in evicted] == [0, 0, 1, 2, 1, 0, 0, 1]  # last: the count cap (3) bites
+    assert len(buf) == 3 and buf.used_size == 3
+    state = buf.to_state()
+    other = WindowBuffer(max_size=10)
+    other.load_state(state, torch.device("cpu"))
+    assert other.used_size == 3 and len(other) == 3
+    with pytest.raises(ValueError, match="max_size"):
+        WindowBuffer(max_size=0)
