@@ -1,0 +1,273 @@
+"""Autograd plumbing of the collectives: an issued collective is a ``Request``; backward runs the transpose.
+
+Two ``torch.autograd.Function``s frame each collective so that both directions overlap with compute:
+
+    forward:   _Req.apply(req, x)  issues the collective async  → dummy
+               req.wait() → _Wait.apply(req, dummy)  waits      → output
+    backward:  _Wait.backward   issues the transposed collective on grad(output) (async)
+               _Req.backward    waits it                        → grad(x)
+
+An op object (``_CollectiveOp``) supplies the forward collective and its transpose; everything
+about sizes is fixed at construction, so backward needs no communication of metadata.
+"""
+
+import abc
+from typing import Any, List, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+
+from recsys_lib.distributed._awaitable import Awaitable
+from recsys_lib.distributed._codec import QuantizedCommCodec, QuantizedCommCodecs
+from recsys_lib.distributed._collectives import (
+    CollectivePolicy,
+    Pending,
+    all_gather_v,
+    all_to_all_chunks,
+    my_rank,
+    reduce_scatter_v,
+    world,
+)
+
+
+class _CollectiveOp(abc.ABC):
+    """A collective (``start_forward``) and its transpose (``start_backward``) on ``group``."""
+
+    def __init__(
+        self, group: Optional[dist.ProcessGroup], codecs: Optional[QuantizedCommCodecs], gradient_division: bool
+    ) -> None:
+        self.group = group
+        self.world = world(group)
+        self.rank = my_rank(group)
+        self.fwd_codec: Optional[QuantizedCommCodec] = None if codecs is None else codecs.forward
+        self.bwd_codec: Optional[QuantizedCommCodec] = None if codecs is None else codecs.backward
+        self.gradient_division = gradient_division
+
+    @abc.abstractmethod
+    def start_forward(self, x: torch.Tensor) -> Pending: ...
+
+    @abc.abstractmethod
+    def start_backward(self, grad: torch.Tensor) -> Pending: ...
+
+    def scale_grad(self, grad: torch.Tensor) -> torch.Tensor:
+        # Dense parameters are averaged over ranks by DDP; dividing here keeps embedding grads on the same scale.
+        return grad / self.world if self.gradient_division else grad
+
+
+class Request(Awaitable[torch.Tensor]):
+    """An issued collective; ``wait()`` returns its (autograd-connected) result.
+
+    Args:
+        pg: the process group the collective runs on.
+        device: device of the result.
+    """
+
+    def __init__(self, pg: Optional[dist.ProcessGroup], device: Optional[torch.device] = None) -> None:
+        super().__init__()
+        self.pg = pg
+        self.device = device
+        self.req: Optional[Pending] = None
+        self.tensor: Optional[torch.Tensor] = None
+        self.a2ai: Any = None
+        self.qcomm_ctx: Any = None
+        self.wait_function = _Wait
+        self.dummy_tensor: Optional[torch.Tensor] = None
+        self.op: Optional[_CollectiveOp] = None
+        self.bwd_req: Optional[Pending] = None
+
+    def _wait_impl(self) -> torch.Tensor:
+        if self.dummy_tensor is None:
+            raise RuntimeError("Request.wait(): the collective was never issued (or was already waited)")
+        out = self.wait_function.apply(self, self.dummy_tensor)
+        self.dummy_tensor = None
+        return out
+
+
+class _Req(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, req: Request, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        assert req.op is not None
+        req.req = req.op.start_forward(x)
+        ctx.req = req
+        return torch.empty(0, device=x.device)
+
+    @staticmethod
+    def backward(ctx: Any, *unused: torch.Tensor) -> Tuple[None, torch.Tensor]:  # type: ignore[override]
+        req: Request = ctx.req
+        if req.bwd_req is None:
+            raise RuntimeError("collective backward: the transposed collective was not issued")
+        grad = req.bwd_req.wait()
+        req.bwd_req = None
+        return None, grad
+
+
+class _Wait(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, req: Request, dummy: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        assert req.req is not None
+        out = req.req.wait()
+        req.req = None
+        ctx.req = req
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Tuple[None, torch.Tensor]:  # type: ignore[override]
+        req: Request = ctx.req
+        assert req.op is not None
+        req.bwd_req = req.op.start_backward(grad.contiguous())
+        return None, torch.zeros(0, device=grad.device)
+
+
+def issue(op: _CollectiveOp, x: torch.Tensor) -> Request:
+    """Issues ``op`` on ``x`` and returns the ``Request`` to wait on."""
+    req = Request(op.group, x.device)
+    req.op = op
+    req.dummy_tensor = _Req.apply(req, x)
+    return req
+
+
+class PooledAllToAllOp(_CollectiveOp):
+    """``[ΣB_r, D_me]`` on each rank → ``[B_me, ΣD_k]``: rank r receives its batch rows of every rank's columns."""
+
+    def __init__(self, group: Optional[dist.ProcessGroup], batch_size_per_rank: List[int], dim_sum_per_rank: List[int],
+                 codecs: Optional[QuantizedCommCodecs], gradient_division: bool) -> None:
+        super().__init__(group, codecs, gradient_division)
+        if len(batch_size_per_rank) != self.world or len(dim_sum_per_rank) != self.world:
+            raise ValueError(
+                f"pooled all-to-all: batch_size_per_rank {batch_size_per_rank} and dim_sum_per_rank "
+                f"{dim_sum_per_rank} need one entry per rank ({self.world})"
+            )
+        self.B = list(batch_size_per_rank)
+        self.D = list(dim_sum_per_rank)
+
+    def start_forward(self, x: torch.Tensor) -> Pending:
+        expected = (sum(self.B), self.D[self.rank])
+        if x.dim() != 2 or tuple(x.shape) != expected:
+            raise ValueError(f"pooled all-to-all on rank {self.rank}: input shape {tuple(x.shape)}, expected {expected}")
+        p = all_to_all_chunks(list(x.split(self.B, 0)), [(self.B[self.rank], d) for d in self.D],
+                              self.group, self.fwd_codec, x.dtype)
+        return Pending(None, lambda: torch.cat(p.wait(), dim=1))  # type: ignore[arg-type]
+
+    def start_backward(self, grad: torch.Tensor) -> Pending:
+        g = self.scale_grad(grad)
+        p = all_to_all_chunks(list(g.split(self.D, 1)), [(b, self.D[self.rank]) for b in self.B],
+                              self.group, self.bwd_codec, g.dtype)
+        return Pending(None, lambda: torch.cat(p.wait(), dim=0))  # type: ignore[arg-type]
+
+
+class FlatAllToAllOp(_CollectiveOp):
+    """1-D all-to-all with fixed split sizes (``input_splits[r]`` elements to rank r); backward swaps them."""
+
+    def __init__(self, group: Optional[dist.ProcessGroup], input_splits: List[int], output_splits: List[int],
+                 codecs: Optional[QuantizedCommCodecs], gradient_division: bool) -> None:
+        super().__init__(group, codecs, gradient_division)
+        self.input_splits = list(input_splits)
+        self.output_splits = list(output_splits)
+
+    def start_forward(self, x: torch.Tensor) -> Pending:
+        if x.dim() != 1 or x.numel() != sum(self.input_splits):
+            raise ValueError(
+                f"all-to-all on rank {self.rank}: input shape {tuple(x.shape)}, expected ({sum(self.input_splits)},)"
+            )
+        p = all_to_all_chunks(list(x.split(self.input_splits)), [(s,) for s in self.output_splits],
+                              self.group, self.fwd_codec, x.dtype)
+        return Pending(None, lambda: torch.cat(p.wait()))  # type: ignore[arg-type]
+
+    def start_backward(self, grad: torch.Tensor) -> Pending:
+        g = self.scale_grad(grad)
+        p = all_to_all_chunks(list(g.split(self.output_splits)), [(s,) for s in self.input_splits],
+                              self.group, self.bwd_codec, g.dtype)
+        return Pending(None, lambda: torch.cat(p.wait()))  # type: ignore[arg-type]
+
+
+def permute_segments(x: torch.Tensor, permute: torch.Tensor, segment_lengths: torch.Tensor) -> torch.Tensor:
+    """Rows of ``x`` grouped in consecutive segments (``segment_lengths``), reordered as ``permute`` says.
+
+    ``out`` = segment ``permute[0]``, then segment ``permute[1]``, ... (plain torch; autograd via index_select).
+    """
+    lengths = segment_lengths.to(torch.long)
+    starts = torch.cumsum(lengths, 0) - lengths
+    perm = permute.to(torch.long)
+    new_lengths = lengths[perm]
+    new_starts = torch.cumsum(new_lengths, 0) - new_lengths
+    total = int(new_lengths.sum().item())
+    shift = torch.repeat_interleave(starts[perm] - new_starts, new_lengths, output_size=total)
+    index = torch.arange(total, device=x.device) + shift.to(x.device)
+    return x.index_select(0, index)
+
+
+class SequenceAllToAllOp(_CollectiveOp):
+    """``[ids, D]`` rows: re-order feature-major → rank-major (``forward_recat``), then all-to-all by row splits."""
+
+    def __init__(self, group: Optional[dist.ProcessGroup], input_splits: List[int], output_splits: List[int],
+                 forward_recat: Optional[torch.Tensor], backward_recat: Optional[torch.Tensor],
+                 segment_lengths: Optional[torch.Tensor], codecs: Optional[QuantizedCommCodecs],
+                 gradient_division: bool) -> None:
+        super().__init__(group, codecs, gradient_division)
+        self.input_splits = list(input_splits)
+        self.output_splits = list(output_splits)
+        self.forward_recat = forward_recat
+        self.backward_recat = backward_recat
+        self.segment_lengths = segment_lengths
+
+    def start_forward(self, x: torch.Tensor) -> Pending:
+        if x.dim() != 2 or x.size(0) != sum(self.input_splits):
+            raise ValueError(
+                f"sequence all-to-all on rank {self.rank}: input shape {tuple(x.shape)}, expected "
+                f"({sum(self.input_splits)}, D)"
+            )
+        d = x.size(1)
+        if self.forward_recat is not None and self.segment_lengths is not None:
+            x = permute_segments(x, self.forward_recat, self.segment_lengths)
+        p = all_to_all_chunks(list(x.split(self.input_splits, 0)), [(s, d) for s in self.output_splits],
+                              self.group, self.fwd_codec, x.dtype)
+        return Pending(None, lambda: torch.cat(p.wait(), dim=0))  # type: ignore[arg-type]
+
+    def start_backward(self, grad: torch.Tensor) -> Pending:
+        g = self.scale_grad(grad)
+        d = g.size(1)
+        p = all_to_all_chunks(list(g.split(self.output_splits, 0)), [(s, d) for s in self.input_splits],
+                              self.group, self.bwd_codec, g.dtype)
+
+        def finish() -> torch.Tensor:
+            out = torch.cat(p.wait(), dim=0)  # type: ignore[arg-type]
+            if self.forward_recat is not None and self.segment_lengths is not None:
+                back = self.backward_recat
+                if back is None:
+                    back = torch.argsort(self.forward_recat.to(torch.long))
+                out = permute_segments(out, back, self.segment_lengths[self.forward_recat.to(torch.long)])
+            return out
+
+        return Pending(None, finish)
+
+
+class ReduceScatterVOp(_CollectiveOp):
+    """Sum over ranks of dim-0 chunk r (``splits[r]`` rows) into rank r; backward = all-gather of the grads."""
+
+    def __init__(self, group: Optional[dist.ProcessGroup], splits: List[int], codecs: Optional[QuantizedCommCodecs],
+                 gradient_division: bool, policy: Optional[CollectivePolicy]) -> None:
+        super().__init__(group, codecs, gradient_division)
+        self.splits = list(splits)
+        self.policy = policy
+
+    def start_forward(self, x: torch.Tensor) -> Pending:
+        return reduce_scatter_v(x, self.splits, self.group, self.fwd_codec, self.policy)
+
+    def start_backward(self, grad: torch.Tensor) -> Pending:
+        return all_gather_v(self.scale_grad(grad), self.splits, self.group, self.bwd_codec)
+
+
+class AllGatherVOp(_CollectiveOp):
+    """Concatenation over ranks along dim 0 (``sizes[k]`` rows from rank k); backward = reduce-scatter."""
+
+    def __init__(self, group: Optional[dist.ProcessGroup], sizes: List[int], codecs: Optional[QuantizedCommCodecs],
+                 gradient_division: bool, policy: Optional[CollectivePolicy]) -> None:
+        super().__init__(group, codecs, gradient_division)
+        self.sizes = list(sizes)
+        self.policy = policy
+
+    def start_forward(self, x: torch.Tensor) -> Pending:
+        return all_gather_v(x, self.sizes, self.group, self.fwd_codec)
+
+    def start_backward(self, grad: torch.Tensor) -> Pending:
+        return reduce_scatter_v(self.scale_grad(grad), self.sizes, self.group, self.bwd_codec, self.policy)

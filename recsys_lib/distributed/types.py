@@ -1,0 +1,70 @@
+"""Types of the distributed package (TorchRec's ``torchrec.distributed.types``).
+
+The definitions live in small private files, one concept each; this module is the public path:
+
+* ``_enums``: ``ShardingType``, ``ParameterStorage``, ``PipelineType``, ``ComputeKernel``, ``CommOp``, ``EmbeddingEvent``
+* ``_awaitable``: ``Awaitable``, ``NoWait``, ``LazyAwaitable``, ``LazyNoWait``, ``LazyGetItemMixin``, ``GetItemLazyAwaitable``
+* ``_codec``: ``QuantizedCommCodec``, ``NoOpQuantizedCommCodec``, ``QuantizedCommCodecs``
+* ``_plan_types``: ``ParameterSharding``, ``ModuleShardingPlan``, ``EmbeddingModuleShardingPlan``, ``ShardingPlan``,
+  ``CacheParams``, ``CacheStatistics``, ``KeyValueParams``
+* ``_env``: ``ShardingEnv``, ``NullShardedModuleContext``, ``NullShardingContext``
+* ``_sharder``: ``ModuleSharder``, ``ShardedModule``, ``ShardingPlanner``, ``get_tensor_size_bytes``, ``rank_device``, ``scope``
+
+Shard metadata are torch's own (``ShardMetadata``, ``EnumerableShardingSpec``, ``ShardedTensor``), so plans and
+sharded state dicts share one vocabulary.
+"""
+
+from fbgemm_gpu.split_table_batched_embeddings_ops_common import (  # noqa: F401
+    BoundsCheckMode,
+    CacheAlgorithm,
+    MultiPassPrefetchConfig,
+)
+from torch.distributed._shard.metadata import ShardMetadata  # noqa: F401
+from torch.distributed._shard.sharded_tensor import (  # noqa: F401
+    Shard,
+    ShardedTensor,
+    ShardedTensorMetadata,
+    TensorProperties,
+)
+from torch.distributed._shard.sharding_spec import EnumerableShardingSpec, ShardingSpec  # noqa: F401
+
+from recsys_lib.distributed._awaitable import (  # noqa: F401
+    Awaitable,
+    GetItemLazyAwaitable,
+    LazyAwaitable,
+    LazyGetItemMixin,
+    LazyNoWait,
+    NoWait,
+)
+from recsys_lib.distributed._codec import (  # noqa: F401
+    NoOpQuantizedCommCodec,
+    QuantizationContext,
+    QuantizedCommCodec,
+    QuantizedCommCodecs,
+)
+from recsys_lib.distributed._enums import (  # noqa: F401
+    CommOp,
+    ComputeKernel,
+    EmbeddingEvent,
+    ParameterStorage,
+    PipelineType,
+    ShardingType,
+)
+from recsys_lib.distributed._env import NullShardedModuleContext, NullShardingContext, ShardingEnv  # noqa: F401
+from recsys_lib.distributed._plan_types import (  # noqa: F401
+    CacheParams,
+    CacheStatistics,
+    EmbeddingModuleShardingPlan,
+    KeyValueParams,
+    ModuleShardingPlan,
+    ParameterSharding,
+    ShardingPlan,
+)
+from recsys_lib.distributed._sharder import (  # noqa: F401
+    ModuleSharder,
+    ShardedModule,
+    ShardingPlanner,
+    get_tensor_size_bytes,
+    rank_device,
+    scope,
+)
