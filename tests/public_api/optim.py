@@ -1,8 +1,12 @@
+from recsys_lib.optim.clipping import GradientClipping
+from recsys_lib.optim.warmup import WarmupPolicy
 from tests.public_api import REQUIRED
 
 _OPTIM_NAMES = [
     "KeyedOptimizer", "CombinedOptimizer", "KeyedOptimizerWrapper", "OptimizerWrapper",
     "FusedOptimizer", "EmptyFusedOptimizer", "FusedOptimizerModule",
+    "WarmupOptimizer", "WarmupPolicy", "WarmupStage",
+    "GradientClipping", "GradientClippingOptimizer",
     "RowWiseAdagrad",
     "SGD", "LarsSGD", "LAMB", "PartialRowWiseLAMB", "Adam", "PartialRowWiseAdam", "Adagrad",
     "in_backward_optimizer_filter", "apply_optimizer_in_backward",
@@ -16,6 +20,11 @@ NAMES = [("recsys_lib.optim", n) for n in _OPTIM_NAMES] + [
     ("recsys_lib.optim.fused", "FusedOptimizer"),
     ("recsys_lib.optim.fused", "EmptyFusedOptimizer"),
     ("recsys_lib.optim.fused", "FusedOptimizerModule"),
+    ("recsys_lib.optim.warmup", "WarmupOptimizer"),
+    ("recsys_lib.optim.warmup", "WarmupPolicy"),
+    ("recsys_lib.optim.warmup", "WarmupStage"),
+    ("recsys_lib.optim.clipping", "GradientClipping"),
+    ("recsys_lib.optim.clipping", "GradientClippingOptimizer"),
     ("recsys_lib.optim.rowwise_adagrad", "RowWiseAdagrad"),
     ("recsys_lib.optim.rowwise_adagrad", "adagrad"),
     ("recsys_lib.optim.optimizers", "SGD"),
@@ -52,6 +61,14 @@ SIGNATURES = [
     ("recsys_lib.optim.fused", "EmptyFusedOptimizer", []),
     ("recsys_lib.optim.fused", "FusedOptimizer.step", [("self", REQUIRED), ("closure", None)]),
     ("recsys_lib.optim.fused", "FusedOptimizer.zero_grad", [("self", REQUIRED), ("set_to_none", False)]),
+    ("recsys_lib.optim.warmup", "WarmupStage",
+     [("policy", WarmupPolicy.LINEAR), ("max_iters", 1), ("value", 1.0), ("lr_scale", 1.0), ("decay_iters", -1),
+      ("sgdr_period", 1)]),
+    ("recsys_lib.optim.warmup", "WarmupOptimizer",
+     [("optimizer", REQUIRED), ("stages", REQUIRED), ("lr", 0.1), ("lr_param", "lr"), ("param_name", "__warmup")]),
+    ("recsys_lib.optim.clipping", "GradientClippingOptimizer",
+     [("optimizer", REQUIRED), ("clipping", GradientClipping.NONE), ("max_gradient", 0.1), ("norm_type", 2.0),
+      ("enable_global_grad_clip", False), ("param_to_pgs", None)]),
     ("recsys_lib.optim.rowwise_adagrad", "RowWiseAdagrad",
      [("params", REQUIRED), ("lr", 1e-2), ("lr_decay", 0.0), ("weight_decay", 0.0),
       ("initial_accumulator_value", 0.0), ("eps", 1e-10)]),
