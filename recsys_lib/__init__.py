@@ -12,4 +12,10 @@ from recsys_lib.types import DataType  # noqa: F401
 # -- sparse types (issue: foundations) --
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor  # noqa: F401
 # -- modules (issue: modules/models/optimizers) --
+from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig, PoolingType  # noqa: F401
+from recsys_lib.modules.embedding_modules import (  # noqa: F401
+    EmbeddingBagCollection,
+    EmbeddingBagCollectionInterface,
+    EmbeddingCollection,
+)
 # -- subpackages imported for their side effects, as torchrec does (distributed, quant, fx) --

@@ -76,3 +76,6 @@ SIGNATURES += [
     (_FEM, "fuse_embedding_optimizer", [("model", REQUIRED), ("optimizer_type", REQUIRED),
                                         ("optimizer_kwargs", REQUIRED), ("device", REQUIRED), ("location", None)]),
 ]
+
+NAMES += [("recsys_lib", n) for n in ["EmbeddingBagConfig", "EmbeddingConfig", "PoolingType", "EmbeddingBagCollection",
+                                      "EmbeddingBagCollectionInterface", "EmbeddingCollection"]]
