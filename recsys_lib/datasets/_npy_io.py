@@ -79,9 +79,11 @@ def load_rows(path: str, start_row: int, num_rows: int, pm: PathManager, mmap_mo
             raise ValueError(f"{path}: rows [{start_row}, {start_row + num_rows}) out of range for shape {shape}")
         row_bytes = _row_items(shape) * dtype.itemsize
         out = np.empty((num_rows,) + shape[1:], dtype=dtype)
+        if out.size == 0:
+            return out
         f.seek(offset + start_row * row_bytes)
         want = num_rows * row_bytes
-        view = memoryview(out).cast("B")
+        view = memoryview(out.reshape(-1).view(np.uint8))
         got = 0
         while got < want:
             n = f.readinto(view[got:])

@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from recsys_lib.datasets.random import RandomRecDataset
+
+
+def _ds(**kw):
+    args = dict(keys=["a", "b", "c"], batch_size=5, hash_sizes=[3, 50, 1000], ids_per_features=[1, 4, 2],
+                num_dense=7, manual_seed=1, num_batches=4)
+    args.update(kw)
+    return RandomRecDataset(**args)
+
+
+def test_shapes_ranges_and_kjt_layout():
+    batches = list(_ds(min_ids_per_features=[1, 0, 2]))
+    assert len(batches) == 4
+    for b in batches:
+        assert b.dense_features.shape == (5, 7) and b.dense_features.dtype == torch.float32
+        assert ((0 <= b.dense_features) & (b.dense_features < 1)).all()
+        assert b.labels.shape == (5,) and set(b.labels.tolist()) <= {0, 1}
+        kjt = b.sparse_features
+        assert kjt.keys() == ["a", "b", "c"] and kjt.stride() == 5
+        lengths = kjt.lengths().view(3, 5)
+        assert (lengths[0] == 1).all() and (lengths[2] == 2).all()
+        assert ((lengths[1] >= 0) & (lengths[1] <= 4)).all()
+        for key, h in zip(["a", "b", "c"], [3, 50, 1000]):
+            v = kjt[key].values()
+            assert ((v >= 0) & (v < h)).all()
+        assert kjt.values().numel() == int(kjt.lengths().sum())
+
+
+def test_fixed_lengths_by_default_and_single_hash_size():
+    b = next(iter(RandomRecDataset(["x", "y"], 4, hash_size=10, ids_per_feature=3, num_dense=2, manual_seed=0)))
+    assert b.sparse_features.lengths().tolist() == [3] * 8
+
+
+def test_seeded_reproducible_and_cycles():
+    a = list(_ds(num_generated_batches=2))
+    b = list(_ds(num_generated_batches=2))
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x.dense_features, y.dense_features)
+        torch.testing.assert_close(x.sparse_features.values(), y.sparse_features.values())
+    torch.testing.assert_close(a[0].dense_features, a[2].dense_features)
+    assert not torch.equal(a[0].dense_features, a[1].dense_features)
+    c = list(_ds(manual_seed=2))
+    assert not torch.equal(a[0].dense_features, c[0].dense_features)
+
+
+def test_len_and_infinite():
+    assert len(_ds()) == 4
+    inf = _ds(num_batches=None)
+    with pytest.raises(TypeError):
+        len(inf)
+    it = iter(inf)
+    assert len([next(it) for _ in range(25)]) == 25
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(hash_size=3), "exactly one of hash_size"),
+    (dict(hash_sizes=None), "exactly one of hash_size"),
+    (dict(ids_per_feature=2), "exactly one of ids_per_feature"),
+    (dict(hash_sizes=[1, 2]), "hash_sizes has 2 entries"),
+    (dict(min_ids_per_features=[2, 5, 0]), "min ids"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _ds(**kw)
