@@ -19,3 +19,4 @@ from recsys_lib.modules.embedding_modules import (  # noqa: F401
     EmbeddingCollection,
 )
 # -- subpackages imported for their side effects, as torchrec does (distributed, quant, fx) --
+import recsys_lib.fx  # noqa: F401,E402
