@@ -66,10 +66,18 @@ class BufferedWindowComputation(RecMetricComputation):
             value = new[name]
             value = value if name == "grouping_keys" else value.detach().to(torch.float).t()
             state = getattr(self, name)
+            if isinstance(state, torch.Tensor):  # states loaded by load_pre_compute_states
+                state = [state]
+                setattr(self, name, state)
             state.append(value.to(state[0].device))
-            total = sum(t.shape[0] for t in state)
-            if total > self._window_size:
-                setattr(self, name, [torch.cat(state)[-self._window_size:]])
+            # Drop the oldest rows beyond the window: whole chunks, then a view of the first one (no copy).
+            excess = sum(t.shape[0] for t in state) - self._window_size
+            while excess > 0:
+                if state[0].shape[0] <= excess:
+                    excess -= state.pop(0).shape[0]
+                else:
+                    state[0] = state[0][excess:]
+                    excess = 0
 
     def buffered(self, name: str) -> torch.Tensor:
         """The buffered examples as ``(n_tasks, N)`` (``(N,)`` for ``grouping_keys``)."""

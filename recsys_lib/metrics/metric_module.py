@@ -227,7 +227,11 @@ class RecMetricModule(nn.Module):
                 states = source[str(i)][str(j)]
                 for name in computation._defaults:
                     value = states[name]
-                    setattr(computation, name, list(value) if isinstance(value, list) else value.clone())
+                    if isinstance(computation._defaults[name], list):
+                        value = list(value) if isinstance(value, list) else [value]
+                    else:
+                        value = value.clone()
+                    setattr(computation, name, value)
 
     def async_compute(self, future: "Future[Dict[str, MetricValue]]") -> None:
         future.set_result(self.compute())

@@ -87,6 +87,9 @@ class NEMetricComputation(RecMetricComputation):
         for name in ("cross_entropy_sum", "weighted_num_samples", "pos_labels", "neg_labels"):
             self._add_sum_state(name)
 
+    def validate_inputs(self, predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> None:
+        check_labels_in_unit_interval(labels, weights, "NEMetric", self._allow_missing_label_with_zero_weight)
+
     def update(
         self,
         *,

@@ -102,6 +102,7 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
         self._window = WindowBuffer(window_size)
         self._sum_states: List[str] = []
         self._required_inputs: Set[str] = set()
+        self._valid_at_compute = torch.ones(n_tasks)
         if should_validate_update:
             self._add_state("has_valid_update", torch.zeros(n_tasks, dtype=torch.double), add_window_state=False)
 
@@ -200,13 +201,20 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
     def pre_compute(self) -> None:
         """Hook run before ``compute`` (no-op by default)."""
 
+    def validate_inputs(self, predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> None:
+        """Raises on inputs this metric cannot take; runs for every task before any state changes."""
+
     def compute(self) -> List[MetricComputationReport]:
         # torchmetrics wraps this: states are synced across the process group before it runs.
+        if self._should_validate_update:
+            self._valid_at_compute = self.has_valid_update.clone()
         if self._my_rank == 0 or self._compute_on_all_ranks:
             return self._compute()
         return []
 
     def local_compute(self) -> List[MetricComputationReport]:
+        if self._should_validate_update:
+            self._valid_at_compute = self.has_valid_update.clone()
         return self._compute()
 
 
@@ -337,12 +345,16 @@ class RecMetric(nn.Module, abc.ABC):
         if unweighted:
             w = w.clone()
             w[unweighted] = 1.0
-        start = 0
-        for computation, group in zip(self._metrics_computations, self._task_groups):
-            rows = slice(start, start + len(group))
-            start += len(group)
-            computation.note_valid_update(w[rows])
-            computation.update(predictions=p[rows], labels=lab[rows], weights=w[rows], **kwargs)
+        rows: List[slice] = []
+        for group in self._task_groups:
+            start = rows[-1].stop if rows else 0
+            rows.append(slice(start, start + len(group)))
+        # Validate every task first so that bad input leaves no task half-updated.
+        for computation, r in zip(self._metrics_computations, rows):
+            computation.validate_inputs(p[r], lab[r], w[r])
+        for computation, r in zip(self._metrics_computations, rows):
+            computation.note_valid_update(w[r])
+            computation.update(predictions=p[r], labels=lab[r], weights=w[r], **kwargs)
 
     def _collect(self, local: bool) -> Dict[str, torch.Tensor]:
         ret: Dict[str, torch.Tensor] = {}
@@ -351,9 +363,8 @@ class RecMetric(nn.Module, abc.ABC):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
                 reports = computation.local_compute() if local else computation.compute()
-            valid: Optional[torch.Tensor] = None
-            if self._should_validate_update and reports:
-                valid = computation.has_valid_update if local else _synced_valid(computation)
+            # Validity flags as seen by compute(): synced with the other states unless local.
+            valid: Optional[torch.Tensor] = computation._valid_at_compute if self._should_validate_update else None
             for report in reports:
                 for i, task in enumerate(group):
                     if valid is not None and valid[i] <= 0:
@@ -401,14 +412,6 @@ class RecMetric(nn.Module, abc.ABC):
         for computation in self._metrics_computations:
             required |= computation._required_inputs
         return required
-
-
-def _synced_valid(computation: RecMetricComputation) -> torch.Tensor:
-    # compute() already un-synced the states; ranks agree on validity only after summing the flags.
-    flags = computation.has_valid_update.clone()
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(flags, group=computation.process_group)
-    return flags
 
 
 def _select_tasks(value: Optional[RecModelOutput], tasks: List[RecTaskInfo]) -> Optional[RecModelOutput]:

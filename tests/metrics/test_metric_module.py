@@ -142,6 +142,8 @@ def test_pre_compute_states_round_trip_and_async_compute():
     fresh = _module(8)
     fresh.load_pre_compute_states(module.get_pre_compute_states())
     torch.testing.assert_close(fresh.local_compute(), module.local_compute())
+    fresh.update(_model_out(*batches[0]))  # loaded states keep accumulating
+    assert fresh.trained_batches == 1
     future = Future()
     module.async_compute(future)
     torch.testing.assert_close(_rec_values(future.result()), _rec_values(module.compute()))
@@ -186,7 +188,7 @@ def _two_rank_checks(rank, world_size, batches):
             m.update(_model_out(*b, cols=cols))
         out[mode.name] = m.compute()
     # default: only rank 0 reports rec metrics (every rank still joins the sync)
-    m = _module(B, world_size, rank)
+    m = _module(B, world_size, rank, should_validate_update=True)
     for b in batches:
         m.update(_model_out(*b, cols=cols))
     out["rank0_only"] = m.compute()

@@ -58,3 +58,10 @@ def test_missing_label_allowed_with_zero_weight():
     np.testing.assert_allclose(m.compute()["ne-t|lifetime_ne"].item(), ref.ne(p[keep], y[keep], w[keep]), rtol=1e-10)
     with pytest.raises(ValueError, match="labels must lie in"):
         m.update(predictions=torch.rand(2), labels=torch.tensor([-1.0, 1.0]), weights=torch.tensor([1.0, 1.0]))
+
+
+def test_bad_labels_of_one_task_leave_every_task_untouched():
+    m = NEMetric(world_size=1, my_rank=0, batch_size=3, tasks=[RecTaskInfo(name="a"), RecTaskInfo(name="b")])
+    with pytest.raises(ValueError, match="labels must lie in"):
+        m.update(predictions=torch.rand(2, 3), labels=torch.tensor([[0.0, 1.0, 1.0], [0.0, 1.0, 3.0]]), weights=None)
+    assert all(c.weighted_num_samples.sum().item() == 0 for c in m._metrics_computations)
