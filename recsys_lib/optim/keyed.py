@@ -306,6 +306,10 @@ class OptimizerWrapper(KeyedOptimizer):
     def step(self, closure: Optional[Any] = None) -> None:  # type: ignore[override]
         self._optimizer.step(closure=closure)
 
+    def init_state(self, sparse_grad_parameter_names: Optional[Set[str]] = None) -> None:
+        # Materialise the inner state without running this wrapper's step (no warmup tick, no clipping).
+        self._optimizer.init_state(sparse_grad_parameter_names)
+
     def add_param_group(self, param_group: Any) -> None:
         self._optimizer.add_param_group(param_group)
 

@@ -111,7 +111,24 @@ def _full_grads():
 
 def _global_clip(rank, world_size, norm_types):
     singles = [dist.new_group([r]) for r in range(world_size)]  # every rank creates every group
-    return {str(nt): _global_clip_case(rank, world_size, nt, singles) for nt in norm_types}
+    out = {str(nt): _global_clip_case(rank, world_size, nt, singles) for nt in norm_types}
+    out["dtensor"] = _global_clip_dtensor(rank, world_size)
+    return out
+
+
+def _global_clip_dtensor(rank, world_size):
+    # A DTensor parameter sharded on dim 0: its process group comes from the mesh, no param_to_pgs needed.
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    full_a, _, _ = _full_grads()
+    mesh = init_device_mesh("cpu", (world_size,))
+    a = torch.nn.Parameter(distribute_tensor(torch.zeros(6, 2), mesh, [Shard(0)]))
+    inner = KeyedOptimizerWrapper({"a": a}, lambda ps: torch.optim.SGD(ps, lr=1.0))
+    opt = GradientClippingOptimizer(inner, GradientClipping.NORM, max_gradient=1.0, enable_global_grad_clip=True)
+    a.grad = distribute_tensor(full_a.clone(), mesh, [Shard(0)])
+    total = opt.clip_grad_norm_()
+    return total, a.grad.to_local().clone()
 
 
 def _global_clip_case(rank, world_size, norm_type, singles):
@@ -149,3 +166,10 @@ def test_global_clip_over_sharded_params_matches_unsharded():
             torch.testing.assert_close(ga, twins[0].grad[rank * 3:(rank + 1) * 3])
             torch.testing.assert_close(gb, twins[1].grad)
             torch.testing.assert_close(gc, twins[2].grad[rank * 2:(rank + 1) * 2])
+    twin = torch.nn.Parameter(torch.zeros(6, 2))
+    twin.grad = _full_grads()[0].clone()
+    want = torch.nn.utils.clip_grad_norm_([twin], 1.0)
+    for rank, r in enumerate(results):
+        total, local = r["dtensor"]
+        torch.testing.assert_close(total, want)
+        torch.testing.assert_close(local, twin.grad[rank * 3:(rank + 1) * 3])

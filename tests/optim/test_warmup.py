@@ -145,3 +145,40 @@ def test_policy_values():
         "INVSQRT": "inv_sqrt", "COSINE_ANNEALING_WARM_RESTARTS": "cosine_annealing_warm_restarts",
         "INTERPOLATE": "interpolate",
     }
+
+
+def test_nested_wrappers_over_combined_checkpoint_roundtrip():
+    from recsys_lib.optim.clipping import GradientClipping, GradientClippingOptimizer
+    from recsys_lib.optim.keyed import CombinedOptimizer
+
+    def build(seed):
+        torch.manual_seed(seed)
+        m = torch.nn.Linear(3, 2)
+        a = KeyedOptimizerWrapper({"weight": m.weight}, lambda ps: torch.optim.Adam(ps, lr=0.1))
+        b = KeyedOptimizerWrapper({"bias": m.bias}, lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9))
+        warm = WarmupOptimizer(CombinedOptimizer([("w", a), ("b", b)]),
+                               [WarmupStage(WarmupPolicy.LINEAR, max_iters=10, value=0.0)], lr=1.0)
+        return m, GradientClippingOptimizer(warm, GradientClipping.NORM, max_gradient=1.0)
+
+    x = torch.randn(4, 3)
+    m, opt = build(0)
+    opt.init_state()  # materialises Adam/SGD state; does not tick the schedule
+    assert opt.state_dict()["state"]["__warmup"]["warmup"].item() == 0
+    for _ in range(3):
+        opt.zero_grad()
+        m(x).pow(2).sum().backward()
+        opt.step()
+    sd = copy.deepcopy(opt.state_dict())
+    assert set(sd["state"]) == {"w.weight", "b.bias", "__warmup"}
+    assert sd["state"]["__warmup"]["warmup"].item() == 3
+    m2, opt2 = build(1)
+    m2.load_state_dict(m.state_dict())
+    opt2.init_state()
+    opt2.load_state_dict(sd)
+    for model, o in ((m, opt), (m2, opt2)):
+        o.zero_grad()
+        model(x).pow(2).sum().backward()
+        o.step()
+    torch.testing.assert_close(m.weight, m2.weight)
+    torch.testing.assert_close(m.bias, m2.bias)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.4)
