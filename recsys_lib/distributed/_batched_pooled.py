@@ -1,0 +1,134 @@
+"""Pooled batched kernels: one FBGEMM TBE serves every table of a grouped config.
+
+``forward(features)`` takes a KeyedJaggedTensor with the group's features (in group order) and returns
+``T[B, sum_f D_f]``: feature ``f``'s pooled rows occupy columns ``[sum_{g<f} D_g, sum_{g<=f} D_g)``::
+
+    features  f0 (t0, D=4)   f1 (t1, D=8)
+    sample 0  [3, 1]         [0]            ->  out[0] = [ t0[3]+t0[1] | t1[0] ]
+    sample 1  []             [2, 2, 5]      ->  out[1] = [ 0           | t1[2]+t1[2]+t1[5] ]
+
+* :class:`BatchedFusedEmbeddingBag`: ``SplitTableBatchedEmbeddingBagsCodegen``, rows updated inside backward
+  by the fused optimizer (``fused_params["optimizer"]``; on CPU exact SGD / Adagrad / row-wise Adagrad).
+* :class:`BatchedDenseEmbeddingBag`: ``DenseTableBatchedEmbeddingBagsCodegen``, one ordinary autograd
+  parameter trained by a dense optimizer (data-parallel tables).
+"""
+
+from typing import Any, Iterator, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.distributed import ProcessGroup
+
+from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer
+from recsys_lib.distributed._tbe_common import check_features, table_layout, tbe_indices_offsets, vbe_batch_sizes
+from recsys_lib.distributed._tbe_kernel import (
+    FusedTableBatchMethods,
+    TableBatch,
+    TableBatchMethods,
+    dense_named_parameters,
+    fused_flat_weights,
+    make_dense_tbe,
+    make_fused_tbe,
+    tag_in_backward,
+)
+from recsys_lib.distributed.embedding_kernel import BaseEmbedding
+from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
+from recsys_lib.modules.embedding_configs import pooling_type_to_pooling_mode
+from recsys_lib.optim.fused import FusedOptimizerModule
+
+
+class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
+    """Pooled kernel over one TBE (subclasses create ``self._emb_module`` and ``self._batch``).
+
+    Args:
+        config: the tables of this kernel (local shard shapes in ``local_rows``/``local_cols``).
+        pg: process group of the sharding (state dicts become ShardedTensors with it).
+        device: where the tables live (default cpu).
+        sharding_type: row-split shardings pool MEAN as SUM (the division happens after the reduction).
+    """
+
+    def __init__(
+        self,
+        config: GroupedEmbeddingConfig,
+        pg: Optional[ProcessGroup] = None,
+        device: Optional[torch.device] = None,
+        sharding_type: Optional[Any] = None,
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self._pg = pg
+        self._device = torch.device(device) if device is not None else torch.device("cpu")
+        self._sharding_type = sharding_type
+        self._layout = table_layout(config)
+        self._pooling_mode = pooling_type_to_pooling_mode(config.pooling, sharding_type)
+        self._check_ids = True
+
+    def forward(self, features: Any) -> torch.Tensor:
+        check_features(features, self._layout, self._check_ids)
+        indices, offsets = tbe_indices_offsets(features)
+        weights = None
+        if self._config.is_weighted:
+            weights = features.weights_or_none()
+            if weights is None:
+                raise ValueError(f"tables {list(self._layout.table_names)} are weighted but the features have no weights")
+        batch_sizes = vbe_batch_sizes(features)
+        if batch_sizes is None:
+            return self._emb_module(indices=indices, offsets=offsets, per_sample_weights=weights)
+        return self._emb_module(
+            indices=indices, offsets=offsets, per_sample_weights=weights, batch_size_per_feature_per_rank=batch_sizes
+        )
+
+
+class BatchedFusedEmbeddingBag(FusedTableBatchMethods, BaseBatchedEmbeddingBag, FusedOptimizerModule):
+    """Pooled kernel with the optimizer fused into backward (FBGEMM ``SplitTableBatchedEmbeddingBagsCodegen``).
+
+    ``named_parameters()`` yields one ``TableBatchedEmbeddingSlice`` per table (``"<table>.weight"``) tagged
+    ``_in_backward_optimizers``; ``named_buffers()`` yields nothing; the optimizer is ``fused_optimizer``.
+    Local dims must be multiples of 4.
+
+    Example::
+
+        kernel = BatchedFusedEmbeddingBag(grouped_config)         # fused_params={"optimizer": ..., ...}
+        pooled = kernel(kjt)                                      # [B, dim_sum]
+        pooled.sum().backward()                                   # rows already updated here
+    """
+
+    def __init__(
+        self,
+        config: GroupedEmbeddingConfig,
+        pg: Optional[ProcessGroup] = None,
+        device: Optional[torch.device] = None,
+        sharding_type: Optional[Any] = None,
+    ) -> None:
+        super().__init__(config, pg, device, sharding_type)
+        self._emb_module, self._check_ids = make_fused_tbe(config, self._layout, self._device, self._pooling_mode)
+        self._batch = TableBatch(config, self._layout, self._emb_module, fused_flat_weights(self._emb_module), pg)
+        tag_in_backward(self._batch)
+        self.init_parameters()
+        self._optim = EmbeddingFusedOptimizer(config, self._emb_module, pg=pg)
+
+
+class BatchedDenseEmbeddingBag(BaseBatchedEmbeddingBag):
+    """Pooled kernel with a plain autograd weight (FBGEMM ``DenseTableBatchedEmbeddingBagsCodegen``).
+
+    ``named_parameters()`` yields the one flat weight as ``"<t0>/<t1>/....weight"`` (what DDP and dense
+    optimizers train); ``named_parameters_by_table()`` gives per-table views whose ``.grad`` is the matching
+    part of the flat gradient.
+    """
+
+    def __init__(
+        self,
+        config: GroupedEmbeddingConfig,
+        pg: Optional[ProcessGroup] = None,
+        device: Optional[torch.device] = None,
+        sharding_type: Optional[Any] = None,
+    ) -> None:
+        super().__init__(config, pg, device, sharding_type)
+        self._emb_module = make_dense_tbe(config, self._layout, self._device, self._pooling_mode)
+        self._batch = TableBatch(config, self._layout, self._emb_module, self._emb_module.weights, pg)
+        self.init_parameters()
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        yield from dense_named_parameters(self._batch, self._emb_module.weights, prefix)

@@ -1,0 +1,161 @@
+"""Sequence (unpooled) batched kernels: one embedding row per id, for ``EmbeddingCollection`` shards.
+
+``forward(features)`` returns the rows of every id in KJT value order (feature-major)::
+
+    features  f0 (t0)   f1 (t1)
+    sample 0  [3, 1]    [0]
+    sample 1  []        [2, 5]     ->  out = [t0[3], t0[1], t1[0], t1[2], t1[5]]     T[N=5, D]
+
+When the tables of the kernel have different dims the rows cannot stack: the output is the flat
+concatenation ``T[sum_f L_f * D_f]`` in the same order.
+
+How each case runs (FBGEMM's CPU kernels have two gaps, so the CPU paths are our own where needed):
+
+=======================  =======================================  =========================================
+kernel, dims             CPU                                      CUDA
+=======================  =======================================  =========================================
+fused, equal dims        TBE, ``PoolingMode.NONE``                TBE, ``PoolingMode.NONE``
+fused, mixed dims        TBE in SUM mode, one id per bag (VBE)    same
+dense, equal dims        ``F.embedding`` on the flat weight       dense TBE, ``PoolingMode.NONE``
+dense, mixed dims        ``F.embedding`` per table view           same as CPU
+=======================  =======================================  =========================================
+
+FBGEMM's CPU TBE accepts ``PoolingMode.NONE`` only for equal dims, and its CPU *dense* TBE ignores NONE and
+silently pools. "One id per bag" turns a sequence lookup into a pooled one whose bags hold exactly one id
+(``batch_size_per_feature = L_f``): pooling a single row returns that row, and the fused optimizer runs
+unchanged in FBGEMM's backward. It is exact but ~10x slower than NONE on CPU.
+"""
+
+from typing import Any, Iterator, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.distributed import ProcessGroup
+
+from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer
+from recsys_lib.distributed._sequence_ref import sequence_lookup_reference
+from recsys_lib.distributed._tbe_common import check_features, table_layout, tbe_indices_offsets
+from recsys_lib.distributed._tbe_kernel import (
+    FusedTableBatchMethods,
+    TableBatch,
+    TableBatchMethods,
+    dense_named_parameters,
+    fused_flat_weights,
+    make_dense_tbe,
+    make_fused_tbe,
+    tag_in_backward,
+)
+from recsys_lib.distributed.embedding_kernel import BaseEmbedding
+from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
+from recsys_lib.optim.fused import FusedOptimizerModule
+
+
+def _feature_offsets(features: Any, indices: torch.Tensor) -> torch.Tensor:
+    """Offsets with one bag per feature: ``[0, L_0, L_0 + L_1, ...]`` (works for any batch layout)."""
+    lengths = torch.tensor([0] + features.length_per_key(), dtype=indices.dtype, device=indices.device)
+    return torch.cumsum(lengths, 0)
+
+
+class BaseBatchedEmbedding(TableBatchMethods, BaseEmbedding):
+    """Sequence kernel over one TBE (subclasses create ``self._emb_module`` and ``self._batch``).
+
+    Args:
+        config: the tables of this kernel (local shard shapes in ``local_rows``/``local_cols``).
+        pg: process group of the sharding (state dicts become ShardedTensors with it).
+        device: where the tables live (default cpu).
+        sharding_type: accepted for symmetry with the pooled kernels.
+    """
+
+    def __init__(
+        self,
+        config: GroupedEmbeddingConfig,
+        pg: Optional[ProcessGroup] = None,
+        device: Optional[torch.device] = None,
+        sharding_type: Optional[Any] = None,
+    ) -> None:
+        super().__init__()
+        self._config = config
+        self._pg = pg
+        self._device = torch.device(device) if device is not None else torch.device("cpu")
+        self._sharding_type = sharding_type
+        self._layout = table_layout(config)
+        self._dim = self._layout.uniform_dim
+        self._check_ids = True
+
+
+class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedOptimizerModule):
+    """Sequence kernel with the optimizer fused into backward (see the module table for the paths).
+
+    Example::
+
+        kernel = BatchedFusedEmbedding(grouped_config)   # equal dims D
+        rows = kernel(kjt)                               # [N, D], N = number of ids
+        rows.sum().backward()                            # rows updated in backward
+    """
+
+    def __init__(
+        self,
+        config: GroupedEmbeddingConfig,
+        pg: Optional[ProcessGroup] = None,
+        device: Optional[torch.device] = None,
+        sharding_type: Optional[Any] = None,
+    ) -> None:
+        from fbgemm_gpu.split_table_batched_embeddings_ops_common import PoolingMode
+
+        super().__init__(config, pg, device, sharding_type)
+        # Mixed dims: pooled TBE with one id per bag (FBGEMM's NONE mode needs equal dims on CPU).
+        self._one_id_per_bag = self._dim is None
+        mode = PoolingMode.SUM if self._one_id_per_bag else PoolingMode.NONE
+        self._emb_module, self._check_ids = make_fused_tbe(config, self._layout, self._device, mode)
+        self._batch = TableBatch(config, self._layout, self._emb_module, fused_flat_weights(self._emb_module), pg)
+        tag_in_backward(self._batch)
+        self.init_parameters()
+        self._optim = EmbeddingFusedOptimizer(config, self._emb_module, pg=pg)
+
+    def forward(self, features: Any) -> torch.Tensor:
+        check_features(features, self._layout, self._check_ids)
+        indices, offsets = tbe_indices_offsets(features)
+        if self._one_id_per_bag:
+            bags = torch.arange(indices.numel() + 1, dtype=indices.dtype, device=indices.device)
+            sizes = [[length] for length in features.length_per_key()]
+            return self._emb_module(indices=indices, offsets=bags, batch_size_per_feature_per_rank=sizes).view(-1)
+        if features.variable_stride_per_key():
+            offsets = _feature_offsets(features, indices)
+        return self._emb_module(indices=indices, offsets=offsets)
+
+
+class BatchedDenseEmbedding(BaseBatchedEmbedding):
+    """Sequence kernel with a plain autograd weight (the dense TBE's flat ``weights`` parameter).
+
+    On CPU (and for mixed dims) the lookup is ``F.embedding`` over views of that parameter, so gradients
+    are exact; FBGEMM's CPU dense TBE would silently pool instead.
+    """
+
+    def __init__(
+        self,
+        config: GroupedEmbeddingConfig,
+        pg: Optional[ProcessGroup] = None,
+        device: Optional[torch.device] = None,
+        sharding_type: Optional[Any] = None,
+    ) -> None:
+        from fbgemm_gpu.split_table_batched_embeddings_ops_common import PoolingMode
+
+        super().__init__(config, pg, device, sharding_type)
+        self._use_tbe = self._device.type == "cuda" and self._dim is not None
+        self._emb_module = make_dense_tbe(config, self._layout, self._device, PoolingMode.NONE)
+        self._batch = TableBatch(config, self._layout, self._emb_module, self._emb_module.weights, pg)
+        self.init_parameters()
+
+    def forward(self, features: Any) -> torch.Tensor:
+        check_features(features, self._layout, self._check_ids)
+        if self._use_tbe and not features.variable_stride_per_key():
+            indices, offsets = tbe_indices_offsets(features)
+            return self._emb_module(indices=indices, offsets=offsets)
+        return sequence_lookup_reference(
+            self._emb_module.weights, self._layout, features.values(), features.length_per_key()
+        )
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        yield from dense_named_parameters(self._batch, self._emb_module.weights, prefix)

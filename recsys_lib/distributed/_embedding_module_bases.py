@@ -1,0 +1,260 @@
+"""Bases of embedding sharders and sharded embedding modules (re-exported by ``embedding_types``).
+
+Which sharding types and compute kernels a sharder offers, per compute device:
+
+=================  ==========================================  ===========================================
+device             sharding types                              kernels (non data-parallel / data-parallel)
+=================  ==========================================  ===========================================
+cpu                data_parallel, table_wise, column_wise,     fused / dense
+                   table_column_wise
+cuda, mtia         + row_wise, table_row_wise, grid_shard      fused (+cuda: fused_uvm, fused_uvm_caching,
+                                                               key_value, ssd/dram_virtual_table) / dense
+=================  ==========================================  ===========================================
+"""
+
+from typing import Any, Dict, List, Optional, TypeVar
+
+import torch
+from torch import nn
+
+from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, KJTList
+from recsys_lib.distributed.types import (
+    ModuleSharder,
+    ParameterStorage,
+    QuantizedCommCodecs,
+    ShardedModule,
+    ShardingType,
+)
+
+M = TypeVar("M", bound=nn.Module)
+CompIn = TypeVar("CompIn")
+DistOut = TypeVar("DistOut")
+Out = TypeVar("Out")
+ShrdCtx = TypeVar("ShrdCtx")
+
+_CPU_SHARDING_TYPES = (
+    ShardingType.DATA_PARALLEL.value,
+    ShardingType.TABLE_WISE.value,
+    ShardingType.COLUMN_WISE.value,
+    ShardingType.TABLE_COLUMN_WISE.value,
+)
+_ROW_SPLIT_SHARDING_TYPES = (
+    ShardingType.ROW_WISE.value,
+    ShardingType.TABLE_ROW_WISE.value,
+    ShardingType.GRID_SHARD.value,
+)
+# Data-parallel tables are replicated and trained by the dense optimizer; every other sharding fuses.
+_REPLICATED = ShardingType.DATA_PARALLEL.value
+_CUDA_ONLY_KERNELS = (
+    EmbeddingComputeKernel.FUSED_UVM.value,
+    EmbeddingComputeKernel.FUSED_UVM_CACHING.value,
+    EmbeddingComputeKernel.KEY_VALUE.value,
+    EmbeddingComputeKernel.SSD_VIRTUAL_TABLE.value,
+    EmbeddingComputeKernel.DRAM_VIRTUAL_TABLE.value,
+)
+_UVM_KERNELS = (EmbeddingComputeKernel.FUSED_UVM.value, EmbeddingComputeKernel.FUSED_UVM_CACHING.value)
+_QUANT_UVM_KERNELS = (EmbeddingComputeKernel.QUANT_UVM.value, EmbeddingComputeKernel.QUANT_UVM_CACHING.value)
+
+
+def _check_device_type(compute_device_type: str) -> None:
+    if compute_device_type not in ("cpu", "cuda", "mtia"):
+        raise ValueError(f"compute_device_type must be 'cpu', 'cuda' or 'mtia', got {compute_device_type!r}")
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> int:
+    return tensor.element_size() * tensor.nelement()
+
+
+class FeatureShardingMixIn:
+    """Feature placement of one sharding: names in rank order and counts per rank."""
+
+    def feature_names(self) -> List[str]:
+        raise NotImplementedError
+
+    def feature_names_per_rank(self) -> List[List[str]]:
+        raise NotImplementedError
+
+    def features_per_rank(self) -> List[int]:
+        raise NotImplementedError
+
+
+class ModuleShardingMixIn:
+    """A sharded module exposing its shardings: ``{sharding_type: FeatureShardingMixIn}``."""
+
+    @property
+    def shardings(self) -> Dict[str, FeatureShardingMixIn]:
+        raise NotImplementedError
+
+
+class ShardedEmbeddingModule(
+    ShardedModule[CompIn, DistOut, Out, ShrdCtx],
+    ModuleShardingMixIn,
+):
+    """Common part of sharded embedding modules: one input dist, lookup and output dist per sharding.
+
+    Subclasses fill ``_input_dists``, ``_lookups`` and ``_output_dists`` (index ``i`` = sharding ``i``).
+    """
+
+    def __init__(self, qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None) -> None:
+        super().__init__(qcomm_codecs_registry)
+        self._input_dists: List[nn.Module] = []
+        self._lookups: List[nn.Module] = []
+        self._output_dists: List[nn.Module] = []
+        self.post_lookup_tracker_fn: Optional[Any] = None
+        self.post_odist_tracker_fn: Optional[Any] = None
+
+    def prefetch(
+        self,
+        dist_input: KJTList,
+        forward_stream: Optional[Any] = None,
+        ctx: Optional[Any] = None,
+    ) -> None:
+        """Lets caching kernels load the rows of the next batch (a no-op for kernels without a cache)."""
+        for features, lookup in zip(dist_input, self._lookups):
+            while isinstance(lookup, nn.parallel.DistributedDataParallel):
+                lookup = lookup.module
+            if hasattr(lookup, "prefetch"):
+                lookup.prefetch(sparse_features=features, forward_stream=forward_stream)
+
+    def extra_repr(self) -> str:
+        def _block(name: str, items: Any) -> str:
+            inner = "\n".join("  " + repr(m).replace("\n", "\n  ") for m in items)
+            return f"{name}:\n{inner}" if inner else f"{name}: []"
+
+        return "\n".join(
+            [
+                _block("lookups", self._lookups),
+                _block("_input_dists", self._input_dists),
+                _block("_output_dists", self._output_dists),
+            ]
+        )
+
+    def train(self, mode: bool = True) -> "ShardedEmbeddingModule":
+        super().train(mode)
+        # Lookups kept in plain lists are not children; switch them too.
+        for lookup in self._lookups:
+            if isinstance(lookup, nn.Module):
+                lookup.train(mode)
+        return self
+
+    def register_post_lookup_tracker_fn(self, record_fn: Any) -> None:
+        """``record_fn(kjt, embeddings, module)`` is called after each lookup (used by update trackers)."""
+        self.post_lookup_tracker_fn = record_fn
+
+    def register_post_odist_tracker_fn(self, record_fn: Any) -> None:
+        """``record_fn(kjt, embeddings, module)`` is called after each output distribution."""
+        self.post_odist_tracker_fn = record_fn
+
+
+class BaseEmbeddingSharder(ModuleSharder[M]):
+    """Sharding types, kernels and storage of embedding sharders (see the module docstring table).
+
+    Args:
+        fused_params: FBGEMM arguments for every fused kernel this sharder creates (optimizer, lr, ...).
+        qcomm_codecs_registry: quantized communication codecs keyed by ``CommOp.value``.
+    """
+
+    def __init__(
+        self,
+        fused_params: Optional[Dict[str, Any]] = None,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> None:
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._fused_params: Optional[Dict[str, Any]] = fused_params
+
+    def sharding_types(self, compute_device_type: str) -> List[str]:
+        _check_device_type(compute_device_type)
+        types = list(_CPU_SHARDING_TYPES)
+        if compute_device_type in ("cuda", "mtia"):
+            types += list(_ROW_SPLIT_SHARDING_TYPES)
+        return types
+
+    def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
+        _check_device_type(compute_device_type)
+        if sharding_type == _REPLICATED:
+            return [EmbeddingComputeKernel.DENSE.value]
+        kernels = [EmbeddingComputeKernel.FUSED.value]
+        if compute_device_type == "cuda":
+            kernels += list(_CUDA_ONLY_KERNELS)
+        return kernels
+
+    @property
+    def fused_params(self) -> Optional[Dict[str, Any]]:
+        return self._fused_params
+
+    def storage_usage(self, tensor: torch.Tensor, compute_device_type: str, compute_kernel: str) -> Dict[str, int]:
+        """Bytes a table shard needs, by storage kind: UVM kernels in DDR (cuda only), else HBM on an
+        accelerator and DDR on CPU. (The HBM share of a UVM cache is added by the planner.)"""
+        _check_device_type(compute_device_type)
+        nbytes = _tensor_bytes(tensor)
+        if compute_kernel in _UVM_KERNELS:
+            if compute_device_type != "cuda":
+                raise ValueError(f"compute kernel {compute_kernel!r} needs a cuda device, got {compute_device_type!r}")
+            return {ParameterStorage.DDR.value: nbytes}
+        if compute_device_type == "cpu":
+            return {ParameterStorage.DDR.value: nbytes}
+        return {ParameterStorage.HBM.value: nbytes}
+
+
+class BaseQuantEmbeddingSharder(ModuleSharder[M]):
+    """Sharder bases of quantized (inference) embedding modules: TW/RW/CW with the ``quant`` kernels.
+
+    Args:
+        fused_params: arguments for the inference TBEs.
+        shardable_params: table names that may be sharded (empty: all).
+    """
+
+    def __init__(
+        self,
+        fused_params: Optional[Dict[str, Any]] = None,
+        shardable_params: Optional[List[str]] = None,
+    ) -> None:
+        super().__init__()
+        self._fused_params: Optional[Dict[str, Any]] = fused_params
+        self._shardable_params: List[str] = list(shardable_params) if shardable_params else []
+
+    def sharding_types(self, compute_device_type: str) -> List[str]:
+        _check_device_type(compute_device_type)
+        return [ShardingType.TABLE_WISE.value, ShardingType.ROW_WISE.value, ShardingType.COLUMN_WISE.value]
+
+    def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
+        _check_device_type(compute_device_type)
+        kernels = [EmbeddingComputeKernel.QUANT.value]
+        if compute_device_type == "cuda":
+            kernels += list(_QUANT_UVM_KERNELS)
+        return kernels
+
+    @property
+    def fused_params(self) -> Optional[Dict[str, Any]]:
+        return self._fused_params
+
+    def shardable_parameters(self, module: M) -> Dict[str, nn.Parameter]:
+        """``{table_name: weight}`` from the module's state dict (``...<table>.weight`` entries)."""
+        params = {
+            name.split(".")[-2]: param
+            for name, param in module.state_dict().items()
+            if name.endswith(".weight") and "." in name
+        }
+        if self._shardable_params:
+            missing = [p for p in self._shardable_params if p not in params]
+            if missing:
+                raise ValueError(f"shardable_params {missing} are not tables of the module; tables: {sorted(params)}")
+            params = {k: v for k, v in params.items() if k in self._shardable_params}
+        return params  # type: ignore[return-value]
+
+    def storage_usage(self, tensor: torch.Tensor, compute_device_type: str, compute_kernel: str) -> Dict[str, int]:
+        """Quantized bytes plus 4 bytes per row (scale and bias); UVM kernels in DDR."""
+        _check_device_type(compute_device_type)
+        nbytes = _tensor_bytes(tensor) + tensor.shape[0] * 4
+        if compute_kernel in _QUANT_UVM_KERNELS or compute_device_type == "cpu":
+            return {ParameterStorage.DDR.value: nbytes}
+        return {ParameterStorage.HBM.value: nbytes}
+
+
+__all__ = [
+    "BaseEmbeddingSharder",
+    "BaseQuantEmbeddingSharder",
+    "FeatureShardingMixIn",
+    "ModuleShardingMixIn",
+    "ShardedEmbeddingModule",
+]

@@ -1,0 +1,1 @@
+"""Composable building blocks of sharded embedding modules."""

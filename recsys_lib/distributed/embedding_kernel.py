@@ -1,0 +1,118 @@
+"""Base of grouped embedding kernels and the state-dict builder for sharded tables.
+
+A kernel serves the tables of one :class:`GroupedEmbeddingConfig` on this rank. Its ``state_dict`` uses the
+*unsharded* names (``"<table>.weight"``) so a sharded model checkpoints like the plain one: with a process
+group each value is a ``ShardedTensor`` holding this rank's shard(s), without one a plain tensor.
+"""
+
+import abc
+from collections import defaultdict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+from torch.distributed import ProcessGroup
+from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
+
+from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
+
+
+class BaseEmbedding(abc.ABC, nn.Module):
+    """One grouped kernel: ``forward(features: KeyedJaggedTensor) -> embeddings``."""
+
+    @abc.abstractmethod
+    def forward(self, features: Any) -> torch.Tensor:
+        ...
+
+    @property
+    @abc.abstractmethod
+    def config(self) -> GroupedEmbeddingConfig:
+        ...
+
+
+def get_state_dict(
+    embedding_tables: List[ShardedEmbeddingTable],
+    params: Union[nn.ModuleList, Sequence[Union[nn.Module, torch.Tensor]]],
+    pg: Optional[ProcessGroup] = None,
+    destination: Optional[Dict[str, Any]] = None,
+    prefix: str = "",
+) -> Dict[str, Any]:
+    """Writes ``prefix + "<table>.weight"`` for each table into ``destination``.
+
+    Args:
+        embedding_tables: this rank's table shards, in the order of ``params``.
+        params: one local weight (or module with ``.weight``) per shard, ``local_rows x local_cols``.
+        pg: with a process group and ``global_metadata`` set, values are ShardedTensors built from the local
+            shards (several shards of one table on this rank become one ShardedTensor); otherwise the local
+            tensor itself.
+
+    Returns:
+        ``destination`` (a new dict when None).
+    """
+    if destination is None:
+        destination = {}
+    if len(embedding_tables) != len(params):
+        raise ValueError(f"get_state_dict: {len(embedding_tables)} tables but {len(params)} weights")
+    local_shards: Dict[str, List[Shard]] = defaultdict(list)
+    global_metadata: Dict[str, Any] = {}
+    for table, param in zip(embedding_tables, params):
+        weight = param.weight if isinstance(param, nn.Module) else param
+        if not isinstance(weight, torch.Tensor):
+            raise TypeError(f"table {table.name!r}: expected a weight tensor, got {type(weight).__name__}")
+        key = f"{prefix}{table.name}.weight"
+        if pg is None or table.global_metadata is None:
+            destination[key] = weight
+            continue
+        if table.local_metadata is None:
+            raise ValueError(f"table {table.name!r}: global_metadata is set but local_metadata is missing")
+        local_shards[key].append(Shard(tensor=weight, metadata=table.local_metadata))
+        global_metadata[key] = table.global_metadata
+    for key, shards in local_shards.items():
+        destination[key] = ShardedTensor._init_from_local_shards_and_global_metadata(
+            shards, global_metadata[key], process_group=pg
+        )
+    return destination
+
+
+def _copy_into(dst: Any, src: Any, key: str) -> None:
+    """Copies a tensor or ShardedTensor ``src`` into ``dst`` of the same kind and local shapes."""
+    with torch.no_grad():
+        if isinstance(dst, ShardedTensor):
+            if not isinstance(src, ShardedTensor):
+                raise TypeError(f"state_dict[{key!r}]: expected a ShardedTensor, got {type(src).__name__}")
+            dst_shards, src_shards = dst.local_shards(), src.local_shards()
+            if len(dst_shards) != len(src_shards):
+                raise ValueError(f"state_dict[{key!r}]: {len(src_shards)} local shards, expected {len(dst_shards)}")
+            for d, s in zip(dst_shards, src_shards):
+                _check_shape(d.tensor, s.tensor, key)
+                d.tensor.detach().copy_(s.tensor)
+            return
+        if isinstance(src, ShardedTensor):
+            shards = src.local_shards()
+            if len(shards) != 1:
+                raise ValueError(f"state_dict[{key!r}]: cannot load {len(shards)} shards into one tensor")
+            src = shards[0].tensor
+        _check_shape(dst, src, key)
+        dst.detach().copy_(src)
+
+
+def _check_shape(dst: torch.Tensor, src: torch.Tensor, key: str) -> None:
+    if tuple(dst.shape) != tuple(src.shape):
+        raise ValueError(f"state_dict[{key!r}]: shape {list(src.shape)} does not match {list(dst.shape)}")
+
+
+def load_into_state_dict(
+    own: Mapping[str, Any], state_dict: Mapping[str, Any], strict: bool = True
+) -> Tuple[List[str], List[str]]:
+    """Copies ``state_dict`` values into the tensors of ``own`` (a ``state_dict(keep_vars=True)``).
+
+    Returns ``(missing_keys, unexpected_keys)``; with ``strict`` either being non-empty raises ``KeyError``.
+    """
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if strict and (missing or unexpected):
+        raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+    for key, dst in own.items():
+        if key in state_dict:
+            _copy_into(dst, state_dict[key], key)
+    return missing, unexpected
