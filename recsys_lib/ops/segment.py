@@ -19,12 +19,12 @@ def segment_sum_csr_reference(csr_seg: torch.Tensor, values: torch.Tensor) -> to
 
 
 def segment_sum_csr_fbgemm(csr_seg: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``fbgemm.segment_sum_csr(batch_size=1, ...)`` (floating values only on CPU)."""
+    """``fbgemm.segment_sum_csr(batch_size=1, ...)`` (float32 values only on CPU)."""
     return torch.ops.fbgemm.segment_sum_csr(1, csr_seg, values)
 
 
 def _segment_sum_csr_fast(csr_seg: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    if values.is_floating_point():
+    if values.dtype == torch.float32:  # FBGEMM's CPU kernel covers float only
         return segment_sum_csr_fbgemm(csr_seg, values)
     return segment_sum_csr_reference(csr_seg, values)
 

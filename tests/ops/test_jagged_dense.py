@@ -1,0 +1,49 @@
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recsys_lib.ops.cumsum import complete_cumsum
+from recsys_lib.ops.jagged_dense import (
+    jagged_to_padded_dense,
+    jagged_to_padded_dense_fbgemm,
+    jagged_to_padded_dense_masked,
+    jagged_to_padded_dense_reference,
+)
+
+
+def _python_padded(lengths, values, width, pad):
+    out, pos = [], 0
+    for n in lengths:
+        row = values[pos : pos + n][:width]
+        out.append(row + [pad] * (width - len(row)))
+        pos += n
+    return out
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 5), max_size=8), st.integers(0, 6), st.sampled_from([0.0, -1.0]))
+def test_padded_variants_1d(lengths, width, pad):
+    values = torch.arange(sum(lengths), dtype=torch.float32) + 1
+    lt = torch.tensor(lengths, dtype=torch.int64)
+    offsets = complete_cumsum(lt)
+    want = torch.tensor(_python_padded(lengths, values.tolist(), width, pad), dtype=torch.float32).view(len(lengths), width)
+    for out in (
+        jagged_to_padded_dense_reference(values, lt, width, pad),
+        jagged_to_padded_dense_fbgemm(values, offsets, width, pad),
+        jagged_to_padded_dense_masked(values, lt, width, pad),
+        jagged_to_padded_dense(values, lt, offsets, width, pad),
+    ):
+        torch.testing.assert_close(out, want)
+
+
+def test_padded_2d_values_and_grad():
+    values = torch.arange(10.0).view(5, 2).requires_grad_()
+    lt = torch.tensor([3, 0, 2])
+    ref = jagged_to_padded_dense_reference(values, lt, 2)
+    fast = jagged_to_padded_dense_masked(values, lt, 2)
+    fb = jagged_to_padded_dense_fbgemm(values, complete_cumsum(lt), 2)
+    torch.testing.assert_close(fast, ref)
+    torch.testing.assert_close(fb, ref)
+    fast.sum().backward()
+    # the third value of the first bag is truncated away: zero gradient
+    assert values.grad[:, 0].tolist() == [1.0, 1.0, 0.0, 1.0, 1.0]
