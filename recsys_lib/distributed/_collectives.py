@@ -182,7 +182,9 @@ def all_gather_v(
     if all(s == sizes[0] for s in sizes):
         enc = _encode(codec, input).reshape(-1)
         out = torch.empty(w * enc.numel(), dtype=enc.dtype, device=enc.device)
-        work = dist.all_gather_into_tensor(out, enc, group=group, async_op=True)
+        # torch 2.13 renamed all_gather_into_tensor to all_gather_single (the old name warns).
+        gather = getattr(dist, "all_gather_single", dist.all_gather_into_tensor)
+        work = gather(out, enc, group=group, async_op=True)
 
         def finish_even() -> torch.Tensor:
             parts = [_decode(codec, p, (sizes[0],) + rest, input.dtype) for p in out.chunk(w)] if w > 0 else []
