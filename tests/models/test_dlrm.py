@@ -204,3 +204,32 @@ def test_dlrm_train_label_shape_mismatch_is_an_error():
     batch = Batch(dense_features=_dense(), sparse_features=make_kjt(), labels=torch.ones(B + 1))
     with pytest.raises(ValueError, match="size"):
         model(batch)
+
+
+def _mixed_pooling_ebc():
+    # TorchScript needs a scriptable EBC; one MEAN table also exercises mean pooling end to end
+    from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, PoolingType
+    from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
+
+    torch.manual_seed(0)
+    return EmbeddingBagCollection(tables=[
+        EmbeddingBagConfig(name="t0", embedding_dim=D, num_embeddings=10, feature_names=["f0", "f1"],
+                           pooling=PoolingType.MEAN),
+        EmbeddingBagConfig(name="t1", embedding_dim=D, num_embeddings=7, feature_names=["f2"]),
+    ])
+
+
+@pytest.mark.parametrize("variant", ["dlrm", "dcn", "projection"])
+def test_models_are_scriptable(variant):
+    import warnings
+
+    make = {
+        "dlrm": lambda: DLRM(_mixed_pooling_ebc(), DENSE_IN, [6, D], [7, 1]),
+        "dcn": lambda: DLRM_DCN(_mixed_pooling_ebc(), DENSE_IN, [6, D], [7, 1], 2, 2),
+        "projection": lambda: DLRM_Projection(_mixed_pooling_ebc(), DENSE_IN, [6, D], [7, 1], [2 * D], [D]),
+    }[variant]
+    model = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(model)
+    torch.testing.assert_close(scripted(_dense(), make_kjt()), model(_dense(), make_kjt()))
