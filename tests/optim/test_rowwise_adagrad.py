@@ -107,3 +107,33 @@ def test_rowwise_adagrad_bad_input():
     with pytest.raises(ValueError, match="lengths differ"):
         adagrad([p], [], [], [], lr=1.0, weight_decay=0.0, lr_decay=0.0, eps=0.0, maximize=False)
     RowWiseAdagrad([p], lr=0.1, momentum=0.9)  # unknown fused kwargs are accepted and ignored
+
+
+def test_matches_fbgemm_fused_exact_rowwise_adagrad():
+    # The fused TBE kernel that optimizer_type_to_emb_opt_type(RowWiseAdagrad) selects is an independent oracle.
+    from fbgemm_gpu.split_embedding_configs import EmbOptimType, SparseType
+    from fbgemm_gpu.split_table_batched_embeddings_ops_common import EmbeddingLocation, PoolingMode
+    from fbgemm_gpu.split_table_batched_embeddings_ops_training import (
+        ComputeDevice,
+        SplitTableBatchedEmbeddingBagsCodegen,
+    )
+
+    torch.manual_seed(0)
+    rows, dim = 8, 4
+    tbe = SplitTableBatchedEmbeddingBagsCodegen(
+        [(rows, dim, EmbeddingLocation.HOST, ComputeDevice.CPU)],
+        optimizer=EmbOptimType.EXACT_ROWWISE_ADAGRAD, learning_rate=0.1, eps=1e-8,
+        pooling_mode=PoolingMode.SUM, weights_precision=SparseType.FP32,
+    )
+    emb = torch.nn.EmbeddingBag(rows, dim, mode="sum", _weight=tbe.split_embedding_weights()[0].detach().clone())
+    opt = RowWiseAdagrad(emb.parameters(), lr=0.1, eps=1e-8)
+    ids, offsets = torch.tensor([1, 3, 3, 6, 1]), torch.tensor([0, 2, 5])  # 2 bags, repeated ids
+    for _ in range(3):
+        out = tbe(ids, offsets)
+        (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+        opt.zero_grad()
+        ref = emb(ids, offsets)
+        (ref * torch.arange(ref.numel()).reshape(ref.shape)).sum().backward()
+        opt.step()
+    torch.testing.assert_close(emb.weight.detach(), tbe.split_embedding_weights()[0].detach())
+    torch.testing.assert_close(opt.state[emb.weight]["sum"], tbe.get_optimizer_state()[0]["sum"])
