@@ -37,7 +37,7 @@ class BufferedWindowComputation(RecMetricComputation):
         for name in self._buffer_names:
             dtype = torch.long if name == "grouping_keys" else torch.float
             cols = 1 if name == "grouping_keys" else self._n_tasks
-            getattr(self, name).append(torch.empty(0, cols, dtype=dtype))
+            getattr(self, name).append(torch.empty(0, cols, dtype=dtype, device=self.device))
 
     def reset(self) -> None:
         super().reset()

@@ -39,8 +39,9 @@ def _sorted_curve(
 
 
 def _auc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, apply_bin: bool) -> torch.Tensor:
+    half = torch.full((), 0.5, dtype=torch.double, device=predictions.device)
     if predictions.numel() == 0:
-        return torch.tensor(0.5, dtype=torch.double)
+        return half
     if apply_bin:
         predictions = torch.floor(predictions.to(torch.double) * _BINS) / _BINS
     tp, fp = _sorted_curve(predictions, labels, weights)
@@ -49,7 +50,7 @@ def _auc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
     fp = torch.cat([zero, fp])
     denom = tp[-1] * fp[-1]
     if bool(denom <= 0):
-        return torch.tensor(0.5, dtype=torch.double)
+        return half
     return torch.trapezoid(tp, fp) / denom
 
 
@@ -76,7 +77,7 @@ def compute_auc_per_group(
     n_tasks = predictions.shape[0]
     groups = torch.unique(grouping_keys)
     if groups.numel() == 0:
-        return torch.full((n_tasks,), 0.5, dtype=torch.double)
+        return torch.full((n_tasks,), 0.5, dtype=torch.double, device=predictions.device)
     per_group = [compute_auc(n_tasks, predictions[:, grouping_keys == g], labels[:, grouping_keys == g],
                              weights[:, grouping_keys == g]) for g in groups]
     return torch.stack(per_group).mean(0)

@@ -19,12 +19,13 @@ from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric
 
 
 def _auprc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    zero = torch.zeros((), dtype=torch.double, device=predictions.device)
     if predictions.numel() == 0:
-        return torch.tensor(0.0, dtype=torch.double)
+        return zero
     tp, fp = _sorted_curve(predictions, labels, weights)
     total = tp[-1]
     if bool(total <= 0):
-        return torch.tensor(0.0, dtype=torch.double)
+        return zero
     predicted = tp + fp
     precision = torch.where(predicted > 0, tp / torch.where(predicted > 0, predicted, torch.ones_like(predicted)),
                             torch.ones_like(tp))

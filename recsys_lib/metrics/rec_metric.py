@@ -22,7 +22,7 @@ import abc
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type, Union
 
 import torch
 import torch.distributed as dist
@@ -260,6 +260,9 @@ class RecMetric(nn.Module, abc.ABC):
     """A metric over one or more tasks; subclasses set ``_namespace`` and ``_computation_class``.
 
     ``window_size`` counts examples over all ranks: each rank keeps ``ceil(window_size / world_size)``.
+    ``fused_update_limit > 0`` holds updates back and applies every ``fused_update_limit`` of them as one
+    concatenated batch (fewer, larger ops; the window then moves in such chunks); ``compute``, ``sync`` and
+    ``state_dict`` apply held-back updates first.
     Extra keyword arguments (e.g. ``include_logloss``, ``threshold``) go to the computation class.
     """
 
@@ -302,6 +305,11 @@ class RecMetric(nn.Module, abc.ABC):
         self._should_validate_update = should_validate_update
         fused = compute_mode != RecComputeMode.UNFUSED_TASKS_COMPUTATION
         self._task_groups: List[List[RecTaskInfo]] = [self._tasks] if fused else [[t] for t in self._tasks]
+        self._rows: List[slice] = []  # rows of the (n_tasks, B) inputs that each computation takes
+        for group in self._task_groups:
+            start = self._rows[-1].stop if self._rows else 0
+            self._rows.append(slice(start, start + len(group)))
+        self._pending: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Dict[str, Any]]] = []
         self._metrics_computations = nn.ModuleList(
             [
                 self._computation_class(
@@ -345,18 +353,45 @@ class RecMetric(nn.Module, abc.ABC):
         if unweighted:
             w = w.clone()
             w[unweighted] = 1.0
-        rows: List[slice] = []
-        for group in self._task_groups:
-            start = rows[-1].stop if rows else 0
-            rows.append(slice(start, start + len(group)))
         # Validate every task first so that bad input leaves no task half-updated.
-        for computation, r in zip(self._metrics_computations, rows):
+        for computation, r in zip(self._metrics_computations, self._rows):
             computation.validate_inputs(p[r], lab[r], w[r])
-        for computation, r in zip(self._metrics_computations, rows):
+        if self._fused_update_limit > 0:
+            self._pending.append((p, lab, w, kwargs))
+            if len(self._pending) >= self._fused_update_limit:
+                self._flush()
+            return
+        self._update_computations(p, lab, w, kwargs)
+
+    def _update_computations(
+        self, p: torch.Tensor, lab: torch.Tensor, w: torch.Tensor, kwargs: Dict[str, Any]
+    ) -> None:
+        for computation, r in zip(self._metrics_computations, self._rows):
             computation.note_valid_update(w[r])
             computation.update(predictions=p[r], labels=lab[r], weights=w[r], **kwargs)
 
+    def _flush(self) -> None:
+        """Applies the updates held back by ``fused_update_limit`` as one concatenated batch."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        kwargs: Dict[str, Any] = dict(pending[-1][3])
+        required = [k.get("required_inputs") for _, _, _, k in pending]
+        if all(isinstance(r, dict) for r in required):
+            kwargs["required_inputs"] = {n: torch.cat([r[n] for r in required]) for n in required[-1]}
+        self._update_computations(
+            torch.cat([x[0] for x in pending], dim=1),
+            torch.cat([x[1] for x in pending], dim=1),
+            torch.cat([x[2] for x in pending], dim=1),
+            kwargs,
+        )
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+        self._flush()  # held-back updates belong in the checkpoint
+        return super().state_dict(*args, **kwargs)
+
     def _collect(self, local: bool) -> Dict[str, torch.Tensor]:
+        self._flush()
         ret: Dict[str, torch.Tensor] = {}
         for computation, group in zip(self._metrics_computations, self._task_groups):
             computation.pre_compute()
@@ -386,6 +421,7 @@ class RecMetric(nn.Module, abc.ABC):
         return self._collect(local=True)
 
     def sync(self) -> None:
+        self._flush()
         for computation in self._metrics_computations:
             computation.sync()
 
@@ -395,6 +431,7 @@ class RecMetric(nn.Module, abc.ABC):
                 computation.unsync()
 
     def reset(self) -> None:
+        self._pending = []
         for computation in self._metrics_computations:
             computation.reset()
 

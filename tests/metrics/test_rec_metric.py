@@ -163,3 +163,24 @@ def test_window_buffer_keeps_newest_batches_within_max_size():
     assert other.used_size == 3 and len(other) == 3
     with pytest.raises(ValueError, match="max_size"):
         WindowBuffer(max_size=0)
+
+
+def test_fused_update_limit_applies_held_back_updates_as_one_batch():
+    batches = ref.make_batches(5, 3, 8, seed=55)
+    plain = _metric(NEMetric, window_size=16)
+    held = _metric(NEMetric, window_size=16, fused_update_limit=2)
+    ref.feed(plain, batches, "abc")
+    ref.feed(held, batches[:4], "abc")
+    assert held._metrics_computations[0].weighted_num_samples.item() > 0  # two chunks of 2 applied
+    ref.feed(held, batches[4:], "abc")
+    assert len(held._pending) == 1
+    sd = held.state_dict()  # applies the pending update
+    assert not held._pending
+    out = held.compute()
+    for t in "abc":
+        torch.testing.assert_close(out[f"ne-{t}|lifetime_ne"], plain.compute()[f"ne-{t}|lifetime_ne"])
+    # the window moves in chunks: 16 examples hold the newest chunk (batch 4) but not also chunk [2, 3]
+    np.testing.assert_allclose(out["ne-a|window_ne"].item(), ref.ne(*ref.concat(batches[4:], 0)), rtol=1e-10)
+    restored = _metric(NEMetric, window_size=16, fused_update_limit=2)
+    restored.load_state_dict(sd)
+    torch.testing.assert_close(restored.compute(), out)
