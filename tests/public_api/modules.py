@@ -79,3 +79,54 @@ SIGNATURES += [
 
 NAMES += [("recsys_lib", n) for n in ["EmbeddingBagConfig", "EmbeddingConfig", "PoolingType", "EmbeddingBagCollection",
                                       "EmbeddingBagCollectionInterface", "EmbeddingCollection"]]
+
+_FP = "recsys_lib.modules.feature_processor"
+_FP_ = "recsys_lib.modules.feature_processor_"
+_FPE = "recsys_lib.modules.fp_embedding_modules"
+_U = "recsys_lib.modules.utils"
+
+NAMES += [
+    ("recsys_lib.modules", "feature_processor"),
+    ("recsys_lib.modules", "embedding_tower"),
+    ("recsys_lib.modules", "lazy_extension"),
+    (_FP, "BaseFeatureProcessor"), (_FP, "PositionWeightedModule"), (_FP, "BaseGroupedFeatureProcessor"),
+    (_FP, "PositionWeightedProcessor"), (_FP, "position_weighted_module_update_features"),
+    (_FP_, "FeatureProcessor"), (_FP_, "FeatureProcessorsCollection"), (_FP_, "PositionWeightedModule"),
+    (_FP_, "PositionWeightedModuleCollection"),
+    (_FPE, "FeatureProcessedEmbeddingBagCollection"),
+    ("recsys_lib.modules.regroup", "KTRegroupAsDict"),
+    ("recsys_lib.modules.lazy_extension", "LazyModuleExtensionMixin"),
+    ("recsys_lib.modules.lazy_extension", "lazy_apply"),
+    ("recsys_lib.modules.embedding_tower", "EmbeddingTower"),
+    ("recsys_lib.modules.embedding_tower", "EmbeddingTowerCollection"),
+    ("recsys_lib.modules.embedding_tower", "tower_input_params"),
+] + [(_U, n) for n in [
+    "construct_jagged_tensors", "construct_jagged_tensors_inference", "construct_modulelist_from_single_module",
+    "convert_list_of_modules_to_modulelist", "extract_module_or_tensor_callable", "get_module_output_dimension",
+    "check_module_output_dimension", "init_mlp_weights_xavier_uniform", "jagged_index_select_with_empty",
+    "deterministic_dedup",
+]]
+
+SIGNATURES += [
+    (_FP, "PositionWeightedModule", [("max_feature_lengths", REQUIRED), ("device", None)]),
+    (_FP, "PositionWeightedProcessor", [("max_feature_lengths", REQUIRED), ("device", None)]),
+    (_FP_, "PositionWeightedModule", [("max_feature_length", REQUIRED), ("device", None)]),
+    (_FP_, "PositionWeightedModuleCollection", [("max_feature_lengths", REQUIRED), ("device", None)]),
+    (_FPE, "FeatureProcessedEmbeddingBagCollection", [("embedding_bag_collection", REQUIRED),
+                                                      ("feature_processors", REQUIRED)]),
+    ("recsys_lib.modules.regroup", "KTRegroupAsDict", [("groups", REQUIRED), ("keys", REQUIRED),
+                                                       ("emb_dtype", None), ("multi_device", False)]),
+    ("recsys_lib.modules.regroup", "KTRegroupAsDict.forward", [("self", REQUIRED), ("keyed_tensors", REQUIRED)]),
+    ("recsys_lib.modules.lazy_extension", "lazy_apply", [("module", REQUIRED), ("fn", REQUIRED)]),
+    ("recsys_lib.modules.embedding_tower", "EmbeddingTower", [("embedding_module", REQUIRED),
+                                                              ("interaction_module", REQUIRED), ("device", None)]),
+    ("recsys_lib.modules.embedding_tower", "EmbeddingTowerCollection", [("towers", REQUIRED), ("device", None)]),
+    ("recsys_lib.modules.embedding_tower", "EmbeddingTowerCollection.forward",
+     [("self", REQUIRED), ("features", None), ("weighted_features", None)]),
+    (_U, "construct_jagged_tensors", [("embeddings", REQUIRED), ("features", REQUIRED), ("embedding_names", REQUIRED),
+                                      ("need_indices", False), ("features_to_permute_indices", None),
+                                      ("original_features", None), ("reverse_indices", None)]),
+    (_U, "jagged_index_select_with_empty", [("values", REQUIRED), ("ids", REQUIRED), ("offsets", REQUIRED),
+                                            ("output_offsets", REQUIRED)]),
+    (_U, "deterministic_dedup", [("ids", REQUIRED)]),
+]

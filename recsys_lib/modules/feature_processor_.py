@@ -1,0 +1,146 @@
+"""Feature processors (TorchRec's current FP API): per-position weights for ``FeatureProcessedEmbeddingBagCollection``.
+
+A position-weighted feature gives the ``i``-th id of every bag the learnable weight ``w[i]``::
+
+    lengths [2, 0, 3]   values [a, b, c, d, e]
+    positions            [0, 1, 0, 1, 2]
+    weights              [w0, w1, w0, w1, w2]   (w: (max_feature_length,), initialised to 1)
+
+The weighted EBC then pools ``sum_i w[i] * E[id_i]``. Bags longer than ``max_feature_length`` are rejected.
+"""
+
+import abc
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+
+
+@torch.fx.wrap
+def positions_in_bags(offsets: torch.Tensor, numel: int) -> torch.Tensor:
+    """Position of every value inside its bag: offsets ``[0, 2, 2, 5]`` → ``[0, 1, 0, 1, 2]``."""
+    offsets = offsets.long()
+    lengths = offsets[1:] - offsets[:-1]
+    starts = torch.repeat_interleave(offsets[:-1], lengths, output_size=numel)
+    return torch.arange(numel, device=offsets.device) - starts
+
+
+@torch.fx.wrap
+def gather_position_weights(position_weight: torch.Tensor, positions: torch.Tensor, what: str) -> torch.Tensor:
+    """``position_weight[positions]`` with a clear error for a bag longer than the weight vector."""
+    if positions.numel() > 0:
+        longest = int(positions.max()) + 1
+        if longest > position_weight.numel():
+            raise ValueError(
+                what + ": a bag holds " + str(longest) + " ids but max_feature_length is "
+                + str(position_weight.numel())
+            )
+    return position_weight.index_select(0, positions)
+
+
+class FeatureProcessor(nn.Module):
+    """Processes one feature's ``JaggedTensor`` (typically by setting its weights)."""
+
+    @abc.abstractmethod
+    def forward(self, features: JaggedTensor) -> JaggedTensor:
+        pass
+
+
+class PositionWeightedModule(FeatureProcessor):
+    """Per-position weights for one feature.
+
+    Args:
+        max_feature_length: longest bag allowed; the parameter ``position_weight`` has this many entries.
+        device: where the parameter lives.
+    """
+
+    def __init__(self, max_feature_length: int, device: Optional[torch.device] = None) -> None:
+        super().__init__()
+        if isinstance(max_feature_length, bool) or not isinstance(max_feature_length, int) or max_feature_length <= 0:
+            raise ValueError(f"PositionWeightedModule: max_feature_length must be a positive int, "
+                             f"got {max_feature_length!r}")
+        self.position_weight = nn.Parameter(torch.empty(max_feature_length, device=device))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """All position weights back to 1."""
+        if self.position_weight.device.type != "meta":
+            with torch.no_grad():
+                self.position_weight.fill_(1.0)
+
+    def forward(self, features: JaggedTensor) -> JaggedTensor:
+        """Returns ``features`` with weights ``position_weight[position of each id in its bag]``."""
+        values = features.values()
+        offsets = features.offsets()
+        positions = positions_in_bags(offsets, values.numel())
+        weights = gather_position_weights(self.position_weight, positions, "PositionWeightedModule")
+        return JaggedTensor(values=values, lengths=features.lengths(), offsets=offsets, weights=weights)
+
+
+class FeatureProcessorsCollection(nn.Module):
+    """Processes a whole ``KeyedJaggedTensor`` at once."""
+
+    @abc.abstractmethod
+    def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:
+        pass
+
+
+class PositionWeightedModuleCollection(FeatureProcessorsCollection):
+    """Per-position weights for several features, applied with one gather over the whole KJT.
+
+    Args:
+        max_feature_lengths: ``{feature: longest bag}``; parameters ``position_weights.<feature>``.
+        device: where the parameters live.
+
+    Features of the input without an entry here get weight 1.
+    """
+
+    def __init__(self, max_feature_lengths: Dict[str, int], device: Optional[torch.device] = None) -> None:
+        super().__init__()
+        if not isinstance(max_feature_lengths, dict) or len(max_feature_lengths) == 0:
+            raise ValueError("PositionWeightedModuleCollection: max_feature_lengths must be a non-empty dict, got "
+                             f"{max_feature_lengths!r}")
+        for f, n in max_feature_lengths.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+                raise ValueError(f"PositionWeightedModuleCollection: max length of feature {f!r} must be a positive "
+                                 f"int, got {n!r}")
+        self.max_feature_lengths: Dict[str, int] = dict(max_feature_lengths)
+        self.position_weights = nn.ParameterDict(
+            {f: nn.Parameter(torch.empty(n, device=device)) for f, n in max_feature_lengths.items()}
+        )
+        # TorchRec exposes the same parameters as a plain dict (used by sharders).
+        self.position_weights_dict: Dict[str, nn.Parameter] = {f: p for f, p in self.position_weights.items()}
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            for p in self.position_weights.values():
+                if p.device.type != "meta":
+                    p.fill_(1.0)
+
+    def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:
+        """Returns ``features`` with weights set from each feature's position weights."""
+        values = features.values()
+        lpk: List[int] = features.length_per_key()
+        positions = positions_in_bags(features.offsets(), values.numel())
+        parts: List[torch.Tensor] = []
+        for key, pos in zip(features.keys(), positions.split(lpk)):
+            if key in self.max_feature_lengths:
+                parts.append(gather_position_weights(self.position_weights[key], pos, "feature '" + key + "'"))
+            else:
+                parts.append(torch.ones(pos.numel(), device=values.device))
+        weights = torch.cat(parts) if len(parts) > 0 else torch.empty(0, device=values.device)
+        return KeyedJaggedTensor(
+            keys=features.keys(),
+            values=values,
+            weights=weights,
+            lengths=features.lengths(),
+            offsets=features.offsets(),
+            stride_per_key_per_rank=features.stride_per_key_per_rank() if features.variable_stride_per_key() else None,
+            stride=None if features.variable_stride_per_key() else features.stride(),
+            length_per_key=lpk,
+            offset_per_key=features.offset_per_key(),
+            inverse_indices=features.inverse_indices_or_none(),
+        )
