@@ -21,239 +21,20 @@ Inputs per update, for ``T`` tasks and a batch of ``B`` examples::
 import abc
 import math
 import warnings
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Type
 
 import torch
 import torch.distributed as dist
-import torchmetrics
 from torch import nn
 
-from recsys_lib.metrics._window import WindowBuffer
-from recsys_lib.metrics.metrics_config import RecComputeMode, RecTaskInfo
-from recsys_lib.metrics.metrics_namespace import (
-    compose_metric_key,
-    MetricNameBase,
-    MetricNamespaceBase,
-    MetricPrefix,
+from recsys_lib.metrics._computation import (  # noqa: F401 - public here, as in TorchRec
+    MetricComputationReport,
+    RecMetricComputation,
+    RecMetricException,
 )
-
-RecModelOutput = Union[torch.Tensor, Dict[str, torch.Tensor]]
-_TORCHMETRICS_KWARGS = ("dist_sync_fn", "distributed_available_fn", "compute_on_cpu")
-
-
-class RecMetricException(Exception):
-    pass
-
-
-@dataclass
-class MetricComputationReport:
-    """One metric value: ``value`` has shape ``(n_tasks,)`` of the computation that made it."""
-
-    name: MetricNameBase
-    metric_prefix: MetricPrefix
-    value: torch.Tensor
-    description: Optional[str] = None
-
-
-class RecMetricComputation(torchmetrics.Metric, abc.ABC):
-    """States and math of one metric for ``n_tasks`` tasks (states have shape ``(n_tasks,)``).
-
-    Subclasses register summed states with ``_add_sum_state(name)``, call
-    ``_accumulate({name: (n_tasks,) contribution}, batch_size)`` in ``update`` and return
-    ``MetricComputationReport`` s from ``_compute``.
-    """
-
-    full_state_update = False
-
-    def __init__(
-        self,
-        my_rank: int,
-        batch_size: int,
-        n_tasks: int,
-        window_size: int,
-        compute_on_all_ranks: bool = False,
-        should_validate_update: bool = False,
-        compute_mode: RecComputeMode = RecComputeMode.UNFUSED_TASKS_COMPUTATION,
-        process_group: Optional[dist.ProcessGroup] = None,
-        fused_update_limit: int = 0,
-        allow_missing_label_with_zero_weight: bool = False,
-        *args: Any,
-        **kwargs: Any,
-    ) -> None:
-        unknown = [k for k in kwargs if k not in _TORCHMETRICS_KWARGS]
-        if args or unknown:
-            raise TypeError(
-                f"{type(self).__name__} got unexpected arguments {list(args) + unknown}; "
-                "metric-specific options are keyword arguments of the metric class"
-            )
-        if n_tasks <= 0 or window_size <= 0:
-            raise ValueError(f"n_tasks and window_size must be > 0, got {n_tasks} and {window_size}")
-        super().__init__(process_group=process_group, compute_with_cache=False, dist_sync_on_step=False, **kwargs)
-        self._my_rank = my_rank
-        self._batch_size = batch_size
-        self._n_tasks = n_tasks
-        self._window_size = window_size
-        self._compute_on_all_ranks = compute_on_all_ranks
-        self._should_validate_update = should_validate_update
-        self._compute_mode = compute_mode
-        self._fused_update_limit = fused_update_limit
-        self._allow_missing_label_with_zero_weight = allow_missing_label_with_zero_weight
-        self._window = WindowBuffer(window_size)
-        self._sum_states: List[str] = []
-        self._required_inputs: Set[str] = set()
-        self._valid_at_compute = torch.ones(n_tasks)
-        if should_validate_update:
-            self._add_state("has_valid_update", torch.zeros(n_tasks, dtype=torch.double), add_window_state=False)
-
-    # -- states ---------------------------------------------------------------------------------
-    @staticmethod
-    def get_window_state_name(state_name: str) -> str:
-        return f"window_{state_name}"
-
-    def get_window_state(self, state_name: str) -> torch.Tensor:
-        return getattr(self, self.get_window_state_name(state_name))
-
-    def _add_state(
-        self,
-        name: str,
-        default: Union[torch.Tensor, List[Any]],
-        add_window_state: bool,
-        dist_reduce_fx: Optional[str] = "sum",
-        persistent: bool = True,
-    ) -> None:
-        self.add_state(name, default=default, dist_reduce_fx=dist_reduce_fx, persistent=persistent)
-        if add_window_state:
-            if not isinstance(default, torch.Tensor):
-                raise TypeError(f"window state {name!r} must be a tensor state")
-            self.add_state(
-                self.get_window_state_name(name), default=default.clone(),
-                dist_reduce_fx=dist_reduce_fx, persistent=persistent,
-            )
-
-    def _add_sum_state(self, name: str) -> None:
-        """A ``(n_tasks,)`` float64 state summed over examples, with its window twin."""
-        self._add_state(name, torch.zeros(self._n_tasks, dtype=torch.double), add_window_state=True)
-        self._sum_states.append(name)
-
-    def _accumulate(self, contributions: Dict[str, torch.Tensor], batch_size: int) -> None:
-        missing = set(self._sum_states) - set(contributions)
-        if missing:
-            raise RecMetricException(f"{type(self).__name__}: no contribution for states {sorted(missing)}")
-        for name, value in contributions.items():
-            value = value.detach().to(torch.double).reshape(self._n_tasks)
-            contributions[name] = value
-            setattr(self, name, getattr(self, name) + value)
-            wname = self.get_window_state_name(name)
-            setattr(self, wname, getattr(self, wname) + value)
-        for old in self._window.push(contributions, batch_size):
-            for name, value in old.items():
-                wname = self.get_window_state_name(name)
-                setattr(self, wname, getattr(self, wname) - value)
-
-    def _sum_state_values(self, window: bool) -> Dict[str, torch.Tensor]:
-        return {n: self.get_window_state(n) if window else getattr(self, n) for n in self._sum_states}
-
-    def _lifetime_and_window(
-        self, name: MetricNameBase, fn: Callable[[Dict[str, torch.Tensor]], torch.Tensor]
-    ) -> List[MetricComputationReport]:
-        """Reports ``lifetime_<name>`` and ``window_<name>``, both ``fn`` of the summed states."""
-        return [
-            MetricComputationReport(name, MetricPrefix.LIFETIME, fn(self._sum_state_values(window=False))),
-            MetricComputationReport(name, MetricPrefix.WINDOW, fn(self._sum_state_values(window=True))),
-        ]
-
-    def note_valid_update(self, weights: torch.Tensor) -> None:
-        """Marks tasks whose batch had any non-zero weight (only with ``should_validate_update``)."""
-        if self._should_validate_update:
-            valid = (weights.reshape(self._n_tasks, -1) != 0).any(dim=-1).to(torch.double)
-            self.has_valid_update = torch.maximum(self.has_valid_update, valid)
-
-    def get_extra_state(self) -> Dict[str, Any]:
-        return {"window": self._window.to_state()}
-
-    def set_extra_state(self, state: Dict[str, Any]) -> None:
-        device = torch.device("cpu")
-        for name in self._sum_states:
-            device = getattr(self, name).device
-        self._window.load_state(state["window"], device)
-
-    def reset(self) -> None:
-        super().reset()
-        self._window.clear()
-
-    # -- compute -------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def update(
-        self,
-        *,
-        predictions: Optional[torch.Tensor],
-        labels: torch.Tensor,
-        weights: Optional[torch.Tensor],
-        **kwargs: Dict[str, Any],
-    ) -> None:
-        pass
-
-    @abc.abstractmethod
-    def _compute(self) -> List[MetricComputationReport]:
-        pass
-
-    def pre_compute(self) -> None:
-        """Hook run before ``compute`` (no-op by default)."""
-
-    def validate_inputs(self, predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> None:
-        """Raises on inputs this metric cannot take; runs for every task before any state changes."""
-
-    def compute(self) -> List[MetricComputationReport]:
-        # torchmetrics wraps this: states are synced across the process group before it runs.
-        if self._should_validate_update:
-            self._valid_at_compute = self.has_valid_update.clone()
-        if self._my_rank == 0 or self._compute_on_all_ranks:
-            return self._compute()
-        return []
-
-    def local_compute(self) -> List[MetricComputationReport]:
-        if self._should_validate_update:
-            self._valid_at_compute = self.has_valid_update.clone()
-        return self._compute()
-
-
-def _to_task_matrix(what: str, value: Any, tasks: List[RecTaskInfo]) -> torch.Tensor:
-    """``Tensor (B,) | (B, 1) | (T, B) | Dict[task, (B,)]`` -> ``Tensor (T, B)``."""
-    names = [t.name for t in tasks]
-    if isinstance(value, dict):
-        unknown = [k for k in value if k not in names]
-        missing = [n for n in names if n not in value]
-        if unknown or missing:
-            raise ValueError(
-                f"{what}: unknown task name(s) {unknown} / missing task(s) {missing}; this metric's tasks are {names}"
-            )
-        rows = []
-        for n in names:
-            t = value[n]
-            if not isinstance(t, torch.Tensor):
-                raise TypeError(f"{what}[{n!r}] must be a torch.Tensor, got {type(t).__name__}")
-            if t.dim() == 2 and t.shape[1] == 1:
-                t = t.reshape(-1)
-            if t.dim() != 1:
-                raise ValueError(f"{what}[{n!r}] must have shape (B,) or (B, 1), got {tuple(t.shape)}")
-            rows.append(t)
-        sizes = {r.numel() for r in rows}
-        if len(sizes) > 1:
-            raise ValueError(f"{what}: tasks have different batch sizes {[r.numel() for r in rows]}")
-        return torch.stack(rows)
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor or a dict of task name -> tensor, got {type(value).__name__}")
-    if len(tasks) == 1 and value.dim() == 1:
-        return value.reshape(1, -1)
-    if len(tasks) == 1 and value.dim() == 2 and value.shape[1] == 1:
-        return value.reshape(1, -1)
-    if value.dim() == 2 and value.shape[0] == len(tasks):
-        return value
-    raise ValueError(
-        f"{what} has shape {tuple(value.shape)}; expected (n_tasks={len(tasks)}, batch) "
-        + ("or (batch,)" if len(tasks) == 1 else "or a dict keyed by task name")
-    )
+from recsys_lib.metrics._inputs import RecModelOutput, select_tasks, to_task_matrix
+from recsys_lib.metrics.metrics_config import RecComputeMode, RecTaskInfo
+from recsys_lib.metrics.metrics_namespace import compose_metric_key, MetricNamespaceBase
 
 
 class RecMetric(nn.Module, abc.ABC):
@@ -337,9 +118,9 @@ class RecMetric(nn.Module, abc.ABC):
         weights: Optional[RecModelOutput],
         **kwargs: Any,
     ) -> None:
-        p = _to_task_matrix("predictions", predictions, self._tasks)
-        lab = _to_task_matrix("labels", labels, self._tasks)
-        w = torch.ones_like(p) if weights is None else _to_task_matrix("weights", weights, self._tasks)
+        p = to_task_matrix("predictions", predictions, self._tasks)
+        lab = to_task_matrix("labels", labels, self._tasks)
+        w = torch.ones_like(p) if weights is None else to_task_matrix("weights", weights, self._tasks)
         if p.shape != lab.shape or p.shape != w.shape:
             raise ValueError(
                 f"{type(self).__name__}: predictions {tuple(p.shape)}, labels {tuple(lab.shape)} and weights "
@@ -451,12 +232,6 @@ class RecMetric(nn.Module, abc.ABC):
         return required
 
 
-def _select_tasks(value: Optional[RecModelOutput], tasks: List[RecTaskInfo]) -> Optional[RecModelOutput]:
-    if isinstance(value, dict):
-        return {t.name: value[t.name] for t in tasks if t.name in value}
-    return value
-
-
 class RecMetricList(nn.Module):
     """Several ``RecMetric`` s fed the same inputs; ``compute()`` merges their dicts."""
 
@@ -484,9 +259,9 @@ class RecMetricList(nn.Module):
         # Inputs keyed by task name may hold every task of the model: give each metric its own tasks.
         for metric in self.rec_metrics:
             metric.update(
-                predictions=_select_tasks(predictions, metric._tasks),
-                labels=_select_tasks(labels, metric._tasks),
-                weights=_select_tasks(weights, metric._tasks),
+                predictions=select_tasks(predictions, metric._tasks),
+                labels=select_tasks(labels, metric._tasks),
+                weights=select_tasks(weights, metric._tasks),
                 **kwargs,
             )
 
