@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_lib.metrics._window import WindowBuffer
 from recsys_lib.metrics.auc import AUCMetric
 from recsys_lib.metrics.ctr import CTRMetric
 from recsys_lib.metrics.metric_module import REC_METRICS_MAPPING
@@ -150,19 +149,6 @@ def test_metric_list_gives_each_metric_its_tasks():
     lst.update(predictions=preds, labels=labels, weights=None)
     assert set(lst.compute()) == {"ne-a|lifetime_ne", "ne-a|window_ne", "ctr-b|lifetime_ctr", "ctr-b|window_ctr"}
     assert sum(ne.get_memory_usage().values()) > 0
-
-
-def test_window_buffer_keeps_newest_batches_within_max_size():
-    buf = WindowBuffer(max_size=10, max_buffer_count=3)
-    evicted = [buf.push({"s": torch.tensor([float(i)])}, size) for i, size in enumerate([4, 4, 4, 20, 1, 1, 1, 1])]
-    assert [len(e) for e in evicted] == [0, 0, 1, 2, 1, 0, 0, 1]  # last: the count cap (3) bites
-    assert len(buf) == 3 and buf.used_size == 3
-    state = buf.to_state()
-    other = WindowBuffer(max_size=10)
-    other.load_state(state, torch.device("cpu"))
-    assert other.used_size == 3 and len(other) == 3
-    with pytest.raises(ValueError, match="max_size"):
-        WindowBuffer(max_size=0)
 
 
 def test_fused_update_limit_applies_held_back_updates_as_one_batch():
