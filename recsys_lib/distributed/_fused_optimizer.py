@@ -10,7 +10,7 @@ state (one value per row) of a table split by columns gets one column per column
 ``rows x num_column_shards`` (each column shard keeps its own per-row state).
 """
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.distributed import ProcessGroup
@@ -27,16 +27,11 @@ def _props(t: torch.Tensor) -> TensorProperties:
     return TensorProperties(dtype=t.dtype, layout=t.layout, requires_grad=False, memory_format=torch.contiguous_format)
 
 
-def _sharded(local: torch.Tensor, local_md: ShardMetadata, global_md: ShardedTensorMetadata, pg: ProcessGroup) -> Any:
-    return ShardedTensor._init_from_local_shards_and_global_metadata(
-        [Shard(tensor=local, metadata=local_md)], global_md, process_group=pg
-    )
-
-
-def _rowwise_metadata(table: ShardedEmbeddingTable, local_md: ShardMetadata) -> Any:
-    """(local shard metadata, global metadata, needs 2-D view) of a per-row state of ``table``."""
-    assert table.global_metadata is not None
+def _rowwise_placement(table: ShardedEmbeddingTable) -> Tuple[ShardMetadata, List[ShardMetadata], torch.Size, bool]:
+    """(this shard, all shards, global size, 2-D?) of a per-row state of ``table`` (see module docstring)."""
+    assert table.global_metadata is not None and table.local_metadata is not None
     shards = table.global_metadata.shards_metadata
+    local_md = table.local_metadata
     col_offsets = sorted({md.shard_offsets[1] for md in shards})
     rows = table.global_metadata.size[0]
     if len(col_offsets) == 1:
@@ -54,21 +49,19 @@ def _rowwise_metadata(table: ShardedEmbeddingTable, local_md: ShardMetadata) -> 
     return local, as_2d, torch.Size([rows, len(col_offsets)]), True
 
 
-def _wrap_weight(weight: torch.Tensor, table: ShardedEmbeddingTable, pg: Optional[ProcessGroup]) -> Any:
-    if pg is None or table.global_metadata is None or table.local_metadata is None:
-        return weight
-    return _sharded(weight, table.local_metadata, table.global_metadata, pg)
-
-
-def _wrap_state(state: torch.Tensor, table: ShardedEmbeddingTable, pg: Optional[ProcessGroup]) -> Any:
-    if pg is None or table.global_metadata is None or table.local_metadata is None:
-        return state
+def _state_shard(state: torch.Tensor, table: ShardedEmbeddingTable) -> Tuple[Shard, ShardedTensorMetadata]:
+    """This rank's shard of one optimizer state and the state's global metadata."""
+    assert table.global_metadata is not None and table.local_metadata is not None
     if state.dim() == 2:  # element-wise state: placed exactly like the weight
         gmd = ShardedTensorMetadata(table.global_metadata.shards_metadata, table.global_metadata.size, _props(state))
-        return _sharded(state, table.local_metadata, gmd, pg)
-    local_md, shards, size, as_2d = _rowwise_metadata(table, table.local_metadata)
+        return Shard(tensor=state, metadata=table.local_metadata), gmd
+    local_md, shards, size, as_2d = _rowwise_placement(table)
     local = state.view(-1, 1) if as_2d else state
-    return _sharded(local, local_md, ShardedTensorMetadata(shards, size, _props(state)), pg)
+    return Shard(tensor=local, metadata=local_md), ShardedTensorMetadata(shards, size, _props(state))
+
+
+def _sharded(shards: List[Shard], global_md: ShardedTensorMetadata, pg: ProcessGroup) -> ShardedTensor:
+    return ShardedTensor._init_from_local_shards_and_global_metadata(shards, global_md, process_group=pg)
 
 
 class EmbeddingFusedOptimizer(FusedOptimizer):
@@ -111,20 +104,41 @@ class EmbeddingFusedOptimizer(FusedOptimizer):
         states: Sequence[Sequence[torch.Tensor]] = (
             all_optimizer_states if all_optimizer_states is not None else emb_module.split_optimizer_states()
         )
+        by_table: Dict[str, List[int]] = {}
+        for i, table in enumerate(tables):
+            by_table.setdefault(table.name, []).append(i)
         params: Dict[str, Any] = {}
         state: Dict[Any, Dict[str, Any]] = {}
-        for i, table in enumerate(tables):
-            if create_for_table is not None and table.name != create_for_table:
+        for name, idxs in by_table.items():
+            if create_for_table is not None and name != create_for_table:
                 continue
+            table_states = [states[i] if i < len(states) else [] for i in idxs]
+            sharded = pg is not None and all(
+                tables[i].global_metadata is not None and tables[i].local_metadata is not None for i in idxs
+            )
+            if not sharded and len(idxs) > 1:
+                raise ValueError(
+                    f"table {name!r} has {len(idxs)} shards on this rank; exposing them as one parameter needs a "
+                    f"process group and shard metadata (ShardedTensor)"
+                )
             if create_for_table is not None and param_weight_for_table is not None:
-                param = param_weight_for_table
+                param: Any = param_weight_for_table
+            elif sharded:
+                assert pg is not None
+                shards = [Shard(tensor=weights[i], metadata=tables[i].local_metadata) for i in idxs]
+                param = _sharded(shards, tables[idxs[0]].global_metadata, pg)  # type: ignore[arg-type]
             else:
-                param = _wrap_weight(weights[i], table, pg)
-            params[f"{table.name}.weight"] = param
-            table_states = states[i] if i < len(states) else []
-            state[param] = {
-                f"{table.name}.{_STATE_NAMES[j]}": _wrap_state(s, table, pg) for j, s in enumerate(table_states)
-            }
+                param = weights[idxs[0]]
+            params[f"{name}.weight"] = param
+            state[param] = {}
+            for j in range(len(table_states[0])):
+                key = f"{name}.{_STATE_NAMES[j]}"
+                if not sharded:
+                    state[param][key] = table_states[0][j]
+                    continue
+                assert pg is not None
+                pieces = [_state_shard(table_states[k][j], tables[i]) for k, i in enumerate(idxs)]
+                state[param][key] = _sharded([p[0] for p in pieces], pieces[0][1], pg)
         param_groups = [{"params": list(params.values()), "lr": float(emb_module.get_learning_rate())}]
         super().__init__(params, state, param_groups)
 

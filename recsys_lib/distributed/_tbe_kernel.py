@@ -105,10 +105,11 @@ class TableBatch:
         self.tbe = tbe
         self.pg = pg
         offsets = layout.weight_offsets
-        self.slices: Dict[str, TableBatchedEmbeddingSlice] = {
-            name: TableBatchedEmbeddingSlice(flat_weights, off, off + r * c, r, c)
+        # A list, not a dict: several column shards of one table may sit on this rank under one name.
+        self.slices: List[Tuple[str, TableBatchedEmbeddingSlice]] = [
+            (name, TableBatchedEmbeddingSlice(flat_weights, off, off + r * c, r, c))
             for name, off, r, c in zip(layout.table_names, offsets, layout.rows, layout.cols)
-        }
+        ]
 
     def split_weights(self) -> List[torch.Tensor]:
         """Per-table ``local_rows x local_cols`` views (no copies)."""
@@ -141,10 +142,10 @@ class TableBatch:
             yield _append_prefix(prefix, f"{name}.weight"), weight
 
     def named_parameters_by_table(self) -> Iterator[Tuple[str, TableBatchedEmbeddingSlice]]:
-        yield from self.slices.items()
+        yield from self.slices
 
     def named_slices(self, prefix: str = "") -> Iterator[Tuple[str, nn.Parameter]]:
-        for name, param in self.slices.items():
+        for name, param in self.slices:
             yield _append_prefix(prefix, f"{name}.weight"), param
 
 
@@ -233,7 +234,7 @@ def tag_in_backward(batch: TableBatch) -> None:
     and DDP leave them alone."""
     from recsys_lib.optim.fused import EmptyFusedOptimizer
 
-    for param in batch.slices.values():
+    for _, param in batch.slices:
         param._in_backward_optimizers = [EmptyFusedOptimizer()]  # type: ignore[attr-defined]
 
 

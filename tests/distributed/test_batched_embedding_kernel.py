@@ -331,3 +331,105 @@ def test_wrong_feature_count_and_missing_weights():
     unweighted = random_kjt(["f0", "f1", "f2"], ROWS, 2)
     with pytest.raises(ValueError, match="weighted but the features have no weights"):
         m(unweighted)
+
+
+# ---------------------------------------------------------------- sharded state (2 gloo ranks)
+
+
+def _global_weights():
+    return {"cw": torch.arange(48.0).view(6, 8) / 10, "rw": torch.arange(40.0).view(10, 4) / 10 + 100,
+            "tw2": torch.arange(32.0).view(4, 8) / 10 - 100}
+
+
+def _sharded_kernel(rank):
+    from torch.distributed._shard.metadata import ShardMetadata
+    from torch.distributed._shard.sharded_tensor import ShardedTensorMetadata, TensorProperties
+
+    props = TensorProperties(dtype=torch.float32)
+    shards = {  # table -> [(offsets, sizes, rank)]
+        "cw": [([0, 0], [6, 4], 0), ([0, 4], [6, 4], 1)],    # column-wise over both ranks
+        "rw": [([0, 0], [6, 4], 0), ([6, 0], [4, 4], 1)],    # row-wise, uneven
+        "tw2": [([0, 0], [4, 4], 0), ([0, 4], [4, 4], 0)],   # two column shards, both on rank 0
+    }
+    sizes = {"cw": (6, 8), "rw": (10, 4), "tw2": (4, 8)}
+    fp = {"optimizer": EmbOptimType.EXACT_ROWWISE_ADAGRAD, "learning_rate": 0.1}
+    tables = []
+    for name, placed in shards.items():
+        mds = [ShardMetadata(o, s, f"rank:{r}/cpu") for o, s, r in placed]
+        gmd = ShardedTensorMetadata(mds, torch.Size(sizes[name]), props)
+        for md in mds:
+            if md.placement.rank() != rank:
+                continue
+            t = table(name, sizes[name][0], sizes[name][1], [f"f_{name}"], FUSED, fused_params=fp)
+            t.local_rows, t.local_cols = md.shard_sizes
+            t.local_metadata, t.global_metadata = md, gmd
+            tables.append(t)
+    m = BatchedFusedEmbeddingBag(group(tables, fused_params=fp), pg=torch.distributed.group.WORLD)
+    full = _global_weights()
+    with torch.no_grad():
+        for t, w in zip(tables, m.split_embedding_weights()):
+            (r0, c0), (nr, nc) = t.local_metadata.shard_offsets, t.local_metadata.shard_sizes
+            w.copy_(full[t.name][r0:r0 + nr, c0:c0 + nc])
+    return m, tables
+
+
+def _sharded_state_case(rank, world_size):
+    from torch.distributed._shard.sharded_tensor import ShardedTensor
+
+    m, tables = _sharded_kernel(rank)
+    sd = m.state_dict()
+    out = {"keys": sorted(sd), "types": {k: type(v).__name__ for k, v in sd.items()}}
+    for name in ("cw", "rw"):
+        full = torch.zeros(_global_weights()[name].shape) if rank == 0 else None
+        sd[f"{name}.weight"].gather(dst=0, out=full)
+        out[f"gathered_{name}"] = full
+    if rank == 0:
+        out["tw2_local"] = [(s.metadata.shard_offsets, s.tensor.clone()) for s in sd["tw2.weight"].local_shards()]
+    # Load the same sharded state into a second kernel.
+    m2, _ = _sharded_kernel(rank)
+    with torch.no_grad():
+        for w in m2.split_embedding_weights():
+            w.zero_()
+    m2.load_state_dict(sd)
+    out["reload_equal"] = all(torch.equal(a, b) for a, b in zip(m.split_embedding_weights(), m2.split_embedding_weights()))
+    # One backward; then the row-wise state as ShardedTensors.
+    keys = [f"f_{t.name}" for t in tables]
+    kjt = random_kjt(keys, [t.local_rows for t in tables], 3, seed=rank)
+    m(kjt).sum().backward()
+    opt_state = m.fused_optimizer.state_dict()["state"]
+    out["local_momentum"] = [s[0].clone() for s in m.emb_module.split_optimizer_states()]
+    cw_m = opt_state["cw.weight"]["cw.momentum1"]
+    assert isinstance(cw_m, ShardedTensor)
+    out["cw_momentum_size"] = tuple(cw_m.size())
+    full = torch.zeros(6, 2) if rank == 0 else None
+    cw_m.gather(dst=0, out=full)
+    out["cw_momentum"] = full
+    rw_m = opt_state["rw.weight"]["rw.momentum1"]
+    full = torch.zeros(10) if rank == 0 else None
+    rw_m.gather(dst=0, out=full)
+    out["rw_momentum"] = full
+    if rank == 0:
+        out["tw2_momentum_size"] = tuple(opt_state["tw2.weight"]["tw2.momentum1"].size())
+    return out
+
+
+@pytest.mark.dist
+def test_sharded_state_dict_and_optimizer_state_two_ranks():
+    from recsys_lib.distributed.test_utils import run_multiprocess
+
+    r0, r1 = run_multiprocess(_sharded_state_case, 2)
+    full = _global_weights()
+    assert r0["keys"] == ["cw.weight", "rw.weight", "tw2.weight"] and r1["keys"] == ["cw.weight", "rw.weight"]
+    assert set(r0["types"].values()) == {"ShardedTensor"}
+    torch.testing.assert_close(r0["gathered_cw"], full["cw"])
+    torch.testing.assert_close(r0["gathered_rw"], full["rw"])
+    (o0, t0), (o1, t1) = r0["tw2_local"]
+    assert (o0, o1) == ([0, 0], [0, 4])
+    torch.testing.assert_close(torch.cat([t0, t1], dim=1), full["tw2"])
+    assert r0["reload_equal"] and r1["reload_equal"]
+    # Row-wise state of a column-split table: one column per column shard.
+    assert r0["cw_momentum_size"] == (6, 2) and r0["tw2_momentum_size"] == (4, 2)
+    # Kernel table order on each rank: cw, rw (, tw2, tw2).
+    torch.testing.assert_close(r0["cw_momentum"], torch.stack([r0["local_momentum"][0], r1["local_momentum"][0]], 1))
+    torch.testing.assert_close(r0["rw_momentum"], torch.cat([r0["local_momentum"][1], r1["local_momentum"][1]]))
+    assert float(r0["rw_momentum"].sum()) > 0
