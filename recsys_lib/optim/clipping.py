@@ -84,6 +84,15 @@ class GradientClippingOptimizer(OptimizerWrapper):
         self._track_grad_norm = track_grad_norm
         self.last_grad_norm: Optional[torch.Tensor] = None
         self._params: List[torch.Tensor] = [p for g in self.param_groups for p in g["params"]]
+        known = {id(p) for p in self._params}
+        for p, pgs in self._param_to_pgs.items():
+            if id(p) not in known:
+                raise ValueError(
+                    f"GradientClippingOptimizer: param_to_pgs has a parameter of shape {list(p.shape)} that the "
+                    "optimizer does not update"
+                )
+            if not isinstance(pgs, (list, tuple)):
+                raise TypeError(f"GradientClippingOptimizer: param_to_pgs values must be lists of process groups, got {pgs!r}")
 
     def step(self, closure: Optional[Any] = None) -> None:  # type: ignore[override]
         if self._clipping == GradientClipping.NORM:

@@ -97,6 +97,11 @@ def test_clipping_bad_input():
         GradientClippingOptimizer(inner, GradientClipping.NORM, norm_type="fro")
     with pytest.raises(ValueError, match="norm_type"):
         GradientClippingOptimizer(inner, GradientClipping.NORM, norm_type=-2.0)
+    with pytest.raises(ValueError, match="param_to_pgs"):
+        GradientClippingOptimizer(inner, GradientClipping.NORM, enable_global_grad_clip=True,
+                                  param_to_pgs={torch.nn.Parameter(torch.ones(2)): []})
+    with pytest.raises(TypeError, match="param_to_pgs"):
+        GradientClippingOptimizer(inner, GradientClipping.NORM, param_to_pgs={inner.params["a"]: None})
     with pytest.raises(TypeError, match="KeyedOptimizer"):
         GradientClippingOptimizer(torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1))
 
