@@ -7,7 +7,7 @@
          [2, 3]]          # rows truncated to desired_length, padded with padding_value
 
 Variants: ``*_reference`` (scatter by computed row/column), ``*_fbgemm`` (``fbgemm.jagged_to_padded_dense``) and
-``*_masked`` (one ``masked_scatter`` into the padded buffer; the CPU fast path). ``values`` may be 1-D (N,) or
+``*_masked`` (one ``masked_scatter`` into the padded buffer; for dtypes FBGEMM lacks). ``values`` may be 1-D (N,) or
 2-D (N, D); the result is (B, L) or (B, L, D).
 """
 
@@ -83,10 +83,11 @@ def _jagged_to_padded_dense_fast(
     padding_value: float = 0.0,
     longest: Optional[int] = None,
 ) -> torch.Tensor:
-    # FBGEMM on accelerators (no host sync); on CPU the masked path measured faster than FBGEMM's CPU kernel.
-    if values.device.type != "cpu" and values.is_floating_point():
-        return jagged_to_padded_dense_fbgemm(values, offsets, max_length, padding_value)
-    return jagged_to_padded_dense_masked(values, lengths, max_length, padding_value, longest)
+    # FBGEMM's kernel needs no host sync and measured fastest on CPU too; it lacks float64 (and bool), which take
+    # the masked torch path.
+    if values.dtype == torch.float64 or values.dtype == torch.bool:
+        return jagged_to_padded_dense_masked(values, lengths, max_length, padding_value, longest)
+    return jagged_to_padded_dense_fbgemm(values, offsets, max_length, padding_value)
 
 
 def _jagged_to_padded_dense_torch(

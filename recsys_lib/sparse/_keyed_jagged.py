@@ -31,6 +31,7 @@ from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._jagged import JaggedTensor
 from recsys_lib.sparse._kjt_checks import check_kjt_layout, check_lengths_sum
 from recsys_lib.sparse._kjt_dist import dist_init_parts
+from recsys_lib.sparse._errors import UnknownKeyError
 from recsys_lib.sparse._meta import JaggedTensorMeta
 from recsys_lib.sparse._utils import cumsum_list, optional_to
 from recsys_lib.streamable import Pipelineable
@@ -415,7 +416,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             return jt_dict[key]
         ipk = self.index_per_key()
         if key not in ipk:
-            raise KeyError(f"KeyedJaggedTensor has no key '{key}'; keys are {self._keys}")
+            raise UnknownKeyError(f"KeyedJaggedTensor has no key '{key}'; keys are {self._keys}")
         i = ipk[key]
         opk = self.offset_per_key()
         lopk = self.lengths_offset_per_key()

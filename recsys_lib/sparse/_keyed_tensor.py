@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 import torch
 
 from recsys_lib.ops.regroup import plan_regroup, regroup_slices
+from recsys_lib.sparse._errors import UnknownKeyError
 from recsys_lib.sparse._meta import JaggedTensorMeta
 from recsys_lib.sparse._utils import cumsum_list
 from recsys_lib.streamable import Pipelineable
@@ -96,7 +97,7 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def __getitem__(self, key: str) -> torch.Tensor:
         ipk = self._key_indices()
         if key not in ipk:
-            raise KeyError(f"KeyedTensor has no key '{key}'; keys are {self._keys}")
+            raise UnknownKeyError(f"KeyedTensor has no key '{key}'; keys are {self._keys}")
         i = ipk[key]
         start = self.offset_per_key()[i]
         return self._values.narrow(self._key_dim, start, self._length_per_key[i])

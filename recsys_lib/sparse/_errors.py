@@ -1,0 +1,5 @@
+"""Exceptions of the sparse types."""
+
+
+class UnknownKeyError(KeyError, ValueError):
+    """A key that the KeyedJaggedTensor / KeyedTensor does not hold (a ``KeyError`` and a ``ValueError``)."""
