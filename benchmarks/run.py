@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from benchmarks.cases import CASES  # noqa: E402
+from benchmarks.cases import CASES, load_case  # noqa: E402
 
 
 def load_lib(name: str) -> SimpleNamespace:
@@ -87,7 +87,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for case_name in args.case or sorted(CASES):
-        case = CASES[case_name]
+        case = load_case(case_name)
         for size in args.size or list(case.SIZES):
             repeats = args.repeats or (200 if size == "small" else 30)
             benches = {lib: case.build(ns, size) for lib, ns in libs.items()}

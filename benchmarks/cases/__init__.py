@@ -1,5 +1,16 @@
-"""Benchmark cases: each module exposes ``SIZES`` and ``build(lib, size) -> list[Bench]``."""
+"""Benchmark cases: each module exposes ``SIZES`` and ``build(lib, size) -> list[Bench]``.
 
-from benchmarks.cases import kjt
+A case is imported only when it runs, so one case's optional dependencies never break another. Add yours here.
+"""
 
-CASES = {"kjt": kjt}
+import importlib
+from types import ModuleType
+
+CASES = {
+    "kjt": "benchmarks.cases.kjt",  # KJT/JT/KT micro-ops (issue 2)
+    "ebc": "benchmarks.cases.ebc",  # EmbeddingBagCollection forward/backward (issue 3)
+}
+
+
+def load_case(name: str) -> ModuleType:
+    return importlib.import_module(CASES[name])
