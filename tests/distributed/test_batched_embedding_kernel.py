@@ -433,3 +433,53 @@ def test_sharded_state_dict_and_optimizer_state_two_ranks():
     torch.testing.assert_close(r0["cw_momentum"], torch.stack([r0["local_momentum"][0], r1["local_momentum"][0]], 1))
     torch.testing.assert_close(r0["rw_momentum"], torch.cat([r0["local_momentum"][1], r1["local_momentum"][1]]))
     assert float(r0["rw_momentum"].sum()) > 0
+
+
+# ---------------------------------------------------------------- smaller behaviours
+
+
+def test_all_bags_empty_gives_zeros():
+    m = BatchedFusedEmbeddingBag(group(_mixed_tables(FUSED)))
+    kjt = KeyedJaggedTensor.from_lengths_sync(keys=["f0", "f1", "f2"], values=torch.zeros(0, dtype=torch.long),
+                                              lengths=torch.zeros(9, dtype=torch.long))
+    torch.testing.assert_close(m(kjt), torch.zeros(3, 20))
+
+
+def test_row_wise_mean_pools_as_sum():
+    # Row-split shardings pool partial sums; the MEAN division happens after the cross-rank reduction.
+    config = group(_mixed_tables(FUSED, PoolingType.MEAN), pooling=PoolingType.MEAN)
+    m = BatchedFusedEmbeddingBag(config, sharding_type="row_wise")
+    kjt = random_kjt(["f0", "f1", "f2"], ROWS, BATCH, seed=13)
+    torch.testing.assert_close(m(kjt), pooled_reference(_clone_weights(m), FTM, kjt, "sum"))
+
+
+def test_fused_optimizer_for_one_table():
+    fp = {"optimizer": EmbOptimType.EXACT_ROWWISE_ADAGRAD}
+    m = BatchedFusedEmbeddingBag(group(_mixed_tables(FUSED), fused_params=fp))
+    sl = dict(m.named_parameters_by_table())["t1"]
+    opt = EmbeddingFusedOptimizer(m.config, m.emb_module, create_for_table="t1", param_weight_for_table=sl)
+    assert list(opt.params) == ["t1.weight"] and opt.params["t1.weight"] is sl
+    assert list(opt.state[sl]) == ["t1.momentum1"]
+    with pytest.raises(ValueError, match="'t9' is not one of"):
+        EmbeddingFusedOptimizer(m.config, m.emb_module, create_for_table="t9")
+
+
+# ---------------------------------------------------------------- GPU tier (skipped without CUDA)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kernel_cls,kernel,pooling", [
+    (BatchedFusedEmbeddingBag, FUSED, PoolingType.SUM), (BatchedDenseEmbeddingBag, DENSE, PoolingType.MEAN),
+    (BatchedFusedEmbedding, FUSED, PoolingType.NONE), (BatchedDenseEmbedding, DENSE, PoolingType.NONE)])
+def test_cuda_kernels_match_reference(kernel_cls, kernel, pooling):
+    tables = _equal_tables(kernel) if pooling == PoolingType.NONE else _mixed_tables(kernel, pooling)
+    m = kernel_cls(group(tables, kernel, pooling), device=torch.device("cuda"))
+    kjt = random_kjt(["f0", "f1", "f2"], ROWS, BATCH, seed=14)
+    out = m(kjt.to(torch.device("cuda"))).cpu()
+    weights = [w.detach().cpu() for w in m.split_embedding_weights()]
+    if pooling == PoolingType.NONE:
+        expected = sequence_reference(weights, FTM, kjt)
+    else:
+        expected = pooled_reference(weights, FTM, kjt, "mean" if pooling == PoolingType.MEAN else "sum")
+    torch.testing.assert_close(out, expected)

@@ -130,3 +130,44 @@ def test_kjt_lists_are_streamable_containers():
     out = InputDistOutputs(features=lst)
     out.record_stream("u")
     assert b.streams == ["s", "t", "u"] and out.unbucketize_permute_tensor is None
+
+
+class _Lookup(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.prefetched = []
+
+    def prefetch(self, sparse_features, forward_stream=None):
+        self.prefetched.append(sparse_features)
+
+
+def test_sharded_embedding_module_common_parts():
+    from recsys_lib.distributed.embedding_types import ShardedEmbeddingModule
+
+    class _Sharded(ShardedEmbeddingModule):
+        def create_context(self):
+            return None
+
+        def input_dist(self, ctx, *input, **kwargs):
+            raise NotImplementedError
+
+        def compute(self, ctx, dist_input):
+            raise NotImplementedError
+
+        def output_dist(self, ctx, output):
+            raise NotImplementedError
+
+    m = _Sharded()
+    a, b = _Lookup(), _Lookup()
+    m._lookups = [a, b]
+    m.prefetch(KJTList(["kjt0", "kjt1"]))
+    assert a.prefetched == ["kjt0"] and b.prefetched == ["kjt1"]
+    m._lookups = [a]
+    m.eval()
+    assert not a.training
+    m.train()
+    assert a.training
+    assert "lookups:" in repr(m) and "_input_dists: []" in repr(m)
+    called = []
+    m.register_post_lookup_tracker_fn(lambda *args: called.append(args))
+    assert m.post_lookup_tracker_fn is not None and m.post_odist_tracker_fn is None
