@@ -149,3 +149,28 @@ def test_helpers():
     assert embeddings_cat_empty_rank_handle([one], d) is one
     assert embeddings_cat_empty_rank_handle([one, one], d, dim=1).shape == (2, 6)
     assert fx_wrap_tensor_view2d(torch.arange(6), 2, 3).shape == (2, 3)
+
+
+class _FakeGroup:
+    """Stands in for a process group of 4 ranks (the lookup only asks its size)."""
+
+    def size(self):
+        return 4
+
+
+@pytest.mark.parametrize("sharding_type,factor", [("table_wise", 4.0), ("data_parallel", 1.0)])
+def test_weight_gradients_scaled_by_world_size(sharding_type, factor):
+    tables = [table("w", 9, 4, ["fw"], DENSE, SUM, weighted=True)]
+    groups = group_tables([tables])[0]
+
+    def weight_grad(pg):
+        torch.manual_seed(0)
+        lookup = GroupedPooledEmbeddingsLookup(groups, pg=pg, sharding_type=sharding_type)
+        kjt = random_kjt(["fw"], [9], 3, weighted=True, seed=7)
+        kjt.weights().requires_grad_(True)
+        lookup(kjt).sum().backward()
+        return kjt.weights().grad
+
+    plain, scaled = weight_grad(None), weight_grad(_FakeGroup())
+    assert float(plain.abs().sum()) > 0
+    torch.testing.assert_close(scaled, plain / factor)
