@@ -1,0 +1,199 @@
+"""Input distribution of sparse features: ``KJTAllToAll`` (training) and ``KJTOneToAll`` (inference).
+
+``KJTAllToAll(pg, splits)`` sends ``splits[r]`` consecutive keys of every rank's KJT to rank r, in
+two phases (both async):
+
+1. splits: each rank tells each destination how many elements of every label (``lengths``,
+   ``values``, [``strides``], [``weights``]) it will send, plus its batch size;
+2. tensors: one ``all_to_all_single`` per label; the receiver rebuilds a key-major KJT with
+   ``KeyedJaggedTensor.dist_init`` and the recat below.
+
+What arrives is rank-major (``[w0: f0 f1 | w1: f0 f1]``); ``kjt_recat`` lists, for each output
+(key, rank) segment in key-major order, the input segment it takes::
+
+    F=2 local keys, W=2:  recat = [0, 2, 1, 3]   → [f0 w0 | f0 w1 | f1 w0 | f1 w1]
+"""
+
+from typing import List, Optional
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from recsys_lib.distributed._awaitable import Awaitable
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+
+
+def kjt_recat(local_split: int, num_splits: int, stagger: int = 1) -> List[int]:
+    """Segment order turning the received rank-major layout key-major (pure).
+
+    With ``stagger > 1`` (two-level sharding) source ranks are visited in the staggered order
+    ``x + (W // stagger) * y`` for ``x < W // stagger``, ``y < stagger``.
+    """
+    if stagger < 1 or num_splits % stagger != 0:
+        raise ValueError(f"kjt_recat: stagger={stagger} must be >= 1 and divide the world size {num_splits}")
+    per = num_splits // stagger
+    rank_order = [x + per * y for x in range(per) for y in range(stagger)]
+    return [f + w * local_split for f in range(local_split) for w in rank_order]
+
+
+class KJTAllToAllTensorsAwaitable(Awaitable[KeyedJaggedTensor]):
+    """Phase 2: the per-label all-to-alls in flight; ``wait()`` returns this rank's KJT."""
+
+    def __init__(
+        self,
+        pg: dist.ProcessGroup,
+        input: KeyedJaggedTensor,
+        splits: List[int],
+        input_splits: List[List[int]],
+        output_splits: List[List[int]],
+        input_tensors: List[torch.Tensor],
+        labels: List[str],
+        keys: List[str],
+        device: torch.device,
+        stagger: int,
+        stride_per_rank: Optional[List[int]],
+    ) -> None:
+        super().__init__()
+        self._workers = dist.get_world_size(pg)
+        self._input = input
+        self._keys = keys
+        self._labels = labels
+        self._stagger = stagger
+        self._stride_per_rank = stride_per_rank
+        self._variable = input.variable_stride_per_key()
+        rank = dist.get_rank(pg)
+        local = splits[rank]
+        recat = kjt_recat(local, self._workers, stagger)
+        self._recat: Optional[torch.Tensor] = torch.tensor(recat, dtype=torch.int64, device=device) if recat else None
+        self._outputs: List[torch.Tensor] = []
+        self._works: List[dist.Work] = []
+        for tensor, ins, outs in zip(input_tensors, input_splits, output_splits):
+            out = torch.empty(sum(outs), dtype=tensor.dtype, device=tensor.device)
+            work = dist.all_to_all_single(out, tensor.contiguous(), outs, ins, group=pg, async_op=True)
+            self._outputs.append(out)
+            self._works.append(work)
+
+    def _wait_impl(self) -> KeyedJaggedTensor:
+        for work in self._works:
+            work.wait()
+        return KeyedJaggedTensor.dist_init(
+            keys=self._keys,
+            tensors=self._outputs,
+            variable_stride_per_key=self._variable,
+            num_workers=self._workers,
+            recat=self._recat,
+            stride_per_rank=None if self._variable else self._stride_per_rank,
+            stagger=self._stagger,
+        )
+
+
+class KJTAllToAllSplitsAwaitable(Awaitable[KJTAllToAllTensorsAwaitable]):
+    """Phase 1: the split sizes (and batch sizes) in flight; ``wait()`` issues phase 2."""
+
+    def __init__(
+        self,
+        pg: dist.ProcessGroup,
+        input: KeyedJaggedTensor,
+        splits: List[int],
+        labels: List[str],
+        tensor_splits: List[List[int]],
+        input_tensors: List[torch.Tensor],
+        keys: List[str],
+        device: torch.device,
+        stagger: int,
+    ) -> None:
+        super().__init__()
+        self._pg = pg
+        self._input = input
+        self._splits = splits
+        self._labels = labels
+        self._tensor_splits = tensor_splits
+        self._input_tensors = input_tensors
+        self._keys = keys
+        self._device = device
+        self._stagger = stagger
+        world = dist.get_world_size(pg)
+        n = len(labels) + 1
+        # row r: element counts of every label sent to rank r, then this rank's batch size
+        table = [[tensor_splits[i][r] for i in range(len(labels))] + [input.stride()] for r in range(world)]
+        send = torch.tensor(table, dtype=torch.int64).view(-1)
+        self._recv = torch.empty(world * n, dtype=torch.int64)
+        self._work = dist.all_to_all_single(self._recv, send, [n] * world, [n] * world, group=pg, async_op=True)
+        self._n = n
+
+    def _wait_impl(self) -> KJTAllToAllTensorsAwaitable:
+        self._work.wait()
+        recv = self._recv.view(-1, self._n)
+        output_splits = [recv[:, i].tolist() for i in range(len(self._labels))]
+        stride_per_rank: List[int] = recv[:, -1].tolist()
+        return KJTAllToAllTensorsAwaitable(
+            self._pg, self._input, self._splits, self._tensor_splits, output_splits, self._input_tensors,
+            self._labels, self._keys, self._device, self._stagger, stride_per_rank,
+        )
+
+
+class KJTAllToAll(nn.Module):
+    """Redistributes a KJT by keys: ``splits[r]`` consecutive keys go to rank r; batches concatenate.
+
+    Args:
+        pg: process group.
+        splits: number of keys for each rank (sums to the KJT's key count).
+        stagger: source-rank stagger of two-level (TWRW) layouts.
+
+    Example::
+
+        a2a = KJTAllToAll(pg, splits=[2, 1])       # rank 0 gets keys 0-1, rank 1 gets key 2
+        local_kjt = a2a(kjt).wait().wait()         # batch = Σ of every rank's batch
+    """
+
+    def __init__(self, pg: dist.ProcessGroup, splits: List[int], stagger: int = 1) -> None:
+        super().__init__()
+        world = dist.get_world_size(pg)
+        if len(splits) != world:
+            raise ValueError(f"KJTAllToAll: splits {splits} needs one entry per rank ({world})")
+        if any(s < 0 for s in splits):
+            raise ValueError(f"KJTAllToAll: splits {splits} must be non-negative")
+        self._pg = pg
+        self._splits = list(splits)
+        self._stagger = stagger
+        rank = dist.get_rank(pg)
+        self._splits_cumsum = [sum(splits[:i]) for i in range(world + 1)]
+        self._rank = rank
+
+    def forward(self, input: KeyedJaggedTensor) -> KJTAllToAllSplitsAwaitable:
+        keys = input.keys()
+        if len(keys) != self._splits_cumsum[-1]:
+            raise ValueError(
+                f"KJTAllToAll: input has {len(keys)} keys {keys}, splits {self._splits} expect {self._splits_cumsum[-1]}"
+            )
+        with torch.no_grad():
+            labels = input.dist_labels()
+            tensor_splits = input.dist_splits(self._splits)
+            tensors = input.dist_tensors()
+        local_keys = keys[self._splits_cumsum[self._rank]:self._splits_cumsum[self._rank + 1]]
+        return KJTAllToAllSplitsAwaitable(
+            self._pg, input, self._splits, labels, tensor_splits, tensors, local_keys, input.device(), self._stagger
+        )
+
+
+class KJTOneToAll(nn.Module):
+    """Inference: splits a KJT by keys into one KJT per device (``splits[i]`` keys to device i)."""
+
+    def __init__(self, splits: List[int], world_size: int, device: Optional[torch.device] = None) -> None:
+        super().__init__()
+        if len(splits) != world_size:
+            raise ValueError(f"KJTOneToAll: splits {splits} needs one entry per device ({world_size})")
+        self._splits = list(splits)
+        self._world_size = world_size
+        self._device_type = "cpu" if device is None else device.type
+
+    def forward(self, kjt: KeyedJaggedTensor) -> "KJTList":  # noqa: F821
+        from recsys_lib.distributed.embedding_types import KJTList
+
+        parts = kjt.split(self._splits)
+        out = []
+        for i, part in enumerate(parts):
+            dev = torch.device("cpu") if self._device_type == "cpu" else torch.device(self._device_type, i)
+            out.append(part.to(dev))
+        return KJTList(out)

@@ -1,0 +1,37 @@
+"""Input and output distribution modules (TorchRec's ``torchrec.distributed.dist_data``).
+
+* sparse features in: ``KJTAllToAll`` (+ its two awaitables), ``KJTOneToAll`` (inference)
+* pooled embeddings out: ``PooledEmbeddingsAllToAll``, ``VariableBatchPooledEmbeddingsAllToAll``,
+  ``PooledEmbeddingsReduceScatter``, ``VariableBatchPooledEmbeddingsReduceScatter``,
+  ``PooledEmbeddingsAllGather``, ``PooledEmbeddingsAwaitable``
+* sequence embeddings out: ``SequenceEmbeddingsAllToAll``, ``SequenceEmbeddingsAwaitable``
+* single-host inference gathers: ``EmbeddingsAllToOne``, ``EmbeddingsAllToOneReduce``,
+  ``SeqEmbeddingsAllToOne``, ``MergePooledEmbeddingsModule``
+"""
+
+from recsys_lib.distributed._dist_all_to_one import (  # noqa: F401
+    EmbeddingsAllToOne,
+    EmbeddingsAllToOneReduce,
+    MergePooledEmbeddingsModule,
+    SeqEmbeddingsAllToOne,
+)
+from recsys_lib.distributed._dist_kjt import (  # noqa: F401
+    KJTAllToAll,
+    KJTAllToAllSplitsAwaitable,
+    KJTAllToAllTensorsAwaitable,
+    KJTOneToAll,
+    kjt_recat,
+)
+from recsys_lib.distributed._dist_pooled import (  # noqa: F401
+    PooledEmbeddingsAllGather,
+    PooledEmbeddingsAllToAll,
+    PooledEmbeddingsAwaitable,
+    PooledEmbeddingsReduceScatter,
+    VariableBatchPooledEmbeddingsAllToAll,
+    VariableBatchPooledEmbeddingsReduceScatter,
+)
+from recsys_lib.distributed._dist_sequence import (  # noqa: F401
+    SequenceEmbeddingsAllToAll,
+    SequenceEmbeddingsAwaitable,
+    sequence_recat,
+)
