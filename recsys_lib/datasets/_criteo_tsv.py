@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from recsys_lib.datasets._criteo_constants import CAT_FEATURE_COUNT, INT_FEATURE_COUNT, NUM_COLUMNS
 from recsys_lib.datasets._npy_io import NpyWriter, tmp_name
+from recsys_lib.datasets._tsv_fast import parse_chunk_fast
 
 DEFAULT_CHUNK_ROWS = 1 << 16
 
@@ -79,6 +80,34 @@ def parse_tsv_chunk(
     return dense, sparse, labels
 
 
+_INT32 = np.iinfo(np.int32)
+
+
+def parse_tsv_bytes(
+    lines: List[bytes], path: str, first_line: int, has_label: bool = True
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Same result as ``parse_tsv_chunk`` on the decoded lines; uses the vectorised parser when the chunk is
+    plain (the normal case) and the reference parser otherwise (odd-but-valid syntax, or errors)."""
+    data = b"".join(lines)
+    if not data.endswith(b"\n"):
+        data += b"\n"  # last line of a file without a final newline
+    lab = 1 if has_label else 0
+    vals = parse_chunk_fast(data, NUM_COLUMNS - 1 + lab, lab + INT_FEATURE_COUNT)
+    if vals is not None:
+        dense = vals[:, lab : lab + INT_FEATURE_COUNT]
+        head = vals[:, : lab + INT_FEATURE_COUNT]
+        if head.size == 0 or (head.min() >= _INT32.min and head.max() <= _INT32.max):
+            labels = vals[:, :1].astype(np.int32) if has_label else np.zeros((len(vals), 1), dtype=np.int32)
+            return dense.astype(np.int32), np.ascontiguousarray(vals[:, lab + INT_FEATURE_COUNT :]), labels
+    text = []
+    for i, line in enumerate(lines):
+        try:
+            text.append(line.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}:{first_line + i}: not valid UTF-8 ({e})") from None
+    return parse_tsv_chunk(text, path, first_line, has_label)
+
+
 def iter_line_chunks(stream: Any, chunk_rows: int) -> Iterator[Tuple[int, List[str]]]:
     """Yields ``(1-based line number of the first line, lines)`` in chunks of at most ``chunk_rows`` lines."""
     line_no = 1
@@ -125,9 +154,9 @@ def tsv_to_npys(
         dense_min: Optional[int] = None
         rows = 0
         bar = tqdm(desc=f"parse {os.path.basename(in_file)}", unit="rows", unit_scale=True, disable=not progress)
-        with pm.open(in_file, "r") as src, pm.open(scratch, "wb") as raw:
+        with pm.open(in_file, "rb") as src, pm.open(scratch, "wb") as raw:
             for first_line, lines in iter_line_chunks(src, chunk_rows):
-                dense, sparse, labels = parse_tsv_chunk(lines, in_file, first_line, has_label)
+                dense, sparse, labels = parse_tsv_bytes(lines, in_file, first_line, has_label)
                 chunk_min = int(dense.min())
                 dense_min = chunk_min if dense_min is None else min(dense_min, chunk_min)
                 raw.write(dense.tobytes())

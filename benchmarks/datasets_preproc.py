@@ -1,0 +1,100 @@
+"""Criteo preprocessing benchmark: peak RSS and rows/s of the streamed TSV → npy → contiguous → shuffle steps.
+
+    .venv/bin/python benchmarks/datasets_preproc.py --rows 1000000
+
+Writes a synthetic Criteo TSV (40 columns, ~10% empty fields) into a temp dir, then runs each step in a fresh
+child process so its peak RSS (``ru_maxrss``) is measured alone, next to the RSS of the same child right after
+its imports. Memory should depend on ``--chunk_rows`` and the vocabulary, not on ``--rows``: run two sizes to see.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+from recsys_lib.datasets.criteo import BinaryCriteoUtils as U
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+d = {tmp!r}
+t0 = time.perf_counter()
+step = {step!r}
+if step == "tsv_to_npys":
+    U.tsv_to_npys(d + "/day_0", d + "/day_0_dense.npy", d + "/day_0_sparse.npy", d + "/day_0_labels.npy",
+                  chunk_rows={chunk}, progress=False)
+elif step == "sparse_to_contiguous":
+    U.sparse_to_contiguous([d + "/day_0_sparse.npy"], d + "/contig", chunk_rows={chunk}, progress=False)
+else:
+    import shutil
+    for p in ("dense", "labels"):
+        shutil.copy(d + f"/day_0_{{p}}.npy", d + f"/day_1_{{p}}.npy")
+    shutil.copy(d + "/contig/day_0_sparse_contig_freq.npy", d + "/contig/day_1_sparse_contig_freq.npy")
+    n = U.get_shape_from_npy(d + "/day_0_labels.npy")[0]
+    U.shuffle(d, d + "/contig", d + "/shuf", {{0: n, 1: n}}, days=2, chunk_rows={chunk}, bucket_rows={bucket},
+              progress=False)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(seconds=dt, base_rss_mb=base / 1024, peak_rss_mb=peak / 1024)))
+"""
+
+
+def write_tsv(path: str, rows: int, seed: int = 0, chunk: int = 100_000) -> None:
+    rng = np.random.default_rng(seed)
+    vocab = rng.integers(0, 2**32, size=(26, 20_000), dtype=np.uint64)
+    with open(path, "w") as f:
+        for lo in range(0, rows, chunk):
+            n = min(chunk, rows - lo)
+            label = rng.integers(0, 2, (n, 1)).astype(str)
+            dense = rng.integers(-2, 1000, (n, 13)).astype(str)
+            sparse = np.char.mod("%08x", vocab[np.arange(26), rng.zipf(1.3, (n, 26)) % 20_000])
+            table = np.concatenate([label, dense, sparse], 1).astype(object)
+            table[rng.random(table.shape) < 0.1] = ""
+            table[:, 0][table[:, 0] == ""] = "0"
+            f.write("\n".join("\t".join(r) for r in table.tolist()) + "\n")
+
+
+def run_step(tmp: str, step: str, chunk: int, bucket: int) -> dict:
+    code = CHILD.format(root=ROOT, tmp=tmp, step=step, chunk=chunk, bucket=bucket)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--chunk_rows", type=int, default=1 << 16)
+    p.add_argument("--bucket_rows", type=int, default=1 << 20)
+    p.add_argument("--rss_bound_mb", type=float, default=400.0, help="allowed peak RSS above the child's import RSS")
+    p.add_argument("--steps", default="tsv_to_npys,sparse_to_contiguous,shuffle")
+    args = p.parse_args(argv)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        write_tsv(os.path.join(tmp, "day_0"), args.rows)
+        size_mb = os.path.getsize(os.path.join(tmp, "day_0")) / 2**20
+        print(f"synthetic TSV: {args.rows:,} rows, {size_mb:.0f} MiB, written in {time.perf_counter() - t0:.1f} s")
+        print(f"{'step':<22}{'rows/s':>12}{'seconds':>9}{'import RSS':>12}{'peak RSS':>10}{'delta':>8}  (MiB)")
+        for step in args.steps.split(","):
+            r = run_step(tmp, step, args.chunk_rows, args.bucket_rows)
+            rows = args.rows * (2 if step == "shuffle" else 1)
+            r["rows_per_s"] = rows / r["seconds"]
+            r["delta_rss_mb"] = r["peak_rss_mb"] - r["base_rss_mb"]
+            results[step] = r
+            print(f"{step:<22}{r['rows_per_s']:>12,.0f}{r['seconds']:>9.1f}{r['base_rss_mb']:>12.0f}"
+                  f"{r['peak_rss_mb']:>10.0f}{r['delta_rss_mb']:>8.0f}")
+    worst = max(r["delta_rss_mb"] for r in results.values())
+    verdict = "OK" if worst <= args.rss_bound_mb else "OVER"
+    print(f"max peak RSS above imports: {worst:.0f} MiB (bound {args.rss_bound_mb:.0f} MiB): {verdict}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
