@@ -9,6 +9,7 @@ from types import ModuleType
 CASES = {
     "kjt": "benchmarks.cases.kjt",  # KJT/JT/KT micro-ops (issue 2)
     "ebc": "benchmarks.cases.ebc",  # EmbeddingBagCollection forward/backward (issue 3)
+    "tbe_kernel": "benchmarks.cases.tbe_kernel",  # BatchedFusedEmbeddingBag vs raw TBE train step (issue 4)
 }
 
 
