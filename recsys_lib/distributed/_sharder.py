@@ -22,7 +22,7 @@ from recsys_lib.distributed._awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._codec import QuantizedCommCodecs
 from recsys_lib.distributed._enums import ComputeKernel, ParameterStorage, ShardingType
 from recsys_lib.distributed._env import ShardingEnv
-from recsys_lib.distributed._plan_types import ModuleShardingPlan, ShardingPlan
+from recsys_lib.distributed._plan_types import ModuleShardingPlan, ParameterSharding, ShardingPlan
 from recsys_lib.types import ModuleNoCopyMixin
 
 M = TypeVar("M", bound=nn.Module)
@@ -162,6 +162,10 @@ class ModuleSharder(abc.ABC, Generic[M]):
         return {storage[compute_device_type].value: get_tensor_size_bytes(tensor)}
 
 
+# (param, local_size, world_size, device_type, sharder) -> ParameterSharding; built by ``sharding_plan`` helpers.
+ParameterShardingGenerator = Callable[[nn.Parameter, int, int, str, ModuleSharder[nn.Module]], ParameterSharding]
+
+
 class ShardingPlanner(abc.ABC):
     """Produces a ``ShardingPlan`` for a model given the sharders that can shard its modules."""
 
@@ -177,6 +181,7 @@ class ShardingPlanner(abc.ABC):
 __all__ = [
     "ModuleSharder",
     "ModuleShardingPlan",
+    "ParameterShardingGenerator",
     "ShardedModule",
     "ShardingPlanner",
     "get_tensor_size_bytes",

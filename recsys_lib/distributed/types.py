@@ -62,6 +62,7 @@ from recsys_lib.distributed._plan_types import (  # noqa: F401
 )
 from recsys_lib.distributed._sharder import (  # noqa: F401
     ModuleSharder,
+    ParameterShardingGenerator,
     ShardedModule,
     ShardingPlanner,
     get_tensor_size_bytes,

@@ -1,0 +1,1 @@
+"""CW sharding strategy: layout math now; pooled / sequence / inference classes land with the sharded modules."""

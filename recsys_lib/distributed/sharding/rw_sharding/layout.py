@@ -1,0 +1,89 @@
+"""Row-wise layout: rows split in blocks of ``ceil(R / W)``; rank r holds block r.
+
+Rank → rows (R=10, W=4, block 3; R=5, W=4, block 2)::
+
+    R=10: rank 0: [0, 3)   rank 1: [3, 6)   rank 2: [6, 9)   rank 3: [9, 10)   sizes [3, 3, 3, 1]
+    R=5:  rank 0: [0, 2)   rank 1: [2, 4)   rank 2: [4, 5)   rank 3: [5, 5)    sizes [2, 2, 1, 0]
+
+Ranks past the last row get zero-row shards (offset R). The input dist sends id ``i`` to rank
+``i // block`` as local row ``i - rank * block`` (``bucketize``); pooled outputs are partial sums,
+combined by a reduce-scatter.
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+
+from recsys_lib.distributed.sharding._layout_types import Layout, check_table_shape, check_world
+
+
+def block_size(rows: int, num_shards: int) -> int:
+    """``ceil(rows / num_shards)`` (at least 1 so that ids map to a rank even for an empty table)."""
+    if num_shards < 1:
+        raise ValueError(f"row-wise sharding needs at least one shard, got {num_shards}")
+    return max(1, -(-rows // num_shards))
+
+
+def row_sizes(rows: int, num_shards: int) -> List[int]:
+    """Rows of each shard: full blocks, one partial block, then empty shards."""
+    b = block_size(rows, num_shards)
+    return [max(0, min(b, rows - i * b)) for i in range(num_shards)]
+
+
+def sizes_to_layout(row_counts: List[int], cols: int) -> Layout:
+    offsets, start = [], 0
+    for n in row_counts:
+        offsets.append([start, 0])
+        start += n
+    return [[n, cols] for n in row_counts], offsets
+
+
+def uneven_row_sizes(rows: int, device_memory_sizes: List[int]) -> List[int]:
+    """Rows proportional to each device's memory (floor), the remainder on the last shard."""
+    total = sum(device_memory_sizes)
+    if total <= 0 or any(m < 0 for m in device_memory_sizes):
+        raise ValueError(f"device_memory_sizes {device_memory_sizes} must be non-negative with a positive sum")
+    sizes = [rows * m // total for m in device_memory_sizes[:-1]]
+    return sizes + [rows - sum(sizes)]
+
+
+def bucketed_row_sizes(rows: int, num_shards: int, num_buckets: int) -> List[int]:
+    """Whole buckets per shard (``ceil(num_buckets / num_shards)`` each); ``rows`` must divide into buckets."""
+    if num_buckets < 1 or rows % num_buckets != 0:
+        raise ValueError(f"num_buckets={num_buckets} must be >= 1 and divide the number of rows {rows}")
+    per_bucket = rows // num_buckets
+    return [n * per_bucket for n in row_sizes(num_buckets, num_shards)]
+
+
+def shard_sizes_and_offsets(
+    rows: int,
+    cols: int,
+    world_size: int,
+    local_world_size: int,
+    col_wise_shard_dim: Optional[int] = None,
+    device_memory_sizes: Optional[List[int]] = None,
+    num_buckets: Optional[int] = None,
+) -> Layout:
+    """One row block per rank (see the module table); memory-proportional or bucket-aligned on request."""
+    check_table_shape(rows, cols)
+    check_world(world_size, local_world_size)
+    if device_memory_sizes is not None:
+        if len(device_memory_sizes) != world_size:
+            raise ValueError(f"device_memory_sizes has {len(device_memory_sizes)} entries for {world_size} ranks")
+        return sizes_to_layout(uneven_row_sizes(rows, device_memory_sizes), cols)
+    if num_buckets is not None:
+        return sizes_to_layout(bucketed_row_sizes(rows, world_size, num_buckets), cols)
+    return sizes_to_layout(row_sizes(rows, world_size), cols)
+
+
+def bucketize(ids: torch.Tensor, block: int, num_shards: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(shard, local_row)`` of every id: ``shard = id // block``, ``local_row = id - shard * block``.
+
+    Raises ``ValueError`` for negative ids or ids past the last shard's rows.
+    """
+    if ids.numel() > 0:
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= block * num_shards:
+            raise ValueError(f"row-wise bucketize: ids must be in [0, {block * num_shards}), got range [{lo}, {hi}]")
+    shard = torch.div(ids, block, rounding_mode="floor")
+    return shard, ids - shard * block
