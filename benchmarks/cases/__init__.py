@@ -10,6 +10,7 @@ CASES = {
     "kjt": "benchmarks.cases.kjt",  # KJT/JT/KT micro-ops (issue 2)
     "ebc": "benchmarks.cases.ebc",  # EmbeddingBagCollection forward/backward (issue 3)
     "tbe_kernel": "benchmarks.cases.tbe_kernel",  # BatchedFusedEmbeddingBag vs raw TBE train step (issue 4)
+    "datasets": "benchmarks.cases.datasets",  # Criteo TSV → npy, npy range reads, in-memory batches (issue 7)
 }
 
 

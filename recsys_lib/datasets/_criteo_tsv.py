@@ -23,7 +23,7 @@ from recsys_lib.datasets._criteo_constants import CAT_FEATURE_COUNT, INT_FEATURE
 from recsys_lib.datasets._npy_io import NpyWriter, tmp_name
 from recsys_lib.datasets._tsv_fast import parse_chunk_fast
 
-DEFAULT_CHUNK_ROWS = 1 << 16
+DEFAULT_CHUNK_ROWS = 1 << 14
 
 
 def _locate_bad_field(

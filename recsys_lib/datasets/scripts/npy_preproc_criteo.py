@@ -22,7 +22,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--input_dir", type=str, required=True, help="folder with the TSV files")
     parser.add_argument("--output_dir", type=str, required=True, help="folder for the .npy files")
     parser.add_argument("--dataset_name", type=str, choices=["criteo_1tb", "criteo_kaggle"], default="criteo_1tb")
-    parser.add_argument("--chunk_rows", type=int, default=1 << 16, help="rows parsed per chunk (bounds memory)")
+    parser.add_argument("--chunk_rows", type=int, default=1 << 14, help="rows parsed per chunk (bounds memory)")
     parser.add_argument("--no_progress", action="store_true", help="disable progress bars")
     return parser.parse_args(argv)
 
