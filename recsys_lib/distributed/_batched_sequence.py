@@ -151,9 +151,11 @@ class BatchedDenseEmbedding(BaseBatchedEmbedding):
         if self._use_tbe and not features.variable_stride_per_key():
             indices, offsets = tbe_indices_offsets(features)
             return self._emb_module(indices=indices, offsets=offsets)
-        return sequence_lookup_reference(
+        rows = sequence_lookup_reference(
             self._emb_module.weights, self._layout, features.values(), features.length_per_key()
         )
+        # FP16/BF16 tables return FP32 rows, as the TBE paths do.
+        return rows if rows.dtype == torch.float32 else rows.float()
 
     def named_parameters(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True

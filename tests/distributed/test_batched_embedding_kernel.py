@@ -483,3 +483,21 @@ def test_cuda_kernels_match_reference(kernel_cls, kernel, pooling):
     else:
         expected = pooled_reference(weights, FTM, kjt, "mean" if pooling == PoolingType.MEAN else "sum")
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("kernel_cls,kernel,pooling", [
+    (BatchedFusedEmbeddingBag, FUSED, PoolingType.SUM), (BatchedDenseEmbeddingBag, DENSE, PoolingType.SUM),
+    (BatchedFusedEmbedding, FUSED, PoolingType.NONE), (BatchedDenseEmbedding, DENSE, PoolingType.NONE)])
+def test_fp16_tables_store_half_and_return_float(kernel_cls, kernel, pooling):
+    from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
+    from recsys_lib.types import DataType
+
+    config = GroupedEmbeddingConfig(DataType.FP16, pooling, False, False, kernel, _equal_tables(kernel))
+    m = kernel_cls(config)
+    assert m.state_dict()["t0.weight"].dtype == torch.float16
+    kjt = random_kjt(["f0", "f1", "f2"], ROWS, BATCH, seed=15)
+    out = m(kjt)
+    assert out.dtype == torch.float32
+    weights = [w.float() for w in m.state_dict().values()]
+    expected = pooled_reference(weights, FTM, kjt, "sum") if pooling == PoolingType.SUM else sequence_reference(weights, FTM, kjt)
+    torch.testing.assert_close(out, expected)
