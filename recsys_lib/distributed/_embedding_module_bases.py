@@ -43,8 +43,6 @@ _ROW_SPLIT_SHARDING_TYPES = (
     ShardingType.TABLE_ROW_WISE.value,
     ShardingType.GRID_SHARD.value,
 )
-# Data-parallel tables are replicated and trained by the dense optimizer; every other sharding fuses.
-_REPLICATED = ShardingType.DATA_PARALLEL.value
 _CUDA_ONLY_KERNELS = (
     EmbeddingComputeKernel.FUSED_UVM.value,
     EmbeddingComputeKernel.FUSED_UVM_CACHING.value,
@@ -170,8 +168,11 @@ class BaseEmbeddingSharder(ModuleSharder[M]):
         return types
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
+        """Replicated (data-parallel) tables train with the dense optimizer; every other sharding fuses."""
+        from recsys_lib.distributed.sharding.strategy import strategy_for
+
         _check_device_type(compute_device_type)
-        if sharding_type == _REPLICATED:
+        if strategy_for(sharding_type).replicated:
             return [EmbeddingComputeKernel.DENSE.value]
         kernels = [EmbeddingComputeKernel.FUSED.value]
         if compute_device_type == "cuda":

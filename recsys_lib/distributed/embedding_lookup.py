@@ -33,8 +33,6 @@ _FUSED_KERNELS = (
     EmbeddingComputeKernel.FUSED_UVM,
     EmbeddingComputeKernel.FUSED_UVM_CACHING,
 )
-# Data-parallel weights are averaged by DDP; every other sharding divides per-sample-weight grads itself.
-_NO_WEIGHT_GRAD_SCALING = ("data_parallel",)
 
 
 def dummy_tensor(device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -86,6 +84,15 @@ class CommOpGradientScaling(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> Tuple[torch.Tensor, None]:
         return grad_output / ctx.scale_gradient_factor, None
+
+
+def _is_replicated(sharding_type: Optional[Any]) -> bool:
+    """Replicated (data-parallel) weights are averaged by DDP, so their weight gradients are not scaled here."""
+    if sharding_type is None:
+        return False
+    from recsys_lib.distributed.sharding.strategy import strategy_for
+
+    return strategy_for(sharding_type).replicated
 
 
 def _check_kernel(config: GroupedEmbeddingConfig, allowed: Tuple[EmbeddingComputeKernel, ...]) -> None:
@@ -223,9 +230,9 @@ class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, 
         self._feature_splits = [c.num_features() for c in self._grouped_configs]
         self._feature_processor = feature_processor
         self._dummy_embs_tensor = dummy_tensor(device)
-        st = getattr(sharding_type, "value", sharding_type)
-        scale = pg.size() if (pg is not None and scale_weight_gradients and st not in _NO_WEIGHT_GRAD_SCALING) else 1
-        self._scale_gradient_factor = scale
+        self._scale_gradient_factor = 1
+        if pg is not None and scale_weight_gradients and not _is_replicated(sharding_type):
+            self._scale_gradient_factor = pg.size()
 
     def _scale_weight_grads(self, features: Any) -> Any:
         weights = features.weights_or_none()
