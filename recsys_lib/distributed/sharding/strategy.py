@@ -111,6 +111,12 @@ class ShardingStrategy:
         """Constructs the strategy's sequence (EC) ``EmbeddingSharding``; ``ValueError`` if unsupported."""
         return self.sequence_sharding_class()(*args, **kwargs)
 
+    def cost_terms(self) -> Any:
+        """The planner's cost terms of this strategy: the ``cost`` module of its folder (``shard_cost``,
+        ``PARTITION_BY``, ``SHORT_NAME``), imported on first use."""
+        folder = str(self.pooled_class).partition(":")[0]
+        return importlib.import_module(f"{folder}.cost")
+
 
 def _entry(st: ShardingType, folder: str, layout: Callable[..., Layout], pooled: str, sequence: Optional[str],
            host_groups: bool, helper: Optional[str], replicated: bool = False) -> ShardingStrategy:
