@@ -15,18 +15,22 @@ How each case runs (FBGEMM's CPU kernels have two gaps, so the CPU paths are our
 kernel, dims             CPU                                      CUDA
 =======================  =======================================  =========================================
 fused, equal dims        TBE, ``PoolingMode.NONE``                TBE, ``PoolingMode.NONE``
-fused, mixed dims        TBE in SUM mode, one id per bag (VBE)    same
+fused, mixed dims        TBE in SUM mode, one id per bag          same
 dense, equal dims        ``F.embedding`` on the flat weight       dense TBE, ``PoolingMode.NONE``
 dense, mixed dims        ``F.embedding`` per table view           same as CPU
 =======================  =======================================  =========================================
 
 FBGEMM's CPU TBE accepts ``PoolingMode.NONE`` only for equal dims, and its CPU *dense* TBE ignores NONE and
-silently pools. "One id per bag" turns a sequence lookup into a pooled one whose bags hold exactly one id
-(``batch_size_per_feature = L_f``): pooling a single row returns that row, and the fused optimizer runs
-unchanged in FBGEMM's backward. It is exact but ~10x slower than NONE on CPU.
+silently pools. "One id per bag" turns a sequence lookup into a pooled one whose bags hold exactly one id:
+pooling a single row returns that row, and the fused optimizer runs unchanged in FBGEMM's backward (exact,
+duplicates included). Every feature gets ``max_f L_f`` bags, the first ``L_f`` holding one id each and the
+rest empty (zero rows, no gradient); the useful rows are cut out of the ``[max_f L_f, sum_f D_f]`` output.
+When that padding would exceed :data:`MAX_PADDING_RATIO` times the useful output, FBGEMM's variable-batch
+form (``batch_size_per_feature = L_f``, no padding) is used instead. On CPU this costs ~5x (padded) to ~15x
+(variable batch) the time of the NONE path, because FBGEMM's CPU kernels pay per bag.
 """
 
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -48,6 +52,46 @@ from recsys_lib.distributed._tbe_kernel import (
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
 from recsys_lib.optim.fused import FusedOptimizerModule
+
+
+# Padding to max_f L_f bags per feature produces max_f L_f * sum_f D_f output values for sum_f L_f * D_f
+# useful ones; past this ratio the variable-batch form is used.
+MAX_PADDING_RATIO = 4.0
+
+
+def one_id_per_bag_mode(length_per_key: List[int], dims: List[int]) -> str:
+    """``"padded"`` or ``"variable_batch"``: how :func:`one_id_per_bag_lookup` lays out the bags."""
+    useful = sum(n * d for n, d in zip(length_per_key, dims))
+    padded = (max(length_per_key) if length_per_key else 0) * sum(dims)
+    if useful == 0 or padded > MAX_PADDING_RATIO * useful:
+        return "variable_batch"
+    return "padded"
+
+
+def one_id_per_bag_lookup(
+    tbe: nn.Module, indices: torch.Tensor, length_per_key: List[int], dims: List[int]
+) -> torch.Tensor:
+    """Sequence rows (flat, feature-major) from a SUM-pooling TBE whose bags each hold one id.
+
+    Args:
+        tbe: FBGEMM training TBE in ``PoolingMode.SUM``; ``indices``: the ids, feature-major;
+        length_per_key: ``L_f``; dims: ``D_f`` of each feature's table.
+    """
+    if one_id_per_bag_mode(length_per_key, dims) == "variable_batch":
+        bags = torch.arange(indices.numel() + 1, dtype=indices.dtype, device=indices.device)
+        sizes = [[n] for n in length_per_key]
+        return tbe(indices=indices, offsets=bags, batch_size_per_feature_per_rank=sizes).view(-1)
+    max_len = max(length_per_key)
+    lengths = torch.tensor(length_per_key, device=indices.device)
+    bag_sizes = (torch.arange(max_len, device=indices.device).unsqueeze(0) < lengths.unsqueeze(1)).reshape(-1)
+    offsets = torch.zeros(bag_sizes.numel() + 1, dtype=indices.dtype, device=indices.device)
+    offsets[1:] = torch.cumsum(bag_sizes, 0)
+    pooled = tbe(indices=indices, offsets=offsets)  # [max_len, sum_f D_f]
+    pieces, col = [], 0
+    for n, d in zip(length_per_key, dims):
+        pieces.append(pooled[:n, col : col + d].reshape(-1))
+        col += d
+    return torch.cat(pieces)
 
 
 def _feature_offsets(features: Any, indices: torch.Tensor) -> torch.Tensor:
@@ -116,9 +160,8 @@ class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedO
         check_features(features, self._layout, self._check_ids)
         indices, offsets = tbe_indices_offsets(features)
         if self._one_id_per_bag:
-            bags = torch.arange(indices.numel() + 1, dtype=indices.dtype, device=indices.device)
-            sizes = [[length] for length in features.length_per_key()]
-            return self._emb_module(indices=indices, offsets=bags, batch_size_per_feature_per_rank=sizes).view(-1)
+            dims = [self._layout.cols[t] for t in self._layout.feature_table_map]
+            return one_id_per_bag_lookup(self._emb_module, indices, features.length_per_key(), dims)
         if features.variable_stride_per_key():
             offsets = _feature_offsets(features, indices)
         return self._emb_module(indices=indices, offsets=offsets)

@@ -501,3 +501,30 @@ def test_fp16_tables_store_half_and_return_float(kernel_cls, kernel, pooling):
     weights = [w.float() for w in m.state_dict().values()]
     expected = pooled_reference(weights, FTM, kjt, "sum") if pooling == PoolingType.SUM else sequence_reference(weights, FTM, kjt)
     torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("lengths,mode", [
+    ([3, 4, 2, 1, 2, 3], "padded"),            # L_f = 7, 3, 5: little padding
+    ([20, 20, 0, 0, 1, 0], "variable_batch"),  # L_f = 40, 0, 1: padding would be ~5x the rows
+    ([0, 0, 0, 0, 0, 0], "variable_batch"),    # no ids at all
+])
+def test_fused_sequence_mixed_dims_layouts(lengths, mode):
+    from recsys_lib.distributed._batched_sequence import one_id_per_bag_mode
+
+    fp = {"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": 0.1}
+    m = BatchedFusedEmbedding(group(_mixed_tables(FUSED, PoolingType.NONE, fused_params=fp), FUSED, PoolingType.NONE,
+                                    fused_params=fp))
+    lengths = torch.tensor(lengths)
+    per_key = lengths.view(3, 2).sum(1).tolist()
+    assert one_id_per_bag_mode(per_key, [4, 8, 8]) == mode
+    values = torch.cat([torch.randint(0, r, (n,), generator=torch.Generator().manual_seed(16)) for r, n in zip(ROWS, per_key)])
+    kjt = KeyedJaggedTensor.from_lengths_sync(keys=["f0", "f1", "f2"], values=values, lengths=lengths)
+    before = _clone_weights(m)
+    out = m(kjt)
+    torch.testing.assert_close(out, sequence_reference(before, FTM, kjt, flat=True))
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(17))
+    out.backward(grad_out)
+    leaves = [w.clone().requires_grad_(True) for w in before]
+    sequence_reference(leaves, FTM, kjt, flat=True).backward(grad_out)
+    for w0, leaf, w1 in zip(before, leaves, m.split_embedding_weights()):
+        torch.testing.assert_close(w1, sgd(w0, leaf.grad, 0.1))
