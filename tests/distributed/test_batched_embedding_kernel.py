@@ -528,3 +528,14 @@ def test_fused_sequence_mixed_dims_layouts(lengths, mode):
     sequence_reference(leaves, FTM, kjt, flat=True).backward(grad_out)
     for w0, leaf, w1 in zip(before, leaves, m.split_embedding_weights()):
         torch.testing.assert_close(w1, sgd(w0, leaf.grad, 0.1))
+
+
+def test_fused_optimizer_state_round_trips_into_the_kernel():
+    fp = {"optimizer": EmbOptimType.EXACT_ROWWISE_ADAGRAD, "learning_rate": 0.1}
+    a = BatchedFusedEmbeddingBag(group(_mixed_tables(FUSED), fused_params=fp))
+    b = BatchedFusedEmbeddingBag(group(_mixed_tables(FUSED), fused_params=fp))
+    a(random_kjt(["f0", "f1", "f2"], ROWS, BATCH, seed=18)).sum().backward()
+    b.fused_optimizer.load_state_dict(a.fused_optimizer.state_dict())
+    for sa, sb in zip(a.emb_module.split_optimizer_states(), b.emb_module.split_optimizer_states()):
+        assert float(sa[0].sum()) > 0
+        torch.testing.assert_close(sb[0], sa[0])  # copied into the TBE's own buffer
