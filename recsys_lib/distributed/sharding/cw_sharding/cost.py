@@ -5,6 +5,7 @@ from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInput
 from recsys_lib.distributed.sharding.tw_sharding import cost as tw_cost
 
 PARTITION_BY = "device"
+SHORT_NAME = "CW"  # column label in the planner statistics
 
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:

@@ -5,6 +5,7 @@ from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInput
 from recsys_lib.distributed.sharding.twrw_sharding import cost as twrw_cost
 
 PARTITION_BY = "multi_host"
+SHORT_NAME = "GS"  # column label in the planner statistics
 
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:

@@ -21,6 +21,7 @@ from recsys_lib.distributed.planner._cost_terms import (
 )
 
 PARTITION_BY = "uniform"
+SHORT_NAME = "RW"  # column label in the planner statistics
 
 
 def row_fraction(c: ShardCostInputs) -> float:

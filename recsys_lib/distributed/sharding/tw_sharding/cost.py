@@ -18,6 +18,7 @@ from recsys_lib.distributed.planner._cost_terms import (
 )
 
 PARTITION_BY = "device"
+SHORT_NAME = "TW"  # column label in the planner statistics
 
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:

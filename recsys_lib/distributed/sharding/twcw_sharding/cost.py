@@ -5,6 +5,7 @@ from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInput
 from recsys_lib.distributed.sharding.cw_sharding import cost as cw_cost
 
 PARTITION_BY = "host"
+SHORT_NAME = "TWCW"  # column label in the planner statistics
 
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:

@@ -1,0 +1,20 @@
+"""Sharding planner: ``EmbeddingShardingPlanner(topology=Topology(...)).plan(model, sharders)``.
+
+Files: ``types`` (Topology, ParameterConstraints, ShardingOption, ABCs), ``enumerators``,
+``shard_estimators`` (cost terms come from each strategy's ``sharding/<x>_sharding/cost.py``),
+``partitioners``, ``proposers``, ``storage_reservations``, ``perf_models``, ``stats``, ``planners``,
+``calibration`` (measured CPU constants), ``report`` (``plan_report``), ``constants``, ``utils``.
+"""
+
+from recsys_lib.distributed.planner.planners import EmbeddingPlannerBase, EmbeddingShardingPlanner  # noqa: F401
+from recsys_lib.distributed.planner.types import ParameterConstraints, Topology  # noqa: F401
+from recsys_lib.distributed.planner.utils import bytes_to_gb, sharder_name  # noqa: F401
+
+__all__ = [
+    "EmbeddingPlannerBase",
+    "EmbeddingShardingPlanner",
+    "ParameterConstraints",
+    "Topology",
+    "bytes_to_gb",
+    "sharder_name",
+]

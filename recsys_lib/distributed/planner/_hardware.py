@@ -1,0 +1,334 @@
+"""Hardware values of the planner: ``Storage``, ``Perf``, ``DeviceHardware``, comms bandwidths, ``Topology``.
+
+Re-exported by ``planner.types`` (TorchRec's path). Bandwidths are bytes/ms, perf terms ms.
+
+Topology of ``W`` ranks with ``L`` ranks per host (host-major, as ``comm.py``)::
+
+    W=4, L=2      host 0: rank 0 (cuda:0)  rank 1 (cuda:1)
+                  host 1: rank 2 (cuda:0)  rank 3 (cuda:1)
+"""
+
+import abc
+from dataclasses import dataclass, field
+from enum import Enum, unique
+from typing import Any, Dict, List, Optional, Union
+
+from recsys_lib.distributed.planner import constants as C
+from recsys_lib.distributed.planner.calibration import CpuCalibration, default_cpu_calibration
+
+_DEVICES = ("cpu", "cuda", "mtia")
+
+
+@dataclass
+class Storage:
+    """Bytes of accelerator memory (``hbm``) and host memory (``ddr``)."""
+
+    hbm: int
+    ddr: int
+
+    def __add__(self, other: "Storage") -> "Storage":
+        return Storage(hbm=self.hbm + other.hbm, ddr=self.ddr + other.ddr)
+
+    def __sub__(self, other: "Storage") -> "Storage":
+        return Storage(hbm=self.hbm - other.hbm, ddr=self.ddr - other.ddr)
+
+    def __hash__(self) -> int:
+        return hash((self.hbm, self.ddr))
+
+    def fits_in(self, other: "Storage") -> bool:
+        """True when both kinds fit into ``other``."""
+        return self.hbm <= other.hbm and self.ddr <= other.ddr
+
+
+@dataclass
+class Perf:
+    """Estimated milliseconds of one training step spent by a shard, by phase."""
+
+    fwd_compute: float
+    fwd_comms: float
+    bwd_compute: float
+    bwd_comms: float
+    prefetch_compute: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.fwd_compute + self.fwd_comms + self.bwd_compute + self.bwd_comms + self.prefetch_compute
+
+    def __add__(self, other: "Perf") -> "Perf":
+        return Perf(
+            fwd_compute=self.fwd_compute + other.fwd_compute,
+            fwd_comms=self.fwd_comms + other.fwd_comms,
+            bwd_compute=self.bwd_compute + other.bwd_compute,
+            bwd_comms=self.bwd_comms + other.bwd_comms,
+            prefetch_compute=self.prefetch_compute + other.prefetch_compute,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.fwd_compute, self.fwd_comms, self.bwd_compute, self.bwd_comms, self.prefetch_compute))
+
+
+@dataclass
+class DeviceHardware:
+    """One rank's device: what it can hold (``storage``) and the perf assigned to it so far."""
+
+    rank: int
+    storage: Storage
+    perf: Perf
+
+
+@dataclass
+class CriticalPathEstimate:
+    """Step time split into communication and computation on the critical path (ms)."""
+
+    comms_estimate: float
+    comp_estimate: float
+
+    def total(self) -> float:
+        return self.comms_estimate + self.comp_estimate
+
+
+@unique
+class CollectiveType(Enum):
+    ALL_TO_ALL = "all_to_all"
+    REDUCE_SCATTER = "reduce_scatter"
+    ALL_GATHER = "all_gather"
+    ALL_REDUCE = "all_reduce"
+
+
+class GeneralizedCommsBandwidth(abc.ABC):
+    """Bandwidth (bytes/ms) of a collective over ``world_size`` ranks, ``local_world_size`` per host."""
+
+    @abc.abstractmethod
+    def get_bw(self, local_world_size: int, world_size: int, collective_type: CollectiveType) -> float:
+        ...
+
+    @property
+    @abc.abstractmethod
+    def intra_host_bw(self) -> float:
+        ...
+
+    @property
+    @abc.abstractmethod
+    def inter_host_bw(self) -> float:
+        ...
+
+
+class BasicCommsBandwidths(GeneralizedCommsBandwidth):
+    """A collective that stays on one host runs at ``intra_host_bw``; one that crosses hosts at ``inter_host_bw``."""
+
+    def __init__(self, inter_host_bw: float = C.CROSS_NODE_BANDWIDTH, intra_host_bw: float = C.INTRA_NODE_BANDWIDTH) -> None:
+        if inter_host_bw <= 0 or intra_host_bw <= 0:
+            raise ValueError(f"bandwidths must be > 0, got inter={inter_host_bw} intra={intra_host_bw}")
+        self._inter = float(inter_host_bw)
+        self._intra = float(intra_host_bw)
+
+    @property
+    def intra_host_bw(self) -> float:
+        return self._intra
+
+    @property
+    def inter_host_bw(self) -> float:
+        return self._inter
+
+    def get_bw(self, local_world_size: int, world_size: int, collective_type: CollectiveType) -> float:
+        return self._intra if world_size <= local_world_size else self._inter
+
+
+@dataclass
+class CustomTopologyData:
+    """Per-rank overrides (e.g. ``{"hbm_cap": [bytes per rank]}``) for heterogeneous devices."""
+
+    data: Dict[str, List[int]]
+    world_size: int
+    supported_fields: List[str] = field(default_factory=lambda: ["hbm_cap", "ddr_cap"])
+
+    def __post_init__(self) -> None:
+        for key, values in self.data.items():
+            if key not in self.supported_fields:
+                raise ValueError(f"CustomTopologyData: unsupported field {key!r}; supported {self.supported_fields}")
+            if len(values) != self.world_size:
+                raise ValueError(f"CustomTopologyData[{key!r}] has {len(values)} values, expected {self.world_size}")
+
+    def get_data(self, key: str) -> List[int]:
+        return self.data[key]
+
+    def has_data(self, key: str) -> bool:
+        return key in self.data
+
+
+class Topology:
+    """The machines a plan is for: ranks, per-rank memory, memory and network bandwidths.
+
+    Args:
+        world_size: number of ranks ``W``.
+        compute_device: ``"cpu"``, ``"cuda"`` or ``"mtia"``.
+        hbm_cap / ddr_cap: bytes per rank (defaults: 32 GiB HBM on accelerators, 0 on cpu; 128 GiB DDR).
+        local_world_size: ranks per host ``L`` (default ``W``: one host).
+        hbm_mem_bw ... inter_host_bw: bandwidths in bytes/ms (TorchRec's GPU defaults).
+        bwd_compute_multiplier: backward compute = forward compute x this.
+        calibration: (recsys_lib) measured CPU constants, a ``CpuCalibration`` or a path to its JSON file.
+            With ``compute_device="cpu"`` the kernel bandwidths always come from it (default: the
+            calibration shipped in ``calibration.py``), and the network bandwidths too unless given
+            explicitly (i.e. left at TorchRec's GPU defaults).
+
+    Example::
+
+        topo = Topology(world_size=4, compute_device="cuda", local_world_size=2)
+        assert [d.rank for d in topo.devices] == [0, 1, 2, 3] and topo.devices[0].storage.hbm == 32 * 1024**3
+    """
+
+    def __init__(
+        self,
+        world_size: int,
+        compute_device: str,
+        hbm_cap: Optional[int] = None,
+        ddr_cap: Optional[int] = None,
+        local_world_size: Optional[int] = None,
+        hbm_mem_bw: float = C.HBM_MEM_BW,
+        ddr_mem_bw: float = C.DDR_MEM_BW,
+        hbm_to_ddr_mem_bw: float = C.HBM_TO_DDR_MEM_BW,
+        intra_host_bw: float = C.INTRA_NODE_BANDWIDTH,
+        inter_host_bw: float = C.CROSS_NODE_BANDWIDTH,
+        bwd_compute_multiplier: float = C.BWD_COMPUTE_MULTIPLIER,
+        custom_topology_data: Optional[CustomTopologyData] = None,
+        weighted_feature_bwd_compute_multiplier: float = C.WEIGHTED_FEATURE_BWD_COMPUTE_MULTIPLIER,
+        uneven_sharding_perf_multiplier: float = 1.0,
+        generalized_comms_bandwidths: Optional[GeneralizedCommsBandwidth] = None,
+        calibration: Optional[Union[CpuCalibration, str]] = None,
+    ) -> None:
+        if compute_device not in _DEVICES:
+            raise ValueError(f"Topology: compute_device must be one of {_DEVICES}, got {compute_device!r}")
+        if not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"Topology: world_size must be a positive int, got {world_size!r}")
+        lws = world_size if local_world_size is None else local_world_size
+        if lws < 1 or world_size % lws != 0:
+            raise ValueError(f"Topology: local_world_size {lws} must be >= 1 and divide world_size {world_size}")
+        self._world_size = world_size
+        self._local_world_size = lws
+        self._compute_device = compute_device
+        cal: Optional[CpuCalibration] = None
+        if isinstance(calibration, str):
+            cal = CpuCalibration.load(calibration)
+        elif calibration is not None:
+            cal = calibration
+        elif compute_device == "cpu":
+            cal = default_cpu_calibration()
+        self._calibration = cal
+        if cal is not None and compute_device == "cpu":
+            if intra_host_bw == C.INTRA_NODE_BANDWIDTH:
+                intra_host_bw = cal.intra_host_bw
+            if inter_host_bw == C.CROSS_NODE_BANDWIDTH:
+                inter_host_bw = cal.inter_host_bw
+            if ddr_mem_bw == C.DDR_MEM_BW:
+                ddr_mem_bw = cal.fused_kernel_bw
+            if bwd_compute_multiplier == C.BWD_COMPUTE_MULTIPLIER:
+                bwd_compute_multiplier = cal.bwd_compute_multiplier
+        self._hbm_mem_bw = hbm_mem_bw
+        self._ddr_mem_bw = ddr_mem_bw
+        self._hbm_to_ddr_mem_bw = hbm_to_ddr_mem_bw
+        self._comms_bandwidths = generalized_comms_bandwidths or BasicCommsBandwidths(
+            inter_host_bw=inter_host_bw, intra_host_bw=intra_host_bw
+        )
+        self._bwd_compute_multiplier = bwd_compute_multiplier
+        self._weighted_feature_bwd_compute_multiplier = weighted_feature_bwd_compute_multiplier
+        self._uneven_sharding_perf_multiplier = uneven_sharding_perf_multiplier
+        self._custom_topology_data = custom_topology_data
+        hbm = (C.HBM_CAP if compute_device != "cpu" else 0) if hbm_cap is None else hbm_cap
+        ddr = C.DDR_CAP if ddr_cap is None else ddr_cap
+        hbm_per_rank = [hbm] * world_size
+        ddr_per_rank = [ddr] * world_size
+        if custom_topology_data is not None:
+            if custom_topology_data.world_size != world_size:
+                raise ValueError("Topology: custom_topology_data.world_size differs from world_size")
+            if custom_topology_data.has_data("hbm_cap"):
+                hbm_per_rank = list(custom_topology_data.get_data("hbm_cap"))
+            if custom_topology_data.has_data("ddr_cap"):
+                ddr_per_rank = list(custom_topology_data.get_data("ddr_cap"))
+        self._devices: List[DeviceHardware] = [
+            DeviceHardware(rank=r, storage=Storage(hbm=hbm_per_rank[r], ddr=ddr_per_rank[r]), perf=Perf(0.0, 0.0, 0.0, 0.0))
+            for r in range(world_size)
+        ]
+
+    @property
+    def compute_device(self) -> str:
+        return self._compute_device
+
+    @property
+    def devices(self) -> List[DeviceHardware]:
+        return self._devices
+
+    @property
+    def world_size(self) -> int:
+        return self._world_size
+
+    @property
+    def local_world_size(self) -> int:
+        return self._local_world_size
+
+    @property
+    def num_hosts(self) -> int:
+        return self._world_size // self._local_world_size
+
+    @property
+    def hbm_mem_bw(self) -> float:
+        return self._hbm_mem_bw
+
+    @property
+    def ddr_mem_bw(self) -> float:
+        return self._ddr_mem_bw
+
+    @property
+    def hbm_to_ddr_mem_bw(self) -> float:
+        return self._hbm_to_ddr_mem_bw
+
+    @property
+    def intra_host_bw(self) -> float:
+        return self._comms_bandwidths.intra_host_bw
+
+    @property
+    def inter_host_bw(self) -> float:
+        return self._comms_bandwidths.inter_host_bw
+
+    @property
+    def comms_bandwidths(self) -> GeneralizedCommsBandwidth:
+        return self._comms_bandwidths
+
+    @property
+    def bwd_compute_multiplier(self) -> float:
+        return self._bwd_compute_multiplier
+
+    @property
+    def weighted_feature_bwd_compute_multiplier(self) -> float:
+        return self._weighted_feature_bwd_compute_multiplier
+
+    @property
+    def uneven_sharding_perf_multiplier(self) -> float:
+        return self._uneven_sharding_perf_multiplier
+
+    @property
+    def calibration(self) -> Optional[CpuCalibration]:
+        """The CPU calibration in use (``None`` on accelerators without one)."""
+        return self._calibration
+
+    def kernel_bw(self, compute_kernel: str, caching_ratio: Optional[float] = None, prefetch_pipeline: bool = False) -> Optional[float]:
+        """Lookup bandwidth (bytes/ms) of ``compute_kernel`` here; ``None`` if it cannot run on this device."""
+        if self._compute_device == "cpu" and self._calibration is not None:
+            return self._calibration.kernel_bw(compute_kernel)
+        return C.kernel_bw_lookup(
+            self._compute_device, compute_kernel, self._hbm_mem_bw, self._ddr_mem_bw, self._hbm_to_ddr_mem_bw,
+            caching_ratio, prefetch_pipeline,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Topology(world_size={self._world_size}, local_world_size={self._local_world_size}, "
+            f"compute_device={self._compute_device!r}, hbm_cap={self._devices[0].storage.hbm}, "
+            f"ddr_cap={self._devices[0].storage.ddr}, intra_host_bw={self.intra_host_bw:.4g}, "
+            f"inter_host_bw={self.inter_host_bw:.4g})"
+        )
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Topology":
+        new = Topology.__new__(Topology)
+        new.__dict__.update(self.__dict__)
+        new._devices = [DeviceHardware(d.rank, Storage(d.storage.hbm, d.storage.ddr), Perf(0.0, 0.0, 0.0, 0.0)) for d in self._devices]
+        return new

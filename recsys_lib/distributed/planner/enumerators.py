@@ -1,0 +1,214 @@
+"""The search space: every (table, sharding type, compute kernel) the sharder and the constraints allow.
+
+For each module a sharder handles (matched by exact type, searched from the root down; a matched
+module's children are not searched), and each of its shardable tables::
+
+    sharding types = sharder.sharding_types(device)            ∩ constraints.sharding_types
+    kernels        = sharder.compute_kernels(type, device)     ∩ constraints.compute_kernels
+                     (minus kernels the topology cannot rate, e.g. UVM on cpu)
+    shards         = strategy_for(type).shard_sizes_and_offsets(rows, cols, W, L, min_partition)
+
+Each option's shards then get perf and storage from the estimators.
+"""
+
+import logging
+from typing import Dict, List, Optional, Tuple, Union
+
+from torch import nn
+
+from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.planner.constants import POOLING_FACTOR
+from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
+from recsys_lib.distributed.planner.types import (
+    Enumerator,
+    ParameterConstraints,
+    PlannerError,
+    PlannerErrorType,
+    Shard,
+    ShardEstimator,
+    ShardingOption,
+    Topology,
+)
+from recsys_lib.distributed.planner.utils import sharder_name
+from recsys_lib.distributed.sharding.strategy import strategy_for
+from recsys_lib.distributed.types import ModuleSharder
+
+logger = logging.getLogger(__name__)
+
+
+def get_partition_by_type(sharding_type: str) -> str:
+    """``PartitionByType`` value of a sharding type, from its strategy's cost terms."""
+    return cost_terms(sharding_type).PARTITION_BY
+
+
+def _table_features(module: nn.Module) -> Dict[str, List[str]]:
+    """Table name → feature names, from the module's embedding configs (empty if it has none)."""
+    for attr in ("embedding_bag_configs", "embedding_configs"):
+        getter = getattr(module, attr, None)
+        if callable(getter):
+            try:
+                return {c.name: list(c.feature_names) for c in getter()}
+            except (TypeError, AttributeError):
+                continue
+    return {}
+
+
+def _is_weighted(module: nn.Module) -> bool:
+    getter = getattr(module, "is_weighted", None)
+    try:
+        return bool(getter()) if callable(getter) else False
+    except TypeError:
+        return False
+
+
+class EmbeddingEnumerator(Enumerator):
+    """Builds the search space (see the module docstring).
+
+    Args:
+        topology: the target machines.
+        batch_size: per-rank batch size.
+        constraints: ``{table name: ParameterConstraints}``.
+        estimator: estimator(s) filling perf and storage (default: perf then storage estimator).
+        use_exact_enumerate_order: keep module/table order exactly as found (the default order is the
+            same here; accepted for compatibility).
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        batch_size: int,
+        constraints: Optional[Dict[str, ParameterConstraints]] = None,
+        estimator: Optional[Union[ShardEstimator, List[ShardEstimator]]] = None,
+        use_exact_enumerate_order: Optional[bool] = False,
+    ) -> None:
+        if batch_size is None or batch_size < 1:
+            raise ValueError(f"EmbeddingEnumerator: batch_size must be a positive int, got {batch_size!r}")
+        self._compute_device = topology.compute_device
+        self._world_size = topology.world_size
+        self._local_world_size = topology.local_world_size
+        self._topology = topology
+        self._batch_size = batch_size
+        self._constraints = constraints
+        self._sharder_map: Dict[str, ModuleSharder[nn.Module]] = {}
+        self._use_exact_enumerate_order = bool(use_exact_enumerate_order)
+        if estimator is None:
+            self._estimators: List[ShardEstimator] = [
+                EmbeddingPerfEstimator(topology=topology, constraints=constraints),
+                EmbeddingStorageEstimator(topology=topology, constraints=constraints),
+            ]
+        elif isinstance(estimator, list):
+            self._estimators = estimator
+        else:
+            self._estimators = [estimator]
+        self._last_stored_search_space: Optional[List[ShardingOption]] = None
+
+    @property
+    def last_stored_search_space(self) -> Optional[List[ShardingOption]]:
+        return self._last_stored_search_space
+
+    def _shardable_modules(
+        self, module: nn.Module
+    ) -> List[Tuple[str, nn.Module, ModuleSharder[nn.Module]]]:
+        found: List[Tuple[str, nn.Module, ModuleSharder[nn.Module]]] = []
+        stack: List[Tuple[str, nn.Module]] = [("", module)]
+        while stack:
+            path, m = stack.pop()
+            sharder = self._sharder_map.get(sharder_name(type(m)))
+            if sharder is not None:
+                found.append((path, m, sharder))
+                continue
+            children = list(m.named_children())
+            for name, child in reversed(children):
+                stack.append((f"{path}.{name}" if path else name, child))
+        return found
+
+    def _allowed(self, requested: Optional[List[str]], available: List[str]) -> List[str]:
+        if requested is None:
+            return list(available)
+        want = set(requested)
+        return [a for a in available if a in want]
+
+    def enumerate(self, module: nn.Module, sharders: List[ModuleSharder[nn.Module]]) -> List[ShardingOption]:
+        self._sharder_map = {sharder_name(s.module_type): s for s in sharders}
+        constraints = self._constraints or {}
+        options: List[ShardingOption] = []
+        for path, child, sharder in self._shardable_modules(module):
+            features = _table_features(child)
+            weighted = _is_weighted(child)
+            for name, param in sharder.shardable_parameters(child).items():
+                table_options = self._table_options(path, child, sharder, name, param, constraints.get(name),
+                                                    features.get(name), weighted)
+                if not table_options:
+                    pc = constraints.get(name)
+                    raise PlannerError(
+                        f"no sharding option for table {name!r} of module {path or '<root>'!r} on "
+                        f"{self._compute_device}: sharder {type(sharder).__name__} offers "
+                        f"{sharder.sharding_types(self._compute_device)}, constraints ask sharding_types="
+                        f"{getattr(pc, 'sharding_types', None)} compute_kernels={getattr(pc, 'compute_kernels', None)}",
+                        PlannerErrorType.STRICT_CONSTRAINTS,
+                    )
+                options.extend(table_options)
+        self.populate_estimates(options)
+        self._last_stored_search_space = options
+        return options
+
+    def _table_options(
+        self,
+        path: str,
+        child: nn.Module,
+        sharder: ModuleSharder[nn.Module],
+        name: str,
+        param: nn.Parameter,
+        pc: Optional[ParameterConstraints],
+        feature_names: Optional[List[str]],
+        weighted: bool,
+    ) -> List[ShardingOption]:
+        if param.dim() != 2:
+            raise ValueError(f"table {name!r} of module {path or '<root>'!r}: expected a 2-D weight, got {tuple(param.shape)}")
+        rows, cols = int(param.shape[0]), int(param.shape[1])
+        n_features = len(feature_names) if feature_names else 1
+        if pc is not None:
+            input_lengths = list(pc.pooling_factors)
+        else:
+            input_lengths = [POOLING_FACTOR] * n_features
+        out: List[ShardingOption] = []
+        sharding_types = self._allowed(pc.sharding_types if pc else None, sharder.sharding_types(self._compute_device))
+        for st in sharding_types:
+            kernels = self._allowed(
+                pc.compute_kernels if pc else None, sharder.compute_kernels(st, self._compute_device)
+            )
+            kernels = [k for k in kernels if self._topology.kernel_bw(k) is not None]
+            if not kernels:
+                continue
+            sizes, offsets = strategy_for(st).shard_sizes_and_offsets(
+                rows, cols, self._world_size, self._local_world_size, pc.min_partition if pc else None
+            )
+            partition_by = get_partition_by_type(st)
+            for kernel in kernels:
+                out.append(
+                    ShardingOption(
+                        name=name,
+                        tensor=param,
+                        module=(path, child),
+                        input_lengths=input_lengths,
+                        batch_size=self._batch_size,
+                        sharding_type=st,
+                        partition_by=partition_by,
+                        compute_kernel=kernel,
+                        shards=[Shard(size=list(s), offset=list(o)) for s, o in zip(sizes, offsets)],
+                        cache_params=pc.cache_params if pc else None,
+                        enforce_hbm=pc.enforce_hbm if pc else None,
+                        stochastic_rounding=pc.stochastic_rounding if pc else None,
+                        bounds_check_mode=pc.bounds_check_mode if pc else None,
+                        feature_names=(pc.feature_names if pc and pc.feature_names else feature_names),
+                        output_dtype=pc.output_dtype if pc else None,
+                        key_value_params=pc.key_value_params if pc else None,
+                        num_poolings=list(pc.num_poolings) if pc and pc.num_poolings else None,
+                        is_weighted=bool(weighted or (pc.is_weighted if pc else False)),
+                    )
+                )
+        return out
+
+    def populate_estimates(self, sharding_options: List[ShardingOption]) -> None:
+        for estimator in self._estimators:
+            estimator.estimate(sharding_options, self._sharder_map)

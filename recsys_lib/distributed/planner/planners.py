@@ -1,0 +1,333 @@
+"""``EmbeddingShardingPlanner``: finds a sharding plan for a model.
+
+``plan(module, sharders)``::
+
+    topology  = storage_reservation.reserve(...)       # memory left for tables on every rank
+    options   = enumerator.enumerate(module, sharders) # every (table, sharding type, kernel), estimated
+    for proposer in proposers:                         # default: grid, greedy (depth), greedy (sum), uniform
+        for proposal in proposer:                      # one option per table
+            partitioner.partition(proposal, topology)  # ranks for every shard, or PlannerError
+            rating = perf_model.rate(proposal)         # default: busiest rank's perf (ms)
+            proposer.feedback(...)
+    best → to_sharding_plan(best, topology)            # ShardingPlan of ParameterShardings
+
+A proposal already rated (proposers overlap) is not partitioned again. ``collective_plan`` plans on
+rank 0 of the group and broadcasts the plan (or the error) so every rank gets the same one.
+"""
+
+import copy
+import logging
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed._shard.metadata import ShardMetadata
+from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
+
+from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.planner.constants import BATCH_SIZE
+from recsys_lib.distributed.planner.enumerators import EmbeddingEnumerator
+from recsys_lib.distributed.planner.partitioners import GreedyPerfPartitioner
+from recsys_lib.distributed.planner.perf_models import NoopPerfModel
+from recsys_lib.distributed.planner.proposers import GreedyProposer, GridSearchProposer, UniformProposer
+from recsys_lib.distributed.planner.stats import EmbeddingStats
+from recsys_lib.distributed.planner.storage_reservations import HeuristicalStorageReservation
+from recsys_lib.distributed.planner.types import (
+    Enumerator,
+    ParameterConstraints,
+    Partitioner,
+    PerfModel,
+    PlannerError,
+    PlannerErrorType,
+    Proposer,
+    ShardingOption,
+    Stats,
+    StorageReservation,
+    Topology,
+)
+from recsys_lib.distributed.planner.utils import bytes_to_gb, placement
+from recsys_lib.distributed.types import (
+    EmbeddingModuleShardingPlan,
+    ModuleSharder,
+    ParameterSharding,
+    ShardingPlan,
+    ShardingPlanner,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def to_sharding_plan(sharding_options: List[ShardingOption], topology: Topology) -> ShardingPlan:
+    """The ``ShardingPlan`` of placed options (every shard needs a rank)."""
+    plan: Dict[str, EmbeddingModuleShardingPlan] = {}
+    for o in sharding_options:
+        ranks = [s.rank for s in o.shards]
+        if any(r is None for r in ranks):
+            raise PlannerError(f"to_sharding_plan: table {o.fqn!r} has unplaced shards", PlannerErrorType.OTHER)
+        spec: Optional[EnumerableShardingSpec] = None
+        if not getattr(cost_terms(o.sharding_type), "REPLICATED", False):
+            spec = EnumerableShardingSpec([
+                ShardMetadata(
+                    shard_offsets=list(s.offset),
+                    shard_sizes=list(s.size),
+                    placement=placement(topology.compute_device, int(s.rank), topology.local_world_size),
+                )
+                for s in o.shards
+            ])
+        module_plan = plan.setdefault(o.path, EmbeddingModuleShardingPlan())
+        module_plan[o.name] = ParameterSharding(
+            sharding_type=o.sharding_type,
+            compute_kernel=o.compute_kernel,
+            ranks=[int(r) for r in ranks],
+            sharding_spec=spec,
+            cache_params=o.cache_params,
+            enforce_hbm=o.enforce_hbm,
+            stochastic_rounding=o.stochastic_rounding,
+            bounds_check_mode=o.bounds_check_mode,
+            output_dtype=o.output_dtype,
+            key_value_params=o.key_value_params,
+        )
+    return ShardingPlan(plan=dict(plan))
+
+
+def _default_topology() -> Topology:
+    from recsys_lib.distributed.comm import get_local_size
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dist.is_available() and dist.is_initialized():
+        world = dist.get_world_size()
+        return Topology(local_world_size=get_local_size(world), world_size=world, compute_device=device)
+    logger.warning("EmbeddingShardingPlanner: torch.distributed is not initialised; planning for world_size=1")
+    return Topology(world_size=1, compute_device=device)
+
+
+def _default_sharders() -> List[ModuleSharder[nn.Module]]:
+    try:
+        from recsys_lib.distributed.sharding_plan import get_default_sharders
+    except ImportError as e:
+        raise ValueError(f"collective_plan: pass sharders explicitly (default sharders unavailable: {e})") from e
+    return get_default_sharders()
+
+
+class EmbeddingPlannerBase(ShardingPlanner):
+    """Shared constructor defaults and ``collective_plan``."""
+
+    def __init__(
+        self,
+        topology: Optional[Topology] = None,
+        batch_size: Optional[int] = None,
+        enumerator: Optional[Enumerator] = None,
+        storage_reservation: Optional[StorageReservation] = None,
+        stats: Optional[Union[Stats, List[Stats]]] = None,
+        constraints: Optional[Dict[str, ParameterConstraints]] = None,
+        debug: bool = True,
+        callbacks: Optional[List[Callable[[List[ShardingOption]], List[ShardingOption]]]] = None,
+        timeout_seconds: Optional[int] = None,
+        heuristical_storage_reservation_percentage: float = 0.15,
+    ) -> None:
+        self._topology: Topology = topology if topology is not None else _default_topology()
+        self._batch_size: int = batch_size if batch_size is not None else BATCH_SIZE
+        self._constraints = constraints
+        self._enumerator: Enumerator = enumerator if enumerator is not None else EmbeddingEnumerator(
+            topology=self._topology, batch_size=self._batch_size, constraints=constraints
+        )
+        self._storage_reservation: StorageReservation = (
+            storage_reservation
+            if storage_reservation is not None
+            else HeuristicalStorageReservation(percentage=heuristical_storage_reservation_percentage)
+        )
+        if stats is None:
+            self._stats: List[Stats] = [EmbeddingStats()]
+        elif isinstance(stats, list):
+            self._stats = stats
+        else:
+            self._stats = [stats]
+        self._debug = debug
+        self._callbacks = callbacks or []
+        if timeout_seconds is not None and timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        self._timeout_seconds = timeout_seconds
+
+    def collective_plan(
+        self,
+        module: nn.Module,
+        sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
+        pg: Optional[dist.ProcessGroup] = None,
+    ) -> ShardingPlan:
+        """Plans on rank 0 of ``pg`` (default: the world group) and broadcasts the plan; every rank
+        returns the same plan, or raises the same ``PlannerError``. Without an initialised process
+        group this is ``plan()``."""
+        if sharders is None:
+            sharders = _default_sharders()
+        if pg is None and dist.is_available() and dist.is_initialized():
+            pg = dist.GroupMember.WORLD
+        if pg is None or dist.get_world_size(pg) == 1:
+            return self.plan(module, sharders)
+        payload: List[Any] = [None]
+        if dist.get_rank(pg) == 0:
+            try:
+                payload[0] = ("plan", self.plan(module, sharders))
+            except PlannerError as e:
+                payload[0] = ("error", (str(e), e.error_type))
+        src = dist.get_global_rank(pg, 0)
+        dist.broadcast_object_list(payload, src=src, group=pg)
+        kind, value = payload[0]
+        if kind == "error":
+            raise PlannerError(value[0], value[1])
+        return value
+
+
+class EmbeddingShardingPlanner(EmbeddingPlannerBase):
+    """Plans the sharding of every module a sharder handles (see the module docstring).
+
+    Args:
+        topology: target machines (default: the initialised world, ``cuda`` if available).
+        batch_size: per-rank batch size (default 512).
+        enumerator / storage_reservation / proposer / partitioner / performance_model / stats:
+            the pipeline stages (defaults as in the module docstring).
+        constraints: ``{table name: ParameterConstraints}``.
+        debug: log the statistics report.
+        callbacks: functions applied to the best plan's options before it becomes a ``ShardingPlan``.
+        timeout_seconds: stop proposing after this long (keeping the best plan so far).
+
+    Example::
+
+        planner = EmbeddingShardingPlanner(topology=Topology(world_size=2, compute_device="cpu"))
+        plan = planner.plan(ebc, [sharder])          # or planner.collective_plan(ebc, [sharder], pg)
+        plan.plan[""]["t0"].sharding_type            # e.g. "table_wise"
+    """
+
+    def __init__(
+        self,
+        topology: Optional[Topology] = None,
+        batch_size: Optional[int] = None,
+        enumerator: Optional[Enumerator] = None,
+        storage_reservation: Optional[StorageReservation] = None,
+        proposer: Optional[Union[Proposer, List[Proposer]]] = None,
+        partitioner: Optional[Partitioner] = None,
+        performance_model: Optional[PerfModel] = None,
+        stats: Optional[Union[Stats, List[Stats]]] = None,
+        constraints: Optional[Dict[str, ParameterConstraints]] = None,
+        debug: bool = True,
+        callbacks: Optional[List[Callable[[List[ShardingOption]], List[ShardingOption]]]] = None,
+        timeout_seconds: Optional[int] = None,
+        plan_loader: Optional[Any] = None,
+    ) -> None:
+        super().__init__(
+            topology=topology, batch_size=batch_size, enumerator=enumerator, storage_reservation=storage_reservation,
+            stats=stats, constraints=constraints, debug=debug, callbacks=callbacks, timeout_seconds=timeout_seconds,
+        )
+        if proposer is None:
+            self._proposers: List[Proposer] = [
+                GridSearchProposer(), GreedyProposer(), GreedyProposer(use_depth=False), UniformProposer()
+            ]
+        elif isinstance(proposer, list):
+            self._proposers = proposer
+        else:
+            self._proposers = [proposer]
+        self._partitioner: Partitioner = partitioner if partitioner is not None else GreedyPerfPartitioner()
+        self._perf_model: PerfModel = performance_model if performance_model is not None else NoopPerfModel(self._topology)
+        self._plan_loader = plan_loader
+        self._num_proposals = 0
+        self._num_plans = 0
+        self._best_plan: Optional[List[ShardingOption]] = None
+
+    def plan(self, module: nn.Module, sharders: List[ModuleSharder[nn.Module]]) -> ShardingPlan:
+        start = time.perf_counter()
+        self._num_proposals = 0
+        self._num_plans = 0
+        self._best_plan = None
+        storage_constraint = self._storage_reservation.reserve(
+            topology=self._topology, batch_size=self._batch_size, module=module, sharders=sharders,
+            constraints=self._constraints,
+        )
+        search_space = self._enumerator.enumerate(module=module, sharders=sharders)
+        if not search_space:
+            return ShardingPlan()
+        best, last_error = self._search(search_space, storage_constraint, start)
+        if best is None:
+            raise self._no_plan_error(search_space, storage_constraint, last_error)
+        best_plan = []
+        for option, ranks in best:
+            chosen = copy.deepcopy(option)
+            for shard, rank in zip(chosen.shards, ranks):
+                shard.rank = rank
+            best_plan.append(chosen)
+        for callback in self._callbacks:
+            best_plan = callback(best_plan)
+        self._best_plan = best_plan
+        sharding_plan = to_sharding_plan(best_plan, self._topology)
+        run_time = time.perf_counter() - start
+        for stats in self._stats:
+            stats.log(
+                sharding_plan=sharding_plan, topology=self._topology, batch_size=self._batch_size,
+                storage_reservation=self._storage_reservation, num_proposals=self._num_proposals,
+                num_plans=self._num_plans, run_time=run_time, best_plan=best_plan, constraints=self._constraints,
+                sharders=sharders, enumerator=self._enumerator, debug=self._debug,
+            )
+        return sharding_plan
+
+    def _search(
+        self, search_space: List[ShardingOption], storage_constraint: Topology, start: float
+    ) -> Tuple[Optional[List[Tuple[ShardingOption, List[int]]]], Optional[PlannerError]]:
+        seen: Dict[Tuple[int, ...], Tuple[bool, Optional[float]]] = {}
+        best: Optional[List[Tuple[ShardingOption, List[int]]]] = None
+        best_key: Optional[Tuple[float, int]] = None
+        last_error: Optional[PlannerError] = None
+        for proposer in self._proposers:
+            proposer.load(search_space=search_space, enumerator=self._enumerator)
+            proposal = proposer.propose()
+            while proposal is not None:
+                if self._timeout_seconds is not None and time.perf_counter() - start > self._timeout_seconds:
+                    logger.warning("planner timed out after %ss; using the best plan so far", self._timeout_seconds)
+                    return best, last_error
+                key = tuple(id(o) for o in proposal)
+                if key in seen:
+                    fits, rating = seen[key]
+                    proposer.feedback(partitionable=fits, plan=proposal if fits else None, perf_rating=rating,
+                                      storage_constraint=storage_constraint)
+                    proposal = proposer.propose()
+                    continue
+                self._num_proposals += 1
+                try:
+                    plan = self._partitioner.partition(proposal=proposal, storage_constraint=storage_constraint)
+                except PlannerError as e:
+                    last_error = e
+                    seen[key] = (False, None)
+                    proposer.feedback(partitionable=False, storage_constraint=storage_constraint)
+                    proposal = proposer.propose()
+                    continue
+                self._num_plans += 1
+                rating = self._perf_model.rate(plan=plan)
+                storage = sum(o.total_storage.hbm + o.total_storage.ddr for o in plan)
+                if best_key is None or (rating, storage) < best_key:
+                    best_key = (rating, storage)
+                    best = [(o, [int(s.rank) for s in o.shards]) for o in plan]  # type: ignore[arg-type]
+                seen[key] = (True, rating)
+                proposer.feedback(partitionable=True, plan=plan, perf_rating=rating, storage_constraint=storage_constraint)
+                proposal = proposer.propose()
+        return best, last_error
+
+    def _no_plan_error(
+        self, search_space: List[ShardingOption], storage_constraint: Topology, last_error: Optional[PlannerError]
+    ) -> PlannerError:
+        kind = "ddr" if storage_constraint.compute_device == "cpu" else "hbm"
+        smallest: Dict[str, int] = {}
+        for o in search_space:
+            need = getattr(o.total_storage, kind)
+            smallest[o.fqn] = min(smallest.get(o.fqn, need), need)
+        needed = sum(smallest.values())
+        available = sum(getattr(d.storage, kind) for d in storage_constraint.devices)
+        msg = (
+            f"Unable to find a plan for this model: evaluated {self._num_proposals} proposal(s), none fits. "
+            f"The smallest option of every table needs {bytes_to_gb(needed):.4g} GB {kind.upper()} in total; "
+            f"{bytes_to_gb(available):.4g} GB is left across {storage_constraint.world_size} rank(s) after the "
+            f"storage reservation"
+        )
+        if needed > available:
+            msg += f" (short by {bytes_to_gb(needed - available):.4g} GB)"
+        if last_error is not None:
+            msg += f". Last failure: {last_error}"
+        return PlannerError(msg, PlannerErrorType.INSUFFICIENT_STORAGE)

@@ -1,0 +1,349 @@
+"""Shard estimators: fill ``shard.perf`` (``EmbeddingPerfEstimator``) and ``shard.storage``
+(``EmbeddingStorageEstimator``) of sharding options.
+
+Both build a :class:`ShardCostInputs` per distinct shard size and ask the option's strategy for its
+cost terms through the registry (``sharding/<x>_sharding/cost.py``); nothing here depends on which
+sharding type an option has. Shards of equal size share one estimate (row-wise over 64 ranks is two
+computations, not 64).
+
+Storage of one shard::
+
+    weights     sharder.storage_usage(shard) (+ optimizer state: Adam x2, Adagrad x1, row-wise 1/D)
+    UVM cache   + cache_load_factor x weights in HBM (fused_uvm_caching)
+    I/O         input ids + output vectors, x the pipeline's batches in flight, in HBM (DDR on cpu)
+"""
+
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInputs
+from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.planner.constants import NUM_POOLINGS, UVM_CACHING_RATIO
+from recsys_lib.distributed.planner.types import (
+    ParameterConstraints,
+    Perf,
+    PlannerError,
+    PlannerErrorType,
+    ShardEstimator,
+    ShardingOption,
+    Storage,
+    Topology,
+)
+from recsys_lib.distributed.planner.utils import sharder_name
+from recsys_lib.distributed.types import ModuleSharder, PipelineType
+from recsys_lib.types import DataType
+
+logger = logging.getLogger(__name__)
+
+_CACHING_KERNELS = ("fused_uvm_caching", "quant_uvm_caching")
+_DTYPE_BYTES = {DataType.FP32: 4, DataType.FP16: 2, DataType.BF16: 2, DataType.INT8: 1, DataType.UINT8: 1,
+                DataType.INT4: 1, DataType.INT2: 1}
+
+
+def _caching_ratio(option: ShardingOption, sharder: Optional[ModuleSharder[nn.Module]]) -> Optional[float]:
+    if option.cache_load_factor is not None:
+        return option.cache_load_factor
+    fused = getattr(sharder, "fused_params", None) or {}
+    clf = fused.get("cache_load_factor")
+    return None if clf is None else float(clf)
+
+
+def build_cost_inputs(
+    option: ShardingOption,
+    shard_size: List[int],
+    topology: Topology,
+    constraints: Optional[Dict[str, ParameterConstraints]],
+    kernel_bw: float,
+) -> ShardCostInputs:
+    """Plain-number description of one shard of ``option`` for the strategy's ``shard_cost``."""
+    n = max(1, len(option.input_lengths))
+    pc = (constraints or {}).get(option.name)
+    batch_sizes = list(pc.batch_sizes) if pc is not None and pc.batch_sizes else [option.batch_size] * n
+    poolings = option.num_poolings or (list(pc.num_poolings) if pc is not None and pc.num_poolings else None)
+    out_bytes = _DTYPE_BYTES.get(option.output_dtype, 4) if option.output_dtype is not None else 4
+    rows, cols = int(option.tensor.shape[0]), int(option.tensor.shape[1])
+    return ShardCostInputs(
+        table_rows=rows,
+        table_cols=cols,
+        shard_rows=int(shard_size[0]),
+        shard_cols=int(shard_size[1]),
+        world_size=topology.world_size,
+        local_world_size=topology.local_world_size,
+        batch_sizes=tuple(batch_sizes) if len(batch_sizes) == n else tuple([batch_sizes[0]] * n),
+        pooling_factors=tuple(option.input_lengths) if option.input_lengths else (1.0,),
+        num_poolings=tuple(poolings) if poolings and len(poolings) == n else tuple([NUM_POOLINGS] * n),
+        is_pooled=option.is_pooled,
+        is_weighted=option.is_weighted,
+        kernel_bw=kernel_bw,
+        intra_host_bw=topology.intra_host_bw,
+        inter_host_bw=topology.inter_host_bw,
+        bwd_compute_multiplier=topology.bwd_compute_multiplier,
+        weighted_feature_bwd_compute_multiplier=topology.weighted_feature_bwd_compute_multiplier,
+        table_dtype_size=option.tensor.element_size(),
+        output_dtype_size=out_bytes,
+    )
+
+
+def shard_costs(
+    option: ShardingOption,
+    topology: Topology,
+    constraints: Optional[Dict[str, ParameterConstraints]] = None,
+    sharder: Optional[ModuleSharder[nn.Module]] = None,
+) -> List[ShardCost]:
+    """One :class:`ShardCost` per shard of ``option`` (computed once per distinct shard size)."""
+    clf = _caching_ratio(option, sharder)
+    prefetch = bool(option.cache_params is not None and option.cache_params.prefetch_pipeline)
+    bw = topology.kernel_bw(option.compute_kernel, clf, prefetch)
+    if bw is None:
+        raise PlannerError(
+            f"no perf model for compute kernel {option.compute_kernel!r} on {topology.compute_device!r} "
+            f"(table {option.fqn!r})",
+            PlannerErrorType.OTHER,
+        )
+    terms = cost_terms(option.sharding_type)
+    memo: Dict[Tuple[int, int], ShardCost] = {}
+    out: List[ShardCost] = []
+    for shard in option.shards:
+        key = (shard.size[0], shard.size[1])
+        cost = memo.get(key)
+        if cost is None:
+            cost = terms.shard_cost(build_cost_inputs(option, shard.size, topology, constraints, bw))
+            memo[key] = cost
+        out.append(cost)
+    return out
+
+
+class EmbeddingPerfEstimator(ShardEstimator):
+    """Fills ``shard.perf`` (ms per training step; forward only when ``is_inference``)."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        constraints: Optional[Dict[str, ParameterConstraints]] = None,
+        is_inference: bool = False,
+    ) -> None:
+        self._topology = topology
+        self._constraints = constraints
+        self._is_inference = is_inference
+
+    def estimate(
+        self, sharding_options: List[ShardingOption], sharder_map: Optional[Dict[str, ModuleSharder[nn.Module]]] = None
+    ) -> None:
+        for option in sharding_options:
+            sharder = (sharder_map or {}).get(sharder_name(type(option.module[1])))
+            perfs: Dict[int, Perf] = {}
+            for shard, cost in zip(option.shards, shard_costs(option, self._topology, self._constraints, sharder)):
+                perf = perfs.get(id(cost))
+                if perf is None:
+                    inf = self._is_inference
+                    perf = Perf(
+                        fwd_compute=cost.fwd_compute,
+                        fwd_comms=cost.fwd_comms,
+                        bwd_compute=0.0 if inf else cost.bwd_compute,
+                        bwd_comms=0.0 if inf else cost.bwd_comms,
+                    )
+                    perfs[id(cost)] = perf
+                shard.perf = perf
+
+    @classmethod
+    def perf_func_emb_wall_time(
+        cls,
+        shard_sizes: List[List[int]],
+        compute_kernel: str,
+        compute_device: str,
+        sharding_type: str,
+        batch_sizes: List[int],
+        world_size: int,
+        local_world_size: int,
+        input_lengths: List[float],
+        input_data_type_size: float,
+        table_data_type_size: float,
+        output_data_type_size: float,
+        fwd_a2a_comm_data_type_size: float,
+        bwd_a2a_comm_data_type_size: float,
+        fwd_sr_comm_data_type_size: float,
+        bwd_sr_comm_data_type_size: float,
+        num_poolings: List[float],
+        hbm_mem_bw: float,
+        ddr_mem_bw: float,
+        hbm_to_ddr_mem_bw: float,
+        comms_bandwidths: Any,
+        bwd_compute_multiplier: float,
+        weighted_feature_bwd_compute_multiplier: float,
+        is_pooled: bool,
+        is_weighted: bool = False,
+        caching_ratio: Optional[float] = None,
+        is_inference: bool = False,
+        prefetch_pipeline: bool = False,
+        expected_cache_fetches: float = 0,
+        uneven_sharding_perf_multiplier: float = 1.0,
+        table_rows: Optional[int] = None,
+        table_cols: Optional[int] = None,
+    ) -> List[Perf]:
+        """Perf of each shard from plain numbers (the estimator's model without sharding options).
+
+        ``table_rows``/``table_cols`` (recsys_lib) give the whole table's shape; by default the sum of the
+        shards' rows (row splits) and the widest shard's columns.
+        """
+        from recsys_lib.distributed.planner.constants import kernel_bw_lookup
+
+        bw = kernel_bw_lookup(compute_device, compute_kernel, hbm_mem_bw, ddr_mem_bw, hbm_to_ddr_mem_bw,
+                              caching_ratio, prefetch_pipeline)
+        if bw is None:
+            raise PlannerError(f"no perf model for compute kernel {compute_kernel!r} on {compute_device!r}")
+        rows = table_rows if table_rows is not None else max(sum(s[0] for s in shard_sizes), 1)
+        cols = table_cols if table_cols is not None else max(s[1] for s in shard_sizes)
+        terms = cost_terms(sharding_type)
+        perfs: List[Perf] = []
+        for size in shard_sizes:
+            c = terms.shard_cost(ShardCostInputs(
+                table_rows=rows, table_cols=cols, shard_rows=size[0], shard_cols=size[1], world_size=world_size,
+                local_world_size=local_world_size, batch_sizes=tuple(batch_sizes),
+                pooling_factors=tuple(input_lengths), num_poolings=tuple(num_poolings), is_pooled=is_pooled,
+                is_weighted=is_weighted, kernel_bw=bw, intra_host_bw=comms_bandwidths.intra_host_bw,
+                inter_host_bw=comms_bandwidths.inter_host_bw, bwd_compute_multiplier=bwd_compute_multiplier,
+                weighted_feature_bwd_compute_multiplier=weighted_feature_bwd_compute_multiplier,
+                table_dtype_size=int(table_data_type_size), output_dtype_size=int(output_data_type_size),
+                input_dtype_size=int(input_data_type_size),
+            ))
+            bwd = 0.0 if is_inference else 1.0
+            perfs.append(Perf(c.fwd_compute * uneven_sharding_perf_multiplier, c.fwd_comms,
+                              bwd * c.bwd_compute * uneven_sharding_perf_multiplier, bwd * c.bwd_comms))
+        return perfs
+
+
+def _optimizer_multiplier(sharder: Optional[ModuleSharder[nn.Module]], tensor: torch.Tensor, cols: int) -> float:
+    """Optimizer state per weight element: Adam/LAMB 2, Adagrad 1, row-wise variants 1/D, SGD 0."""
+    name = ""
+    fused = getattr(sharder, "fused_params", None) or {}
+    if "optimizer" in fused:
+        opt = fused["optimizer"]
+        name = str(getattr(opt, "name", opt))
+    else:
+        classes = getattr(tensor, "_optimizer_classes", None)
+        if classes:
+            name = classes[0].__name__
+    key = name.upper().replace("_", "")
+    if "ROWWISE" in key:
+        return 1.0 / max(cols, 1) * (2 if "ADAM" in key or "LAMB" in key else 1)
+    if "ADAM" in key or "LAMB" in key:
+        return 2.0
+    if "ADAGRAD" in key:
+        return 1.0
+    return 0.0
+
+
+def calculate_pipeline_io_cost(
+    input_size: int,
+    output_size: int,
+    prefetch_size: int,
+    pipeline_type: PipelineType,
+    multipass_prefetch_max_pass: Optional[int] = None,
+    count_ephemeral_storage_cost: bool = False,
+    is_inference: bool = False,
+) -> int:
+    """Bytes of input/output buffers alive at once: a sparse-dist pipeline holds the next batch's input
+    too, a prefetch pipeline two more plus the prefetched rows; inference keeps only the output."""
+    if is_inference:
+        return output_size
+    inputs_in_flight = {
+        PipelineType.NONE: 1,
+        PipelineType.TRAIN_BASE: 1,
+        PipelineType.TRAIN_SPARSE_DIST: 2,
+        PipelineType.TRAIN_PREFETCH_SPARSE_DIST: 3,
+    }[pipeline_type]
+    passes = multipass_prefetch_max_pass or 1
+    prefetch = prefetch_size * passes if pipeline_type == PipelineType.TRAIN_PREFETCH_SPARSE_DIST else 0
+    return int(inputs_in_flight * input_size + output_size + prefetch)
+
+
+class EmbeddingStorageEstimator(ShardEstimator):
+    """Fills ``shard.storage`` (bytes in HBM and DDR; see the module docstring)."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        constraints: Optional[Dict[str, ParameterConstraints]] = None,
+        pipeline_type: PipelineType = PipelineType.NONE,
+        run_embedding_at_peak_memory: bool = False,
+        is_inference: bool = False,
+    ) -> None:
+        self._topology = topology
+        self._constraints = constraints
+        self._pipeline_type = pipeline_type
+        self._run_embedding_at_peak_memory = run_embedding_at_peak_memory
+        self._is_inference = is_inference
+
+    def estimate(
+        self, sharding_options: List[ShardingOption], sharder_map: Optional[Dict[str, ModuleSharder[nn.Module]]] = None
+    ) -> None:
+        if not sharder_map:
+            raise ValueError("EmbeddingStorageEstimator.estimate needs sharder_map (sharder_name(module type) → sharder)")
+        device = self._topology.compute_device
+        io_kind = "ddr" if device == "cpu" else "hbm"
+        for option in sharding_options:
+            key = sharder_name(type(option.module[1]))
+            if key not in sharder_map:
+                raise ValueError(f"no sharder for module type {key!r} of table {option.fqn!r}")
+            sharder = sharder_map[key]
+            costs = shard_costs(option, self._topology, self._constraints, sharder)
+            clf = _caching_ratio(option, sharder)
+            memo: Dict[Tuple[int, int], Storage] = {}
+            for shard, cost in zip(option.shards, costs):
+                size = (shard.size[0], shard.size[1])
+                storage = memo.get(size)
+                if storage is None:
+                    storage = self._shard_storage(option, sharder, size, cost, clf, io_kind)
+                    memo[size] = storage
+                shard.storage = storage
+
+    def _shard_storage(
+        self,
+        option: ShardingOption,
+        sharder: ModuleSharder[nn.Module],
+        size: Tuple[int, int],
+        cost: ShardCost,
+        clf: Optional[float],
+        io_kind: str,
+    ) -> Storage:
+        device = self._topology.compute_device
+        meta = torch.empty(size, dtype=option.tensor.dtype, device="meta")
+        usage = dict(sharder.storage_usage(meta, device, option.compute_kernel))
+        mult = 1.0 + _optimizer_multiplier(sharder, option.tensor, size[1])
+        hbm = int(usage.get("hbm", 0) * mult)
+        ddr = int(usage.get("ddr", 0) * mult)
+        if option.compute_kernel in _CACHING_KERNELS:
+            ratio = UVM_CACHING_RATIO if clf is None else clf
+            hbm += int(ratio * ddr)
+        io = calculate_pipeline_io_cost(
+            int(cost.input_bytes), int(cost.output_bytes), 0, self._pipeline_type, None,
+            is_inference=self._is_inference,
+        )
+        if self._run_embedding_at_peak_memory:
+            io += int(cost.output_bytes)
+        if io_kind == "hbm":
+            hbm += io
+        else:
+            ddr += io
+        return Storage(hbm=hbm, ddr=ddr)
+
+
+def calculate_shard_storages(
+    sharding_option: ShardingOption,
+    topology: Topology,
+    sharder: ModuleSharder[nn.Module],
+    constraints: Optional[Dict[str, ParameterConstraints]] = None,
+    pipeline_type: PipelineType = PipelineType.NONE,
+    is_inference: bool = False,
+) -> List[Storage]:
+    """Storage of every shard of ``sharding_option`` (without writing it into the shards)."""
+    est = EmbeddingStorageEstimator(topology, constraints, pipeline_type, is_inference=is_inference)
+    saved = [s.storage for s in sharding_option.shards]
+    est.estimate([sharding_option], {sharder_name(type(sharding_option.module[1])): sharder})
+    out = [s.storage for s in sharding_option.shards]
+    for s, old in zip(sharding_option.shards, saved):
+        s.storage = old
+    return [o for o in out if o is not None]

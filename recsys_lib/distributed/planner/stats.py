@@ -1,0 +1,194 @@
+"""Planner statistics: the boxed "Planner Statistics" report logged after planning.
+
+Layout (columns as TorchRec's)::
+
+    #####################################################################
+    #                        --- Planner Statistics ---                 #
+    # --- Evaluated 9 proposal(s), found 9 possible plan(s), ran for 0.03s ---
+    # Rank | HBM (GB) | DDR (GB) | Perf (ms) | Input (MB) | Output (MB) | Shards
+    #    0 | 0.01 (0%)| 0.0 (0%) | 0.004     | 0.01       | 0.26        | TW: 2
+    ...
+    # Parameter Info: FQN | Sharding | Compute Kernel | Perf (ms) | Storage (HBM, DDR) | ...
+"""
+
+import logging
+import math
+from typing import Dict, List, Optional
+
+from torch import nn
+
+from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.planner.shard_estimators import shard_costs
+from recsys_lib.distributed.planner.types import (
+    Enumerator,
+    ParameterConstraints,
+    ShardingOption,
+    Stats,
+    Storage,
+    StorageReservation,
+    Topology,
+)
+from recsys_lib.distributed.planner.utils import bytes_to_gb, bytes_to_mb
+from recsys_lib.distributed.types import ModuleSharder, ShardingPlan
+
+logger = logging.getLogger(__name__)
+
+
+
+def _short(sharding_type: str) -> str:
+    return cost_terms(sharding_type).SHORT_NAME
+
+
+def round_to_one_sigfig(x: float) -> float:
+    """``0.01234`` → ``0.01``, ``1860.0`` → ``2000.0``."""
+    return float(f"{x:.1g}")
+
+
+def _render(header: List[str], rows: List[List[str]]) -> List[str]:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths))]
+    out.append("-+-".join("-" * w for w in widths))
+    out.extend(" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+    return out
+
+
+def _divergences(values: List[float]) -> Dict[str, float]:
+    """Distances of the normalised distribution from uniform: TV = ½Σ|p-u|, L1 = Σ|p-u|, χ² = Σ(p-u)²/u, KL."""
+    n = len(values)
+    total = sum(values)
+    if n == 0 or total <= 0:
+        return {"Total Variation": 0.0, "Total Distance": 0.0, "Chi Divergence": 0.0, "KL Divergence": 0.0}
+    u = 1.0 / n
+    p = [v / total for v in values]
+    return {
+        "Total Variation": 0.5 * sum(abs(x - u) for x in p),
+        "Total Distance": sum(abs(x - u) for x in p),
+        "Chi Divergence": sum((x - u) ** 2 / u for x in p),
+        "KL Divergence": sum(x * math.log(x / u) for x in p if x > 0),
+    }
+
+
+class EmbeddingStats(Stats):
+    """Logs the planner statistics (``logging.INFO``) and keeps the lines in ``last_report``."""
+
+    def __init__(self) -> None:
+        self._stats_table: List[str] = []
+
+    @property
+    def last_report(self) -> List[str]:
+        return list(self._stats_table)
+
+    def log(
+        self,
+        sharding_plan: ShardingPlan,
+        topology: Topology,
+        batch_size: int,
+        storage_reservation: StorageReservation,
+        num_proposals: int,
+        num_plans: int,
+        run_time: float,
+        best_plan: List[ShardingOption],
+        constraints: Optional[Dict[str, ParameterConstraints]] = None,
+        sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
+        enumerator: Optional[Enumerator] = None,
+        debug: bool = True,
+    ) -> None:
+        world = topology.world_size
+        used = [Storage(0, 0) for _ in range(world)]
+        perf = [0.0] * world
+        inputs = [0.0] * world
+        outputs = [0.0] * world
+        counts: List[Dict[str, int]] = [{} for _ in range(world)]
+        for o in best_plan:
+            costs = shard_costs(o, topology, constraints)
+            for s, c in zip(o.shards, costs):
+                if s.rank is None:
+                    continue
+                used[s.rank] = used[s.rank] + (s.storage or Storage(0, 0))
+                perf[s.rank] += s.perf.total if s.perf is not None else 0.0
+                inputs[s.rank] += c.input_bytes
+                outputs[s.rank] += c.output_bytes
+                short = _short(o.sharding_type)
+                counts[s.rank][short] = counts[s.rank].get(short, 0) + 1
+        caps = topology.devices
+        lines = ["--- Planner Statistics ---",
+                 f"--- Evaluated {num_proposals} proposal(s), found {num_plans} possible plan(s), ran for {run_time:.2f}s ---"]
+        rows = []
+        for r in range(world):
+            hbm_cap = max(caps[r].storage.hbm, 1)
+            ddr_cap = max(caps[r].storage.ddr, 1)
+            rows.append([
+                str(r),
+                f"{bytes_to_gb(used[r].hbm):.3g} ({used[r].hbm / hbm_cap:.0%})",
+                f"{bytes_to_gb(used[r].ddr):.3g} ({used[r].ddr / ddr_cap:.0%})",
+                f"{perf[r]:.4g}",
+                f"{bytes_to_mb(int(inputs[r])):.3g}",
+                f"{bytes_to_mb(int(outputs[r])):.3g}",
+                ", ".join(f"{k}: {v}" for k, v in sorted(counts[r].items())),
+            ])
+        lines += _render(["Rank", "HBM (GB)", "DDR (GB)", "Perf (ms)", "Input (MB)", "Output (MB)", "Shards"], rows)
+        lines.append("")
+        lines.append("Parameter Info:")
+        prow = []
+        for o in best_plan:
+            st = o.total_storage
+            cw = [s.size[1] for s in o.shards]
+            dim = str(o.tensor.shape[1]) + (f" ({cw[0]})" if len(set(cw)) == 1 and cw[0] != o.tensor.shape[1] else "")
+            ranks = sorted({s.rank for s in o.shards if s.rank is not None})
+            prow.append([
+                o.fqn, _short(o.sharding_type), o.compute_kernel, f"{o.total_perf:.4g}",
+                f"({bytes_to_gb(st.hbm):.3g} GB, {bytes_to_gb(st.ddr):.3g} GB)",
+                "None" if o.cache_load_factor is None else f"{o.cache_load_factor:.2g}",
+                f"{sum(o.input_lengths):.3g}", f"{sum(o.num_poolings or [1.0] * o.num_inputs):.3g}",
+                str(o.num_inputs), "pooled" if o.is_pooled else "sequence", str(o.is_weighted),
+                type(o.module[1]).__name__, str(len(o.feature_names or [o.name])), dim, str(o.tensor.shape[0]),
+                str(ranks) if len(ranks) <= 8 else f"{ranks[0]}..{ranks[-1]} ({len(ranks)})",
+            ])
+        lines += _render(["FQN", "Sharding", "Compute Kernel", "Perf (ms)", "Storage (HBM, DDR)", "Cache Load Factor",
+                          "Sum Pooling Factor", "Sum Num Poolings", "Num Indices", "Output", "Weighted", "Sharder",
+                          "Features", "Emb Dim (CW Dim)", "Hash Size", "Ranks"], prow)
+        lines.append("")
+        lines.append(f"Batch Size: {batch_size}")
+        kernels: Dict[str, int] = {}
+        for o in best_plan:
+            kernels[o.compute_kernel] = kernels.get(o.compute_kernel, 0) + 1
+        lines.append("Compute Kernels Count: " + ", ".join(f"{k}: {v}" for k, v in sorted(kernels.items())))
+        kind = "ddr" if topology.compute_device == "cpu" else "hbm"
+        for label, values in (("Perf", perf), (kind.upper(), [float(getattr(u, kind)) for u in used])):
+            div = _divergences(values)
+            lines.append(f"{label} imbalance: " + ", ".join(f"{k} {v:.3f}" for k, v in div.items()))
+        mean = sum(perf) / max(world, 1)
+        lines.append(f"Longest Critical Path (max perf): {max(perf):.4g} ms, mean perf {mean:.4g} ms")
+        reserved = getattr(storage_reservation, "last_reserved_topology", None)
+        if reserved is not None:
+            lost = getattr(caps[0].storage, kind) - getattr(reserved.devices[0].storage, kind)
+            lines.append(f"Reserved memory per rank: {bytes_to_gb(lost):.3g} GB {kind.upper()}")
+        top = sorted(best_plan, key=lambda o: -o.total_perf)[:3]
+        lines.append("Top tables by perf: " + ", ".join(f"{o.fqn} ({o.total_perf:.3g} ms)" for o in top))
+        width = max(len(line) for line in lines) + 4
+        boxed = ["#" * width] + [f"# {line.ljust(width - 4)} #" for line in lines] + ["#" * width]
+        self._stats_table = boxed
+        if debug:
+            for line in boxed:
+                logger.info(line)
+
+
+class NoopEmbeddingStats(Stats):
+    """Logs nothing."""
+
+    def log(
+        self,
+        sharding_plan: ShardingPlan,
+        topology: Topology,
+        batch_size: int,
+        storage_reservation: StorageReservation,
+        num_proposals: int,
+        num_plans: int,
+        run_time: float,
+        best_plan: List[ShardingOption],
+        constraints: Optional[Dict[str, ParameterConstraints]] = None,
+        sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
+        enumerator: Optional[Enumerator] = None,
+        debug: bool = True,
+    ) -> None:
+        return None
