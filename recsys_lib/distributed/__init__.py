@@ -1,1 +1,50 @@
-"""Distributed training: sharders, sharded modules, DistributedModelParallel, planner (torch.distributed engine)."""
+"""Distributed training: sharders, sharded modules, DistributedModelParallel, planner (torch.distributed engine).
+
+Names that land with later steps (``DistributedModelParallel``, the train pipelines) are resolved
+lazily on first access; until their module exists, accessing them raises ``AttributeError``.
+"""
+
+import importlib
+from typing import Any, Dict, List
+
+from recsys_lib.distributed.comm import get_local_rank, get_local_size  # noqa: F401
+from recsys_lib.distributed.types import (  # noqa: F401
+    Awaitable,
+    ModuleSharder,
+    NoWait,
+    ParameterSharding,
+    ShardedModule,
+    ShardedTensor,
+    ShardingEnv,
+    ShardingPlanner,
+)
+from recsys_lib.distributed.utils import get_unsharded_module_names, sharded_model_copy  # noqa: F401
+
+# name → module that defines it (imported on first access).
+_LAZY: Dict[str, str] = {
+    "DistributedModelParallel": "recsys_lib.distributed.model_parallel",
+    "DataLoadingThread": "recsys_lib.distributed.train_pipeline",
+    "EvalPipelineSparseDist": "recsys_lib.distributed.train_pipeline",
+    "PrefetchTrainPipelineSparseDist": "recsys_lib.distributed.train_pipeline",
+    "TrainPipeline": "recsys_lib.distributed.train_pipeline",
+    "TrainPipelineBase": "recsys_lib.distributed.train_pipeline",
+    "TrainPipelineSparseDist": "recsys_lib.distributed.train_pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'recsys_lib.distributed' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name == module_name:
+            raise AttributeError(f"recsys_lib.distributed.{name} is not available yet ({module_name} missing)") from e
+        raise
+    value = getattr(module, name)
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -82,16 +82,20 @@ def my_rank(group: Optional[dist.ProcessGroup]) -> int:
 
 
 def _encode(codec: Optional[QuantizedCommCodec], t: torch.Tensor) -> torch.Tensor:
-    return t.contiguous() if codec is None else codec.encode(t.contiguous()).contiguous()
+    if codec is None:
+        return t.contiguous()
+    # FBGEMM codecs want 2-D input (rows of the last dim); the encoded payload travels flat.
+    rows = t.contiguous().reshape(1, -1) if t.dim() < 2 else t.contiguous().reshape(-1, t.shape[-1])
+    return codec.encode(rows, codec.create_context()).contiguous().reshape(-1)
 
 
 def _decode(codec: Optional[QuantizedCommCodec], t: torch.Tensor, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-    out = t if codec is None else codec.decode(t)
+    out = t if codec is None else codec.decode(t, codec.create_context())
     return out.reshape(shape).to(dtype)
 
 
 def _encoded_len(codec: Optional[QuantizedCommCodec], numel: int) -> int:
-    return numel if codec is None else codec.calc_quantized_size(numel)
+    return numel if codec is None else int(codec.calc_quantized_size(numel, codec.create_context()))
 
 
 def all_to_all_chunks(
