@@ -13,7 +13,7 @@ temporary name and renamed when complete; outputs that already exist are skipped
 """
 
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 from iopath.common.file_io import PathManager
@@ -42,7 +42,7 @@ def contiguous_output_path(in_file: str, output_dir: str, output_file_suffix: st
     return os.path.join(output_dir, name + output_file_suffix)
 
 
-def _iter_chunks(path: str, rows: int, chunk_rows: int, pm: PathManager):
+def _iter_chunks(path: str, rows: int, chunk_rows: int, pm: PathManager) -> Iterator[np.ndarray]:
     for start in range(0, rows, chunk_rows):
         yield load_rows(path, start, min(chunk_rows, rows - start), pm)
 

@@ -123,6 +123,7 @@ def shuffle_days(
     scratch = [{p: os.path.join(scratch_dir, f"b{b}_{p}.bin") for p in _PARTS} for b in range(len(capacity))]
     rng = np.random.default_rng(random_seed)
     remaining = np.array(capacity, dtype=np.int64)
+    open_writers: List[NpyWriter] = []
     try:
         total = sum(rows_per_day[d] for d in train_days)
         bar = tqdm(total=total, desc="shuffle: scatter", unit="rows", unit_scale=True, disable=not progress)
@@ -147,9 +148,11 @@ def shuffle_days(
         if output_dir_full_set:
             pm.mkdirs(output_dir_full_set)
         writers_full = {p: NpyWriter(full[p], layouts[p][0], layouts[p][1], pm) for p in full}
+        open_writers.extend(writers_full.values())
         bar = tqdm(total=total, desc="shuffle: gather", unit="rows", unit_scale=True, disable=not progress)
         for d in train_days:
             writers = {p: NpyWriter(outputs[d][p], layouts[p][0], layouts[p][1], pm) for p in _PARTS}
+            open_writers.extend(writers.values())
             for b in [b for b, bd in enumerate(bucket_day) if bd == d]:
                 perm = rng.permutation(capacity[b])
                 for p in _PARTS:
@@ -164,9 +167,15 @@ def shuffle_days(
                 bar.update(capacity[b])
             for w in writers.values():
                 w.close()
+                open_writers.remove(w)
         bar.close()
         for w in writers_full.values():
             w.close()
+            open_writers.remove(w)
+    except BaseException:
+        for w in open_writers:
+            w.abort()
+        raise
     finally:
         if pm.exists(scratch_dir):
             for f in pm.ls(scratch_dir):

@@ -76,3 +76,25 @@ def test_errors(tmp_path):
     os.remove(src / "day_2_sparse_contig_freq.npy")
     with pytest.raises(ValueError, match="day_2_sparse.npy exists"):
         _run(src, tmp_path / "o")
+
+
+def test_every_row_equally_likely_in_every_slot(tmp_path):
+    # 5 training rows in days of 3 + 2, buckets of <= 2 rows, chunks of 2: over 150 seeds each row should land
+    # in the first slot of day 0 about 30 times (binomial sd ~4.9); a bias in bucket assignment shows up here.
+    src = tmp_path / "src"
+    src.mkdir()
+    sizes = {0: 3, 1: 2, 2: 1}
+    for d, n in sizes.items():
+        start = 0 if d == 0 else 3 if d == 1 else 5
+        ids = np.arange(start, start + n)
+        np.save(src / f"day_{d}_labels.npy", np.zeros((n, 1), np.int32))
+        np.save(src / f"day_{d}_dense.npy", np.repeat(ids[:, None], 13, 1).astype(np.float32))
+        np.save(src / f"day_{d}_sparse.npy", np.repeat(ids[:, None], 26, 1))
+    hits = np.zeros((5, 5), int)  # row id x output slot
+    for seed in range(150):
+        out = tmp_path / f"o{seed}"
+        BinaryCriteoUtils.shuffle(str(src), str(src), str(out), sizes, days=3, random_seed=seed, chunk_rows=2,
+                                  bucket_rows=2, progress=False)
+        order = np.concatenate([np.load(out / f"day_{d}_dense.npy")[:, 0] for d in (0, 1)]).astype(int)
+        hits[order, np.arange(5)] += 1
+    assert hits.min() >= 12 and hits.max() <= 50, hits
