@@ -137,3 +137,28 @@ def test_errors(days, tmp_path):
         f.truncate(200)
     with pytest.raises(ValueError, match="day_1_sparse.npy: truncated"):
         _dp(paths)
+
+
+def test_batches_train_dlrm_as_in_the_example(days):
+    # the loader's KJT layout must be what EmbeddingBagCollection expects (keys cat_*, one id per feature)
+    from recsys_lib.models.dlrm import DLRM, DLRMTrain
+    from recsys_lib.modules.embedding_configs import EmbeddingBagConfig
+    from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
+
+    paths, full = days
+    hashes = [11] * 26
+    tables = [EmbeddingBagConfig(name=f"t_{n}", embedding_dim=4, num_embeddings=11, feature_names=[n])
+              for n in DEFAULT_CAT_NAMES]
+    torch.manual_seed(0)
+    model = DLRMTrain(DLRM(EmbeddingBagCollection(tables=tables), dense_in_features=13,
+                           dense_arch_layer_sizes=[8, 4], over_arch_layer_sizes=[8, 1]))
+    batch = next(iter(_dp(paths, batch_size=6, hashes=hashes)))
+    loss, (_, logits, labels) = model(batch)
+    loss.backward()
+    assert logits.shape == (6,) and torch.isfinite(loss)
+    torch.testing.assert_close(labels, batch.labels)
+    # the pooled embedding of sample 0, feature cat_3 is the table row of its hashed id
+    ebc = model.model.sparse_arch.embedding_bag_collection
+    pooled = ebc(batch.sparse_features)["cat_3"][0]
+    row = int(full["sparse"][0, 3] % 11)
+    torch.testing.assert_close(pooled, ebc.embedding_bags["t_cat_3"].weight[row])
