@@ -10,6 +10,7 @@ from recsys_lib.datasets._criteo_constants import CAT_FEATURE_COUNT, DEFAULT_CAT
 from recsys_lib.datasets._npy_io import check_complete, load_rows
 from recsys_lib.datasets._row_ranges import get_file_row_ranges_and_remainder, rank_row_span
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY, Batch, get_path_manager
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 _STAGES = ("train", "val", "test")
 
@@ -26,8 +27,6 @@ def np_arrays_to_batch(dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray
 
     ``sparse_features``: keys ``cat_0..cat_25``, values key-major ``(26*B,)``, lengths all 1.
     """
-    from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
-
     b = dense.shape[0]
     num_keys = sparse.shape[1]
     values = _as_tensor(np.ascontiguousarray(sparse.T).reshape(-1))

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data.dataset import IterableDataset
 
 from recsys_lib.datasets.utils import Batch
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
 def _one_of(name: str, single: Optional[int], many: Optional[List[int]], n: int) -> List[int]:
@@ -69,8 +70,6 @@ class _RandomRecBatch:
         self._emitted = 0
 
     def _generate(self) -> Batch:
-        from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
-
         g, b = self._generator, self.batch_size
         lengths, values = [], []
         for h, lo, hi in zip(self.hash_sizes, self.min_ids_per_features, self.ids_per_features):

@@ -14,6 +14,7 @@ import torch
 from iopath.common.file_io import PathManager, PathManagerFactory
 from torch.utils.data import IterDataPipe, get_worker_info
 
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 from recsys_lib.streamable import Pipelineable
 
 PATH_MANAGER_KEY = "torchrec"
@@ -35,7 +36,7 @@ class Batch(Pipelineable):
     """
 
     dense_features: torch.Tensor
-    sparse_features: Any  # KeyedJaggedTensor (kept untyped so this module needs no sparse import at load time)
+    sparse_features: KeyedJaggedTensor
     labels: torch.Tensor
 
     def to(self, device: torch.device, non_blocking: bool = False) -> "Batch":
