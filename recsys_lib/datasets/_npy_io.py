@@ -49,10 +49,11 @@ def _row_items(shape: Tuple[int, ...]) -> int:
 
 def check_complete(path: str, pm: PathManager) -> Tuple[int, ...]:
     """Shape of ``path``, after checking that the file holds all the bytes its header promises."""
-    shape, dtype, offset = npy_header(path, pm)
-    expected = offset + shape[0] * _row_items(shape) * dtype.itemsize if shape else offset + dtype.itemsize
-    local = pm.get_local_path(path)
-    actual = os.path.getsize(local)
+    with pm.open(path, "rb") as f:
+        shape, dtype, offset = _read_header(f, path)
+        f.seek(0, os.SEEK_END)
+        actual = f.tell()
+    expected = offset + (shape[0] * _row_items(shape) if shape else 1) * dtype.itemsize
     if actual < expected:
         raise ValueError(
             f"{path}: truncated .npy file: header promises shape {shape} {dtype} ({expected} bytes), "
