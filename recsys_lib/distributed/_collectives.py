@@ -27,7 +27,7 @@ encoded dtype and is only used with floating-point encodings.
 
 import enum
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -81,21 +81,28 @@ def my_rank(group: Optional[dist.ProcessGroup]) -> int:
     return dist.get_rank(group)
 
 
-def _encode(codec: Optional[QuantizedCommCodec], t: torch.Tensor) -> torch.Tensor:
+def _context(codec: Optional[QuantizedCommCodec]) -> Any:
+    # One context per collective call, shared by encode and decode on this rank (FBGEMM codecs record
+    # the quantized row width in it while encoding; every rank encodes before it decodes).
+    return None if codec is None else codec.create_context()
+
+
+def _encode(codec: Optional[QuantizedCommCodec], t: torch.Tensor, ctx: Any) -> torch.Tensor:
     if codec is None:
         return t.contiguous()
     # FBGEMM codecs want 2-D input (rows of the last dim); the encoded payload travels flat.
     rows = t.contiguous().reshape(1, -1) if t.dim() < 2 else t.contiguous().reshape(-1, t.shape[-1])
-    return codec.encode(rows, codec.create_context()).contiguous().reshape(-1)
+    return codec.encode(rows, ctx).contiguous().reshape(-1)
 
 
-def _decode(codec: Optional[QuantizedCommCodec], t: torch.Tensor, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-    out = t if codec is None else codec.decode(t, codec.create_context())
+def _decode(codec: Optional[QuantizedCommCodec], t: torch.Tensor, shape: Sequence[int], dtype: torch.dtype,
+            ctx: Any) -> torch.Tensor:
+    out = t if codec is None else codec.decode(t, ctx)
     return out.reshape(shape).to(dtype)
 
 
-def _encoded_len(codec: Optional[QuantizedCommCodec], numel: int) -> int:
-    return numel if codec is None else int(codec.calc_quantized_size(numel, codec.create_context()))
+def _encoded_len(codec: Optional[QuantizedCommCodec], numel: int, ctx: Any) -> int:
+    return numel if codec is None else int(codec.calc_quantized_size(numel, ctx))
 
 
 def all_to_all_chunks(
@@ -115,18 +122,19 @@ def all_to_all_chunks(
             f"got {len(send)} and {len(recv_shapes)}"
         )
     dtype = out_dtype if out_dtype is not None else (send[0].dtype if send else torch.float32)
-    encoded = [_encode(codec, c).reshape(-1) for c in send]
+    ctx = _context(codec)
+    encoded = [_encode(codec, c, ctx).reshape(-1) for c in send]
     wire = encoded[0].dtype if encoded else dtype
     in_splits = [int(e.numel()) for e in encoded]
     numels = [int(torch.Size(s).numel()) for s in recv_shapes]
-    out_splits = [_encoded_len(codec, n) for n in numels]
+    out_splits = [_encoded_len(codec, n, ctx) for n in numels]
     buf_in = torch.cat(encoded) if encoded else torch.empty(0, dtype=wire)
     buf_out = torch.empty(sum(out_splits), dtype=wire, device=buf_in.device)
     work = dist.all_to_all_single(buf_out, buf_in, out_splits, in_splits, group=group, async_op=True)
 
     def finish() -> List[torch.Tensor]:  # type: ignore[return-value]
         parts = buf_out.split(out_splits)
-        return [_decode(codec, p, s, dtype) for p, s in zip(parts, recv_shapes)]
+        return [_decode(codec, p, s, dtype, ctx) for p, s in zip(parts, recv_shapes)]
 
     return Pending(work, finish)  # type: ignore[arg-type]
 
@@ -152,10 +160,11 @@ def reduce_scatter_v(
     mode = (policy or CollectivePolicy()).resolved_reduce_scatter(group)
     summable = codec is None or codec.quantized_dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64)
     if mode is ReduceScatterMode.NATIVE and summable:
-        send = [_encode(codec, c) for c in chunks]
+        ctx = _context(codec)
+        send = [_encode(codec, c, ctx) for c in chunks]
         out = torch.empty_like(send[me])
         work = dist.reduce_scatter(out, send, group=group, async_op=True)
-        return Pending(work, lambda: _decode(codec, out, (splits[me],) + rest, input.dtype))
+        return Pending(work, lambda: _decode(codec, out, (splits[me],) + rest, input.dtype, ctx))
     # Fallback: every rank sends chunk r to rank r; the receiver sums the W copies in rank order.
     pending = all_to_all_chunks(chunks, [(splits[me],) + rest] * w, group, codec, input.dtype)
 
@@ -184,14 +193,15 @@ def all_gather_v(
         raise ValueError(f"all_gather: sizes {sizes} must have {w} entries with sizes[{me}] == {input.size(0)}")
     rest = tuple(input.shape[1:])
     if all(s == sizes[0] for s in sizes):
-        enc = _encode(codec, input).reshape(-1)
+        ctx = _context(codec)
+        enc = _encode(codec, input, ctx).reshape(-1)
         out = torch.empty(w * enc.numel(), dtype=enc.dtype, device=enc.device)
         # torch 2.13 renamed all_gather_into_tensor to all_gather_single (the old name warns).
         gather = getattr(dist, "all_gather_single", dist.all_gather_into_tensor)
         work = gather(out, enc, group=group, async_op=True)
 
         def finish_even() -> torch.Tensor:
-            parts = [_decode(codec, p, (sizes[0],) + rest, input.dtype) for p in out.chunk(w)] if w > 0 else []
+            parts = [_decode(codec, p, (sizes[0],) + rest, input.dtype, ctx) for p in out.chunk(w)]
             return torch.cat(parts, dim=0)
 
         return Pending(work, finish_even)

@@ -225,6 +225,35 @@ def _bad_inputs(rank, world):
     assert t.item() == world
 
 
+def _fbgemm_codecs(rank, world):
+    from recsys_lib.distributed.fbgemm_qcomm_codec import CommType, QCommsConfig, get_qcomm_codecs
+
+    # pooled all-to-all: fp16 payload, bf16 gradients (tolerances: fp16 ~1e-3, bf16 ~1e-2 relative)
+    codecs = get_qcomm_codecs(QCommsConfig(forward_precision=CommType.FP16, backward_precision=CommType.BF16))
+    B, D = [2] * world, [32] * world
+    inputs = [_rand(110 + k, sum(B), 32).float().requires_grad_() for k in range(world)]
+    ref = lambda r: torch.cat([inputs[k][2 * r:2 * r + 2] for k in range(world)], dim=1)  # noqa: E731
+    x = inputs[rank].detach().clone().requires_grad_()
+    out = comm_ops.alltoall_pooled(x, B, D, codecs=codecs).wait()
+    (out * _rand(900 + rank, *out.shape).float()).sum().backward()
+    torch.testing.assert_close(out, ref(rank).detach(), rtol=2e-3, atol=2e-3)
+    loss = sum((ref(r) * _rand(900 + r, 2, 32 * world).float()).sum() for r in range(world))
+    loss.backward()
+    torch.testing.assert_close(x.grad, inputs[rank].grad / world, rtol=2e-2, atol=2e-2)
+    # reduce-scatter with an int8 payload: not summable on the wire, so even NATIVE decodes first (all-to-all)
+    int8 = get_qcomm_codecs(QCommsConfig(forward_precision=CommType.INT8))
+    splits = [1 + r for r in range(world)]
+    ins = [torch.rand(sum(splits), 32, generator=torch.Generator().manual_seed(130 + k)) for k in range(world)]
+    offs = [sum(splits[:r]) for r in range(world)]
+    expected = sum(t[offs[rank]:offs[rank] + splits[rank]] for t in ins)
+    for mode in (ReduceScatterMode.NATIVE, ReduceScatterMode.ALL_TO_ALL_SUM):
+        with count_collectives() as c:
+            got = comm_ops.reduce_scatter_v_pooled(ins[rank].clone(), splits, codecs=int8,
+                                                   policy=CollectivePolicy(reduce_scatter=mode)).wait()
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-2 * world)  # int8 row-wise: ~2e-3 per term
+        assert c.by_kind() == {"all_to_all": 1}, c.calls
+
+
 def _run_all(rank, world):
     _pooled_a2a(rank, world)
     _pooled_a2a_no_division_and_codec(rank, world)
@@ -234,6 +263,7 @@ def _run_all(rank, world):
     for mode in (ReduceScatterMode.NATIVE, ReduceScatterMode.ALL_TO_ALL_SUM, ReduceScatterMode.AUTO):
         _reduce_scatters(rank, world, mode)
     _all_gather(rank, world)
+    _fbgemm_codecs(rank, world)
     _bad_inputs(rank, world)
     return "ok"
 
