@@ -169,6 +169,7 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         self._device: torch.device = _to_device(device)
         self._embedding_bag_configs: List[EmbeddingBagConfig] = list(tables)
         self._mean_tables: List[str] = [t.name for t in tables if t.pooling == PoolingType.MEAN]
+        self._modes: List[int] = [1 if t.pooling == PoolingType.MEAN else 0 for t in tables]  # aten: 0 sum, 1 mean
         self.embedding_bags: nn.ModuleDict = nn.ModuleDict()
         for t in tables:
             self.embedding_bags[t.name] = nn.EmbeddingBag(
@@ -211,9 +212,15 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         starts: List[int] = [0]
         for s in spk:
             starts.append(starts[-1] + s)
-        offsets = features.offsets()
         opk = features.offset_per_key()
         stride = 0 if vbe else features.stride()
+        # Zero-based offsets of every feature, (F, B+1), from one cumsum: a feature's bags are one row view.
+        local = torch.empty(0)
+        if not vbe:
+            counts = features.lengths().view(len(keys), stride).cumsum(1)
+            local = torch.cat([torch.zeros(len(keys), 1, dtype=counts.dtype, device=counts.device), counts], dim=1)
+        offsets = torch.empty(0)
+        have_offsets = False
         pooled: List[torch.Tensor] = []
         t = 0
         for name, bag in self.embedding_bags.items():
@@ -225,11 +232,18 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
             for start, n in runs:
                 lo = opk[start]
                 hi = opk[start + n]
-                o = offsets[starts[start]: starts[start + n] + 1]
-                if lo != 0:
-                    o = o - lo
+                if n == 1 and not vbe:
+                    o = local[start]
+                else:
+                    if not have_offsets:
+                        offsets = features.offsets()
+                        have_offsets = True
+                    o = offsets[starts[start]: starts[start + n] + 1]
+                    if lo != 0:
+                        o = o - lo
                 w = weights[lo:hi] if weights is not None else None
-                out = bag(values[lo:hi], o, per_sample_weights=w)
+                # The aten op directly: same kernel as nn.EmbeddingBag.forward without its Python checks.
+                out = torch.embedding_bag(bag.weight, values[lo:hi], o, False, self._modes[t], False, w, True, None)[0]
                 if n > 1:
                     # (n*B, D) bag-major per feature → (B, n*D) feature-minor columns
                     out = out.view(n, stride, -1).transpose(0, 1).reshape(stride, -1)
