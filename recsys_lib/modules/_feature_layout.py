@@ -13,6 +13,8 @@ compatible so the collections' ``forward`` stays scriptable.
 
 from typing import Dict, List, Tuple
 
+import torch
+
 from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig
 
 
@@ -64,3 +66,17 @@ def feature_runs(positions: List[int]) -> List[Tuple[int, int]]:
             n = 1
     runs.append((start, n))
     return runs
+
+
+def check_ids(ids: torch.Tensor, num_embeddings: int, table: str) -> None:
+    """Raise ``ValueError`` unless every id is in ``[0, num_embeddings)`` (one min/max pass)."""
+    if ids.numel() == 0:
+        return
+    lo_hi = torch.aminmax(ids)
+    lo = int(lo_hi[0])
+    hi = int(lo_hi[1])
+    if lo < 0 or hi >= num_embeddings:
+        raise ValueError(
+            "table '" + table + "': ids must be in [0, " + str(num_embeddings) + "), got min " + str(lo)
+            + " max " + str(hi)
+        )

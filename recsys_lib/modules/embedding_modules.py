@@ -24,7 +24,13 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from recsys_lib.modules._feature_layout import check_keys, embedding_names_by_table, feature_runs, table_feature_names
+from recsys_lib.modules._feature_layout import (
+    check_ids,
+    check_keys,
+    embedding_names_by_table,
+    feature_runs,
+    table_feature_names,
+)
 from recsys_lib.modules.embedding_configs import (
     BaseEmbeddingConfig,
     DataType,
@@ -169,6 +175,7 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         self._device: torch.device = _to_device(device)
         self._embedding_bag_configs: List[EmbeddingBagConfig] = list(tables)
         self._mean_tables: List[str] = [t.name for t in tables if t.pooling == PoolingType.MEAN]
+        self._num_embeddings: List[int] = [t.num_embeddings for t in tables]
         self._modes: List[int] = [1 if t.pooling == PoolingType.MEAN else 0 for t in tables]  # aten: 0 sum, 1 mean
         self.embedding_bags: nn.ModuleDict = nn.ModuleDict()
         for t in tables:
@@ -241,12 +248,15 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
                     o = offsets[starts[start]: starts[start + n] + 1]
                     if lo != 0:
                         o = o - lo
+                ids = values[lo:hi]
+                check_ids(ids, self._num_embeddings[t], name)
                 w = weights[lo:hi] if weights is not None else None
                 # The aten op directly: same kernel as nn.EmbeddingBag.forward without its Python checks.
-                out = torch.embedding_bag(bag.weight, values[lo:hi], o, False, self._modes[t], False, w, True, None)[0]
+                out = torch.embedding_bag(bag.weight, ids, o, False, self._modes[t], False, w, True, None)[0]
                 if n > 1:
                     # (n*B, D) bag-major per feature → (B, n*D) feature-minor columns
-                    out = out.view(n, stride, -1).transpose(0, 1).reshape(stride, -1)
+                    d = out.size(1)
+                    out = out.view(n, stride, d).transpose(0, 1).reshape(stride, n * d)
                 pooled.append(out)
             t += 1
         if vbe:
@@ -310,6 +320,7 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
                 t.feature_names = [t.name]
         self._embedding_configs: List[EmbeddingConfig] = list(tables)
         self._embedding_dim: int = dims[0]
+        self._num_embeddings: List[int] = [t.num_embeddings for t in tables]
         self._need_indices: bool = bool(need_indices)
         self._device: torch.device = _to_device(device)
         self.embeddings: nn.ModuleDict = nn.ModuleDict()
@@ -357,6 +368,7 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
             j = 0
             for start, n in feature_runs(positions):
                 ids = values[opk[start]: opk[start + n]]
+                check_ids(ids, self._num_embeddings[t], _name)
                 rows = emb(ids)
                 parts = [rows] if n == 1 else list(rows.split(lpk[start: start + n], dim=0))
                 id_parts = [ids] if n == 1 else list(ids.split(lpk[start: start + n], dim=0))

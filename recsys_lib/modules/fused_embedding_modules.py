@@ -21,7 +21,7 @@ import torch
 from fbgemm_gpu.split_table_batched_embeddings_ops_common import EmbeddingLocation, PoolingMode
 from torch import nn
 
-from recsys_lib.modules._feature_layout import check_keys, embedding_names_by_table, table_feature_names
+from recsys_lib.modules._feature_layout import check_ids, check_keys, embedding_names_by_table, table_feature_names
 from recsys_lib.modules._tbe import (
     TBEFusedOptimizer,
     build_tbe,
@@ -87,6 +87,7 @@ class _FusedTables(nn.Module):
         # parameters(); the per-table views below are the public weights.
         self._tbes: List[Any] = []
         self._group_features: List[List[str]] = []
+        self._group_rows: List[List[Tuple[str, int]]] = []
         named: List[List[Tuple[str, str, nn.Parameter]]] = []
         views = nn.ModuleDict()
         for g, mode in zip(groups, modes):
@@ -95,6 +96,7 @@ class _FusedTables(nn.Module):
             tbe = build_tbe(g_tables, feature_map, mode, opt, kwargs, self._device, location)
             self._tbes.append(tbe)
             self._group_features.append([f for t in g_tables for f in table_feature_names(t)])
+            self._group_rows.append([(t.name, t.num_embeddings) for t in g_tables for _ in table_feature_names(t)])
             params = weight_parameters(tbe)
             named.append([(f"{weights_attr}.{t.name}.weight", t.name, p) for t, p in zip(g_tables, params)])
             for t, p in zip(g_tables, params):
@@ -105,9 +107,11 @@ class _FusedTables(nn.Module):
 
     def _grouped_kjt(self, features: KeyedJaggedTensor, index: Dict[str, int], g: int) -> KeyedJaggedTensor:
         perm = [index[f] for f in self._group_features[g]]
-        if perm == list(range(len(features.keys()))):
-            return features
-        return features.permute(perm)
+        kjt = features if perm == list(range(len(features.keys()))) else features.permute(perm)
+        # FBGEMM would only warn and read row 0 for an out-of-range id: refuse it instead.
+        for (table, rows), ids in zip(self._group_rows[g], kjt.values().split(kjt.length_per_key())):
+            check_ids(ids, rows, table)
+        return kjt
 
     def fused_optimizer(self) -> KeyedOptimizer:
         """The in-backward optimizer, keyed ``<weights>.<table>.weight``."""

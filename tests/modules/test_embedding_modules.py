@@ -277,3 +277,22 @@ def test_process_pooled_embeddings_and_reorder():
         reorder_inverse_indices((["x", "y"], inv), ["z"])
     with pytest.raises(ValueError, match="rows"):
         process_pooled_embeddings([a], inv)
+
+
+def test_out_of_range_ids_raise():
+    ebc = EmbeddingBagCollection(_bag_configs())
+    bad = {**BATCH, "f2": [[6, 7], [], [1]]}  # t1 has 7 rows
+    with pytest.raises(ValueError, match=r"table 't1': ids must be in \[0, 7\), got min 1 max 7"):
+        ebc(make_kjt(bad))
+    with pytest.raises(ValueError, match="table 't0'"):
+        _ec()(make_kjt({**BATCH, "f1": [[-1], [], []]}))
+
+
+def test_empty_batch_and_int32_ids():
+    ebc = EmbeddingBagCollection(_bag_configs())
+    empty = KeyedJaggedTensor.from_lengths_sync(keys=["f0", "f1", "f2"], values=torch.tensor([], dtype=torch.int64),
+                                                lengths=torch.tensor([], dtype=torch.int32))
+    assert ebc(empty).values().shape == (0, 16)
+    kjt = make_kjt(BATCH)
+    kjt32 = KeyedJaggedTensor.from_lengths_sync(keys=kjt.keys(), values=kjt.values().int(), lengths=kjt.lengths())
+    torch.testing.assert_close(ebc(kjt32).values(), ebc(kjt).values())

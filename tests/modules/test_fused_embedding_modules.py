@@ -217,3 +217,9 @@ def test_convert_optimizer_type_and_kwargs():
     assert opt == EmbOptimType.EXACT_ADAGRAD and kw == {"learning_rate": 0.2, "eps": 1e-6}
     opt, kw = convert_optimizer_type_and_kwargs(torch.optim.SGD, {"lr": 0.2, "weight_decay": 0.01})
     assert opt == EmbOptimType.EXACT_SGD and kw["weight_decay"] == 0.01 and "weight_decay_mode" in kw
+
+
+def test_out_of_range_ids_raise_instead_of_reading_row_zero():
+    fused = FusedEmbeddingBagCollection(_bag_tables(), torch.optim.SGD, {"lr": 0.1})
+    with pytest.raises(ValueError, match=r"table 't2': ids must be in \[0, 13\)"):
+        fused(make_kjt({"f0": [[1]], "f1": [[1]], "f2": [[2]], "f3": [[13]]}))
