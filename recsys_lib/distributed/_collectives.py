@@ -123,6 +123,14 @@ def all_to_all_chunks(
         )
     dtype = out_dtype if out_dtype is not None else (send[0].dtype if send else torch.float32)
     ctx = _context(codec)
+    if len(send) == 1:
+        # World of one: nothing to exchange. The codec still round-trips so numerics match larger worlds.
+        only = send[0]
+        if codec is None:
+            # a copy: the result must not alias the caller's input (autograd and in-place safety)
+            return Pending(None, lambda: [only.reshape(recv_shapes[0]).to(dtype, copy=True)])  # type: ignore[arg-type,list-item]
+        enc = _encode(codec, only, ctx)
+        return Pending(None, lambda: [_decode(codec, enc, recv_shapes[0], dtype, ctx)])  # type: ignore[arg-type,list-item]
     encoded = [_encode(codec, c, ctx).reshape(-1) for c in send]
     wire = encoded[0].dtype if encoded else dtype
     in_splits = [int(e.numel()) for e in encoded]
@@ -156,6 +164,9 @@ def reduce_scatter_v(
             f"reduce_scatter: splits {splits} must have {w} entries summing to input.size(0)={input.size(0)}"
         )
     rest = tuple(input.shape[1:])
+    if w == 1:
+        p1 = all_to_all_chunks([input], [input.shape], group, codec, input.dtype)
+        return Pending(None, lambda: p1.wait()[0])  # type: ignore[index]
     chunks = list(input.contiguous().split(splits, dim=0))
     mode = (policy or CollectivePolicy()).resolved_reduce_scatter(group)
     summable = codec is None or codec.quantized_dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -192,6 +203,9 @@ def all_gather_v(
     if len(sizes) != w or sizes[me] != input.size(0):
         raise ValueError(f"all_gather: sizes {sizes} must have {w} entries with sizes[{me}] == {input.size(0)}")
     rest = tuple(input.shape[1:])
+    if w == 1:
+        p1 = all_to_all_chunks([input], [input.shape], group, codec, input.dtype)
+        return Pending(None, lambda: p1.wait()[0])  # type: ignore[index]
     if all(s == sizes[0] for s in sizes):
         ctx = _context(codec)
         enc = _encode(codec, input, ctx).reshape(-1)

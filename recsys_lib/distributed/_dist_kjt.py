@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed._awaitable import Awaitable
+from recsys_lib.distributed._awaitable import Awaitable, NoWait
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -161,12 +161,15 @@ class KJTAllToAll(nn.Module):
         self._splits_cumsum = [sum(splits[:i]) for i in range(world + 1)]
         self._rank = rank
 
-    def forward(self, input: KeyedJaggedTensor) -> KJTAllToAllSplitsAwaitable:
+    def forward(self, input: KeyedJaggedTensor) -> Awaitable[Awaitable[KeyedJaggedTensor]]:
         keys = input.keys()
         if len(keys) != self._splits_cumsum[-1]:
             raise ValueError(
                 f"KJTAllToAll: input has {len(keys)} keys {keys}, splits {self._splits} expect {self._splits_cumsum[-1]}"
             )
+        if len(self._splits) == 1:
+            # World of one: every key stays here and the batch is unchanged; no collective.
+            return NoWait(NoWait(input))
         with torch.no_grad():
             labels = input.dist_labels()
             tensor_splits = input.dist_splits(self._splits)

@@ -140,7 +140,7 @@ def _sequence_a2a(rank, world, variable):
     loss.backward()
     expected = torch.cat([block[(f, r)].grad for f in mine for r in range(world)] or [torch.zeros(0, D, dtype=torch.float64)])
     torch.testing.assert_close(x.grad, expected / world)
-    assert c.count("all_to_all") == 2
+    assert c.count("all_to_all") == (2 if world > 1 else 0)  # a world of one exchanges nothing
 
 
 def _reduce_scatters(rank, world, mode):
@@ -268,10 +268,35 @@ def _run_all(rank, world):
     return "ok"
 
 
+def _world_of_one(rank, world):
+    """T1: a single rank exchanges nothing: results equal the inputs, gradients pass through, no collective."""
+    x = _rand(1, 3, 4).requires_grad_()
+    with count_collectives() as c:
+        outs = [
+            comm_ops.alltoall_pooled(x, [3], [4]).wait(),
+            comm_ops.reduce_scatter_v_pooled(x, [3]).wait(),
+            comm_ops.reduce_scatter_base_pooled(x).wait(),
+            comm_ops.all_gather_base_pooled(x).wait(),
+        ]
+        sum(o.sum() for o in outs).backward()
+    for o in outs:
+        torch.testing.assert_close(o, x.detach())
+        assert o.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(x.grad, torch.full_like(x, 4.0))
+    assert c.total == 0, c.calls
+    _sequence_a2a(rank, world, variable=False)
+    return "ok"
+
+
 @pytest.mark.dist
 @pytest.mark.parametrize("world", [2, pytest.param(4, marks=pytest.mark.slow)])
 def test_collectives_match_plain_torch(world):
     assert run_multiprocess(_run_all, world) == ["ok"] * world
+
+
+@pytest.mark.dist
+def test_world_of_one_passes_through():
+    assert run_multiprocess(_world_of_one, 1) == ["ok"]
 
 
 def test_permute_segments_reorders_and_backprops():

@@ -174,6 +174,22 @@ def test_dist_modules_match_reference(world):
     assert run_multiprocess(_run_all, world) == ["ok"] * world
 
 
+def _world_of_one(rank, world):
+    kjt = _to_kjt(_rank_batch(0, False), weighted=True, variable=False, world=1)
+    with count_collectives() as c:
+        out = KJTAllToAll(_world(), [len(KEYS)])(kjt).wait().wait()
+        pooled = PooledEmbeddingsAllToAll(_world(), [3])(torch.ones(2, 3)).wait()
+    assert out.keys() == KEYS and torch.equal(out.values(), kjt.values()) and torch.equal(out.lengths(), kjt.lengths())
+    assert torch.equal(pooled, torch.ones(2, 3))
+    assert c.total == 0
+    return "ok"
+
+
+@pytest.mark.dist
+def test_world_of_one_exchanges_nothing():
+    assert run_multiprocess(_world_of_one, 1) == ["ok"]
+
+
 def test_recats_by_hand():
     assert kjt_recat(2, 2) == [0, 2, 1, 3]
     assert kjt_recat(1, 4, stagger=2) == [0, 2, 1, 3]
