@@ -1,10 +1,12 @@
 """Criteo preprocessing benchmark: peak RSS and rows/s of the streamed TSV → npy → contiguous → shuffle steps.
 
     .venv/bin/python benchmarks/datasets_preproc.py --rows 1000000
+    .venv-compare/bin/python benchmarks/datasets_preproc.py --rows 1000000 --compare torchrec
 
 Writes a synthetic Criteo TSV (40 columns, ~10% empty fields) into a temp dir, then runs each step in a fresh
 child process whose peak RSS (``VmHWM``, reset after the imports via ``/proc/self/clear_refs``) is measured
-alone, next to the RSS of the same child right after its imports (Linux only). Memory should depend on ``--chunk_rows`` and the vocabulary, not on ``--rows``: run two sizes to see.
+alone, next to the RSS of the same child right after its imports (Linux only). ``--compare torchrec`` also runs TorchRec's ``tsv_to_npys`` on the same file and checks
+that both write byte-identical ``.npy`` files. Memory should depend on ``--chunk_rows`` and the vocabulary, not on ``--rows``: run two sizes to see.
 """
 
 import argparse
@@ -37,6 +39,9 @@ step = {step!r}
 if step == "tsv_to_npys":
     U.tsv_to_npys(d + "/day_0", d + "/day_0_dense.npy", d + "/day_0_sparse.npy", d + "/day_0_labels.npy",
                   chunk_rows={chunk}, progress=False)
+elif step == "torchrec_tsv_to_npys":
+    from torchrec.datasets.criteo import BinaryCriteoUtils as T
+    T.tsv_to_npys(d + "/day_0", d + "/tr_dense.npy", d + "/tr_sparse.npy", d + "/tr_labels.npy")
 elif step == "sparse_to_contiguous":
     U.sparse_to_contiguous([d + "/day_0_sparse.npy"], d + "/contig", chunk_rows={array_chunk}, progress=False)
 else:
@@ -85,6 +90,7 @@ def main(argv=None) -> dict:
     p.add_argument("--bucket_rows", type=int, default=1 << 18)
     p.add_argument("--rss_bound_mb", type=float, default=400.0, help="allowed peak RSS above the child's import RSS")
     p.add_argument("--steps", default="tsv_to_npys,sparse_to_contiguous,shuffle")
+    p.add_argument("--compare", choices=["torchrec"], help="also time TorchRec's tsv_to_npys and compare outputs")
     args = p.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +99,8 @@ def main(argv=None) -> dict:
         size_mb = os.path.getsize(os.path.join(tmp, "day_0")) / 2**20
         print(f"synthetic TSV: {args.rows:,} rows, {size_mb:.0f} MiB, written in {time.perf_counter() - t0:.1f} s")
         print(f"{'step':<22}{'rows/s':>12}{'seconds':>9}{'import RSS':>12}{'peak RSS':>10}{'delta':>8}  (MiB)")
-        for step in args.steps.split(","):
+        steps = args.steps.split(",") + (["torchrec_tsv_to_npys"] if args.compare else [])
+        for step in steps:
             r = run_step(tmp, step, args.chunk_rows, args.array_chunk_rows, args.bucket_rows)
             rows = args.rows * (2 if step == "shuffle" else 1)
             r["rows_per_s"] = rows / r["seconds"]
@@ -101,7 +108,14 @@ def main(argv=None) -> dict:
             results[step] = r
             print(f"{step:<22}{r['rows_per_s']:>12,.0f}{r['seconds']:>9.1f}{r['base_rss_mb']:>12.0f}"
                   f"{r['peak_rss_mb']:>10.0f}{r['delta_rss_mb']:>8.0f}")
-    worst = max(r["delta_rss_mb"] for r in results.values())
+        if args.compare:
+            import filecmp
+
+            same = [filecmp.cmp(os.path.join(tmp, f"day_0_{p}.npy"), os.path.join(tmp, f"tr_{p}.npy"), shallow=False)
+                    for p in ("dense", "sparse", "labels")]
+            results["identical_to_torchrec"] = all(same)
+            print(f"outputs byte-identical to TorchRec's (dense, sparse, labels): {same}")
+    worst = max(r["delta_rss_mb"] for k, r in results.items() if k in args.steps.split(","))
     verdict = "OK" if worst <= args.rss_bound_mb else "OVER"
     print(f"max peak RSS above imports: {worst:.0f} MiB (bound {args.rss_bound_mb:.0f} MiB): {verdict}")
     return results

@@ -2,7 +2,8 @@
 
 Numerics (identical to TorchRec's ``tsv_to_npys`` on well-formed files):
 
-* labels: int32, shape (N, 1); an empty label is 0; the Kaggle test file (39 columns) gets label 0;
+* labels: int32, shape (N, 1); an empty label is 0; the Kaggle test file (39 columns, no label) gets the
+  fake label -1 (what TorchRec writes);
 * dense:  parsed as int32 (empty → 0), then over the whole file ``dense -= dense.min() - 2`` and
   ``np.log(dense, dtype=np.float32)``, so the file minimum maps to log(2); shape (N, 13);
 * sparse: hex string → int64 (empty → 0), shape (N, 26).
@@ -24,6 +25,7 @@ from recsys_lib.datasets._npy_io import NpyWriter, tmp_name
 from recsys_lib.datasets._tsv_fast import parse_chunk_fast
 
 DEFAULT_CHUNK_ROWS = 1 << 14
+KAGGLE_TEST_LABEL = -1  # the Kaggle test file has no label column
 
 
 def _locate_bad_field(
@@ -76,7 +78,7 @@ def parse_tsv_chunk(
         except (ValueError, OverflowError):
             raise _locate_bad_field(rows, path, first_line, 0, 1, 10, "label") from None
     else:
-        labels = np.zeros((n, 1), dtype=np.int32)
+        labels = np.full((n, 1), KAGGLE_TEST_LABEL, dtype=np.int32)
     return dense, sparse, labels
 
 
@@ -97,7 +99,7 @@ def parse_tsv_bytes(
         dense = vals[:, lab : lab + INT_FEATURE_COUNT]
         head = vals[:, : lab + INT_FEATURE_COUNT]
         if head.size == 0 or (head.min() >= _INT32.min and head.max() <= _INT32.max):
-            labels = vals[:, :1].astype(np.int32) if has_label else np.zeros((len(vals), 1), dtype=np.int32)
+            labels = vals[:, :1].astype(np.int32) if has_label else np.full((len(vals), 1), KAGGLE_TEST_LABEL, dtype=np.int32)
             return dense.astype(np.int32), np.ascontiguousarray(vals[:, lab + INT_FEATURE_COUNT :]), labels
     text = []
     for i, line in enumerate(lines):

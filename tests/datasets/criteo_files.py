@@ -28,9 +28,10 @@ def write_tsv(path, rows):
 
 
 def reference_arrays(rows, with_label=True):
-    """TorchRec's documented numerics, computed on whole arrays with plain numpy."""
+    """TorchRec's documented numerics, computed on whole arrays with plain numpy (Kaggle test: fake label -1,
+    as TorchRec 1.8.0 writes it)."""
     lab = 1 if with_label else 0
-    labels = np.array([int(r[0] or 0) if with_label else 0 for r in rows], dtype=np.int32).reshape(-1, 1)
+    labels = np.array([int(r[0] or 0) if with_label else -1 for r in rows], dtype=np.int32).reshape(-1, 1)
     dense = np.array([[int(v or 0) for v in r[lab : lab + N_INT]] for r in rows], dtype=np.int32)
     dense -= dense.min() - 2
     dense = np.log(dense, dtype=np.float32)

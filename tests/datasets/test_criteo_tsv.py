@@ -41,13 +41,13 @@ def test_hand_computed_row(tmp_path):
     assert np.load(l).tolist() == [[1]]
 
 
-def test_kaggle_test_file_gets_label_zero(tmp_path):
+def test_kaggle_test_file_gets_fake_label(tmp_path):
     rows = make_rows(20, seed=3, with_label=False)
     write_tsv(tmp_path / "test.txt", rows)
     _, outs = _convert(tmp_path, "test.txt", dataset_name="criteo_kaggle")
     for path, ref in zip(outs, reference_arrays(rows, with_label=False)):
         assert open(path, "rb").read() == npy_bytes(ref)
-    assert not np.load(outs[2]).any()
+    assert (np.load(outs[2]) == -1).all()
 
 
 def _assert_no_outputs(tmp_path):

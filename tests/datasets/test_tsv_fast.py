@@ -67,4 +67,4 @@ def test_last_line_without_newline_and_kaggle_test_rows():
     rd, rs, rl = parse_tsv_chunk(lines, "test.txt", 1, has_label=False)
     np.testing.assert_array_equal(d, rd)
     np.testing.assert_array_equal(s, rs)
-    assert not l.any() and l.shape == (4, 1)
+    assert (l == -1).all() and l.shape == (4, 1)

@@ -44,4 +44,4 @@ def test_kaggle_train_and_test(tmp_path):
     npy_preproc_criteo.main(["--input_dir", str(tmp_path), "--output_dir", str(out), "--dataset_name", "criteo_kaggle",
                              "--no_progress"])
     assert np.load(out / "train_dense.npy").shape == (8, 13)
-    assert np.load(out / "test_labels.npy").tolist() == [[0]] * 5
+    assert np.load(out / "test_labels.npy").tolist() == [[-1]] * 5  # TorchRec's fake label
