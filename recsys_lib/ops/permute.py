@@ -85,7 +85,7 @@ def permute_by_sizes(data: torch.Tensor, sizes: List[int], order: List[int]) -> 
                 break
         if identity:
             return data
-    chunks = torch.split(data, sizes)
+    chunks = data.split_with_sizes(sizes)
     if len(order) == 1:
         return chunks[order[0]]
     return torch.cat([chunks[i] for i in order])

@@ -53,9 +53,13 @@ def check_jagged_parts(
 
 
 def check_keys(owner: str, keys: object) -> List[str]:
-    if not isinstance(keys, (list, tuple)):
-        raise TypeError(f"{owner}: keys must be a list of str, got {type(keys).__name__}")
-    for k in keys:
-        if not isinstance(k, str):
-            raise TypeError(f"{owner}: keys must be str, got {k!r} of type {type(k).__name__}")
-    return list(keys)
+    if type(keys) is not list:
+        if not isinstance(keys, (list, tuple)):
+            raise TypeError(f"{owner}: keys must be a list of str, got {type(keys).__name__}")
+        keys = list(keys)
+    try:
+        "".join(keys)  # C-speed check that every key is a str (no per-key Python loop on the hot path)
+    except TypeError:
+        bad = next(k for k in keys if not isinstance(k, str))
+        raise TypeError(f"{owner}: keys must be str, got {bad!r} of type {type(bad).__name__}") from None
+    return keys

@@ -239,3 +239,14 @@ def jt_dict_is_equal(d1: Dict[str, JaggedTensor], d2: Dict[str, JaggedTensor]) -
         if not jt_is_equal(d1[k], d2[k]):
             return False
     return True
+
+
+def trusted_jt(
+    values: torch.Tensor, weights: Optional[torch.Tensor], lengths: torch.Tensor, offsets: Optional[torch.Tensor]
+) -> JaggedTensor:
+    """A JT made of views of a valid KJT (``to_dict``/``__getitem__``): the input checks are skipped in eager mode."""
+    if not torch.jit.is_scripting():
+        jt = object.__new__(JaggedTensor)
+        jt.__dict__.update(_values=values, _weights=weights, _lengths=lengths, _offsets=offsets)
+        return jt
+    return JaggedTensor(values=values, weights=weights, lengths=lengths, offsets=offsets)

@@ -25,10 +25,10 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 
 from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
-from recsys_lib.ops.permute import permute_rows_by_sizes
+from recsys_lib.ops.permute import permute_by_sizes, permute_rows_by_sizes
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
-from recsys_lib.sparse._jagged import JaggedTensor
+from recsys_lib.sparse._jagged import JaggedTensor, trusted_jt
 from recsys_lib.sparse._kjt_checks import check_kjt_layout, check_lengths_sum
 from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._errors import UnknownKeyError
@@ -180,18 +180,19 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             spkpr = []
             for kjt in kjt_list:
                 spkpr.extend(kjt._spkpr_or_uniform())
+        weights: List[Optional[torch.Tensor]] = [k.weights_or_none() for k in kjt_list]
         return KeyedJaggedTensor(
             keys=keys,
             values=torch.cat([k.values() for k in kjt_list]),
-            weights=ops.concat_optional([k.weights_or_none() for k in kjt_list], "weights"),
-            lengths=torch.cat([k.lengths() for k in kjt_list]),
+            weights=ops.concat_optional(weights, "weights"),
+            lengths=torch.cat([k.lengths().view(-1) for k in kjt_list]),
+            offsets=None,
             stride=None if variable else first_stride,
             stride_per_key_per_rank=spkpr,
-            length_per_key=length_per_key,
-            offset_per_key=None if length_per_key is None else cumsum_list(length_per_key),
-            offsets=None,
             stride_per_key=None,
+            length_per_key=length_per_key,
             lengths_offset_per_key=None,
+            offset_per_key=None if length_per_key is None else cumsum_list(length_per_key),
             index_per_key=None,
             jt_dict=None,
             inverse_indices=None,
@@ -399,7 +400,11 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def sync(self) -> "KeyedJaggedTensor":
         """Fill the per-key caches now (one host sync); checks that the lengths add up to the values."""
         if not torch.jit.is_scripting():
-            check_lengths_sum(self._keys, self.length_per_key(), self._values, self.lengths())
+            if self._length_per_key is None:
+                # one host sync for the per-key sums and the data checks together
+                lpk, smallest = ops.length_per_key_and_min(self.lengths(), len(self._keys), self._stride_per_key)
+                check_lengths_sum(self._keys, lpk, self._values, smallest)
+                self._length_per_key = lpk
         self.length_per_key()
         self.offset_per_key()
         return self
@@ -421,13 +426,9 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         opk = self.offset_per_key()
         lopk = self.lengths_offset_per_key()
         start, end = opk[i], opk[i + 1]
-        lengths = self.lengths()[lopk[i] : lopk[i + 1]]
+        lengths = self.lengths().view(-1)[lopk[i] : lopk[i + 1]]
         w = self._weights
-        return JaggedTensor(
-            values=self._values[start:end],
-            weights=None if w is None else w[start:end],
-            lengths=lengths,
-        )
+        return trusted_jt(self._values[start:end], None if w is None else w[start:end], lengths, None)
 
     def to_dict(self, compute_offsets: bool = True) -> Dict[str, JaggedTensor]:
         """Per-key JTs (views, offsets rebased to 0); cached in ``_jt_dict``."""
@@ -448,7 +449,8 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         lopk = self.lengths_offset_per_key()
         spk = self.stride_per_key()
         variable = self._variable_stride_per_key
-        lengths = self.lengths()
+        lengths = self.lengths().view(-1)
+        stride = self.stride()
         out: List[KeyedJaggedTensor] = []
         start = 0
         for seg in segments:
@@ -464,16 +466,16 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
                     values=self._values[v0:v1],
                     weights=None if w is None else w[v0:v1],
                     lengths=lengths[lopk[start] : lopk[end]],
-                    stride=self.stride(),
+                    offsets=None,
+                    stride=stride,
                     stride_per_key_per_rank=spkpr,
                     stride_per_key=spk[start:end],
                     length_per_key=lpk[start:end],
-                    offset_per_key=[o - v0 for o in opk[start : end + 1]],
-                    inverse_indices=self._inverse_indices,
-                    offsets=None,
                     lengths_offset_per_key=None,
+                    offset_per_key=[o - v0 for o in opk[start : end + 1]],
                     index_per_key=None,
                     jt_dict=None,
+                    inverse_indices=self._inverse_indices,
                 )
             )
             start = end
@@ -484,27 +486,35 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         ops.check_permute(indices, len(self._keys))
         lpk = self.length_per_key()
         spk = self.stride_per_key()
-        lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), self._values, self._weights)
-        new_lpk = [lpk[i] for i in indices]
         spkpr: Optional[List[List[int]]] = None
         if self._variable_stride_per_key:
+            lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), self._values, self._weights)
             full = self._spkpr_or_uniform()
             spkpr = [full[i] for i in indices]
+        else:
+            # Equal rows: the lengths move with one index_select; values/weights with one cat of views each.
+            if indices_tensor is None:
+                indices_tensor = torch.tensor(indices, dtype=torch.int64, device=self.device())
+            lengths = self.lengths().view(len(self._keys), -1).index_select(0, indices_tensor.to(torch.int64)).view(-1)
+            values = permute_by_sizes(self._values, lpk, indices)
+            w = self._weights
+            weights = None if w is None else permute_by_sizes(w, lpk, indices)
+        new_lpk = [lpk[i] for i in indices]
         return KeyedJaggedTensor(
             keys=[self._keys[i] for i in indices],
             values=values,
             weights=weights,
             lengths=lengths,
+            offsets=None,
             stride=self.stride(),
             stride_per_key_per_rank=spkpr,
             stride_per_key=[spk[i] for i in indices],
             length_per_key=new_lpk,
-            offset_per_key=cumsum_list(new_lpk),
-            inverse_indices=self._inverse_indices,
-            offsets=None,
             lengths_offset_per_key=None,
+            offset_per_key=cumsum_list(new_lpk),
             index_per_key=None,
             jt_dict=None,
+            inverse_indices=self._inverse_indices,
         )
 
     def flatten_lengths(self) -> "KeyedJaggedTensor":
@@ -513,16 +523,16 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             values=self._values,
             weights=self._weights,
             lengths=self.lengths().view(-1),
+            offsets=None,
             stride=self._stride,
             stride_per_key_per_rank=self._stride_per_key_per_rank,
+            stride_per_key=self._stride_per_key,
             length_per_key=self._length_per_key,
-            offset_per_key=self._offset_per_key,
-            inverse_indices=self._inverse_indices,
-            offsets=None,
-            stride_per_key=None,
             lengths_offset_per_key=None,
+            offset_per_key=self._offset_per_key,
             index_per_key=None,
             jt_dict=None,
+            inverse_indices=self._inverse_indices,
         )
 
     # ----- devices and streams -----
@@ -671,3 +681,4 @@ def _dist_splits(
     if weighted:
         out.append(values_splits)
     return out
+

@@ -58,15 +58,13 @@ def check_kjt_layout(
         )
 
 
-def check_lengths_sum(keys: List[str], length_per_key: List[int], values: torch.Tensor, lengths: torch.Tensor) -> None:
+def check_lengths_sum(keys: List[str], length_per_key: List[int], values: torch.Tensor, smallest_length: int) -> None:
     owner = "KeyedJaggedTensor"
+    if smallest_length < 0:
+        raise ValueError(f"{owner}: lengths must be >= 0, found {smallest_length} (offsets must be non-decreasing)")
     total = sum(length_per_key)
     if total != values.numel():
         raise ValueError(
             f"{owner}: lengths sum to {total} (per key {dict(zip(keys, length_per_key))}) but there are "
             f"{values.numel()} values"
         )
-    if lengths.numel() > 0:
-        lo = int(lengths.min().item())
-        if lo < 0:
-            raise ValueError(f"{owner}: lengths must be >= 0, found {lo} (offsets must be non-decreasing)")

@@ -146,3 +146,30 @@ def test_flatten_lengths_2d_lengths():
     kjt = KeyedJaggedTensor(["f1", "f2"], torch.arange(1, 8), lengths=torch.tensor([[2, 0, 1], [1, 1, 2]]), stride=3)
     flat = kjt.flatten_lengths()
     assert flat.lengths().shape == (6,) and flat.length_per_key() == [3, 4]
+
+
+def test_pin_memory_matches_tensor_behaviour():
+    kjt = golden()
+    if torch.cuda.is_available():
+        pinned = kjt.pin_memory()
+        assert pinned.values().is_pinned() and pinned.lengths().is_pinned()
+        assert kjt_is_equal(pinned, kjt)
+    else:  # CPU-only build: the same error a plain tensor gives, not a silent copy
+        with pytest.raises(RuntimeError) as plain:
+            torch.ones(1).pin_memory()
+        with pytest.raises(RuntimeError, match=str(plain.value)[:30]):
+            kjt.pin_memory()
+
+
+def test_record_stream_marks_every_tensor(monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, stream: seen.append((self.data_ptr(), stream)))
+    w = torch.ones(7)
+    kjt = KeyedJaggedTensor(["f1", "f2"], torch.arange(1, 8), weights=w, lengths=torch.tensor([2, 0, 1, 1, 1, 2]))
+    kjt.offsets()
+    kjt.record_stream("s")
+    ptrs = {kjt.values().data_ptr(), w.data_ptr(), kjt.lengths().data_ptr(), kjt.offsets().data_ptr()}
+    assert {p for p, _ in seen} == ptrs and all(s == "s" for _, s in seen)
+    seen.clear()
+    kjt["f1"].record_stream("t")
+    assert len(seen) == 3  # values, weights, lengths of the per-key view
