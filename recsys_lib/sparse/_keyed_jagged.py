@@ -17,7 +17,8 @@ Host-side caches (TorchRec's names): ``_length_per_key``, ``_offset_per_key``, `
 ``_lengths_offset_per_key``, ``_stride_per_key``. ``sync()`` fills the per-key lengths (one host sync),
 ``unsync()`` drops the caches. Host syncs happen only in: ``sync``/``*_sync`` constructors, ``length_per_key``,
 ``offset_per_key`` and what needs them (``__getitem__``, ``to_dict``, ``split``, ``permute``, ``dist_splits``) when
-the cache is empty, ``dist_init`` for VBE, and ``to_padded_dense`` without ``desired_length``.
+the cache is empty, ``dist_init`` (VBE strides, and the recat sizes), and ``to_padded_dense`` without
+``desired_length``. The constructor checks read only shapes and dtypes: no sync.
 """
 
 from typing import Dict, List, Optional, Tuple, Union
@@ -180,19 +181,26 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             spkpr = []
             for kjt in kjt_list:
                 spkpr.extend(kjt._spkpr_or_uniform())
-        weights: List[Optional[torch.Tensor]] = [k.weights_or_none() for k in kjt_list]
+        weights_list: List[Optional[torch.Tensor]] = [k.weights_or_none() for k in kjt_list]
+        values = torch.cat([k.values() for k in kjt_list])
+        weights = ops.concat_optional(weights_list, "weights")
+        lengths = torch.cat([k.lengths().view(-1) for k in kjt_list])
+        stride: Optional[int] = None if variable else first_stride
+        opk: Optional[List[int]] = None if length_per_key is None else cumsum_list(length_per_key)
+        if not torch.jit.is_scripting():
+            return _unchecked_kjt(keys, values, weights, lengths, stride, spkpr, None, length_per_key, opk, None)
         return KeyedJaggedTensor(
             keys=keys,
-            values=torch.cat([k.values() for k in kjt_list]),
-            weights=ops.concat_optional(weights, "weights"),
-            lengths=torch.cat([k.lengths().view(-1) for k in kjt_list]),
+            values=values,
+            weights=weights,
+            lengths=lengths,
             offsets=None,
-            stride=None if variable else first_stride,
+            stride=stride,
             stride_per_key_per_rank=spkpr,
             stride_per_key=None,
             length_per_key=length_per_key,
             lengths_offset_per_key=None,
-            offset_per_key=None if length_per_key is None else cumsum_list(length_per_key),
+            offset_per_key=opk,
             index_per_key=None,
             jt_dict=None,
             inverse_indices=None,
@@ -399,13 +407,10 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     def sync(self) -> "KeyedJaggedTensor":
         """Fill the per-key caches now (one host sync); checks that the lengths add up to the values."""
+        lpk = self.length_per_key()
         if not torch.jit.is_scripting():
-            if self._length_per_key is None:
-                # one host sync for the per-key sums and the data checks together
-                lpk, smallest = ops.length_per_key_and_min(self.lengths(), len(self._keys), self._stride_per_key)
-                check_lengths_sum(self._keys, lpk, self._values, smallest)
-                self._length_per_key = lpk
-        self.length_per_key()
+            # free: the per-key sums are on the host now (negative lengths need validate_keyed_jagged_tensor)
+            check_lengths_sum(self._keys, lpk, self._values)
         self.offset_per_key()
         return self
 
@@ -460,24 +465,33 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             spkpr: Optional[List[List[int]]] = None
             if variable:
                 spkpr = self._spkpr_or_uniform()[start:end]
-            out.append(
-                KeyedJaggedTensor(
-                    keys=self._keys[start:end],
-                    values=self._values[v0:v1],
-                    weights=None if w is None else w[v0:v1],
-                    lengths=lengths[lopk[start] : lopk[end]],
-                    offsets=None,
-                    stride=stride,
-                    stride_per_key_per_rank=spkpr,
-                    stride_per_key=spk[start:end],
-                    length_per_key=lpk[start:end],
-                    lengths_offset_per_key=None,
-                    offset_per_key=[o - v0 for o in opk[start : end + 1]],
-                    index_per_key=None,
-                    jt_dict=None,
-                    inverse_indices=self._inverse_indices,
+            seg_keys = self._keys[start:end]
+            seg_values = self._values[v0:v1]
+            seg_weights = None if w is None else w[v0:v1]
+            seg_lengths = lengths[lopk[start] : lopk[end]]
+            seg_opk = [o - v0 for o in opk[start : end + 1]]
+            if not torch.jit.is_scripting():
+                out.append(_unchecked_kjt(seg_keys, seg_values, seg_weights, seg_lengths, stride, spkpr,
+                                          spk[start:end], lpk[start:end], seg_opk, self._inverse_indices))
+            else:
+                out.append(
+                    KeyedJaggedTensor(
+                        keys=seg_keys,
+                        values=seg_values,
+                        weights=seg_weights,
+                        lengths=seg_lengths,
+                        offsets=None,
+                        stride=stride,
+                        stride_per_key_per_rank=spkpr,
+                        stride_per_key=spk[start:end],
+                        length_per_key=lpk[start:end],
+                        lengths_offset_per_key=None,
+                        offset_per_key=seg_opk,
+                        index_per_key=None,
+                        jt_dict=None,
+                        inverse_indices=self._inverse_indices,
+                    )
                 )
-            )
             start = end
         return out
 
@@ -500,6 +514,9 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             w = self._weights
             weights = None if w is None else permute_by_sizes(w, lpk, indices)
         new_lpk = [lpk[i] for i in indices]
+        if not torch.jit.is_scripting():
+            return _unchecked_kjt([self._keys[i] for i in indices], values, weights, lengths, self.stride(), spkpr,
+                                  [spk[i] for i in indices], new_lpk, cumsum_list(new_lpk), self._inverse_indices)
         return KeyedJaggedTensor(
             keys=[self._keys[i] for i in indices],
             values=values,
@@ -682,3 +699,20 @@ def _dist_splits(
         out.append(values_splits)
     return out
 
+
+def _unchecked_kjt(keys, values, weights, lengths, stride, spkpr, stride_per_key, length_per_key, offset_per_key,
+                   inverse_indices):  # noqa: ANN001 - eager-only helper, never compiled by TorchScript
+    """Eager fast path for results made of pieces of valid KJTs (split/permute/concat): no input checks.
+
+    Called only under ``if not torch.jit.is_scripting()``; the fields must match ``KeyedJaggedTensor.__init__``.
+    """
+    if spkpr is not None and stride_per_key is None:
+        stride_per_key = ops.stride_per_key_from_rank(spkpr)
+    kjt = object.__new__(KeyedJaggedTensor)
+    kjt.__dict__.update(
+        _keys=keys, _values=values, _weights=weights, _lengths=lengths, _offsets=None, _stride=stride,
+        _stride_per_key_per_rank=spkpr, _variable_stride_per_key=spkpr is not None, _stride_per_key=stride_per_key,
+        _length_per_key=length_per_key, _offset_per_key=offset_per_key, _lengths_offset_per_key=None,
+        _index_per_key=None, _jt_dict=None, _inverse_indices=inverse_indices,
+    )
+    return kjt

@@ -1,7 +1,9 @@
 """Input checks of ``KeyedJaggedTensor`` (Python only; skipped under TorchScript).
 
-``check_kjt_layout`` runs in the constructor and reads only shapes (no host sync). ``check_lengths_sum`` reads
-data; it runs in ``sync()`` (and so in ``from_lengths_sync`` / ``from_offsets_sync``), which syncs anyway.
+``check_kjt_layout`` runs in the constructor and reads only shapes (no host sync). ``check_lengths_sum`` runs in
+``sync()`` (and so in ``from_lengths_sync`` / ``from_offsets_sync``) on the per-key sums that ``sync`` reads back
+anyway: no extra sync. Data checks that would need one more (negative lengths, non-monotone offsets, id ranges)
+live in ``jagged_tensor_validator.validate_keyed_jagged_tensor``.
 """
 
 from typing import List, Optional
@@ -58,13 +60,10 @@ def check_kjt_layout(
         )
 
 
-def check_lengths_sum(keys: List[str], length_per_key: List[int], values: torch.Tensor, smallest_length: int) -> None:
-    owner = "KeyedJaggedTensor"
-    if smallest_length < 0:
-        raise ValueError(f"{owner}: lengths must be >= 0, found {smallest_length} (offsets must be non-decreasing)")
+def check_lengths_sum(keys: List[str], length_per_key: List[int], values: torch.Tensor) -> None:
     total = sum(length_per_key)
     if total != values.numel():
         raise ValueError(
-            f"{owner}: lengths sum to {total} (per key {dict(zip(keys, length_per_key))}) but there are "
+            f"KeyedJaggedTensor: lengths sum to {total} (per key {dict(zip(keys, length_per_key))}) but there are "
             f"{values.numel()} values"
         )

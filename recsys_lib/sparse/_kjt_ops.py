@@ -41,17 +41,6 @@ def compute_length_per_key(
     return per_key
 
 
-def length_per_key_and_min(
-    lengths: torch.Tensor, num_keys: int, stride_per_key: Optional[List[int]]
-) -> Tuple[List[int], int]:
-    """``compute_length_per_key`` plus the smallest length, read back in the same host sync."""
-    if num_keys == 0 or lengths.numel() == 0:
-        return [0] * num_keys, 0
-    sums = _per_key_sums(lengths, num_keys, stride_per_key)
-    both: List[int] = torch.cat([sums.to(lengths.dtype), lengths.view(-1).min().view(1)]).tolist()
-    return both[:num_keys], both[num_keys]
-
-
 def jt_dict_from_parts(
     keys: List[str],
     values: torch.Tensor,

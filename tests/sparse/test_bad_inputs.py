@@ -19,10 +19,12 @@ CASES = [
     # (id, callable, exception type, message fragment)
     ("lengths_sum_mismatch", lambda: KeyedJaggedTensor.from_lengths_sync(KEYS, torch.arange(6), LENGTHS),
      ValueError, "lengths sum to 7 .* 6 values"),
-    ("negative_length", lambda: KeyedJaggedTensor.from_lengths_sync(KEYS, VALUES, torch.tensor([3, -1, 1, 1, 1, 2])),
-     ValueError, "lengths must be >= 0"),
-    ("offsets_not_monotone", lambda: KeyedJaggedTensor.from_offsets_sync(KEYS, VALUES, torch.tensor([0, 3, 2, 3, 4, 5, 7])),
-     ValueError, ">= 0"),
+    ("negative_length", lambda: validate_keyed_jagged_tensor(
+        KeyedJaggedTensor.from_lengths_sync(KEYS, VALUES, torch.tensor([3, -1, 1, 1, 1, 2]))),
+     ValueError, "negative length -1 at index 1"),
+    ("offsets_not_monotone", lambda: validate_keyed_jagged_tensor(
+        KeyedJaggedTensor.from_offsets_sync(KEYS, VALUES, torch.tensor([0, 3, 2, 3, 4, 5, 7]))),
+     ValueError, "negative length -1 at index 1"),  # lengths derived from the offsets during sync()
     ("offsets_wrong_size", lambda: KeyedJaggedTensor(KEYS, VALUES, lengths=LENGTHS, offsets=torch.tensor([0, 7])),
      ValueError, "offsets must have len\\(lengths\\) \\+ 1"),
     ("weights_length", lambda: KeyedJaggedTensor(KEYS, VALUES, weights=torch.ones(6), lengths=LENGTHS),
