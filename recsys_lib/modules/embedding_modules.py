@@ -229,6 +229,7 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         offsets = torch.empty(0)
         have_offsets = False
         pooled: List[torch.Tensor] = []
+        need_grad = torch.is_grad_enabled()
         t = 0
         for name, bag in self.embedding_bags.items():
             if weights is not None and name in self._mean_tables:
@@ -251,8 +252,10 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
                 ids = values[lo:hi]
                 check_ids(ids, self._num_embeddings[t], name)
                 w = weights[lo:hi] if weights is not None else None
-                # The aten op directly: same kernel as nn.EmbeddingBag.forward without its Python checks.
-                out = torch.embedding_bag(bag.weight, ids, o, False, self._modes[t], False, w, True, None)[0]
+                # The aten op directly: same kernel as nn.EmbeddingBag.forward without its Python checks. Without
+                # autograd a detached weight lets aten take its forward-only path (no backward bookkeeping).
+                weight = bag.weight if need_grad else bag.weight.detach()
+                out = torch.embedding_bag(weight, ids, o, False, self._modes[t], False, w, True, None)[0]
                 if n > 1:
                     # (n*B, D) bag-major per feature → (B, n*D) feature-minor columns
                     d = out.size(1)
