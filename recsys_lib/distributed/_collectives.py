@@ -147,6 +147,39 @@ def all_to_all_chunks(
     return Pending(work, finish)  # type: ignore[arg-type]
 
 
+def all_to_all_flat(
+    flat: torch.Tensor,
+    in_splits: List[int],
+    out_splits: List[int],
+    group: Optional[dist.ProcessGroup],
+    codec: Optional[QuantizedCommCodec] = None,
+    out_dtype: Optional[torch.dtype] = None,
+) -> Pending:
+    """1-D all-to-all: ``in_splits[r]`` consecutive elements of ``flat`` go to rank r; ``wait()`` returns the
+    1-D concatenation of what arrived (``out_splits[k]`` elements from rank k).
+
+    Without a codec the input is sent in place and the receive buffer is the result (no extra copies).
+    """
+    w = world(group)
+    if len(in_splits) != w or len(out_splits) != w or sum(in_splits) != flat.numel():
+        raise ValueError(
+            f"all_to_all: splits {in_splits} / {out_splits} need {w} entries and must cover the {flat.numel()} elements"
+        )
+    dtype = out_dtype if out_dtype is not None else flat.dtype
+    if codec is not None:
+        p = all_to_all_chunks(list(flat.reshape(-1).split(in_splits)), [(n,) for n in out_splits], group, codec, dtype)
+        return Pending(None, lambda: torch.cat(p.wait()))  # type: ignore[arg-type]
+    src = flat.contiguous().reshape(-1)
+    if w == 1:
+        return Pending(None, lambda: src.to(dtype, copy=True))
+    out = torch.empty(sum(out_splits), dtype=src.dtype, device=src.device)
+    # Equal splits: let the backend split evenly (measurably faster on gloo than explicit sizes).
+    even = len(set(in_splits)) == 1 and in_splits == out_splits
+    work = dist.all_to_all_single(out, src, None if even else out_splits, None if even else in_splits,
+                                  group=group, async_op=True)
+    return Pending(work, lambda: out.to(dtype))
+
+
 def reduce_scatter_v(
     input: torch.Tensor,
     splits: List[int],

@@ -23,7 +23,7 @@ from recsys_lib.distributed._collectives import (
     CollectivePolicy,
     Pending,
     all_gather_v,
-    all_to_all_chunks,
+    all_to_all_flat,
     my_rank,
     reduce_scatter_v,
     world,
@@ -141,18 +141,28 @@ class PooledAllToAllOp(_CollectiveOp):
         self.D = list(dim_sum_per_rank)
 
     def start_forward(self, x: torch.Tensor) -> Pending:
-        expected = (sum(self.B), self.D[self.rank])
+        me = self.rank
+        expected = (sum(self.B), self.D[me])
         if x.dim() != 2 or tuple(x.shape) != expected:
-            raise ValueError(f"pooled all-to-all on rank {self.rank}: input shape {tuple(x.shape)}, expected {expected}")
-        p = all_to_all_chunks(list(x.split(self.B, 0)), [(self.B[self.rank], d) for d in self.D],
-                              self.group, self.fwd_codec, x.dtype)
-        return Pending(None, lambda: torch.cat(p.wait(), dim=1))  # type: ignore[arg-type]
+            raise ValueError(f"pooled all-to-all on rank {me}: input shape {tuple(x.shape)}, expected {expected}")
+        # rows of rank r are consecutive in x, so x itself is the send buffer
+        out_splits = [self.B[me] * d for d in self.D]
+        p = all_to_all_flat(x, [b * self.D[me] for b in self.B], out_splits, self.group, self.fwd_codec, x.dtype)
+
+        def finish() -> torch.Tensor:
+            parts = p.wait().split(out_splits)
+            return torch.cat([t.view(self.B[me], d) for t, d in zip(parts, self.D)], dim=1)
+
+        return Pending(None, finish)
 
     def start_backward(self, grad: torch.Tensor) -> Pending:
-        g = self.scale_grad(grad)
-        p = all_to_all_chunks(list(g.split(self.D, 1)), [(b, self.D[self.rank]) for b in self.B],
-                              self.group, self.bwd_codec, g.dtype)
-        return Pending(None, lambda: torch.cat(p.wait(), dim=0))  # type: ignore[arg-type]
+        me = self.rank
+        send = torch.cat([c.reshape(-1) for c in grad.split(self.D, 1)])  # column block k → rank k
+        if self.gradient_division:
+            send.div_(self.world)  # in place on the fresh send buffer: no extra pass over the gradient
+        p = all_to_all_flat(send, [self.B[me] * d for d in self.D], [b * self.D[me] for b in self.B],
+                            self.group, self.bwd_codec, grad.dtype)
+        return Pending(None, lambda: p.wait().view(sum(self.B), self.D[me]))
 
 
 class FlatAllToAllOp(_CollectiveOp):
@@ -169,15 +179,11 @@ class FlatAllToAllOp(_CollectiveOp):
             raise ValueError(
                 f"all-to-all on rank {self.rank}: input shape {tuple(x.shape)}, expected ({sum(self.input_splits)},)"
             )
-        p = all_to_all_chunks(list(x.split(self.input_splits)), [(s,) for s in self.output_splits],
-                              self.group, self.fwd_codec, x.dtype)
-        return Pending(None, lambda: torch.cat(p.wait()))  # type: ignore[arg-type]
+        return all_to_all_flat(x, self.input_splits, self.output_splits, self.group, self.fwd_codec, x.dtype)
 
     def start_backward(self, grad: torch.Tensor) -> Pending:
-        g = self.scale_grad(grad)
-        p = all_to_all_chunks(list(g.split(self.output_splits)), [(s,) for s in self.input_splits],
-                              self.group, self.bwd_codec, g.dtype)
-        return Pending(None, lambda: torch.cat(p.wait()))  # type: ignore[arg-type]
+        return all_to_all_flat(self.scale_grad(grad), self.output_splits, self.input_splits, self.group,
+                               self.bwd_codec, grad.dtype)
 
 
 def permute_segments(x: torch.Tensor, permute: torch.Tensor, segment_lengths: torch.Tensor) -> torch.Tensor:
@@ -219,18 +225,18 @@ class SequenceAllToAllOp(_CollectiveOp):
         d = x.size(1)
         if self.forward_recat is not None and self.segment_lengths is not None:
             x = permute_segments(x, self.forward_recat, self.segment_lengths)
-        p = all_to_all_chunks(list(x.split(self.input_splits, 0)), [(s, d) for s in self.output_splits],
-                              self.group, self.fwd_codec, x.dtype)
-        return Pending(None, lambda: torch.cat(p.wait(), dim=0))  # type: ignore[arg-type]
+        p = all_to_all_flat(x, [n * d for n in self.input_splits], [n * d for n in self.output_splits],
+                            self.group, self.fwd_codec, x.dtype)
+        return Pending(None, lambda: p.wait().view(-1, d))
 
     def start_backward(self, grad: torch.Tensor) -> Pending:
         g = self.scale_grad(grad)
         d = g.size(1)
-        p = all_to_all_chunks(list(g.split(self.output_splits, 0)), [(s, d) for s in self.input_splits],
-                              self.group, self.bwd_codec, g.dtype)
+        p = all_to_all_flat(g, [n * d for n in self.output_splits], [n * d for n in self.input_splits],
+                            self.group, self.bwd_codec, g.dtype)
 
         def finish() -> torch.Tensor:
-            out = torch.cat(p.wait(), dim=0)  # type: ignore[arg-type]
+            out = p.wait().view(-1, d)
             if self.forward_recat is not None and self.segment_lengths is not None:
                 back = self.backward_recat
                 if back is None:
