@@ -1,14 +1,19 @@
 """Remaps raw Criteo categorical ids to contiguous ids per feature, with a frequency threshold.
 
-Semantics (per column ``c``, counting over *all* input files together):
+Semantics, per column, counting over *all* input files together (what TorchRec 1.8.0 writes, checked
+black-box on the same inputs):
 
-* ``frequency_threshold <= 1``: every distinct raw id gets ``0 .. K_c - 1`` in ascending raw-id order;
-* ``frequency_threshold > 1``: raw ids seen at least ``frequency_threshold`` times get ``1 .. K_c`` in ascending
-  raw-id order; all rarer ids share id ``0``.
+* raw ids seen at least ``frequency_threshold`` times get ``2, 3, ..., K + 1`` in order of first appearance
+  (files in the given order, rows in file order);
+* all rarer ids share id ``1`` (with ``frequency_threshold <= 1`` every id is kept); id ``0`` is never written.
+
+Example, one column over two files, threshold 2::
+
+    raw:  [50, 10, 50, 70] + [10, 90]   →   [2, 3, 2, 1] + [3, 1]
 
 So the map restricted to the kept ids is a bijection onto a contiguous range. Memory: pass 1 streams row
-chunks and keeps one sorted (id, count) table per column (size of the vocabulary, not of the files); pass 2
-streams each file again and maps chunk by chunk with a binary search. Each output file is written under a
+chunks and keeps one sorted (id, count, first row) table per column (size of the vocabulary, not of the
+files); pass 2 streams each file again and maps chunk by chunk with a binary search. Each output file is written under a
 temporary name and renamed when complete; outputs that already exist are skipped (a rerun resumes).
 """
 
@@ -24,14 +29,19 @@ from recsys_lib.datasets._npy_io import NpyWriter, check_complete, load_rows, np
 DEFAULT_CHUNK_ROWS = 1 << 18
 
 
-def merge_counts(values: np.ndarray, counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Sums ``counts`` of equal ``values``: returns (sorted distinct values, their total counts)."""
+_Table = Tuple[np.ndarray, np.ndarray, np.ndarray]  # (sorted distinct ids, counts, first global row)
+RARE_ID = 1
+FIRST_ID = 2
+
+
+def merge_counts(values: np.ndarray, counts: np.ndarray, first: np.ndarray) -> _Table:
+    """Merges equal ``values``: returns (sorted distinct values, summed counts, earliest first row)."""
     if values.size == 0:
-        return values, counts
+        return values, counts, first
     order = np.argsort(values, kind="stable")
-    v, c = values[order], counts[order]
+    v, c, f = values[order], counts[order], first[order]
     starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
-    return v[starts], np.add.reduceat(c, starts)
+    return v[starts], np.add.reduceat(c, starts), np.minimum.reduceat(f, starts)
 
 
 def contiguous_output_path(in_file: str, output_dir: str, output_file_suffix: str) -> str:
@@ -47,35 +57,35 @@ def _iter_chunks(path: str, rows: int, chunk_rows: int, pm: PathManager) -> Iter
         yield load_rows(path, start, min(chunk_rows, rows - start), pm)
 
 
-def count_ids(
-    in_files: List[str], columns: int, pm: PathManager, chunk_rows: int, progress: bool
-) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """Per column, (sorted distinct ids, counts) over all files, built from streamed chunks."""
+def count_ids(in_files: List[str], columns: int, pm: PathManager, chunk_rows: int, progress: bool) -> List[_Table]:
+    """Per column, (sorted distinct ids, counts, first global row) over all files, built from streamed chunks."""
     shapes = [check_complete(f, pm) for f in in_files]
     for f, shape in zip(in_files, shapes):
         if len(shape) != 2 or shape[1] != columns:
             raise ValueError(f"{f}: expected sparse ids of shape (N, {columns}), got {shape}")
     empty = np.empty((0,), dtype=np.int64)
-    tables: List[Tuple[np.ndarray, np.ndarray]] = [(empty, empty) for _ in range(columns)]
+    tables: List[_Table] = [(empty, empty, empty) for _ in range(columns)]
     # Per-chunk uniques wait in `pending` and are merged once they outgrow the table (amortised doubling),
     # so each id is re-sorted O(log N) times in total rather than once per chunk.
-    pending: List[List[Tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(columns)]
+    pending: List[List[_Table]] = [[] for _ in range(columns)]
     pending_size = [0] * columns
 
     def _flush(c: int) -> None:
         parts = [tables[c]] + pending[c]
-        tables[c] = merge_counts(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        tables[c] = merge_counts(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
         pending[c], pending_size[c] = [], 0
 
     bar = tqdm(total=sum(s[0] for s in shapes), desc="count ids", unit="rows", unit_scale=True, disable=not progress)
+    row0 = 0
     for f, shape in zip(in_files, shapes):
         for chunk in _iter_chunks(f, shape[0], chunk_rows, pm):
             for c in range(columns):
-                u, n = np.unique(chunk[:, c], return_counts=True)
-                pending[c].append((u.astype(np.int64), n.astype(np.int64)))
+                u, idx, n = np.unique(chunk[:, c], return_index=True, return_counts=True)
+                pending[c].append((u.astype(np.int64), n.astype(np.int64), idx.astype(np.int64) + row0))
                 pending_size[c] += u.size
                 if pending_size[c] >= max(tables[c][0].size, chunk_rows):
                     _flush(c)
+            row0 += chunk.shape[0]
             bar.update(chunk.shape[0])
     for c in range(columns):
         _flush(c)
@@ -83,26 +93,28 @@ def count_ids(
     return tables
 
 
-def build_vocabs(tables: List[Tuple[np.ndarray, np.ndarray]], frequency_threshold: int) -> List[np.ndarray]:
-    """Sorted raw ids that keep their own contiguous id, per column."""
-    if frequency_threshold <= 1:
-        return [u for u, _ in tables]
-    return [u[n >= frequency_threshold] for u, n in tables]
+def build_vocabs(tables: List[_Table], frequency_threshold: int) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Per column, (sorted kept raw ids, their new ids): kept ids numbered from 2 by first appearance."""
+    vocabs = []
+    for values, counts, first in tables:
+        keep = counts >= frequency_threshold
+        kept_first = first[keep]
+        new_ids = np.empty(kept_first.shape, dtype=np.int64)
+        new_ids[np.argsort(kept_first, kind="stable")] = np.arange(FIRST_ID, FIRST_ID + kept_first.size)
+        vocabs.append((values[keep], new_ids))
+    return vocabs
 
 
-def remap_chunk(chunk: np.ndarray, vocabs: List[np.ndarray], frequency_threshold: int) -> np.ndarray:
+def remap_chunk(chunk: np.ndarray, vocabs: List[Tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Maps raw ids (n, C) to contiguous ids with the rules in the module docstring."""
     out = np.empty_like(chunk)
-    offset = 1 if frequency_threshold > 1 else 0
-    for c, vocab in enumerate(vocabs):
+    for c, (vocab, new_ids) in enumerate(vocabs):
         col = chunk[:, c]
-        pos = np.searchsorted(vocab, col)
-        found = np.zeros(col.shape, dtype=bool)
-        inside = pos < vocab.size
-        found[inside] = vocab[pos[inside]] == col[inside]
-        if offset == 0 and not found.all():
-            raise ValueError(f"column {c}: id {col[~found][0]} was not seen while counting")
-        out[:, c] = np.where(found, pos + offset, 0)
+        if vocab.size == 0:
+            out[:, c] = RARE_ID
+            continue
+        pos = np.minimum(np.searchsorted(vocab, col), vocab.size - 1)
+        out[:, c] = np.where(vocab[pos] == col, new_ids[pos], RARE_ID)
     return out
 
 
@@ -134,7 +146,7 @@ def sparse_to_contiguous(
         bar = tqdm(total=shape[0], desc=f"remap {os.path.basename(f)}", unit="rows", unit_scale=True, disable=not progress)
         with NpyWriter(outputs[f], dtype, (columns,), pm) as w:
             for chunk in _iter_chunks(f, shape[0], chunk_rows, pm):
-                w.write(remap_chunk(chunk, vocabs, frequency_threshold))
+                w.write(remap_chunk(chunk, vocabs))
                 bar.update(chunk.shape[0])
         bar.close()
     return outputs

@@ -175,7 +175,7 @@ class BinaryCriteoUtils:
         chunk_rows: int = _contiguous.DEFAULT_CHUNK_ROWS,
         progress: bool = True,
     ) -> None:
-        """Maps each feature's raw ids to contiguous ids (rare ids → 0 when ``frequency_threshold > 1``).
+        """Maps each feature's raw ids to contiguous ids (kept ids → 2, 3, ... by first appearance; rare → 1).
 
         Writes ``<output_dir>/<input name><output_file_suffix>`` per input; see ``_contiguous`` for details.
         """

@@ -1,10 +1,321 @@
-"""Shared pieces of the sharding strategies (TorchRec's ``torchrec.distributed.embedding_sharding`` path).
+"""The sharding-strategy contract (TorchRec's ``torchrec.distributed.embedding_sharding``).
 
-For now: :func:`group_tables` (implemented in ``_grouping.py``), which decides which table shards on a rank
-share one TBE kernel. The ``EmbeddingSharding`` base and bucketization helpers join this module with the
-sharding strategies.
+An :class:`EmbeddingSharding` is one strategy applied to the tables of one module that share a sharding type.
+It is a factory of the three stages a sharded module runs per batch::
+
+    input dist   (BaseSparseFeaturesDist)   KJT of this rank's batch  -> KJT of the features this rank looks up
+    lookup       (BaseEmbeddingLookup)      that KJT                  -> local embeddings
+    output dist  (BaseEmbeddingDist)        local embeddings          -> embeddings of this rank's batch
+
+plus the names/dims of what it outputs, in *sharding order* (the order its output dist delivers columns or
+rows). Strategies live one per folder under ``distributed/sharding/`` and are found through
+``sharding.strategy.strategy_for(sharding_type)``; nothing else branches on the sharding type.
+
+Also here: :class:`EmbeddingShardingInfo` (one table + its plan entry), :class:`EmbeddingShardingContext`
+(per-batch facts), the KJTList awaitables a sharded module's ``input_dist`` returns, ``group_tables`` and
+``bucketize_kjt_before_all2all`` (row-wise input bucketing, pure + one FBGEMM op).
 """
 
-from recsys_lib.distributed._grouping import group_tables  # noqa: F401
+import abc
+from dataclasses import dataclass
+from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar
 
-__all__ = ["group_tables"]
+import torch
+from torch import nn
+
+from recsys_lib.distributed._grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
+from recsys_lib.distributed.embedding_types import (
+    BaseEmbeddingLookup,
+    BaseGroupedFeatureProcessor,
+    FeatureShardingMixIn,
+    KJTList,
+    ListOfKJTList,
+    ShardedEmbeddingTable,
+)
+from recsys_lib.distributed.types import Awaitable, ParameterSharding, QuantizedCommCodecs
+from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
+from recsys_lib.streamable import Multistreamable
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+
+C = TypeVar("C", bound=Multistreamable)
+F = TypeVar("F", bound=Multistreamable)
+T = TypeVar("T")
+W = TypeVar("W")
+
+CACHE_LOAD_FACTOR_STR: str = "cache_load_factor"
+
+
+@dataclass
+class EmbeddingShardingInfo:
+    """One table as a strategy sees it: its config, its plan entry, its (unsharded) weight, fused params."""
+
+    embedding_config: EmbeddingTableConfig
+    param_sharding: ParameterSharding
+    param: torch.Tensor
+    fused_params: Optional[Dict[str, Any]] = None
+
+
+class EmbeddingShardingContext(Multistreamable):
+    """Per-batch facts an output dist needs (batch size of every rank; variable-batch bookkeeping)."""
+
+    def __init__(
+        self,
+        batch_size_per_rank: Optional[List[int]] = None,
+        batch_size_per_rank_per_feature: Optional[List[List[int]]] = None,
+        batch_size_per_feature_pre_a2a: Optional[List[int]] = None,
+        variable_batch_per_feature: bool = False,
+    ) -> None:
+        self.batch_size_per_rank: List[int] = batch_size_per_rank if batch_size_per_rank is not None else []
+        self.batch_size_per_rank_per_feature: List[List[int]] = (
+            batch_size_per_rank_per_feature if batch_size_per_rank_per_feature is not None else []
+        )
+        self.batch_size_per_feature_pre_a2a: List[int] = (
+            batch_size_per_feature_pre_a2a if batch_size_per_feature_pre_a2a is not None else []
+        )
+        self.variable_batch_per_feature = variable_batch_per_feature
+        # Sequence shardings: ids sent to / received from each rank by the input dist (they return the rows).
+        self.input_splits: List[int] = []
+        self.output_splits: List[int] = []
+        self.lengths_after_input_dist: Optional[torch.Tensor] = None
+        self.length_per_key_before_input_dist: List[int] = []
+
+    def record_stream(self, stream: torch.Stream) -> None:
+        if self.lengths_after_input_dist is not None:
+            self.lengths_after_input_dist.record_stream(stream)
+
+
+class BaseSparseFeaturesDist(abc.ABC, nn.Module, Generic[F]):
+    """Input dist: ``forward(kjt)`` → awaitable (split sizes) of an awaitable (tensors) of ``F``."""
+
+    @abc.abstractmethod
+    def forward(self, sparse_features: KeyedJaggedTensor) -> Awaitable[Awaitable[F]]:
+        ...
+
+
+class BaseEmbeddingDist(abc.ABC, nn.Module, Generic[C, T, W]):
+    """Output dist: ``forward(local_embs, sharding_ctx)`` → awaitable of this rank's embeddings."""
+
+    @abc.abstractmethod
+    def forward(self, local_embs: T, sharding_ctx: Optional[C] = None) -> Awaitable[W]:
+        ...
+
+
+class EmbeddingSharding(abc.ABC, Generic[C, F, T, W], FeatureShardingMixIn):
+    """One strategy over the tables of one module that share a sharding type (see the module docstring).
+
+    Names, dims and metadata are in *sharding order*: the order the output dist delivers them.
+    """
+
+    def __init__(self, qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None) -> None:
+        self._qcomm_codecs_registry = qcomm_codecs_registry
+
+    @property
+    def qcomm_codecs_registry(self) -> Optional[Dict[str, QuantizedCommCodecs]]:
+        return self._qcomm_codecs_registry
+
+    @abc.abstractmethod
+    def create_input_dist(self, device: Optional[torch.device] = None) -> BaseSparseFeaturesDist[F]:
+        ...
+
+    @abc.abstractmethod
+    def create_output_dist(self, device: Optional[torch.device] = None) -> BaseEmbeddingDist[C, T, W]:
+        ...
+
+    @abc.abstractmethod
+    def create_lookup(
+        self,
+        device: Optional[torch.device] = None,
+        fused_params: Optional[Dict[str, Any]] = None,
+        feature_processor: Optional[BaseGroupedFeatureProcessor] = None,
+    ) -> BaseEmbeddingLookup[F, T]:
+        ...
+
+    @abc.abstractmethod
+    def embedding_dims(self) -> List[int]:
+        """Output width of each embedding name (pooled: columns; sequence: row width)."""
+
+    @abc.abstractmethod
+    def embedding_names(self) -> List[str]:
+        ...
+
+    @abc.abstractmethod
+    def embedding_names_per_rank(self) -> List[List[str]]:
+        ...
+
+    @abc.abstractmethod
+    def embedding_shard_metadata(self) -> List[Optional[Any]]:
+        ...
+
+    @abc.abstractmethod
+    def embedding_tables(self) -> List[ShardedEmbeddingTable]:
+        """Every table shard of this sharding, all ranks (this rank's are those its lookup serves)."""
+
+    def uncombined_embedding_dims(self) -> List[int]:
+        return self.embedding_dims()
+
+    def uncombined_embedding_names(self) -> List[str]:
+        return self.embedding_names()
+
+
+# ---- awaitables over several shardings' input dists (what ShardedModule.input_dist returns) ----
+
+
+class KJTListAwaitable(Awaitable[KJTList]):
+    """Waits each sharding's tensor awaitable; ``ctx.sharding_contexts[i]`` gets facts of sharding ``i``."""
+
+    def __init__(self, awaitables: List[Awaitable[KeyedJaggedTensor]], ctx: Any) -> None:
+        super().__init__()
+        self.awaitables = awaitables
+        self.ctx = ctx
+
+    def _wait_impl(self) -> KJTList:
+        return KJTList([w.wait() for w in self.awaitables])
+
+
+class KJTListSplitsAwaitable(Awaitable[Awaitable[KJTList]]):
+    """Waits each sharding's split-size awaitable (phase 1) and returns the tensor phase as one awaitable."""
+
+    def __init__(self, awaitables: List[Awaitable[Awaitable[KeyedJaggedTensor]]], ctx: Any) -> None:
+        super().__init__()
+        self.awaitables = awaitables
+        self.ctx = ctx
+
+    def _wait_impl(self) -> KJTListAwaitable:
+        tensors = [w.wait() for w in self.awaitables]
+        for i, t in enumerate(tensors):
+            record_batch_sizes(self.ctx, i, getattr(t, "_stride_per_rank", None))
+        return KJTListAwaitable(tensors, self.ctx)
+
+
+def record_batch_sizes(ctx: Any, i: int, batch_size_per_rank: Optional[List[int]]) -> None:
+    """Stores the batch size of every rank (learnt in the split-size exchange) in sharding context ``i``.
+
+    Every rank receives every rank's batch size, so a mismatch raises the same error on every rank.
+    """
+    if batch_size_per_rank is None:
+        return
+    sizes = [int(b) for b in batch_size_per_rank]
+    if len(set(sizes)) > 1:
+        raise ValueError(
+            f"batch sizes differ across ranks: {sizes} (rank r's batch is entry r); sharded embedding modules "
+            f"need the same batch size on every rank (use a variable-batch KJT for per-feature batch sizes)"
+        )
+    contexts = getattr(ctx, "sharding_contexts", None)
+    if contexts is not None and i < len(contexts) and contexts[i] is not None:
+        contexts[i].batch_size_per_rank = sizes
+
+
+class ListOfKJTListAwaitable(Awaitable[ListOfKJTList]):
+    """A list of :class:`KJTListAwaitable` s waited together (modules made of several sharded modules)."""
+
+    def __init__(self, awaitables: List[Awaitable[KJTList]]) -> None:
+        super().__init__()
+        self.awaitables = awaitables
+
+    def _wait_impl(self) -> ListOfKJTList:
+        return ListOfKJTList([w.wait() for w in self.awaitables])
+
+
+class ListOfKJTListSplitsAwaitable(Awaitable[Awaitable[ListOfKJTList]]):
+    def __init__(self, awaitables: List[Awaitable[Awaitable[KJTList]]]) -> None:
+        super().__init__()
+        self.awaitables = awaitables
+
+    def _wait_impl(self) -> ListOfKJTListAwaitable:
+        return ListOfKJTListAwaitable([w.wait() for w in self.awaitables])
+
+
+class FusedKJTListSplitsAwaitable(Awaitable[List[KJTListAwaitable]]):
+    """Several :class:`KJTListSplitsAwaitable` s waited as one (their collectives already issued)."""
+
+    def __init__(self, requests: List[KJTListSplitsAwaitable], contexts: List[Any]) -> None:
+        super().__init__()
+        self._requests = requests
+        self._contexts = contexts
+
+    def _wait_impl(self) -> List[KJTListAwaitable]:
+        return [r.wait() for r in self._requests]
+
+
+# ---- row-wise bucketing (used by the row-split strategies) ----
+
+
+def bucketize_kjt_before_all2all(
+    kjt: KeyedJaggedTensor,
+    num_buckets: int,
+    block_sizes: torch.Tensor,
+    total_num_blocks: Optional[torch.Tensor] = None,
+    output_permute: bool = False,
+    bucketize_pos: bool = False,
+    block_bucketize_row_pos: Optional[List[torch.Tensor]] = None,
+    keep_original_indices: bool = False,
+) -> Tuple[KeyedJaggedTensor, Optional[torch.Tensor]]:
+    """Splits every feature's ids into ``num_buckets`` row blocks: id ``i`` of feature ``f`` goes to bucket
+    ``i // block_sizes[f]`` and becomes ``i % block_sizes[f]`` (unless ``keep_original_indices``).
+
+    Output keys are the input keys repeated per bucket (bucket-major: all features of bucket 0, then bucket
+    1, ...), ready for a ``KJTAllToAll`` with ``splits = [F] * num_buckets``::
+
+        keys [f0], block 5, ids per sample [[1, 7], [9]], 2 buckets
+        -> bucket 0: f0 [[1], []]      bucket 1: f0 [[2], [4]]
+
+    Returns:
+        ``(bucketized_kjt, unbucketize_permute)``; the permute (``output_permute=True``) maps each original id
+        position to its position in the bucketized values.
+    """
+    if kjt.variable_stride_per_key():
+        raise ValueError("bucketize_kjt_before_all2all: variable-batch KJTs are not supported")
+    num_features = len(kjt.keys())
+    if block_sizes.numel() != num_features:
+        raise ValueError(
+            f"bucketize_kjt_before_all2all: block_sizes has {block_sizes.numel()} entries for {num_features} keys"
+        )
+    if num_buckets < 1:
+        raise ValueError(f"bucketize_kjt_before_all2all: num_buckets must be >= 1, got {num_buckets}")
+    values = kjt.values()
+    lengths = kjt.lengths().view(-1)
+    weights = kjt.weights_or_none()
+    (
+        bucketized_lengths,
+        bucketized_indices,
+        bucketized_weights,
+        pos,
+        unbucketize_permute,
+    ) = torch.ops.fbgemm.block_bucketize_sparse_features(
+        lengths.to(values.dtype),
+        values,
+        bucketize_pos,
+        output_permute,
+        block_sizes.to(values.dtype),
+        num_buckets,
+        weights,
+        None,
+        block_bucketize_row_pos,
+        keep_original_indices,
+    )
+    out = KeyedJaggedTensor(
+        keys=kjt.keys() * num_buckets,
+        values=bucketized_indices,
+        weights=pos if bucketize_pos else bucketized_weights,
+        lengths=bucketized_lengths.view(-1).to(lengths.dtype),
+        stride=kjt.stride(),
+    )
+    return out, unbucketize_permute
+
+
+__all__ = [
+    "BaseEmbeddingDist",
+    "BaseSparseFeaturesDist",
+    "CACHE_LOAD_FACTOR_STR",
+    "EmbeddingSharding",
+    "EmbeddingShardingContext",
+    "EmbeddingShardingInfo",
+    "FusedKJTListSplitsAwaitable",
+    "KJTListAwaitable",
+    "KJTListSplitsAwaitable",
+    "ListOfKJTListAwaitable",
+    "ListOfKJTListSplitsAwaitable",
+    "USE_ONE_TBE_PER_TABLE",
+    "bucketize_kjt_before_all2all",
+    "group_tables",
+]

@@ -20,7 +20,9 @@ def complete_cumsum_reference(lengths: torch.Tensor) -> torch.Tensor:
 
 def complete_cumsum_fbgemm(lengths: torch.Tensor) -> torch.Tensor:
     """``fbgemm.asynchronous_complete_cumsum`` (one kernel, no host sync)."""
-    return torch.ops.fbgemm.asynchronous_complete_cumsum(lengths.view(-1))
+    if lengths.dim() != 1:
+        lengths = lengths.view(-1)
+    return torch.ops.fbgemm.asynchronous_complete_cumsum(lengths)
 
 
 def _complete_cumsum_fast(lengths: torch.Tensor) -> torch.Tensor:

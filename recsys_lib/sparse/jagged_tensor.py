@@ -3,6 +3,25 @@
 The code lives in private siblings, one concept each: ``_jagged`` (JaggedTensor), ``_keyed_jagged`` (KJT) with its
 helpers ``_kjt_ops`` / ``_kjt_dist`` / ``_kjt_checks``, ``_keyed_tensor`` (KeyedTensor and regrouping),
 ``_compare``, ``_pytree``, ``_modules``; kernels in ``recsys_lib/ops``.
+
+Input checks and host syncs:
+
+======================================  =============================================================  ===========
+where                                   checks                                                         host sync
+======================================  =============================================================  ===========
+``JT(...)``, ``KJT(...)``, ``KT(...)``  types, dtypes, ranks, sizes (weights vs values, offsets vs     no
+                                        lengths, lengths vs keys x stride / VBE strides, KT widths)
+``split``/``permute``/``dist_splits``   segment sums, index ranges (host lists)                        no (*)
+``__getitem__`` (KJT, KT)               unknown key -> ``UnknownKeyError`` (a KeyError and ValueError)  no (*)
+``sync()``, ``from_*_sync``             per-key lengths sum to ``values.numel()``                      yes, the
+                                                                                                       one sync
+                                                                                                       it does
+``validate_keyed_jagged_tensor``        all of the above + negative lengths, offsets start at 0 /      yes
+                                        non-decreasing / end at numel, duplicate keys, id ranges
+======================================  =============================================================  ===========
+
+(*) these ops read ``length_per_key`` (one sync) when it is not cached, as TorchRec's do; the checks add none.
+Under TorchScript the Python-side checks are skipped.
 """
 
 import torch

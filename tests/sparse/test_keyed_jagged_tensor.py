@@ -173,3 +173,13 @@ def test_record_stream_marks_every_tensor(monkeypatch):
     seen.clear()
     kjt["f1"].record_stream("t")
     assert len(seen) == 3  # values, weights, lengths of the per-key view
+
+
+def test_eager_fast_results_have_the_constructor_fields():
+    # split/permute/concat build results without re-running the input checks; their fields must match __init__'s.
+    kjt = golden()
+    reference = set(vars(KeyedJaggedTensor(["a"], torch.tensor([1]), lengths=torch.tensor([1]))))
+    for result in [*kjt.split([1, 1]), kjt.permute([1, 0]), KeyedJaggedTensor.concat([kjt, kjt]), kjt.flatten_lengths()]:
+        assert set(vars(result)) == reference
+        assert isinstance(result, KeyedJaggedTensor)
+    assert set(vars(kjt["f1"])) == set(vars(JaggedTensor(torch.tensor([1]), lengths=torch.tensor([1]))))

@@ -4,7 +4,7 @@
         --output_dir /data/contig --frequency_threshold 3
 
 Writes ``<name>_sparse_contig_freq.npy`` per input. Ids seen fewer than ``--frequency_threshold`` times over
-all files share id 0 (threshold <= 1: every id keeps its own). Finished outputs are skipped on a rerun.
+all files share id 1; kept ids are numbered 2, 3, ... by first appearance. Finished outputs are skipped on a rerun.
 """
 
 import argparse
@@ -22,7 +22,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--input_dir", type=str, required=True, help="folder with the *_sparse.npy files")
     parser.add_argument("--output_dir", type=str, required=True, help="folder for the remapped files")
     parser.add_argument("--frequency_threshold", type=int, default=FREQUENCY_THRESHOLD,
-                        help="ids seen fewer times than this map to 0")
+                        help="ids seen fewer times than this map to 1")
     parser.add_argument("--chunk_rows", type=int, default=1 << 18, help="rows per chunk (bounds memory)")
     parser.add_argument("--no_progress", action="store_true", help="disable progress bars")
     return parser.parse_args(argv)

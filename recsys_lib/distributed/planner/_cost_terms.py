@@ -16,8 +16,7 @@ Model (units: bytes, bytes/ms, ms). With per-rank batch ``B``, world ``W``, feat
   nothing is communicated when ``W == 1``.
 """
 
-from dataclasses import dataclass
-from typing import Tuple
+from typing import NamedTuple, Tuple
 
 from recsys_lib.distributed.planner.constants import (
     BIGINT_DTYPE,
@@ -28,9 +27,11 @@ from recsys_lib.distributed.planner.constants import (
 )
 
 
-@dataclass(frozen=True)
-class ShardCostInputs:
-    """Everything a strategy's cost terms may use about one shard (plain numbers, no tensors)."""
+class ShardCostInputs(NamedTuple):
+    """Everything a strategy's cost terms may use about one shard (plain numbers, no tensors).
+
+    A ``NamedTuple`` (cheap to build: the enumerator makes one per distinct shard size of every option).
+    """
 
     table_rows: int
     table_cols: int
@@ -53,8 +54,7 @@ class ShardCostInputs:
     input_dtype_size: int = BIGINT_DTYPE
 
 
-@dataclass(frozen=True)
-class ShardCost:
+class ShardCost(NamedTuple):
     """Per-shard estimate: the four perf terms (ms) and the shard's input/output buffer bytes."""
 
     fwd_compute: float

@@ -11,7 +11,7 @@ Topology of ``W`` ranks with ``L`` ranks per host (host-major, as ``comm.py``)::
 import abc
 from dataclasses import dataclass, field
 from enum import Enum, unique
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from recsys_lib.distributed.planner import constants as C
 from recsys_lib.distributed.planner.calibration import CpuCalibration, default_cpu_calibration
@@ -248,6 +248,15 @@ class Topology:
             DeviceHardware(rank=r, storage=Storage(hbm=hbm_per_rank[r], ddr=ddr_per_rank[r]), perf=Perf(0.0, 0.0, 0.0, 0.0))
             for r in range(world_size)
         ]
+
+    @property
+    def cost_signature(self) -> Tuple[Any, ...]:
+        """Everything the perf model reads from the topology (estimates are cached under it)."""
+        return (
+            self._world_size, self._local_world_size, self._compute_device, self._hbm_mem_bw, self._ddr_mem_bw,
+            self._hbm_to_ddr_mem_bw, self.intra_host_bw, self.inter_host_bw, self._bwd_compute_multiplier,
+            self._weighted_feature_bwd_compute_multiplier, self._calibration,
+        )
 
     @property
     def compute_device(self) -> str:

@@ -4,11 +4,12 @@
 
     topology  = storage_reservation.reserve(...)       # memory left for tables on every rank
     options   = enumerator.enumerate(module, sharders) # every (table, sharding type, kernel), estimated
-    for proposer in proposers:                         # default: grid, greedy (depth), greedy (sum), uniform
+    for proposer in proposers:                         # default: grid (if <= 64), greedy (depth), greedy (sum), uniform
         for proposal in proposer:                      # one option per table
             partitioner.partition(proposal, topology)  # ranks for every shard, or PlannerError
             rating = perf_model.rate(proposal)         # default: busiest rank's perf (ms)
             proposer.feedback(...)
+    local search from the best proposal                # change one table at a time while it helps
     best → to_sharding_plan(best, topology)            # ShardingPlan of ParameterShardings
 
 A proposal already rated (proposers overlap) is not partitioned again. ``collective_plan`` plans on
@@ -26,6 +27,7 @@ from torch import nn
 from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
+from recsys_lib.distributed.planner._search import PlanSearch, SearchTimeout
 from recsys_lib.distributed.planner._strategy_costs import cost_terms
 from recsys_lib.distributed.planner.constants import BATCH_SIZE
 from recsys_lib.distributed.planner.enumerators import EmbeddingEnumerator
@@ -57,6 +59,8 @@ from recsys_lib.distributed.types import (
 )
 
 logger = logging.getLogger(__name__)
+
+_DEFAULT_GRID_PROPOSALS = 64
 
 
 def to_sharding_plan(sharding_options: List[ShardingOption], topology: Topology) -> ShardingPlan:
@@ -191,6 +195,7 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         debug: log the statistics report.
         callbacks: functions applied to the best plan's options before it becomes a ``ShardingPlan``.
         timeout_seconds: stop proposing after this long (keeping the best plan so far).
+        local_search: (recsys_lib) after the proposers, improve the best plan table by table (see ``_search``).
 
     Example::
 
@@ -214,14 +219,17 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         callbacks: Optional[List[Callable[[List[ShardingOption]], List[ShardingOption]]]] = None,
         timeout_seconds: Optional[int] = None,
         plan_loader: Optional[Any] = None,
+        local_search: bool = True,
     ) -> None:
         super().__init__(
             topology=topology, batch_size=batch_size, enumerator=enumerator, storage_reservation=storage_reservation,
             stats=stats, constraints=constraints, debug=debug, callbacks=callbacks, timeout_seconds=timeout_seconds,
         )
         if proposer is None:
+            # The grid only runs where it is small; the local search covers what it would find elsewhere.
             self._proposers: List[Proposer] = [
-                GridSearchProposer(), GreedyProposer(), GreedyProposer(use_depth=False), UniformProposer()
+                GridSearchProposer(max_proposals=_DEFAULT_GRID_PROPOSALS), GreedyProposer(),
+                GreedyProposer(use_depth=False), UniformProposer(),
             ]
         elif isinstance(proposer, list):
             self._proposers = proposer
@@ -230,6 +238,7 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         self._partitioner: Partitioner = partitioner if partitioner is not None else GreedyPerfPartitioner()
         self._perf_model: PerfModel = performance_model if performance_model is not None else NoopPerfModel(self._topology)
         self._plan_loader = plan_loader
+        self._local_search = local_search
         self._num_proposals = 0
         self._num_plans = 0
         self._best_plan: Optional[List[ShardingOption]] = None
@@ -272,43 +281,17 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
     def _search(
         self, search_space: List[ShardingOption], storage_constraint: Topology, start: float
     ) -> Tuple[Optional[List[Tuple[ShardingOption, List[int]]]], Optional[PlannerError]]:
-        seen: Dict[Tuple[int, ...], Tuple[bool, Optional[float]]] = {}
-        best: Optional[List[Tuple[ShardingOption, List[int]]]] = None
-        best_key: Optional[Tuple[float, int]] = None
-        last_error: Optional[PlannerError] = None
-        for proposer in self._proposers:
-            proposer.load(search_space=search_space, enumerator=self._enumerator)
-            proposal = proposer.propose()
-            while proposal is not None:
-                if self._timeout_seconds is not None and time.perf_counter() - start > self._timeout_seconds:
-                    logger.warning("planner timed out after %ss; using the best plan so far", self._timeout_seconds)
-                    return best, last_error
-                key = tuple(id(o) for o in proposal)
-                if key in seen:
-                    fits, rating = seen[key]
-                    proposer.feedback(partitionable=fits, plan=proposal if fits else None, perf_rating=rating,
-                                      storage_constraint=storage_constraint)
-                    proposal = proposer.propose()
-                    continue
-                self._num_proposals += 1
-                try:
-                    plan = self._partitioner.partition(proposal=proposal, storage_constraint=storage_constraint)
-                except PlannerError as e:
-                    last_error = e
-                    seen[key] = (False, None)
-                    proposer.feedback(partitionable=False, storage_constraint=storage_constraint)
-                    proposal = proposer.propose()
-                    continue
-                self._num_plans += 1
-                rating = self._perf_model.rate(plan=plan)
-                storage = sum(o.total_storage.hbm + o.total_storage.ddr for o in plan)
-                if best_key is None or (rating, storage) < best_key:
-                    best_key = (rating, storage)
-                    best = [(o, [int(s.rank) for s in o.shards]) for o in plan]  # type: ignore[arg-type]
-                seen[key] = (True, rating)
-                proposer.feedback(partitionable=True, plan=plan, perf_rating=rating, storage_constraint=storage_constraint)
-                proposal = proposer.propose()
-        return best, last_error
+        search = PlanSearch(self._partitioner, self._perf_model, storage_constraint, start, self._timeout_seconds)
+        try:
+            for proposer in self._proposers:
+                search.run_proposer(proposer, search_space, self._enumerator)
+            if self._local_search:
+                search.local_search(search_space)
+        except SearchTimeout:
+            logger.warning("planner timed out after %ss; using the best plan so far", self._timeout_seconds)
+        self._num_proposals = search.num_proposals
+        self._num_plans = search.num_plans
+        return search.best, search.last_error
 
     def _no_plan_error(
         self, search_space: List[ShardingOption], storage_constraint: Topology, last_error: Optional[PlannerError]

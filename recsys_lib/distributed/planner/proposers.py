@@ -44,7 +44,9 @@ def _storage_key(option: ShardingOption) -> Tuple[int, int, int, int]:
 
 
 def _sorted_options(options: List[ShardingOption], use_depth: bool) -> List[ShardingOption]:
-    return sorted(options, key=lambda o: (_perf_score(o, use_depth), sum(_storage_key(o))))
+    keyed = [(_perf_score(o, use_depth), sum(_storage_key(o)), i, o) for i, o in enumerate(options)]
+    keyed.sort(key=lambda t: (t[0], t[1], t[2]))
+    return [t[3] for t in keyed]
 
 
 def _best_per_sharding_type(options: List[ShardingOption], use_depth: bool) -> Dict[str, ShardingOption]:

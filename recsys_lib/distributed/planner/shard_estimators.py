@@ -59,31 +59,22 @@ def build_cost_inputs(
     kernel_bw: float,
 ) -> ShardCostInputs:
     """Plain-number description of one shard of ``option`` for the strategy's ``shard_cost``."""
-    n = max(1, len(option.input_lengths))
-    pc = (constraints or {}).get(option.name)
-    batch_sizes = list(pc.batch_sizes) if pc is not None and pc.batch_sizes else [option.batch_size] * n
-    poolings = option.num_poolings or (list(pc.num_poolings) if pc is not None and pc.num_poolings else None)
+    lengths = option.input_lengths
+    n = len(lengths) or 1
+    pc = constraints.get(option.name) if constraints else None
+    if pc is not None and pc.batch_sizes:
+        batch_sizes = tuple(pc.batch_sizes) if len(pc.batch_sizes) == n else (pc.batch_sizes[0],) * n
+    else:
+        batch_sizes = (option.batch_size,) * n
+    poolings = option.num_poolings or (pc.num_poolings if pc is not None and pc.num_poolings else None)
     out_bytes = _DTYPE_BYTES.get(option.output_dtype, 4) if option.output_dtype is not None else 4
-    rows, cols = int(option.tensor.shape[0]), int(option.tensor.shape[1])
+    rows, cols, elem = option.table_shape()
     return ShardCostInputs(
-        table_rows=rows,
-        table_cols=cols,
-        shard_rows=int(shard_size[0]),
-        shard_cols=int(shard_size[1]),
-        world_size=topology.world_size,
-        local_world_size=topology.local_world_size,
-        batch_sizes=tuple(batch_sizes) if len(batch_sizes) == n else tuple([batch_sizes[0]] * n),
-        pooling_factors=tuple(option.input_lengths) if option.input_lengths else (1.0,),
-        num_poolings=tuple(poolings) if poolings and len(poolings) == n else tuple([NUM_POOLINGS] * n),
-        is_pooled=option.is_pooled,
-        is_weighted=option.is_weighted,
-        kernel_bw=kernel_bw,
-        intra_host_bw=topology.intra_host_bw,
-        inter_host_bw=topology.inter_host_bw,
-        bwd_compute_multiplier=topology.bwd_compute_multiplier,
-        weighted_feature_bwd_compute_multiplier=topology.weighted_feature_bwd_compute_multiplier,
-        table_dtype_size=option.tensor.element_size(),
-        output_dtype_size=out_bytes,
+        rows, cols, int(shard_size[0]), int(shard_size[1]), topology.world_size, topology.local_world_size,
+        batch_sizes, tuple(lengths) if lengths else (1.0,),
+        tuple(poolings) if poolings and len(poolings) == n else (NUM_POOLINGS,) * n,
+        option.is_pooled, option.is_weighted, kernel_bw, topology.intra_host_bw, topology.inter_host_bw,
+        topology.bwd_compute_multiplier, topology.weighted_feature_bwd_compute_multiplier, elem, out_bytes,
     )
 
 
@@ -93,8 +84,17 @@ def shard_costs(
     constraints: Optional[Dict[str, ParameterConstraints]] = None,
     sharder: Optional[ModuleSharder[nn.Module]] = None,
 ) -> List[ShardCost]:
-    """One :class:`ShardCost` per shard of ``option`` (computed once per distinct shard size)."""
+    """One :class:`ShardCost` per shard of ``option`` (computed once per distinct shard size; the result
+    is kept on the option for the other estimators and the statistics, keyed by topology and sizes)."""
     clf = _caching_ratio(option, sharder)
+    sizes = [(s.size[0], s.size[1]) for s in option.shards]
+    cache_key = (
+        topology.cost_signature, id(constraints), clf, option.sharding_type, option.compute_kernel,
+        option.batch_size, tuple(option.input_lengths), tuple(sizes),
+    )
+    cached = getattr(option, "_shard_costs_cache", None)
+    if cached is not None and cached[0] == cache_key:
+        return cached[1]
     prefetch = bool(option.cache_params is not None and option.cache_params.prefetch_pipeline)
     bw = topology.kernel_bw(option.compute_kernel, clf, prefetch)
     if bw is None:
@@ -103,16 +103,24 @@ def shard_costs(
             f"(table {option.fqn!r})",
             PlannerErrorType.OTHER,
         )
-    terms = cost_terms(option.sharding_type)
+    shard_cost = option.__dict__.get("_shard_cost_fn")
+    if shard_cost is None:
+        shard_cost = cost_terms(option.sharding_type).shard_cost
+        option.__dict__["_shard_cost_fn"] = shard_cost
     memo: Dict[Tuple[int, int], ShardCost] = {}
     out: List[ShardCost] = []
-    for shard in option.shards:
-        key = (shard.size[0], shard.size[1])
+    base: Optional[ShardCostInputs] = None
+    for key in sizes:
         cost = memo.get(key)
         if cost is None:
-            cost = terms.shard_cost(build_cost_inputs(option, shard.size, topology, constraints, bw))
+            if base is None:
+                base = build_cost_inputs(option, list(key), topology, constraints, bw)
+                cost = shard_cost(base)
+            else:
+                cost = shard_cost(base._replace(shard_rows=key[0], shard_cols=key[1]))
             memo[key] = cost
         out.append(cost)
+    option._shard_costs_cache = (cache_key, out)  # type: ignore[attr-defined]
     return out
 
 

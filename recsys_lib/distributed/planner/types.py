@@ -116,6 +116,15 @@ class ShardingOption:
     def tensor(self) -> torch.Tensor:
         return self._tensor
 
+    def table_shape(self) -> Tuple[int, int, int]:
+        """``(rows, cols, bytes per element)`` of the whole table (read once from the tensor)."""
+        shape = self.__dict__.get("_table_shape")
+        if shape is None:
+            t = self._tensor
+            shape = (int(t.shape[0]), int(t.shape[1]), int(t.element_size()))
+            self.__dict__["_table_shape"] = shape
+        return shape
+
     @property
     def module(self) -> Tuple[str, nn.Module]:
         return self._module
@@ -143,11 +152,13 @@ class ShardingOption:
 
     @property
     def total_storage(self) -> Storage:
-        total = Storage(hbm=0, ddr=0)
+        hbm = ddr = 0
         for shard in self.shards:
-            if shard.storage is not None:
-                total = total + shard.storage
-        return total
+            st = shard.storage
+            if st is not None:
+                hbm += st.hbm
+                ddr += st.ddr
+        return Storage(hbm=hbm, ddr=ddr)
 
     @property
     def total_perf(self) -> float:
@@ -162,10 +173,12 @@ class ShardingOption:
     @staticmethod
     def module_pooled(module: nn.Module, sharding_option_name: str) -> bool:
         """False for sequence (unpooled) embedding modules such as ``EmbeddingCollection``."""
-        from recsys_lib.modules.embedding_modules import EmbeddingCollectionInterface
+        from recsys_lib.modules.embedding_modules import EmbeddingBagCollectionInterface, EmbeddingCollectionInterface
 
         if isinstance(module, EmbeddingCollectionInterface):
             return False
+        if isinstance(module, EmbeddingBagCollectionInterface):
+            return True
         for child in module.modules():
             if isinstance(child, EmbeddingCollectionInterface):
                 names = [c.name for c in child.embedding_configs()]

@@ -1,0 +1,268 @@
+"""Sharded ``EmbeddingBagCollection`` and its sharder (TorchRec's ``torchrec.distributed.embeddingbag``).
+
+``EmbeddingBagCollectionSharder().shard(ebc, plan, env)`` returns a :class:`ShardedEmbeddingBagCollection`:
+the tables are split per the plan (one ``EmbeddingSharding`` per sharding type, from the registry), and
+``forward(kjt)`` runs, per sharding, input dist → lookup → output dist, returning a ``LazyAwaitable`` of the
+same ``KeyedTensor`` the unsharded module returns (keys and columns in the unsharded order)::
+
+    sharded = EmbeddingBagCollectionSharder().shard(ebc, plan.plan[""], env, torch.device("cpu"))
+    kt = sharded(kjt).wait()            # KeyedTensor [B_local, sum(D)], same as ebc(kjt) on this batch
+
+State dict keys are the unsharded ones (``embedding_bags.<table>.weight``) with ``ShardedTensor`` values for
+sharded tables (plain tensors for data-parallel ones). The shared machinery lives in
+``_sharded_embedding_common`` (written once for pooled and sequence modules).
+"""
+
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type
+
+import torch
+from torch import nn
+
+from recsys_lib.distributed._sharded_embedding_common import (
+    setup_sharded_module,
+    sharded_fused_optimizer,
+    sharded_input_dist,
+    sharded_load_from_state_dict,
+    sharded_named_parameters,
+    sharded_state_dict,
+)
+from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
+from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
+from recsys_lib.distributed.types import (
+    Awaitable,
+    LazyAwaitable,
+    LazyGetItemMixin,
+    ParameterSharding,
+    QuantizedCommCodecs,
+    ShardingEnv,
+)
+from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
+from recsys_lib.modules.embedding_modules import EmbeddingBagCollection, get_embedding_names_by_table
+from recsys_lib.optim.fused import FusedOptimizerModule
+from recsys_lib.optim.keyed import KeyedOptimizer
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
+from recsys_lib.streamable import Multistreamable
+
+
+class EmbeddingBagCollectionContext(Multistreamable):
+    """Per-batch state of a sharded EBC: one ``EmbeddingShardingContext`` per sharding."""
+
+    def __init__(
+        self,
+        sharding_contexts: Optional[List[Optional[EmbeddingShardingContext]]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+        variable_batch_per_feature: bool = False,
+        divisor: Optional[torch.Tensor] = None,
+    ) -> None:
+        self.sharding_contexts: List[Optional[EmbeddingShardingContext]] = list(sharding_contexts or [])
+        self.inverse_indices = inverse_indices
+        self.variable_batch_per_feature = variable_batch_per_feature
+        self.divisor = divisor
+
+    def record_stream(self, stream: torch.Stream) -> None:
+        for ctx in self.sharding_contexts:
+            if ctx is not None:
+                ctx.record_stream(stream)
+
+
+def construct_output_kt(
+    embeddings: List[torch.Tensor], embedding_names: List[str], embedding_dims: List[int]
+) -> KeyedTensor:
+    """``KeyedTensor`` of the per-sharding outputs concatenated along dim 1."""
+    values = embeddings[0] if len(embeddings) == 1 else torch.cat(embeddings, dim=1)
+    return KeyedTensor(keys=embedding_names, length_per_key=embedding_dims, values=values)
+
+
+def output_column_permute(
+    sharding_names: List[str], sharding_dims: List[int], names: List[str]
+) -> Optional[List[int]]:
+    """Column index putting the concatenated sharding outputs into ``names`` order (None: already in order)."""
+    start: Dict[str, Tuple[int, int]] = {}
+    col = 0
+    for n, d in zip(sharding_names, sharding_dims):
+        start[n] = (col, d)
+        col += d
+    index = [c for n in names for c in range(start[n][0], start[n][0] + start[n][1])]
+    return None if index == list(range(col)) else index
+
+
+class EmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.Tensor], LazyAwaitable[KeyedTensor]):
+    """Waits every sharding's output dist and builds the ``KeyedTensor`` (unsharded key and column order)."""
+
+    def __init__(
+        self,
+        awaitables: List[Awaitable[torch.Tensor]],
+        embedding_names: List[str],
+        embedding_dims: List[int],
+        permute: Optional[torch.Tensor] = None,
+    ) -> None:
+        super().__init__()
+        self._awaitables = awaitables
+        self._embedding_names = embedding_names
+        self._embedding_dims = embedding_dims
+        self._permute = permute
+
+    def _wait_impl(self) -> KeyedTensor:
+        embeddings = [w.wait() for w in self._awaitables]
+        values = embeddings[0] if len(embeddings) == 1 else torch.cat(embeddings, dim=1)
+        if self._permute is not None:
+            values = values.index_select(1, self._permute.to(values.device))
+        return KeyedTensor(keys=self._embedding_names, length_per_key=self._embedding_dims, values=values)
+
+
+def pooled_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
+    """``EmbeddingTableConfig`` s of an (fused) EBC's tables, with output names and weighting."""
+    tables = module.embedding_bag_configs()
+    names = get_embedding_names_by_table(tables)
+    return [
+        EmbeddingTableConfig(
+            num_embeddings=t.num_embeddings, embedding_dim=t.embedding_dim, name=t.name, data_type=t.data_type,
+            feature_names=list(t.feature_names), weight_init_max=t.weight_init_max, weight_init_min=t.weight_init_min,
+            init_fn=t.init_fn, need_pos=t.need_pos, pooling=t.pooling, is_weighted=module.is_weighted(),
+            has_feature_processor=False, embedding_names=list(n),
+        )
+        for t, n in zip(tables, names)
+    ]
+
+
+class ShardedEmbeddingBagCollection(
+    ShardedEmbeddingModule[KJTList, List[torch.Tensor], KeyedTensor, EmbeddingBagCollectionContext],
+    FusedOptimizerModule,
+):
+    """An ``EmbeddingBagCollection`` whose tables are spread over ranks (see the module docstring).
+
+    Args:
+        module: the unsharded (fused) EBC; its weights are copied in unless they are on ``meta``.
+        table_name_to_parameter_sharding: the module's plan (table name → ``ParameterSharding``).
+        env: world, rank and process group.
+        fused_params: FBGEMM arguments for fused kernels (optimizer, learning rate, ...).
+        device: where tables and outputs live (default cpu).
+        qcomm_codecs_registry: wire codecs keyed by ``CommOp.value``.
+        module_fqn: the module's name in the model (for logging).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        table_name_to_parameter_sharding: Dict[str, ParameterSharding],
+        env: ShardingEnv,
+        fused_params: Optional[Dict[str, Any]] = None,
+        device: Optional[torch.device] = None,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        module_fqn: Optional[str] = None,
+    ) -> None:
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._env = env
+        self._device = torch.device(device) if device is not None else torch.device("cpu")
+        self._module_fqn = module_fqn
+        self._is_weighted = module.is_weighted()
+        self._embedding_bag_configs = module.embedding_bag_configs()
+        configs = pooled_table_configs(module)
+        params = {c.name: module.embedding_bags[c.name].weight for c in configs}
+        self._table_name_to_parameter_sharding = dict(table_name_to_parameter_sharding)
+        setup_sharded_module(
+            self, configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
+            qcomm_codecs_registry, sequence=False, weights_attr="embedding_bags",
+        )
+        self._embedding_names = [n for c in configs for n in c.embedding_names]
+        self._embedding_dims = [c.embedding_dim for c in configs for _ in c.embedding_names]
+        shardings = list(self._sharding_type_to_sharding.values())
+        permute = output_column_permute(
+            [n for s in shardings for n in s.embedding_names()],
+            [d for s in shardings for d in s.embedding_dims()],
+            self._embedding_names,
+        )
+        self._permute: Optional[torch.Tensor] = None if permute is None else torch.tensor(permute, device=self._device)
+
+    # ---- the three stages ----
+
+    def create_context(self) -> EmbeddingBagCollectionContext:
+        return EmbeddingBagCollectionContext()
+
+    def input_dist(self, ctx: EmbeddingBagCollectionContext, features: KeyedJaggedTensor) -> Awaitable[Awaitable[KJTList]]:
+        if self._is_weighted and features.weights_or_none() is None:
+            raise ValueError(f"{type(self).__name__}: the module is weighted but the input KJT has no weights")
+        return sharded_input_dist(self, ctx, features, sequence=False)
+
+    def compute(self, ctx: EmbeddingBagCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
+        return [lookup(features) for lookup, features in zip(self._lookups, dist_input)]
+
+    def output_dist(self, ctx: EmbeddingBagCollectionContext, output: List[torch.Tensor]) -> LazyAwaitable[KeyedTensor]:
+        awaitables = [dist(embs, sctx) for dist, embs, sctx in zip(self._output_dists, output, ctx.sharding_contexts)]
+        return EmbeddingBagCollectionAwaitable(awaitables, self._embedding_names, self._embedding_dims, self._permute)
+
+    # ---- state, parameters, optimizer ----
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        return sharded_state_dict(self, destination, prefix, keep_vars)
+
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
+        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
+    ) -> None:
+        sharded_load_from_state_dict(self, state_dict, prefix, strict, missing_keys, unexpected_keys)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        yield from sharded_named_parameters(self, prefix, recurse)
+
+    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
+        for name, _ in self.named_parameters(prefix=prefix):
+            yield name
+
+    @property
+    def fused_optimizer(self) -> KeyedOptimizer:
+        return sharded_fused_optimizer(self)
+
+    @property
+    def shardings(self) -> Dict[str, Any]:
+        return dict(self._sharding_type_to_sharding)
+
+    @property
+    def unsharded_module_type(self) -> Type[nn.Module]:
+        return EmbeddingBagCollection
+
+    def is_weighted(self) -> bool:
+        return self._is_weighted
+
+    def embedding_bag_configs(self) -> List[Any]:
+        return self._embedding_bag_configs
+
+
+class EmbeddingBagCollectionSharder(BaseEmbeddingSharder[EmbeddingBagCollection]):
+    """Shards ``EmbeddingBagCollection`` s. Sharding types: cpu ``data_parallel, table_wise, column_wise,
+    table_column_wise``; kernels: ``dense`` for data parallel, else ``fused`` (see ``BaseEmbeddingSharder``).
+
+    Example::
+
+        sharder = EmbeddingBagCollectionSharder(fused_params={"optimizer": EmbOptimType.EXACT_ROWWISE_ADAGRAD,
+                                                              "learning_rate": 0.02, "eps": 0.002})
+        sharded = sharder.shard(ebc, plan.plan[""], ShardingEnv.from_process_group(pg), torch.device("cpu"))
+    """
+
+    def shard(
+        self,
+        module: EmbeddingBagCollection,
+        params: Dict[str, ParameterSharding],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        module_fqn: Optional[str] = None,
+    ) -> ShardedEmbeddingBagCollection:
+        return ShardedEmbeddingBagCollection(
+            module, params, env, self.fused_params, device, self.qcomm_codecs_registry, module_fqn
+        )
+
+    def shardable_parameters(self, module: EmbeddingBagCollection) -> Dict[str, nn.Parameter]:
+        """``{table_name: weight}``."""
+        return {name: bag.weight for name, bag in module.embedding_bags.items()}
+
+    @property
+    def module_type(self) -> Type[EmbeddingBagCollection]:
+        return EmbeddingBagCollection
+
+    @property
+    def sharded_module_type(self) -> Type[ShardedEmbeddingBagCollection]:
+        return ShardedEmbeddingBagCollection

@@ -1,0 +1,118 @@
+"""Row-wise sequence sharding (EC): row blocks as in ``pooled.py``, one embedding row per id.
+
+Per batch: the same bucketized input dist as the pooled sharding (plus the unbucketize permutation); the
+lookup returns ``[ids, D]`` in the received KJT's order; one ``SequenceEmbeddingsAllToAll`` sends every id's
+row back to the rank that owns its sample. Rank r receives its rows in *bucketized* order (bucket 0's ids of
+every feature, then bucket 1's, ...) and the unbucketize permutation puts them back in the original id order
+(feature-major, samples in order)::
+
+    my ids of f0: [7, 1]  (block 5, W=2)   bucketized: bucket 0 [1], bucket 1 [2 (=7-5)]
+    rows received: [row(1), row(7)]          permute [1, 0] -> [row(7), row(1)]
+
+Split sizes of the all-to-all: ``input_splits[k]`` = ids of rank k's samples in my received KJT,
+``output_splits[k]`` = ids I sent to rank k (bucket k), carried from the input dist.
+"""
+
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+
+from recsys_lib.distributed.dist_data import SequenceEmbeddingsAllToAll
+from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
+from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
+from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
+from recsys_lib.distributed.sharding.rw_sharding._batch_info import carry_through, require
+from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
+from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist, codecs_for, require_pg
+from recsys_lib.distributed.sharding.tw_sharding.sequence import sequence_splits, uniform_dim
+from recsys_lib.distributed.types import Awaitable, CommOp, QuantizedCommCodecs, ShardingEnv
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+
+
+class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
+    """``[ids, D]`` rows back to their samples' ranks, then unbucketized (see the module docstring).
+
+    Needs ``sharding_ctx.batch_size_per_rank`` and ``lengths_after_input_dist`` (filled by the sharded module).
+    """
+
+    def __init__(
+        self,
+        pg: dist.ProcessGroup,
+        num_features: int,
+        device: Optional[torch.device] = None,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        embedding_dim: int = 0,
+    ) -> None:
+        super().__init__()
+        self._world = dist.get_world_size(pg)
+        self._num_features = num_features
+        self._embedding_dim = embedding_dim
+        self._dist = SequenceEmbeddingsAllToAll(
+            pg, [num_features] * self._world, device,
+            codecs=codecs_for(qcomm_codecs_registry, CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL),
+        )
+
+    def forward(
+        self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
+    ) -> Awaitable[torch.Tensor]:
+        if sharding_ctx is None or sharding_ctx.lengths_after_input_dist is None:
+            raise ValueError("row-wise sequence output dist needs the sharding context filled by the sharded module")
+        batch = require(local_embs, "row-wise sequence output dist")
+        sent = batch.bucketized_length_per_key
+        if sent is None or batch.unbucketize_permute is None:
+            raise RuntimeError("row-wise sequence output dist: the input dist was not built for sequences")
+        input_splits, output_splits = sequence_splits(
+            sharding_ctx.lengths_after_input_dist, self._num_features, sharding_ctx.batch_size_per_rank,
+            sent, [self._num_features] * self._world,
+        )
+        rows = local_embs if local_embs.dim() == 2 else local_embs.reshape(-1, self._embedding_dim)
+        if rows.size(1) != self._embedding_dim:
+            rows = rows.reshape(-1, self._embedding_dim)
+        return self._dist(
+            rows, sharding_ctx.lengths_after_input_dist, input_splits, output_splits,
+            unbucketize_permute_tensor=batch.unbucketize_permute,
+            batch_size_per_rank=sharding_ctx.batch_size_per_rank,
+        )
+
+
+class RwSequenceEmbeddingSharding(
+    RowPlacementQueries,
+    EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor, torch.Tensor]
+):
+    """Row-wise sequence sharding (see the module docstring). Args as ``RwPooledEmbeddingSharding``."""
+
+    def __init__(
+        self,
+        sharding_infos: List[Any],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> None:
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._env = env
+        self._pg = require_pg(env, "row-wise")
+        self._device = device
+        self._world_size = env.world_size
+        self._placement = row_wise_placement(sharding_infos, env.world_size, env.rank)
+        self._dim = uniform_dim(self.embedding_dims(), "row-wise")
+
+    def create_input_dist(self, device: Optional[torch.device] = None) -> RwSparseFeaturesDist:
+        return RwSparseFeaturesDist(self._pg, self._placement.row_buckets(), is_sequence=True)
+
+    def create_lookup(
+        self,
+        device: Optional[torch.device] = None,
+        fused_params: Optional[Dict[str, Any]] = None,
+        feature_processor: Optional[BaseGroupedFeatureProcessor] = None,
+    ) -> GroupedEmbeddingsLookup:
+        return carry_through(GroupedEmbeddingsLookup(
+            grouped_configs=self._placement.local_grouped_configs, pg=self._pg,
+            device=device if device is not None else self._device,
+        ))
+
+    def create_output_dist(self, device: Optional[torch.device] = None) -> RwSequenceEmbeddingDist:
+        return RwSequenceEmbeddingDist(
+            self._pg, len(self.feature_names()), device if device is not None else self._device,
+            self.qcomm_codecs_registry, embedding_dim=self._dim,
+        )
