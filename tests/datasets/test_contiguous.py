@@ -1,4 +1,4 @@
-"""Contiguous remapping: a per-feature bijection on kept ids, rare ids → 0, streamed over several files."""
+"""Contiguous remapping: a per-feature bijection on kept ids, rare ids → 1, streamed over several files."""
 
 import collections
 import os
@@ -24,14 +24,17 @@ def _files(tmp_path, seed=0, sizes=(23, 40, 7), cols=4):
 
 
 def _reference_maps(arrays, threshold):
+    """Plain-Python statement of the rule: kept ids numbered 2, 3, ... by first appearance, rare ids → 1."""
     full = np.concatenate(arrays)
     maps = []
     for c in range(full.shape[1]):
-        counts = collections.Counter(full[:, c].tolist())
-        kept = sorted(v for v, n in counts.items() if n >= threshold or threshold <= 1)
-        start = 1 if threshold > 1 else 0
-        m = {v: start + i for i, v in enumerate(kept)}
-        maps.append({v: m.get(v, 0) for v in counts})
+        col = full[:, c].tolist()
+        counts = collections.Counter(col)
+        m = {}
+        for v in col:
+            if v not in m:
+                m[v] = (2 + sum(1 for x in m.values() if x != 1)) if counts[v] >= threshold else 1
+        maps.append(m)
     return maps
 
 
@@ -48,13 +51,23 @@ def test_matches_reference_mapping(tmp_path, threshold, chunk_rows):
         np.testing.assert_array_equal(got, expected)
     full_in, full_out = np.concatenate(arrays), np.concatenate([np.load(out / f"day_{i}_sparse_contig_freq.npy") for i in range(3)])
     for c in range(4):
-        kept = full_out[:, c] != 0 if threshold > 1 else np.ones(len(full_out), bool)
+        kept = full_out[:, c] != 1
         pairs = set(zip(full_in[kept, c].tolist(), full_out[kept, c].tolist()))
         assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(pairs)  # bijection
-        ids = sorted({b for _, b in pairs})
-        assert ids == list(range(ids[0], ids[0] + len(ids)))  # contiguous
-    if threshold == 3:
-        assert (full_out == 0).any() and (full_out > 0).any()
+        assert sorted({b for _, b in pairs}) == list(range(2, 2 + len(pairs)))  # contiguous from 2
+    if threshold > 1:
+        assert (full_out == 1).any() and (full_out > 1).any()
+    else:
+        assert (full_out > 1).all()
+
+
+def test_hand_computed_example(tmp_path):
+    np.save(tmp_path / "a_sparse.npy", np.array([[50], [10], [50], [70]]))
+    np.save(tmp_path / "b_sparse.npy", np.array([[10], [90]]))
+    BinaryCriteoUtils.sparse_to_contiguous([str(tmp_path / "a_sparse.npy"), str(tmp_path / "b_sparse.npy")],
+                                           str(tmp_path / "o"), frequency_threshold=2, columns=1, progress=False)
+    assert np.load(tmp_path / "o" / "a_sparse_contig_freq.npy").ravel().tolist() == [2, 3, 2, 1]
+    assert np.load(tmp_path / "o" / "b_sparse_contig_freq.npy").ravel().tolist() == [3, 1]
 
 
 def test_skips_existing_outputs_and_rejects_bad_shapes(tmp_path):
@@ -71,5 +84,5 @@ def test_skips_existing_outputs_and_rejects_bad_shapes(tmp_path):
 
 
 def test_merge_counts():
-    v, n = merge_counts(np.array([5, 1, 5, 3, 1]), np.array([1, 2, 3, 4, 5]))
-    assert v.tolist() == [1, 3, 5] and n.tolist() == [7, 4, 4]
+    v, n, f = merge_counts(np.array([5, 1, 5, 3, 1]), np.array([1, 2, 3, 4, 5]), np.array([9, 4, 2, 7, 8]))
+    assert v.tolist() == [1, 3, 5] and n.tolist() == [7, 4, 4] and f.tolist() == [4, 7, 2]

@@ -14,9 +14,9 @@ def test_cli_remaps_every_sparse_file(tmp_path):
     contiguous_preproc_criteo.main(["--input_dir", str(src), "--output_dir", str(out), "--frequency_threshold", "2",
                                     "--no_progress"])
     assert sorted(p.name for p in out.iterdir()) == ["day_0_sparse_contig_freq.npy", "day_1_sparse_contig_freq.npy"]
-    # 5 occurs 3 times (kept → 1), 9 once (rare → 0)
-    assert np.load(out / "day_0_sparse_contig_freq.npy")[:, 0].tolist() == [1, 1, 0]
-    assert np.load(out / "day_1_sparse_contig_freq.npy")[:, 7].tolist() == [1]
+    # 5 occurs 3 times (kept → 2), 9 once (rare → 1)
+    assert np.load(out / "day_0_sparse_contig_freq.npy")[:, 0].tolist() == [2, 2, 1]
+    assert np.load(out / "day_1_sparse_contig_freq.npy")[:, 7].tolist() == [2]
 
 
 def test_cli_without_inputs(tmp_path):

@@ -28,7 +28,7 @@ def test_criteo_1tb_pipeline_and_resume(tmp_path, monkeypatch):
     contiguous_preproc_criteo.main(["--input_dir", str(npy), "--output_dir", str(contig), "--frequency_threshold", "2",
                                     "--no_progress"])
     ids = np.concatenate([np.load(contig / f"day_{d}_sparse_contig_freq.npy") for d in range(3)])
-    assert ids.shape == (31, 26) and ids.min() == 0
+    assert ids.shape == (31, 26) and ids.min() == 1
 
     shuffle_preproc_criteo.main(["--input_dir_labels_and_dense", str(npy), "--input_dir_sparse", str(contig),
                                  "--output_dir_shuffled", str(shuf), "--days", "3", "--random_seed", "5",
