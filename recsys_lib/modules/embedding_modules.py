@@ -251,10 +251,12 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
                         o = o - lo
                 ids = values[lo:hi]
                 check_ids(ids, self._num_embeddings[t], name)
-                w = weights[lo:hi] if weights is not None else None
                 # The aten op directly: same kernel as nn.EmbeddingBag.forward without its Python checks. Without
                 # autograd a detached weight lets aten take its forward-only path (no backward bookkeeping).
                 weight = bag.weight if need_grad else bag.weight.detach()
+                w: Optional[torch.Tensor] = None
+                if weights is not None:
+                    w = weights[lo:hi].to(weight.dtype)
                 out = torch.embedding_bag(weight, ids, o, False, self._modes[t], False, w, True, None)[0]
                 if n > 1:
                     # (n*B, D) bag-major per feature → (B, n*D) feature-minor columns

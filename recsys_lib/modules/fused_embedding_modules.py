@@ -113,6 +113,14 @@ class _FusedTables(nn.Module):
             check_ids(ids, rows, table)
         return kjt
 
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def, override]
+        # The weights are views into the TBEs' buffers: moving or casting them would silently detach them.
+        probe = fn(torch.empty(0, device=self._device))
+        if probe.device != self._device or probe.dtype != torch.float32:
+            raise ValueError(f"{type(self).__name__} cannot be moved or cast after construction (its tables live in "
+                             f"FBGEMM buffers on {self._device}); build it with device={probe.device} instead")
+        return self
+
     def fused_optimizer(self) -> KeyedOptimizer:
         """The in-backward optimizer, keyed ``<weights>.<table>.weight``."""
         return self._optim

@@ -75,6 +75,10 @@ def test_weighted_ebc():
     ref = torch.cat([pool(ebc.embedding_bags[n].weight, BATCH[f], "sum", weights[f]) for n, _, _, fs, _ in tables
                      for f in fs], 1)
     torch.testing.assert_close(out, ref)
+    kjt = make_kjt(BATCH, ["f2", "f0", "f1"], weights)
+    kjt64 = KeyedJaggedTensor.from_lengths_sync(keys=kjt.keys(), values=kjt.values(), lengths=kjt.lengths(),
+                                                weights=kjt.weights().double())
+    torch.testing.assert_close(ebc(kjt64).values(), ref)  # float64 weights are cast to the table dtype
     assert ebc.is_weighted()
     with pytest.raises(ValueError, match="weights"):
         ebc(make_kjt(BATCH))
