@@ -1,7 +1,5 @@
 """Cost inputs with round numbers, so expected costs can be computed by hand."""
 
-from dataclasses import replace
-
 from recsys_lib.distributed.planner._cost_terms import ShardCostInputs
 
 
@@ -12,4 +10,4 @@ def inputs(**overrides) -> ShardCostInputs:
         kernel_bw=1000.0, intra_host_bw=100.0, inter_host_bw=10.0, bwd_compute_multiplier=2.0,
         weighted_feature_bwd_compute_multiplier=1.0,
     )
-    return replace(base, **overrides)
+    return base._replace(**overrides)
