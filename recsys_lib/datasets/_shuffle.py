@@ -28,12 +28,13 @@ _PARTS = ("labels", "dense", "sparse")
 
 
 def _input_paths(in_dense_dir: str, in_sparse_dir: str, day: int, pm: PathManager) -> Dict[str, str]:
-    sparse = os.path.join(in_sparse_dir, f"day_{day}_sparse_contig_freq.npy")
+    # TorchRec reads day_<d>_sparse.npy; the contiguous step's own output name is accepted as a fallback.
+    sparse = os.path.join(in_sparse_dir, f"day_{day}_sparse.npy")
     if not pm.exists(sparse):
-        plain = os.path.join(in_sparse_dir, f"day_{day}_sparse.npy")
-        if not pm.exists(plain):
-            raise ValueError(f"shuffle: neither {sparse} nor {plain} exists")
-        sparse = plain
+        contig = os.path.join(in_sparse_dir, f"day_{day}_sparse_contig_freq.npy")
+        if not pm.exists(contig):
+            raise ValueError(f"shuffle: neither {sparse} nor {contig} exists")
+        sparse = contig
     return {
         "labels": os.path.join(in_dense_dir, f"day_{day}_labels.npy"),
         "dense": os.path.join(in_dense_dir, f"day_{day}_dense.npy"),

@@ -202,8 +202,8 @@ class BinaryCriteoUtils:
     ) -> None:
         """Shuffles rows across the training days ``0 .. days-2`` (the last day is copied unchanged).
 
-        Reads ``day_i_{labels,dense}.npy`` from ``input_dir_labels_and_dense`` and ``day_i_sparse_contig_freq.npy``
-        (or ``day_i_sparse.npy``) from ``input_dir_sparse``; writes ``day_i_{dense,sparse,labels}.npy`` to
+        Reads ``day_i_{labels,dense}.npy`` from ``input_dir_labels_and_dense`` and ``day_i_sparse.npy`` (or, if
+        absent, ``day_i_sparse_contig_freq.npy``) from ``input_dir_sparse``; writes ``day_i_{dense,sparse,labels}.npy`` to
         ``output_dir_shuffled`` with ``rows_per_day[i]`` rows each, and, if ``output_dir_full_set`` is given, the
         shuffled training rows concatenated as ``full_{dense,sparse,labels}.npy`` there.
         """

@@ -58,7 +58,7 @@ def test_keeps_rows_and_day_sizes(tmp_path, chunk_rows, bucket_rows):
 
 
 def test_seeded(tmp_path):
-    src = _write_days(tmp_path, sparse_name="sparse")  # the plain name is accepted too
+    src = _write_days(tmp_path, sparse_name="sparse")  # TorchRec's input name (the contig name is a fallback)
     _run(src, tmp_path / "a", seed=1, bucket_rows=8)
     _run(src, tmp_path / "b", seed=1, bucket_rows=8)
     _run(src, tmp_path / "c", seed=2, bucket_rows=8)
@@ -74,7 +74,7 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match=r"rows_per_day has no entry for days \[3\]"):
         BinaryCriteoUtils.shuffle(str(src), str(src), str(tmp_path / "o"), {0: 30, 1: 17, 2: 25}, days=4, progress=False)
     os.remove(src / "day_2_sparse_contig_freq.npy")
-    with pytest.raises(ValueError, match="day_2_sparse.npy exists"):
+    with pytest.raises(ValueError, match="day_2_sparse_contig_freq.npy exists"):
         _run(src, tmp_path / "o")
 
 
