@@ -24,12 +24,12 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from recsys_lib.modules._feature_layout import (
-    check_ids,
-    check_keys,
-    embedding_names_by_table,
-    feature_runs,
-    table_feature_names,
+from recsys_lib.modules._feature_layout import embedding_names_by_table, table_feature_names
+from recsys_lib.modules._lookup import (  # noqa: F401  (the helpers are public here, as in TorchRec)
+    lookup_sequences,
+    pool_tables,
+    process_pooled_embeddings,
+    reorder_inverse_indices,
 )
 from recsys_lib.modules.embedding_configs import (
     BaseEmbeddingConfig,
@@ -45,41 +45,16 @@ from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, Key
 
 _FLOAT_TYPES = (DataType.FP32, DataType.FP16, DataType.BF16)
 
+# The lookups depend on the batch (host-side per-key lengths): fx keeps each as one call node.
+torch.fx.wrap("pool_tables")
+torch.fx.wrap("lookup_sequences")
+
 
 def get_embedding_names_by_table(
     tables: Union[List[EmbeddingBagConfig], List[EmbeddingConfig]],
 ) -> List[List[str]]:
     """Output names per table, in table order: a feature's name, or ``feature@table`` when shared by tables."""
     return embedding_names_by_table(list(tables))
-
-
-def reorder_inverse_indices(
-    inverse_indices: Optional[Tuple[List[str], torch.Tensor]], feature_names: List[str]
-) -> torch.Tensor:
-    """Rows of the VBE inverse-index matrix ``(F, B)`` reordered to ``feature_names`` (empty tensor if none)."""
-    if inverse_indices is None:
-        return torch.empty(0)
-    index: Dict[str, int] = {k: i for i, k in enumerate(inverse_indices[0])}
-    rows: List[int] = []
-    for f in feature_names:
-        if f not in index:
-            raise ValueError("inverse_indices has no row for feature '" + f + "'; keys are " + str(inverse_indices[0]))
-        rows.append(index[f])
-    return inverse_indices[1][torch.tensor(rows, device=inverse_indices[1].device)]
-
-
-def process_pooled_embeddings(pooled_embeddings: List[torch.Tensor], inverse_indices: torch.Tensor) -> torch.Tensor:
-    """Expand per-feature pooled outputs ``[B_f, D_f]`` to the full batch with ``inverse_indices`` ``(F, B)``.
-
-    Returns ``[B, sum(D_f)]``: row ``b`` of feature ``f`` is ``pooled_embeddings[f][inverse_indices[f, b]]``.
-    """
-    if len(pooled_embeddings) != inverse_indices.size(0):
-        raise ValueError(
-            "process_pooled_embeddings: " + str(len(pooled_embeddings)) + " pooled tensors but inverse_indices has "
-            + str(inverse_indices.size(0)) + " rows"
-        )
-    idx = inverse_indices.long()
-    return torch.cat([p.index_select(0, idx[i]) for i, p in enumerate(pooled_embeddings)], dim=1)
 
 
 def _check_float_tables(tables: List[BaseEmbeddingConfig], owner: str) -> None:
@@ -174,8 +149,8 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         self._is_weighted: bool = bool(is_weighted)
         self._device: torch.device = _to_device(device)
         self._embedding_bag_configs: List[EmbeddingBagConfig] = list(tables)
-        self._mean_tables: List[str] = [t.name for t in tables if t.pooling == PoolingType.MEAN]
         self._num_embeddings: List[int] = [t.num_embeddings for t in tables]
+        self._table_names: List[str] = [t.name for t in tables]
         self._modes: List[int] = [1 if t.pooling == PoolingType.MEAN else 0 for t in tables]  # aten: 0 sum, 1 mean
         self.embedding_bags: nn.ModuleDict = nn.ModuleDict()
         for t in tables:
@@ -208,72 +183,13 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
 
     def forward(self, features: KeyedJaggedTensor) -> KeyedTensor:
         """Pool every table's features. Returns a ``KeyedTensor`` with values ``(B, sum(D))``."""
-        keys = features.keys()
-        index = check_keys(keys, self._all_features, "EmbeddingBagCollection")
-        values = features.values()
-        weights: Optional[torch.Tensor] = features.weights_or_none() if self._is_weighted else None
-        if self._is_weighted and weights is None:
-            raise ValueError("EmbeddingBagCollection(is_weighted=True) needs a KJT with weights")
-        vbe = features.variable_stride_per_key()
-        spk: List[int] = features.stride_per_key()
-        starts: List[int] = [0]
-        for s in spk:
-            starts.append(starts[-1] + s)
-        opk = features.offset_per_key()
-        stride = 0 if vbe else features.stride()
-        # Zero-based offsets of every feature, (F, B+1), from one cumsum: a feature's bags are one row view.
-        local = torch.empty(0)
-        if not vbe:
-            counts = features.lengths().view(len(keys), stride).cumsum(1)
-            local = torch.cat([torch.zeros(len(keys), 1, dtype=counts.dtype, device=counts.device), counts], dim=1)
-        offsets = torch.empty(0)
-        have_offsets = False
-        pooled: List[torch.Tensor] = []
-        need_grad = torch.is_grad_enabled()
-        t = 0
-        for name, bag in self.embedding_bags.items():
-            if weights is not None and name in self._mean_tables:
-                raise ValueError("EmbeddingBagCollection: table '" + name + "' has MEAN pooling; per-id weights "
-                                 "need SUM pooling")
-            positions = [index[f] for f in self._feature_names[t]]
-            runs = [(p, 1) for p in positions] if vbe else feature_runs(positions)
-            for start, n in runs:
-                lo = opk[start]
-                hi = opk[start + n]
-                if n == 1 and not vbe:
-                    o = local[start]
-                else:
-                    if not have_offsets:
-                        offsets = features.offsets()
-                        have_offsets = True
-                    o = offsets[starts[start]: starts[start + n] + 1]
-                    if lo != 0:
-                        o = o - lo
-                ids = values[lo:hi]
-                check_ids(ids, self._num_embeddings[t], name)
-                # The aten op directly: same kernel as nn.EmbeddingBag.forward without its Python checks. Without
-                # autograd a detached weight lets aten take its forward-only path (no backward bookkeeping).
-                weight = bag.weight if need_grad else bag.weight.detach()
-                w: Optional[torch.Tensor] = None
-                if weights is not None:
-                    w = weights[lo:hi].to(weight.dtype)
-                out = torch.embedding_bag(weight, ids, o, False, self._modes[t], False, w, True, None)[0]
-                if n > 1:
-                    # (n*B, D) bag-major per feature → (B, n*D) feature-minor columns
-                    d = out.size(1)
-                    out = out.view(n, stride, d).transpose(0, 1).reshape(stride, n * d)
-                pooled.append(out)
-            t += 1
-        if vbe:
-            inverse = reorder_inverse_indices(features.inverse_indices_or_none(), self._flat_feature_names)
-            if inverse.numel() == 0:
-                raise ValueError("EmbeddingBagCollection: a variable-batch KJT needs inverse_indices to "
-                                 "expand pooled outputs to the full batch")
-            result = process_pooled_embeddings(pooled, inverse)
-        else:
-            result = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
-        if result.dtype != torch.float32:
-            result = result.float()
+        tables: List[torch.Tensor] = []
+        for bag in self.embedding_bags.values():
+            tables.append(bag.weight)
+        result = pool_tables(
+            features, tables, self._table_names, self._feature_names, self._flat_feature_names, self._all_features,
+            self._num_embeddings, self._modes, self._is_weighted,
+        )
         return KeyedTensor(keys=self._embedding_names, length_per_key=self._lengths_per_embedding, values=result)
 
     def is_weighted(self) -> bool:
@@ -326,6 +242,7 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
         self._embedding_configs: List[EmbeddingConfig] = list(tables)
         self._embedding_dim: int = dims[0]
         self._num_embeddings: List[int] = [t.num_embeddings for t in tables]
+        self._table_names: List[str] = [t.name for t in tables]
         self._need_indices: bool = bool(need_indices)
         self._device: torch.device = _to_device(device)
         self.embeddings: nn.ModuleDict = nn.ModuleDict()
@@ -355,38 +272,13 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
 
     def forward(self, features: KeyedJaggedTensor) -> Dict[str, JaggedTensor]:
         """Look up every id. Returns ``{embedding_name: JaggedTensor(values (N_f, D), lengths L_f)}``."""
-        keys = features.keys()
-        index = check_keys(keys, self._all_features, "EmbeddingCollection")
-        values = features.values()
-        lengths = features.lengths()
-        spk: List[int] = features.stride_per_key()
-        starts: List[int] = [0]
-        for s in spk:
-            starts.append(starts[-1] + s)
-        opk = features.offset_per_key()
-        lpk = features.length_per_key()
-        out: Dict[str, JaggedTensor] = {}
-        t = 0
-        for _name, emb in self.embeddings.items():
-            positions = [index[f] for f in self._feature_names[t]]
-            names = self._embedding_names_by_table[t]
-            j = 0
-            for start, n in feature_runs(positions):
-                ids = values[opk[start]: opk[start + n]]
-                check_ids(ids, self._num_embeddings[t], _name)
-                rows = emb(ids)
-                parts = [rows] if n == 1 else list(rows.split(lpk[start: start + n], dim=0))
-                id_parts = [ids] if n == 1 else list(ids.split(lpk[start: start + n], dim=0))
-                for k in range(n):
-                    p = start + k
-                    out[names[j]] = JaggedTensor(
-                        values=parts[k],
-                        lengths=lengths[starts[p]: starts[p + 1]],
-                        weights=id_parts[k] if self._need_indices else None,
-                    )
-                    j += 1
-            t += 1
-        return out
+        tables: List[torch.Tensor] = []
+        for emb in self.embeddings.values():
+            tables.append(emb.weight)
+        return lookup_sequences(
+            features, tables, self._table_names, self._feature_names, self._embedding_names_by_table,
+            self._all_features, self._num_embeddings, self._need_indices,
+        )
 
     def need_indices(self) -> bool:
         return self._need_indices

@@ -300,3 +300,18 @@ def test_empty_batch_and_int32_ids():
     kjt = make_kjt(BATCH)
     kjt32 = KeyedJaggedTensor.from_lengths_sync(keys=kjt.keys(), values=kjt.values().int(), lengths=kjt.lengths())
     torch.testing.assert_close(ebc(kjt32).values(), ebc(kjt).values())
+
+
+def test_ebc_and_ec_fx_trace_then_script():
+    from recsys_lib.fx import symbolic_trace
+
+    torch.manual_seed(8)
+    ebc, ec = EmbeddingBagCollection(_bag_configs()), _ec(need_indices=True)
+    kjt = make_kjt(BATCH, ["f1", "f2", "f0"])
+    traced = symbolic_trace(ebc)
+    torch.testing.assert_close(traced(kjt).values(), ebc(kjt).values())
+    torch.testing.assert_close(torch.jit.script(traced)(kjt).values(), ebc(kjt).values())
+    traced_ec = symbolic_trace(ec)
+    got, want = traced_ec(kjt), ec(kjt)
+    for k in want:
+        torch.testing.assert_close(got[k].values(), want[k].values())

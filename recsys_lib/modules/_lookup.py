@@ -1,0 +1,171 @@
+"""The lookup kernels behind ``EmbeddingBagCollection`` / ``EmbeddingCollection.forward``.
+
+Each is one function over the KJT and the list of table weights, so the modules' ``forward`` stays a single call:
+TorchScript compiles it, and ``torch.fx`` keeps it as one node (the callers ``torch.fx.wrap`` these names),
+because the work depends on the batch (per-key lengths read on the host).
+
+Per table, a run of consecutive KJT keys is pooled with one ``embedding_bag`` call over one slice of values
+(see ``_feature_layout``).
+"""
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from recsys_lib.modules._feature_layout import check_ids, check_keys, feature_runs
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+
+
+def reorder_inverse_indices(
+    inverse_indices: Optional[Tuple[List[str], torch.Tensor]], feature_names: List[str]
+) -> torch.Tensor:
+    """Rows of the VBE inverse-index matrix ``(F, B)`` reordered to ``feature_names`` (empty tensor if none)."""
+    if inverse_indices is None:
+        return torch.empty(0)
+    index: Dict[str, int] = {}
+    for i, k in enumerate(inverse_indices[0]):
+        index[k] = i
+    rows: List[int] = []
+    for f in feature_names:
+        if f not in index:
+            raise ValueError("inverse_indices has no row for feature '" + f + "'; keys are " + str(inverse_indices[0]))
+        rows.append(index[f])
+    return inverse_indices[1][torch.tensor(rows, device=inverse_indices[1].device)]
+
+
+def process_pooled_embeddings(pooled_embeddings: List[torch.Tensor], inverse_indices: torch.Tensor) -> torch.Tensor:
+    """Expand per-feature pooled outputs ``[B_f, D_f]`` to the full batch with ``inverse_indices`` ``(F, B)``.
+
+    Returns ``[B, sum(D_f)]``: row ``b`` of feature ``f`` is ``pooled_embeddings[f][inverse_indices[f, b]]``.
+    """
+    if len(pooled_embeddings) != inverse_indices.size(0):
+        raise ValueError(
+            "process_pooled_embeddings: " + str(len(pooled_embeddings)) + " pooled tensors but inverse_indices has "
+            + str(inverse_indices.size(0)) + " rows"
+        )
+    idx = inverse_indices.long()
+    expanded: List[torch.Tensor] = []
+    for i, p in enumerate(pooled_embeddings):
+        expanded.append(p.index_select(0, idx[i]))
+    return torch.cat(expanded, dim=1)
+
+
+def _key_starts(features: KeyedJaggedTensor) -> List[int]:
+    starts: List[int] = [0]
+    for s in features.stride_per_key():
+        starts.append(starts[-1] + s)
+    return starts
+
+
+def pool_tables(
+    features: KeyedJaggedTensor,
+    tables: List[torch.Tensor],
+    table_names: List[str],
+    table_features: List[List[str]],
+    flat_features: List[str],
+    all_features: Dict[str, int],
+    num_embeddings: List[int],
+    modes: List[int],
+    is_weighted: bool,
+) -> torch.Tensor:
+    """Pooled lookups of every table: ``(B, sum over tables and their features of D)``, float32."""
+    keys = features.keys()
+    index = check_keys(keys, all_features, "EmbeddingBagCollection")
+    values = features.values()
+    weights: Optional[torch.Tensor] = features.weights_or_none() if is_weighted else None
+    if is_weighted and weights is None:
+        raise ValueError("EmbeddingBagCollection(is_weighted=True) needs a KJT with weights")
+    vbe = features.variable_stride_per_key()
+    starts = _key_starts(features)
+    opk = features.offset_per_key()
+    stride = 0 if vbe else features.stride()
+    # Zero-based offsets of every feature, (F, B+1), from one cumsum: a feature's bags are one row view.
+    local = torch.empty(0)
+    if not vbe:
+        counts = features.lengths().view(len(keys), stride).cumsum(1)
+        local = torch.cat([torch.zeros(len(keys), 1, dtype=counts.dtype, device=counts.device), counts], dim=1)
+    offsets = torch.empty(0)
+    have_offsets = False
+    need_grad = torch.is_grad_enabled()
+    pooled: List[torch.Tensor] = []
+    for t in range(len(tables)):
+        name = table_names[t]
+        if weights is not None and modes[t] == 1:
+            raise ValueError("EmbeddingBagCollection: table '" + name + "' has MEAN pooling; per-id weights "
+                             "need SUM pooling")
+        # Without autograd a detached weight lets aten take its forward-only path (no backward bookkeeping).
+        weight = tables[t] if need_grad else tables[t].detach()
+        positions = [index[f] for f in table_features[t]]
+        runs = [(p, 1) for p in positions] if vbe else feature_runs(positions)
+        for start, n in runs:
+            lo = opk[start]
+            hi = opk[start + n]
+            if n == 1 and not vbe:
+                o = local[start]
+            else:
+                if not have_offsets:
+                    offsets = features.offsets()
+                    have_offsets = True
+                o = offsets[starts[start]: starts[start + n] + 1]
+                if lo != 0:
+                    o = o - lo
+            ids = values[lo:hi]
+            check_ids(ids, num_embeddings[t], name)
+            w: Optional[torch.Tensor] = None
+            if weights is not None:
+                w = weights[lo:hi].to(weight.dtype)
+            # The aten op directly: nn.EmbeddingBag.forward's kernel without its Python-side checks.
+            out = torch.embedding_bag(weight, ids, o, False, modes[t], False, w, True, None)[0]
+            if n > 1:
+                # (n*B, D) bag-major per feature → (B, n*D) feature-minor columns
+                d = out.size(1)
+                out = out.view(n, stride, d).transpose(0, 1).reshape(stride, n * d)
+            pooled.append(out)
+    if vbe:
+        inverse = reorder_inverse_indices(features.inverse_indices_or_none(), flat_features)
+        if inverse.numel() == 0:
+            raise ValueError("EmbeddingBagCollection: a variable-batch KJT needs inverse_indices to "
+                             "expand pooled outputs to the full batch")
+        result = process_pooled_embeddings(pooled, inverse)
+    else:
+        result = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
+    return result if result.dtype == torch.float32 else result.float()
+
+
+def lookup_sequences(
+    features: KeyedJaggedTensor,
+    tables: List[torch.Tensor],
+    table_names: List[str],
+    table_features: List[List[str]],
+    embedding_names: List[List[str]],
+    all_features: Dict[str, int],
+    num_embeddings: List[int],
+    need_indices: bool,
+) -> Dict[str, JaggedTensor]:
+    """One row per id: ``{embedding name: JaggedTensor(values (N_f, D), lengths L_f, weights ids?)}``."""
+    index = check_keys(features.keys(), all_features, "EmbeddingCollection")
+    values = features.values()
+    lengths = features.lengths()
+    starts = _key_starts(features)
+    opk = features.offset_per_key()
+    lpk = features.length_per_key()
+    out: Dict[str, JaggedTensor] = {}
+    for t in range(len(tables)):
+        positions = [index[f] for f in table_features[t]]
+        names = embedding_names[t]
+        j = 0
+        for start, n in feature_runs(positions):
+            ids = values[opk[start]: opk[start + n]]
+            check_ids(ids, num_embeddings[t], table_names[t])
+            rows = torch.nn.functional.embedding(ids, tables[t])
+            parts = [rows] if n == 1 else list(rows.split(lpk[start: start + n], dim=0))
+            id_parts = [ids] if n == 1 else list(ids.split(lpk[start: start + n], dim=0))
+            for k in range(n):
+                p = start + k
+                out[names[j]] = JaggedTensor(
+                    values=parts[k],
+                    lengths=lengths[starts[p]: starts[p + 1]],
+                    weights=id_parts[k] if need_indices else None,
+                )
+                j += 1
+    return out
