@@ -58,6 +58,23 @@ def time_benches(benches_by_lib: dict, repeats: int, warmup: int) -> dict:
     return out
 
 
+def steady_allocator() -> bool:
+    """Keep freed large blocks in glibc's heap (no munmap/mmap + page faults per iteration).
+
+    Multi-MB outputs otherwise get fresh zero pages on every call, and which library pays the page faults depends
+    on the allocation order, not on its kernel. Returns False where glibc's ``mallopt`` is unavailable.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
 def fmt_ms(s: float) -> str:
     return f"{s * 1e3:9.4f}"
 
@@ -71,16 +88,20 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--default-allocator", action="store_true",
+                   help="leave glibc's mmap threshold alone (page faults of fresh outputs then count, unevenly)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    steady = False if args.default_allocator else steady_allocator()
 
     libs = {"recsys_lib": load_lib("recsys_lib")}
     if args.compare:
         libs[args.compare] = load_lib(args.compare)
 
     rows, ratios = [], []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times are medians in ms")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, steady allocator: {steady}; "
+          "times are medians in ms")
     header = f"{'case':6} {'size':6} {'op':20} {'recsys_lib':>10}"
     if args.compare:
         header += f" {args.compare:>10} {'ratio':>7}"

@@ -12,14 +12,16 @@ Three variants, all returning ``(lengths, values, weights)``:
 
 * ``*_reference``: one gather index built with plain torch (readable, no host sizes needed);
 * ``*_fbgemm``: ``fbgemm.permute_2D_sparse_data``;
-* ``permute_rows_by_sizes``: the fast path when the per-row value counts are known on the host (a KJT's
-  ``length_per_key``): the rows are contiguous, so the result is one ``torch.cat`` of views — a single memory copy.
+* ``permute_segments`` / ``permute_rows_by_sizes``: the KJT path, when the per-key value counts are known on the
+  host (``length_per_key``): each key's values are one contiguous segment, so a key permutation moves F segments
+  instead of F*B bags — with ``fbgemm.permute_1D_sparse_data`` over the segments, or one ``torch.cat`` of views.
 """
 
 from typing import List, Optional, Tuple
 
 import torch
 
+from recsys_lib.ops._fbgemm import FBGEMM_AVAILABLE
 from recsys_lib.ops.cumsum import complete_cumsum
 
 
@@ -91,6 +93,48 @@ def permute_by_sizes(data: torch.Tensor, sizes: List[int], order: List[int]) -> 
     return torch.cat([chunks[i] for i in order])
 
 
+def permute_segments_cat(
+    order: List[int], order_tensor: torch.Tensor, sizes: List[int], data: torch.Tensor, weights: Optional[torch.Tensor]
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Plain torch: one ``cat`` of contiguous views (any dtype, any trailing dims)."""
+    out_w: Optional[torch.Tensor] = None
+    if weights is not None:
+        out_w = permute_by_sizes(weights, sizes, order)
+    return permute_by_sizes(data, sizes, order), out_w
+
+
+def permute_segments_fbgemm(
+    order: List[int], order_tensor: torch.Tensor, sizes: List[int], data: torch.Tensor, weights: Optional[torch.Tensor]
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """``fbgemm.permute_1D_sparse_data`` with whole segments (keys) as its rows: one kernel for data and weights.
+
+    Not differentiable (FBGEMM returns weights detached from the input's graph).
+    """
+    seg = torch.tensor(sizes, dtype=torch.int64, device=data.device)
+    total = 0
+    for i in order:
+        total += sizes[i]
+    out = torch.ops.fbgemm.permute_1D_sparse_data(order_tensor.to(torch.int32), seg, data, weights, total)
+    return out[1], out[2]
+
+
+def _permute_segments_fast(
+    order: List[int], order_tensor: torch.Tensor, sizes: List[int], data: torch.Tensor, weights: Optional[torch.Tensor]
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    # FBGEMM's kernel is single-pass and, unlike torch.cat's parallel path, stays steady on a busy CPU. It lacks
+    # float64 and n-D data, and it does not propagate gradients: those take the (differentiable) cat path.
+    if data.dim() == 1 and data.dtype != torch.float64 and not data.requires_grad:
+        if weights is None:
+            return permute_segments_fbgemm(order, order_tensor, sizes, data, weights)
+        if weights.dtype != torch.float64 and not weights.requires_grad:
+            return permute_segments_fbgemm(order, order_tensor, sizes, data, weights)
+    return permute_segments_cat(order, order_tensor, sizes, data, weights)
+
+
+# Dispatch chosen once at import: segments of ``sizes`` (host list) reordered as ``order`` (repeats allowed).
+permute_segments = _permute_segments_fast if FBGEMM_AVAILABLE else permute_segments_cat
+
+
 def permute_rows_by_sizes(
     order: List[int],
     row_lengths: List[int],
@@ -99,15 +143,11 @@ def permute_rows_by_sizes(
     values: torch.Tensor,
     weights: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-    """Fast path: rows of ``row_lengths[i]`` lengths holding ``row_value_sizes[i]`` values, moved in one cat each.
+    """Rows of ``row_lengths[i]`` lengths holding ``row_value_sizes[i]`` values, moved whole (host sizes known).
 
-    Works for equal (``lengths`` (F*B,)) and variable (VBE) rows alike; no host sync.
+    Works for equal and variable (VBE) rows alike; no host sync.
     """
-    out_weights: Optional[torch.Tensor] = None
-    if weights is not None:
-        out_weights = permute_by_sizes(weights, row_value_sizes, order)
-    return (
-        permute_by_sizes(lengths.view(-1), row_lengths, order),
-        permute_by_sizes(values, row_value_sizes, order),
-        out_weights,
-    )
+    order_tensor = torch.tensor(order, dtype=torch.int32, device=values.device)
+    out_lengths, _ = permute_segments(order, order_tensor, row_lengths, lengths.view(-1), None)
+    out_values, out_weights = permute_segments(order, order_tensor, row_value_sizes, values, weights)
+    return out_lengths, out_values, out_weights

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 
 from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
-from recsys_lib.ops.permute import permute_by_sizes, permute_rows_by_sizes
+from recsys_lib.ops.permute import permute_rows_by_sizes, permute_segments
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._jagged import JaggedTensor, trusted_jt
@@ -506,13 +506,11 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             full = self._spkpr_or_uniform()
             spkpr = [full[i] for i in indices]
         else:
-            # Equal rows: the lengths move with one index_select; values/weights with one cat of views each.
+            # Equal rows: the lengths move with one index_select; values and weights as whole per-key segments.
             if indices_tensor is None:
-                indices_tensor = torch.tensor(indices, dtype=torch.int64, device=self.device())
-            lengths = self.lengths().view(len(self._keys), -1).index_select(0, indices_tensor.to(torch.int64)).view(-1)
-            values = permute_by_sizes(self._values, lpk, indices)
-            w = self._weights
-            weights = None if w is None else permute_by_sizes(w, lpk, indices)
+                indices_tensor = torch.tensor(indices, dtype=torch.int32, device=self.device())
+            lengths = self.lengths().view(len(self._keys), -1).index_select(0, indices_tensor).view(-1)
+            values, weights = permute_segments(indices, indices_tensor, lpk, self._values, self._weights)
         new_lpk = [lpk[i] for i in indices]
         if not torch.jit.is_scripting():
             return _unchecked_kjt([self._keys[i] for i in indices], values, weights, lengths, self.stride(), spkpr,

@@ -10,6 +10,9 @@ from recsys_lib.ops.permute import (
     permute_2d_sparse_data_fbgemm,
     permute_2d_sparse_data_reference,
     permute_rows_by_sizes,
+    permute_segments,
+    permute_segments_cat,
+    permute_segments_fbgemm,
 )
 from tests.ops._strategies import jagged_2d
 
@@ -79,3 +82,26 @@ def test_weights_gradient_flows_through_fast_path():
     _, _, out_w = permute_rows_by_sizes([1, 0], [1, 1], [2, 1], torch.tensor([2, 1]), torch.arange(3), w)
     (out_w * torch.tensor([10.0, 20.0, 30.0])).sum().backward()
     assert w.grad.tolist() == [20.0, 30.0, 10.0]
+
+
+@SETTINGS
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=6), st.data())
+def test_permute_segments_variants(sizes, data):
+    order = data.draw(st.lists(st.integers(0, len(sizes) - 1), min_size=1, max_size=8))
+    values = torch.arange(sum(sizes))
+    weights = values.float() * 2
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    want = [starts[i] + j for i in order for j in range(sizes[i])]
+    order_t = torch.tensor(order, dtype=torch.int32)
+    for fn in (permute_segments_cat, permute_segments_fbgemm, permute_segments):
+        v, w = fn(order, order_t, sizes, values, weights)
+        assert v.tolist() == want
+        assert w.tolist() == [2.0 * x for x in want]
+
+
+def test_weights_that_need_grad_take_the_differentiable_path():
+    w = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    _, out_w = permute_segments([1, 0, 1], torch.tensor([1, 0, 1], dtype=torch.int32), [1, 3], torch.arange(4), w)
+    (out_w * torch.arange(1.0, 8.0)).sum().backward()
+    # out = [w1 w2 w3 | w0 | w1 w2 w3] weighted by 1..7 -> grads w0: 4, w1: 1+5, w2: 2+6, w3: 3+7
+    assert w.grad.tolist() == [4.0, 6.0, 8.0, 10.0]

@@ -183,3 +183,12 @@ def test_eager_fast_results_have_the_constructor_fields():
         assert set(vars(result)) == reference
         assert isinstance(result, KeyedJaggedTensor)
     assert set(vars(kjt["f1"])) == set(vars(JaggedTensor(torch.tensor([1]), lengths=torch.tensor([1]))))
+
+
+def test_permute_and_split_keep_weight_gradients():
+    w = torch.arange(1.0, 8.0, requires_grad=True)
+    kjt = KeyedJaggedTensor(["f1", "f2"], torch.arange(1, 8), weights=w, lengths=torch.tensor([2, 0, 1, 1, 1, 2]))
+    p = kjt.permute([1, 0, 1])
+    (p.weights() * torch.arange(11.0)).sum().backward()
+    # p.weights = [w3..w6 | w0..w2 | w3..w6] scaled by 0..10
+    assert w.grad.tolist() == [4.0, 5.0, 6.0, 0.0 + 7.0, 1.0 + 8.0, 2.0 + 9.0, 3.0 + 10.0]
