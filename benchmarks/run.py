@@ -3,8 +3,8 @@
     python benchmarks/run.py --case kjt                      # recsys_lib only, small + large
     .venv-compare/bin/python benchmarks/run.py --case kjt --compare torchrec
 
-Each iteration calls the op's ``setup`` (untimed) then times the op once; libraries alternate iteration by
-iteration so machine noise hits both alike. Ratio = TorchRec time / recsys_lib time (> 1: recsys_lib faster).
+Each iteration calls the op's ``setup`` (untimed) then times the op once; libraries take turns within each
+iteration, in alternating order, so machine noise and allocator state hit both alike. Ratio = TorchRec time / recsys_lib time (> 1: recsys_lib faster).
 """
 
 import argparse
@@ -46,7 +46,8 @@ def time_benches(benches_by_lib: dict, repeats: int, warmup: int) -> dict:
     for i, name in enumerate(names):
         samples = {lib: [] for lib in libs}
         for it in range(warmup + repeats):
-            for lib in libs:
+            # alternate which library goes first: the second one inherits the first one's warm allocations
+            for lib in (libs if it % 2 == 0 else libs[::-1]):
                 bench = benches_by_lib[lib][i]
                 arg = bench.setup()
                 t0 = time.perf_counter()
