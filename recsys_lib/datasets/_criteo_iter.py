@@ -7,8 +7,8 @@ import torch
 from torch.utils.data import IterableDataset
 
 from recsys_lib.datasets._criteo_constants import CAT_FEATURE_COUNT, DEFAULT_CAT_NAMES, INT_FEATURE_COUNT
-from recsys_lib.datasets._npy_io import check_complete, load_rows
-from recsys_lib.datasets._row_ranges import get_file_row_ranges_and_remainder, rank_row_span
+from recsys_lib.datasets._npy_io import check_complete, npy_header, read_ranges
+from recsys_lib.datasets._row_ranges import batch_row_spans, rank_row_span
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY, Batch, get_path_manager
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -44,15 +44,16 @@ def np_arrays_to_batch(dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray
 class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
     """Reads this rank's rows of Criteo ``.npy`` day files into memory and yields ``Batch``es.
 
-    Row split: the stage's rows are cut into ``world_size`` contiguous spans (ranks below
-    ``rows % world_size`` hold one extra row), so every row is read by exactly one rank::
+    Stage rows::
 
         stage "train":        all rows of all files
         stage "val"/"test":   first ceil(n/2) / remaining rows of the last file (n rows)
 
-    Each rank yields ``ceil(rows_rank / batch_size)`` batches, the last one possibly smaller; with
-    ``drop_last=True`` every rank yields the same number ``min_rows // batch_size`` of full batches (what
-    collective training needs) and drops the rest.
+    Batches are dealt to ranks round-robin, as TorchRec 1.8.0 does (see ``_row_ranges.batch_row_spans``):
+    batch ``k`` of the stage goes to rank ``k % world_size``, and the rows after the last whole round form
+    one final, smaller or larger, batch per rank. Every row is read by exactly one rank and all ranks yield the
+    same number of batches (unless there are fewer rows than ranks); ``drop_last=True`` drops the rows after
+    the last whole round. Only the rank's own rows are read (or, with ``mmap_mode``, mapped).
 
     Args:
         stage: ``"train"``, ``"val"`` or ``"test"``.
@@ -62,8 +63,10 @@ class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
         drop_last: see above.
         shuffle_batches: permute the rows inside each batch (seeded by ``shuffle_training_set_random_seed``,
             the rank and the epoch).
-        shuffle_training_set: for ``"train"``, deal the rows to ranks by a random permutation (same seed on all
-            ranks) instead of contiguous spans; the rank's rows are gathered into memory.
+        shuffle_training_set: for ``"train"``, permute all rows (same seed on all ranks), give each rank a
+            contiguous span of the permutation and batch it in order (the rank's rows are gathered into memory;
+            as in TorchRec, rank ``r`` then yields ``ceil(rows_r / batch_size)`` batches, or
+            ``min_rows // batch_size`` with ``drop_last``).
         mmap_mode: memory-map the files instead of reading the rows in (hashing then happens per batch).
         hashes: 26 table sizes; ids become ``id % hashes[f]``.
         path_manager_key: iopath key.
@@ -121,22 +124,16 @@ class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
 
         lengths = self._check_files()
         start_row, end_row = self._stage_rows(lengths)
+        self._file_starts = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
         if shuffle_training_set and stage == "train":
             self._load_shuffled(lengths, start_row, end_row)
         else:
-            self._load_ranges(lengths, start_row, end_row)
+            spans = batch_row_spans(end_row - start_row, batch_size, rank, world_size, self.drop_last)
+            self._load_spans([(lo + start_row, hi + start_row) for lo, hi in spans])
         if not self.mmap_mode and self.hashes is not None:
             for arr in self.sparse_arrs:
                 arr %= self.hashes.astype(arr.dtype)
-        self.num_rows_per_file: List[int] = [a.shape[0] for a in self.dense_arrs]
-        rank_rows = [hi - lo for lo, hi in (rank_row_span(end_row - start_row, r, world_size) for r in range(world_size))]
-        mine = sum(self.num_rows_per_file)
-        if self.drop_last:
-            self.num_batches = min(rank_rows) // batch_size
-            self.rows_used = self.num_batches * batch_size
-        else:
-            self.num_batches = -(-mine // batch_size)
-            self.rows_used = mine
+        self.num_batches = len(self._batches)
 
     def _check_files(self) -> List[int]:
         lengths = []
@@ -159,26 +156,54 @@ class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
         half = -(-lengths[-1] // 2)
         return (first, first + half) if self.stage == "val" else (first + half, first + lengths[-1])
 
-    def _load_ranges(self, lengths: List[int], start_row: int, end_row: int) -> None:
-        ranges, self.remainder = get_file_row_ranges_and_remainder(
-            lengths, self.rank, self.world_size, start_row, end_row - 1
-        )
+    def _split_by_file(self, lo: int, hi: int) -> List[Tuple[int, int, int]]:
+        """Global half-open row span → [(file index, local first row, local end row)]."""
+        pieces = []
+        f = int(np.searchsorted(self._file_starts, lo, side="right")) - 1
+        while lo < hi:
+            end = min(hi, int(self._file_starts[f + 1]))
+            if end > lo:
+                pieces.append((f, lo - int(self._file_starts[f]), end - int(self._file_starts[f])))
+            lo, f = end, f + 1
+        return pieces
+
+    def _load_spans(self, spans: List[Tuple[int, int]]) -> None:
+        """Loads (or maps) exactly the rows of this rank's batches; ``_batches`` indexes into them."""
+        per_batch = [self._split_by_file(lo, hi) for lo, hi in spans]
+        n_files = len(self.dense_paths)
         self.dense_arrs, self.sparse_arrs, self.labels_arrs = [], [], []
-        for idx, (lo, hi) in sorted(ranges.items()):
-            for arrs, paths in ((self.dense_arrs, self.dense_paths), (self.sparse_arrs, self.sparse_paths), (self.labels_arrs, self.labels_paths)):
-                arrs.append(load_rows(paths[idx], lo, hi - lo + 1, self._pm, mmap_mode=self.mmap_mode))
+        if self.mmap_mode:
+            for arrs, paths in self._kinds():
+                arrs.extend(np.load(self._pm.get_local_path(p), mmap_mode="r") for p in paths)
+            self._batches = per_batch
+            return
+        # Read each file's needed ranges once, compactly, and re-point the batch pieces at the compact rows.
+        ranges: List[List[Tuple[int, int]]] = [[] for _ in range(n_files)]
+        compact: List[int] = [0] * n_files
+        self._batches = []
+        for pieces in per_batch:
+            batch = []
+            for f, a, b in pieces:
+                ranges[f].append((a, b))
+                batch.append((f, compact[f], compact[f] + b - a))
+                compact[f] += b - a
+            self._batches.append(batch)
+        for arrs, paths in self._kinds():
+            arrs.extend(read_ranges(p, ranges[f], self._pm) for f, p in enumerate(paths))
+
+    def _kinds(self) -> List[Tuple[List[np.ndarray], List[str]]]:
+        return [(self.dense_arrs, self.dense_paths), (self.sparse_arrs, self.sparse_paths), (self.labels_arrs, self.labels_paths)]
 
     def _load_shuffled(self, lengths: List[int], start_row: int, end_row: int) -> None:
-        """Gathers the rows ``perm[lo:hi]`` of a seeded permutation shared by all ranks."""
+        """Gathers the rows ``perm[lo:hi]`` of a seeded permutation shared by all ranks, batched in order."""
         total = end_row - start_row
         lo, hi = rank_row_span(total, self.rank, self.world_size)
-        self.remainder = total % self.world_size
         mine = np.random.default_rng(self.shuffle_training_set_random_seed).permutation(total)[lo:hi] + start_row
         order = np.argsort(mine, kind="stable")
         sorted_rows = mine[order]
-        starts = np.concatenate(([0], np.cumsum(lengths)))
-        out = {}
-        for name, paths in (("dense", self.dense_paths), ("sparse", self.sparse_paths), ("labels", self.labels_paths)):
+        starts = self._file_starts
+        self.dense_arrs, self.sparse_arrs, self.labels_arrs = [], [], []
+        for arrs, paths in self._kinds():
             result = None
             for idx, path in enumerate(paths):
                 a, b = np.searchsorted(sorted_rows, [starts[idx], starts[idx + 1]])
@@ -189,29 +214,22 @@ class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
                 if result is None:
                     result = np.empty((len(mine),) + rows.shape[1:], dtype=rows.dtype)
                 result[order[a:b]] = rows
-            out[name] = result
+            if result is None:  # this rank has no rows
+                shape, dtype, _ = npy_header(paths[0], self._pm)
+                result = np.empty((0,) + shape[1:], dtype=dtype)
+            arrs.append(result)
         self.mmap_mode = False  # the rows now live in memory
-        self.dense_arrs, self.sparse_arrs, self.labels_arrs = [out["dense"]], [out["sparse"]], [out["labels"]]
-
-    def _slices(self) -> Iterator[List[Tuple[int, int, int]]]:
-        """Per batch, a list of (file index, first row, end row) pieces."""
-        file_idx, row, emitted = 0, 0, 0
-        for _ in range(self.num_batches):
-            want = min(self.batch_size, self.rows_used - emitted)
-            pieces = []
-            while want > 0:
-                n = min(want, self.num_rows_per_file[file_idx] - row)
-                if n > 0:
-                    pieces.append((file_idx, row, row + n))
-                    row, want, emitted = row + n, want - n, emitted + n
-                if row >= self.num_rows_per_file[file_idx]:
-                    file_idx, row = file_idx + 1, 0
-            yield pieces
+        rank_rows = [b - a for a, b in (rank_row_span(total, r, self.world_size) for r in range(self.world_size))]
+        n = hi - lo
+        if self.drop_last:
+            n = min(rank_rows) // self.batch_size * self.batch_size
+        b = self.batch_size
+        self._batches = [[(0, s, min(s + b, n))] for s in range(0, n, b)]
 
     def __iter__(self) -> Iterator[Batch]:
         rng = np.random.default_rng((self.shuffle_training_set_random_seed, self.rank, self._epoch))
         self._epoch += 1
-        for pieces in self._slices():
+        for pieces in self._batches:
             parts = []
             for arrs in (self.dense_arrs, self.sparse_arrs, self.labels_arrs):
                 chunks = [arrs[f][a:b] for f, a, b in pieces]

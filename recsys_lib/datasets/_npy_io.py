@@ -7,7 +7,7 @@ renamed to their final name once complete: a crash never leaves a file that look
 
 import os
 import uuid
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
 import numpy as np
 from iopath.common.file_io import PathManager
@@ -94,6 +94,30 @@ def load_rows(path: str, start_row: int, num_rows: int, pm: PathManager, mmap_mo
                     f"(expected {offset + shape[0] * row_bytes} bytes)"
                 )
             got += n
+        return out
+
+
+def read_ranges(path: str, ranges: List[Tuple[int, int]], pm: PathManager) -> np.ndarray:
+    """Rows of the half-open ``ranges`` of a ``.npy`` file, concatenated in the given order (one open)."""
+    total = sum(b - a for a, b in ranges)
+    with pm.open(path, "rb") as f:
+        shape, dtype, offset = _read_header(f, path)
+        row_bytes = _row_items(shape) * dtype.itemsize
+        out = np.empty((total,) + shape[1:], dtype=dtype)
+        flat = out.reshape(-1).view(np.uint8)
+        pos = 0
+        for a, b in ranges:
+            if not 0 <= a <= b <= shape[0]:
+                raise ValueError(f"{path}: rows [{a}, {b}) out of range for shape {shape}")
+            want = (b - a) * row_bytes
+            f.seek(offset + a * row_bytes)
+            got = 0
+            while got < want:
+                n = f.readinto(memoryview(flat[pos + got : pos + want]))
+                if not n:
+                    raise ValueError(f"{path}: truncated .npy file: row {a + got // row_bytes} of shape {shape} is missing")
+                got += n
+            pos += want
         return out
 
 

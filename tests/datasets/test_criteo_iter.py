@@ -42,16 +42,27 @@ def _rows(batches):
 
 
 @pytest.mark.parametrize("world", [1, 2, 3, 5])
-def test_every_row_exactly_once_across_ranks(days, world):
+@pytest.mark.parametrize("mmap_mode", [False, True])
+def test_every_row_exactly_once_across_ranks(days, world, mmap_mode):
     paths, full = days
-    seen = []
+    seen, counts = [], []
     for rank in range(world):
-        dp = _dp(paths, rank=rank, world=world, batch_size=4)
+        dp = _dp(paths, rank=rank, world=world, batch_size=4, mmap_mode=mmap_mode)
         batches = list(dp)
         assert len(batches) == len(dp)
-        assert all(len(b.labels) == 4 for b in batches[:-1]) and 0 < len(batches[-1].labels) <= 4
+        assert all(len(b.labels) == 4 for b in batches[:-1]) and 0 < len(batches[-1].labels)
         seen.extend(_rows(batches))
-    assert seen == list(range(sum(SIZES)))
+        counts.append(len(batches))
+    assert sorted(seen) == list(range(sum(SIZES)))
+    assert len(set(counts)) == 1  # every rank runs the same number of steps
+
+
+def test_batches_are_dealt_round_robin(days):
+    # 33 rows, batch 4, 2 ranks (the layout TorchRec 1.8.0 produces on the same files)
+    paths, _ = days
+    got = [[b.dense_features[:, 0].long().tolist() for b in _dp(paths, rank=r, world=2, batch_size=4)] for r in range(2)]
+    assert got[0] == [[0, 1, 2, 3], [8, 9, 10, 11], [16, 17, 18, 19], [24, 25, 26, 27, 28]]
+    assert got[1] == [[4, 5, 6, 7], [12, 13, 14, 15], [20, 21, 22, 23], [29, 30, 31, 32]]
 
 
 def test_batch_contents_match_the_files(days):
@@ -77,7 +88,8 @@ def test_val_and_test_are_halves_of_the_last_day(days):
     test = _rows(_dp(paths, "test", batch_size=100))
     assert val == list(range(first, first + 9)) and test == list(range(first + 9, first + 18))
     halves = [_rows(_dp(paths, "val", rank=r, world=2, batch_size=3)) for r in range(2)]
-    assert halves == [list(range(first, first + 5)), list(range(first + 5, first + 9))]
+    # 9 val rows: one round of 3 per rank, then the last 3 rows split 2 + 1
+    assert halves == [[first + i for i in (0, 1, 2, 6, 7)], [first + i for i in (3, 4, 5, 8)]]
 
 
 def test_drop_last_gives_equal_full_batches(days):

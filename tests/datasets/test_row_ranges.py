@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recsys_lib.datasets._row_ranges import batch_row_spans
 from recsys_lib.datasets.criteo import BinaryCriteoUtils
 
 split = BinaryCriteoUtils.get_file_row_ranges_and_remainder
@@ -59,3 +60,27 @@ def test_matches_reference_and_partitions(lengths, world, data):
 def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         split([3, 3, 4], **kw)
+
+
+def test_batch_spans_hand_computed():
+    # 33 rows, batch 4: 2 ranks → 3 whole rounds, then 9 rows split 5 + 4 (1 leftover row < 2 ranks borrows a round)
+    assert [batch_row_spans(33, 4, r, 2, False) for r in range(2)] == [
+        [(0, 4), (8, 12), (16, 20), (24, 29)], [(4, 8), (12, 16), (20, 24), (29, 33)]]
+    assert [batch_row_spans(33, 4, r, 2, True) for r in range(2)] == [
+        [(0, 4), (8, 12), (16, 20), (24, 28)], [(4, 8), (12, 16), (20, 24), (28, 32)]]
+    assert [batch_row_spans(33, 5, r, 2, False)[-1] for r in range(2)] == [(30, 32), (32, 33)]
+    assert [batch_row_spans(4, 1, r, 5, False) for r in range(5)] == [[]] * 5  # fewer rows than ranks
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(total=st.integers(0, 60), batch=st.integers(1, 9), world=st.integers(1, 5), drop=st.booleans())
+def test_batch_spans_partition_evenly(total, batch, world, drop):
+    spans = [batch_row_spans(total, batch, r, world, drop) for r in range(world)]
+    rows = sorted(i for s in spans for lo, hi in s for i in range(lo, hi))
+    assert len(rows) == len(set(rows))  # no row twice
+    assert len({len(s) for s in spans}) == 1 or total < world  # same step count on every rank
+    if drop:
+        assert all(hi - lo == batch for s in spans for lo, hi in s)
+        assert len(rows) == total // (batch * world) * batch * world
+    elif total >= world:
+        assert rows == list(range(total))  # every row exactly once
