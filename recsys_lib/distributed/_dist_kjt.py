@@ -88,8 +88,18 @@ class KJTAllToAllTensorsAwaitable(Awaitable[KeyedJaggedTensor]):
         )
 
 
+# Fixed header per destination, so ranks agree on its size whatever their KJT looks like:
+# element counts of each possible label (-1: label absent), the sender's batch size, its status.
+_HEADER_LABELS = ("lengths", "values", "strides", "weights")
+_HEADER = len(_HEADER_LABELS) + 2
+
+
 class KJTAllToAllSplitsAwaitable(Awaitable[KJTAllToAllTensorsAwaitable]):
-    """Phase 1: the split sizes (and batch sizes) in flight; ``wait()`` issues phase 2."""
+    """Phase 1: the split sizes (and batch sizes) in flight; ``wait()`` checks every rank's header and issues phase 2.
+
+    A rank whose input is invalid still takes part (with an error status), so every rank raises the
+    same ``ValueError`` on ``wait()`` instead of its peers hanging in the next collective.
+    """
 
     def __init__(
         self,
@@ -102,6 +112,7 @@ class KJTAllToAllSplitsAwaitable(Awaitable[KJTAllToAllTensorsAwaitable]):
         keys: List[str],
         device: torch.device,
         stagger: int,
+        error: Optional[str] = None,
     ) -> None:
         super().__init__()
         self._pg = pg
@@ -113,20 +124,41 @@ class KJTAllToAllSplitsAwaitable(Awaitable[KJTAllToAllTensorsAwaitable]):
         self._keys = keys
         self._device = device
         self._stagger = stagger
+        self._error = error
         world = dist.get_world_size(pg)
-        n = len(labels) + 1
-        # row r: element counts of every label sent to rank r, then this rank's batch size
-        table = [[tensor_splits[i][r] for i in range(len(labels))] + [input.stride()] for r in range(world)]
+        table = []
+        for r in range(world):
+            row = [-1] * len(_HEADER_LABELS)
+            if error is None:
+                for i, label in enumerate(labels):
+                    row[_HEADER_LABELS.index(label)] = tensor_splits[i][r]
+            row += [input.stride() if error is None else 0, 0 if error is None else 1]
+            table.append(row)
         send = torch.tensor(table, dtype=torch.int64).view(-1)
-        self._recv = torch.empty(world * n, dtype=torch.int64)
-        self._work = dist.all_to_all_single(self._recv, send, [n] * world, [n] * world, group=pg, async_op=True)
-        self._n = n
+        self._recv = torch.empty(world * _HEADER, dtype=torch.int64)
+        self._work = dist.all_to_all_single(self._recv, send, [_HEADER] * world, [_HEADER] * world, group=pg,
+                                            async_op=True)
 
     def _wait_impl(self) -> KJTAllToAllTensorsAwaitable:
         self._work.wait()
-        recv = self._recv.view(-1, self._n)
-        output_splits = [recv[:, i].tolist() for i in range(len(self._labels))]
-        stride_per_rank: List[int] = recv[:, -1].tolist()
+        recv = self._recv.view(-1, _HEADER)
+        if self._error is not None:
+            raise ValueError(self._error)
+        bad = [k for k, status in enumerate(recv[:, -1].tolist()) if status != 0]
+        if bad:
+            raise ValueError(f"KJTAllToAll: rank(s) {bad} passed an invalid KJT (see the error on those ranks)")
+        mine = [label in self._labels for label in _HEADER_LABELS]
+        for k, row in enumerate(recv.tolist()):
+            theirs = [c >= 0 for c in row[: len(_HEADER_LABELS)]]
+            if theirs != mine:
+                names = lambda mask: [n for n, m in zip(_HEADER_LABELS, mask) if m]  # noqa: E731
+                raise ValueError(
+                    f"KJTAllToAll: rank {k} sends {names(theirs)} but this rank sends {names(mine)}; every rank's KJT "
+                    f"must agree on weights and variable batch per key"
+                )
+        columns = [_HEADER_LABELS.index(label) for label in self._labels]
+        output_splits = [recv[:, c].tolist() for c in columns]
+        stride_per_rank: List[int] = recv[:, -2].tolist()
         return KJTAllToAllTensorsAwaitable(
             self._pg, self._input, self._splits, self._tensor_splits, output_splits, self._input_tensors,
             self._labels, self._keys, self._device, self._stagger, stride_per_rank,
@@ -163,13 +195,18 @@ class KJTAllToAll(nn.Module):
 
     def forward(self, input: KeyedJaggedTensor) -> Awaitable[Awaitable[KeyedJaggedTensor]]:
         keys = input.keys()
+        error: Optional[str] = None
         if len(keys) != self._splits_cumsum[-1]:
-            raise ValueError(
-                f"KJTAllToAll: input has {len(keys)} keys {keys}, splits {self._splits} expect {self._splits_cumsum[-1]}"
-            )
+            error = f"KJTAllToAll: input has {len(keys)} keys {keys}, splits {self._splits} expect {self._splits_cumsum[-1]}"
         if len(self._splits) == 1:
+            if error is not None:
+                raise ValueError(error)
             # World of one: every key stays here and the batch is unchanged; no collective.
             return NoWait(NoWait(input))
+        if error is not None:
+            # Take part in the split exchange anyway so that every rank fails on wait() instead of hanging.
+            return KJTAllToAllSplitsAwaitable(self._pg, input, self._splits, [], [], [], [], input.device(),
+                                              self._stagger, error)
         with torch.no_grad():
             labels = input.dist_labels()
             tensor_splits = input.dist_splits(self._splits)

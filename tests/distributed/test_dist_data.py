@@ -163,8 +163,18 @@ def _run_all(rank, world):
     _kjt_a2a(rank, world, splits, weighted=True, variable=True)
     _pooled_modules(rank, world)
     _sequence_module(rank, world)
-    with pytest.raises(ValueError, match="splits .* expect"):
-        KJTAllToAll(_world(), [1] * world)(_to_kjt(_rank_batch(rank, False), False, False, world))
+    # bad input on one rank: every rank gets a clear error on wait(), nobody hangs
+    kjt = _to_kjt(_rank_batch(rank, False), False, False, world)
+    bad_splits = [1] * world if rank == 0 else splits
+    with pytest.raises(ValueError, match="splits .* expect" if rank == 0 else r"rank\(s\) \[0\] passed an invalid KJT"):
+        KJTAllToAll(_world(), bad_splits)(kjt).wait()
+    # weighted on one rank only: all ranks refuse before any tensor is sent
+    kjt = _to_kjt(_rank_batch(rank, False), rank == 1, False, world)
+    with pytest.raises(ValueError, match="must agree on weights"):
+        KJTAllToAll(_world(), splits)(kjt).wait()
+    # the group is still healthy
+    out = KJTAllToAll(_world(), splits)(_to_kjt(_rank_batch(rank, False), False, False, world)).wait().wait()
+    assert out.keys() == KEYS[sum(splits[:rank]):sum(splits[:rank + 1])]
     return "ok"
 
 
