@@ -26,8 +26,9 @@ def complete_cumsum_fbgemm(lengths: torch.Tensor) -> torch.Tensor:
 
 
 def _complete_cumsum_fast(lengths: torch.Tensor) -> torch.Tensor:
-    if lengths.dtype == torch.int32 or lengths.dtype == torch.int64:
-        return complete_cumsum_fbgemm(lengths)
+    # hot (every offsets() call): one cheap test, then the op directly
+    if lengths.dim() == 1 and (lengths.dtype == torch.int32 or lengths.dtype == torch.int64):
+        return torch.ops.fbgemm.asynchronous_complete_cumsum(lengths)
     return complete_cumsum_reference(lengths)
 
 
