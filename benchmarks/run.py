@@ -84,6 +84,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--case", action="append", choices=sorted(CASES), help="case(s) to run (default: all)")
     p.add_argument("--size", action="append", help="size(s) to run (default: all sizes of the case)")
+    p.add_argument("--op", action="append", help="only these op names (default: all ops of the case)")
     p.add_argument("--compare", choices=["torchrec"], help="also run TorchRec and print ratios")
     p.add_argument("--repeats", type=int, default=None, help="timed iterations per op (default: 200 small, 30 large)")
     p.add_argument("--warmup", type=int, default=3)
@@ -112,7 +113,7 @@ def main() -> None:
         case = load_case(case_name)
         for size in args.size or list(case.SIZES):
             repeats = args.repeats or (200 if size == "small" else 30)
-            benches = {lib: case.build(ns, size) for lib, ns in libs.items()}
+            benches = {lib: [b for b in case.build(ns, size) if not args.op or b.name in args.op] for lib, ns in libs.items()}
             results = time_benches(benches, repeats, args.warmup)
             for op, t in results.items():
                 line = f"{case_name:6} {size:6} {op:20} {fmt_ms(t['recsys_lib']):>10}"
