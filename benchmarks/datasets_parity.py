@@ -2,6 +2,7 @@
 
     .venv-compare/bin/python benchmarks/datasets_parity.py
 
+0. TSV / CSV row readers: identical row dicts (``criteo_terabyte``, ``criteo_kaggle``, ``movielens_20m``).
 1. ``tsv_to_npys``: byte-identical ``.npy`` files (1TB-style days with missing and negative values, Kaggle test).
 2. ``sparse_to_contiguous``: byte-identical files for thresholds 0 and 3, with small and large chunks.
 3. ``InMemoryBinaryCriteoIterDataPipe``: identical batches (dense, ids, lengths, labels, keys) on every rank for
@@ -24,6 +25,25 @@ from torchrec.datasets import criteo as tr  # noqa: E402
 
 from recsys_lib.datasets import criteo as rl  # noqa: E402
 from tests.datasets.criteo_files import make_rows, write_tsv  # noqa: E402
+
+
+def check_readers(d):
+    from torchrec.datasets import movielens as tm
+
+    from recsys_lib.datasets import movielens as rm
+
+    write_tsv(os.path.join(d, "rows"), make_rows(200, seed=5, missing=0.3))
+    write_tsv(os.path.join(d, "test_rows.txt"), make_rows(20, seed=6, with_label=False))
+    same = [list(tr.criteo_terabyte([os.path.join(d, "rows")])) == list(rl.criteo_terabyte([os.path.join(d, "rows")])),
+            list(tr.criteo_kaggle(os.path.join(d, "test_rows.txt"))) == list(rl.criteo_kaggle(os.path.join(d, "test_rows.txt")))]
+    with open(os.path.join(d, "ratings.csv"), "w") as f:
+        f.write("userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,29,,1112484676\n7,2,4.0,1094785740\n")
+    with open(os.path.join(d, "movies.csv"), "w") as f:
+        f.write('movieId,title,genres\n2,Jumanji (1995),Adventure|Children\n29,"City of Lost Children, The (1995)",Drama\n')
+    for inc in (False, True):
+        same.append(list(tm.movielens_20m(d, include_movies_data=inc)) == list(rm.movielens_20m(d, include_movies_data=inc)))
+    print(f"row readers identical (criteo_terabyte, criteo_kaggle test, movielens, movielens+movies): {same}")
+    return all(same)
 
 
 def _same(a, b):
@@ -97,7 +117,7 @@ def check_loader(d):
 
 def main():
     with tempfile.TemporaryDirectory() as d:
-        results = [check_tsv(d), check_contiguous(d), check_loader(d)]
+        results = [check_readers(d), check_tsv(d), check_contiguous(d), check_loader(d)]
     print("PARITY OK" if all(results) else "PARITY FAILED")
     return all(results)
 

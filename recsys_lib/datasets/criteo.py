@@ -33,14 +33,14 @@ from recsys_lib.datasets.utils import PATH_MANAGER_KEY, LoadFiles, ReadLinesFrom
 
 
 def _cast_int(val: str) -> int:
-    return safe_cast(val, int, -1)
+    return safe_cast(val, int, 0)
 
 
 def _cast_str(val: str) -> str:
     return safe_cast(val, str, "")
 
 
-# One caster per column of DEFAULT_COLUMN_NAMES: label and ints → int (missing: -1), categoricals stay hex str.
+# One caster per column of DEFAULT_COLUMN_NAMES: label and ints → int (missing: 0), categoricals stay hex str.
 COLUMN_TYPE_CASTERS: List[Callable[[str], Union[int, str]]] = [
     _cast_int,
     *(_cast_int for _ in range(INT_FEATURE_COUNT)),

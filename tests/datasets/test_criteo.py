@@ -17,7 +17,7 @@ def _expected(row):
     names = criteo.DEFAULT_COLUMN_NAMES[40 - len(row):]
     out = {}
     for name, v in zip(names, row):
-        out[name] = v if name.startswith("cat") else (int(v) if v else -1)
+        out[name] = v if name.startswith("cat") else (int(v) if v else 0)
     return out
 
 
@@ -27,7 +27,7 @@ def test_terabyte_rows_over_several_files(tmp_path):
     write_tsv(tmp_path / "day_1", rows1)
     got = list(criteo.criteo_terabyte([str(tmp_path / "day_0"), str(tmp_path / "day_1")]))
     assert got == [_expected(r) for r in rows0 + rows1]
-    assert any(v == -1 for r in got for v in r.values()) and any(v == "" for r in got for v in r.values())
+    assert any(v == "" for r in got for v in r.values())  # missing categoricals stay ""
 
 
 def test_kaggle_test_file_has_no_label(tmp_path):
@@ -44,3 +44,11 @@ def test_raw_rows_and_custom_mapper(tmp_path):
     assert list(criteo.criteo_kaggle(str(tmp_path / "train.txt"), row_mapper=None)) == rows
     labels = list(criteo.CriteoIterDataPipe([str(tmp_path / "train.txt")], row_mapper=lambda r: r[0]))
     assert labels == [r[0] for r in rows]
+
+
+def test_hand_written_row_missing_values(tmp_path):
+    row = ["", "1", "", "-3"] + ["7"] * 10 + ["aa", ""] + ["0f"] * 24
+    write_tsv(tmp_path / "day_0", [row])
+    [got] = list(criteo.criteo_terabyte([str(tmp_path / "day_0")]))
+    assert (got["label"], got["int_0"], got["int_1"], got["int_2"], got["int_12"]) == (0, 1, 0, -3, 7)
+    assert (got["cat_0"], got["cat_1"], got["cat_25"]) == ("aa", "", "0f")
