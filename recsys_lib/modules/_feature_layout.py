@@ -80,3 +80,11 @@ def check_ids(ids: torch.Tensor, num_embeddings: int, table: str) -> None:
             "table '" + table + "': ids must be in [0, " + str(num_embeddings) + "), got min " + str(lo)
             + " max " + str(hi)
         )
+
+
+def all_ids_below(ids: torch.Tensor, bound: int) -> bool:
+    """Whether every id is in ``[0, bound)``: one pass that lets callers skip per-table checks."""
+    if ids.numel() == 0:
+        return True
+    lo_hi = torch.aminmax(ids)
+    return int(lo_hi[0]) >= 0 and int(lo_hi[1]) < bound

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from recsys_lib.modules._feature_layout import check_ids, check_keys, feature_runs
+from recsys_lib.modules._feature_layout import all_ids_below, check_ids, check_keys, feature_runs
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 
 
@@ -87,6 +87,8 @@ def pool_tables(
     offsets = torch.empty(0)
     have_offsets = False
     need_grad = torch.is_grad_enabled()
+    # One min/max over the whole batch usually proves every id valid; otherwise check table by table.
+    ids_ok = all_ids_below(values, min(num_embeddings))
     pooled: List[torch.Tensor] = []
     for t in range(len(tables)):
         name = table_names[t]
@@ -110,7 +112,8 @@ def pool_tables(
                 if lo != 0:
                     o = o - lo
             ids = values[lo:hi]
-            check_ids(ids, num_embeddings[t], name)
+            if not ids_ok:
+                check_ids(ids, num_embeddings[t], name)
             w: Optional[torch.Tensor] = None
             if weights is not None:
                 w = weights[lo:hi].to(weight.dtype)
@@ -150,13 +153,15 @@ def lookup_sequences(
     opk = features.offset_per_key()
     lpk = features.length_per_key()
     out: Dict[str, JaggedTensor] = {}
+    ids_ok = all_ids_below(values, min(num_embeddings))
     for t in range(len(tables)):
         positions = [index[f] for f in table_features[t]]
         names = embedding_names[t]
         j = 0
         for start, n in feature_runs(positions):
             ids = values[opk[start]: opk[start + n]]
-            check_ids(ids, num_embeddings[t], table_names[t])
+            if not ids_ok:
+                check_ids(ids, num_embeddings[t], table_names[t])
             rows = torch.nn.functional.embedding(ids, tables[t])
             parts = [rows] if n == 1 else list(rows.split(lpk[start: start + n], dim=0))
             id_parts = [ids] if n == 1 else list(ids.split(lpk[start: start + n], dim=0))

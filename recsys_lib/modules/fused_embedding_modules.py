@@ -21,7 +21,13 @@ import torch
 from fbgemm_gpu.split_table_batched_embeddings_ops_common import EmbeddingLocation, PoolingMode
 from torch import nn
 
-from recsys_lib.modules._feature_layout import check_ids, check_keys, embedding_names_by_table, table_feature_names
+from recsys_lib.modules._feature_layout import (
+    all_ids_below,
+    check_ids,
+    check_keys,
+    embedding_names_by_table,
+    table_feature_names,
+)
 from recsys_lib.modules._tbe import (
     TBEFusedOptimizer,
     build_tbe,
@@ -109,8 +115,9 @@ class _FusedTables(nn.Module):
         perm = [index[f] for f in self._group_features[g]]
         kjt = features if perm == list(range(len(features.keys()))) else features.permute(perm)
         # FBGEMM would only warn and read row 0 for an out-of-range id: refuse it instead.
-        for (table, rows), ids in zip(self._group_rows[g], kjt.values().split(kjt.length_per_key())):
-            check_ids(ids, rows, table)
+        if not all_ids_below(kjt.values(), min(r for _, r in self._group_rows[g])):
+            for (table, rows), ids in zip(self._group_rows[g], kjt.values().split(kjt.length_per_key())):
+                check_ids(ids, rows, table)
         return kjt
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def, override]
