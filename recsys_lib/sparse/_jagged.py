@@ -182,6 +182,12 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             if t is not None:
                 t.record_stream(stream)
 
+    @torch.jit.unused
+    def copy_(self, src: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
+        """Copy ``src``'s tensors into this JT's tensors in place (same shapes; e.g. into pinned buffers)."""
+        _copy_parts(self, src, non_blocking)
+        return self
+
     def size_in_bytes(self) -> int:
         total = self._values.numel() * self._values.element_size()
         for t in (self._weights, self._lengths, self._offsets):
@@ -250,3 +256,15 @@ def trusted_jt(
         jt.__dict__.update(_values=values, _weights=weights, _lengths=lengths, _offsets=offsets)
         return jt
     return JaggedTensor(values=values, weights=weights, lengths=lengths, offsets=offsets)
+
+
+def _copy_parts(dst: object, src: object, non_blocking: bool) -> None:
+    """In-place copy of the tensors of one jagged object into another of the same layout (eager only)."""
+    for name in ("_values", "_weights", "_lengths", "_offsets"):
+        d, s_ = getattr(dst, name), getattr(src, name)
+        if (d is None) != (s_ is None):
+            raise ValueError(f"copy_: {name[1:]} is present in only one of the two objects")
+        if d is not None:
+            if d.shape != s_.shape:
+                raise ValueError(f"copy_: {name[1:]} shapes differ: {tuple(d.shape)} vs {tuple(s_.shape)}")
+            d.copy_(s_, non_blocking=non_blocking)

@@ -29,7 +29,7 @@ from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
 from recsys_lib.ops.permute import permute_rows_by_sizes, permute_segments
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
-from recsys_lib.sparse._jagged import JaggedTensor, trusted_jt
+from recsys_lib.sparse._jagged import JaggedTensor, _copy_parts, trusted_jt
 from recsys_lib.sparse._kjt_checks import check_kjt_layout, check_lengths_sum
 from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._errors import UnknownKeyError
@@ -610,6 +610,24 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         for t in (self._values, self._weights, self._lengths, self._offsets):
             if t is not None:
                 t.record_stream(stream)
+
+    @torch.jit.unused
+    def copy_(self, kjt: "KeyedJaggedTensor", non_blocking: bool = False) -> "KeyedJaggedTensor":
+        """Copy ``kjt``'s tensors into this KJT's in place (same keys and shapes, e.g. reused pinned buffers)."""
+        if kjt.keys() != self._keys:
+            raise ValueError(f"copy_: keys differ: {self._keys} vs {kjt.keys()}")
+        _copy_parts(self, kjt, non_blocking)
+        self._length_per_key = kjt._length_per_key
+        self._offset_per_key = kjt._offset_per_key
+        self._jt_dict = None
+        return self
+
+    @torch.jit.unused
+    def clear_storage(self) -> None:
+        """Release the memory of the tensors (their storages shrink to 0 bytes); the KJT is unusable afterwards."""
+        for t in (self._values, self._weights, self._lengths, self._offsets):
+            if t is not None:
+                t.untyped_storage().resize_(0)
 
     def size_in_bytes(self) -> int:
         total = self._values.numel() * self._values.element_size()

@@ -192,3 +192,21 @@ def test_permute_and_split_keep_weight_gradients():
     (p.weights() * torch.arange(11.0)).sum().backward()
     # p.weights = [w3..w6 | w0..w2 | w3..w6] scaled by 0..10
     assert w.grad.tolist() == [4.0, 5.0, 6.0, 0.0 + 7.0, 1.0 + 8.0, 2.0 + 9.0, 3.0 + 10.0]
+
+
+def test_copy_and_clear_storage():
+    src = golden()
+    dst = KeyedJaggedTensor(["f1", "f2"], torch.zeros(7, dtype=torch.int64), lengths=torch.zeros(6, dtype=torch.int64))
+    values_buffer = dst.values()
+    dst.copy_(src)
+    assert dst.values() is values_buffer and kjt_is_equal(dst, src)
+    with pytest.raises(ValueError, match="keys differ"):
+        dst.copy_(src.permute([1, 0]))
+    jt = JaggedTensor(torch.zeros(3), lengths=torch.zeros(2, dtype=torch.int64))
+    jt.copy_(JaggedTensor(torch.ones(3), lengths=torch.tensor([1, 2])))
+    assert jt.values().tolist() == [1.0, 1.0, 1.0] and jt.lengths().tolist() == [1, 2]
+    with pytest.raises(ValueError, match="values shapes differ"):
+        jt.copy_(JaggedTensor(torch.ones(4), lengths=torch.tensor([2, 2])))
+    victim = golden()
+    victim.clear_storage()
+    assert victim.values().untyped_storage().nbytes() == 0
