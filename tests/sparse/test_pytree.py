@@ -63,3 +63,18 @@ def test_export_kjt_output():
     out = ep.module()(torch.arange(1, 5), torch.tensor([2, 0, 2, 0]))  # same shapes as the example inputs
     assert isinstance(out, KeyedJaggedTensor) and out.keys() == ["a", "b"]
     assert out.values().tolist() == [2, 4, 6, 8] and out.lengths().tolist() == [2, 0, 2, 0]
+
+
+class _PermuteIndex(torch.nn.Module):
+    def forward(self, kjt: KeyedJaggedTensor) -> torch.Tensor:
+        p = kjt.permute([1, 0])
+        return p.values().float() * 2 + p["f1"].values().float().sum()
+
+
+def test_export_permute_and_getitem_of_synced_kjt():
+    # A synced KJT carries length_per_key in its pytree context, so the per-key sizes are static for export.
+    kjt = KeyedJaggedTensor.from_lengths_sync(["f1", "f2"], torch.arange(1, 8), torch.tensor([2, 0, 1, 1, 1, 2]))
+    ep = torch.export.export(_PermuteIndex(), (kjt,))
+    got = ep.module()(kjt)
+    want = torch.tensor([4.0, 5, 6, 7, 1, 2, 3]) * 2 + 6.0
+    torch.testing.assert_close(got, want)
