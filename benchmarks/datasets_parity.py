@@ -7,6 +7,7 @@
 2. ``sparse_to_contiguous``: byte-identical files for thresholds 0 and 3, with small and large chunks.
 3. ``InMemoryBinaryCriteoIterDataPipe``: identical batches (dense, ids, lengths, labels, keys) on every rank for
    400 configurations (stage, world size 1-5, batch size, drop_last, mmap_mode, hashes).
+4. ``RandomRecDataset``: identical batches for the same seed (24 configurations).
 ``shuffle`` is random in both libraries and is not compared (TorchRec 1.8.0's output also repeats some rows).
 """
 
@@ -44,6 +45,29 @@ def check_readers(d):
         same.append(list(tm.movielens_20m(d, include_movies_data=inc)) == list(rm.movielens_20m(d, include_movies_data=inc)))
     print(f"row readers identical (criteo_terabyte, criteo_kaggle test, movielens, movielens+movies): {same}")
     return all(same)
+
+
+def check_random():
+    from torchrec.datasets import random as trr
+
+    from recsys_lib.datasets import random as rr
+
+    def dump(ds):
+        return [(b.sparse_features.values().tolist(), b.sparse_features.lengths().tolist(), b.dense_features.tolist(),
+                 b.labels.tolist(), b.sparse_features.keys()) for b in ds]
+
+    n = diffs = 0
+    for ids, mins, gen, hs in itertools.product(
+        (dict(ids_per_feature=3), dict(ids_per_features=[2, 4, 0])),
+        (dict(), dict(min_ids_per_feature=0), dict(min_ids_per_features=[0, 0, 0])),
+        (1, 3), (dict(hash_size=50), dict(hash_sizes=[10, 1000, 7])),
+    ):
+        kw = dict(keys=["a", "b", "c"], batch_size=5, num_dense=4, manual_seed=11, num_batches=6,
+                  num_generated_batches=gen, **ids, **mins, **hs)
+        n += 1
+        diffs += dump(trr.RandomRecDataset(**kw)) != dump(rr.RandomRecDataset(**kw))
+    print(f"RandomRecDataset: {n} configurations, {diffs} differ")
+    return diffs == 0
 
 
 def _same(a, b):
@@ -117,7 +141,7 @@ def check_loader(d):
 
 def main():
     with tempfile.TemporaryDirectory() as d:
-        results = [check_readers(d), check_tsv(d), check_contiguous(d), check_loader(d)]
+        results = [check_readers(d), check_tsv(d), check_contiguous(d), check_loader(d), check_random()]
     print("PARITY OK" if all(results) else "PARITY FAILED")
     return all(results)
 

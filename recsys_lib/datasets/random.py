@@ -25,7 +25,8 @@ class _RandomRecBatch:
 
     Per key ``k`` and sample, the number of ids is drawn uniformly from
     ``[min_ids_per_features[k], ids_per_features[k]]`` and the ids from ``[0, hash_sizes[k])``.
-    Dense features are ``U[0, 1)`` of shape (B, num_dense); labels are 0/1 ints of shape (B,).
+    Dense features are standard normal of shape (B, num_dense); labels are 0/1 ints of shape (B,).
+    Draw order per batch (lengths and ids per key, then dense, then labels) gives TorchRec's batches for a seed.
     """
 
     def __init__(
@@ -83,7 +84,7 @@ class _RandomRecBatch:
             stride=b,
         )
         batch = Batch(
-            dense_features=torch.rand((b, self.num_dense), generator=g),
+            dense_features=torch.randn((b, self.num_dense), generator=g),
             sparse_features=kjt,
             labels=torch.randint(0, 2, (b,), generator=g),
         )
@@ -114,7 +115,8 @@ class RandomRecDataset(IterableDataset):
         manual_seed: makes the batches reproducible.
         num_batches: stop after this many batches (``None``: infinite).
         num_generated_batches: distinct batches generated up front and then cycled.
-        min_ids_per_feature / min_ids_per_features: minimum ids per sample (default: the maximum, i.e. fixed).
+        min_ids_per_feature / min_ids_per_features: minimum ids per sample. Default: with ``ids_per_feature``
+            every sample has exactly that many ids; with ``ids_per_features`` counts are drawn from ``[0, max]``.
         pin_memory: pin the generated batches (needs an accelerator).
 
     Example::
@@ -144,9 +146,12 @@ class RandomRecDataset(IterableDataset):
         n = len(keys)
         hashes = _one_of("hash_size", hash_size, hash_sizes, n)
         ids = _one_of("ids_per_feature", ids_per_feature, ids_per_features, n)
-        mins: Optional[List[int]] = None
         if min_ids_per_feature is not None or min_ids_per_features is not None:
             mins = _one_of("min_ids_per_feature", min_ids_per_feature, min_ids_per_features, n)
+        elif ids_per_feature is not None:
+            mins = ids  # one fixed count for every key
+        else:
+            mins = [0] * n  # per-key maxima: counts drawn from [0, max] (TorchRec's defaults, observed)
         self.num_batches = num_batches
         self.batch_generator = _RandomRecBatch(
             keys=keys,
