@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed.dist_data import SequenceEmbeddingsAllToAll
+from recsys_lib.distributed import comm_ops
+from recsys_lib.distributed.dist_data import sequence_recat
 from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
@@ -51,11 +52,27 @@ def sequence_splits(
     return input_splits, output_splits
 
 
+class _KeepAlive(Awaitable[torch.Tensor]):
+    """Waits a collective request while holding its send buffer (see ``TwSequenceEmbeddingDist``)."""
+
+    def __init__(self, request: Awaitable[torch.Tensor], send: torch.Tensor) -> None:
+        super().__init__()
+        self._request = request
+        self._send = send
+
+    def _wait_impl(self) -> torch.Tensor:
+        out = self._request.wait()
+        self._send = torch.empty(0)
+        return out
+
+
 class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
-    """``[ids, D]`` rows back to the ranks owning the samples (``SequenceEmbeddingsAllToAll``).
+    """``[ids, D]`` rows back to the ranks owning the samples (sequence all-to-all).
 
     Needs the sharding context filled by the sharded module: ``batch_size_per_rank``,
-    ``lengths_after_input_dist`` and ``length_per_key_before_input_dist``.
+    ``lengths_after_input_dist`` and ``length_per_key_before_input_dist``. The feature-major → rank-major
+    re-order is done here (an autograd ``index_select``) and the re-ordered rows are held until the
+    all-to-all is waited, so the asynchronous send never reads a freed buffer.
     """
 
     def __init__(
@@ -67,12 +84,14 @@ class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         embedding_dim: int = 0,
     ) -> None:
         super().__init__()
+        self._pg = pg
+        self._world = dist.get_world_size(pg)
         self._features_per_rank = list(features_per_rank)
         self._local_features = features_per_rank[dist.get_rank(pg)]
         self._embedding_dim = embedding_dim
-        self._dist = SequenceEmbeddingsAllToAll(
-            pg, features_per_rank, device, codecs=_codecs(qcomm_codecs_registry, CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL)
-        )
+        self._codecs = _codecs(qcomm_codecs_registry, CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL)
+        recat = sequence_recat(self._local_features, self._world)
+        self._recat: Optional[torch.Tensor] = torch.tensor(recat, dtype=torch.int64) if recat else None
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
@@ -80,16 +99,22 @@ class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         if sharding_ctx is None or sharding_ctx.lengths_after_input_dist is None:
             raise ValueError("sequence output dist needs the sharding context filled by the sharded module")
         ctx = sharding_ctx
+        lengths = ctx.lengths_after_input_dist
         input_splits, output_splits = sequence_splits(
-            ctx.lengths_after_input_dist, self._local_features, ctx.batch_size_per_rank,
+            lengths, self._local_features, ctx.batch_size_per_rank,
             ctx.length_per_key_before_input_dist, self._features_per_rank,
         )
         if local_embs.dim() != 2 or local_embs.size(1) != self._embedding_dim:
             local_embs = local_embs.reshape(-1, self._embedding_dim)
-        return self._dist(
-            local_embs, ctx.lengths_after_input_dist, input_splits, output_splits,
-            batch_size_per_rank=ctx.batch_size_per_rank,
+        send = local_embs
+        if self._recat is not None and send.size(0) > 0:
+            segment_lengths = lengths.to(torch.long).view(self._recat.numel(), -1).sum(1)
+            send = comm_ops.permute_segments(send, self._recat, segment_lengths)
+        send = send.contiguous()
+        request = comm_ops.alltoall_sequence(
+            send, None, None, lengths, input_splits, output_splits, group=self._pg, codecs=self._codecs,
         )
+        return _KeepAlive(request, send)
 
 
 def uniform_dim(dims: List[int], what: str) -> int:

@@ -1,0 +1,311 @@
+"""``DistributedModelParallel``: shard the embedding modules, DDP the rest (a thin wrapper).
+
+``DistributedModelParallel(model, env, device, plan, sharders)``:
+
+1. plan: the given one, else ``shard.default_plan`` (the planner; round-robin table-wise without it);
+2. ``shard._shard_modules`` swaps every planned submodule for its sharded version, in place;
+3. meta-device parameters of the rest are materialised (``init_parameters``);
+4. the rest is wrapped in ``DistributedDataParallel`` (``DefaultDataParallelWrapper``), ignoring every
+   parameter and buffer inside sharded modules (data-parallel tables average their gradients themselves).
+
+Keys of ``state_dict`` / ``named_parameters`` are those of the unsharded model (no ``module.`` or
+``_dmp_wrapped_module.`` prefixes); sharded tables are ``ShardedTensor`` s placed as the plan says.
+``fused_optimizer`` combines the sharded modules' in-backward optimizers, keyed by the same names.
+
+Example::
+
+    model = DistributedModelParallel(DLRM(...), device=torch.device("cpu"))
+    opt = CombinedOptimizer([model.fused_optimizer, dense_optimizer])
+"""
+
+import abc
+import copy
+import warnings
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from recsys_lib.distributed.shard import _shard_modules, default_plan
+from recsys_lib.distributed.sharding_plan import get_default_sharders  # noqa: F401  (TorchRec re-export)
+from recsys_lib.distributed.types import ModuleSharder, ShardedModule, ShardingEnv, ShardingPlan
+from recsys_lib.optim.fused import FusedOptimizerModule
+from recsys_lib.optim.keyed import CombinedOptimizer, KeyedOptimizer
+
+
+def get_module(module: nn.Module) -> nn.Module:
+    """``module`` without ``DistributedModelParallel`` wrappers (DDP/FSDP wrappers are kept)."""
+    while isinstance(module, DistributedModelParallel):
+        module = module._dmp_wrapped_module
+    return module
+
+
+def get_unwrapped_module(module: nn.Module) -> nn.Module:
+    """``module`` without DMP, DDP or FSDP wrappers."""
+    while True:
+        if isinstance(module, DistributedModelParallel):
+            module = module._dmp_wrapped_module
+        elif isinstance(module, nn.parallel.DistributedDataParallel) or type(module).__name__ == "FullyShardedDataParallel":
+            module = module.module
+        else:
+            return module
+
+
+def sharded_modules(module: nn.Module, prefix: str = "") -> Iterator[Tuple[str, ShardedModule]]:
+    """``(fqn, sharded module)`` for every outermost ``ShardedModule`` in ``module``."""
+    if isinstance(module, ShardedModule):
+        yield prefix, module
+        return
+    for name, child in module.named_children():
+        yield from sharded_modules(child, f"{prefix}.{name}" if prefix else name)
+
+
+def _inside(name: str, prefixes: List[str]) -> bool:
+    return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def sharded_state_names(module: nn.Module) -> List[str]:
+    """Parameter and buffer names (as DDP sees them) that live inside sharded modules."""
+    prefixes = [fqn for fqn, _ in sharded_modules(module)]
+    names = []
+    for mname, m in module.named_modules():
+        if not _inside(mname, prefixes):
+            continue
+        for pname, _ in m.named_parameters(recurse=False):
+            names.append(f"{mname}.{pname}" if mname else pname)
+    names += [n for n, _ in module.named_buffers() if _inside(n, prefixes)]
+    return names
+
+
+class DataParallelWrapper(abc.ABC):
+    """Wraps the non-sharded part of a ``DistributedModelParallel`` for data parallelism."""
+
+    @abc.abstractmethod
+    def wrap(self, dmp: "DistributedModelParallel", env: ShardingEnv, device: torch.device) -> None:
+        ...
+
+
+class DefaultDataParallelWrapper(DataParallelWrapper):
+    """``DistributedDataParallel`` over the parameters outside sharded modules.
+
+    Args:
+        bucket_cap_mb / static_graph / find_unused_parameters: DDP options.
+        allreduce_comm_precision: ``"fp16"`` or ``"bf16"`` compresses gradient all-reduces.
+        params_to_ignore: further parameter names DDP leaves alone.
+        ddp_kwargs: any other DDP keyword arguments.
+    """
+
+    def __init__(
+        self,
+        bucket_cap_mb: int = 25,
+        static_graph: bool = True,
+        find_unused_parameters: bool = False,
+        allreduce_comm_precision: Optional[str] = None,
+        params_to_ignore: Optional[List[str]] = None,
+        ddp_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        if allreduce_comm_precision not in (None, "fp16", "bf16"):
+            raise ValueError(f"allreduce_comm_precision must be None, 'fp16' or 'bf16', got {allreduce_comm_precision!r}")
+        self._bucket_cap_mb = bucket_cap_mb
+        self._static_graph = static_graph
+        self._find_unused_parameters = find_unused_parameters
+        self._allreduce_comm_precision = allreduce_comm_precision
+        self._params_to_ignore = list(params_to_ignore or [])
+        self._ddp_kwargs = dict(ddp_kwargs or {})
+
+    def wrap(self, dmp: "DistributedModelParallel", env: ShardingEnv, device: torch.device) -> None:
+        module = dmp._dmp_wrapped_module
+        if env.process_group is None or isinstance(module, ShardedModule):
+            return
+        ignore = set(sharded_state_names(module)) | set(self._params_to_ignore)
+        dense = [n for n, p in nn.Module.named_parameters(module) if p.requires_grad and n not in ignore]
+        if not dense:
+            return
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, sorted(ignore))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # broadcast_buffers' deprecation notice
+            wrapped = nn.parallel.DistributedDataParallel(
+                module,
+                device_ids=None if device.type == "cpu" else [device],
+                process_group=env.process_group,
+                gradient_as_bucket_view=True,
+                broadcast_buffers=False,
+                static_graph=self._static_graph,
+                find_unused_parameters=self._find_unused_parameters,
+                bucket_cap_mb=self._bucket_cap_mb,
+                **self._ddp_kwargs,
+            )
+        dmp._dmp_wrapped_module = wrapped
+        if self._allreduce_comm_precision is not None:
+            from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+            hook = default_hooks.fp16_compress_hook if self._allreduce_comm_precision == "fp16" else default_hooks.bf16_compress_hook
+            dmp._dmp_wrapped_module.register_comm_hook(env.process_group, hook)
+
+
+def materialize_meta(module: nn.Module, device: torch.device) -> None:
+    """Meta-device parameters outside sharded modules: allocated on ``device`` and re-initialised."""
+    if isinstance(module, ShardedModule):
+        return
+    own = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
+    if any(t.is_meta for t in own):
+        module.to_empty(device=device, recurse=False)
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            with torch.no_grad():
+                reset()
+    for child in module.children():
+        materialize_meta(child, device)
+
+
+class DistributedModelParallel(nn.Module, FusedOptimizerModule):
+    """Shards the embedding modules of ``module`` and data-parallelises the rest (see the module docstring).
+
+    Args:
+        module: the model (may live on ``meta``).
+        env: default: the initialised default process group.
+        device: default cpu.
+        plan: default: the planner's plan (round-robin table-wise without a planner).
+        sharders: default ``get_default_sharders()``.
+        init_data_parallel: wrap the dense part in DDP now (else call ``init_data_parallel()`` later).
+        init_parameters: materialise meta parameters outside sharded modules.
+        data_parallel_wrapper: default ``DefaultDataParallelWrapper()``.
+        model_tracker_config: accepted for API compatibility (no model tracking).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        env: Optional[ShardingEnv] = None,
+        device: Optional[torch.device] = None,
+        plan: Optional[ShardingPlan] = None,
+        sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
+        init_data_parallel: bool = True,
+        init_parameters: bool = True,
+        data_parallel_wrapper: Optional[DataParallelWrapper] = None,
+        model_tracker_config: Optional[Any] = None,
+    ) -> None:
+        super().__init__()
+        if env is None:
+            if not dist.is_initialized():
+                raise RuntimeError("DistributedModelParallel: torch.distributed is not initialised; pass env= or "
+                                   "call dist.init_process_group first")
+            env = ShardingEnv.from_process_group(dist.GroupMember.WORLD)
+        self._env = env
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.sharders = list(sharders) if sharders is not None else get_default_sharders()
+        self._sharder_map = {s.module_type: s for s in self.sharders}
+        self._data_parallel_wrapper = data_parallel_wrapper or DefaultDataParallelWrapper()
+        self._ddp_wrapped = False
+        self._plan: ShardingPlan = plan if plan is not None else default_plan(module, self.sharders, env, self.device)
+        self._dmp_wrapped_module: nn.Module = _shard_modules(module, env, self.device, self._plan, self.sharders)
+        if init_parameters:
+            materialize_meta(self._dmp_wrapped_module, self.device)
+        if init_data_parallel:
+            self.init_data_parallel()
+        self._optim: KeyedOptimizer = self._init_optim()
+
+    def _init_optim(self) -> CombinedOptimizer:
+        return CombinedOptimizer([
+            (fqn, m.fused_optimizer) for fqn, m in sharded_modules(get_unwrapped_module(self))
+            if isinstance(m, FusedOptimizerModule)
+        ])
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._dmp_wrapped_module(*args, **kwargs)
+
+    def init_data_parallel(self) -> None:
+        """Wraps the dense part with the data-parallel wrapper (once)."""
+        if not self._ddp_wrapped:
+            self._data_parallel_wrapper.wrap(self, self._env, self.device)
+            self._ddp_wrapped = True
+
+    @property
+    def module(self) -> nn.Module:
+        """The sharded model without DMP/DDP wrappers."""
+        return get_unwrapped_module(self)
+
+    @module.setter
+    def module(self, value: nn.Module) -> None:
+        if isinstance(self._dmp_wrapped_module, nn.parallel.DistributedDataParallel):
+            raise RuntimeError("DistributedModelParallel.module cannot be set after the model is wrapped in DDP")
+        self._dmp_wrapped_module = value
+
+    @property
+    def plan(self) -> ShardingPlan:
+        return self._plan
+
+    @property
+    def fused_optimizer(self) -> KeyedOptimizer:
+        return self._optim
+
+    def copy(self, device: torch.device) -> "DistributedModelParallel":
+        """A copy on ``device`` (sharded modules' process groups are shared, tensors copied)."""
+        from recsys_lib.distributed.utils import copy_to_device, sharded_model_copy
+
+        with sharded_model_copy(device=None):
+            copied = copy.deepcopy(self)
+        return copy_to_device(copied, self.device, torch.device(device))  # type: ignore[return-value]
+
+    # ---- unsharded-model names ----
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        out = get_unwrapped_module(self).state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        return out
+
+    def load_state_dict(  # type: ignore[override]
+        self, state_dict: Mapping[str, Any], prefix: str = "", strict: bool = True
+    ) -> Any:
+        if prefix:
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        return get_unwrapped_module(self).load_state_dict(state_dict, strict=strict)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        yield from _walk_parameters(get_unwrapped_module(self), prefix, recurse)
+
+    def bare_named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[Tuple[str, nn.Parameter]]:
+        """Parameters of the modules themselves (kernel internals included), as ``nn.Module`` reports them."""
+        yield from nn.Module.named_parameters(get_unwrapped_module(self), prefix=prefix, recurse=recurse)
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, torch.Tensor]]:
+        yield from _walk_buffers(get_unwrapped_module(self), prefix, recurse)
+
+    def sparse_grad_parameter_names(self, destination: Optional[List[str]] = None, prefix: str = "") -> List[str]:
+        """Names of parameters whose gradients are sparse (``nn.Embedding(Bag)(sparse=True)`` outside sharding)."""
+        destination = [] if destination is None else destination
+        for name, m in get_unwrapped_module(self).named_modules():
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse:
+                destination.append(_join(prefix, _join(name, "weight")))
+        return destination
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _walk_parameters(module: nn.Module, prefix: str, recurse: bool) -> Iterator[Tuple[str, nn.Parameter]]:
+    if isinstance(module, ShardedModule):
+        yield from module.named_parameters(prefix=prefix, recurse=True)
+        return
+    for name, p in module.named_parameters(recurse=False):
+        yield _join(prefix, name), p
+    if recurse:
+        for name, child in module.named_children():
+            yield from _walk_parameters(child, _join(prefix, name), recurse)
+
+
+def _walk_buffers(module: nn.Module, prefix: str, recurse: bool) -> Iterator[Tuple[str, torch.Tensor]]:
+    if isinstance(module, ShardedModule):
+        return
+    for name, b in module.named_buffers(recurse=False):
+        yield _join(prefix, name), b
+    if recurse:
+        for name, child in module.named_children():
+            yield from _walk_buffers(child, _join(prefix, name), recurse)

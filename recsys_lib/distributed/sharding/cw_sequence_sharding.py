@@ -1,0 +1,6 @@
+"""TorchRec path ``sharding.cw_sequence_sharding``; the code is in ``cw_sharding/sequence.py``."""
+
+from recsys_lib.distributed.sharding.cw_sharding.sequence import (  # noqa: F401
+    CwSequenceEmbeddingDist,
+    CwSequenceEmbeddingSharding,
+)

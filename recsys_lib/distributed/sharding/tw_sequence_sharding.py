@@ -1,0 +1,6 @@
+"""TorchRec path ``sharding.tw_sequence_sharding``; the code is in ``tw_sharding/sequence.py``."""
+
+from recsys_lib.distributed.sharding.tw_sharding.sequence import (  # noqa: F401
+    TwSequenceEmbeddingDist,
+    TwSequenceEmbeddingSharding,
+)
