@@ -52,6 +52,9 @@ def jt_dict_from_parts(
 ) -> Dict[str, JaggedTensor]:
     """Per-key JTs as views of the KJT's tensors; offsets (rebased to 0) computed in one batched cumsum."""
     num_keys = len(keys)
+    out: Dict[str, JaggedTensor] = {}
+    if num_keys == 0:
+        return out  # no keys: nothing to view (and lengths.view(0, -1) would be ambiguous)
     values_list = values.split_with_sizes(length_per_key)
     weights_list: Optional[List[torch.Tensor]] = None
     if weights is not None:
@@ -70,7 +73,6 @@ def jt_dict_from_parts(
         lengths_list = list(lengths.view(-1).split_with_sizes(stride_per_key))
         if compute_offsets:
             offsets_list = [torch.cat([l.new_zeros(1), l.cumsum(0).to(l.dtype)]) for l in lengths_list]
-    out: Dict[str, JaggedTensor] = {}
     for i in range(num_keys):
         w: Optional[torch.Tensor] = None
         if weights_list is not None:

@@ -44,6 +44,7 @@ def test_golden_split():
 def test_split_with_empty_segment():
     a, empty, b = golden().split([1, 0, 1])
     assert empty.keys() == [] and empty.values().numel() == 0 and empty.lengths().numel() == 0
+    assert empty.to_dict() == {}  # a rank that receives no features still iterates its (empty) dict
     assert a.keys() == ["f1"] and b.keys() == ["f2"]
 
 
