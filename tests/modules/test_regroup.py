@@ -13,7 +13,7 @@ def _kts():
     return (a, b, c), [kt1, kt2]
 
 
-def test_regroup_as_dict_matches_manual_cat_and_caches():
+def test_regroup_as_dict_matches_manual_cat():
     (a, b, c), kts = _kts()
     mod = KTRegroupAsDict(groups=[["c", "a"], ["b"], ["a", "b", "c"]], keys=["x", "y", "z"])
     out = mod(kts)
@@ -21,10 +21,10 @@ def test_regroup_as_dict_matches_manual_cat_and_caches():
     torch.testing.assert_close(out["y"], b)
     torch.testing.assert_close(out["z"], torch.cat([a, b, c], 1))
     (a2, b2, c2), kts2 = _kts()
-    torch.testing.assert_close(mod(kts2)["x"], torch.cat([c2, a2], 1))  # cached plan, new values
+    torch.testing.assert_close(mod(kts2)["x"], torch.cat([c2, a2], 1))  # same module, new values
 
 
-def test_regroup_replans_when_inputs_change_and_gradients_flow():
+def test_regroup_follows_input_layout_and_gradients_flow():
     (a, b, c), kts = _kts()
     mod = KTRegroupAsDict(groups=[["b", "c"]], keys=["x"])
     mod(kts)
@@ -43,3 +43,23 @@ def test_regroup_validation():
         KTRegroupAsDict(groups=[["a"]], keys=["x", "y"])
     with pytest.raises(ValueError, match="'q'"):
         KTRegroupAsDict(groups=[["q"]], keys=["x"])(_kts()[1])
+
+
+def test_regroup_scripts_and_traces():
+    from recsys_lib.fx import symbolic_trace
+
+    (a, b, c), kts = _kts()
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.r = KTRegroupAsDict(groups=[["c", "a"], ["b"]], keys=["x", "y"])
+
+        def forward(self, kt1: KeyedTensor, kt2: KeyedTensor):
+            return self.r([kt1, kt2])
+
+    m = M()
+    for variant in (torch.jit.script(m), symbolic_trace(m)):
+        out = variant(*kts)
+        torch.testing.assert_close(out["x"], torch.cat([c, a], 1))
+        torch.testing.assert_close(out["y"], b)
