@@ -69,6 +69,23 @@ def _copy_file(src: str, dst: str, pm: PathManager, chunk_rows: int) -> None:
             w.write(load_rows(src, start, min(chunk_rows, shape[0] - start), pm))
 
 
+def _write_full_set(in_dense_dir: str, in_sparse_dir: str, out_dir: str, days: int, pm: PathManager, chunk_rows: int) -> None:
+    """All days concatenated in order, unshuffled: ``full_{labels,dense,sparse}.npy`` in ``out_dir``."""
+    outputs = {p: os.path.join(out_dir, f"full_{p}.npy") for p in _PARTS}
+    if all(pm.exists(p) for p in outputs.values()):
+        return
+    pm.mkdirs(out_dir)
+    inputs = [_input_paths(in_dense_dir, in_sparse_dir, d, pm) for d in range(days)]
+    for p, dst in outputs.items():
+        shape = check_complete(inputs[0][p], pm)
+        _, dtype, _ = npy_header(inputs[0][p], pm)
+        with NpyWriter(dst, dtype, shape[1:], pm) as w:
+            for paths in inputs:
+                n = check_complete(paths[p], pm)[0]
+                for start in range(0, n, chunk_rows):
+                    w.write(load_rows(paths[p], start, min(chunk_rows, n - start), pm))
+
+
 def shuffle_days(
     input_dir_labels_and_dense: str,
     input_dir_sparse: str,
@@ -98,11 +115,12 @@ def shuffle_days(
         if not pm.exists(dst):
             _copy_file(last_in[part], dst, pm, chunk_rows)
 
+    if output_dir_full_set:
+        _write_full_set(input_dir_labels_and_dense, input_dir_sparse, output_dir_full_set, days, pm, chunk_rows)
+
     train_days = list(range(last))
     outputs = [_output_paths(output_dir_shuffled, d) for d in train_days]
-    full = {p: os.path.join(output_dir_full_set, f"full_{p}.npy") for p in _PARTS} if output_dir_full_set else {}
-    done = all(pm.exists(p) for o in outputs for p in o.values()) and all(pm.exists(p) for p in full.values())
-    if done:
+    if all(pm.exists(p) for o in outputs for p in o.values()):
         return
     inputs = [_input_paths(input_dir_labels_and_dense, input_dir_sparse, d, pm) for d in train_days]
     layouts = _row_layouts(inputs, rows_per_day, pm)
@@ -146,10 +164,6 @@ def shuffle_days(
                             f.write(np.ascontiguousarray(arrays[p][rows]).tobytes())
                 bar.update(n)
         bar.close()
-        if output_dir_full_set:
-            pm.mkdirs(output_dir_full_set)
-        writers_full = {p: NpyWriter(full[p], layouts[p][0], layouts[p][1], pm) for p in full}
-        open_writers.extend(writers_full.values())
         bar = tqdm(total=total, desc="shuffle: gather", unit="rows", unit_scale=True, disable=not progress)
         for d in train_days:
             writers = {p: NpyWriter(outputs[d][p], layouts[p][0], layouts[p][1], pm) for p in _PARTS}
@@ -162,17 +176,12 @@ def shuffle_days(
                         arr = np.frombuffer(f.read(), dtype=dtype).reshape((-1,) + row_shape)
                     arr = arr[perm]
                     writers[p].write(arr)
-                    if p in writers_full:
-                        writers_full[p].write(arr)
                     pm.rm(scratch[b][p])
                 bar.update(capacity[b])
             for w in writers.values():
                 w.close()
                 open_writers.remove(w)
         bar.close()
-        for w in writers_full.values():
-            w.close()
-            open_writers.remove(w)
     except BaseException:
         for w in open_writers:
             w.abort()

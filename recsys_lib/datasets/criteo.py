@@ -204,8 +204,9 @@ class BinaryCriteoUtils:
 
         Reads ``day_i_{labels,dense}.npy`` from ``input_dir_labels_and_dense`` and ``day_i_sparse.npy`` (or, if
         absent, ``day_i_sparse_contig_freq.npy``) from ``input_dir_sparse``; writes ``day_i_{dense,sparse,labels}.npy`` to
-        ``output_dir_shuffled`` with ``rows_per_day[i]`` rows each, and, if ``output_dir_full_set`` is given, the
-        shuffled training rows concatenated as ``full_{dense,sparse,labels}.npy`` there.
+        ``output_dir_shuffled`` with ``rows_per_day[i]`` rows each, and, if ``output_dir_full_set`` is given, all
+        days concatenated unshuffled as ``full_{dense,sparse,labels}.npy`` there (TorchRec writes one float32
+        ``full.npy`` of ``[label | dense | sparse]`` columns instead, which cannot hold ids above 2**24 exactly).
         """
         _shuffle.shuffle_days(
             input_dir_labels_and_dense, input_dir_sparse, output_dir_shuffled, rows_per_day, output_dir_full_set,

@@ -53,7 +53,10 @@ def test_keeps_rows_and_day_sizes(tmp_path, chunk_rows, bucket_rows):
     assert day0 & set(range(30, 72))  # rows crossed days
     for got, name in zip(_load(out, 3), ("labels", "dense", "sparse_contig_freq")):  # last day copied unchanged
         np.testing.assert_array_equal(got, np.load(src / f"day_3_{name}.npy"))
-    np.testing.assert_array_equal(np.load(full / "full_dense.npy")[:, 0], np.array(all_ids, np.float32))
+    # the full set is every day, unshuffled, in order
+    np.testing.assert_array_equal(np.load(full / "full_dense.npy")[:, 0], np.arange(81, dtype=np.float32))
+    np.testing.assert_array_equal(np.load(full / "full_labels.npy")[:, 0], np.arange(81) % 2)
+    assert np.load(full / "full_sparse.npy").shape == (81, 26)
     assert sorted(os.listdir(out)) == sorted(f"day_{d}_{p}.npy" for d in range(4) for p in ("labels", "dense", "sparse"))
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import List, Optional
 
-from recsys_lib.datasets.criteo import FREQUENCY_THRESHOLD, BinaryCriteoUtils
+from recsys_lib.datasets.criteo import BinaryCriteoUtils
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY, get_path_manager
 
 
@@ -21,8 +21,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Map Criteo sparse ids to contiguous ids.")
     parser.add_argument("--input_dir", type=str, required=True, help="folder with the *_sparse.npy files")
     parser.add_argument("--output_dir", type=str, required=True, help="folder for the remapped files")
-    parser.add_argument("--frequency_threshold", type=int, default=FREQUENCY_THRESHOLD,
-                        help="ids seen fewer times than this map to 1")
+    parser.add_argument("--frequency_threshold", type=int, default=0,
+                        help="ids seen fewer times than this map to 1 (0: no thresholding)")
     parser.add_argument("--chunk_rows", type=int, default=1 << 18, help="rows per chunk (bounds memory)")
     parser.add_argument("--no_progress", action="store_true", help="disable progress bars")
     return parser.parse_args(argv)

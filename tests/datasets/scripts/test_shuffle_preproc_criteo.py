@@ -18,5 +18,5 @@ def test_cli_reads_rows_per_day_from_labels(tmp_path):
                                  "--days", "3", "--no_progress"])
     sizes = [np.load(out / f"day_{d}_sparse.npy").shape[0] for d in range(3)]
     assert sizes == [4, 6, 3]
-    assert sorted(np.load(full / "full_dense.npy")[:, 0].astype(int).tolist()) == list(range(10))
+    assert np.load(full / "full_dense.npy")[:, 0].astype(int).tolist() == list(range(13))  # unshuffled, all days
     assert np.load(out / "day_2_dense.npy")[:, 0].tolist() == [10, 11, 12]
