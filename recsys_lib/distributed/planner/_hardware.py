@@ -321,12 +321,19 @@ class Topology:
 
     def kernel_bw(self, compute_kernel: str, caching_ratio: Optional[float] = None, prefetch_pipeline: bool = False) -> Optional[float]:
         """Lookup bandwidth (bytes/ms) of ``compute_kernel`` here; ``None`` if it cannot run on this device."""
+        key = (compute_kernel, caching_ratio, prefetch_pipeline)
+        cache = self.__dict__.setdefault("_kernel_bw_cache", {})
+        if key in cache:
+            return cache[key]
         if self._compute_device == "cpu" and self._calibration is not None:
-            return self._calibration.kernel_bw(compute_kernel)
-        return C.kernel_bw_lookup(
-            self._compute_device, compute_kernel, self._hbm_mem_bw, self._ddr_mem_bw, self._hbm_to_ddr_mem_bw,
-            caching_ratio, prefetch_pipeline,
-        )
+            bw = self._calibration.kernel_bw(compute_kernel)
+        else:
+            bw = C.kernel_bw_lookup(
+                self._compute_device, compute_kernel, self._hbm_mem_bw, self._ddr_mem_bw, self._hbm_to_ddr_mem_bw,
+                caching_ratio, prefetch_pipeline,
+            )
+        cache[key] = bw
+        return bw
 
     def __repr__(self) -> str:
         return (

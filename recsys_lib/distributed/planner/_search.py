@@ -89,9 +89,13 @@ class PlanSearch:
                               storage_constraint=self._storage_constraint)
             proposal = proposer.propose()
 
-    def local_search(self, search_space: List[ShardingOption], max_passes: int = 2, budget: int = 400) -> None:
+    def local_search(self, search_space: List[ShardingOption], max_passes: int = 2, budget: Optional[int] = None) -> None:
+        """Budget: at most ``budget`` proposals (default ``clamp(20000 / tables, 16, 400)``: each costs a
+        partition of every table)."""
         if self.best is None or self.best_proposal is None:
             return
+        if budget is None:
+            budget = min(400, max(16, 20000 // max(1, len(self.best_proposal))))
         candidates = _candidates(search_space)
         world = self._storage_constraint.world_size
         spent = 0

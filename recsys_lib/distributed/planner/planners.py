@@ -17,6 +17,7 @@ rank 0 of the group and broadcasts the plan (or the error) so every rank gets th
 """
 
 import copy
+import gc
 import logging
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -244,6 +245,17 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         self._best_plan: Optional[List[ShardingOption]] = None
 
     def plan(self, module: nn.Module, sharders: List[ModuleSharder[nn.Module]]) -> ShardingPlan:
+        # Planning allocates hundreds of thousands of small objects that all stay alive until it ends;
+        # the cyclic garbage collector would rescan them over and over (most of the time at 1000 tables).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._plan(module, sharders)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _plan(self, module: nn.Module, sharders: List[ModuleSharder[nn.Module]]) -> ShardingPlan:
         start = time.perf_counter()
         self._num_proposals = 0
         self._num_plans = 0

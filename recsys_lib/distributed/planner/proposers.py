@@ -3,7 +3,8 @@ and feeds the result back.
 
 * ``GreedyProposer``: each table's options sorted by perf (``use_depth``: the slowest shard, else the
   sum over shards); the first proposal takes every table's best option. While proposals do not fit,
-  each feedback moves the table whose option uses the most storage to its next option. After the
+  each feedback moves the table whose option uses the most storage to its next option (skipping
+  proposals whose total storage exceeds what all devices hold together). After the
   first proposal that fits it stops, or goes on until ``threshold`` proposals in a row did not improve
   the rating.
 * ``UniformProposer``: one proposal per sharding type, every table on its best option of that type.
@@ -31,16 +32,14 @@ def _by_table(search_space: List[ShardingOption]) -> Dict[str, List[ShardingOpti
 
 
 def _perf_score(option: ShardingOption, use_depth: bool) -> float:
-    if use_depth:
-        return max((s.perf.total for s in option.shards if s.perf is not None), default=0.0)
-    return option.total_perf
+    sm = option.summary()
+    return sm.max_shard_perf if use_depth else sm.total_perf
 
 
 def _storage_key(option: ShardingOption) -> Tuple[int, int, int, int]:
     """(max shard HBM, total HBM, max shard DDR, total DDR): what the greedy proposer shrinks first."""
-    hbm = [s.storage.hbm for s in option.shards if s.storage is not None] or [0]
-    ddr = [s.storage.ddr for s in option.shards if s.storage is not None] or [0]
-    return max(hbm), sum(hbm), max(ddr), sum(ddr)
+    sm = option.summary()
+    return sm.max_shard_hbm, sm.hbm, sm.max_shard_ddr, sm.ddr
 
 
 def _sorted_options(options: List[ShardingOption], use_depth: bool) -> List[ShardingOption]:
@@ -101,12 +100,30 @@ class GreedyProposer(Proposer):
         if self._fitted and (self._threshold is None or self._no_improvement > self._threshold):
             self._done = True
             return
-        movable = [f for f, i in self._index.items() if i + 1 < len(self._options[f])]
-        if not movable:
+        if not self._advance():
             self._done = True
             return
+        if storage_constraint is not None and not partitionable:
+            # skip proposals that cannot fit whatever the placement (more bytes than all devices hold)
+            cap_hbm = sum(d.storage.hbm for d in storage_constraint.devices)
+            cap_ddr = sum(d.storage.ddr for d in storage_constraint.devices)
+            while True:
+                hbm = ddr = 0
+                for fqn, opts in self._options.items():
+                    st = opts[self._index[fqn]].total_storage
+                    hbm += st.hbm
+                    ddr += st.ddr
+                if (hbm <= cap_hbm and ddr <= cap_ddr) or not self._advance():
+                    return
+
+    def _advance(self) -> bool:
+        """Moves the table whose option uses the most storage to its next option; False if none can move."""
+        movable = [f for f, i in self._index.items() if i + 1 < len(self._options[f])]
+        if not movable:
+            return False
         fqn = max(movable, key=lambda f: _storage_key(self._options[f][self._index[f]]))
         self._index[fqn] += 1
+        return True
 
 
 class UniformProposer(Proposer):

@@ -140,8 +140,13 @@ class EmbeddingPerfEstimator(ShardEstimator):
     def estimate(
         self, sharding_options: List[ShardingOption], sharder_map: Optional[Dict[str, ModuleSharder[nn.Module]]] = None
     ) -> None:
+        names: Dict[type, str] = {}
         for option in sharding_options:
-            sharder = (sharder_map or {}).get(sharder_name(type(option.module[1])))
+            mtype = type(option.module[1])
+            name = names.get(mtype)
+            if name is None:
+                name = names[mtype] = sharder_name(mtype)
+            sharder = (sharder_map or {}).get(name)
             perfs: Dict[int, Perf] = {}
             for shard, cost in zip(option.shards, shard_costs(option, self._topology, self._constraints, sharder)):
                 perf = perfs.get(id(cost))
@@ -155,6 +160,7 @@ class EmbeddingPerfEstimator(ShardEstimator):
                     )
                     perfs[id(cost)] = perf
                 shard.perf = perf
+            option.estimates_changed()
 
     @classmethod
     def perf_func_emb_wall_time(
@@ -223,8 +229,8 @@ class EmbeddingPerfEstimator(ShardEstimator):
         return perfs
 
 
-def _optimizer_multiplier(sharder: Optional[ModuleSharder[nn.Module]], tensor: torch.Tensor, cols: int) -> float:
-    """Optimizer state per weight element: Adam/LAMB 2, Adagrad 1, row-wise variants 1/D, SGD 0."""
+def _optimizer_kind(sharder: Optional[ModuleSharder[nn.Module]], tensor: torch.Tensor) -> str:
+    """Normalised optimizer name from the sharder's fused params or ``apply_optimizer_in_backward``."""
     name = ""
     fused = getattr(sharder, "fused_params", None) or {}
     if "optimizer" in fused:
@@ -234,12 +240,16 @@ def _optimizer_multiplier(sharder: Optional[ModuleSharder[nn.Module]], tensor: t
         classes = getattr(tensor, "_optimizer_classes", None)
         if classes:
             name = classes[0].__name__
-    key = name.upper().replace("_", "")
-    if "ROWWISE" in key:
-        return 1.0 / max(cols, 1) * (2 if "ADAM" in key or "LAMB" in key else 1)
-    if "ADAM" in key or "LAMB" in key:
+    return name.upper().replace("_", "")
+
+
+def _optimizer_multiplier_of(kind: str, cols: int) -> float:
+    """Optimizer state per weight element: Adam/LAMB 2, Adagrad 1, row-wise variants 1/D, SGD 0."""
+    if "ROWWISE" in kind:
+        return 1.0 / max(cols, 1) * (2 if "ADAM" in kind or "LAMB" in kind else 1)
+    if "ADAM" in kind or "LAMB" in kind:
         return 2.0
-    if "ADAGRAD" in key:
+    if "ADAGRAD" in kind:
         return 1.0
     return 0.0
 
@@ -292,8 +302,13 @@ class EmbeddingStorageEstimator(ShardEstimator):
             raise ValueError("EmbeddingStorageEstimator.estimate needs sharder_map (sharder_name(module type) → sharder)")
         device = self._topology.compute_device
         io_kind = "ddr" if device == "cpu" else "hbm"
+        names: Dict[type, str] = {}
+        self._opt_mult: Dict[Tuple[int, int], str] = {}
         for option in sharding_options:
-            key = sharder_name(type(option.module[1]))
+            mtype = type(option.module[1])
+            key = names.get(mtype)
+            if key is None:
+                key = names[mtype] = sharder_name(mtype)
             if key not in sharder_map:
                 raise ValueError(f"no sharder for module type {key!r} of table {option.fqn!r}")
             sharder = sharder_map[key]
@@ -307,6 +322,7 @@ class EmbeddingStorageEstimator(ShardEstimator):
                     storage = self._shard_storage(option, sharder, size, cost, clf, io_kind)
                     memo[size] = storage
                 shard.storage = storage
+            option.estimates_changed()
 
     def _shard_storage(
         self,
@@ -320,7 +336,11 @@ class EmbeddingStorageEstimator(ShardEstimator):
         device = self._topology.compute_device
         meta = torch.empty(size, dtype=option.tensor.dtype, device="meta")
         usage = dict(sharder.storage_usage(meta, device, option.compute_kernel))
-        mult = 1.0 + _optimizer_multiplier(sharder, option.tensor, size[1])
+        kind_key = (id(sharder), id(option.tensor))
+        kind = self._opt_mult.get(kind_key)
+        if kind is None:
+            kind = self._opt_mult[kind_key] = _optimizer_kind(sharder, option.tensor)
+        mult = 1.0 + _optimizer_multiplier_of(kind, size[1])
         hbm = int(usage.get("hbm", 0) * mult)
         ddr = int(usage.get("ddr", 0) * mult)
         if option.compute_kernel in _CACHING_KERNELS:

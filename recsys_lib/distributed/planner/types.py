@@ -13,7 +13,7 @@ import abc
 import copy
 from dataclasses import dataclass, field
 from enum import Enum, unique
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -150,19 +150,45 @@ class ShardingOption:
     def num_inputs(self) -> int:
         return len(self.input_lengths)
 
+    def summary(self) -> "OptionSummary":
+        """Totals and maxima over the shards' estimates, computed once and kept until
+        :meth:`estimates_changed` (the estimators call it; call it after editing shard estimates by hand)."""
+        cached = self.__dict__.get("_summary")
+        if cached is None:
+            totals: Dict[int, float] = {}
+            perf = depth = 0.0
+            hbm = ddr = max_hbm = max_ddr = 0
+            for shard in self.shards:
+                p = shard.perf
+                if p is not None:
+                    t = totals.get(id(p))
+                    if t is None:
+                        t = p.total
+                        totals[id(p)] = t
+                    perf += t
+                    depth = t if t > depth else depth
+                st = shard.storage
+                if st is not None:
+                    hbm += st.hbm
+                    ddr += st.ddr
+                    max_hbm = st.hbm if st.hbm > max_hbm else max_hbm
+                    max_ddr = st.ddr if st.ddr > max_ddr else max_ddr
+            cached = OptionSummary(perf, depth, hbm, ddr, max_hbm, max_ddr)
+            self.__dict__["_summary"] = cached
+        return cached
+
+    def estimates_changed(self) -> None:
+        """Drops the cached :meth:`summary` (shard ``perf``/``storage`` were replaced)."""
+        self.__dict__.pop("_summary", None)
+
     @property
     def total_storage(self) -> Storage:
-        hbm = ddr = 0
-        for shard in self.shards:
-            st = shard.storage
-            if st is not None:
-                hbm += st.hbm
-                ddr += st.ddr
-        return Storage(hbm=hbm, ddr=ddr)
+        sm = self.summary()
+        return Storage(hbm=sm.hbm, ddr=sm.ddr)
 
     @property
     def total_perf(self) -> float:
-        return sum(s.perf.total for s in self.shards if s.perf is not None)
+        return self.summary().total_perf
 
     @property
     def is_pooled(self) -> bool:
@@ -207,6 +233,17 @@ class ShardingOption:
             f"ShardingOption(fqn={self.fqn!r}, sharding_type={self.sharding_type!r}, "
             f"compute_kernel={self.compute_kernel!r}, ranks={self.get_shards_assignment()})"
         )
+
+
+class OptionSummary(NamedTuple):
+    """Aggregates of one option's shard estimates (perf in ms, storage in bytes)."""
+
+    total_perf: float
+    max_shard_perf: float
+    hbm: int
+    ddr: int
+    max_shard_hbm: int
+    max_shard_ddr: int
 
 
 @dataclass
