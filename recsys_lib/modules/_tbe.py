@@ -149,8 +149,8 @@ def weight_parameters(tbe: SplitTableBatchedEmbeddingBagsCodegen) -> List[torch.
 class TBEFusedOptimizer(FusedOptimizer):
     """The optimizer fused into one or more TBEs, keyed by parameter FQN.
 
-    State is ``{fqn: {"<table>.momentum1": tensor}}`` (views into the TBE's own buffers, so loading a state
-    dict updates the kernel). ``step()`` only pushes a changed ``param_groups[0]["lr"]`` into the kernels.
+    State is ``{"<table>.weight": {"<table>.weight.momentum_1": tensor}}`` as TorchRec's unsharded fused modules
+    write it (views into the TBE's own buffers, so loading a state dict updates the kernel). ``step()`` only pushes a changed ``param_groups[0]["lr"]`` into the kernels.
     """
 
     def __init__(
@@ -165,7 +165,7 @@ class TBEFusedOptimizer(FusedOptimizer):
             opt_states = tbe.split_optimizer_states()
             for (fqn, table, p), table_states in zip(named, opt_states):
                 params[fqn] = p
-                state[p] = {f"{table}.momentum{i + 1}": s for i, s in enumerate(table_states)}
+                state[p] = {f"{fqn}.momentum_{i + 1}": s for i, s in enumerate(table_states)}
         groups = [{"params": list(params.values()), "lr": learning_rate}]
         super().__init__(params, state, groups)
         self._tbes = tbes

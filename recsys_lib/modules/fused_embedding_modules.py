@@ -9,7 +9,7 @@ Example::
 
     ebc = FusedEmbeddingBagCollection(tables, optimizer_type=torch.optim.SGD, optimizer_kwargs={"lr": 0.1})
     ebc(kjt).values().sum().backward()     # tables already updated here
-    ebc.fused_optimizer().state_dict()     # {"state": {"embedding_bags.t0.weight": {...}}}
+    ebc.fused_optimizer().state_dict()     # {"state": {"t0.weight": {"t0.weight.momentum_1": ...}}} (Adagrad)
 
 CPU optimizers: ``torch.optim.SGD`` / ``optimizers.SGD`` (EXACT_SGD), ``torch.optim.Adagrad`` /
 ``optimizers.Adagrad`` (EXACT_ADAGRAD), ``RowWiseAdagrad`` (EXACT_ROWWISE_ADAGRAD).
@@ -104,7 +104,8 @@ class _FusedTables(nn.Module):
             self._group_features.append([f for t in g_tables for f in table_feature_names(t)])
             self._group_rows.append([(t.name, t.num_embeddings) for t in g_tables for _ in table_feature_names(t)])
             params = weight_parameters(tbe)
-            named.append([(f"{weights_attr}.{t.name}.weight", t.name, p) for t, p in zip(g_tables, params)])
+            # Optimizer keys follow TorchRec's unsharded fused modules: "<table>.weight".
+            named.append([(f"{t.name}.weight", t.name, p) for t, p in zip(g_tables, params)])
             for t, p in zip(g_tables, params):
                 views[t.name] = _TableWeight(p)
         # Table order in the ModuleDict (and so in state_dict) is the config order, as in the unfused module.
@@ -129,7 +130,7 @@ class _FusedTables(nn.Module):
         return self
 
     def fused_optimizer(self) -> KeyedOptimizer:
-        """The in-backward optimizer, keyed ``<weights>.<table>.weight``."""
+        """The in-backward optimizer, keyed ``<table>.weight`` (TorchRec's layout)."""
         return self._optim
 
     def optimizer_type(self) -> Type[torch.optim.Optimizer]:

@@ -134,10 +134,15 @@ def test_state_dict_and_fused_optimizer_state():
     assert list(fused.state_dict()) == ["embedding_bags.t0.weight", "embedding_bags.t1.weight",
                                         "embedding_bags.t2.weight"]
     assert [n for n, _ in fused.named_parameters()] == list(fused.state_dict())
+    # TorchRec's unsharded fused layout: {"<table>.weight": {"<table>.weight.momentum_1": (R,)}}
     state = fused.fused_optimizer().state_dict()["state"]
-    assert set(state) == set(fused.state_dict())
-    assert list(state["embedding_bags.t1.weight"]) == ["t1.momentum1"]
-    assert state["embedding_bags.t1.weight"]["t1.momentum1"].shape == (9,)
+    assert set(state) == {"t0.weight", "t1.weight", "t2.weight"}
+    assert list(state["t1.weight"]) == ["t1.weight.momentum_1"]
+    assert state["t1.weight"]["t1.weight.momentum_1"].shape == (9,)
+    adagrad = FusedEmbeddingBagCollection(_bag_tables(), torch.optim.Adagrad, {"lr": 0.1})
+    assert adagrad.fused_optimizer().state_dict()["state"]["t0.weight"]["t0.weight.momentum_1"].shape == (20, 4)
+    sgd = FusedEmbeddingBagCollection(_bag_tables(), torch.optim.SGD, {"lr": 0.1})
+    assert sgd.fused_optimizer().state_dict()["state"] == {}
     # weights are updated in backward: a dense optimizer must not see them
     assert list(in_backward_optimizer_filter(fused.named_parameters())) == []
     assert fused.optimizer_type() is RowWiseAdagrad and fused.optimizer_kwargs() == {"lr": 0.1}
@@ -235,7 +240,7 @@ def test_fused_optimizer_checkpoint_round_trip():
     b = FusedEmbeddingBagCollection(_bag_tables(), RowWiseAdagrad, {"lr": 0.2})
     b.load_state_dict(a.state_dict())
     b.fused_optimizer().load_state_dict(a.fused_optimizer().state_dict())
-    state = b.fused_optimizer().state_dict()["state"]["embedding_bags.t0.weight"]["t0.momentum1"]
+    state = b.fused_optimizer().state_dict()["state"]["t0.weight"]["t0.weight.momentum_1"]
     assert state.abs().sum() > 0  # the accumulator was really loaded (it starts at zero)
     for kjt in batches[2:]:
         a(kjt).values().sum().backward()
