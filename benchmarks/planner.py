@@ -89,7 +89,7 @@ def ours(n: int, world: int, device: str):
             "plan": plan, "ebc": ebc, "topology": topo, "constraints": constraints, "sharder": Sharder()}
 
 
-def torchrec_case(n: int, world: int, device: str) -> dict:
+def torchrec_case(n: int, world: int, device: str, repeats: int = 1) -> dict:
     """Runs TorchRec's planner; returns its time, its own rating and the plan as plain data."""
     from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
     from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
@@ -105,10 +105,18 @@ def torchrec_case(n: int, world: int, device: str) -> dict:
     )
     constraints = {t: ParameterConstraints(pooling_factors=[pf]) for t, _, _, pf in specs}
     topo = Topology(world_size=world, compute_device=device, local_world_size=min(world, 8))
-    planner = EmbeddingShardingPlanner(topology=topo, batch_size=BATCH, constraints=constraints, debug=False)
-    t0 = time.perf_counter()
-    plan = planner.plan(ebc, [EmbeddingBagCollectionSharder()])
-    dt = time.perf_counter() - t0
+    best_dt = None
+    spent = 0.0
+    for _ in range(repeats):  # best of `repeats`, stopping once 20 s were spent
+        planner = EmbeddingShardingPlanner(topology=topo, batch_size=BATCH, constraints=constraints, debug=False)
+        t0 = time.perf_counter()
+        plan = planner.plan(ebc, [EmbeddingBagCollectionSharder()])
+        dt = time.perf_counter() - t0
+        best_dt = dt if best_dt is None else min(best_dt, dt)
+        spent += dt
+        if spent > 20.0:
+            break
+    dt = best_dt
     per_rank = [0.0] * world
     for o in planner._best_plan:
         for s in o.shards:
@@ -144,8 +152,8 @@ def rate_foreign_plan(ours_result: dict, tables: dict) -> float:
     return rep.max_rank_ms
 
 
-def run_torchrec_subprocess(n: int, world: int, device: str, timeout: float):
-    cmd = [sys.executable, __file__, "--_torchrec_one", f"{n},{world},{device}"]
+def run_torchrec_subprocess(n: int, world: int, device: str, timeout: float, repeats: int):
+    cmd = [sys.executable, __file__, "--_torchrec_one", f"{n},{world},{device},{repeats}"]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
@@ -163,12 +171,15 @@ def main() -> None:
     p.add_argument("--device", action="append", choices=DEVICES)
     p.add_argument("--compare", choices=["torchrec"])
     p.add_argument("--torchrec-timeout", type=float, default=120.0)
+    p.add_argument("--torchrec-max-tables", type=int, default=100, help="skip TorchRec above this many tables")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs per case for both libraries (best is reported; TorchRec stops repeating after 20 s)")
     p.add_argument("--json", type=Path)
     p.add_argument("--_torchrec_one", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._torchrec_one:
-        n, w, d = args._torchrec_one.split(",")
-        print(json.dumps(torchrec_case(int(n), int(w), d)))
+        n, w, d, reps = args._torchrec_one.split(",")
+        print(json.dumps(torchrec_case(int(n), int(w), d, int(reps))))
         return
     rows = []
     header = f"{'dev':4} {'T':>5} {'W':>3} {'ours s':>8} {'ours ms':>10} {'props':>5}  {'types':28}"
@@ -180,13 +191,17 @@ def main() -> None:
     for device in args.device or DEVICES:
         for n in args.tables or TABLES:
             for w in args.world or WORLDS:
-                r = ours(n, w, device)
+                # best of --repeats runs (the machine is shared; the minimum is the least disturbed run)
+                runs = [ours(n, w, device) for _ in range(args.repeats)]
+                r = min(runs, key=lambda x: x["seconds"])
                 line = (f"{device:4} {n:5d} {w:3d} {r['seconds']:8.3f} {r['max_rank_ms']:10.4g} {r['proposals']:5d}  "
                         f"{','.join(r['types']):28}")
                 row = {"device": device, "tables": n, "world": w, "ours_s": r["seconds"], "ours_ms": r["max_rank_ms"],
                        "types": r["types"]}
-                if args.compare:
-                    t = run_torchrec_subprocess(n, w, device, args.torchrec_timeout)
+                if args.compare and n > args.torchrec_max_tables:
+                    line += f" {'skipped':>8}"
+                elif args.compare:
+                    t = run_torchrec_subprocess(n, w, device, args.torchrec_timeout, args.repeats)
                     if t is None:
                         line += f" {'>' + str(int(args.torchrec_timeout)):>8} {'-':>12} {'-':>12} {'-':>8}"
                         row["torchrec_s"] = None

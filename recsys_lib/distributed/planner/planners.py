@@ -16,7 +16,6 @@ A proposal already rated (proposers overlap) is not partitioned again. ``collect
 rank 0 of the group and broadcasts the plan (or the error) so every rank gets the same one.
 """
 
-import copy
 import gc
 import logging
 import time
@@ -270,12 +269,7 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         best, last_error = self._search(search_space, storage_constraint, start)
         if best is None:
             raise self._no_plan_error(search_space, storage_constraint, last_error)
-        best_plan = []
-        for option, ranks in best:
-            chosen = copy.deepcopy(option)
-            for shard, rank in zip(chosen.shards, ranks):
-                shard.rank = rank
-            best_plan.append(chosen)
+        best_plan = [option.placed_copy(ranks) for option, ranks in best]
         for callback in self._callbacks:
             best_plan = callback(best_plan)
         self._best_plan = best_plan

@@ -221,6 +221,16 @@ class ShardingOption:
     def __hash__(self) -> int:
         return hash((self.fqn, self.sharding_type, self.compute_kernel, tuple(self.get_shards_assignment())))
 
+    def placed_copy(self, ranks: List[int]) -> "ShardingOption":
+        """A copy with its own shards placed on ``ranks`` (estimates and everything else shared)."""
+        new = ShardingOption.__new__(ShardingOption)
+        new.__dict__.update(self.__dict__)
+        new.shards = [
+            Shard(size=list(s.size), offset=list(s.offset), storage=s.storage, perf=s.perf, rank=r)
+            for s, r in zip(self.shards, ranks)
+        ]
+        return new
+
     def __deepcopy__(self, memo: Optional[Dict[int, Any]]) -> "ShardingOption":
         new = ShardingOption.__new__(ShardingOption)
         for k, v in self.__dict__.items():
