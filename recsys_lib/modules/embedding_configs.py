@@ -223,12 +223,13 @@ _DTYPE_OF = MappingProxyType(
         DataType.UINT8: torch.uint8,
         DataType.INT4: torch.quint4x2,
         DataType.INT2: torch.quint2x4,
+        DataType.NFP8: torch.float8_e4m3fn,
     }
 )
 
 
 def data_type_to_dtype(data_type: DataType) -> torch.dtype:
-    """``DataType`` → ``torch.dtype`` (INT4/INT2 map to the packed ``quint4x2``/``quint2x4``)."""
+    """``DataType`` → ``torch.dtype`` (INT4/INT2: packed ``quint4x2``/``quint2x4``; NFP8: ``float8_e4m3fn``)."""
     if data_type not in _DTYPE_OF:
         raise ValueError(f"DataType {data_type} has no torch dtype; expected one of {[str(d) for d in _DTYPE_OF]}")
     return _DTYPE_OF[data_type]
@@ -262,14 +263,15 @@ def data_type_to_sparse_type(data_type: DataType) -> Any:
 
 
 # Row-split shardings pool partial sums on each rank: the division for MEAN happens after the reduction.
-_SUM_THEN_DIVIDE = frozenset({"row_wise", "table_row_wise", "grid_shard"})
+# (TorchRec's list: grid_shard keeps MEAN there too.)
+_SUM_THEN_DIVIDE = frozenset({"row_wise", "table_row_wise"})
 
 
 def pooling_type_to_pooling_mode(pooling_type: PoolingType, sharding_type: Optional[Union[str, Enum]] = None) -> Any:
     """``PoolingType`` → FBGEMM ``PoolingMode``.
 
-    ``MEAN`` becomes ``SUM`` for row-split shardings (``row_wise``, ``table_row_wise``, ``grid_shard``), whose
-    partial sums are averaged only after they are combined across ranks.
+    ``MEAN`` becomes ``SUM`` for the row-split shardings ``row_wise`` and ``table_row_wise``, whose partial sums
+    are averaged only after they are combined across ranks (``sharding_type``: a ``ShardingType`` or its value).
     """
     from fbgemm_gpu.split_table_batched_embeddings_ops_common import PoolingMode
 

@@ -53,8 +53,15 @@ torch.fx.wrap("lookup_sequences")
 def get_embedding_names_by_table(
     tables: Union[List[EmbeddingBagConfig], List[EmbeddingConfig]],
 ) -> List[List[str]]:
-    """Output names per table, in table order: a feature's name, or ``feature@table`` when shared by tables."""
-    return embedding_names_by_table(list(tables))
+    """Output names per table, in table order: a feature's name, or ``feature@table`` when shared by tables.
+
+    Reads ``feature_names`` as given (the collections first default an empty list to ``[table.name]``).
+    """
+    count: Dict[str, int] = {}
+    for t in tables:
+        for f in t.feature_names:
+            count[f] = count.get(f, 0) + 1
+    return [[f if count[f] == 1 else f + "@" + t.name for f in t.feature_names] for t in tables]
 
 
 def _check_float_tables(tables: List[BaseEmbeddingConfig], owner: str) -> None:

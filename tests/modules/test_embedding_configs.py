@@ -93,8 +93,7 @@ def test_dtype_conversions_round_trip():
     for dt in [DataType.FP32, DataType.FP16, DataType.BF16, DataType.INT8, DataType.UINT8, DataType.INT64]:
         assert dtype_to_data_type(data_type_to_dtype(dt)) == dt
     assert data_type_to_dtype(DataType.INT4) == torch.quint4x2
-    with pytest.raises(ValueError, match="NFP8"):
-        data_type_to_dtype(DataType.NFP8)
+    assert data_type_to_dtype(DataType.NFP8) == torch.float8_e4m3fn
     with pytest.raises(ValueError, match="complex64"):
         dtype_to_data_type(torch.complex64)
     assert data_type_to_sparse_type(DataType.FP16) == SparseType.FP16
@@ -111,6 +110,7 @@ def test_pooling_conversions():
     assert pooling_type_to_pooling_mode(PoolingType.MEAN, "table_wise") == PoolingMode.MEAN
     assert pooling_type_to_pooling_mode(PoolingType.MEAN, ShardingType.ROW_WISE) == PoolingMode.SUM
     assert pooling_type_to_pooling_mode(PoolingType.MEAN, "table_row_wise") == PoolingMode.SUM
+    assert pooling_type_to_pooling_mode(PoolingType.MEAN, ShardingType.COLUMN_WISE) == PoolingMode.MEAN
     assert pooling_type_to_str(PoolingType.MEAN) == "mean" and pooling_type_to_str(PoolingType.SUM) == "sum"
     with pytest.raises(ValueError, match="NONE"):
         pooling_type_to_str(PoolingType.NONE)

@@ -268,6 +268,11 @@ def test_ec_is_scriptable():
 def test_embedding_names_by_table():
     tables = _bag_configs()
     assert get_embedding_names_by_table(tables) == [["f0@t0", "f1"], ["f2"], ["f0@t2"]]
+    # as TorchRec: the helper reads feature_names as given; the collections default them to the table name
+    cfg = EmbeddingBagConfig(num_embeddings=5, embedding_dim=4, name="t")
+    assert get_embedding_names_by_table([cfg]) == [[]]
+    EmbeddingBagCollection([cfg])
+    assert cfg.feature_names == ["t"] and get_embedding_names_by_table([cfg]) == [["t"]]
 
 
 def test_process_pooled_embeddings_and_reorder():
