@@ -241,12 +241,34 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         return self._optim
 
     def copy(self, device: torch.device) -> "DistributedModelParallel":
-        """A copy on ``device`` (sharded modules' process groups are shared, tensors copied)."""
+        """A copy on ``device``: tensors (tables and optimizer state included) copied, process groups shared.
+
+        In-backward optimizers are views over their kernels' state; the copy gets new views over its own.
+        """
+        from recsys_lib.distributed._sharded_embedding_common import kernels_of
         from recsys_lib.distributed.utils import copy_to_device, sharded_model_copy
 
+        def fused_kernels(model: nn.Module) -> List[nn.Module]:
+            return [k for _, m in sharded_modules(get_unwrapped_module(model)) if hasattr(m, "_lookups")
+                    for k in kernels_of(m._lookups) if getattr(k, "_optim", None) is not None]
+
+        memo: Dict[int, Any] = {id(self._optim): None}
+        for k in fused_kernels(self):
+            memo[id(k._optim)] = None
         with sharded_model_copy(device=None):
-            copied = copy.deepcopy(self)
-        return copy_to_device(copied, self.device, torch.device(device))  # type: ignore[return-value]
+            copied = copy.deepcopy(self, memo=memo)
+        device = torch.device(device)
+        if device != self.device:
+            copied = copy_to_device(copied, self.device, device)
+            copied.device = device
+        from recsys_lib.distributed.batched_embedding_kernel import EmbeddingFusedOptimizer
+
+        for _, m in sharded_modules(get_unwrapped_module(copied)):
+            for k in kernels_of(getattr(m, "_lookups", [])):
+                if hasattr(k, "_optim"):
+                    k._optim = EmbeddingFusedOptimizer(k.config, k.emb_module, pg=k._pg)
+        copied._optim = copied._init_optim()
+        return copied  # type: ignore[return-value]
 
     # ---- unsharded-model names ----
 

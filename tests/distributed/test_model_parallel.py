@@ -121,6 +121,16 @@ def _check_dmp_training(rank: int, world: int, env: ShardingEnv) -> None:
                     if t in fused else w.detach() - LR * w.grad)
         check_local_shards(state[f"sparse.embedding_bags.{t}.weight"], expected, t)
 
+    # copy(): same outputs, independent tables (training the original leaves the copy unchanged)
+    copied = dmp.copy(torch.device("cpu"))
+    with torch.no_grad():
+        before = copied(kjts[rank])
+        torch.testing.assert_close(before, dmp(kjts[rank]))
+    dmp(kjts[rank]).sum().backward()
+    with torch.no_grad():
+        torch.testing.assert_close(copied(kjts[rank]), before)
+    assert set(copied.fused_optimizer.params) == set(dmp.fused_optimizer.params)
+
     # load_state_dict from the unsharded model (plain tensors) → same outputs as the unsharded model
     fresh = _model(2, fused)
     dmp.load_state_dict(fresh.state_dict())
