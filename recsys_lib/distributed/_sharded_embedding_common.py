@@ -288,7 +288,10 @@ def setup_sharded_module(
     owner._sharding_type_to_sharding = shardings
     owner._router = ShardingRouter(list(shardings.values()), name)
     owner._input_dists = nn.ModuleList([s.create_input_dist(device) for s in shardings.values()])
-    owner._lookups = nn.ModuleList([s.create_lookup(device) for s in shardings.values()])
+    # Kernels initialise their shards with the global RNG, differently per rank; keep the caller's RNG stream
+    # untouched so code after sharding draws the same numbers on every rank.
+    with torch.random.fork_rng(devices=[]):
+        owner._lookups = nn.ModuleList([s.create_lookup(device) for s in shardings.values()])
     owner._output_dists = nn.ModuleList([s.create_output_dist(device) for s in shardings.values()])
     state = TableState(configs, plan, owner._lookups, env)
     owner._table_state = state

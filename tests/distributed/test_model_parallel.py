@@ -192,6 +192,35 @@ def _check_shard_functions(rank: int, world: int, env: ShardingEnv) -> None:
         torch.testing.assert_close(model(kjts[rank]), ref(concat_batches(kjts))[rank * B:(rank + 1) * B])
 
 
+def _check_ranks_without_tables(rank: int, world: int, env: ShardingEnv) -> None:
+    """Every table on one rank (the other looks up nothing), and EC ``need_indices``."""
+    from recsys_lib.distributed.embedding import EmbeddingCollectionSharder
+    from recsys_lib.modules.embedding_modules import EmbeddingCollection
+    from tests.distributed._sharding_helpers import ec_tables
+
+    tables = ebc_tables(PoolingType.SUM)
+    torch.manual_seed(0)
+    ebc = EmbeddingBagCollection(tables)
+    plan = {t.name: param_sharding("table_wise", t.num_embeddings, t.embedding_dim, [0]) for t in tables}
+    rng = torch.get_rng_state()
+    sharded = EmbeddingBagCollectionSharder().shard(ebc, plan, env, torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), rng)  # sharding leaves the RNG stream alone (same on every rank)
+    kjts = global_batch(tables, world, B, False, seed=1)
+    kt = sharded(kjts[rank]).wait()
+    kt.values().sum().backward()
+    torch.testing.assert_close(kt.values(), ebc(concat_batches(kjts)).values()[rank * B:(rank + 1) * B])
+    etables = ec_tables(8)
+    ec = EmbeddingCollection(etables, need_indices=True)
+    plan = {t.name: param_sharding("table_wise", t.num_embeddings, t.embedding_dim, [1]) for t in etables}
+    out = EmbeddingCollectionSharder().shard(ec, plan, env, torch.device("cpu"))(kjts[rank]).wait()
+    ref = ec(concat_batches(kjts))
+    for k, jt in out.items():
+        lengths = ref[k].lengths()
+        lo, hi = int(lengths[:rank * B].sum()), int(lengths[:(rank + 1) * B].sum())
+        torch.testing.assert_close(jt.values(), ref[k].values()[lo:hi])
+        torch.testing.assert_close(jt.weights(), ref[k].weights()[lo:hi])
+
+
 def _check_bad_input(rank: int, world: int, env: ShardingEnv) -> List[str]:
     """Every rank must raise the same clear error; nothing may hang."""
     tables = ebc_tables(PoolingType.SUM)
@@ -227,6 +256,7 @@ def _all_checks(rank: int, world: int) -> Any:
     _check_dmp_training(rank, world, env)
     _check_default_plan_and_tutorial(rank, world, env)
     _check_shard_functions(rank, world, env)
+    _check_ranks_without_tables(rank, world, env)
     return _check_bad_input(rank, world, env)
 
 
