@@ -72,3 +72,49 @@ def test_torchrun_two_processes_shards_tables(tmp_path):
     assert len({t for t, _ in placements}) == len(DEFAULT_CAT_NAMES), stdout
     assert any("r1" in where and where != "all" for _, where in placements), stdout
     _check_unsharded_checkpoint(state)  # rank 1's shards were gathered into rank 0's file
+
+
+def _gather_every_layout(rank, world_size):
+    """On 2 ranks: the example's gather_state_dict returns the whole tables for TW/RW/CW/DP layouts."""
+    import importlib.util
+
+    import torch.distributed as dist
+
+    from recsys_lib.distributed.model_parallel import DistributedModelParallel
+    from recsys_lib.distributed.sharding_plan import (
+        column_wise,
+        construct_module_sharding_plan,
+        data_parallel,
+        row_wise,
+        table_wise,
+    )
+    from recsys_lib.distributed.types import ShardingPlan
+    from recsys_lib.optim.apply_optimizer_in_backward import apply_optimizer_in_backward
+    from recsys_lib.optim.rowwise_adagrad import RowWiseAdagrad
+
+    spec = importlib.util.spec_from_file_location("dlrm_train_example", SCRIPT)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    torch.manual_seed(0)  # the same plain tables on both ranks: the reference
+    ebc = EmbeddingBagCollection(tables=[
+        EmbeddingBagConfig(name=f"t{i}", embedding_dim=8, num_embeddings=13 + i, feature_names=[f"f{i}"])
+        for i in range(4)
+    ])
+    reference = {k: v.clone() for k, v in ebc.state_dict().items()}
+    apply_optimizer_in_backward(RowWiseAdagrad, ebc.parameters(), {"lr": 0.1})  # as the example: fused kernels
+    gens = {"t0": table_wise(rank=1), "t1": row_wise(), "t2": column_wise(ranks=[1, 0]), "t3": data_parallel()}
+    plan = ShardingPlan({"": construct_module_sharding_plan(ebc, gens, world_size=world_size, device_type="cpu")})
+    dmp = DistributedModelParallel(ebc, device=torch.device("cpu"), plan=plan)
+    full = example.gather_state_dict(dmp)
+    if rank != 0:
+        return len(full)
+    return sorted(full) == sorted(reference) and all(torch.equal(full[k], reference[k]) for k in reference)
+
+
+@pytest.mark.slow  # ~40 s on the shared 2-core machine (two spawned ranks)
+@pytest.mark.dist
+def test_gather_state_dict_reassembles_every_layout():
+    from recsys_lib.distributed.test_utils import run_multiprocess
+
+    assert run_multiprocess(_gather_every_layout, 2) == [True, 0]
