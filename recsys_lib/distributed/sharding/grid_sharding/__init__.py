@@ -1,1 +1,4 @@
-"""GRID sharding strategy: layout math now; pooled / sequence / inference classes land with the sharded modules."""
+"""GRID sharding strategy: column blocks per host (column-wise) split by rows inside the host (table-row-wise):
+``layout.py`` (pure) and ``pooled.py`` (EBC; EmbeddingCollection has no grid sharding)."""
+
+from recsys_lib.distributed.sharding.grid_sharding.pooled import GridPooledEmbeddingSharding  # noqa: F401

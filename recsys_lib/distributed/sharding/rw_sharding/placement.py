@@ -10,9 +10,11 @@ that the bucketized input and the pooled output follow::
     rank 0: t0 rows [0, 3),  t1 rows [0, 2)      rank 2: t0 rows [6, 9),  t1 rows [4, 5)
     rank 1: t0 rows [3, 6),  t1 rows [2, 4)      rank 3: t0 rows [9, 10), t1 rows [5, 5) (zero rows)
 
-Every bucket rank holds one shard (possibly zero rows) of every unit, so all of them group the shards
-identically: the feature order (``feature_names``) is the same on every rank. MEAN tables are looked up
-with SUM pooling; the strategy divides by the global bag length after the partial sums are combined.
+Every bucket rank holds one shard (possibly zero rows) of every unit. The sharding's feature order
+(``feature_names``) is bucket 0's kernel order; a rank whose kernels differ (empty shards go to the dense
+kernel) permutes its lookup's input and output (``local_feature_order``, ``_local_order.py``). MEAN tables
+are looked up with SUM pooling; the strategy divides by the global bag length after the partial sums are
+combined.
 """
 
 import dataclasses
@@ -22,7 +24,7 @@ from torch.distributed._shard.metadata import ShardMetadata
 
 from recsys_lib.distributed._shard_tables import check_shards, global_metadata, make_table, shard_rank, spec_shards
 from recsys_lib.distributed.embedding_sharding import group_tables
-from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
+from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, GroupedEmbeddingConfig, ShardedEmbeddingTable
 from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, row_boundaries
 from recsys_lib.modules.embedding_configs import PoolingType
 
@@ -87,6 +89,10 @@ class RowPlacement:
                                md, unit.global_md, unit.info.fused_params)
                 if t.pooling == PoolingType.MEAN:
                     t = dataclasses.replace(t, pooling=PoolingType.SUM)
+                if t.local_rows == 0:
+                    # FBGEMM's CPU fused TBE (1.8) corrupts its backward with zero-row tables (wrong rows updated,
+                    # or "more than 2B rows"); an empty shard has nothing to train, so the dense TBE serves it.
+                    t = dataclasses.replace(t, compute_kernel=EmbeddingComputeKernel.DENSE)
                 tables[b].append(t)
             self._unit_of_table[(config.name, unit.col)] = unit
         self.tables_per_bucket = tables
@@ -100,6 +106,20 @@ class RowPlacement:
     def local_grouped_configs(self) -> List[GroupedEmbeddingConfig]:
         b = self.local_bucket
         return [] if b is None else self.grouped_per_bucket[b]
+
+    def local_feature_order(self) -> Optional[List[int]]:
+        """``order[i]`` = sharding-order index of this rank's ``i``-th lookup feature, or None when equal.
+
+        Empty shards use another kernel than their table's shards elsewhere, so a rank's kernel groups (and
+        with them its lookup's feature order) may differ from bucket 0's, which fixes the sharding order.
+        """
+        b = self.local_bucket
+        if b is None:
+            return None
+        canon = _feature_keys(self._groups())
+        local = _feature_keys(self.grouped_per_bucket[b])
+        order = [canon.index(k) for k in local]
+        return None if order == list(range(len(order))) else order
 
     def _groups(self) -> List[GroupedEmbeddingConfig]:
         return self.grouped_per_bucket[0] if self.grouped_per_bucket else []
@@ -118,6 +138,10 @@ class RowPlacement:
 
     def embedding_dims(self) -> List[int]:
         return [d for g in self._groups() for d in g.embedding_dims()]
+
+    def feature_dims(self) -> List[int]:
+        """Pooled width of each feature, in sharding order."""
+        return [t.local_cols for t in self._tables_in_order() for _ in t.feature_names]
 
     def embedding_shard_metadata(self) -> List[Optional[Any]]:
         b = self.local_bucket if self.local_bucket is not None else 0
@@ -149,6 +173,10 @@ class RowPlacement:
                 rows.append(config.num_embeddings)
                 bounds.append(b)
         return RowBuckets(tuple(names), tuple(rows), tuple(bounds))
+
+
+def _feature_keys(groups: List[GroupedEmbeddingConfig]) -> List[Tuple[str, int, str]]:
+    return [(t.name, _col(t), f) for g in groups for t in g.embedding_tables for f in t.feature_names]
 
 
 def _col(t: ShardedEmbeddingTable) -> int:

@@ -29,12 +29,8 @@ from recsys_lib.distributed.embedding_sharding import (
     EmbeddingShardingContext,
 )
 from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
-from recsys_lib.distributed.sharding.rw_sharding._batch_info import (
-    RowSplitBatch,
-    SplitsWithBatch,
-    carried,
-    carry_through,
-)
+from recsys_lib.distributed.sharding.rw_sharding._batch_info import RowSplitBatch, SplitsWithBatch, carried
+from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.bucketize import (
     RowBuckets,
     bucketize_features,
@@ -172,8 +168,9 @@ class RwPooledEmbeddingSharding(
             (zero-row shards included, as ``row_wise()`` plans them).
         env: world, rank and process group.
         device: where lookups and outputs live.
+        need_pos: send ids' positions in their bags as weights (position-weighted feature processors); also
+            on when a table's config has ``need_pos``.
         qcomm_codecs_registry: wire codecs keyed by ``CommOp.value``.
-        bucketize_pos: send ids' bag positions as weights (position-weighted feature processors).
     """
 
     def __init__(
@@ -181,21 +178,26 @@ class RwPooledEmbeddingSharding(
         sharding_infos: List[Any],
         env: ShardingEnv,
         device: Optional[torch.device] = None,
+        need_pos: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        bucketize_pos: bool = False,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
         self._env = env
         self._pg = require_pg(env, "row-wise")
         self._device = device
-        self._bucketize_pos = bucketize_pos
+        self._need_pos = need_pos or any(i.embedding_config.need_pos for i in sharding_infos)
         self._world_size = env.world_size
         self._placement = row_wise_placement(sharding_infos, env.world_size, env.rank)
+
+    @property
+    def need_pos(self) -> bool:
+        """Whether the input dist sends each id's position in its bag as its weight."""
+        return self._need_pos
 
     def create_input_dist(self, device: Optional[torch.device] = None) -> RwSparseFeaturesDist:
         return RwSparseFeaturesDist(
             self._pg, self._placement.row_buckets(), self._placement.mean_features(),
-            bucketize_pos=self._bucketize_pos,
+            bucketize_pos=self._need_pos,
         )
 
     def create_lookup(
@@ -204,13 +206,14 @@ class RwPooledEmbeddingSharding(
         fused_params: Optional[Dict[str, Any]] = None,
         feature_processor: Optional[BaseGroupedFeatureProcessor] = None,
     ) -> GroupedPooledEmbeddingsLookup:
-        return carry_through(GroupedPooledEmbeddingsLookup(
+        lookup = GroupedPooledEmbeddingsLookup(
             grouped_configs=self._placement.local_grouped_configs,
             device=device if device is not None else self._device,
             pg=self._pg,
             feature_processor=feature_processor,
             sharding_type=ShardingType.ROW_WISE,
-        ))
+        )
+        return prepare_lookup(lookup, self._placement.local_feature_order(), self._placement.feature_dims(), False)
 
     def create_output_dist(self, device: Optional[torch.device] = None) -> RwPooledEmbeddingDist:
         return RwPooledEmbeddingDist(self._pg, self.embedding_dims(), self.qcomm_codecs_registry)

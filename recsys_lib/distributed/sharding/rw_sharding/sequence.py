@@ -22,7 +22,8 @@ from recsys_lib.distributed.dist_data import SequenceEmbeddingsAllToAll
 from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
-from recsys_lib.distributed.sharding.rw_sharding._batch_info import carry_through, require
+from recsys_lib.distributed.sharding.rw_sharding._batch_info import require
+from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist, codecs_for, require_pg
 from recsys_lib.distributed.sharding.tw_sharding.sequence import sequence_splits, uniform_dim
@@ -87,6 +88,7 @@ class RwSequenceEmbeddingSharding(
         sharding_infos: List[Any],
         env: ShardingEnv,
         device: Optional[torch.device] = None,
+        need_pos: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
@@ -106,10 +108,11 @@ class RwSequenceEmbeddingSharding(
         fused_params: Optional[Dict[str, Any]] = None,
         feature_processor: Optional[BaseGroupedFeatureProcessor] = None,
     ) -> GroupedEmbeddingsLookup:
-        return carry_through(GroupedEmbeddingsLookup(
+        lookup = GroupedEmbeddingsLookup(
             grouped_configs=self._placement.local_grouped_configs, pg=self._pg,
             device=device if device is not None else self._device,
-        ))
+        )
+        return prepare_lookup(lookup, self._placement.local_feature_order(), self._placement.feature_dims(), True)
 
     def create_output_dist(self, device: Optional[torch.device] = None) -> RwSequenceEmbeddingDist:
         return RwSequenceEmbeddingDist(

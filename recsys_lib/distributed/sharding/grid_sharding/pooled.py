@@ -1,0 +1,73 @@
+"""Grid pooled sharding (EBC): column blocks (one per host), each split by rows over that host's ranks.
+
+Rank → rows/columns (table 10 x 8, ``grid_shard(host_indexes=[0, 1])``, W=4, L=2)::
+
+    rank 0 (host 0): rows [0, 5),  cols [0, 4)      rank 2 (host 1): rows [0, 5),  cols [4, 8)
+    rank 1 (host 0): rows [5, 10), cols [0, 4)      rank 3 (host 1): rows [5, 10), cols [4, 8)
+
+Composition, no new collectives: every column block is a table-row-wise unit (``TwRwPooledEmbeddingSharding``
+with ``column_blocks=True``: bucketized input, intra-host reduce-scatter, cross-host all-to-all), and
+column-wise's :func:`combine_permute` puts each feature's column blocks back side by side on wait (after the
+MEAN division, which is per block and so unaffected by the order).
+"""
+
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
+from recsys_lib.distributed.sharding._delegate import DelegatedSharding
+from recsys_lib.distributed.sharding.cw_sharding.pooled import combine_permute
+from recsys_lib.distributed.sharding.twrw_sharding.pooled import TwRwPooledEmbeddingDist, TwRwPooledEmbeddingSharding
+from recsys_lib.distributed.types import QuantizedCommCodecs, ShardingEnv
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+
+
+class GridPooledEmbeddingSharding(
+    DelegatedSharding,
+    EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor, torch.Tensor],
+):
+    """Grid pooled sharding (see the module docstring).
+
+    Args:
+        sharding_infos: tables planned ``grid_shard`` (column blocks, each on all ranks of one host in row order).
+        env / device / need_pos / qcomm_codecs_registry: as ``RwPooledEmbeddingSharding``.
+        permute_embeddings: restore column order (default True; False leaves the block order).
+    """
+
+    def __init__(
+        self,
+        sharding_infos: List[Any],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        need_pos: bool = False,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        permute_embeddings: bool = True,
+    ) -> None:
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._inner = TwRwPooledEmbeddingSharding(sharding_infos, env, device, need_pos, qcomm_codecs_registry,
+                                                  column_blocks=True)
+        self._permute_embeddings = permute_embeddings
+        self._names, self._dims, index = combine_permute(self._inner.segments())
+        self._index = torch.tensor(index, dtype=torch.int64)
+
+    @property
+    def need_pos(self) -> bool:
+        return self._inner.need_pos
+
+    def embedding_names(self) -> List[str]:
+        return list(self._names) if self._permute_embeddings else self._inner.embedding_names()
+
+    def embedding_dims(self) -> List[int]:
+        return list(self._dims) if self._permute_embeddings else self._inner.embedding_dims()
+
+    def create_output_dist(self, device: Optional[torch.device] = None) -> TwRwPooledEmbeddingDist:
+        callbacks: List[Callable[[torch.Tensor], torch.Tensor]] = []
+        if self._permute_embeddings:
+            index = self._index
+
+            def _restore_columns(t: torch.Tensor) -> torch.Tensor:
+                return t.index_select(1, index.to(t.device))
+
+            callbacks.append(_restore_columns)
+        return self._inner.create_output_dist(device, callbacks=callbacks)

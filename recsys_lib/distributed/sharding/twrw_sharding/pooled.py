@@ -1,0 +1,249 @@
+"""Table-row-wise pooled sharding (EBC): each table on one host, split by rows over that host's ranks.
+
+Rank → rows (W=4, L=2 ranks per host; t0 (R=10) on host 0, t1 (R=6) on host 1)::
+
+    rank 0 (host 0): t0 [0, 5)      rank 2 (host 1): t1 [0, 3)
+    rank 1 (host 0): t0 [5, 10)     rank 3 (host 1): t1 [3, 6)
+
+It composes the two one-level strategies: row-wise inside a host, table-wise across hosts.
+
+1. input dist (row-wise's ``RwSparseFeaturesDist``): ids bucketized into ``L`` row blocks, keys reordered
+   rank-major (rank ``h*L + j`` gets bucket ``j`` of host ``h``'s features) and all-to-all'ed with source
+   ranks *staggered* by local rank (``stagger = W / L``): rank 0, L, 2L, ..., then 1, L+1, ...;
+2. lookup: partial sums ``[ΣB, D_h]`` over the local rows;
+3. output dist: row-wise's reduce-scatter inside the host (local rank ``j`` gets the rows of ranks
+   ``j, L+j, ...`` summed), then table-wise's pooled all-to-all across hosts (ranks with local rank ``j``)
+   returns each rank its rows ``[B, D_0 | D_1 | ...]`` (host-major columns); then the MEAN division.
+
+Grid sharding runs the same machinery on column blocks (``units``), see ``grid_sharding/pooled.py``.
+"""
+
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+
+from recsys_lib.distributed.comm import host_ranks
+from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
+from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
+from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor, ShardedEmbeddingTable
+from recsys_lib.distributed.sharding.rw_sharding._batch_info import carried
+from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
+from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets
+from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacement, RowUnit, units_by_column_block
+from recsys_lib.distributed.sharding.rw_sharding.pooled import (
+    RwPooledEmbeddingDist,
+    RwSparseFeaturesDist,
+    column_features,
+    divide_by_bag_lengths,
+    require_pg,
+)
+from recsys_lib.distributed.sharding.tw_sharding.pooled import TwPooledEmbeddingDist
+from recsys_lib.distributed.types import Awaitable, QuantizedCommCodecs, ShardingEnv, ShardingType
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+
+
+def rank_major_key_order(features_per_host: List[int], local_world_size: int) -> List[int]:
+    """Permutation of bucket-major keys (``bucket j: all features, host-major``) into rank-major order:
+    rank ``h*L + j`` takes bucket ``j`` of host ``h``'s features (pure).
+
+    Example: hosts with ``[2, 1]`` features, L=2 → ``[0, 1, 3, 4, 2, 5]``.
+    """
+    total = sum(features_per_host)
+    starts = [sum(features_per_host[:h]) for h in range(len(features_per_host))]
+    return [j * total + starts[h] + i for h, n in enumerate(features_per_host) for j in range(local_world_size)
+            for i in range(n)]
+
+
+def staggered_batch_sizes(batch_size_per_rank: List[int], local_world_size: int) -> List[List[int]]:
+    """``out[j]`` = batch sizes of ranks ``j, L+j, 2L+j, ...`` (the rows local rank ``j`` reduces)."""
+    return [batch_size_per_rank[j::local_world_size] for j in range(local_world_size)]
+
+
+def host_units(units: List[RowUnit], world_size: int, local_world_size: int, what: str) -> List[List[RowUnit]]:
+    """Units per host; each unit's shards must be on all ranks of one host, in rank order."""
+    per_host: List[List[RowUnit]] = [[] for _ in range(world_size // local_world_size)]
+    for u in units:
+        host = u.ranks[0] // local_world_size
+        if u.ranks != host_ranks(host, local_world_size):
+            raise ValueError(
+                f"table {u.info.embedding_config.name!r}: {what} shards must be on the {local_world_size} ranks of one "
+                f"host in row order (host {host}: ranks {host_ranks(host, local_world_size)}), got ranks {u.ranks}"
+            )
+        per_host[host].append(u)
+    return per_host
+
+
+class _Waited(Awaitable[torch.Tensor]):
+    def __init__(self, fn: Callable[[], torch.Tensor]) -> None:
+        super().__init__()
+        self._fn = fn
+
+    def _wait_impl(self) -> torch.Tensor:
+        return self._fn()
+
+
+class TwRwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
+    """Intra-host reduce-scatter, then cross-host all-to-all, then the MEAN division (module docstring)."""
+
+    def __init__(
+        self,
+        intra_pg: dist.ProcessGroup,
+        cross_pg: dist.ProcessGroup,
+        local_world_size: int,
+        host_dims: List[List[int]],
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
+    ) -> None:
+        super().__init__()
+        self._local = local_world_size
+        self._local_rank = dist.get_rank(intra_pg)
+        self._host = dist.get_rank(cross_pg)
+        self._intra = RwPooledEmbeddingDist(intra_pg, host_dims[self._host], qcomm_codecs_registry, divide=False)
+        self._cross = TwPooledEmbeddingDist(cross_pg, [sum(d) for d in host_dims],
+                                            qcomm_codecs_registry=qcomm_codecs_registry)
+        self._col_feature = column_features([d for dims in host_dims for d in dims])
+        self._callbacks = list(callbacks or [])
+
+    def forward(
+        self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
+    ) -> Awaitable[torch.Tensor]:
+        if sharding_ctx is None or len(sharding_ctx.batch_size_per_rank) == 0:
+            raise ValueError("table-row-wise output dist needs batch_size_per_rank in the sharding context")
+        per_local = staggered_batch_sizes(sharding_ctx.batch_size_per_rank, self._local)
+        reduced = self._intra.reduce_scatter(local_embs, [sum(b) for b in per_local])
+        batch = carried(local_embs)
+        divisor = None if batch is None else batch.divisor
+        cross_ctx = EmbeddingShardingContext(batch_size_per_rank=per_local[self._local_rank])
+        col_feature = self._col_feature
+
+        def finish() -> torch.Tensor:
+            out = self._cross(reduced.wait(), cross_ctx).wait()
+            return divide_by_bag_lengths(out, divisor, col_feature)
+
+        result = _Waited(finish)
+        result.callbacks.extend(self._callbacks)
+        return result
+
+
+class TwRwPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor,
+                                                    torch.Tensor]):
+    """Table-row-wise pooled sharding (see the module docstring).
+
+    Args:
+        sharding_infos: tables planned ``table_row_wise`` (``table_row_wise(host_index)``: one shard on each rank
+            of the host, in row order).
+        env: world, rank, process group; ranks per host from ``env.local_world_size``.
+        device / need_pos / qcomm_codecs_registry: as ``RwPooledEmbeddingSharding``.
+        column_blocks: accept column-split tables (each column block on its own host); grid sharding's use.
+    """
+
+    def __init__(
+        self,
+        sharding_infos: List[Any],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        need_pos: bool = False,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        column_blocks: bool = False,
+    ) -> None:
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        what = "grid" if column_blocks else "table-row-wise"
+        self._env = env
+        self._pg = require_pg(env, what)
+        self._device = device
+        self._need_pos = need_pos or any(i.embedding_config.need_pos for i in sharding_infos)
+        self._local = env.local_world_size
+        self._hosts = env.world_size // self._local
+        units = units_by_column_block(sharding_infos, env.world_size, what)
+        if not column_blocks:
+            for u in units:
+                cfg = u.info.embedding_config
+                if u.col != 0 or u.width != cfg.embedding_dim:
+                    raise ValueError(f"table {cfg.name!r}: table-row-wise shards must hold all {cfg.embedding_dim} "
+                                     f"columns (use grid_shard for column blocks)")
+        self._per_host = [
+            RowPlacement(hu, host_ranks(h, self._local), env.rank)
+            for h, hu in enumerate(host_units(units, env.world_size, self._local, what))
+        ]
+        self._my_host = env.rank // self._local
+
+    # ---- queries (host-major order) ----
+
+    def feature_names(self) -> List[str]:
+        return [f for p in self._per_host for f in p.feature_names()]
+
+    def feature_names_per_rank(self) -> List[List[str]]:
+        return [self._per_host[r // self._local].feature_names() for r in range(self._env.world_size)]
+
+    def features_per_rank(self) -> List[int]:
+        return [len(names) for names in self.feature_names_per_rank()]
+
+    def embedding_names(self) -> List[str]:
+        return [n for p in self._per_host for n in p.embedding_names()]
+
+    def embedding_dims(self) -> List[int]:
+        return [d for p in self._per_host for d in p.embedding_dims()]
+
+    def embedding_names_per_rank(self) -> List[List[str]]:
+        return [self._per_host[r // self._local].embedding_names() for r in range(self._env.world_size)]
+
+    def embedding_shard_metadata(self) -> List[Optional[Any]]:
+        return self._per_host[self._my_host].embedding_shard_metadata()
+
+    def embedding_tables(self) -> List[ShardedEmbeddingTable]:
+        return [t for p in self._per_host for t in p.all_tables()]
+
+    def segments(self) -> List[Any]:
+        """``(embedding_name, column_offset, width)`` per output column block, host-major."""
+        return [s for p in self._per_host for s in p.segments()]
+
+    @property
+    def need_pos(self) -> bool:
+        return self._need_pos
+
+    # ---- factories ----
+
+    def create_input_dist(self, device: Optional[torch.device] = None) -> RwSparseFeaturesDist:
+        parts = [p.row_buckets() for p in self._per_host]
+        buckets = RowBuckets(
+            tuple(f for b in parts for f in b.feature_names), tuple(r for b in parts for r in b.rows),
+            tuple(x for b in parts for x in b.boundaries),
+        )
+        features_per_host = [len(b.feature_names) for b in parts]
+        return RwSparseFeaturesDist(
+            self._pg, buckets, [m for p in self._per_host for m in p.mean_features()],
+            key_permute=rank_major_key_order(features_per_host, self._local),
+            splits=[features_per_host[r // self._local] for r in range(self._env.world_size)],
+            stagger=self._hosts,
+            bucketize_pos=self._need_pos,
+        )
+
+    def create_lookup(
+        self,
+        device: Optional[torch.device] = None,
+        fused_params: Optional[Dict[str, Any]] = None,
+        feature_processor: Optional[BaseGroupedFeatureProcessor] = None,
+    ) -> GroupedPooledEmbeddingsLookup:
+        placement = self._per_host[self._my_host]
+        lookup = GroupedPooledEmbeddingsLookup(
+            grouped_configs=placement.local_grouped_configs,
+            device=device if device is not None else self._device,
+            pg=self._pg,
+            feature_processor=feature_processor,
+            sharding_type=ShardingType.TABLE_ROW_WISE,
+        )
+        return prepare_lookup(lookup, placement.local_feature_order(), placement.feature_dims(), False)
+
+    def create_output_dist(
+        self,
+        device: Optional[torch.device] = None,
+        callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
+    ) -> TwRwPooledEmbeddingDist:
+        intra, cross = self._env.intra_and_cross_node_pg(device)
+        if intra is None or cross is None:
+            raise RuntimeError("table-row-wise sharding: no intra-/cross-host process group for this rank")
+        return TwRwPooledEmbeddingDist(
+            intra, cross, self._local, [p.embedding_dims() for p in self._per_host], self.qcomm_codecs_registry,
+            callbacks,
+        )
