@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from recsys_lib.distributed._sharded_embedding_common import (
+    create_sharding_infos,
+    kernels_of,
     setup_sharded_module,
     sharded_fused_optimizer,
     sharded_input_dist,
@@ -28,6 +30,7 @@ from recsys_lib.distributed._sharded_embedding_common import (
 )
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
+from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.types import (
     Awaitable,
     LazyAwaitable,
@@ -173,6 +176,48 @@ class ShardedEmbeddingBagCollection(
             self._embedding_names,
         )
         self._permute: Optional[torch.Tensor] = None if permute is None else torch.tensor(permute, device=self._device)
+
+    # ---- TorchRec's construction helpers ----
+
+    @classmethod
+    def create_grouped_sharding_infos(
+        cls,
+        module: nn.Module,
+        table_name_to_parameter_sharding: Dict[str, ParameterSharding],
+        prefix: str,
+        fused_params: Optional[Dict[str, Any]],
+        suffix: Optional[str] = "weight",
+    ) -> Dict[str, List[Any]]:
+        """``{sharding_type: [EmbeddingShardingInfo]}`` of ``module``'s tables (plan checked)."""
+        configs = pooled_table_configs(module)
+        params = {c.name: module.embedding_bags[c.name].weight for c in configs}
+        return create_sharding_infos(configs, params, table_name_to_parameter_sharding, fused_params, cls.__name__)
+
+    @classmethod
+    def create_embedding_bag_sharding(
+        cls,
+        sharding_infos: List[Any],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        permute_embeddings: bool = False,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> Any:
+        """The registry's pooled sharding for the (single) sharding type of ``sharding_infos``."""
+        types = {i.param_sharding.sharding_type for i in sharding_infos}
+        if len(types) != 1:
+            raise ValueError(f"create_embedding_bag_sharding: infos of one sharding type expected, got {sorted(types)}")
+        return strategy_for(types.pop()).create_pooled(
+            sharding_infos, env, device=device, qcomm_codecs_registry=qcomm_codecs_registry
+        )
+
+    @staticmethod
+    def extend_shard_name(shard_name: str) -> str:
+        return f"embedding_bags.{shard_name}.weight"
+
+    def reset_parameters(self) -> None:
+        """Re-initialises every local shard with its table's ``init_fn`` (default uniform)."""
+        for kernel in kernels_of(self._lookups):
+            kernel.init_parameters()
 
     # ---- the three stages ----
 

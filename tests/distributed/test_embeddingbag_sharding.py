@@ -177,3 +177,56 @@ def test_output_column_permute_restores_module_order() -> None:
     # sharding order: g (2 cols) then f (3 cols); module order f, g
     assert output_column_permute(["g", "f"], [2, 3], ["f", "g"]) == [2, 3, 4, 0, 1]
     assert output_column_permute(["f", "g"], [3, 2], ["f", "g"]) is None
+
+
+# ---- GPU tier (skipped without CUDA; scripts/gpu_tier.sh runs it) ----
+
+
+def _gpu_case(rank: int, world: int) -> str:
+    device = torch.device("cuda", rank)
+    torch.cuda.set_device(device)
+    env = ShardingEnv.from_process_group(dist.group.WORLD)
+    for layout in ({"t0": ("table_wise", [0], None), "t1": ("column_wise", [0, 0], None),
+                    "t2": ("data_parallel", [0], None), "t3": ("table_wise", [0], None)},):
+        tables = ebc_tables(PoolingType.SUM)
+        torch.manual_seed(7)
+        ebc = EmbeddingBagCollection(tables, device=device)
+        plan = make_plan(layout, "fused", tables)
+        sharded = _sharder().shard(ebc, plan, env, device)
+        kjt = global_batch(tables, 1, B, False, seed=11)[0].to(device)
+        torch.testing.assert_close(sharded(kjt).wait().values(), ebc(kjt).values())
+    return "ok"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sharded_ebc_nccl_world_1() -> None:
+    assert run_multiprocess(_gpu_case, 1, backend="nccl", timeout_s=300) == ["ok"]
+
+
+def test_data_parallel_without_process_group_and_construction_helpers() -> None:
+    """T1 without any process group: a data-parallel sharded EBC is the unsharded EBC, and TorchRec's
+    construction helpers route through the registry."""
+    from recsys_lib.distributed.embeddingbag import ShardedEmbeddingBagCollection
+    from recsys_lib.distributed.sharding.dp_sharding import DpPooledEmbeddingSharding
+
+    tables = ebc_tables(PoolingType.MEAN)
+    torch.manual_seed(0)
+    ebc = EmbeddingBagCollection(tables)
+    plan = {t.name: param_sharding("data_parallel", t.num_embeddings, t.embedding_dim, [0]) for t in tables}
+    env = ShardingEnv.from_local(1, 0)
+    infos = ShardedEmbeddingBagCollection.create_grouped_sharding_infos(ebc, plan, "", None)
+    sharding = ShardedEmbeddingBagCollection.create_embedding_bag_sharding(infos["data_parallel"], env)
+    assert isinstance(sharding, DpPooledEmbeddingSharding)
+    assert sharding.embedding_names() == ["f0", "f1", "f2", "f3", "f4"]
+    assert ShardedEmbeddingBagCollection.extend_shard_name("t1") == "embedding_bags.t1.weight"
+    sharded = EmbeddingBagCollectionSharder().shard(ebc, plan, env, torch.device("cpu"))
+    kjt = global_batch(tables, 1, B, False, seed=2)[0]
+    torch.testing.assert_close(sharded(kjt).wait().values(), ebc(kjt).values())
+    torch.manual_seed(1)
+    sharded.reset_parameters()
+    assert not torch.equal(sharded.state_dict()["embedding_bags.t0.weight"], ebc.embedding_bags["t0"].weight)
+    with pytest.raises(ValueError, match="one sharding type"):
+        ShardedEmbeddingBagCollection.create_embedding_bag_sharding(infos["data_parallel"][:1] + [
+            type(infos["data_parallel"][0])(infos["data_parallel"][0].embedding_config,
+                                            param_sharding("table_wise", 11, 8, [0]), torch.empty(0))], env)
