@@ -74,7 +74,8 @@ def round_robin_plan(
             continue
         gens: Dict[str, Any] = {}
         for name in sharder.shardable_parameters(sub):
-            gens[name] = table_wise(rank=next_rank % env.world_size)
+            # "fused": the kernel every sharder offers for table-wise tables (dense is only for data parallel)
+            gens[name] = table_wise(rank=next_rank % env.world_size, compute_kernel="fused")
             next_rank += 1
         plan[fqn] = construct_module_sharding_plan(
             sub, gens, sharder, local_size=env.local_world_size, world_size=env.world_size, device_type=device.type
