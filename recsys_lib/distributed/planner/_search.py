@@ -72,7 +72,7 @@ class PlanSearch:
             return self._seen[key]
         self.num_plans += 1
         rating = self._perf_model.rate(plan=plan)
-        storage = sum(o.total_storage.hbm + o.total_storage.ddr for o in plan)
+        storage = sum(o.summary().hbm + o.summary().ddr for o in plan)
         if self.best_key is None or (rating, storage) < self.best_key:
             self.best_key = (rating, storage)
             self.best = [(o, [int(s.rank) for s in o.shards]) for o in plan]  # type: ignore[arg-type]
@@ -90,12 +90,12 @@ class PlanSearch:
             proposal = proposer.propose()
 
     def local_search(self, search_space: List[ShardingOption], max_passes: int = 2, budget: Optional[int] = None) -> None:
-        """Budget: at most ``budget`` proposals (default ``clamp(20000 / tables, 16, 400)``: each costs a
+        """Budget: at most ``budget`` proposals (default ``clamp(4000 / tables, 16, 200)``: each costs a
         partition of every table)."""
         if self.best is None or self.best_proposal is None:
             return
         if budget is None:
-            budget = min(400, max(16, 20000 // max(1, len(self.best_proposal))))
+            budget = min(200, max(16, 4000 // max(1, len(self.best_proposal))))
         candidates = _candidates(search_space)
         world = self._storage_constraint.world_size
         spent = 0

@@ -222,10 +222,10 @@ class GreedyPerfPartitioner(Partitioner):
 
     def _order(self, proposal: List[ShardingOption]) -> List[ShardingOption]:
         def key(o: ShardingOption) -> Tuple[float, ...]:
+            sm = o.summary()
             if self._sort_by == SortBy.PERF:
-                return (-o.total_perf,)
-            st = o.total_storage
-            return (-float(st.hbm), -float(st.ddr), -o.total_perf)
+                return (-sm.total_perf,)
+            return (-float(sm.hbm), -float(sm.ddr), -sm.total_perf)
 
         ordered = sorted(proposal, key=key)
         if self._balance_modules:
