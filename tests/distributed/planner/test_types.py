@@ -1,7 +1,6 @@
 import copy
 
 import pytest
-import torch
 
 from recsys_lib.distributed.planner.calibration import CpuCalibration, default_cpu_calibration
 from recsys_lib.distributed.planner.constants import DDR_CAP, HBM_CAP, INTRA_NODE_BANDWIDTH
@@ -87,4 +86,3 @@ def test_parameter_constraints_validation():
         ParameterConstraints(pooling_factors=[1.0, 2.0], batch_sizes=[1])
     e = PlannerError("x", PlannerErrorType.PARTITION)
     assert e.error_type == PlannerErrorType.PARTITION and str(e) == "x"
-    assert isinstance(torch.empty(1), torch.Tensor)
