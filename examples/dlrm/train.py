@@ -3,7 +3,8 @@
     python examples/dlrm/train.py                                  # one process (a 1-rank gloo group)
     torchrun --nproc_per_node=2 examples/dlrm/train.py             # 2 processes, tables sharded by the planner
 
-(torchrun sets OMP_NUM_THREADS=1; on a small or busy machine a one-process run is faster with it set too.)
+One intra-op thread per process by default (``--threads``, as torchrun's OMP_NUM_THREADS=1): the steps
+are many small ops, and on a small or busy machine extra threads mostly wait for each other.
 
 The flow a TorchRec user writes: the embedding tables are declared on device "meta" (nothing allocated),
 their optimizer (RowWiseAdagrad) is attached to run inside backward, the planner picks a sharding plan on
@@ -57,6 +58,7 @@ class Config:
     ids_per_feature: int = 3
     learning_rate: float = 0.01  # sparse (RowWiseAdagrad, in backward) and dense (Adagrad)
     seed: int = 0
+    threads: int = 1  # intra-op threads per process, as torchrun sets them; 0: torch's default (all cores)
     out_dir: str = "out"
 
 
@@ -90,16 +92,16 @@ def gather_state_dict(model: DistributedModelParallel) -> Dict[str, torch.Tensor
     """
     rank = dist.get_rank()
     full: Dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict().items():
-        if isinstance(value, ShardedTensor):
-            out = torch.empty(value.size(), dtype=value.dtype) if rank == 0 else None
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch: "ShardedTensor is deprecated, use DTensor"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch: "ShardedTensor is deprecated, use DTensor"
+        for key, value in model.state_dict().items():
+            if isinstance(value, ShardedTensor):
+                out = torch.empty(value.size(), dtype=value.dtype) if rank == 0 else None
                 value.gather(dst=0, out=out)  # out: [num_embeddings, embedding_dim] on rank 0
-            if rank == 0:
-                full[key] = out
-        elif rank == 0:
-            full[key] = value.detach().clone()  # dense layers and data-parallel tables: replicated
+                if rank == 0:
+                    full[key] = out
+            elif rank == 0:
+                full[key] = value.detach().clone()  # dense layers and data-parallel tables: replicated
     return full
 
 
@@ -119,6 +121,9 @@ def describe_plan(plan: Dict[str, Any]) -> List[str]:
 
 def main() -> None:
     cfg = parse_args()
+    setup_start = time.perf_counter()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     init_process_group()
     rank, world_size = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(cfg.seed)  # same dense initial weights on every rank (DDP also broadcasts rank 0's)
@@ -166,6 +171,7 @@ def main() -> None:
         num_batches=cfg.num_batches,
     )
 
+    setup = time.perf_counter() - setup_start
     model.train()
     losses: List[float] = []
     start = time.perf_counter()
@@ -189,7 +195,7 @@ def main() -> None:
         types = Counter(ps.sharding_type for mp in plan.plan.values() for ps in mp.values())
         lines = [
             f"\nDLRM on random data: {world_size} process(es), {cfg.num_batches} steps x {cfg.batch_size} per rank",
-            f"  throughput  {samples / elapsed:,.0f} samples/s ({elapsed:.1f} s)",
+            f"  throughput  {samples / elapsed:,.0f} samples/s ({elapsed:.1f} s; setup: model, plan, sharding {setup:.1f} s)",
             f"  loss        first {losses[0]:.4f}  last {losses[-1]:.4f}  (rank 0's batches)",
             f"  plan        {', '.join(f'{t}: {n}' for t, n in sorted(types.items()))} tables",
         ]

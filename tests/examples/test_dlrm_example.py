@@ -22,7 +22,6 @@ ROWS, DIM = 1_000, 8
 
 def _run(cmd, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
-    env["OMP_NUM_THREADS"] = "1"  # as torchrun sets it; 2 threads per process crawl on a busy 2-core machine
     sizes = ["--num_embeddings", str(ROWS), "--embedding_dim", str(DIM), "--dense_arch_layer_sizes", "64", str(DIM)]
     out = subprocess.run(cmd + sizes + ["--out_dir", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
