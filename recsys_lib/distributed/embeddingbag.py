@@ -225,6 +225,11 @@ class ShardedEmbeddingBagCollection(
         return EmbeddingBagCollectionContext()
 
     def input_dist(self, ctx: EmbeddingBagCollectionContext, features: KeyedJaggedTensor) -> Awaitable[Awaitable[KJTList]]:
+        if features.variable_stride_per_key():
+            raise ValueError(
+                f"{type(self).__name__}: variable-batch (VBE) KJTs are not supported by the sharded pooled module yet; "
+                f"pass a KJT with one batch size for every key"
+            )
         if self._is_weighted and features.weights_or_none() is None:
             raise ValueError(f"{type(self).__name__}: the module is weighted but the input KJT has no weights")
         return sharded_input_dist(self, ctx, features, sequence=False)

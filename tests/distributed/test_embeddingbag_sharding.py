@@ -26,6 +26,7 @@ from recsys_lib.distributed.test_utils import run_multiprocess
 from recsys_lib.distributed.types import LazyAwaitable, ShardingEnv
 from recsys_lib.modules.embedding_configs import PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 from tests.distributed._sharding_helpers import (
     EPS,
     LR,
@@ -226,6 +227,10 @@ def test_data_parallel_without_process_group_and_construction_helpers() -> None:
     torch.manual_seed(1)
     sharded.reset_parameters()
     assert not torch.equal(sharded.state_dict()["embedding_bags.t0.weight"], ebc.embedding_bags["t0"].weight)
+    vbe = KeyedJaggedTensor(keys=["f0"], values=torch.tensor([1, 2]), lengths=torch.tensor([1, 1]),
+                            stride_per_key_per_rank=[[2]])
+    with pytest.raises(ValueError, match="variable-batch"):
+        sharded(vbe)
     with pytest.raises(ValueError, match="one sharding type"):
         ShardedEmbeddingBagCollection.create_embedding_bag_sharding(infos["data_parallel"][:1] + [
             type(infos["data_parallel"][0])(infos["data_parallel"][0].embedding_config,
