@@ -71,7 +71,13 @@ def parse_args() -> Config:
             p.add_argument(f"--{f.name}", type=int, nargs="+", default=default)
         else:
             p.add_argument(f"--{f.name}", type=type(default), default=default)
-    return Config(**vars(p.parse_args()))
+    cfg = Config(**vars(p.parse_args()))
+    if cfg.num_batches < 1 or cfg.batch_size < 1:
+        p.error(f"--num_batches and --batch_size must be >= 1, got {cfg.num_batches} and {cfg.batch_size}")
+    if cfg.dense_arch_layer_sizes[-1] != cfg.embedding_dim:
+        p.error(f"DLRM needs the last --dense_arch_layer_sizes ({cfg.dense_arch_layer_sizes[-1]}) to equal "
+                f"--embedding_dim ({cfg.embedding_dim})")
+    return cfg
 
 
 def init_process_group() -> None:
