@@ -78,10 +78,7 @@ class TwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         batch_size_per_rank = None
         if sharding_ctx is not None and len(sharding_ctx.batch_size_per_rank) > 0:
             batch_size_per_rank = sharding_ctx.batch_size_per_rank
-        out = self._dist(local_embs, batch_size_per_rank=batch_size_per_rank)
-        # Hold the send buffer until the asynchronous all-to-all is waited.
-        out._send_buffer = local_embs  # type: ignore[attr-defined]
-        return out
+        return self._dist(local_embs, batch_size_per_rank=batch_size_per_rank)
 
 
 class TwPooledEmbeddingSharding(

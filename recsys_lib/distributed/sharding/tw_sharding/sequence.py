@@ -52,8 +52,8 @@ def sequence_splits(
     return input_splits, output_splits
 
 
-class _KeepAlive(Awaitable[torch.Tensor]):
-    """Waits a collective request while holding its send buffer (see ``TwSequenceEmbeddingDist``)."""
+class _RowsAwaitable(Awaitable[torch.Tensor]):
+    """Waits the sequence all-to-all request (holding the re-ordered rows it sends)."""
 
     def __init__(self, request: Awaitable[torch.Tensor], send: torch.Tensor) -> None:
         super().__init__()
@@ -71,8 +71,8 @@ class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
 
     Needs the sharding context filled by the sharded module: ``batch_size_per_rank``,
     ``lengths_after_input_dist`` and ``length_per_key_before_input_dist``. The feature-major → rank-major
-    re-order is done here (an autograd ``index_select``) and the re-ordered rows are held until the
-    all-to-all is waited, so the asynchronous send never reads a freed buffer.
+    re-order is done here, as an autograd ``index_select`` (its backward is autograd's), then
+    ``comm_ops.alltoall_sequence`` moves the rows.
     """
 
     def __init__(
@@ -114,7 +114,7 @@ class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         request = comm_ops.alltoall_sequence(
             send, None, None, lengths, input_splits, output_splits, group=self._pg, codecs=self._codecs,
         )
-        return _KeepAlive(request, send)
+        return _RowsAwaitable(request, send)
 
 
 def uniform_dim(dims: List[int], what: str) -> int:
