@@ -117,6 +117,13 @@ class EmbeddingCollectionInterface(abc.ABC, nn.Module):
         pass
 
 
+def _empty_weight(table: BaseEmbeddingConfig, device: torch.device) -> torch.Tensor:
+    """``(R, D)`` storage for one table in its data type, not initialised."""
+    return torch.empty(
+        (table.num_embeddings, table.embedding_dim), device=device, dtype=data_type_to_dtype(table.data_type)
+    )
+
+
 class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
     """Pooled embedding lookups over a collection of tables.
 
@@ -165,9 +172,10 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
                 num_embeddings=t.num_embeddings,
                 embedding_dim=t.embedding_dim,
                 mode=pooling_type_to_str(t.pooling),
-                device=self._device,
                 include_last_offset=True,
-                dtype=data_type_to_dtype(t.data_type),
+                # Uninitialised storage: reset_parameters() below applies the config's init_fn once, and a
+                # meta table stays untouched (torch's own init would run normal_ twice / import dynamo on meta).
+                _weight=_empty_weight(t, self._device),
             )
         self._feature_names: List[List[str]] = [table_feature_names(t) for t in tables]
         self._flat_feature_names: List[str] = [f for names in self._feature_names for f in names]
@@ -257,8 +265,7 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
             self.embeddings[t.name] = nn.Embedding(
                 num_embeddings=t.num_embeddings,
                 embedding_dim=t.embedding_dim,
-                device=self._device,
-                dtype=data_type_to_dtype(t.data_type),
+                _weight=_empty_weight(t, self._device),
             )
         self._feature_names: List[List[str]] = [table_feature_names(t) for t in tables]
         self._embedding_names_by_table: List[List[str]] = embedding_names_by_table(list(tables))
