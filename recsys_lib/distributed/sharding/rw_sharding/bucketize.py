@@ -112,12 +112,15 @@ def bucketize_features(
 ) -> Tuple[KeyedJaggedTensor, Optional[torch.Tensor]]:
     """Cuts ``kjt`` (keys = ``buckets.feature_names``) into row buckets (see the module docstring).
 
-    Returns ``(bucketized, unbucketize_permute)``; the permute is ``None`` unless ``sequence``. A
-    variable-batch KJT stays variable-batch (each bucket copy keeps the per-key batch sizes).
+    Returns ``(bucketized, unbucketize_permute)``; the permute is ``None`` unless ``sequence`` (and ``None``
+    for a single bucket, where it would be the identity). A variable-batch KJT stays variable-batch (each
+    bucket copy keeps the per-key batch sizes).
     """
     if list(kjt.keys()) != list(buckets.feature_names):
         raise ValueError(f"row-wise bucketize: KJT keys {kjt.keys()} differ from {list(buckets.feature_names)}")
     w = buckets.num_buckets
+    if w == 1:  # one shard: ids, order and local rows are unchanged (FBGEMM's op would cost a full pass)
+        return _single_bucket(kjt, bucketize_pos), None
     values = kjt.values()
     lengths = kjt.lengths()
     vbe = kjt.variable_stride_per_key()
@@ -154,6 +157,18 @@ def bucketize_features(
         out = KeyedJaggedTensor(keys=keys, values=out_values, weights=weights, lengths=out_lengths.to(lengths.dtype),
                                 stride=kjt.stride())
     return out, permute if sequence else None
+
+
+def _single_bucket(kjt: KeyedJaggedTensor, bucketize_pos: bool) -> KeyedJaggedTensor:
+    if not bucketize_pos:
+        return kjt
+    values = kjt.values()
+    pos = torch.ops.fbgemm.offsets_range(kjt.offsets().to(torch.int64), values.numel()).to(torch.float32)
+    vbe = kjt.variable_stride_per_key()
+    return KeyedJaggedTensor(
+        keys=kjt.keys(), values=values, weights=pos, lengths=kjt.lengths(), stride=None if vbe else kjt.stride(),
+        stride_per_key_per_rank=kjt.stride_per_key_per_rank() if vbe else None,
+    )
 
 
 def mean_divisor(kjt: KeyedJaggedTensor, feature_mask: Sequence[bool]) -> Optional[torch.Tensor]:

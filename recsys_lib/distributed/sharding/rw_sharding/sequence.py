@@ -61,7 +61,7 @@ class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
             raise ValueError("row-wise sequence output dist needs the sharding context filled by the sharded module")
         batch = require(local_embs, "row-wise sequence output dist")
         sent = batch.bucketized_length_per_key
-        if sent is None or batch.unbucketize_permute is None:
+        if sent is None:
             raise RuntimeError("row-wise sequence output dist: the input dist was not built for sequences")
         input_splits, output_splits = sequence_splits(
             sharding_ctx.lengths_after_input_dist, self._num_features, sharding_ctx.batch_size_per_rank,
