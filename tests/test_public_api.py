@@ -62,3 +62,12 @@ def test_signature(area, module_path, qualname, params):
 
 def test_specs_are_not_empty():
     assert len(NAMES) > 5 and len(SIGS) > 0
+
+
+def test_import_brings_the_distributed_package():
+    # torchrec's __init__ imports torchrec.distributed: `recsys_lib.distributed.X` must work after `import recsys_lib`.
+    import subprocess
+    import sys
+
+    code = "import recsys_lib, sys; assert 'recsys_lib.distributed.model_parallel' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

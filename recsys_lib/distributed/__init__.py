@@ -1,7 +1,7 @@
 """Distributed training: sharders, sharded modules, DistributedModelParallel, planner (torch.distributed engine).
 
-Names that land with later steps (``DistributedModelParallel``, the train pipelines) are resolved
-lazily on first access; until their module exists, accessing them raises ``AttributeError``.
+The train-pipeline names land with a later step: they are resolved lazily on first access, and until
+their module exists, accessing them raises ``AttributeError``.
 """
 
 import importlib
@@ -19,10 +19,10 @@ from recsys_lib.distributed.types import (  # noqa: F401
     ShardingPlanner,
 )
 from recsys_lib.distributed.utils import get_unsharded_module_names, sharded_model_copy  # noqa: F401
+from recsys_lib.distributed.model_parallel import DistributedModelParallel  # noqa: F401
 
 # name → module that defines it (imported on first access).
 _LAZY: Dict[str, str] = {
-    "DistributedModelParallel": "recsys_lib.distributed.model_parallel",
     "DataLoadingThread": "recsys_lib.distributed.train_pipeline",
     "EvalPipelineSparseDist": "recsys_lib.distributed.train_pipeline",
     "PrefetchTrainPipelineSparseDist": "recsys_lib.distributed.train_pipeline",

@@ -19,3 +19,11 @@ SIGNATURES = [
     ("recsys_lib.streamable", "Pipelineable.to", [("self", REQUIRED), ("device", REQUIRED), ("non_blocking", REQUIRED)]),
     ("recsys_lib.streamable", "Multistreamable.record_stream", [("self", REQUIRED), ("stream", REQUIRED)]),
 ]
+
+# torchrec's __init__ imports its distributed package, so `recsys_lib.distributed.X` works after `import recsys_lib`.
+NAMES += [
+    ("recsys_lib.distributed", "DistributedModelParallel"),
+    ("recsys_lib.distributed", "get_local_size"),
+    ("recsys_lib.distributed", "ShardingEnv"),
+]
+
