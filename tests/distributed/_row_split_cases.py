@@ -44,6 +44,7 @@ class Case:
     kernel: str = "fused"  # "fused" | "dense"
     qcomm: bool = False  # FP16 forward / BF16 backward codecs on every output dist
     bad_ids: bool = False  # every rank's batch has an id == num_embeddings: expect a clear ValueError
+    count: bool = False  # count the collectives of one step (see _check_collective_count)
     worlds: Tuple[Tuple[int, int], ...] = ((2, 2),)  # (world, ranks per host) where it runs
 
 
@@ -186,6 +187,20 @@ def _check_bad_ids(case: Case, sharded: torch.nn.Module, rank: int, world: int) 
     raise AssertionError("an id == num_embeddings did not raise")
 
 
+def _check_collective_count(case: Case, sharded: torch.nn.Module, rank: int, world: int) -> None:
+    """RW, unweighted, one step: forward = KJT all-to-all (split sizes, lengths, values: 3) + the reduce-
+    scatter (gloo: emulated by 1 all-to-all); backward = the reduce-scatter's transpose (1 collective)."""
+    from recsys_lib.distributed.comm_ops import count_collectives
+
+    kjt = batches(world, 0, case.weighted)[rank]
+    with count_collectives() as fwd:
+        out = _outputs(case, sharded(kjt).wait())
+    with count_collectives() as bwd:
+        out.sum().backward()
+    assert fwd.by_kind() == {"all_to_all": 4}, f"forward collectives {fwd.by_kind()}"
+    assert bwd.total == 1, f"backward collectives {bwd.by_kind()}"
+
+
 def run_case(case: Case, rank: int, world: int, local: int) -> None:
     from recsys_lib.distributed.types import ShardingEnv
 
@@ -196,6 +211,9 @@ def run_case(case: Case, rank: int, world: int, local: int) -> None:
     sharded = sharder.shard(copy.deepcopy(ref), plan, env, torch.device("cpu"))
     if case.bad_ids:
         _check_bad_ids(case, sharded, rank, world)
+        return
+    if case.count:
+        _check_collective_count(case, sharded, rank, world)
         return
     failures: List[str] = []
     for step in range(2):

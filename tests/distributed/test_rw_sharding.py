@@ -183,6 +183,7 @@ CASES = [
     Case("rw_ec_dense", module="ec", kernel="dense", worlds=_W),
     Case("rw_ebc_id_out_of_range", bad_ids=True, worlds=_W),
     Case("rw_ec_id_out_of_range", module="ec", bad_ids=True, worlds=_W),
+    Case("rw_ebc_collectives_per_step", count=True, worlds=_W),
 ]
 WORLDS = [pytest.param(2, 2, id="w2"), pytest.param(4, 4, id="w4", marks=pytest.mark.slow)]
 register(*CASES)
