@@ -74,19 +74,15 @@ def calculate_shard_sizes_and_offsets(
 def _get_compute_kernel(
     sharder: Optional[ModuleSharder[nn.Module]], param: nn.Parameter, sharding_type: str, device_type: str
 ) -> str:
-    """``dense`` for data parallel; otherwise ``fused`` iff the parameter has an in-backward optimizer."""
+    """``dense`` for data parallel; otherwise ``fused`` iff the parameter has an in-backward optimizer.
+
+    As in TorchRec, the choice is not checked against ``sharder.compute_kernels()`` (which lists what the
+    planner may pick): a plan helper's ``dense`` table-wise / column-wise / row-wise sharding is valid and the
+    sharded modules run it. ``sharder`` and ``device_type`` are kept for signature parity.
+    """
     if strategy_for(sharding_type).replicated:
-        kernel = _DENSE
-    else:
-        kernel = _FUSED if hasattr(param, "_in_backward_optimizers") else _DENSE
-    if sharder is not None:
-        allowed = sharder.compute_kernels(sharding_type, device_type)
-        if kernel not in allowed:
-            raise ValueError(
-                f"compute kernel {kernel!r} is not supported by {type(sharder).__name__} for {sharding_type} on "
-                f"{device_type}; supported: {allowed}"
-            )
-    return kernel
+        return _DENSE
+    return _FUSED if hasattr(param, "_in_backward_optimizers") else _DENSE
 
 
 def _check_ranks(ranks: List[int], world_size: int) -> None:

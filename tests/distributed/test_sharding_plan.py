@@ -108,3 +108,18 @@ def test_calculate_shard_sizes_and_offsets_goes_through_the_registry():
         [[2, 8], [2, 8], [1, 8], [0, 8]], [[0, 0], [2, 0], [4, 0], [5, 0]])
     assert sp.calculate_shard_sizes_and_offsets(t, 2, 2, "column_wise", col_wise_shard_dim=4) == (
         [[5, 4], [5, 4]], [[0, 0], [0, 4]])
+
+
+def test_plan_helpers_accept_the_dense_kernel_with_the_real_sharder():
+    # TorchRec's helpers pick `dense` for a table-wise table without an in-backward optimizer, and
+    # construct_module_sharding_plan accepts it even though the sharder's planner list is ["fused"].
+    from recsys_lib import EmbeddingBagCollection, EmbeddingBagConfig
+    from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionSharder
+
+    ebc = EmbeddingBagCollection([EmbeddingBagConfig(name=f"t{i}", embedding_dim=8, num_embeddings=10,
+                                                     feature_names=[f"f{i}"]) for i in range(2)])
+    sharder = EmbeddingBagCollectionSharder()
+    assert "dense" not in sharder.compute_kernels("table_wise", "cpu")
+    plan = sp.construct_module_sharding_plan(ebc, {"t0": sp.table_wise(0), "t1": sp.column_wise(ranks=[0, 1])},
+                                             sharder=sharder, local_size=2, world_size=2, device_type="cpu")
+    assert plan["t0"].compute_kernel == "dense" and plan["t1"].compute_kernel == "dense"
