@@ -2,7 +2,7 @@
 
 ``DistributedModelParallel(model, env, device, plan, sharders)``:
 
-1. plan: the given one, else ``shard.default_plan`` (the planner; round-robin table-wise without it);
+1. plan: the given one, else ``shard.default_plan`` (the planner's ``collective_plan``);
 2. ``shard._shard_modules`` swaps every planned submodule for its sharded version, in place;
 3. meta-device parameters of the rest are materialised (``init_parameters``);
 4. the rest is wrapped in ``DistributedDataParallel`` (``DefaultDataParallelWrapper``), ignoring every
@@ -166,7 +166,7 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         module: the model (may live on ``meta``).
         env: default: the initialised default process group.
         device: default cpu.
-        plan: default: the planner's plan (round-robin table-wise without a planner).
+        plan: default: the planner's plan (``EmbeddingShardingPlanner.collective_plan``).
         sharders: default ``get_default_sharders()``.
         init_data_parallel: wrap the dense part in DDP now (else call ``init_data_parallel()`` later).
         init_parameters: materialise meta parameters outside sharded modules.

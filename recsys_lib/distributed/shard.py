@@ -3,8 +3,8 @@
 * :func:`shard` — one module, one module plan (or per-table generators from ``sharding_plan``).
 * :func:`shard_modules` — every submodule a plan names (no DDP; e.g. inference or custom wrappers).
 * :func:`default_plan` — the plan used when none is given: the planner
-  (``recsys_lib.distributed.planner.EmbeddingShardingPlanner``); if it cannot be imported, whole tables
-  placed round-robin table-wise (documented interim default)::
+  (``recsys_lib.distributed.planner.EmbeddingShardingPlanner``).
+* :func:`round_robin_plan` — a simple explicit plan: whole tables placed round-robin table-wise::
 
       tables t0, t1, t2 of every shardable module, W=2  ->  t0: rank 0, t1: rank 1, t2: rank 0
 
@@ -62,7 +62,7 @@ def _sharder_map(sharders: List[ModuleSharder[nn.Module]]) -> Dict[Type[nn.Modul
 def round_robin_plan(
     module: nn.Module, sharders: List[ModuleSharder[nn.Module]], env: ShardingEnv, device: torch.device
 ) -> ShardingPlan:
-    """Whole tables, table-wise, ranks 0, 1, ..., W-1, 0, ... over every shardable submodule (interim default)."""
+    """Whole tables, table-wise, ranks 0, 1, ..., W-1, 0, ... over every shardable submodule."""
     from recsys_lib.distributed.sharding_plan import construct_module_sharding_plan, table_wise
 
     by_type = _sharder_map(sharders)
@@ -90,15 +90,13 @@ def default_plan(
     device: torch.device,
     planner: Optional[ShardingPlanner] = None,
 ) -> ShardingPlan:
-    """The given ``planner``'s plan, else ``EmbeddingShardingPlanner``'s, else :func:`round_robin_plan`.
+    """The given ``planner``'s plan, else ``EmbeddingShardingPlanner``'s for this world and device.
 
     With a process group the plan is made on rank 0 and broadcast (``collective_plan``).
     """
     if planner is None:
-        try:
-            from recsys_lib.distributed.planner import EmbeddingShardingPlanner, Topology
-        except ImportError:
-            return round_robin_plan(module, sharders, env, device)
+        from recsys_lib.distributed.planner import EmbeddingShardingPlanner, Topology
+
         planner = EmbeddingShardingPlanner(
             topology=Topology(
                 world_size=env.world_size, compute_device=device.type, local_world_size=env.local_world_size
