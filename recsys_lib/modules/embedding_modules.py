@@ -184,6 +184,7 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         self._all_features: Dict[str, int] = {f: 0 for names in self._feature_names for f in names}
         self.reset_parameters()
 
+    @torch.jit.unused
     def reset_parameters(self) -> None:
         """Re-initialise every table with its config's ``init_fn`` (no-op on ``meta``)."""
         if self._device.type == "meta":
@@ -272,6 +273,7 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
         self._all_features: Dict[str, int] = {f: 0 for names in self._feature_names for f in names}
         self.reset_parameters()
 
+    @torch.jit.unused
     def reset_parameters(self) -> None:
         """Re-initialise every table with its config's ``init_fn`` (no-op on ``meta``)."""
         if self._device.type == "meta":
