@@ -151,8 +151,11 @@ class ShardedFeatureProcessedEmbeddingBagCollection(
         yield from self._feature_processors.named_parameters(f"{base}_feature_processors", recurse)
 
     def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
+        """The EBC's tables and the position weights: both are kept in sync here, not by DDP."""
         base = f"{prefix}." if prefix else ""
         yield from self._embedding_bag_collection.sharded_parameter_names(f"{base}_embedding_bag_collection")
+        for name, _ in self._feature_processors.named_parameters(f"{base}_feature_processors"):
+            yield name
 
     @property
     def fused_optimizer(self) -> KeyedOptimizer:

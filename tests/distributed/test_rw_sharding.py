@@ -172,7 +172,7 @@ def test_placement_rejects_shards_out_of_rank_order():
 
 # ---- T2: sharded vs unsharded on gloo ----
 
-_W = ((2, 2), (4, 4))
+_W = ((1, 1), (2, 2), (4, 4))
 CASES = [
     Case("rw_ebc_sum_fused", worlds=_W),
     Case("rw_ebc_mean_fused", pooling="MEAN", worlds=_W),
@@ -183,14 +183,16 @@ CASES = [
     Case("rw_ec_dense", module="ec", kernel="dense", worlds=_W),
     Case("rw_ebc_id_out_of_range", bad_ids=True, worlds=_W),
     Case("rw_ec_id_out_of_range", module="ec", bad_ids=True, worlds=_W),
-    Case("rw_ebc_collectives_per_step", count=True, worlds=_W),
+    Case("rw_ebc_collectives_per_step", count=True, worlds=_W[1:]),
 ]
-WORLDS = [pytest.param(2, 2, id="w2"), pytest.param(4, 4, id="w4", marks=pytest.mark.slow)]
 register(*CASES)
+MATRIX = [
+    pytest.param(case, world, local, id=f"{case.name}-w{world}", marks=[pytest.mark.slow] if world == 4 else [])
+    for case in CASES for world, local in case.worlds
+]
 
 
 @pytest.mark.dist
-@pytest.mark.parametrize("world,local", WORLDS)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case,world,local", MATRIX)
 def test_row_wise_equals_unsharded(case, world, local):
     check(case, world, local)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed.dist_data import KJTAllToAll, PooledEmbeddingsReduceScatter
+from recsys_lib.distributed.dist_data import KJTAllToAll, PooledEmbeddingsAwaitable, PooledEmbeddingsReduceScatter
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
@@ -38,7 +38,7 @@ from recsys_lib.distributed.sharding.rw_sharding.bucketize import (
     mean_divisor,
 )
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
-from recsys_lib.distributed.types import Awaitable, CommOp, QuantizedCommCodecs, ShardingEnv, ShardingType
+from recsys_lib.distributed.types import Awaitable, CommOp, NoWait, QuantizedCommCodecs, ShardingEnv, ShardingType
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -62,6 +62,18 @@ def divide_by_bag_lengths(pooled: torch.Tensor, divisor: Optional[torch.Tensor],
     if divisor is None:
         return pooled
     return pooled / divisor.index_select(1, col_feature.to(divisor.device)).to(pooled.dtype)
+
+
+class LocalTensors(Awaitable[KeyedJaggedTensor]):
+    """The input dist's result in a world of one rank: the bucketized KJT itself (and its batch size)."""
+
+    def __init__(self, kjt: KeyedJaggedTensor) -> None:
+        super().__init__()
+        self._kjt = kjt
+        self._stride_per_rank: Optional[List[int]] = None if kjt.variable_stride_per_key() else [kjt.stride()]
+
+    def _wait_impl(self) -> KeyedJaggedTensor:
+        return self._kjt
 
 
 class RwSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
@@ -96,6 +108,7 @@ class RwSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
         self._key_permute = key_permute
         self._key_permute_t = None if key_permute is None else torch.tensor(key_permute, dtype=torch.int64)
         num_features = len(buckets.feature_names)
+        self._world = dist.get_world_size(pg)
         self._dist = KJTAllToAll(pg, splits if splits is not None else [num_features] * buckets.num_buckets, stagger)
         self.unbucketize_permute_tensor: Optional[torch.Tensor] = None  # last batch's (TorchRec attribute)
 
@@ -109,7 +122,10 @@ class RwSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
             bucketized = bucketized.permute(self._key_permute, self._key_permute_t)
         self.unbucketize_permute_tensor = permute
         sent = bucketized.length_per_key() if self._is_sequence else None
-        return SplitsWithBatch(self._dist(bucketized), RowSplitBatch(divisor, permute, sent))
+        batch = RowSplitBatch(divisor, permute, sent)
+        if self._world == 1:  # nothing to exchange: skip the all-to-all's copies
+            return SplitsWithBatch(NoWait(LocalTensors(bucketized)), batch)
+        return SplitsWithBatch(self._dist(bucketized), batch)
 
 
 class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
@@ -135,11 +151,14 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         self._dist = PooledEmbeddingsReduceScatter(
             pg, codecs=codecs_for(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_REDUCE_SCATTER)
         )
+        self._world = dist.get_world_size(pg)
         self._col_feature = column_features(embedding_dims)
         self._divide = divide
         self._callbacks = list(callbacks or [])
 
     def reduce_scatter(self, local_embs: torch.Tensor, input_splits: Optional[List[int]]) -> Awaitable[torch.Tensor]:
+        if self._world == 1:  # the sum over one rank is the input itself (no copy, no gradient scaling by 1)
+            return PooledEmbeddingsAwaitable(NoWait(local_embs))
         return self._dist(local_embs, input_splits=input_splits)
 
     def forward(
