@@ -11,6 +11,7 @@ CASES = {
     "ebc": "benchmarks.cases.ebc",  # EmbeddingBagCollection forward/backward (issue 3)
     "tbe_kernel": "benchmarks.cases.tbe_kernel",  # BatchedFusedEmbeddingBag vs raw TBE train step (issue 4)
     "datasets": "benchmarks.cases.datasets",  # Criteo TSV → npy, npy range reads, in-memory batches (issue 7)
+    "dmp": "benchmarks.cases.dmp",  # DMP train step, TW/RW at world size 1 and 2, fused row-wise Adagrad (issues 4, 5)
     "planner": "benchmarks.cases.planner",  # EmbeddingShardingPlanner wall time (issue 6; full table: benchmarks/planner.py)
 }
 
