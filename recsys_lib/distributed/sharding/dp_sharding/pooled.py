@@ -73,8 +73,11 @@ def wrap_replicated(lookup: nn.Module, env: ShardingEnv) -> nn.Module:
         )
 
 
-class DpPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor, torch.Tensor]):
-    """Data-parallel pooled sharding (see the module docstring)."""
+class ReplicatedShardingMixin:
+    """What DP pooled and DP sequence sharding share: every rank holds every table (flat mix-in)."""
+
+    _env: ShardingEnv
+    _grouped_configs: List[GroupedEmbeddingConfig]
 
     def __init__(
         self,
@@ -83,7 +86,7 @@ class DpPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, Keye
         device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
     ) -> None:
-        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)  # type: ignore[call-arg]  (next: EmbeddingSharding)
         self._env = env
         self._device = device
         self._grouped_configs = replicated_grouped_configs(sharding_infos)
@@ -114,6 +117,13 @@ class DpPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, Keye
 
     def create_input_dist(self, device: Optional[torch.device] = None) -> DpSparseFeaturesDist:
         return DpSparseFeaturesDist()
+
+
+class DpPooledEmbeddingSharding(
+    ReplicatedShardingMixin,
+    EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor, torch.Tensor],
+):
+    """Data-parallel pooled sharding (see the module docstring)."""
 
     def create_lookup(
         self,

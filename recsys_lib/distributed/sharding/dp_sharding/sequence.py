@@ -11,13 +11,9 @@ from torch import nn
 
 from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
-from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor, ShardedEmbeddingTable
-from recsys_lib.distributed.sharding.dp_sharding.pooled import (
-    DpSparseFeaturesDist,
-    replicated_grouped_configs,
-    wrap_replicated,
-)
-from recsys_lib.distributed.types import Awaitable, NoWait, QuantizedCommCodecs, ShardingEnv
+from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
+from recsys_lib.distributed.sharding.dp_sharding.pooled import ReplicatedShardingMixin, wrap_replicated
+from recsys_lib.distributed.types import Awaitable, NoWait
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -31,48 +27,10 @@ class DpSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
 
 
 class DpSequenceEmbeddingSharding(
+    ReplicatedShardingMixin,
     EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor, torch.Tensor]
 ):
     """Data-parallel sequence sharding (see the module docstring)."""
-
-    def __init__(
-        self,
-        sharding_infos: List[Any],
-        env: ShardingEnv,
-        device: Optional[torch.device] = None,
-        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-    ) -> None:
-        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
-        self._env = env
-        self._device = device
-        self._grouped_configs = replicated_grouped_configs(sharding_infos)
-
-    def feature_names(self) -> List[str]:
-        return [f for g in self._grouped_configs for f in g.feature_names()]
-
-    def feature_names_per_rank(self) -> List[List[str]]:
-        return [self.feature_names() for _ in range(self._env.world_size)]
-
-    def features_per_rank(self) -> List[int]:
-        return [len(self.feature_names()) for _ in range(self._env.world_size)]
-
-    def embedding_dims(self) -> List[int]:
-        return [d for g in self._grouped_configs for d in g.embedding_dims()]
-
-    def embedding_names(self) -> List[str]:
-        return [n for g in self._grouped_configs for n in g.embedding_names()]
-
-    def embedding_names_per_rank(self) -> List[List[str]]:
-        return [self.embedding_names() for _ in range(self._env.world_size)]
-
-    def embedding_shard_metadata(self) -> List[Optional[Any]]:
-        return [m for g in self._grouped_configs for m in g.embedding_shard_metadata()]
-
-    def embedding_tables(self) -> List[ShardedEmbeddingTable]:
-        return [t for g in self._grouped_configs for t in g.embedding_tables]
-
-    def create_input_dist(self, device: Optional[torch.device] = None) -> DpSparseFeaturesDist:
-        return DpSparseFeaturesDist()
 
     def create_lookup(
         self,
