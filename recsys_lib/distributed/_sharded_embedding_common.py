@@ -371,3 +371,40 @@ def sharded_input_dist(owner: nn.Module, ctx: Any, features: KeyedJaggedTensor, 
         awaitables.append(dist(features_i))
     return KJTListSplitsAwaitable(awaitables, ctx)
 
+
+class ShardedTablesMixin:
+    """State, parameters and optimizer of a sharded EBC/EC, written once for both (flat mix-in).
+
+    Put it first among the bases so these override ``nn.Module``'s; the table bookkeeping comes from
+    :func:`setup_sharded_module`.
+    """
+
+    _sharding_type_to_sharding: Dict[str, EmbeddingSharding]
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        return sharded_state_dict(self, destination, prefix, keep_vars)  # type: ignore[arg-type]
+
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
+        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
+    ) -> None:
+        sharded_load_from_state_dict(self, state_dict, prefix, strict, missing_keys, unexpected_keys)  # type: ignore[arg-type]
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        yield from sharded_named_parameters(self, prefix, recurse)  # type: ignore[arg-type]
+
+    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
+        for name, _ in self.named_parameters(prefix=prefix):
+            yield name
+
+    @property
+    def fused_optimizer(self) -> Any:
+        return sharded_fused_optimizer(self)  # type: ignore[arg-type]
+
+    @property
+    def shardings(self) -> Dict[str, Any]:
+        return dict(self._sharding_type_to_sharding)

@@ -11,18 +11,15 @@ Each sharding's output dist returns ``[ids, D]`` rows, ids in the order of the s
 (for each name: this rank's ids of that name's feature, in sample order).
 """
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Type
 
 import torch
 from torch import nn
 
 from recsys_lib.distributed._sharded_embedding_common import (
+    ShardedTablesMixin,
     setup_sharded_module,
-    sharded_fused_optimizer,
     sharded_input_dist,
-    sharded_load_from_state_dict,
-    sharded_named_parameters,
-    sharded_state_dict,
 )
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
@@ -30,7 +27,6 @@ from recsys_lib.distributed.types import Awaitable, LazyAwaitable, ParameterShar
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingCollection, get_embedding_names_by_table
 from recsys_lib.optim.fused import FusedOptimizerModule
-from recsys_lib.optim.keyed import KeyedOptimizer
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 from recsys_lib.streamable import Multistreamable
 
@@ -117,6 +113,7 @@ def sequence_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
 
 
 class ShardedEmbeddingCollection(
+    ShardedTablesMixin,
     ShardedEmbeddingModule[KJTList, List[torch.Tensor], Dict[str, JaggedTensor], EmbeddingCollectionContext],
     FusedOptimizerModule,
 ):
@@ -182,30 +179,6 @@ class ShardedEmbeddingCollection(
             awaitables, ctx.input_features[0], self._names_per_sharding, self._feature_of, self._embedding_names,
             self._need_indices,
         )
-
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        return sharded_state_dict(self, destination, prefix, keep_vars)
-
-    def _load_from_state_dict(
-        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
-        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
-    ) -> None:
-        sharded_load_from_state_dict(self, state_dict, prefix, strict, missing_keys, unexpected_keys)
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from sharded_named_parameters(self, prefix, recurse)
-
-    @property
-    def fused_optimizer(self) -> KeyedOptimizer:
-        return sharded_fused_optimizer(self)
-
-    @property
-    def shardings(self) -> Dict[str, Any]:
-        return dict(self._sharding_type_to_sharding)
 
     @property
     def unsharded_module_type(self) -> Type[nn.Module]:

@@ -13,20 +13,17 @@ sharded tables (plain tensors for data-parallel ones). The shared machinery live
 ``_sharded_embedding_common`` (written once for pooled and sequence modules).
 """
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
 
 from recsys_lib.distributed._sharded_embedding_common import (
+    ShardedTablesMixin,
     create_sharding_infos,
     kernels_of,
     setup_sharded_module,
-    sharded_fused_optimizer,
     sharded_input_dist,
-    sharded_load_from_state_dict,
-    sharded_named_parameters,
-    sharded_state_dict,
 )
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
@@ -42,7 +39,6 @@ from recsys_lib.distributed.types import (
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection, get_embedding_names_by_table
 from recsys_lib.optim.fused import FusedOptimizerModule
-from recsys_lib.optim.keyed import KeyedOptimizer
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
 from recsys_lib.streamable import Multistreamable
 
@@ -129,6 +125,7 @@ def pooled_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
 
 
 class ShardedEmbeddingBagCollection(
+    ShardedTablesMixin,
     ShardedEmbeddingModule[KJTList, List[torch.Tensor], KeyedTensor, EmbeddingBagCollectionContext],
     FusedOptimizerModule,
 ):
@@ -242,34 +239,6 @@ class ShardedEmbeddingBagCollection(
         return EmbeddingBagCollectionAwaitable(awaitables, self._embedding_names, self._embedding_dims, self._permute)
 
     # ---- state, parameters, optimizer ----
-
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        return sharded_state_dict(self, destination, prefix, keep_vars)
-
-    def _load_from_state_dict(
-        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
-        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
-    ) -> None:
-        sharded_load_from_state_dict(self, state_dict, prefix, strict, missing_keys, unexpected_keys)
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from sharded_named_parameters(self, prefix, recurse)
-
-    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
-        for name, _ in self.named_parameters(prefix=prefix):
-            yield name
-
-    @property
-    def fused_optimizer(self) -> KeyedOptimizer:
-        return sharded_fused_optimizer(self)
-
-    @property
-    def shardings(self) -> Dict[str, Any]:
-        return dict(self._sharding_type_to_sharding)
 
     @property
     def unsharded_module_type(self) -> Type[nn.Module]:

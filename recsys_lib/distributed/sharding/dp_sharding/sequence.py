@@ -4,7 +4,7 @@ Rank → rows: rank r holds every table, rows [0, R), and looks up its own batch
 ``[ids, D]`` in the order of the (sharding-ordered) local KJT; both dists are no-ops.
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
