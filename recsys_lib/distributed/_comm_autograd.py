@@ -150,16 +150,23 @@ class PooledAllToAllOp(_CollectiveOp):
         p = all_to_all_flat(x, [b * self.D[me] for b in self.B], out_splits, self.group, self.fwd_codec, x.dtype)
 
         def finish() -> torch.Tensor:
-            parts = p.wait().split(out_splits)
+            received = p.wait()  # always a fresh buffer
+            if len(self.D) == 1:  # one rank: the received block is the output (no re-concatenation copy)
+                return received.view(self.B[me], self.D[0])
+            parts = received.split(out_splits)
             return torch.cat([t.view(self.B[me], d) for t, d in zip(parts, self.D)], dim=1)
 
         return Pending(None, finish)
 
     def start_backward(self, grad: torch.Tensor) -> Pending:
         me = self.rank
-        send = torch.cat([c.reshape(-1) for c in grad.split(self.D, 1)])  # column block k → rank k
-        if self.gradient_division:
-            send.div_(self.world)  # in place on the fresh send buffer: no extra pass over the gradient
+        if len(self.D) == 1:
+            # One rank: one column block and a division by 1 — send the gradient as is (the exchange copies it).
+            send = grad.reshape(-1)
+        else:
+            send = torch.cat([c.reshape(-1) for c in grad.split(self.D, 1)])  # column block k → rank k
+            if self.gradient_division:
+                send.div_(self.world)  # in place on the fresh send buffer: no extra pass over the gradient
         p = all_to_all_flat(send, [self.B[me] * d for d in self.D], [b * self.D[me] for b in self.B],
                             self.group, self.bwd_codec, grad.dtype)
         return Pending(None, lambda: p.wait().view(sum(self.B), self.D[me]))
