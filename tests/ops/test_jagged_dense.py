@@ -47,3 +47,17 @@ def test_padded_2d_values_and_grad():
     fast.sum().backward()
     # the third value of the first bag is truncated away: zero gradient
     assert values.grad[:, 0].tolist() == [1.0, 1.0, 0.0, 1.0, 1.0]
+
+
+def test_padded_1d_dispatch_grad_and_index_dtypes():
+    # the zero-padding 1-D path of the dispatcher: gradient flows to kept values only, any offsets/values int dtype
+    for off_dtype in (torch.int32, torch.int64):
+        values = torch.arange(1.0, 7.0).requires_grad_()
+        lt = torch.tensor([4, 0, 2], dtype=off_dtype)
+        out = jagged_to_padded_dense(values, lt, complete_cumsum(lt), 3, 0.0)
+        torch.testing.assert_close(out, torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, 6.0, 0.0]]))
+        (out * torch.arange(1.0, 10.0).view(3, 3)).sum().backward()
+        assert values.grad.tolist() == [1.0, 2.0, 3.0, 0.0, 7.0, 8.0]
+        ids = torch.tensor([10, 11, 12, 13, 14, 15], dtype=torch.int64)
+        got = jagged_to_padded_dense(ids, lt, complete_cumsum(lt), 1, 0.0)
+        assert got.dtype == torch.int64 and got.tolist() == [[10], [0], [14]]
