@@ -80,29 +80,60 @@ def jagged_to_padded_dense_masked(
     return out
 
 
+def _pack_min_rows() -> int:
+    """Below this many rows the two data checks of ``_packable`` cost more than ``pack_segments`` saves (CPU)."""
+    return 4096
+
+
+def _packable(values: torch.Tensor, lengths: torch.Tensor, max_length: int) -> bool:
+    """Whether ``fbgemm.pack_segments`` (one pass over the lengths, no offsets needed) may serve this call.
+
+    Its CPU kernel lacks int64/float64, its backward leaves the gradient of truncated values uninitialised and it
+    writes out of bounds on negative lengths: so it serves only CPU tensors outside autograd whose lengths are
+    non-negative and sum to the number of values (reading CPU lengths is no device sync). Anything else takes
+    ``jagged_1d_to_dense``, whose behaviour on such input is unchanged. Small inputs skip it (see ``_pack_min_rows``).
+    """
+    if max_length <= 0 or lengths.numel() < _pack_min_rows():
+        return False
+    if values.device.type != "cpu" or lengths.device.type != "cpu":
+        return False
+    if values.requires_grad and torch.is_grad_enabled():
+        return False
+    dt = values.dtype
+    if not (dt == torch.float32 or dt == torch.int32 or dt == torch.float16 or dt == torch.bfloat16):
+        return False
+    return int(lengths.min()) >= 0 and int(lengths.sum()) == values.size(0)
+
+
 def _jagged_to_padded_dense_fast(
     values: torch.Tensor,
     lengths: torch.Tensor,
-    offsets: torch.Tensor,
+    offsets: Optional[torch.Tensor],
     max_length: int,
     padding_value: float = 0.0,
     longest: Optional[int] = None,
 ) -> torch.Tensor:
-    # FBGEMM's kernel needs no host sync and measured fastest on CPU too; it lacks float64 (and bool), which take
-    # the masked torch path.
+    # FBGEMM's kernels need no host sync and measured fastest on CPU too; they lack float64 (and bool), which take
+    # the masked torch path. ``offsets`` may be None: computed here only if the chosen kernel needs them.
     if values.dtype == torch.float64 or values.dtype == torch.bool:
         return jagged_to_padded_dense_masked(values, lengths, max_length, padding_value, longest)
     if padding_value == 0.0 and values.dim() == 1:  # the common case, called directly
+        if _packable(values, lengths, max_length):
+            return torch.ops.fbgemm.pack_segments(values, lengths, max_length)
+        if offsets is None:
+            offsets = complete_cumsum(lengths)
         if max_length > 0:  # the 1-D kernel (differentiable) skips the (N, 1) view round trip: ~20% less overhead
             return torch.ops.fbgemm.jagged_1d_to_dense(values, offsets, max_length, 0)
         return torch.ops.fbgemm.jagged_2d_to_dense(values.unsqueeze(-1), offsets, max_length).squeeze(-1)
+    if offsets is None:
+        offsets = complete_cumsum(lengths)
     return jagged_to_padded_dense_fbgemm(values, offsets, max_length, padding_value)
 
 
 def _jagged_to_padded_dense_torch(
     values: torch.Tensor,
     lengths: torch.Tensor,
-    offsets: torch.Tensor,
+    offsets: Optional[torch.Tensor],
     max_length: int,
     padding_value: float = 0.0,
     longest: Optional[int] = None,

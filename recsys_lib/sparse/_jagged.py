@@ -158,7 +158,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
         ``desired_length=None`` pads to the longest bag (host sync).
         """
-        return _padded(self._values, self.lengths(), self.offsets(), desired_length, padding_value)
+        return _padded(self._values, self.lengths(), self._offsets, desired_length, padding_value)
 
     def to_padded_dense_weights(
         self, desired_length: Optional[int] = None, padding_value: float = 0.0
@@ -166,7 +166,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         w = self._weights
         if w is None:
             return None
-        return _padded(w, self.lengths(), self.offsets(), desired_length, padding_value)
+        return _padded(w, self.lengths(), self._offsets, desired_length, padding_value)
 
     def to(self, device: torch.device, non_blocking: bool = False) -> "JaggedTensor":
         return JaggedTensor(
@@ -204,7 +204,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 def _padded(
     data: torch.Tensor,
     lengths: torch.Tensor,
-    offsets: torch.Tensor,
+    offsets: Optional[torch.Tensor],
     desired_length: Optional[int],
     padding_value: float,
 ) -> torch.Tensor:

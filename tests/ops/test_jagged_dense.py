@@ -61,3 +61,34 @@ def test_padded_1d_dispatch_grad_and_index_dtypes():
         ids = torch.tensor([10, 11, 12, 13, 14, 15], dtype=torch.int64)
         got = jagged_to_padded_dense(ids, lt, complete_cumsum(lt), 1, 0.0)
         assert got.dtype == torch.int64 and got.tolist() == [[10], [0], [14]]
+
+
+def test_padded_large_input_pack_path_matches_reference_and_guards():
+    from recsys_lib.ops.jagged_dense import _pack_min_rows, _packable
+
+    g = torch.Generator().manual_seed(0)
+    rows = _pack_min_rows() + 3
+    lt = torch.randint(0, 7, (rows,), generator=g, dtype=torch.int32)
+    for dtype in (torch.float32, torch.int32, torch.int64):
+        values = torch.randint(-50, 50, (int(lt.sum()),), generator=g).to(dtype)
+        want = jagged_to_padded_dense_reference(values, lt, 4)
+        got = jagged_to_padded_dense(values, lt, None, 4, 0.0)
+        assert got.dtype == dtype
+        torch.testing.assert_close(got, want)
+    values = torch.randn(int(lt.sum()), generator=g)
+    assert _packable(values, lt, 4)
+    assert not _packable(values, lt, 0)
+    assert not _packable(values[:-1], lt, 4)  # lengths do not sum to the number of values
+    neg = lt.clone()
+    neg[0], neg[1] = -1, neg[1] + 1
+    assert not _packable(values, neg, 4)  # negative length: never handed to pack_segments
+    assert not _packable(values, lt[:10], 4)  # small: the checks are not worth it
+    leaf = values.clone().requires_grad_()
+    assert not _packable(leaf, lt, 4)
+    out = jagged_to_padded_dense(leaf, lt, None, 2, 0.0)
+    out.sum().backward()
+    # gradient 1 for the first two values of every bag, 0 for truncated ones (pack_segments would leave garbage)
+    col = torch.arange(leaf.numel()) - torch.repeat_interleave(complete_cumsum(lt.long())[:-1], lt.long())
+    torch.testing.assert_close(leaf.grad, (col < 2).float())
+    with torch.no_grad():
+        assert _packable(leaf, lt, 4)
