@@ -358,13 +358,29 @@ def sharded_fused_optimizer(owner: nn.Module) -> Any:
     return CombinedOptimizer(optims)
 
 
+def check_vbe_input(features: KeyedJaggedTensor, owner: str) -> None:
+    """A variable-batch input of a sharded module holds this rank's batch only: one batch size per key."""
+    per_rank = features.stride_per_key_per_rank()
+    bad = [k for k, s in zip(features.keys(), per_rank) if len(s) != 1]
+    if bad:
+        raise ValueError(
+            f"{owner}: a variable-batch input KJT must give one batch size per key (this rank's), but keys {bad} "
+            f"have stride_per_key_per_rank {[per_rank[features.keys().index(k)] for k in bad]}"
+        )
+
+
 def sharded_input_dist(owner: nn.Module, ctx: Any, features: KeyedJaggedTensor, sequence: bool) -> Any:
     """Routes ``features`` per sharding and starts every sharding's input dist (split sizes first)."""
     from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext, KJTListSplitsAwaitable
 
+    vbe = features.variable_stride_per_key()
+    if vbe:
+        check_vbe_input(features, type(owner).__name__)
     awaitables = []
     for features_i, dist in zip(owner._router.split(features), owner._input_dists):
-        sctx = EmbeddingShardingContext()
+        sctx = EmbeddingShardingContext(variable_batch_per_feature=vbe)
+        if vbe:
+            sctx.batch_size_per_feature_pre_a2a = features_i.stride_per_key()
         if sequence:
             sctx.length_per_key_before_input_dist = features_i.length_per_key()
         ctx.sharding_contexts.append(sctx)

@@ -169,7 +169,20 @@ class KJTListAwaitable(Awaitable[KJTList]):
         self.ctx = ctx
 
     def _wait_impl(self) -> KJTList:
-        return KJTList([w.wait() for w in self.awaitables])
+        kjts = [w.wait() for w in self.awaitables]
+        contexts = getattr(self.ctx, "sharding_contexts", None) or []
+        for kjt, sctx in zip(kjts, contexts):
+            if sctx is not None and sctx.variable_batch_per_feature:
+                record_variable_batch_sizes(sctx, kjt)
+        return KJTList(kjts)
+
+
+def record_variable_batch_sizes(sctx: EmbeddingShardingContext, kjt: KeyedJaggedTensor) -> None:
+    """``sctx.batch_size_per_rank_per_feature[i][f]``: the batch of source ``i`` (in the order the input dist
+    delivered them, e.g. staggered for two-level shardings) for local feature ``f`` of the received VBE KJT."""
+    per_feature = kjt.stride_per_key_per_rank() if kjt.variable_stride_per_key() else [[kjt.stride()] for _ in kjt.keys()]
+    sources = len(per_feature[0]) if per_feature else 0
+    sctx.batch_size_per_rank_per_feature = [[int(b[i]) for b in per_feature] for i in range(sources)]
 
 
 class KJTListSplitsAwaitable(Awaitable[Awaitable[KJTList]]):
