@@ -1,7 +1,7 @@
 """Row-wise sequence sharding (EC): row blocks as in ``pooled.py``, one embedding row per id.
 
 Per batch: the same bucketized input dist as the pooled sharding (plus the unbucketize permutation); the
-lookup returns ``[ids, D]`` in the received KJT's order; one ``SequenceEmbeddingsAllToAll`` sends every id's
+lookup returns ``[ids, D]`` in the received KJT's order; one sequence all-to-all sends every id's
 row back to the rank that owns its sample. Rank r receives its rows in *bucketized* order (bucket 0's ids of
 every feature, then bucket 1's, ...) and the unbucketize permutation puts them back in the original id order
 (feature-major, samples in order)::
@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed.dist_data import SequenceEmbeddingsAllToAll
+from recsys_lib.distributed.dist_data import sequence_recat
 from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
@@ -26,7 +26,7 @@ from recsys_lib.distributed.sharding.rw_sharding._batch_info import require
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist, codecs_for, require_pg
-from recsys_lib.distributed.sharding.tw_sharding.sequence import sequence_splits, uniform_dim
+from recsys_lib.distributed.sharding.tw_sharding.sequence import return_splits, send_rows_back, uniform_dim
 from recsys_lib.distributed.types import Awaitable, CommOp, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -34,7 +34,9 @@ from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
     """``[ids, D]`` rows back to their samples' ranks, then unbucketized (see the module docstring).
 
-    Needs ``sharding_ctx.batch_size_per_rank`` and ``lengths_after_input_dist`` (filled by the sharded module).
+    Needs ``sharding_ctx.batch_size_per_rank`` (or ``batch_size_per_rank_per_feature`` for a variable batch per
+    feature) and ``lengths_after_input_dist`` (filled by the sharded module). The rows move as in table-wise
+    sequence sharding (``send_rows_back``), every rank looking up every feature.
     """
 
     def __init__(
@@ -46,13 +48,13 @@ class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         embedding_dim: int = 0,
     ) -> None:
         super().__init__()
+        self._pg = pg
         self._world = dist.get_world_size(pg)
         self._num_features = num_features
         self._embedding_dim = embedding_dim
-        self._dist = SequenceEmbeddingsAllToAll(
-            pg, [num_features] * self._world, device,
-            codecs=codecs_for(qcomm_codecs_registry, CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL),
-        )
+        self._codecs = codecs_for(qcomm_codecs_registry, CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL)
+        recat = sequence_recat(num_features, self._world)
+        self._recat: Optional[torch.Tensor] = torch.tensor(recat, dtype=torch.int64) if recat else None
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
@@ -63,17 +65,13 @@ class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         sent = batch.bucketized_length_per_key
         if sent is None:
             raise RuntimeError("row-wise sequence output dist: the input dist was not built for sequences")
-        input_splits, output_splits = sequence_splits(
-            sharding_ctx.lengths_after_input_dist, self._num_features, sharding_ctx.batch_size_per_rank,
-            sent, [self._num_features] * self._world,
-        )
         rows = local_embs if local_embs.dim() == 2 else local_embs.reshape(-1, self._embedding_dim)
         if rows.size(1) != self._embedding_dim:
             rows = rows.reshape(-1, self._embedding_dim)
-        return self._dist(
-            rows, sharding_ctx.lengths_after_input_dist, input_splits, output_splits,
-            unbucketize_permute_tensor=batch.unbucketize_permute,
-            batch_size_per_rank=sharding_ctx.batch_size_per_rank,
+        output_splits = return_splits(sent, [self._num_features] * self._world)
+        return send_rows_back(
+            rows, sharding_ctx, self._num_features, output_splits, self._recat, self._pg, self._codecs,
+            unbucketize_permute=batch.unbucketize_permute,
         )
 
 

@@ -9,6 +9,10 @@ Split sizes of that all-to-all (:func:`sequence_splits`, pure)::
 
     input_splits[r]  = ids of rank r's samples in my distributed KJT   (I send them back to r)
     output_splits[k] = ids of my samples for the features rank k owns   (what I sent k on the way in)
+
+Variable batch per feature (VBE input): the distributed KJT holds, per local feature f and source rank s,
+``b[s][f]`` samples (each rank's own batch of that feature); the segments above are cut by those counts
+(:func:`segment_batches`) instead of one batch size per rank. Everything else is unchanged: rows are per id.
 """
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -31,6 +35,50 @@ from recsys_lib.distributed.types import Awaitable, CommOp, QuantizedCommCodecs,
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
+def segment_batches(
+    sharding_ctx: EmbeddingShardingContext, num_local_features: int, world_size: int
+) -> List[int]:
+    """Samples in each (local feature, source rank) segment of the received KJT, feature-major (pure).
+
+    Fixed batch: ``batch_size_per_rank[s]`` for every feature. Variable batch per feature (VBE): rank ``s``'s
+    batch of local feature ``f``, ``batch_size_per_rank_per_feature[s][f]`` (recorded from the received KJT)::
+
+        2 local features, W=2, VBE [[3, 1], [2, 4]]  ->  [3, 2, 1, 4]   (f0 r0, f0 r1, f1 r0, f1 r1)
+    """
+    if sharding_ctx.variable_batch_per_feature:
+        per = sharding_ctx.batch_size_per_rank_per_feature
+        if num_local_features and (len(per) != world_size or any(len(p) != num_local_features for p in per)):
+            raise RuntimeError(
+                f"sequence output dist: variable batch sizes {per} do not cover {world_size} ranks x "
+                f"{num_local_features} local features"
+            )
+        return [int(per[s][f]) for f in range(num_local_features) for s in range(world_size)]
+    if len(sharding_ctx.batch_size_per_rank) != world_size:
+        raise RuntimeError(
+            f"sequence output dist: batch_size_per_rank {sharding_ctx.batch_size_per_rank} needs {world_size} entries"
+        )
+    return [int(b) for _ in range(num_local_features) for b in sharding_ctx.batch_size_per_rank]
+
+
+def segment_ids(lengths: torch.Tensor, batches: List[int]) -> torch.Tensor:
+    """Ids in each segment of ``lengths`` (consecutive segments of ``batches[i]`` samples each; pure)."""
+    lengths = lengths.reshape(-1).to(torch.long)
+    if sum(batches) != lengths.numel():
+        raise RuntimeError(f"sequence output dist: {lengths.numel()} lengths for segments of {batches} samples")
+    ends = torch.cumsum(torch.tensor([0] + batches, dtype=torch.long, device=lengths.device), 0)
+    cum = torch.cat([lengths.new_zeros(1), torch.cumsum(lengths, 0)])
+    return cum[ends[1:]] - cum[ends[:-1]]
+
+
+def return_splits(length_per_key_before_input_dist: List[int], features_per_rank: List[int]) -> List[int]:
+    """``output_splits[k]``: ids of this rank's samples for the features rank k looks up (what it sent k)."""
+    output_splits, start = [], 0
+    for n in features_per_rank:
+        output_splits.append(sum(length_per_key_before_input_dist[start:start + n]))
+        start += n
+    return output_splits
+
+
 def sequence_splits(
     lengths_after_input_dist: torch.Tensor,
     num_local_features: int,
@@ -38,41 +86,74 @@ def sequence_splits(
     length_per_key_before_input_dist: List[int],
     features_per_rank: List[int],
 ) -> Tuple[List[int], List[int]]:
-    """``(input_splits, output_splits)`` of the sequence all-to-all (see the module docstring)."""
+    """``(input_splits, output_splits)`` of the sequence all-to-all (see the module docstring), fixed batch."""
     world = len(features_per_rank)
-    if num_local_features == 0:
-        input_splits = [0] * world
-    else:
-        per_rank = lengths_after_input_dist.view(num_local_features, -1).split(batch_size_per_rank, dim=1)
-        input_splits = [int(p.sum()) for p in per_rank]
-    output_splits, start = [], 0
-    for n in features_per_rank:
-        output_splits.append(sum(length_per_key_before_input_dist[start:start + n]))
-        start += n
-    return input_splits, output_splits
+    batches = [int(b) for _ in range(num_local_features) for b in batch_size_per_rank]
+    ids = segment_ids(lengths_after_input_dist, batches).view(num_local_features, world)
+    input_splits = [int(n) for n in ids.sum(0).tolist()] if num_local_features else [0] * world
+    return input_splits, return_splits(length_per_key_before_input_dist, features_per_rank)
 
 
 class _RowsAwaitable(Awaitable[torch.Tensor]):
-    """Waits the sequence all-to-all request (holding the re-ordered rows it sends)."""
+    """Waits the sequence all-to-all request (holding the re-ordered rows it sends); then, for row-wise
+    sharding, puts the rows back in the original id order (``unbucketize_permute``)."""
 
-    def __init__(self, request: Awaitable[torch.Tensor], send: torch.Tensor) -> None:
+    def __init__(
+        self, request: Awaitable[torch.Tensor], send: torch.Tensor, unbucketize_permute: Optional[torch.Tensor] = None
+    ) -> None:
         super().__init__()
         self._request = request
         self._send = send
+        self._unbucketize_permute = unbucketize_permute
 
     def _wait_impl(self) -> torch.Tensor:
         out = self._request.wait()
         self._send = torch.empty(0)
+        if self._unbucketize_permute is not None:
+            out = out.index_select(0, self._unbucketize_permute.to(device=out.device, dtype=torch.long))
         return out
+
+
+def send_rows_back(
+    local_embs: torch.Tensor,
+    sharding_ctx: EmbeddingShardingContext,
+    num_local_features: int,
+    output_splits: List[int],
+    recat: Optional[torch.Tensor],
+    pg: dist.ProcessGroup,
+    codecs: Optional[QuantizedCommCodecs],
+    unbucketize_permute: Optional[torch.Tensor] = None,
+) -> Awaitable[torch.Tensor]:
+    """Rows ``[ids, D]`` of the received KJT (feature-major, then source rank) to the ranks owning the samples.
+
+    Segment (f, s) holds the ids of source s's samples of local feature f (:func:`segment_batches` gives its
+    sample count, fixed or per feature); the rows are re-ordered rank-major (``recat``, an autograd
+    ``index_select``) and ``comm_ops.alltoall_sequence`` sends rank s its segments.
+    """
+    lengths = sharding_ctx.lengths_after_input_dist
+    if lengths is None:
+        raise ValueError("sequence output dist needs the sharding context filled by the sharded module")
+    world = dist.get_world_size(pg)
+    batches = segment_batches(sharding_ctx, num_local_features, world)
+    ids = segment_ids(lengths, batches)
+    input_splits = [int(n) for n in ids.view(num_local_features, world).sum(0).tolist()] if num_local_features \
+        else [0] * world
+    send = local_embs
+    if recat is not None and send.size(0) > 0:
+        send = comm_ops.permute_segments(send, recat, ids)
+    send = send.contiguous()
+    request = comm_ops.alltoall_sequence(
+        send, None, None, lengths, input_splits, output_splits, group=pg, codecs=codecs,
+    )
+    return _RowsAwaitable(request, send, unbucketize_permute)
 
 
 class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
     """``[ids, D]`` rows back to the ranks owning the samples (sequence all-to-all).
 
-    Needs the sharding context filled by the sharded module: ``batch_size_per_rank``,
-    ``lengths_after_input_dist`` and ``length_per_key_before_input_dist``. The feature-major → rank-major
-    re-order is done here, as an autograd ``index_select`` (its backward is autograd's), then
-    ``comm_ops.alltoall_sequence`` moves the rows.
+    Needs the sharding context filled by the sharded module: ``batch_size_per_rank`` (or, for a variable
+    batch per feature, ``batch_size_per_rank_per_feature``), ``lengths_after_input_dist`` and
+    ``length_per_key_before_input_dist``. See :func:`send_rows_back`.
     """
 
     def __init__(
@@ -98,23 +179,12 @@ class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
     ) -> Awaitable[torch.Tensor]:
         if sharding_ctx is None or sharding_ctx.lengths_after_input_dist is None:
             raise ValueError("sequence output dist needs the sharding context filled by the sharded module")
-        ctx = sharding_ctx
-        lengths = ctx.lengths_after_input_dist
-        input_splits, output_splits = sequence_splits(
-            lengths, self._local_features, ctx.batch_size_per_rank,
-            ctx.length_per_key_before_input_dist, self._features_per_rank,
-        )
         if local_embs.dim() != 2 or local_embs.size(1) != self._embedding_dim:
             local_embs = local_embs.reshape(-1, self._embedding_dim)
-        send = local_embs
-        if self._recat is not None and send.size(0) > 0:
-            segment_lengths = lengths.to(torch.long).view(self._recat.numel(), -1).sum(1)
-            send = comm_ops.permute_segments(send, self._recat, segment_lengths)
-        send = send.contiguous()
-        request = comm_ops.alltoall_sequence(
-            send, None, None, lengths, input_splits, output_splits, group=self._pg, codecs=self._codecs,
+        output_splits = return_splits(sharding_ctx.length_per_key_before_input_dist, self._features_per_rank)
+        return send_rows_back(
+            local_embs, sharding_ctx, self._local_features, output_splits, self._recat, self._pg, self._codecs
         )
-        return _RowsAwaitable(request, send)
 
 
 def uniform_dim(dims: List[int], what: str) -> int:
