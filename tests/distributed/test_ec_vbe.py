@@ -89,13 +89,15 @@ def _module() -> EmbeddingCollection:
 
 
 def vbe_batches(world: int, seed: int, dtype: torch.dtype = torch.int64) -> List[KeyedJaggedTensor]:
-    """One VBE KJT per rank: key k of rank r has its own batch (1..3 on even ranks, 1..4 on odd ones); 0-3 ids
-    per bag (some empty)."""
+    """One VBE KJT per rank: key k of rank r has its own batch (1..3 on even ranks, 1..4 on odd ones; with an even
+    seed one key per rank has batch 0); 0-3 ids per bag (some empty)."""
     g = torch.Generator().manual_seed(seed)
     rows_of = {f: r for r, feats in zip(ROWS, FEATURES) for f in feats}
     out = []
     for r in range(world):
         batches = [1 + (k + 2 * r + seed) % (3 + r % 2) for k in range(len(KEYS))]  # largest: 3 or 4
+        if seed % 2 == 0:
+            batches[(r + 1) % len(KEYS)] = 0  # even seeds: one key of every rank has no samples
         lengths = [torch.randint(0, 4, (b,), generator=g) for b in batches]
         values = [torch.randint(0, rows_of[k], (int(ln.sum()),), generator=g) for k, ln in zip(KEYS, lengths)]
         out.append(KeyedJaggedTensor(keys=KEYS, values=torch.cat(values).to(dtype), lengths=torch.cat(lengths).to(dtype),
