@@ -21,6 +21,7 @@ from torch.distributed import ProcessGroup
 
 from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer
 from recsys_lib.distributed._tbe_common import check_features, table_layout, tbe_indices_offsets, vbe_batch_sizes
+from recsys_lib.distributed._vbe_layout import pad_to_uniform_batch, rank_major_from_uniform
 from recsys_lib.distributed._tbe_kernel import (
     FusedTableBatchMethods,
     TableBatch,
@@ -62,6 +63,7 @@ class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
         self._layout = table_layout(config)
         self._pooling_mode = pooling_type_to_pooling_mode(config.pooling, sharding_type)
         self._check_ids = True
+        self._supports_vbe = True
 
     def forward(self, features: Any) -> torch.Tensor:
         check_features(features, self._layout, self._check_ids)
@@ -74,6 +76,11 @@ class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
         batch_sizes = vbe_batch_sizes(features)
         if batch_sizes is None:
             return self._emb_module(indices=indices, offsets=offsets, per_sample_weights=weights)
+        if not self._supports_vbe:
+            # FBGEMM's dense TBE ignores VBE batch sizes: pad every feature to one batch, then cut the rows out.
+            padded = pad_to_uniform_batch(features.lengths(), batch_sizes).to(indices.dtype)
+            pooled = self._emb_module(indices=indices, offsets=padded, per_sample_weights=weights)
+            return rank_major_from_uniform(pooled, batch_sizes, self._config.embedding_dims())
         return self._emb_module(
             indices=indices, offsets=offsets, per_sample_weights=weights, batch_size_per_feature_per_rank=batch_sizes
         )
@@ -125,6 +132,7 @@ class BatchedDenseEmbeddingBag(BaseBatchedEmbeddingBag):
     ) -> None:
         super().__init__(config, pg, device, sharding_type)
         self._emb_module = make_dense_tbe(config, self._layout, self._device, self._pooling_mode)
+        self._supports_vbe = False
         self._batch = TableBatch(config, self._layout, self._emb_module, self._emb_module.weights, pg)
         self.init_parameters()
 

@@ -20,6 +20,7 @@ from torch.distributed import ProcessGroup
 
 from recsys_lib.distributed._batched_pooled import BatchedDenseEmbeddingBag, BatchedFusedEmbeddingBag
 from recsys_lib.distributed._batched_sequence import BatchedDenseEmbedding, BatchedFusedEmbedding
+from recsys_lib.distributed._vbe_layout import merge_groups, transpose
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import (
     BaseEmbeddingLookup,
@@ -263,8 +264,12 @@ class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, 
             if config.is_weighted:
                 features = self._scale_weight_grads(features)
             embeddings.append(kernel(features))
-        dim = 0 if sparse_features.variable_stride_per_key() else 1
-        return embeddings_cat_empty_rank_handle(embeddings, self._dummy_embs_tensor, dim=dim)
+        if sparse_features.variable_stride_per_key():
+            # Each kernel's flat output is rank-major over its own features; interleave them per rank.
+            spkpr = sparse_features.stride_per_key_per_rank()
+            per_rank = transpose(spkpr, len(spkpr[0]) if spkpr else 0)
+            return merge_groups(embeddings, per_rank, [c.embedding_dims() for c in self._grouped_configs])
+        return embeddings_cat_empty_rank_handle(embeddings, self._dummy_embs_tensor, dim=1)
 
 
 class GroupedEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, torch.Tensor]):

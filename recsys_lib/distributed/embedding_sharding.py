@@ -205,17 +205,18 @@ def record_batch_sizes(ctx: Any, i: int, batch_size_per_rank: Optional[List[int]
 
     Every rank receives every rank's batch size, so a mismatch raises the same error on every rank.
     """
-    if batch_size_per_rank is None:
-        return
+    contexts = getattr(ctx, "sharding_contexts", None)
+    sctx = contexts[i] if contexts is not None and i < len(contexts) else None
+    if batch_size_per_rank is None or (sctx is not None and sctx.variable_batch_per_feature):
+        return  # variable batch: the sizes per (rank, feature) come with the tensors (record_variable_batch_sizes)
     sizes = [int(b) for b in batch_size_per_rank]
     if len(set(sizes)) > 1:
         raise ValueError(
             f"batch sizes differ across ranks: {sizes} (rank r's batch is entry r); sharded embedding modules "
             f"need the same batch size on every rank (use a variable-batch KJT for per-feature batch sizes)"
         )
-    contexts = getattr(ctx, "sharding_contexts", None)
-    if contexts is not None and i < len(contexts) and contexts[i] is not None:
-        contexts[i].batch_size_per_rank = sizes
+    if sctx is not None:
+        sctx.batch_size_per_rank = sizes
 
 
 class ListOfKJTListAwaitable(Awaitable[ListOfKJTList]):

@@ -25,6 +25,7 @@ from recsys_lib.distributed._sharded_embedding_common import (
     setup_sharded_module,
     sharded_input_dist,
 )
+from recsys_lib.distributed._vbe_layout import split_features
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
 from recsys_lib.distributed.sharding.strategy import strategy_for
@@ -37,6 +38,7 @@ from recsys_lib.distributed.types import (
     ShardingEnv,
 )
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
+from recsys_lib.modules._lookup import process_pooled_embeddings, reorder_inverse_indices
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection, get_embedding_names_by_table
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
@@ -57,6 +59,7 @@ class EmbeddingBagCollectionContext(Multistreamable):
         self.inverse_indices = inverse_indices
         self.variable_batch_per_feature = variable_batch_per_feature
         self.divisor = divisor
+        self.batch_size_per_feature: Dict[str, int] = {}  # variable batch: this rank's batch of every input key
 
     def record_stream(self, stream: torch.Stream) -> None:
         for ctx in self.sharding_contexts:
@@ -107,6 +110,51 @@ class EmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.Tensor], LazyA
         if self._permute is not None:
             values = values.index_select(1, self._permute.to(values.device))
         return KeyedTensor(keys=self._embedding_names, length_per_key=self._embedding_dims, values=values)
+
+
+class VariableBatchLayout:
+    """Where a variable-batch (VBE) output comes from: each sharding delivers this rank's rows flat and
+    feature-major (``[b_f, D_f]`` per embedding name, the sharding's order); the module cuts them per name,
+    puts them in the unsharded order and expands every name to the full batch with ``inverse_indices``."""
+
+    def __init__(
+        self,
+        embedding_names: List[str],
+        embedding_dims: List[int],
+        feature_of: Dict[str, str],
+        per_sharding: List[Tuple[List[str], List[int]]],
+    ) -> None:
+        self.embedding_names = embedding_names
+        self.embedding_dims = embedding_dims
+        self.feature_of = feature_of
+        self.per_sharding = per_sharding
+        self.features = [feature_of[n] for n in embedding_names]
+
+    def assemble(self, flats: List[torch.Tensor], batch_size_per_feature: Dict[str, int],
+                 inverse_indices: Tuple[List[str], torch.Tensor]) -> KeyedTensor:
+        pooled: Dict[str, torch.Tensor] = {}
+        for flat, (names, dims) in zip(flats, self.per_sharding):
+            batches = [batch_size_per_feature[self.feature_of[n]] for n in names]
+            pooled.update(zip(names, split_features(flat, batches, dims)))
+        inverse = reorder_inverse_indices(inverse_indices, self.features)
+        values = process_pooled_embeddings([pooled[n] for n in self.embedding_names], inverse)
+        return KeyedTensor(keys=self.embedding_names, length_per_key=self.embedding_dims, values=values)
+
+
+class VariableBatchEmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.Tensor], LazyAwaitable[KeyedTensor]):
+    """Waits every sharding's variable-batch output dist and builds the full-batch ``KeyedTensor``."""
+
+    def __init__(self, awaitables: List[Awaitable[torch.Tensor]], ctx: "EmbeddingBagCollectionContext",
+                 layout: VariableBatchLayout) -> None:
+        super().__init__()
+        self._awaitables = awaitables
+        self._ctx = ctx
+        self._layout = layout
+
+    def _wait_impl(self) -> KeyedTensor:
+        flats = [w.wait() for w in self._awaitables]
+        assert self._ctx.inverse_indices is not None
+        return self._layout.assemble(flats, self._ctx.batch_size_per_feature, self._ctx.inverse_indices)
 
 
 def pooled_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
@@ -173,6 +221,11 @@ class ShardedEmbeddingBagCollection(
             self._embedding_names,
         )
         self._permute: Optional[torch.Tensor] = None if permute is None else torch.tensor(permute, device=self._device)
+        self._vbe_layout = VariableBatchLayout(
+            self._embedding_names, self._embedding_dims,
+            {n: f for c in configs for n, f in zip(c.embedding_names, c.feature_names)},
+            [(s.embedding_names(), s.embedding_dims()) for s in shardings],
+        )
 
     # ---- TorchRec's construction helpers ----
 
@@ -223,10 +276,14 @@ class ShardedEmbeddingBagCollection(
 
     def input_dist(self, ctx: EmbeddingBagCollectionContext, features: KeyedJaggedTensor) -> Awaitable[Awaitable[KJTList]]:
         if features.variable_stride_per_key():
-            raise ValueError(
-                f"{type(self).__name__}: variable-batch (VBE) KJTs are not supported by the sharded pooled module yet; "
-                f"pass a KJT with one batch size for every key"
-            )
+            if features.inverse_indices_or_none() is None:
+                raise ValueError(
+                    f"{type(self).__name__}: a variable-batch (VBE) KJT needs inverse_indices to expand the pooled "
+                    f"embeddings back to the full batch (KeyedJaggedTensor(..., inverse_indices=(keys, T[F, B])))"
+                )
+            ctx.variable_batch_per_feature = True
+            ctx.inverse_indices = features.inverse_indices()
+            ctx.batch_size_per_feature = dict(zip(features.keys(), features.stride_per_key()))
         if self._is_weighted and features.weights_or_none() is None:
             raise ValueError(f"{type(self).__name__}: the module is weighted but the input KJT has no weights")
         return sharded_input_dist(self, ctx, features, sequence=False)
@@ -236,6 +293,8 @@ class ShardedEmbeddingBagCollection(
 
     def output_dist(self, ctx: EmbeddingBagCollectionContext, output: List[torch.Tensor]) -> LazyAwaitable[KeyedTensor]:
         awaitables = [dist(embs, sctx) for dist, embs, sctx in zip(self._output_dists, output, ctx.sharding_contexts)]
+        if ctx.variable_batch_per_feature:
+            return VariableBatchEmbeddingBagCollectionAwaitable(awaitables, ctx, self._vbe_layout)
         return EmbeddingBagCollectionAwaitable(awaitables, self._embedding_names, self._embedding_dims, self._permute)
 
     # ---- state, parameters, optimizer ----

@@ -13,12 +13,14 @@ all-to-all — puts the shard columns of every feature back side by side in colu
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
+from torch import nn
 
-from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
+from recsys_lib.distributed._vbe_layout import blocks_per_name, combine_column_blocks
+from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.sharding._delegate import DelegatedSharding
 from recsys_lib.distributed.sharding._placement import output_segments
-from recsys_lib.distributed.sharding.tw_sharding.pooled import TwPooledEmbeddingDist, TwPooledEmbeddingSharding
-from recsys_lib.distributed.types import QuantizedCommCodecs, ShardingEnv
+from recsys_lib.distributed.sharding.tw_sharding.pooled import TwPooledEmbeddingSharding
+from recsys_lib.distributed.types import Awaitable, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -61,6 +63,37 @@ def combine_permute(segments: List[Tuple[str, int, int]]) -> Tuple[List[str], Li
     return names, dims, index
 
 
+class ColumnCombiningDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
+    """Wraps an output dist whose result holds column blocks (segments) and puts each feature's blocks side by
+    side on wait: a column ``index_select`` for uniform batches; for variable batches (flat, one ``[b, width]``
+    block per segment) the blocks of a feature are concatenated along columns (:func:`combine_column_blocks`).
+
+    Args:
+        inner: the output dist delivering the segments (table-wise or table-row-wise).
+        segments: ``(name, column_offset, width)`` of every segment, in the order ``inner`` delivers them.
+    """
+
+    def __init__(self, inner: nn.Module, segments: List[Tuple[str, int, int]]) -> None:
+        super().__init__()
+        self._inner = inner
+        _, _, index = combine_permute(segments)
+        self._index = torch.tensor(index, dtype=torch.int64)
+        self._widths = [w for _, _, w in segments]
+        self._blocks = blocks_per_name([n for n, _, _ in segments], [c for _, c, _ in segments])
+
+    def forward(
+        self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
+    ) -> Awaitable[torch.Tensor]:
+        out = self._inner(local_embs, sharding_ctx)
+        if sharding_ctx is not None and sharding_ctx.variable_batch_per_feature:
+            batch, widths, blocks = sharding_ctx.batch_size_per_feature_pre_a2a, self._widths, self._blocks
+            out.callbacks.append(lambda t: combine_column_blocks(t, batch, widths, blocks))
+        else:
+            index = self._index
+            out.callbacks.append(lambda t: t.index_select(1, index.to(t.device)))
+        return out
+
+
 class CwPooledEmbeddingSharding(
     DelegatedSharding,
     EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor, torch.Tensor],
@@ -86,8 +119,7 @@ class CwPooledEmbeddingSharding(
         check_column_shards(sharding_infos, "column-wise")
         self._inner = TwPooledEmbeddingSharding(sharding_infos, env, device, qcomm_codecs_registry)
         self._permute_embeddings = permute_embeddings
-        self._names, self._dims, index = combine_permute(output_segments(self._inner._placement))
-        self._index = torch.tensor(index, dtype=torch.int64, device=device)
+        self._names, self._dims, _ = combine_permute(output_segments(self._inner._placement))
 
     def embedding_names(self) -> List[str]:
         return list(self._names) if self._permute_embeddings else self._inner.embedding_names()
@@ -95,13 +127,8 @@ class CwPooledEmbeddingSharding(
     def embedding_dims(self) -> List[int]:
         return list(self._dims) if self._permute_embeddings else self._inner.embedding_dims()
 
-    def create_output_dist(self, device: Optional[torch.device] = None) -> TwPooledEmbeddingDist:
-        callbacks = []
-        if self._permute_embeddings:
-            index = self._index
-
-            def _restore_columns(t: torch.Tensor) -> torch.Tensor:
-                return t.index_select(1, index.to(t.device))
-
-            callbacks.append(_restore_columns)
-        return self._inner.create_output_dist(device, callbacks=callbacks)
+    def create_output_dist(self, device: Optional[torch.device] = None) -> nn.Module:
+        dist = self._inner.create_output_dist(device)
+        if not self._permute_embeddings:
+            return dist
+        return ColumnCombiningDist(dist, output_segments(self._inner._placement))

@@ -11,14 +11,15 @@ column-wise's :func:`combine_permute` puts each feature's column blocks back sid
 MEAN division, which is per block and so unaffected by the order).
 """
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
+from torch import nn
 
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.sharding._delegate import DelegatedSharding
-from recsys_lib.distributed.sharding.cw_sharding.pooled import combine_permute
-from recsys_lib.distributed.sharding.twrw_sharding.pooled import TwRwPooledEmbeddingDist, TwRwPooledEmbeddingSharding
+from recsys_lib.distributed.sharding.cw_sharding.pooled import ColumnCombiningDist, combine_permute
+from recsys_lib.distributed.sharding.twrw_sharding.pooled import TwRwPooledEmbeddingSharding
 from recsys_lib.distributed.types import QuantizedCommCodecs, ShardingEnv
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -48,8 +49,7 @@ class GridPooledEmbeddingSharding(
         self._inner = TwRwPooledEmbeddingSharding(sharding_infos, env, device, need_pos, qcomm_codecs_registry,
                                                   column_blocks=True)
         self._permute_embeddings = permute_embeddings
-        self._names, self._dims, index = combine_permute(self._inner.segments())
-        self._index = torch.tensor(index, dtype=torch.int64)
+        self._names, self._dims, _ = combine_permute(self._inner.segments())
 
     @property
     def need_pos(self) -> bool:
@@ -61,13 +61,8 @@ class GridPooledEmbeddingSharding(
     def embedding_dims(self) -> List[int]:
         return list(self._dims) if self._permute_embeddings else self._inner.embedding_dims()
 
-    def create_output_dist(self, device: Optional[torch.device] = None) -> TwRwPooledEmbeddingDist:
-        callbacks: List[Callable[[torch.Tensor], torch.Tensor]] = []
-        if self._permute_embeddings:
-            index = self._index
-
-            def _restore_columns(t: torch.Tensor) -> torch.Tensor:
-                return t.index_select(1, index.to(t.device))
-
-            callbacks.append(_restore_columns)
-        return self._inner.create_output_dist(device, callbacks=callbacks)
+    def create_output_dist(self, device: Optional[torch.device] = None) -> nn.Module:
+        dist = self._inner.create_output_dist(device)
+        if not self._permute_embeddings:
+            return dist
+        return ColumnCombiningDist(dist, self._inner.segments())

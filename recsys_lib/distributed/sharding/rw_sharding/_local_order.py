@@ -10,6 +10,7 @@ from typing import Any, List, Optional, Tuple
 import torch
 from torch import nn
 
+from recsys_lib.distributed._vbe_layout import permute_features, transpose
 from recsys_lib.distributed.sharding.rw_sharding._batch_info import attach, carried, carry_through
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -40,8 +41,16 @@ def _permute_input(order: List[int]) -> Any:
     return hook
 
 
-def _pooled_output(index: torch.Tensor) -> Any:
+def _pooled_output(index: torch.Tensor, order: List[int], dims: List[int]) -> Any:
+    inverse = [order.index(j) for j in range(len(order))]
+    local_dims = [dims[j] for j in order]
+
     def hook(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        kjt: KeyedJaggedTensor = args[0]
+        if kjt.variable_stride_per_key():  # flat rank-major blocks: reorder the feature blocks of every rank
+            spkpr = kjt.stride_per_key_per_rank()
+            per_rank = transpose(spkpr, len(spkpr[0]) if spkpr else 0)
+            return permute_features(output, per_rank, local_dims, inverse)
         return output.index_select(1, index.to(output.device))
 
     return hook
@@ -65,5 +74,5 @@ def prepare_lookup(lookup: nn.Module, order: Optional[List[int]], dims: List[int
             lookup.register_forward_hook(_sequence_output(order))
         else:
             index = torch.tensor(pooled_column_index(order, dims), dtype=torch.int64)
-            lookup.register_forward_hook(_pooled_output(index))
+            lookup.register_forward_hook(_pooled_output(index, order, dims))
     return carry_through(lookup)

@@ -133,7 +133,7 @@ def bucketize_features(
     max_b = -1
     if vbe:
         strides = kjt.stride_per_key()
-        batch_per_feature = torch.tensor(strides, dtype=torch.int32, device=values.device)
+        batch_per_feature = torch.tensor(strides, dtype=values.dtype, device=values.device)
         max_b = max(strides) if strides else 0
     out_lengths, out_values, out_weights, out_pos, permute = torch.ops.fbgemm.block_bucketize_sparse_features(
         lengths.to(values.dtype),
@@ -173,11 +173,16 @@ def _single_bucket(kjt: KeyedJaggedTensor, bucketize_pos: bool) -> KeyedJaggedTe
 
 def mean_divisor(kjt: KeyedJaggedTensor, feature_mask: Sequence[bool]) -> Optional[torch.Tensor]:
     """``[B, F]`` bag lengths of the features with ``feature_mask`` (others 1), clamped to >= 1; ``None`` if no
-    feature is masked. Dividing partial sums, once summed over shards, by this gives the global mean."""
+    feature is masked (variable-batch KJT: 1-D, one entry per bag in key-major order). Dividing partial sums, once summed over shards, by this gives the global mean."""
     if not any(feature_mask):
         return None
-    if kjt.variable_stride_per_key():
-        raise ValueError("row-wise MEAN pooling with a variable-batch KJT is not supported; use SUM pooling")
+    if kjt.variable_stride_per_key():  # one entry per bag, feature-major (the layout of VBE pooled outputs)
+        mask = torch.repeat_interleave(
+            torch.tensor(list(feature_mask), dtype=torch.bool, device=kjt.device()),
+            torch.tensor(kjt.stride_per_key(), dtype=torch.int64, device=kjt.device()),
+        )
+        bags = kjt.lengths().view(-1).to(torch.float32)
+        return torch.where(mask, bags.clamp(min=1.0), torch.ones_like(bags))
     f = len(kjt.keys())
     lengths = kjt.lengths().view(f, -1).t().to(torch.float32)
     mask = torch.tensor(list(feature_mask), dtype=torch.bool, device=lengths.device)

@@ -20,7 +20,13 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed.dist_data import KJTAllToAll, PooledEmbeddingsAwaitable, PooledEmbeddingsReduceScatter
+from recsys_lib.distributed._vbe_layout import divide_rows
+from recsys_lib.distributed.dist_data import (
+    KJTAllToAll,
+    PooledEmbeddingsAwaitable,
+    PooledEmbeddingsReduceScatter,
+    VariableBatchPooledEmbeddingsReduceScatter,
+)
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
@@ -148,10 +154,11 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
     ) -> None:
         super().__init__()
-        self._dist = PooledEmbeddingsReduceScatter(
-            pg, codecs=codecs_for(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_REDUCE_SCATTER)
-        )
+        codecs = codecs_for(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_REDUCE_SCATTER)
+        self._dist = PooledEmbeddingsReduceScatter(pg, codecs=codecs)
+        self._vbe_dist = VariableBatchPooledEmbeddingsReduceScatter(pg, codecs=codecs)
         self._world = dist.get_world_size(pg)
+        self._embedding_dims = list(embedding_dims)
         self._col_feature = column_features(embedding_dims)
         self._divide = divide
         self._callbacks = list(callbacks or [])
@@ -161,9 +168,19 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
             return PooledEmbeddingsAwaitable(NoWait(local_embs))
         return self._dist(local_embs, input_splits=input_splits)
 
+    def reduce_scatter_variable_batch(
+        self, local_embs: torch.Tensor, batch_size_per_rank_per_feature: List[List[int]], dims: List[int]
+    ) -> Awaitable[torch.Tensor]:
+        """VBE: flat ``[r][f][B[r][f]][D_f]`` partial sums → this rank's flat ``[f][b_f][D_f]``, summed."""
+        if self._world == 1:
+            return PooledEmbeddingsAwaitable(NoWait(local_embs.reshape(-1)))
+        return self._vbe_dist(local_embs, batch_size_per_rank_per_feature, dims)
+
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
     ) -> Awaitable[torch.Tensor]:
+        if sharding_ctx is not None and sharding_ctx.variable_batch_per_feature:
+            return self._forward_variable_batch(local_embs, sharding_ctx)
         splits = None
         if sharding_ctx is not None and len(sharding_ctx.batch_size_per_rank) > 0:
             splits = sharding_ctx.batch_size_per_rank
@@ -174,6 +191,21 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
             out.callbacks.append(lambda t: divide_by_bag_lengths(t, divisor, col_feature))
         out.callbacks.extend(self._callbacks)
         return out
+
+    def _forward_variable_batch(self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext) -> Awaitable[torch.Tensor]:
+        dims = self._embedding_dims
+        out = self.reduce_scatter_variable_batch(local_embs, sharding_ctx.batch_size_per_rank_per_feature, dims)
+        batch = carried(local_embs)
+        if self._divide and batch is not None and batch.divisor is not None:
+            divisor, rows = batch.divisor, sharding_ctx.batch_size_per_feature_pre_a2a
+            out.callbacks.append(lambda t: divide_rows(t, divisor, row_widths(dims, rows)))
+        out.callbacks.extend(self._callbacks)
+        return out
+
+
+def row_widths(dims: List[int], batch_per_feature: List[int]) -> torch.Tensor:
+    """Width of every row of a feature-major VBE flat tensor (``D_f`` repeated ``b_f`` times)."""
+    return torch.repeat_interleave(torch.tensor(dims, dtype=torch.int64), torch.tensor(batch_per_feature, dtype=torch.int64))
 
 
 class RwPooledEmbeddingSharding(

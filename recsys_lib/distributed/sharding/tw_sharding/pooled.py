@@ -15,7 +15,12 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed.dist_data import KJTAllToAll, PooledEmbeddingsAllToAll, PooledEmbeddingsAwaitable
+from recsys_lib.distributed.dist_data import (
+    KJTAllToAll,
+    PooledEmbeddingsAllToAll,
+    PooledEmbeddingsAwaitable,
+    VariableBatchPooledEmbeddingsAllToAll,
+)
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
@@ -71,14 +76,35 @@ class TwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
             codecs=_codecs(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_ALL_TO_ALL),
         )
         self._emb_dim_per_rank_per_feature = emb_dim_per_rank_per_feature
+        self._pg = pg
+        self._device = device
+        self._callbacks = list(callbacks or [])
+        self._codecs = _codecs(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_ALL_TO_ALL)
+        self._vbe_dist: Optional[VariableBatchPooledEmbeddingsAllToAll] = None
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
     ) -> PooledEmbeddingsAwaitable:
+        if sharding_ctx is not None and sharding_ctx.variable_batch_per_feature:
+            return self.forward_variable_batch(local_embs, sharding_ctx)
         batch_size_per_rank = None
         if sharding_ctx is not None and len(sharding_ctx.batch_size_per_rank) > 0:
             batch_size_per_rank = sharding_ctx.batch_size_per_rank
         return self._dist(local_embs, batch_size_per_rank=batch_size_per_rank)
+
+    def forward_variable_batch(
+        self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext
+    ) -> PooledEmbeddingsAwaitable:
+        """VBE: flat ``[r][f][B[r][f]][D_f]`` → this rank's flat ``[f][b_f][D_f]`` in sharding feature order."""
+        if self._emb_dim_per_rank_per_feature is None:
+            raise ValueError("table-wise output dist: variable-batch inputs need emb_dim_per_rank_per_feature")
+        if self._vbe_dist is None:
+            self._vbe_dist = VariableBatchPooledEmbeddingsAllToAll(
+                self._pg, self._emb_dim_per_rank_per_feature, self._device, self._callbacks, self._codecs
+            )
+        world = dist.get_world_size(self._pg)
+        per_rank = sharding_ctx.batch_size_per_rank_per_feature or [[] for _ in range(world)]
+        return self._vbe_dist(local_embs, per_rank, sharding_ctx.batch_size_per_feature_pre_a2a)
 
 
 class TwPooledEmbeddingSharding(

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
+from recsys_lib.distributed._vbe_layout import divide_rows
 from recsys_lib.distributed.comm import host_ranks
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
@@ -37,6 +38,7 @@ from recsys_lib.distributed.sharding.rw_sharding.pooled import (
     column_features,
     divide_by_bag_lengths,
     require_pg,
+    row_widths,
 )
 from recsys_lib.distributed.sharding.tw_sharding.pooled import TwPooledEmbeddingDist
 from recsys_lib.distributed.types import Awaitable, QuantizedCommCodecs, ShardingEnv, ShardingType
@@ -100,14 +102,19 @@ class TwRwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         self._local_rank = dist.get_rank(intra_pg)
         self._host = dist.get_rank(cross_pg)
         self._intra = RwPooledEmbeddingDist(intra_pg, host_dims[self._host], qcomm_codecs_registry, divide=False)
-        self._cross = TwPooledEmbeddingDist(cross_pg, [sum(d) for d in host_dims],
+        self._cross = TwPooledEmbeddingDist(cross_pg, [sum(d) for d in host_dims], [list(d) for d in host_dims],
                                             qcomm_codecs_registry=qcomm_codecs_registry)
-        self._col_feature = column_features([d for dims in host_dims for d in dims])
+        self._hosts = len(host_dims)
+        self._host_dims = [list(d) for d in host_dims]
+        self._dims = [d for dims in host_dims for d in dims]
+        self._col_feature = column_features(self._dims)
         self._callbacks = list(callbacks or [])
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
     ) -> Awaitable[torch.Tensor]:
+        if sharding_ctx is not None and sharding_ctx.variable_batch_per_feature:
+            return self._forward_variable_batch(local_embs, sharding_ctx)
         if sharding_ctx is None or len(sharding_ctx.batch_size_per_rank) == 0:
             raise ValueError("table-row-wise output dist needs batch_size_per_rank in the sharding context")
         per_local = staggered_batch_sizes(sharding_ctx.batch_size_per_rank, self._local)
@@ -120,6 +127,33 @@ class TwRwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         def finish() -> torch.Tensor:
             out = self._cross(reduced.wait(), cross_ctx).wait()
             return divide_by_bag_lengths(out, divisor, col_feature)
+
+        result = _Waited(finish)
+        result.callbacks.extend(self._callbacks)
+        return result
+
+    def _forward_variable_batch(
+        self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext
+    ) -> Awaitable[torch.Tensor]:
+        """VBE: the lookup's flat blocks come per source in staggered order (local rank-major, then host), so
+        local rank ``j``'s sources ``j, L+j, ...`` are one contiguous run: reduce-scatter them as the pseudo
+        features ``[host][feature]``, then all-to-all across hosts with each host's features."""
+        hosts, dims_here = self._hosts, self._host_dims[self._host]
+        per_source = sharding_ctx.batch_size_per_rank_per_feature or [[] for _ in range(hosts * self._local)]
+        pseudo = [[b for y in range(hosts) for b in per_source[j * hosts + y]] for j in range(self._local)]
+        reduced = self._intra.reduce_scatter_variable_batch(local_embs, pseudo, dims_here * hosts)
+        mine = [per_source[self._local_rank * hosts + y] for y in range(hosts)]
+        pre = sharding_ctx.batch_size_per_feature_pre_a2a
+        cross_ctx = EmbeddingShardingContext(
+            batch_size_per_rank_per_feature=mine, batch_size_per_feature_pre_a2a=pre, variable_batch_per_feature=True
+        )
+        batch = carried(local_embs)
+        divisor = None if batch is None else batch.divisor
+        dims = self._dims
+
+        def finish() -> torch.Tensor:
+            out = self._cross(reduced.wait(), cross_ctx).wait()
+            return out if divisor is None else divide_rows(out, divisor, row_widths(dims, pre))
 
         result = _Waited(finish)
         result.callbacks.extend(self._callbacks)
