@@ -47,7 +47,8 @@ def _batches(shape: Shape, n: int, seed: int, kjt_cls):
     return out
 
 
-def _step_times(rank: int, world: int, shape: Shape, lib: str):
+def _build(world: int, shape: Shape, lib: str):
+    """Sharded EBC (fused row-wise Adagrad, all tables row-wise) of ``lib`` and its KJT class, on this rank."""
     import torch
     import torch.distributed as dist
     from fbgemm_gpu.split_embedding_configs import EmbOptimType
@@ -71,23 +72,53 @@ def _step_times(rank: int, world: int, shape: Shape, lib: str):
     plan = construct_module_sharding_plan(ebc, {t.name: row_wise(compute_kernel="fused") for t in tables},
                                           sharder=sharder, local_size=world, world_size=world, device_type="cpu")
     sharded = sharder.shard(ebc, plan, ShardingEnv.from_process_group(dist.group.WORLD), torch.device("cpu"))
-    batches = _batches(shape, 4, 1 + rank, KeyedJaggedTensor)
-    times = []
-    for i in range(shape.warmup + shape.steps):
-        kjt = batches[i % len(batches)]
+    return sharded, KeyedJaggedTensor
+
+
+def _step_times(rank: int, world: int, shape: Shape, libs: list[str], profile: str | None = None):
+    """Per library, the step times of this rank. Libraries alternate step by step (ABBA order), so both
+    see the same machine load; each step starts after a barrier."""
+    import torch.distributed as dist
+
+    models = {lib: _build(world, shape, lib) for lib in libs}
+    batches = {lib: _batches(shape, 4, 1 + rank, kjt_cls) for lib, (_, kjt_cls) in models.items()}
+    times: dict[str, list[float]] = {lib: [] for lib in libs}
+
+    def step(lib: str, i: int) -> float:
+        sharded = models[lib][0]
         dist.barrier()
         t0 = time.perf_counter()
-        out = sharded(kjt).wait().values()
+        out = sharded(batches[lib][i % 4]).wait().values()
         out.sum().backward()
-        times.append(time.perf_counter() - t0)
-    return times[shape.warmup:]
+        return time.perf_counter() - t0
+
+    for i in range(shape.warmup + shape.steps):
+        order = libs if i % 2 == 0 else libs[::-1]
+        for lib in order:
+            t = step(lib, i)
+            if i >= shape.warmup:
+                times[lib].append(t)
+    if profile is None:
+        return times
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(4):
+            step(profile, i)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+    return times, table
 
 
-def run(world: int, shape: Shape, lib: str) -> float:
+def run(world: int, shape: Shape, libs: list[str], profile: str | None = None) -> dict[str, float]:
     from recsys_lib.distributed.test_utils import run_multiprocess
 
-    per_rank = run_multiprocess(_step_times, world, shape, lib, timeout_s=1800)
-    return statistics.median(per_rank[0])
+    per_rank = run_multiprocess(_step_times, world, shape, libs, profile, timeout_s=1800)
+    times = per_rank[0]
+    if profile is not None:
+        times, table = times
+        print(f"ws{world} {profile}: torch.profiler, 4 steps on rank 0 (self CPU time)\n{table}")
+    return {lib: statistics.median(t) for lib, t in times.items()}
 
 
 def main() -> None:
@@ -96,17 +127,21 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=Shape.rows)
     p.add_argument("--steps", type=int, default=Shape.steps)
     p.add_argument("--compare", choices=["torchrec"], default=None)
+    p.add_argument("--profile", choices=["recsys_lib", "torchrec"], default=None,
+                   help="also print a torch.profiler table of 4 steps of this library (rank 0)")
     args = p.parse_args()
     shape = Shape(rows=args.rows, steps=args.steps)
     libs = ["recsys_lib"] + ([args.compare] if args.compare else [])
+    if args.profile is not None and args.profile not in libs:
+        p.error(f"--profile {args.profile} needs --compare {args.profile}")
     print(f"RW EBC train step: {shape.tables} tables x {shape.rows} rows x D={shape.dim}, batch {shape.batch}/rank, "
           f"bag length U[0, {shape.max_len}], fused row-wise Adagrad; median of {shape.steps} steps")
     for world in args.worlds:
-        res = {lib: run(world, shape, lib) for lib in libs}
+        res = run(world, shape, libs, args.profile)
         line = "  ".join(f"{lib} {t * 1e3:8.1f} ms" for lib, t in res.items())
         if args.compare:
             line += f"  ratio {res[args.compare] / res['recsys_lib']:.2f}x"
-        print(f"ws{world} RW  {line}")
+        print(f"ws{world} RW  {line}", flush=True)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,9 @@ class _Wait(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> Tuple[None, torch.Tensor]:  # type: ignore[override]
         req: Request = ctx.req
         assert req.op is not None
-        req.bwd_req = req.op.start_backward(grad.contiguous())
+        # no .contiguous() here: every op's backward copies or divides the gradient into a fresh buffer
+        # anyway, and that first pass reads strided input at no extra cost (saves one full copy)
+        req.bwd_req = req.op.start_backward(grad)
         return None, torch.zeros(0, device=grad.device)
 
 
@@ -267,7 +269,9 @@ class ReduceScatterVOp(_CollectiveOp):
         return reduce_scatter_v(x, self.splits, self.group, self.fwd_codec, self.policy)
 
     def start_backward(self, grad: torch.Tensor) -> Pending:
-        return all_gather_v(self.scale_grad(grad), self.splits, self.group, self.bwd_codec)
+        # the division by W is fused into the all-gather's copy of the local rows (no separate pass)
+        divide_by = self.world if self.gradient_division else 1
+        return all_gather_v(grad, self.splits, self.group, self.bwd_codec, self.policy, divide_by)
 
 
 class AllGatherVOp(_CollectiveOp):
@@ -280,7 +284,7 @@ class AllGatherVOp(_CollectiveOp):
         self.policy = policy
 
     def start_forward(self, x: torch.Tensor) -> Pending:
-        return all_gather_v(x, self.sizes, self.group, self.fwd_codec)
+        return all_gather_v(x, self.sizes, self.group, self.fwd_codec, self.policy)
 
     def start_backward(self, grad: torch.Tensor) -> Pending:
         return reduce_scatter_v(self.scale_grad(grad), self.sizes, self.group, self.bwd_codec, self.policy)

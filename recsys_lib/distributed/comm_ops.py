@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from recsys_lib.distributed._codec import QuantizedCommCodecs
 from recsys_lib.distributed._collective_counter import CollectiveCounter, count_collectives  # noqa: F401
-from recsys_lib.distributed._collectives import CollectivePolicy, ReduceScatterMode  # noqa: F401
+from recsys_lib.distributed._collectives import AllGatherMode, CollectivePolicy, ReduceScatterMode  # noqa: F401
 from recsys_lib.distributed._comm_autograd import (  # noqa: F401
     AllGatherVOp,
     FlatAllToAllOp,
