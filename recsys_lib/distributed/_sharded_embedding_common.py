@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
 
+from recsys_lib.distributed._input_checks import fail_on_every_rank, input_error
 from recsys_lib.distributed._shard_tables import global_metadata, spec_shards
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingInfo
 from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel
@@ -287,6 +288,10 @@ def setup_sharded_module(
     shardings = create_shardings(infos, env, device, qcomm_codecs_registry, sequence)
     owner._sharding_type_to_sharding = shardings
     owner._router = ShardingRouter(list(shardings.values()), name)
+    owner._rows_of = {}
+    for c in configs:
+        for f in c.feature_names:
+            owner._rows_of[f] = min(c.num_embeddings, owner._rows_of.get(f, c.num_embeddings))
     owner._input_dists = nn.ModuleList([s.create_input_dist(device) for s in shardings.values()])
     # Kernels initialise their shards with the global RNG, differently per rank; keep the caller's RNG stream
     # untouched so code after sharding draws the same numbers on every rank.
@@ -358,24 +363,18 @@ def sharded_fused_optimizer(owner: nn.Module) -> Any:
     return CombinedOptimizer(optims)
 
 
-def check_vbe_input(features: KeyedJaggedTensor, owner: str) -> None:
-    """A variable-batch input of a sharded module holds this rank's batch only: one batch size per key."""
-    per_rank = features.stride_per_key_per_rank()
-    bad = [k for k, s in zip(features.keys(), per_rank) if len(s) != 1]
-    if bad:
-        raise ValueError(
-            f"{owner}: a variable-batch input KJT must give one batch size per key (this rank's), but keys {bad} "
-            f"have stride_per_key_per_rank {[per_rank[features.keys().index(k)] for k in bad]}"
-        )
-
-
-def sharded_input_dist(owner: nn.Module, ctx: Any, features: KeyedJaggedTensor, sequence: bool) -> Any:
-    """Routes ``features`` per sharding and starts every sharding's input dist (split sizes first)."""
+def sharded_input_dist(
+    owner: nn.Module, ctx: Any, features: KeyedJaggedTensor, sequence: bool, weighted: bool = False,
+    pooled: bool = False,
+) -> Any:
+    """Checks ``features`` (on error: raises on every rank, see ``_input_checks``), routes them per sharding and
+    starts every sharding's input dist (split sizes first)."""
     from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext, KJTListSplitsAwaitable
 
+    error = input_error(type(owner).__name__, features, owner._router.feature_names, owner._rows_of, weighted, pooled)
+    if error is not None:
+        fail_on_every_rank(owner._input_dists, error)
     vbe = features.variable_stride_per_key()
-    if vbe:
-        check_vbe_input(features, type(owner).__name__)
     awaitables = []
     for features_i, dist in zip(owner._router.split(features), owner._input_dists):
         sctx = EmbeddingShardingContext(variable_batch_per_feature=vbe)

@@ -23,10 +23,8 @@ from typing import Any, Dict, List, Optional, Type
 import torch
 from torch import nn
 
-from recsys_lib.distributed._dist_kjt import KJTAllToAll
 from recsys_lib.distributed._sharded_embedding_common import (
     ShardedTablesMixin,
-    check_vbe_input,
     setup_sharded_module,
     sharded_input_dist,
 )
@@ -106,19 +104,6 @@ class EmbeddingCollectionAwaitable(LazyAwaitable[Dict[str, JaggedTensor]]):
         return {n: out[n] for n in self._output_names}
 
 
-def fail_on_every_rank(input_dists: nn.ModuleList, error: str) -> None:
-    """Raises ``ValueError(error)`` here after taking part in every input dist's split-size exchange with an
-    error status, so the other ranks (whose inputs may be fine) raise too instead of waiting for this one."""
-    empty = KeyedJaggedTensor(keys=[], values=torch.empty(0, dtype=torch.long), lengths=torch.empty(0, dtype=torch.int))
-    requests = [m(empty) for d in input_dists for m in d.modules() if isinstance(m, KJTAllToAll)]
-    for request in requests:
-        try:
-            request.wait()
-        except ValueError:
-            pass
-    raise ValueError(error)
-
-
 def sequence_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
     """``EmbeddingTableConfig`` s of an (fused) EC's tables (pooling NONE) with their output names."""
     tables = module.embedding_configs()
@@ -181,24 +166,8 @@ class ShardedEmbeddingCollection(
         return EmbeddingCollectionContext()
 
     def input_dist(self, ctx: EmbeddingCollectionContext, features: KeyedJaggedTensor) -> Awaitable[Awaitable[KJTList]]:
-        error = self._input_error(features)
-        if error is not None:
-            fail_on_every_rank(self._input_dists, error)
         ctx.input_features.append(features)
         return sharded_input_dist(self, ctx, features, sequence=True)
-
-    def _input_error(self, features: KeyedJaggedTensor) -> Optional[str]:
-        """Why ``features`` cannot be distributed (missing keys; a VBE KJT with several batches per key), or None."""
-        keys = set(features.keys())
-        missing = sorted({f for f in self._router.feature_names if f not in keys})
-        if missing:
-            return f"{type(self).__name__}: input KJT lacks features {missing}; its keys are {features.keys()}"
-        if features.variable_stride_per_key():
-            try:
-                check_vbe_input(features, type(self).__name__)
-            except ValueError as e:
-                return str(e)
-        return None
 
     def compute(self, ctx: EmbeddingCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
         out = []

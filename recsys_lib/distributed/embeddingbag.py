@@ -275,18 +275,11 @@ class ShardedEmbeddingBagCollection(
         return EmbeddingBagCollectionContext()
 
     def input_dist(self, ctx: EmbeddingBagCollectionContext, features: KeyedJaggedTensor) -> Awaitable[Awaitable[KJTList]]:
-        if features.variable_stride_per_key():
-            if features.inverse_indices_or_none() is None:
-                raise ValueError(
-                    f"{type(self).__name__}: a variable-batch (VBE) KJT needs inverse_indices to expand the pooled "
-                    f"embeddings back to the full batch (KeyedJaggedTensor(..., inverse_indices=(keys, T[F, B])))"
-                )
+        if features.variable_stride_per_key() and features.inverse_indices_or_none() is not None:
             ctx.variable_batch_per_feature = True
             ctx.inverse_indices = features.inverse_indices()
             ctx.batch_size_per_feature = dict(zip(features.keys(), features.stride_per_key()))
-        if self._is_weighted and features.weights_or_none() is None:
-            raise ValueError(f"{type(self).__name__}: the module is weighted but the input KJT has no weights")
-        return sharded_input_dist(self, ctx, features, sequence=False)
+        return sharded_input_dist(self, ctx, features, sequence=False, weighted=self._is_weighted, pooled=True)
 
     def compute(self, ctx: EmbeddingBagCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
         return [lookup(features) for lookup, features in zip(self._lookups, dist_input)]

@@ -125,7 +125,9 @@ class ShardedFeatureProcessedEmbeddingBagCollection(
             features = KeyedJaggedTensor(
                 keys=features.keys(), values=features.values(), lengths=features.lengths(),
                 weights=torch.ones(features.values().numel(), device=features.values().device),
-                stride=features.stride(),
+                stride=None if features.variable_stride_per_key() else features.stride(),
+                stride_per_key_per_rank=features.stride_per_key_per_rank() if features.variable_stride_per_key() else None,
+                inverse_indices=features.inverse_indices_or_none(),
             )
         return self._embedding_bag_collection.input_dist(ctx, features)
 

@@ -78,6 +78,12 @@ class FeatureProcessedEmbeddingBagCollection(nn.Module):
                                       weights=torch.ones(jt.values().numel(), device=jt.values().device))
                 out[key] = jt
             processed = KeyedJaggedTensor.from_jt_dict(out)
+            if features.variable_stride_per_key():  # keep this rank's batch per key and the expansion to the full batch
+                processed = KeyedJaggedTensor(
+                    keys=processed.keys(), values=processed.values(), weights=processed.weights_or_none(),
+                    lengths=processed.lengths(), stride_per_key_per_rank=features.stride_per_key_per_rank(),
+                    inverse_indices=features.inverse_indices_or_none(),
+                )
         return self._embedding_bag_collection(processed)
 
     def split(self) -> Tuple[nn.Module, EmbeddingBagCollectionInterface]:

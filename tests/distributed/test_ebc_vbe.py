@@ -79,7 +79,7 @@ def _plan(strategy: Any, kernel: str, ebc: EmbeddingBagCollection, sharder: Any,
         gens[f"t{i}"] = {
             "data_parallel": lambda: data_parallel(),
             "table_wise": lambda: table_wise(rank=(i + 1) % world, compute_kernel=k),
-            "column_wise": lambda: column_wise(ranks=list(range(world)), compute_kernel=k),
+            "column_wise": lambda: column_wise(ranks=[world - 1, 0], compute_kernel=k),  # fused: widths % 4 == 0
             "row_wise": lambda: row_wise(compute_kernel=k),
             "table_row_wise": lambda: table_row_wise(host_index=i % hosts, compute_kernel=k),
             "grid_shard": lambda: grid_shard(host_indexes=list(range(hosts)), compute_kernel=k),
@@ -165,6 +165,21 @@ def _run_bad_input(rank: int, world: int, local: int, env: ShardingEnv) -> None:
                                 lengths=torch.cat(uniform))
     with pytest.raises(ValueError):
         sharded(kjt).wait()
+    # one rank's bad input (the others' is fine) raises on every rank, before any rank waits in a collective
+    good = vbe_batch(rank, 1, False)
+    bad_inputs = {
+        "inverse_indices": vbe_batch(0, 1, False, with_inverse=False),
+        "outside its table": KeyedJaggedTensor(keys=good.keys(), values=torch.full_like(good.values(), 10**6),
+                                          lengths=good.lengths(), stride_per_key_per_rank=good.stride_per_key_per_rank(),
+                                          inverse_indices=good.inverse_indices()),
+        "lacks features": KeyedJaggedTensor(keys=["f0"], values=torch.tensor([1]), lengths=torch.tensor([1])),
+    }
+    for what, bad in bad_inputs.items():
+        expected = what if rank == 0 else "invalid KJT"
+        with pytest.raises(ValueError, match=expected):
+            sharded(bad if rank == 0 else good).wait()
+    kt = sharded(good).wait()  # the group is still in step
+    assert kt.values().shape == (B_FULL, sum(d * len(f) for d, f in zip(DIMS, FEATURES)))
 
 
 def _worker(rank: int, world: int, local: int, names: List[str]) -> List[str]:

@@ -227,9 +227,10 @@ def test_data_parallel_without_process_group_and_construction_helpers() -> None:
     torch.manual_seed(1)
     sharded.reset_parameters()
     assert not torch.equal(sharded.state_dict()["embedding_bags.t0.weight"], ebc.embedding_bags["t0"].weight)
-    vbe = KeyedJaggedTensor(keys=["f0"], values=torch.tensor([1, 2]), lengths=torch.tensor([1, 1]),
-                            stride_per_key_per_rank=[[2]])
-    with pytest.raises(ValueError, match="variable-batch"):
+    keys = ["f0", "f1", "f2", "f3", "f4"]
+    vbe = KeyedJaggedTensor(keys=keys, values=torch.tensor([1, 2]), lengths=torch.tensor([1, 1, 0, 0, 0, 0]),
+                            stride_per_key_per_rank=[[2], [1], [1], [1], [1]])
+    with pytest.raises(ValueError, match="variable-batch .* needs inverse_indices"):
         sharded(vbe)
     with pytest.raises(ValueError, match="one sharding type"):
         ShardedEmbeddingBagCollection.create_embedding_bag_sharding(infos["data_parallel"][:1] + [

@@ -3,7 +3,8 @@
 Tables: t0 (f0, position-weighted) and t1 (f1 position-weighted, f2 plain). Under TW/CW every bag arrives
 whole at its table's rank; under RW bags are cut by row block and the input dist sends the ids' original
 positions. Two steps each: forward equal, embedding tables equal after FBGEMM's fused SGD, position weights
-equal after one SGD step (their gradients summed over ranks == the unsharded gradient).
+equal after one SGD step (their gradients summed over ranks == the unsharded gradient); also with variable batch
+per feature (VBE, ``+vbe``).
 """
 
 import copy
@@ -52,14 +53,22 @@ def _fp_module():
     return m
 
 
-def _batches(world, step, batch=3):
+def _batches(world, step, batch=3, vbe=False):
+    """Per-rank KJTs; with ``vbe`` every key has its own batch (1..batch) and inverse_indices to ``batch``."""
     g = torch.Generator().manual_seed(50 + step)
     out = []
     for _ in range(world):
-        lengths = torch.randint(0, MAX_LEN + 1, (3 * batch,), generator=g)
-        rows = [11] * batch + [7] * batch * 2
+        per_key = [int(torch.randint(1, batch + 1, (1,), generator=g)) if vbe else batch for _ in range(3)]
+        lengths = torch.randint(0, MAX_LEN + 1, (sum(per_key),), generator=g)
+        rows = [11] * per_key[0] + [7] * (per_key[1] + per_key[2])
         vals = torch.cat([torch.randint(0, r, (int(n),), generator=g) for r, n in zip(rows, lengths)])
-        out.append(KeyedJaggedTensor(keys=["f0", "f1", "f2"], values=vals, lengths=lengths))
+        if not vbe:
+            out.append(KeyedJaggedTensor(keys=["f0", "f1", "f2"], values=vals, lengths=lengths))
+            continue
+        inverse = torch.stack([torch.randint(0, b, (batch,), generator=g) for b in per_key])
+        out.append(KeyedJaggedTensor(keys=["f0", "f1", "f2"], values=vals, lengths=lengths,
+                                     stride_per_key_per_rank=[[b] for b in per_key],
+                                     inverse_indices=(["f0", "f1", "f2"], inverse)))
     return out
 
 
@@ -85,10 +94,11 @@ def _run(kind, rank, world):
     ref = _fp_module()
     sharder = FeatureProcessedEmbeddingBagCollectionSharder(
         EmbeddingBagCollectionSharder(fused_params={"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": LR}))
+    kind, vbe = kind.split("+")[0], kind.endswith("+vbe")
     plan = _plan(kind, ref, sharder, world)
     sharded = sharder.shard(copy.deepcopy(ref), plan, ShardingEnv.from_process_group(dist.group.WORLD))
     for step in range(2):
-        kjts = _batches(world, step)
+        kjts = _batches(world, step, vbe=vbe)
         out = sharded(kjts[rank]).wait().values()
         ref_outs = [ref(k).values() for k in kjts]
         grads = [torch.randn(o.shape, generator=torch.Generator().manual_seed(9 + step * 10 + r))
@@ -130,7 +140,7 @@ def _worker(rank, world, kinds):
     return out
 
 
-KINDS = ["table_wise", "column_wise", "row_wise"]
+KINDS = ["table_wise", "column_wise", "row_wise", "table_wise+vbe", "column_wise+vbe", "row_wise+vbe"]
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +163,20 @@ def test_sharder_rejects_unsupported_sharding_types():
     assert "row_wise" in sharder.sharding_types("cpu") and "grid_shard" not in sharder.sharding_types("cpu")
     with pytest.raises(ValueError, match="grid_shard"):
         sharder.shard(_fp_module(), {"t0": ParameterSharding("grid_shard", "fused")}, ShardingEnv.from_local(1, 0))
+
+
+def test_unsharded_fp_ebc_vbe_equals_the_expanded_batch():
+    """The reference above on VBE input: pooling a VBE batch and expanding it with inverse_indices equals
+    pooling the expanded batch (each full-batch sample's bag copied from the row it maps to)."""
+    m = _fp_module()
+    kjt = _batches(1, 0, batch=4, vbe=True)[0]
+    keys, inverse = kjt.inverse_indices()
+    jts = kjt.to_dict()
+    lengths, values = [], []
+    for i, k in enumerate(keys):
+        bags = list(jts[k].values().split(jts[k].lengths().tolist()))
+        picked = [bags[j] for j in inverse[i].tolist()]
+        lengths.append(torch.tensor([p.numel() for p in picked]))
+        values.append(torch.cat(picked))
+    expanded = KeyedJaggedTensor(keys=keys, values=torch.cat(values), lengths=torch.cat(lengths))
+    torch.testing.assert_close(m(kjt).values(), m(expanded).values())

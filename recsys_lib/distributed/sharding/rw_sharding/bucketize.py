@@ -25,6 +25,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from recsys_lib.distributed._input_checks import check_ids  # noqa: F401  (re-exported: the row-split input dists use it)
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -74,30 +75,6 @@ def row_boundaries(table: str, rows: int, shard_rows: Sequence[Tuple[int, int]])
     if bounds[-1] != rows:
         raise ValueError(f"table {table!r}: row-wise shards cover {bounds[-1]} of {rows} rows")
     return tuple(bounds)
-
-
-def check_ids(kjt: KeyedJaggedTensor, rows: Sequence[int], owner: str) -> None:
-    """``ValueError`` if any id of feature ``f`` is outside ``[0, rows[f])`` (names the feature and the id)."""
-    values = kjt.values()
-    if values.numel() == 0:
-        return
-    if values.is_floating_point():
-        raise TypeError(f"{owner}: ids must be integers, got {values.dtype}")
-    if len(set(rows)) == 1:
-        if int(values.min()) >= 0 and int(values.max()) < rows[0]:
-            return
-    else:
-        lpk = kjt.length_per_key()
-        limit = torch.repeat_interleave(torch.tensor(list(rows), device=values.device),
-                                        torch.tensor(lpk, device=values.device))
-        if not bool(((values < 0) | (values >= limit)).any()):
-            return
-    for key, jt_rows, jt in zip(kjt.keys(), rows, _per_key_values(kjt)):
-        if jt.numel() and (int(jt.min()) < 0 or int(jt.max()) >= jt_rows):
-            bad = jt[(jt < 0) | (jt >= jt_rows)][0]
-            raise ValueError(
-                f"{owner}: feature {key!r} has id {int(bad)} outside its table's rows [0, {jt_rows})"
-            )
 
 
 def _per_key_values(kjt: KeyedJaggedTensor) -> List[torch.Tensor]:
