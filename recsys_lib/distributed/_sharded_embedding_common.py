@@ -383,7 +383,9 @@ def sharded_input_dist(
         if sequence:
             sctx.length_per_key_before_input_dist = features_i.length_per_key()
         ctx.sharding_contexts.append(sctx)
-        awaitables.append(dist(features_i))
+        awaitable = dist(features_i)
+        sctx.input_dist_facts = getattr(awaitable, "input_dist_facts", None)
+        awaitables.append(awaitable)
     return KJTListSplitsAwaitable(awaitables, ctx)
 
 

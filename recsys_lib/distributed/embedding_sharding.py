@@ -78,6 +78,9 @@ class EmbeddingShardingContext(Multistreamable):
         self.output_splits: List[int] = []
         self.lengths_after_input_dist: Optional[torch.Tensor] = None
         self.length_per_key_before_input_dist: List[int] = []
+        # Facts the input dist derived from this rank's batch for its output dist (row splits: MEAN bag lengths,
+        # the unbucketize permutation); set by the sharded module from the input dist's awaitable.
+        self.input_dist_facts: Optional[Any] = None
 
     def record_stream(self, stream: torch.Stream) -> None:
         if self.lengths_after_input_dist is not None:

@@ -2,7 +2,7 @@
 permutes the lookup's input KJT into its own order and the lookup's output back into the sharding's order.
 
 Pooled output: columns, one block of ``D_f`` per feature. Sequence output: rows, one block per feature (its ids).
-Registered as forward hooks on the lookup, before the hook that carries the batch facts.
+Registered as forward hooks on the lookup.
 """
 
 from typing import Any, List, Optional, Tuple
@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from recsys_lib.distributed._vbe_layout import permute_features, transpose
-from recsys_lib.distributed.sharding.rw_sharding._batch_info import attach, carried, carry_through
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -33,9 +32,6 @@ def _permute_input(order: List[int]) -> Any:
     def hook(module: nn.Module, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
         kjt: KeyedJaggedTensor = args[0]
         out = kjt.permute(order, order_t.to(kjt.device()))
-        batch = carried(kjt)
-        if batch is not None:
-            attach(out, batch)
         return (out,) + tuple(args[1:])
 
     return hook
@@ -67,7 +63,7 @@ def _sequence_output(order: List[int]) -> Any:
 
 
 def prepare_lookup(lookup: nn.Module, order: Optional[List[int]], dims: List[int], sequence: bool) -> nn.Module:
-    """Adds the order hooks (when ``order`` is not None) and the batch-facts hook to ``lookup``."""
+    """Adds the order hooks to ``lookup`` (when ``order`` is not None)."""
     if order is not None:
         lookup.register_forward_pre_hook(_permute_input(order))
         if sequence:
@@ -75,4 +71,4 @@ def prepare_lookup(lookup: nn.Module, order: Optional[List[int]], dims: List[int
         else:
             index = torch.tensor(pooled_column_index(order, dims), dtype=torch.int64)
             lookup.register_forward_hook(_pooled_output(index, order, dims))
-    return carry_through(lookup)
+    return lookup

@@ -35,7 +35,7 @@ from recsys_lib.distributed.embedding_sharding import (
     EmbeddingShardingContext,
 )
 from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
-from recsys_lib.distributed.sharding.rw_sharding._batch_info import RowSplitBatch, SplitsWithBatch, carried
+from recsys_lib.distributed.sharding.rw_sharding._batch_info import RowSplitBatch, SplitsWithBatch, facts
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.bucketize import (
     RowBuckets,
@@ -185,7 +185,7 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         if sharding_ctx is not None and len(sharding_ctx.batch_size_per_rank) > 0:
             splits = sharding_ctx.batch_size_per_rank
         out = self.reduce_scatter(local_embs, splits)
-        batch = carried(local_embs)
+        batch = facts(sharding_ctx)
         if self._divide and batch is not None and batch.divisor is not None:
             divisor, col_feature = batch.divisor, self._col_feature
             out.callbacks.append(lambda t: divide_by_bag_lengths(t, divisor, col_feature))
@@ -195,7 +195,7 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
     def _forward_variable_batch(self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext) -> Awaitable[torch.Tensor]:
         dims = self._embedding_dims
         out = self.reduce_scatter_variable_batch(local_embs, sharding_ctx.batch_size_per_rank_per_feature, dims)
-        batch = carried(local_embs)
+        batch = facts(sharding_ctx)
         if self._divide and batch is not None and batch.divisor is not None:
             divisor, rows = batch.divisor, sharding_ctx.batch_size_per_feature_pre_a2a
             out.callbacks.append(lambda t: divide_rows(t, divisor, row_widths(dims, rows)))

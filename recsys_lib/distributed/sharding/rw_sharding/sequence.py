@@ -61,7 +61,7 @@ class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
     ) -> Awaitable[torch.Tensor]:
         if sharding_ctx is None or sharding_ctx.lengths_after_input_dist is None:
             raise ValueError("row-wise sequence output dist needs the sharding context filled by the sharded module")
-        batch = require(local_embs, "row-wise sequence output dist")
+        batch = require(sharding_ctx, "row-wise sequence output dist")
         sent = batch.bucketized_length_per_key
         if sent is None:
             raise RuntimeError("row-wise sequence output dist: the input dist was not built for sequences")
