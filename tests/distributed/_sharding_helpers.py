@@ -105,7 +105,7 @@ def column_blocks(ps: ParameterSharding, cols: int) -> List[Tuple[int, int]]:
     return sorted({(md.shard_offsets[1], md.shard_offsets[1] + md.shard_sizes[1]) for md in spec.shards})
 
 
-def check_local_shards(value, full: torch.Tensor, what: str) -> int:
+def check_local_shards(value, full: torch.Tensor, what: str, **tolerance) -> int:
     """Compares a state-dict value (ShardedTensor or replicated tensor) with the matching slices of ``full``;
     returns the number of local pieces compared."""
     from torch.distributed._shard.sharded_tensor import ShardedTensor
@@ -115,8 +115,8 @@ def check_local_shards(value, full: torch.Tensor, what: str) -> int:
         n = 0
         for s in value.local_shards():
             (r0, c0), (nr, nc) = s.metadata.shard_offsets, s.metadata.shard_sizes
-            torch.testing.assert_close(s.tensor, full[r0:r0 + nr, c0:c0 + nc], msg=lambda m: f"{what}: {m}")
+            torch.testing.assert_close(s.tensor, full[r0:r0 + nr, c0:c0 + nc], msg=lambda m: f"{what}: {m}", **tolerance)
             n += 1
         return n
-    torch.testing.assert_close(value, full, msg=lambda m: f"{what}: {m}")
+    torch.testing.assert_close(value, full, msg=lambda m: f"{what}: {m}", **tolerance)
     return 1

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from fbgemm_gpu.split_embedding_configs import EmbOptimType
 
 from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionSharder
+from recsys_lib.distributed.fbgemm_qcomm_codec import CommType, QCommsConfig, get_qcomm_codecs_registry
 from recsys_lib.distributed.sharding_plan import (
     column_wise,
     construct_module_sharding_plan,
@@ -57,6 +58,10 @@ CASES: List[Tuple[str, Any, str, str, bool]] = [
     ("twrw", "table_row_wise", "fused", "MIX", False),
     ("grid", "grid_shard", "fused", "MEAN", False),
     ("mixed", ("data_parallel", "column_wise", "table_wise", "row_wise"), "fused", "MIX", False),
+    # FP16 forward / BF16 backward codecs on every output dist (names ending in -qcomm)
+    ("cw-qcomm", "column_wise", "fused", "SUM", False),
+    ("rw-qcomm", "row_wise", "fused", "MIX", False),
+    ("twrw-qcomm", "table_row_wise", "fused", "SUM", False),
 ]
 
 
@@ -119,7 +124,14 @@ def _run_case(rank: int, world: int, local: int, env: ShardingEnv, case: Tuple[s
     torch.manual_seed(5)
     ebc = EmbeddingBagCollection(tables, is_weighted=weighted)
     ref = copy.deepcopy(ebc)
-    sharder = EmbeddingBagCollectionSharder(fused_params={"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": LR})
+    registry = None
+    if name.endswith("-qcomm"):
+        registry = get_qcomm_codecs_registry(
+            QCommsConfig(forward_precision=CommType.FP16, backward_precision=CommType.BF16), device=torch.device("cpu"))
+    # FP16 forward (2^-11 relative per value) and BF16 backward (2^-8 per gradient, times LR) on O(1) values
+    tol = {"atol": 1e-2, "rtol": 1e-2} if registry is not None else {}
+    sharder = EmbeddingBagCollectionSharder(fused_params={"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": LR},
+                                            qcomm_codecs_registry=registry)
     plan = _plan(strategy, kernel, ebc, sharder, world, local)
     sharded = sharder.shard(ebc, plan, env, torch.device("cpu"))
     dim_sum = sum(t.embedding_dim * len(t.feature_names) for t in tables)
@@ -137,7 +149,10 @@ def _run_case(rank: int, world: int, local: int, env: ShardingEnv, case: Tuple[s
         ref_outs = [ref(vbe_batch(r, step, weighted)) for r in range(world)]
         assert kt.keys() == ref_outs[rank].keys(), (kt.keys(), ref_outs[rank].keys())
         assert kt.length_per_key() == ref_outs[rank].length_per_key()
-        torch.testing.assert_close(kt.values(), ref_outs[rank].values(), msg=lambda m: f"{name} step {step}: {m}")
+        torch.testing.assert_close(kt.values(), ref_outs[rank].values(), msg=lambda m: f"{name} step {step}: {m}",
+                                   **tol)
+        if registry is not None:  # the codecs really ran: FP16 rounding shows in the random-valued output
+            assert not torch.equal(kt.values(), ref_outs[rank].values()), name
         loss = sum((o.values() * targets[r]).sum() for r, o in enumerate(ref_outs)) / world
         ref.zero_grad()
         loss.backward()
@@ -147,7 +162,7 @@ def _run_case(rank: int, world: int, local: int, env: ShardingEnv, case: Tuple[s
         state = sharded.state_dict()
         for t in tables:
             full = ref.embedding_bags[t.name].weight.detach()
-            check_local_shards(state[f"embedding_bags.{t.name}.weight"], full, f"{name} step {step} {t.name}")
+            check_local_shards(state[f"embedding_bags.{t.name}.weight"], full, f"{name} step {step} {t.name}", **tol)
 
 
 def _run_bad_input(rank: int, world: int, local: int, env: ShardingEnv) -> None:
