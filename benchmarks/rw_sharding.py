@@ -12,6 +12,7 @@ TorchRec 1.8.0 on this machine (same shape, measured by the lead): ws1 RW 162 ms
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -106,7 +107,7 @@ def _step_times(rank: int, world: int, shape: Shape, libs: list[str], profile: s
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         for i in range(4):
             step(profile, i)
-    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+    table = prof.key_averages().table(sort_by=os.environ.get("RW_PROFILE_SORT", "self_cpu_time_total"), row_limit=25)
     return times, table
 
 
