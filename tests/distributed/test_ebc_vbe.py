@@ -233,3 +233,48 @@ def test_vbe_two_level_strategies_world_2_two_hosts() -> None:
 def test_vbe_every_strategy_world_4_two_hosts() -> None:
     names = [c[0] for c in CASES if c[0] != "twcw"]
     _check(run_multiprocess(_worker, 4, 2, names, local_world_size=2, timeout_s=900), names)
+
+
+class _Model(torch.nn.Module):
+    """An EBC feeding a linear layer (a DLRM-like sparse + dense model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ebc = EmbeddingBagCollection(_tables("MIX"))
+        self.over = torch.nn.Linear(sum(d * len(f) for d, f in zip(DIMS, FEATURES)), 1)
+
+    def forward(self, kjt: KeyedJaggedTensor) -> torch.Tensor:
+        return self.over(self.ebc(kjt).values())
+
+
+def _dmp_worker(rank: int, world: int) -> bool:
+    """A model under DistributedModelParallel trains on VBE batches like the unsharded model."""
+    from recsys_lib.distributed.model_parallel import DistributedModelParallel
+    from recsys_lib.distributed.types import ShardingPlan
+
+    torch.manual_seed(3)
+    model = _Model()
+    ref = copy.deepcopy(model)
+    sharder = EmbeddingBagCollectionSharder(fused_params={"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": LR})
+    module_plan = _plan(("row_wise", "table_wise", "column_wise", "data_parallel"), "fused", model.ebc, sharder, world, world)
+    dmp = DistributedModelParallel(model, ShardingEnv.from_process_group(dist.group.WORLD), torch.device("cpu"),
+                                   plan=ShardingPlan({"ebc": module_plan}), sharders=[sharder])
+    for step in range(3):  # forward equal; then one SGD step on (1/W) * sum_r loss_r (DDP averages dense grads)
+        out = dmp(vbe_batch(rank, step, False))
+        torch.testing.assert_close(out, ref(vbe_batch(rank, step, False)), msg=lambda m: f"step {step}: {m}")
+        out.sum().backward()
+        with torch.no_grad():
+            for _, p in dmp.named_parameters():
+                if p.grad is not None and not hasattr(p, "_in_backward_optimizers"):
+                    p -= LR * p.grad
+                    p.grad = None
+        ref.zero_grad()
+        (sum(ref(vbe_batch(r, step, False)).sum() for r in range(world)) / world).backward()
+        with torch.no_grad():
+            for p in ref.parameters():
+                p -= LR * p.grad
+    return True
+
+
+def test_vbe_under_distributed_model_parallel() -> None:
+    assert run_multiprocess(_dmp_worker, 2) == [True, True]
