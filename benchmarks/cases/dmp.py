@@ -6,7 +6,9 @@
 Model: one EBC of 26 tables x 100k rows x D=64 (one feature each), built on ``meta``; row-wise Adagrad (lr 0.01)
 attached with ``apply_optimizer_in_backward`` before sharding, so DMP fuses it into the TBE backward. Plan forced
 with the plan helpers: ``tw`` = ``table_wise(rank=i % world_size)`` for table i, ``rw`` = ``row_wise()`` for all.
-Each rank gets its own batch of 2048 samples, bag length uniform in [0, 40] (mean 20), ids uniform.
+Each rank gets its own batch of 2048 samples, bag length uniform in [0, 40] (mean 20), ids uniform. ``*vbe*`` sizes:
+variable batch per feature: every feature has 512 distinct bags (``stride_per_key_per_rank``) and ``inverse_indices``
+expand the pooled output to the 2048 samples (4x fewer ids sent and looked up).
 
 Sizes are ``<sharding>_ws<world size>``. The ranks are spawned processes (gloo on 127.0.0.1, one intra-op thread
 each, also for world size 1) that stay alive while their size runs; the timed op sends "step" to every rank and
@@ -26,7 +28,9 @@ import torch
 
 TABLES, ROWS, DIM, BATCH, MEAN_IDS = 26, 100_000, 64, 2048, 20
 
-SIZES = {"tw_ws1": ("tw", 1), "tw_ws2": ("tw", 2), "rw_ws1": ("rw", 1), "rw_ws2": ("rw", 2)}
+SIZES = {"tw_ws1": ("tw", 1), "tw_ws2": ("tw", 2), "rw_ws1": ("rw", 1), "rw_ws2": ("rw", 2),
+         "twvbe_ws2": ("tw", 2), "rwvbe_ws2": ("rw", 2)}
+VBE_UNIQUE = BATCH // 4  # variable batch: each feature has BATCH / 4 distinct bags, expanded by inverse_indices
 
 
 @dataclass
@@ -79,7 +83,21 @@ def _build_model(lib: str, sharding: str, world_size: int):
     return dmp, KeyedJaggedTensor
 
 
-def _worker(rank: int, world_size: int, port: int, lib: str, sharding: str, conn) -> None:
+def _batch(rank: int, vbe: bool):
+    """Keys, lengths, values (and for VBE the per-key batches and inverse indices) of one rank's batch."""
+    g = torch.Generator().manual_seed(1000 + rank)
+    per_key = VBE_UNIQUE if vbe else BATCH
+    lengths = torch.randint(0, 2 * MEAN_IDS + 1, (TABLES * per_key,), generator=g, dtype=torch.int32)
+    values = torch.randint(0, ROWS, (int(lengths.sum()),), generator=g, dtype=torch.int64)
+    keys = [f"f{i}" for i in range(TABLES)]
+    kwargs = {}
+    if vbe:
+        kwargs = {"stride_per_key_per_rank": [[per_key]] * TABLES,
+                  "inverse_indices": (keys, torch.randint(0, per_key, (TABLES, BATCH), generator=g))}
+    return keys, lengths, values, kwargs
+
+
+def _worker(rank: int, world_size: int, port: int, lib: str, sharding: str, vbe: bool, conn) -> None:
     """One rank: build the model, then run a train step per "step" message until "stop"."""
     import torch.distributed as dist
 
@@ -89,11 +107,8 @@ def _worker(rank: int, world_size: int, port: int, lib: str, sharding: str, conn
     try:
         dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timedelta(seconds=300))
         dmp, KJT = _build_model(lib, sharding, world_size)
-        g = torch.Generator().manual_seed(1000 + rank)
-        lengths = torch.randint(0, 2 * MEAN_IDS + 1, (TABLES * BATCH,), generator=g, dtype=torch.int32)
-        values = torch.randint(0, ROWS, (int(lengths.sum()),), generator=g, dtype=torch.int64)
-        keys = [f"f{i}" for i in range(TABLES)]
-        grad = torch.randn(BATCH, TABLES * DIM, generator=g)
+        keys, lengths, values, kwargs = _batch(rank, vbe)
+        grad = torch.randn(BATCH, TABLES * DIM, generator=torch.Generator().manual_seed(rank))
         conn.send(("ready", None))
     except BaseException as e:  # noqa: B036 - report to the parent instead of hanging it
         import traceback
@@ -105,7 +120,7 @@ def _worker(rank: int, world_size: int, port: int, lib: str, sharding: str, conn
         if msg == "stop":
             break
         try:
-            out = dmp(KJT(keys=keys, values=values, lengths=lengths))
+            out = dmp(KJT(keys=keys, values=values, lengths=lengths, **kwargs))
             out.values().backward(grad)
             conn.send(("done", None))
         except BaseException:  # noqa: B036
@@ -119,7 +134,7 @@ def _worker(rank: int, world_size: int, port: int, lib: str, sharding: str, conn
 class _Group:
     """``world_size`` persistent rank processes of one library; ``step()`` runs one train step on all ranks."""
 
-    def __init__(self, lib: str, sharding: str, world_size: int) -> None:
+    def __init__(self, lib: str, sharding: str, world_size: int, vbe: bool = False) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
@@ -129,7 +144,7 @@ class _Group:
         self.conns, self.procs = [], []
         for r in range(world_size):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_worker, args=(r, world_size, port, lib, sharding, child), daemon=True)
+            p = ctx.Process(target=_worker, args=(r, world_size, port, lib, sharding, vbe, child), daemon=True)
             p.start()
             self.conns.append(parent)
             self.procs.append(p)
@@ -183,6 +198,6 @@ def build(lib, size_name: str) -> list:
     for name in [n for n in groups if n != size_name]:  # the harness has finished that size
         for g in groups.pop(name):
             g.stop()
-    group = _Group(_lib_name(lib), sharding, world_size)
+    group = _Group(_lib_name(lib), sharding, world_size, vbe="vbe" in size_name)
     groups.setdefault(size_name, []).append(group)
     return [Bench("train_step", lambda: None, group.step)]

@@ -11,7 +11,7 @@ After the output dist a rank holds only its own rows, feature-major: ``[f0 (b_0 
 Everything here is pure (sizes and views); the collectives live in the output dists.
 """
 
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 
@@ -124,18 +124,46 @@ def pad_to_uniform_batch(
     return torch.cat([padded.new_zeros(1), torch.cumsum(padded, 0)])
 
 
+def _uniform_blocks(
+    batch_per_feature_per_rank: Sequence[Sequence[int]], dims: Sequence[int]
+) -> List[Tuple[int, int, int, int]]:
+    """``(row0, rows, col0, cols)`` of every (rank, feature) block of the padded ``[B_max, sum D]`` output, in
+    rank-major order."""
+    num_ranks = len(batch_per_feature_per_rank[0]) if batch_per_feature_per_rank else 0
+    col = [0]
+    for d in dims:
+        col.append(col[-1] + d)
+    blocks = []
+    for r in range(num_ranks):
+        for f, per_rank in enumerate(batch_per_feature_per_rank):
+            blocks.append((sum(per_rank[:r]), per_rank[r], col[f], dims[f]))
+    return blocks
+
+
+class _CutBlocks(torch.autograd.Function):
+    """Forward: the blocks of a 2-D tensor, flattened and concatenated. Backward: one zero tensor with the
+    gradient blocks copied in (autograd's slice backward would allocate a full-size zero tensor per block)."""
+
+    @staticmethod
+    def forward(ctx: Any, pooled: torch.Tensor, blocks: List[Tuple[int, int, int, int]]) -> torch.Tensor:
+        ctx.blocks = blocks
+        ctx.shape = pooled.shape
+        pieces = [pooled[r0:r0 + n, c0:c0 + d].reshape(-1) for r0, n, c0, d in blocks]
+        return torch.cat(pieces) if pieces else pooled.new_zeros(0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Tuple[torch.Tensor, None]:
+        out = grad.new_zeros(ctx.shape)
+        start = 0
+        for r0, n, c0, d in ctx.blocks:
+            out[r0:r0 + n, c0:c0 + d] = grad[start:start + n * d].view(n, d)
+            start += n * d
+        return out, None
+
+
 def rank_major_from_uniform(
     pooled: torch.Tensor, batch_per_feature_per_rank: Sequence[Sequence[int]], dims: Sequence[int]
 ) -> torch.Tensor:
     """``[B_max, sum D]`` pooled over the padded layout of :func:`pad_to_uniform_batch` → the VBE flat
     rank-major tensor (padding rows dropped)."""
-    num_ranks = len(batch_per_feature_per_rank[0]) if batch_per_feature_per_rank else 0
-    col = [0]
-    for d in dims:
-        col.append(col[-1] + d)
-    pieces: List[torch.Tensor] = []
-    for r in range(num_ranks):
-        for f, per_rank in enumerate(batch_per_feature_per_rank):
-            row0 = sum(per_rank[:r])
-            pieces.append(pooled[row0:row0 + per_rank[r], col[f]:col[f + 1]].reshape(-1))
-    return torch.cat(pieces) if pieces else pooled.new_zeros(0)
+    return _CutBlocks.apply(pooled, _uniform_blocks(batch_per_feature_per_rank, dims))

@@ -111,14 +111,16 @@ def _reference(weights: List[torch.Tensor], kjt: KeyedJaggedTensor, mode: str, w
     return torch.cat(pieces)
 
 
-@pytest.mark.parametrize("kernel", ["fused", "dense"])
+@pytest.mark.parametrize("kernel", ["fused", "fused-native", "dense"])
 @pytest.mark.parametrize("pooling,weighted", [(PoolingType.SUM, False), (PoolingType.MEAN, False), (PoolingType.SUM, True)])
 def test_pooled_kernels_vbe_match_plain_torch(kernel: str, pooling: PoolingType, weighted: bool) -> None:
-    kind = EmbeddingComputeKernel.FUSED if kernel == "fused" else EmbeddingComputeKernel.DENSE
+    kind = EmbeddingComputeKernel.DENSE if kernel == "dense" else EmbeddingComputeKernel.FUSED
     tables = [table(f"t{i}", r, d, [k], kernel=kind, pooling=pooling, weighted=weighted)
               for i, (r, d, k) in enumerate(zip(ROWS, DIMS, "abc"))]
-    cls = BatchedFusedEmbeddingBag if kernel == "fused" else BatchedDenseEmbeddingBag
+    cls = BatchedDenseEmbeddingBag if kernel == "dense" else BatchedFusedEmbeddingBag
     module = cls(group(tables, kind, pooling, weighted))
+    if kernel == "fused-native":  # FBGEMM's own VBE path (CUDA's default; on CPU the padded path is the default)
+        module._supports_vbe = True
     weights = [w.detach().clone() for w in module.split_embedding_weights()]
     kjt = _vbe_kjt(weighted)
     out = module(kjt)
