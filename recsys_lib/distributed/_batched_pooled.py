@@ -21,7 +21,7 @@ from torch.distributed import ProcessGroup
 
 from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer
 from recsys_lib.distributed._tbe_common import check_features, table_layout, tbe_indices_offsets, vbe_batch_sizes
-from recsys_lib.distributed._vbe_layout import pad_to_uniform_batch, rank_major_from_uniform
+from recsys_lib.distributed._vbe_layout import rank_major_from_uniform
 from recsys_lib.distributed._tbe_kernel import (
     FusedTableBatchMethods,
     TableBatch,
@@ -35,6 +35,7 @@ from recsys_lib.distributed._tbe_kernel import (
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
 from recsys_lib.modules.embedding_configs import pooling_type_to_pooling_mode
+from recsys_lib.ops.pad_batch import pad_to_uniform_batch
 from recsys_lib.optim.fused import FusedOptimizerModule
 
 

@@ -51,6 +51,7 @@ from recsys_lib.modules.embedding_modules import (
     process_pooled_embeddings,
     reorder_inverse_indices,
 )
+from recsys_lib.ops.pad_batch import pad_to_uniform_batch
 from recsys_lib.optim.keyed import KeyedOptimizer
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
 
@@ -212,10 +213,15 @@ class FusedEmbeddingBagCollection(_FusedTables, EmbeddingBagCollectionInterface)
                 outs.append(tbe(kjt.values().long(), kjt.offsets().long(), per_sample_weights=w))
                 continue
             spk = kjt.stride_per_key()
-            flat = tbe(kjt.values().long(), kjt.offsets().long(), per_sample_weights=w,
-                       batch_size_per_feature_per_rank=[[b] for b in spk])
             dims = [self._dim_of(f) for f in self._group_features[g]]
-            pooled = [p.view(b, d) for p, b, d in zip(flat.split([b * d for b, d in zip(spk, dims)]), spk, dims)]
+            if self._device.type == "cuda":
+                flat = tbe(kjt.values().long(), kjt.offsets().long(), per_sample_weights=w,
+                           batch_size_per_feature_per_rank=[[b] for b in spk])
+                pooled = [p.view(b, d) for p, b, d in zip(flat.split([b * d for b, d in zip(spk, dims)]), spk, dims)]
+            else:  # FBGEMM's CPU VBE metadata is built by host loops: pad every feature to one batch instead
+                padded = tbe(kjt.values().long(), pad_to_uniform_batch(kjt.lengths(), [[b] for b in spk]),
+                             per_sample_weights=w)
+                pooled = list(padded.split(dims, dim=1))  # [B_max, D_f]; inverse_indices only reach rows < b_f
             inverse = reorder_inverse_indices(features.inverse_indices_or_none(), self._group_features[g])
             if inverse.numel() == 0:
                 raise ValueError("FusedEmbeddingBagCollection: a variable-batch KJT needs inverse_indices")

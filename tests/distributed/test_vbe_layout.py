@@ -13,7 +13,6 @@ from recsys_lib.distributed._vbe_layout import (
     combine_column_blocks,
     divide_rows,
     merge_groups,
-    pad_to_uniform_batch,
     permute_features,
     split_features,
     transpose,
@@ -21,6 +20,7 @@ from recsys_lib.distributed._vbe_layout import (
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel
 from recsys_lib.modules.embedding_configs import PoolingType
+from recsys_lib.ops.pad_batch import pad_to_uniform_batch
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 from tests.distributed._embedding_refs import group, table
 
