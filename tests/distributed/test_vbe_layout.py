@@ -154,3 +154,19 @@ def test_lookup_of_several_kernels_is_rank_major_over_all_features() -> None:
             pieces.append((means if f == 2 else sums)[start:start + n])
             start += n
     torch.testing.assert_close(out, torch.cat(pieces))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kernel", ["fused", "dense"])
+def test_cuda_pooled_kernels_vbe_match_plain_torch(kernel: str) -> None:
+    """CUDA: the fused kernel takes FBGEMM's native VBE path, the dense one the padded path."""
+    kind = EmbeddingComputeKernel.DENSE if kernel == "dense" else EmbeddingComputeKernel.FUSED
+    tables = [table(f"t{i}", r, d, [k], kernel=kind) for i, (r, d, k) in enumerate(zip(ROWS, DIMS, "abc"))]
+    cls = BatchedDenseEmbeddingBag if kernel == "dense" else BatchedFusedEmbeddingBag
+    module = cls(group(tables, kind), device=torch.device("cuda"))
+    assert module._supports_vbe == (kernel == "fused")
+    weights = [w.detach().cpu().clone() for w in module.split_embedding_weights()]
+    kjt = _vbe_kjt(False, seed=5)
+    out = module(kjt.to(torch.device("cuda"))).cpu()
+    torch.testing.assert_close(out, _reference(weights, kjt, "sum", False))
