@@ -2,13 +2,15 @@
 
 TorchRec's reference shape: 26 tables x 100k rows x D=64, batch 2048 per rank, bag length uniform in [0, 40].
 Each rank runs in its own gloo process (one intra-op thread); the reported time is the median step time of
-rank 0 (steps are synchronised by their collectives, so all ranks see about the same).
+rank 0 (steps are synchronised by their collectives, so all ranks see about the same). With ``--compare`` both
+libraries are sharded in the same ranks and step alternately (AB, BA, ...), so machine load hits both alike.
 
     .venv/bin/python benchmarks/rw_sharding.py                    # world 1 and 2
     .venv/bin/python benchmarks/rw_sharding.py --worlds 2 --steps 5 --rows 10000
-    .venv-compare/bin/python benchmarks/rw_sharding.py --compare torchrec
+    .venv-compare/bin/python benchmarks/rw_sharding.py --compare torchrec --steps 20
+    .venv-compare/bin/python benchmarks/rw_sharding.py --compare torchrec --worlds 2 --profile recsys_lib
 
-TorchRec 1.8.0 on this machine (same shape, measured by the lead): ws1 RW 162 ms, ws2 RW 448 ms.
+Measured numbers and what differs from TorchRec: benchmarks/README.md (row-wise section).
 """
 
 import argparse

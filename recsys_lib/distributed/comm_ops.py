@@ -7,7 +7,8 @@ is on (the default, ``set_gradient_division``), gradients sent back are divided 
 matching DDP's averaging of dense gradients.
 
 Where a backend lacks a collective, ``_collectives`` uses a documented fallback with the same
-result (gloo: reduce-scatter as all-to-all + local sum; unequal all-gather as all-to-all).
+result (gloo: reduce-scatter as all-to-all + local sum; unequal all-gather as all-to-all; all-gathers of
+1 MiB or more as one broadcast per rank, see ``AllGatherMode``).
 ``count_collectives(group)`` counts what was issued, for tests.
 
 Shape glossary: ``W`` world size, ``B_r`` batch rows owned by rank r, ``D_r`` pooled width on rank r.

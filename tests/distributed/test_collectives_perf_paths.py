@@ -113,6 +113,26 @@ def _reduce_scatter_backward_by_broadcasts(rank, world):
     torch.testing.assert_close(x.grad, inputs[rank].grad / world)
 
 
+def _subgroup_case(rank, world):
+    """Broadcast all-gather and reduce-scatter on a subgroup of the last two ranks (group ranks != global ranks)."""
+    members = [world - 2, world - 1]
+    group = torch.distributed.new_group(members)
+    if rank not in members:
+        return
+    me = members.index(rank)
+    sizes = [2, 3]
+    inputs = [_rand(300 + k, sizes[k], 4) for k in range(2)]
+    policy = CollectivePolicy(all_gather=AllGatherMode.BROADCASTS)
+    with count_collectives(group) as c:
+        out = comm_ops.issue(comm_ops.AllGatherVOp(group, sizes, None, True, policy), inputs[me].clone()).wait()
+    torch.testing.assert_close(out, torch.cat(inputs), rtol=0, atol=0)
+    assert c.by_kind() == {"broadcast": 2}, c.calls
+    full = [_rand(310 + k, 5, 4) for k in range(2)]
+    got = comm_ops.reduce_scatter_v_pooled(full[me].clone(), sizes, group=group).wait()
+    lo = sum(sizes[:me])
+    torch.testing.assert_close(got, full[0][lo:lo + sizes[me]] + full[1][lo:lo + sizes[me]], rtol=0, atol=0)
+
+
 def _run(rank, world):
     uneven = [3, 0, 2] if world == 3 else [3, 1]
     for splits, rest in ((uneven, (5,)), ([2] * world, (3, 2)), (uneven, ())):
@@ -130,6 +150,7 @@ def _run(rank, world):
     big = [BROADCAST_MIN_BYTES // (8 * 64) // world + 1] * world
     _all_gather_case(rank, world, big, (64,), AllGatherMode.AUTO, "broadcast")
     _reduce_scatter_backward_by_broadcasts(rank, world)
+    _subgroup_case(rank, world)
     return "ok"
 
 
