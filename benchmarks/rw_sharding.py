@@ -113,7 +113,8 @@ def _step_times(rank: int, world: int, shape: Shape, libs: list[str], profile: s
     return times, table
 
 
-def run(world: int, shape: Shape, libs: list[str], profile: str | None = None) -> dict[str, float]:
+def run(world: int, shape: Shape, libs: list[str], profile: str | None = None) -> dict[str, list[float]]:
+    """Step times (s) of rank 0 per library."""
     from recsys_lib.distributed.test_utils import run_multiprocess
 
     per_rank = run_multiprocess(_step_times, world, shape, libs, profile, timeout_s=1800)
@@ -121,7 +122,7 @@ def run(world: int, shape: Shape, libs: list[str], profile: str | None = None) -
     if profile is not None:
         times, table = times
         print(f"ws{world} {profile}: torch.profiler, 4 steps on rank 0 (self CPU time)\n{table}")
-    return {lib: statistics.median(t) for lib, t in times.items()}
+    return times
 
 
 def main() -> None:
@@ -140,10 +141,13 @@ def main() -> None:
     print(f"RW EBC train step: {shape.tables} tables x {shape.rows} rows x D={shape.dim}, batch {shape.batch}/rank, "
           f"bag length U[0, {shape.max_len}], fused row-wise Adagrad; median of {shape.steps} steps")
     for world in args.worlds:
-        res = run(world, shape, libs, args.profile)
+        times = run(world, shape, libs, args.profile)
+        res = {lib: statistics.median(t) for lib, t in times.items()}
         line = "  ".join(f"{lib} {t * 1e3:8.1f} ms" for lib, t in res.items())
         if args.compare:
-            line += f"  ratio {res[args.compare] / res['recsys_lib']:.2f}x"
+            # paired: median over steps of the ratio of the two libraries' adjacent steps (robust to load drift)
+            paired = statistics.median(o / m for o, m in zip(times[args.compare], times["recsys_lib"]))
+            line += f"  ratio {res[args.compare] / res['recsys_lib']:.2f}x (paired {paired:.2f}x)"
         print(f"ws{world} RW  {line}", flush=True)
 
 
