@@ -101,6 +101,12 @@ class _Req(torch.autograd.Function):
         return None, grad
 
 
+def _own_tensor(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s memory as a tensor of its own (not an autograd view; no copy)."""
+    alias = torch.empty(0, dtype=t.dtype, device=t.device)
+    return alias.set_(t.untyped_storage(), t.storage_offset(), t.size(), t.stride())
+
+
 class _Wait(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, req: Request, dummy: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -108,6 +114,10 @@ class _Wait(torch.autograd.Function):
         out = req.req.wait()
         req.req = None
         ctx.req = req
+        if out._is_view():
+            # A view made inside a custom Function's forward makes any in-place use of the output an autograd
+            # error. The collectives' results are fresh buffers (never the input), so re-wrapping is safe.
+            out = _own_tensor(out)
         return out
 
     @staticmethod

@@ -133,6 +133,29 @@ def _subgroup_case(rank, world):
     torch.testing.assert_close(got, full[0][lo:lo + sizes[me]] + full[1][lo:lo + sizes[me]], rtol=0, atol=0)
 
 
+def _in_place_outputs(rank, world):
+    """Pooled and sequence all-to-all results may be modified in place (W=1 too); gradients follow the edit."""
+    B, D = 2, 3
+    inputs = [_rand(400 + k, B * world, D).requires_grad_() for k in range(world)]
+    ref = lambda r: torch.cat([inputs[k][B * r:B * r + B] for k in range(world)], dim=1)  # noqa: E731
+    seq_ref = lambda r: torch.cat([inputs[k][B * r:B * r + B] for k in range(world)], dim=0)  # noqa: E731
+    x = inputs[rank].detach().clone().requires_grad_()
+    pooled = comm_ops.alltoall_pooled(x, [B] * world, [D] * world).wait()
+    seq = comm_ops.alltoall_sequence(x, None, None, torch.ones(B * world, dtype=torch.long), [B] * world,
+                                     [B] * world).wait()
+    pooled.mul_(3)
+    seq.add_(1)
+    torch.testing.assert_close(pooled, 3 * ref(rank).detach())
+    torch.testing.assert_close(seq, seq_ref(rank).detach() + 1)
+    t1 = _rand(900 + rank, *pooled.shape)
+    ((pooled * t1).sum() + (seq * seq).sum()).backward()
+    loss = 0
+    for r in range(world):
+        loss = loss + (3 * ref(r) * _rand(900 + r, B, D * world)).sum() + ((seq_ref(r) + 1) ** 2).sum()
+    loss.backward()
+    torch.testing.assert_close(x.grad, inputs[rank].grad / world)
+
+
 def _run(rank, world):
     uneven = [3, 0, 2] if world == 3 else [3, 1]
     for splits, rest in ((uneven, (5,)), ([2] * world, (3, 2)), (uneven, ())):
@@ -151,6 +174,7 @@ def _run(rank, world):
     _all_gather_case(rank, world, big, (64,), AllGatherMode.AUTO, "broadcast")
     _reduce_scatter_backward_by_broadcasts(rank, world)
     _subgroup_case(rank, world)
+    _in_place_outputs(rank, world)
     return "ok"
 
 
@@ -158,3 +182,13 @@ def _run(rank, world):
 @pytest.mark.parametrize("world", [2, 3])
 def test_gloo_fast_paths_match_plain_torch(world):
     assert run_multiprocess(_run, world) == ["ok"] * world
+
+
+def _world_of_one(rank, world):
+    _in_place_outputs(rank, world)
+    return "ok"
+
+
+@pytest.mark.dist
+def test_world_of_one_outputs_allow_in_place():
+    assert run_multiprocess(_world_of_one, 1) == ["ok"]
