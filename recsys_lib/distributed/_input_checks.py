@@ -26,7 +26,8 @@ def check_ids(kjt: KeyedJaggedTensor, rows: Sequence[int], owner: str) -> None:
     if values.is_floating_point():
         raise TypeError(f"{owner}: ids must be integers, got {values.dtype}")
     if len(set(rows)) == 1:
-        if int(values.min()) >= 0 and int(values.max()) < rows[0]:
+        lo, hi = torch.aminmax(values)  # one pass
+        if int(lo) >= 0 and int(hi) < rows[0]:
             return
     else:
         lpk = kjt.length_per_key()

@@ -298,6 +298,11 @@ def setup_sharded_module(
     with torch.random.fork_rng(devices=[]):
         owner._lookups = nn.ModuleList([s.create_lookup(device) for s in shardings.values()])
     owner._output_dists = nn.ModuleList([s.create_output_dist(device) for s in shardings.values()])
+    # The module checks every input id against its table once, before any input dist (``sharded_input_dist``):
+    # the row-split input dists and the kernels need not repeat that pass.
+    for m in list(owner._input_dists.modules()) + list(owner._lookups.modules()):
+        if hasattr(m, "_check_ids"):
+            m._check_ids = False
     state = TableState(configs, plan, owner._lookups, env)
     owner._table_state = state
     owner._weights_attr = weights_attr

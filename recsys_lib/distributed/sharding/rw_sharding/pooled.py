@@ -117,9 +117,11 @@ class RwSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
         self._world = dist.get_world_size(pg)
         self._dist = KJTAllToAll(pg, splits if splits is not None else [num_features] * buckets.num_buckets, stagger)
         self.unbucketize_permute_tensor: Optional[torch.Tensor] = None  # last batch's (TorchRec attribute)
+        self._check_ids = True  # off inside sharded modules, which check every input id before any input dist
 
     def forward(self, sparse_features: KeyedJaggedTensor) -> Awaitable[Awaitable[KeyedJaggedTensor]]:
-        check_ids(sparse_features, self._buckets.rows, "row-wise input dist")
+        if self._check_ids:
+            check_ids(sparse_features, self._buckets.rows, "row-wise input dist")
         divisor = mean_divisor(sparse_features, self._mean_features)
         bucketized, permute = bucketize_features(
             sparse_features, self._buckets, bucketize_pos=self._bucketize_pos, sequence=self._is_sequence
