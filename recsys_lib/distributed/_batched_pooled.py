@@ -13,25 +13,14 @@
   parameter trained by a dense optimizer (data-parallel tables).
 """
 
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Optional
 
 import torch
-from torch import nn
 from torch.distributed import ProcessGroup
 
-from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer
-from recsys_lib.distributed._tbe_common import check_features, table_layout, tbe_indices_offsets, vbe_batch_sizes
+from recsys_lib.distributed._tbe_common import check_features, tbe_indices_offsets, vbe_batch_sizes
 from recsys_lib.distributed._vbe_layout import rank_major_from_uniform
-from recsys_lib.distributed._tbe_kernel import (
-    FusedTableBatchMethods,
-    TableBatch,
-    TableBatchMethods,
-    dense_named_parameters,
-    fused_flat_weights,
-    make_dense_tbe,
-    make_fused_tbe,
-    tag_in_backward,
-)
+from recsys_lib.distributed._tbe_kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
 from recsys_lib.modules.embedding_configs import pooling_type_to_pooling_mode
@@ -57,13 +46,8 @@ class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
         sharding_type: Optional[Any] = None,
     ) -> None:
         super().__init__()
-        self._config = config
-        self._pg = pg
-        self._device = torch.device(device) if device is not None else torch.device("cpu")
-        self._sharding_type = sharding_type
-        self._layout = table_layout(config)
+        self._init_fields(config, pg, device, sharding_type)
         self._pooling_mode = pooling_type_to_pooling_mode(config.pooling, sharding_type)
-        self._check_ids = True
         # FBGEMM's VBE path builds its metadata with per-row host loops on CPU (~200 ms for 26 features x 512 rows);
         # padding every feature to one batch and cutting the rows out is far cheaper there. CUDA keeps native VBE.
         self._supports_vbe = self._device.type == "cuda"
@@ -111,14 +95,10 @@ class BatchedFusedEmbeddingBag(FusedTableBatchMethods, BaseBatchedEmbeddingBag, 
         sharding_type: Optional[Any] = None,
     ) -> None:
         super().__init__(config, pg, device, sharding_type)
-        self._emb_module, self._check_ids = make_fused_tbe(config, self._layout, self._device, self._pooling_mode)
-        self._batch = TableBatch(config, self._layout, self._emb_module, fused_flat_weights(self._emb_module), pg)
-        tag_in_backward(self._batch)
-        self.init_parameters()
-        self._optim = EmbeddingFusedOptimizer(config, self._emb_module, pg=pg)
+        self._build_tables(self._pooling_mode)
 
 
-class BatchedDenseEmbeddingBag(BaseBatchedEmbeddingBag):
+class BatchedDenseEmbeddingBag(DenseTableBatchMethods, BaseBatchedEmbeddingBag):
     """Pooled kernel with a plain autograd weight (FBGEMM ``DenseTableBatchedEmbeddingBagsCodegen``).
 
     ``named_parameters()`` yields the one flat weight as ``"<t0>/<t1>/....weight"`` (what DDP and dense
@@ -134,12 +114,5 @@ class BatchedDenseEmbeddingBag(BaseBatchedEmbeddingBag):
         sharding_type: Optional[Any] = None,
     ) -> None:
         super().__init__(config, pg, device, sharding_type)
-        self._emb_module = make_dense_tbe(config, self._layout, self._device, self._pooling_mode)
         self._supports_vbe = False
-        self._batch = TableBatch(config, self._layout, self._emb_module, self._emb_module.weights, pg)
-        self.init_parameters()
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from dense_named_parameters(self._batch, self._emb_module.weights, prefix)
+        self._build_tables(self._pooling_mode)

@@ -30,25 +30,15 @@ form (``batch_size_per_feature = L_f``, no padding) is used instead. On CPU this
 (variable batch) the time of the NONE path, because FBGEMM's CPU kernels pay per bag.
 """
 
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import torch
 from torch import nn
 from torch.distributed import ProcessGroup
 
-from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer
 from recsys_lib.distributed._sequence_ref import sequence_lookup_reference
-from recsys_lib.distributed._tbe_common import check_features, table_layout, tbe_indices_offsets
-from recsys_lib.distributed._tbe_kernel import (
-    FusedTableBatchMethods,
-    TableBatch,
-    TableBatchMethods,
-    dense_named_parameters,
-    fused_flat_weights,
-    make_dense_tbe,
-    make_fused_tbe,
-    tag_in_backward,
-)
+from recsys_lib.distributed._tbe_common import check_features, tbe_indices_offsets
+from recsys_lib.distributed._tbe_kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
 from recsys_lib.optim.fused import FusedOptimizerModule
@@ -118,13 +108,8 @@ class BaseBatchedEmbedding(TableBatchMethods, BaseEmbedding):
         sharding_type: Optional[Any] = None,
     ) -> None:
         super().__init__()
-        self._config = config
-        self._pg = pg
-        self._device = torch.device(device) if device is not None else torch.device("cpu")
-        self._sharding_type = sharding_type
-        self._layout = table_layout(config)
+        self._init_fields(config, pg, device, sharding_type)
         self._dim = self._layout.uniform_dim
-        self._check_ids = True
 
 
 class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedOptimizerModule):
@@ -149,12 +134,7 @@ class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedO
         super().__init__(config, pg, device, sharding_type)
         # Mixed dims: pooled TBE with one id per bag (FBGEMM's NONE mode needs equal dims on CPU).
         self._one_id_per_bag = self._dim is None
-        mode = PoolingMode.SUM if self._one_id_per_bag else PoolingMode.NONE
-        self._emb_module, self._check_ids = make_fused_tbe(config, self._layout, self._device, mode)
-        self._batch = TableBatch(config, self._layout, self._emb_module, fused_flat_weights(self._emb_module), pg)
-        tag_in_backward(self._batch)
-        self.init_parameters()
-        self._optim = EmbeddingFusedOptimizer(config, self._emb_module, pg=pg)
+        self._build_tables(PoolingMode.SUM if self._one_id_per_bag else PoolingMode.NONE)
 
     def forward(self, features: Any) -> torch.Tensor:
         check_features(features, self._layout, self._check_ids)
@@ -167,7 +147,7 @@ class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedO
         return self._emb_module(indices=indices, offsets=offsets)
 
 
-class BatchedDenseEmbedding(BaseBatchedEmbedding):
+class BatchedDenseEmbedding(DenseTableBatchMethods, BaseBatchedEmbedding):
     """Sequence kernel with a plain autograd weight (the dense TBE's flat ``weights`` parameter).
 
     On CPU (and for mixed dims) the lookup is ``F.embedding`` over views of that parameter, so gradients
@@ -185,9 +165,7 @@ class BatchedDenseEmbedding(BaseBatchedEmbedding):
 
         super().__init__(config, pg, device, sharding_type)
         self._use_tbe = self._device.type == "cuda" and self._dim is not None
-        self._emb_module = make_dense_tbe(config, self._layout, self._device, PoolingMode.NONE)
-        self._batch = TableBatch(config, self._layout, self._emb_module, self._emb_module.weights, pg)
-        self.init_parameters()
+        self._build_tables(PoolingMode.NONE)
 
     def forward(self, features: Any) -> torch.Tensor:
         check_features(features, self._layout, self._check_ids)
@@ -199,8 +177,3 @@ class BatchedDenseEmbedding(BaseBatchedEmbedding):
         )
         # FP16/BF16 tables return FP32 rows, as the TBE paths do.
         return rows if rows.dtype == torch.float32 else rows.float()
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from dense_named_parameters(self._batch, self._emb_module.weights, prefix)

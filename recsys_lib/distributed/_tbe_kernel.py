@@ -11,11 +11,13 @@ import torch
 from torch import nn
 from torch.distributed import ProcessGroup
 
+from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer
 from recsys_lib.distributed._tbe_common import (
     TableLayout,
     check_fused_dims,
     compute_device_and_location,
     fused_tbe_kwargs,
+    table_layout,
     weights_precision,
 )
 from recsys_lib.distributed.composable.table_batched_embedding_slice import TableBatchedEmbeddingSlice
@@ -157,6 +159,21 @@ class TableBatchMethods:
     _config: GroupedEmbeddingConfig
     _emb_module: nn.Module
 
+    def _init_fields(
+        self,
+        config: GroupedEmbeddingConfig,
+        pg: Optional[ProcessGroup],
+        device: Optional[torch.device],
+        sharding_type: Optional[Any],
+    ) -> None:
+        """The fields every batched kernel sets right after ``nn.Module.__init__``."""
+        self._config = config
+        self._pg = pg
+        self._device = torch.device(device) if device is not None else torch.device("cpu")
+        self._sharding_type = sharding_type
+        self._layout = table_layout(config)
+        self._check_ids = True
+
     @property
     def config(self) -> GroupedEmbeddingConfig:
         return self._config
@@ -213,6 +230,15 @@ class FusedTableBatchMethods:
     _emb_module: nn.Module
     _optim: Any
 
+    def _build_tables(self, pooling_mode: Any) -> None:
+        """Creates the fused TBE, its per-table views and the fused optimizer, then initialises the tables."""
+        config, layout, pg = self._config, self._layout, self._pg
+        self._emb_module, self._check_ids = make_fused_tbe(config, layout, self._device, pooling_mode)
+        self._batch = TableBatch(config, layout, self._emb_module, fused_flat_weights(self._emb_module), pg)
+        tag_in_backward(self._batch)
+        self.init_parameters()
+        self._optim = EmbeddingFusedOptimizer(config, self._emb_module, pg=pg)
+
     @property
     def fused_optimizer(self) -> Any:
         return self._optim
@@ -238,8 +264,20 @@ def tag_in_backward(batch: TableBatch) -> None:
         param._in_backward_optimizers = [EmptyFusedOptimizer()]  # type: ignore[attr-defined]
 
 
-def dense_named_parameters(
-    batch: TableBatch, weights: nn.Parameter, prefix: str
-) -> Iterator[Tuple[str, nn.Parameter]]:
-    """The dense kernels' one flat parameter, named ``"<t0>/<t1>/....weight"``."""
-    yield _append_prefix(prefix, "/".join(batch.layout.table_names) + ".weight"), weights
+class DenseTableBatchMethods:
+    """What dense kernels add (mix-in): one flat autograd parameter, named ``"<t0>/<t1>/....weight"``."""
+
+    _batch: TableBatch
+    _emb_module: nn.Module
+
+    def _build_tables(self, pooling_mode: Any) -> None:
+        """Creates the dense TBE and its per-table views, then initialises the tables."""
+        self._emb_module = make_dense_tbe(self._config, self._layout, self._device, pooling_mode)
+        self._batch = TableBatch(self._config, self._layout, self._emb_module, self._emb_module.weights, self._pg)
+        self.init_parameters()
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        name = "/".join(self._batch.layout.table_names) + ".weight"
+        yield _append_prefix(prefix, name), self._emb_module.weights
