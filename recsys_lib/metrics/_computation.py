@@ -129,6 +129,21 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
                 wname = self.get_window_state_name(name)
                 setattr(self, wname, getattr(self, wname) - value.to(getattr(self, wname).device))
 
+    def _accumulate_batch(
+        self,
+        metric: str,
+        get_states: Callable[..., Dict[str, torch.Tensor]],
+        predictions: Optional[torch.Tensor],
+        labels: torch.Tensor,
+        weights: Optional[torch.Tensor],
+        *extra: Any,
+    ) -> None:
+        """``update`` of a metric that needs predictions and weights: adds ``get_states(labels, predictions,
+        weights, *extra)`` to the summed states (batch size: the predictions' last dim)."""
+        if predictions is None or weights is None:
+            raise ValueError(f"{metric} needs predictions and weights")
+        self._accumulate(get_states(labels, predictions, weights, *extra), predictions.shape[-1])
+
     def _sum_state_values(self, window: bool) -> Dict[str, torch.Tensor]:
         return {n: self.get_window_state(n) if window else getattr(self, n) for n in self._sum_states}
 

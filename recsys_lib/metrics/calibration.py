@@ -38,9 +38,7 @@ class CalibrationMetricComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("CalibrationMetric needs predictions and weights")
-        self._accumulate(get_calibration_states(labels, predictions, weights), predictions.shape[-1])
+        self._accumulate_batch("CalibrationMetric", get_calibration_states, predictions, labels, weights)
 
     def _compute(self) -> List[MetricComputationReport]:
         return self._lifetime_and_window(

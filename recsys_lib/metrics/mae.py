@@ -39,9 +39,7 @@ class MAEMetricComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("MAEMetric needs predictions and weights")
-        self._accumulate(get_mae_states(labels, predictions, weights), predictions.shape[-1])
+        self._accumulate_batch("MAEMetric", get_mae_states, predictions, labels, weights)
 
     def _compute(self) -> List[MetricComputationReport]:
         return self._lifetime_and_window(MetricName.MAE, lambda s: compute_mae(s["error_sum"], s["weighted_num_samples"]))

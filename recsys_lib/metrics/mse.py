@@ -44,9 +44,7 @@ class MSEMetricComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("MSEMetric needs predictions and weights")
-        self._accumulate(get_mse_states(labels, predictions, weights), predictions.shape[-1])
+        self._accumulate_batch("MSEMetric", get_mse_states, predictions, labels, weights)
 
     def _compute(self) -> List[MetricComputationReport]:
         return self._lifetime_and_window(

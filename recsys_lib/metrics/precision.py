@@ -58,10 +58,7 @@ class PrecisionMetricComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("PrecisionMetric needs predictions and weights")
-        states = get_precision_states(labels, predictions, weights, self._threshold)
-        self._accumulate(states, predictions.shape[-1])
+        self._accumulate_batch("PrecisionMetric", get_precision_states, predictions, labels, weights, self._threshold)
 
     def _compute(self) -> List[MetricComputationReport]:
         return self._lifetime_and_window(

@@ -46,10 +46,7 @@ class RecallMetricComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("RecallMetric needs predictions and weights")
-        states = get_recall_states(labels, predictions, weights, self._threshold)
-        self._accumulate(states, predictions.shape[-1])
+        self._accumulate_batch("RecallMetric", get_recall_states, predictions, labels, weights, self._threshold)
 
     def _compute(self) -> List[MetricComputationReport]:
         return self._lifetime_and_window(

@@ -35,9 +35,7 @@ class WeightedAvgComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("WeightedAvgMetric needs predictions and weights")
-        self._accumulate(get_weighted_avg_states(labels, predictions, weights), predictions.shape[-1])
+        self._accumulate_batch("WeightedAvgMetric", get_weighted_avg_states, predictions, labels, weights)
 
     def _compute(self) -> List[MetricComputationReport]:
         return self._lifetime_and_window(
