@@ -22,7 +22,8 @@ from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, Embeddi
 from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.types import ParameterSharding, QuantizedCommCodecs, ShardingEnv
-from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
+from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
+from recsys_lib.modules.embedding_modules import get_embedding_names_by_table
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -264,6 +265,23 @@ class TableHolder(nn.Module):
 # ---- the sharded module's shared body (ShardedEmbeddingBagCollection / ShardedEmbeddingCollection call these) ----
 
 _INTERNAL_CHILDREN = ["_input_dists", "_lookups", "_output_dists"]
+
+
+def sharded_table_configs(
+    tables: List[Any], pooling: Optional[PoolingType], is_weighted: bool
+) -> List[EmbeddingTableConfig]:
+    """``EmbeddingTableConfig`` s of a module's table configs with their output names (``pooling=None``
+    keeps each table's own pooling)."""
+    names = get_embedding_names_by_table(tables)
+    return [
+        EmbeddingTableConfig(
+            num_embeddings=t.num_embeddings, embedding_dim=t.embedding_dim, name=t.name, data_type=t.data_type,
+            feature_names=list(t.feature_names), weight_init_max=t.weight_init_max, weight_init_min=t.weight_init_min,
+            init_fn=t.init_fn, need_pos=t.need_pos, pooling=t.pooling if pooling is None else pooling,
+            is_weighted=is_weighted, has_feature_processor=False, embedding_names=list(n),
+        )
+        for t, n in zip(tables, names)
+    ]
 
 
 def setup_sharded_module(

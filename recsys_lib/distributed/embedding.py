@@ -27,12 +27,13 @@ from recsys_lib.distributed._sharded_embedding_common import (
     ShardedTablesMixin,
     setup_sharded_module,
     sharded_input_dist,
+    sharded_table_configs,
 )
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
 from recsys_lib.distributed.types import Awaitable, LazyAwaitable, ParameterSharding, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
-from recsys_lib.modules.embedding_modules import EmbeddingCollection, get_embedding_names_by_table
+from recsys_lib.modules.embedding_modules import EmbeddingCollection
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 from recsys_lib.streamable import Multistreamable
@@ -106,17 +107,7 @@ class EmbeddingCollectionAwaitable(LazyAwaitable[Dict[str, JaggedTensor]]):
 
 def sequence_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
     """``EmbeddingTableConfig`` s of an (fused) EC's tables (pooling NONE) with their output names."""
-    tables = module.embedding_configs()
-    names = get_embedding_names_by_table(tables)
-    return [
-        EmbeddingTableConfig(
-            num_embeddings=t.num_embeddings, embedding_dim=t.embedding_dim, name=t.name, data_type=t.data_type,
-            feature_names=list(t.feature_names), weight_init_max=t.weight_init_max, weight_init_min=t.weight_init_min,
-            init_fn=t.init_fn, need_pos=t.need_pos, pooling=PoolingType.NONE, is_weighted=False,
-            has_feature_processor=False, embedding_names=list(n),
-        )
-        for t, n in zip(tables, names)
-    ]
+    return sharded_table_configs(module.embedding_configs(), PoolingType.NONE, is_weighted=False)
 
 
 class ShardedEmbeddingCollection(

@@ -24,6 +24,7 @@ from recsys_lib.distributed._sharded_embedding_common import (
     kernels_of,
     setup_sharded_module,
     sharded_input_dist,
+    sharded_table_configs,
 )
 from recsys_lib.distributed._vbe_layout import split_features
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
@@ -39,7 +40,7 @@ from recsys_lib.distributed.types import (
 )
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
 from recsys_lib.modules._lookup import process_pooled_embeddings, reorder_inverse_indices
-from recsys_lib.modules.embedding_modules import EmbeddingBagCollection, get_embedding_names_by_table
+from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
 from recsys_lib.streamable import Multistreamable
@@ -159,17 +160,7 @@ class VariableBatchEmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.T
 
 def pooled_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
     """``EmbeddingTableConfig`` s of an (fused) EBC's tables, with output names and weighting."""
-    tables = module.embedding_bag_configs()
-    names = get_embedding_names_by_table(tables)
-    return [
-        EmbeddingTableConfig(
-            num_embeddings=t.num_embeddings, embedding_dim=t.embedding_dim, name=t.name, data_type=t.data_type,
-            feature_names=list(t.feature_names), weight_init_max=t.weight_init_max, weight_init_min=t.weight_init_min,
-            init_fn=t.init_fn, need_pos=t.need_pos, pooling=t.pooling, is_weighted=module.is_weighted(),
-            has_feature_processor=False, embedding_names=list(n),
-        )
-        for t, n in zip(tables, names)
-    ]
+    return sharded_table_configs(module.embedding_bag_configs(), None, module.is_weighted())
 
 
 class ShardedEmbeddingBagCollection(
