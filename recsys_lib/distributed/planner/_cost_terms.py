@@ -120,3 +120,19 @@ def id_bytes(c: ShardCostInputs, ids: float) -> float:
 
 def output_bytes(c: ShardCostInputs, vectors: float) -> float:
     return vectors * c.shard_cols * c.output_dtype_size
+
+
+def routed_shard_cost(
+    c: ShardCostInputs, ids: float, fwd_compute: float, out_bytes: float, out_comms: float
+) -> ShardCost:
+    """Cost of a shard whose ``ids`` arrive by one input dist over the world and whose ``out_bytes`` of
+    outputs take ``out_comms`` ms to move back (their gradients the same in backward)."""
+    in_bytes = id_bytes(c, ids)
+    return ShardCost(
+        fwd_compute=fwd_compute,
+        fwd_comms=comms_ms(c, in_bytes, c.world_size, world_crosses_hosts(c)) + out_comms,
+        bwd_compute=bwd_compute_ms(c, fwd_compute),
+        bwd_comms=out_comms,
+        input_bytes=in_bytes,
+        output_bytes=out_bytes,
+    )

@@ -10,13 +10,12 @@ back by an all-to-all instead.
 from recsys_lib.distributed.planner._cost_terms import (
     ShardCost,
     ShardCostInputs,
-    bwd_compute_ms,
     comms_ms,
     global_ids,
     global_outputs,
-    id_bytes,
     lookup_ms,
     output_bytes,
+    routed_shard_cost,
     world_crosses_hosts,
 )
 
@@ -35,19 +34,9 @@ def bucketize_ms(c: ShardCostInputs) -> float:
 
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:
-    frac = row_fraction(c)
-    ids = global_ids(c) * frac
+    ids = global_ids(c) * row_fraction(c)
     outs = global_outputs(c) if c.is_pooled else ids
-    fwd_compute = lookup_ms(c, ids, outs) + bucketize_ms(c)
-    in_bytes = id_bytes(c, ids)
     out_bytes = output_bytes(c, outs)
     moved = out_bytes * (c.world_size - 1) / c.world_size if c.is_pooled else out_bytes
-    cross = world_crosses_hosts(c)
-    return ShardCost(
-        fwd_compute=fwd_compute,
-        fwd_comms=comms_ms(c, in_bytes, c.world_size, cross) + comms_ms(c, moved, c.world_size, cross),
-        bwd_compute=bwd_compute_ms(c, fwd_compute),
-        bwd_comms=comms_ms(c, moved, c.world_size, cross),
-        input_bytes=in_bytes,
-        output_bytes=out_bytes,
-    )
+    out_comms = comms_ms(c, moved, c.world_size, world_crosses_hosts(c))
+    return routed_shard_cost(c, ids, lookup_ms(c, ids, outs) + bucketize_ms(c), out_bytes, out_comms)

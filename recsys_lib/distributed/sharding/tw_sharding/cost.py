@@ -7,13 +7,12 @@ pooled vectors leave by an all-to-all (gradients come back the same way in backw
 from recsys_lib.distributed.planner._cost_terms import (
     ShardCost,
     ShardCostInputs,
-    bwd_compute_ms,
     comms_ms,
     global_ids,
     global_outputs,
-    id_bytes,
     lookup_ms,
     output_bytes,
+    routed_shard_cost,
     world_crosses_hosts,
 )
 
@@ -24,15 +23,6 @@ SHORT_NAME = "TW"  # column label in the planner statistics
 def shard_cost(c: ShardCostInputs) -> ShardCost:
     ids = global_ids(c)
     outs = global_outputs(c)
-    fwd_compute = lookup_ms(c, ids, outs)
-    in_bytes = id_bytes(c, ids)
     out_bytes = output_bytes(c, outs)
-    cross = world_crosses_hosts(c)
-    return ShardCost(
-        fwd_compute=fwd_compute,
-        fwd_comms=comms_ms(c, in_bytes, c.world_size, cross) + comms_ms(c, out_bytes, c.world_size, cross),
-        bwd_compute=bwd_compute_ms(c, fwd_compute),
-        bwd_comms=comms_ms(c, out_bytes, c.world_size, cross),
-        input_bytes=in_bytes,
-        output_bytes=out_bytes,
-    )
+    out_comms = comms_ms(c, out_bytes, c.world_size, world_crosses_hosts(c))
+    return routed_shard_cost(c, ids, lookup_ms(c, ids, outs), out_bytes, out_comms)
