@@ -24,6 +24,12 @@ class RecMetricException(Exception):
     pass
 
 
+def safe_ratio(num: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
+    """``num / denom``, 0 where ``denom == 0`` (the guarded ratio behind most sum-state metrics)."""
+    safe = torch.where(denom == 0, torch.ones_like(denom), denom)
+    return torch.where(denom == 0, torch.zeros_like(num), num / safe)
+
+
 @dataclass
 class MetricComputationReport:
     """One metric value: ``value`` has shape ``(n_tasks,)`` of the computation that made it."""

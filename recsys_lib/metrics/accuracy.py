@@ -6,13 +6,13 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.mse import compute_mse
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
 
 
 def compute_accuracy(accuracy_sum: torch.Tensor, weighted_num_samples: torch.Tensor) -> torch.Tensor:
-    return compute_mse(accuracy_sum, weighted_num_samples)  # the same guarded ratio
+    return safe_ratio(accuracy_sum, weighted_num_samples)
 
 
 def compute_accuracy_sum(

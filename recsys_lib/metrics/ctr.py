@@ -5,13 +5,13 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
 
 
 def compute_ctr(ctr_num: torch.Tensor, ctr_denom: torch.Tensor) -> torch.Tensor:
-    safe = torch.where(ctr_denom == 0, torch.ones_like(ctr_denom), ctr_denom)
-    return torch.where(ctr_denom == 0, torch.zeros_like(ctr_num), ctr_num / safe)
+    return safe_ratio(ctr_num, ctr_denom)
 
 
 def get_ctr_states(labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor) -> Dict[str, torch.Tensor]:

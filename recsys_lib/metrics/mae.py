@@ -5,13 +5,13 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.mse import compute_mse
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
 
 
 def compute_mae(error_sum: torch.Tensor, weighted_num_samples: torch.Tensor) -> torch.Tensor:
-    return compute_mse(error_sum, weighted_num_samples)  # the same guarded ratio
+    return safe_ratio(error_sum, weighted_num_samples)
 
 
 def compute_error_sum(labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

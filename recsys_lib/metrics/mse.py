@@ -5,13 +5,13 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
 
 
 def compute_mse(error_sum: torch.Tensor, weighted_num_samples: torch.Tensor) -> torch.Tensor:
-    safe = torch.where(weighted_num_samples == 0, torch.ones_like(weighted_num_samples), weighted_num_samples)
-    return torch.where(weighted_num_samples == 0, torch.zeros_like(error_sum), error_sum / safe)
+    return safe_ratio(error_sum, weighted_num_samples)
 
 
 def compute_rmse(error_sum: torch.Tensor, weighted_num_samples: torch.Tensor) -> torch.Tensor:

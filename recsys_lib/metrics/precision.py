@@ -6,14 +6,9 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
-
-
-def safe_ratio(num: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
-    """``num / denom``, 0 where ``denom == 0``."""
-    safe = torch.where(denom == 0, torch.ones_like(denom), denom)
-    return torch.where(denom == 0, torch.zeros_like(num), num / safe)
 
 
 def compute_precision(num_true_positives: torch.Tensor, num_false_positives: torch.Tensor) -> torch.Tensor:
