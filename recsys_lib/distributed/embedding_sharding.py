@@ -183,7 +183,7 @@ class KJTListAwaitable(Awaitable[KJTList]):
 def record_variable_batch_sizes(sctx: EmbeddingShardingContext, kjt: KeyedJaggedTensor) -> None:
     """``sctx.batch_size_per_rank_per_feature[i][f]``: the batch of source ``i`` (in the order the input dist
     delivered them, e.g. staggered for two-level shardings) for local feature ``f`` of the received VBE KJT."""
-    per_feature = kjt.stride_per_key_per_rank() if kjt.variable_stride_per_key() else [[kjt.stride()] for _ in kjt.keys()]
+    per_feature = kjt.stride_per_key_per_rank()
     sources = len(per_feature[0]) if per_feature else 0
     sctx.batch_size_per_rank_per_feature = [[int(b[i]) for b in per_feature] for i in range(sources)]
 

@@ -47,19 +47,10 @@ def combine_permute(segments: List[Tuple[str, int, int]]) -> Tuple[List[str], Li
     for _, _, width in segments:
         starts.append(col)
         col += width
-    names: List[str] = []
-    by_name: Dict[str, List[int]] = {}
-    for i, (name, _, _) in enumerate(segments):
-        if name not in by_name:
-            names.append(name)
-            by_name[name] = []
-        by_name[name].append(i)
-    dims, index = [], []
-    for name in names:
-        ordered = sorted(by_name[name], key=lambda i: segments[i][1])
-        dims.append(sum(segments[i][2] for i in ordered))
-        for i in ordered:
-            index.extend(range(starts[i], starts[i] + segments[i][2]))
+    blocks = blocks_per_name([n for n, _, _ in segments], [c for _, c, _ in segments])
+    names = [segments[ordered[0]][0] for ordered in blocks]
+    dims = [sum(segments[i][2] for i in ordered) for ordered in blocks]
+    index = [c for ordered in blocks for i in ordered for c in range(starts[i], starts[i] + segments[i][2])]
     return names, dims, index
 
 

@@ -71,16 +71,17 @@ class TwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
     ) -> None:
         super().__init__()
+        codecs = _codecs(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_ALL_TO_ALL)
         self._dist = PooledEmbeddingsAllToAll(
-            pg=pg, dim_sum_per_rank=dim_sum_per_rank, device=device, callbacks=callbacks,
-            codecs=_codecs(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_ALL_TO_ALL),
+            pg=pg, dim_sum_per_rank=dim_sum_per_rank, device=device, callbacks=callbacks, codecs=codecs,
         )
         self._emb_dim_per_rank_per_feature = emb_dim_per_rank_per_feature
-        self._pg = pg
-        self._device = device
-        self._callbacks = list(callbacks or [])
-        self._codecs = _codecs(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_ALL_TO_ALL)
+        self._world = dist.get_world_size(pg)
         self._vbe_dist: Optional[VariableBatchPooledEmbeddingsAllToAll] = None
+        if emb_dim_per_rank_per_feature is not None:
+            self._vbe_dist = VariableBatchPooledEmbeddingsAllToAll(
+                pg, emb_dim_per_rank_per_feature, device, callbacks, codecs
+            )
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
@@ -96,14 +97,9 @@ class TwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext
     ) -> PooledEmbeddingsAwaitable:
         """VBE: flat ``[r][f][B[r][f]][D_f]`` → this rank's flat ``[f][b_f][D_f]`` in sharding feature order."""
-        if self._emb_dim_per_rank_per_feature is None:
-            raise ValueError("table-wise output dist: variable-batch inputs need emb_dim_per_rank_per_feature")
         if self._vbe_dist is None:
-            self._vbe_dist = VariableBatchPooledEmbeddingsAllToAll(
-                self._pg, self._emb_dim_per_rank_per_feature, self._device, self._callbacks, self._codecs
-            )
-        world = dist.get_world_size(self._pg)
-        per_rank = sharding_ctx.batch_size_per_rank_per_feature or [[] for _ in range(world)]
+            raise ValueError("table-wise output dist: variable-batch inputs need emb_dim_per_rank_per_feature")
+        per_rank = sharding_ctx.batch_size_per_rank_per_feature or [[] for _ in range(self._world)]
         return self._vbe_dist(local_embs, per_rank, sharding_ctx.batch_size_per_feature_pre_a2a)
 
 
