@@ -42,7 +42,7 @@ def np_arrays_to_batch(dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray
 
 
 class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
-    """Reads this rank's rows of Criteo ``.npy`` day files into memory and yields ``Batch``es.
+    """Reads this rank's rows of Criteo ``.npy`` day files into memory and yields ``Batch`` objects.
 
     Stage rows::
 

@@ -1,5 +1,7 @@
 """``RecMetricModule``: the one object a training loop talks to for metrics, and its factory.
 
+A training loop::
+
     module = generate_metric_module(RecMetricModule, metrics_config, batch_size=B, world_size=W,
                                     my_rank=rank, state_metrics_mapping={}, device=device)
     for step, batch in enumerate(loader):

@@ -137,8 +137,8 @@ class DLRM_DCN(DLRM):
     """DLRM whose interaction is a low-rank cross network (DCN-v2) over ``cat(dense, sparse)``.
 
     Args:
-        embedding_bag_collection, dense_in_features, dense_arch_layer_sizes, over_arch_layer_sizes,
-        dense_device: as for :class:`DLRM`.
+        embedding_bag_collection: as for :class:`DLRM`, and so are ``dense_in_features``,
+            ``dense_arch_layer_sizes``, ``over_arch_layer_sizes`` and ``dense_device``.
         dcn_num_layers: number of cross layers.
         dcn_low_rank_dim: rank of each cross layer.
 
@@ -174,8 +174,8 @@ class DLRM_Projection(DLRM):
     """DLRM whose interaction takes dot products between two MLP projections of ``cat(dense, sparse)``.
 
     Args:
-        embedding_bag_collection, dense_in_features, dense_arch_layer_sizes, over_arch_layer_sizes,
-        dense_device: as for :class:`DLRM`.
+        embedding_bag_collection: as for :class:`DLRM`, and so are ``dense_in_features``,
+            ``dense_arch_layer_sizes``, ``over_arch_layer_sizes`` and ``dense_device``.
         interaction_branch1_layer_sizes: widths of branch 1; the last must be a multiple ``p1 * D``.
         interaction_branch2_layer_sizes: widths of branch 2; the last must be a multiple ``p2 * D``.
 

@@ -12,7 +12,8 @@ where                                   checks                                  
 ``JT(...)``, ``KJT(...)``, ``KT(...)``  types, dtypes, ranks, sizes (weights vs values, offsets vs     no
                                         lengths, lengths vs keys x stride / VBE strides, KT widths)
 ``split``/``permute``/``dist_splits``   segment sums, index ranges (host lists)                        no (*)
-``__getitem__`` (KJT, KT)               unknown key -> ``UnknownKeyError`` (a KeyError and ValueError)  no (*)
+``__getitem__`` (KJT, KT)               unknown key -> ``UnknownKeyError`` (a KeyError and             no (*)
+                                        ValueError)
 ``sync()``, ``from_*_sync``             per-key lengths sum to ``values.numel()``                      yes, the
                                                                                                        one sync
                                                                                                        it does
