@@ -14,7 +14,7 @@ holding the same weights.
 """
 
 import os
-import socket
+import tempfile
 
 import torch
 import torch.distributed as dist
@@ -23,13 +23,7 @@ from torch.distributed._shard.sharded_tensor import ShardedTensor
 
 from recsys_lib import EmbeddingBagCollection, EmbeddingBagConfig, KeyedJaggedTensor
 from recsys_lib.distributed.model_parallel import DistributedModelParallel
-from recsys_lib.distributed.sharding_plan import (
-    column_wise,
-    construct_module_sharding_plan,
-    data_parallel,
-    row_wise,
-    table_wise,
-)
+from recsys_lib.distributed import sharding_plan as sp
 from recsys_lib.distributed.types import ShardingPlan
 
 WORLD_SIZE = 2
@@ -57,9 +51,9 @@ def local_batch(rank: int) -> KeyedJaggedTensor:
     return KeyedJaggedTensor(keys=[t.feature_names[0] for t in tables], values=values, lengths=lengths)
 
 
-def worker(rank: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
+def worker(rank: int, rendezvous: str) -> None:
+    # The ranks meet through a file (no port to pick); under torchrun: dist.init_process_group("gloo").
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD_SIZE)
     torch.set_num_threads(1)
 
     # The single-device model, on "meta": DMP allocates (and initialises) only this rank's shards.
@@ -68,13 +62,13 @@ def worker(rank: int, port: int) -> None:
     # One table per strategy (the plan of tutorial 3). The planner works too:
     #   plan = EmbeddingShardingPlanner(topology=Topology(WORLD_SIZE, "cpu")).collective_plan(ebc, sharders, pg)
     # where collective_plan plans on rank 0 and broadcasts, so every rank gets the same plan.
-    plan = ShardingPlan({"": construct_module_sharding_plan(
+    plan = ShardingPlan({"": sp.construct_module_sharding_plan(
         ebc,
         per_param_sharding={
-            "t_small": data_parallel(),
-            "t_wide": column_wise(ranks=[0, 1]),
-            "t_big": row_wise(),
-            "t_mid": table_wise(rank=1),
+            "t_small": sp.data_parallel(),
+            "t_wide": sp.column_wise(ranks=[0, 1]),
+            "t_big": sp.row_wise(),
+            "t_mid": sp.table_wise(rank=1),
         },
         world_size=WORLD_SIZE,
         local_size=WORLD_SIZE,
@@ -115,12 +109,7 @@ def worker(rank: int, port: int) -> None:
     dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 if __name__ == "__main__":
-    # spawn raises in the parent if any rank raised (e.g. a failed assert).
-    mp.spawn(worker, args=(free_port(),), nprocs=WORLD_SIZE, join=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # spawn raises in the parent if any rank raised (e.g. a failed assert).
+        mp.spawn(worker, args=(os.path.join(tmp, "rendezvous"),), nprocs=WORLD_SIZE, join=True)

@@ -17,7 +17,6 @@ model returns the same logits as the trained one.
 
 import math
 import os
-import socket
 import tempfile
 
 import torch
@@ -71,9 +70,10 @@ def shard(train_model: DLRMTrain, pg: dist.ProcessGroup) -> DistributedModelPara
     return DistributedModelParallel(module=train_model, device=torch.device("cpu"), plan=plan)
 
 
-def worker(rank: int, port: int, ckpt_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
+def worker(rank: int, ckpt_dir: str) -> None:
+    # The ranks meet through a file (as in tutorial 4); under torchrun: dist.init_process_group("gloo").
+    rendezvous = os.path.join(ckpt_dir, "rendezvous")
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD_SIZE)
     torch.set_num_threads(1)
     torch.manual_seed(0)  # same dense initial weights on both ranks (DDP also broadcasts rank 0's)
 
@@ -159,12 +159,6 @@ def worker(rank: int, port: int, ckpt_dir: str) -> None:
     dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as ckpt_dir:
-        mp.spawn(worker, args=(free_port(), ckpt_dir), nprocs=WORLD_SIZE, join=True)
+        mp.spawn(worker, args=(ckpt_dir,), nprocs=WORLD_SIZE, join=True)
