@@ -20,10 +20,10 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._codec import QuantizedCommCodecs
-from recsys_lib.distributed._collective_counter import CollectiveCounter, count_collectives  # noqa: F401
-from recsys_lib.distributed._collectives import AllGatherMode, CollectivePolicy, ReduceScatterMode  # noqa: F401
-from recsys_lib.distributed._comm_autograd import (  # noqa: F401
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._collectives.counter import CollectiveCounter, count_collectives  # noqa: F401
+from recsys_lib.distributed._collectives.primitives import AllGatherMode, CollectivePolicy, ReduceScatterMode  # noqa: F401
+from recsys_lib.distributed._collectives.autograd import (  # noqa: F401
     AllGatherVOp,
     FlatAllToAllOp,
     PooledAllToAllOp,
@@ -33,7 +33,7 @@ from recsys_lib.distributed._comm_autograd import (  # noqa: F401
     issue,
     permute_segments,
 )
-from recsys_lib.distributed._comm_infos import (  # noqa: F401
+from recsys_lib.distributed._collectives.infos import (  # noqa: F401
     AllGatherBaseInfo,
     All2AllDenseInfo,
     All2AllPooledInfo,

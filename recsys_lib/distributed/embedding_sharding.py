@@ -23,7 +23,7 @@ from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar
 import torch
 from torch import nn
 
-from recsys_lib.distributed._grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
+from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
 from recsys_lib.distributed.embedding_types import (
     BaseEmbeddingLookup,
     BaseGroupedFeatureProcessor,

@@ -26,7 +26,7 @@ from recsys_lib.distributed._sharded_embedding_common import (
     sharded_input_dist,
     sharded_table_configs,
 )
-from recsys_lib.distributed._vbe_layout import split_features
+from recsys_lib.distributed._dist.vbe_layout import split_features
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
 from recsys_lib.distributed.sharding.strategy import strategy_for

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from recsys_lib.distributed._vbe_layout import blocks_per_name, combine_column_blocks
+from recsys_lib.distributed._dist.vbe_layout import blocks_per_name, combine_column_blocks
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.sharding._delegate import DelegatedSharding
 from recsys_lib.distributed.sharding._placement import output_segments

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
-from recsys_lib.distributed._grouping import USE_ONE_TBE_PER_TABLE
+from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE
 from recsys_lib.distributed._shard_tables import replicated_tables
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._vbe_layout import divide_rows
+from recsys_lib.distributed._dist.vbe_layout import divide_rows
 from recsys_lib.distributed.dist_data import (
     KJTAllToAll,
     PooledEmbeddingsAwaitable,

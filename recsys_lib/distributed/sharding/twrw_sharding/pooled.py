@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._vbe_layout import divide_rows
+from recsys_lib.distributed._dist.vbe_layout import divide_rows
 from recsys_lib.distributed.comm import host_ranks
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext

@@ -18,9 +18,9 @@ from typing import Any, Optional
 import torch
 from torch.distributed import ProcessGroup
 
-from recsys_lib.distributed._tbe_common import check_features, tbe_indices_offsets, vbe_batch_sizes
-from recsys_lib.distributed._vbe_layout import rank_major_from_uniform
-from recsys_lib.distributed._tbe_kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
+from recsys_lib.distributed._tbe.common import check_features, tbe_indices_offsets, vbe_batch_sizes
+from recsys_lib.distributed._dist.vbe_layout import rank_major_from_uniform
+from recsys_lib.distributed._tbe.kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
 from recsys_lib.modules.embedding_configs import pooling_type_to_pooling_mode

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import torch
 
-from recsys_lib.distributed._codec import QuantizedCommCodecs
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 
 
 @dataclass

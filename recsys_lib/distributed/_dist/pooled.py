@@ -16,9 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed._awaitable import Awaitable
-from recsys_lib.distributed._codec import QuantizedCommCodecs
-from recsys_lib.distributed._collectives import CollectivePolicy
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._collectives.primitives import CollectivePolicy
 from recsys_lib.distributed import comm_ops
 
 

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from torch.distributed._shard.sharded_tensor import ShardedTensor
 
-from recsys_lib.distributed._awaitable import Awaitable, LazyAwaitable
-from recsys_lib.distributed._codec import QuantizedCommCodecs
-from recsys_lib.distributed._enums import ComputeKernel, ParameterStorage, ShardingType
-from recsys_lib.distributed._env import ShardingEnv
-from recsys_lib.distributed._plan_types import ModuleShardingPlan, ParameterSharding, ShardingPlan
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.enums import ComputeKernel, ParameterStorage, ShardingType
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ModuleShardingPlan, ParameterSharding, ShardingPlan
 from recsys_lib.types import ModuleNoCopyMixin
 
 M = TypeVar("M", bound=nn.Module)

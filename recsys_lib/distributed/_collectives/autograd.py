@@ -17,9 +17,9 @@ from typing import Any, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._awaitable import Awaitable
-from recsys_lib.distributed._codec import QuantizedCommCodec, QuantizedCommCodecs
-from recsys_lib.distributed._collectives import (
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodec, QuantizedCommCodecs
+from recsys_lib.distributed._collectives.primitives import (
     CollectivePolicy,
     Pending,
     all_gather_v,

@@ -16,8 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed._awaitable import Awaitable
-from recsys_lib.distributed._codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed import comm_ops
 
 

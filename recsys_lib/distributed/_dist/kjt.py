@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed._awaitable import Awaitable, NoWait
+from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
