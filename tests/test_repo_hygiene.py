@@ -166,3 +166,19 @@ def test_internal_imports_use_the_owning_module():
                     if o and o != node.module and o not in IMPORT_RULE_EXEMPT_OWNERS:
                         hits.append(f"{module}:{node.lineno}: {a.name} from {node.module} (owner: {o})")
     assert not hits, "import names from the module that defines them, not a face that re-exports them:\n" + "\n".join(hits)
+
+
+def test_private_rooms_have_docstring_only_inits():
+    # A room's __init__ says what it owns and re-exports nothing (no eager import chains that recreate cycles).
+    for init in (PKG / "distributed").glob("_*/__init__.py"):
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        assert ast.get_docstring(tree), f"{init.relative_to(ROOT)} needs a docstring saying what the room owns"
+        extra = [type(n).__name__ for n in tree.body[1:]]
+        assert not extra, f"{init.relative_to(ROOT)} should hold only its docstring, found {extra}"
+
+
+def test_readme_stays_inside_the_repository():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    outside = re.findall(r"\.\./[\w./-]+", readme)
+    assert not outside, f"README points outside the repository: {outside}"
+    assert "docs/architecture.md" in readme
