@@ -6,7 +6,7 @@ Every function issues its collective asynchronously and returns an ``Awaitable``
 is on (the default, ``set_gradient_division``), gradients sent back are divided by the world size,
 matching DDP's averaging of dense gradients.
 
-Where a backend lacks a collective, ``_collectives`` uses a documented fallback with the same
+Where a backend lacks a collective, ``_collectives/primitives`` uses a documented fallback with the same
 result (gloo: reduce-scatter as all-to-all + local sum; unequal all-gather as all-to-all; all-gathers of
 1 MiB or more as one broadcast per rank, see ``AllGatherMode``).
 ``count_collectives(group)`` counts what was issued, for tests.

@@ -2,13 +2,13 @@
 
 The definitions live in small private files, one concept each; this module is the public path:
 
-* ``_enums``: ``ShardingType``, ``ParameterStorage``, ``PipelineType``, ``ComputeKernel``, ``CommOp``, ``EmbeddingEvent``
-* ``_awaitable``: ``Awaitable``, ``NoWait``, ``LazyAwaitable``, ``LazyNoWait``, ``LazyGetItemMixin``, ``GetItemLazyAwaitable``
-* ``_codec``: ``QuantizedCommCodec``, ``NoOpQuantizedCommCodec``, ``QuantizedCommCodecs``
-* ``_plan_types``: ``ParameterSharding``, ``ModuleShardingPlan``, ``EmbeddingModuleShardingPlan``, ``ShardingPlan``,
+* ``_core/enums``: ``ShardingType``, ``ParameterStorage``, ``PipelineType``, ``ComputeKernel``, ``CommOp``, ``EmbeddingEvent``
+* ``_core/awaitable``: ``Awaitable``, ``NoWait``, ``LazyAwaitable``, ``LazyNoWait``, ``LazyGetItemMixin``, ``GetItemLazyAwaitable``
+* ``_collectives/codec``: ``QuantizedCommCodec``, ``NoOpQuantizedCommCodec``, ``QuantizedCommCodecs``
+* ``_core/plan``: ``ParameterSharding``, ``ModuleShardingPlan``, ``EmbeddingModuleShardingPlan``, ``ShardingPlan``,
   ``CacheParams``, ``CacheStatistics``, ``KeyValueParams``
-* ``_env``: ``ShardingEnv``, ``NullShardedModuleContext``, ``NullShardingContext``
-* ``_sharder``: ``ModuleSharder``, ``ShardedModule``, ``ShardingPlanner``, ``get_tensor_size_bytes``, ``rank_device``, ``scope``
+* ``_core/env``: ``ShardingEnv``, ``NullShardedModuleContext``, ``NullShardingContext``
+* ``_core/sharder``: ``ModuleSharder``, ``ShardedModule``, ``ShardingPlanner``, ``get_tensor_size_bytes``, ``rank_device``, ``scope``
 
 Shard metadata are torch's own (``ShardMetadata``, ``EnumerableShardingSpec``, ``ShardedTensor``), so plans and
 sharded state dicts share one vocabulary.
