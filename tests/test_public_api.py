@@ -71,3 +71,75 @@ def test_import_brings_the_distributed_package():
 
     code = "import recsys_lib, sys; assert 'recsys_lib.distributed.model_parallel' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# Public classes report their public path (house style 16): (public module, classes). The module is TorchRec 1.8.0's
+# for the same class (torchrec.X.__module__, renamed); most are defined in private rooms and marked with
+# recsys_lib._public.public_at, the jagged types are defined at the path itself (TorchScript needs that).
+PUBLIC_PATHS = [
+    ("recsys_lib.sparse.jagged_tensor", ["ComputeJTDictToKJT", "ComputeKJTToJTDict", "JaggedTensor", "JaggedTensorMeta",
+                                         "KeyedJaggedTensor", "KeyedTensor"]),
+    ("recsys_lib.distributed.types", [
+        "Awaitable", "CacheParams", "CacheStatistics", "CommOp", "ComputeKernel", "EmbeddingEvent",
+        "EmbeddingModuleShardingPlan", "GetItemLazyAwaitable", "KeyValueParams", "LazyAwaitable", "LazyGetItemMixin",
+        "LazyNoWait", "ModuleSharder", "ModuleShardingPlan", "NoOpQuantizedCommCodec", "NoWait",
+        "NullShardedModuleContext", "NullShardingContext", "ParameterSharding", "ParameterStorage", "PipelineType",
+        "QuantizedCommCodec", "QuantizedCommCodecs", "ShardedModule", "ShardingEnv", "ShardingPlan",
+        "ShardingPlanner", "ShardingType",
+    ]),
+    ("recsys_lib.distributed.comm_ops", [
+        "All2AllDenseInfo", "All2AllPooledInfo", "All2AllSequenceInfo", "All2AllVInfo", "AllGatherBaseInfo",
+        "ReduceScatterBaseInfo", "ReduceScatterInfo", "ReduceScatterVInfo", "Request", "VariableBatchAll2AllPooledInfo",
+    ]),
+    ("recsys_lib.distributed.dist_data", [
+        "EmbeddingsAllToOne", "EmbeddingsAllToOneReduce", "KJTAllToAll", "KJTAllToAllSplitsAwaitable",
+        "KJTAllToAllTensorsAwaitable", "KJTOneToAll", "MergePooledEmbeddingsModule", "PooledEmbeddingsAllGather",
+        "PooledEmbeddingsAllToAll", "PooledEmbeddingsAwaitable", "PooledEmbeddingsReduceScatter",
+        "SeqEmbeddingsAllToOne", "SequenceEmbeddingsAllToAll", "SequenceEmbeddingsAwaitable",
+        "VariableBatchPooledEmbeddingsAllToAll", "VariableBatchPooledEmbeddingsReduceScatter",
+    ]),
+    ("recsys_lib.distributed.batched_embedding_kernel", [
+        "BaseBatchedEmbedding", "BaseBatchedEmbeddingBag", "BatchedDenseEmbedding", "BatchedDenseEmbeddingBag",
+        "BatchedFusedEmbedding", "BatchedFusedEmbeddingBag", "EmbeddingFusedOptimizer",
+    ]),
+    ("recsys_lib.metrics.rec_metric", ["MetricComputationReport", "RecMetricComputation", "RecMetricException"]),
+    ("recsys_lib.models.dlrm", ["DenseArch", "InteractionArch", "InteractionDCNArch", "InteractionProjectionArch",
+                                "OverArch"]),
+    ("recsys_lib.modules.embedding_configs", [
+        "CountBasedEvictionPolicy", "CountTimestampMixedEvictionPolicy", "FeatureL2NormBasedEvictionPolicy",
+        "FeatureScoreBasedEvictionPolicy", "FeatureScoreMapping", "NoEvictionPolicy", "TimestampBasedEvictionPolicy",
+        "VirtualTableEvictionPolicy",
+    ]),
+    ("recsys_lib.datasets.criteo", ["InMemoryBinaryCriteoIterDataPipe"]),
+]
+PUBLIC_CLASSES = [(path, name) for path, names in PUBLIC_PATHS for name in names]
+
+# Public classes still reporting a private module, each with the reason (keep this shrinking).
+PRIVATE_MODULE_PENDING = {
+    "recsys_lib.distributed._embedding_module_bases": "issue 18 part B moves these bases (embedding_types)",
+    "recsys_lib.distributed.planner._hardware": "planner types: set with issue 18 part B (planner/types)",
+}
+
+
+@pytest.mark.parametrize("path,name", PUBLIC_CLASSES, ids=[f"{p}.{n}" for p, n in PUBLIC_CLASSES])
+def test_public_class_reports_its_public_path(path, name):
+    import pickle
+
+    cls = getattr(importlib.import_module(path), name)
+    assert cls.__module__ == path, f"{name}.__module__ is {cls.__module__!r}, expected {path!r}"
+    assert getattr(importlib.import_module(cls.__module__), cls.__qualname__) is cls
+    assert pickle.loads(pickle.dumps(cls)) is cls
+
+
+def test_promised_classes_do_not_report_private_modules():
+    # Every class named in the public-API specs reports a module without a private (_x) part.
+    bad = []
+    for _, module_path, name in NAMES:
+        obj = getattr(importlib.import_module(module_path), name, None)
+        if not inspect.isclass(obj) or not obj.__module__.startswith("recsys_lib"):
+            continue
+        if obj.__module__ in PRIVATE_MODULE_PENDING:
+            continue
+        if any(part.startswith("_") for part in obj.__module__.split(".")):
+            bad.append(f"{module_path}.{name} -> {obj.__module__}")
+    assert not bad, f"public classes reporting a private module (mark them with recsys_lib._public.public_at): {bad}"

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from recsys_lib._public import public_at
 from recsys_lib.datasets._criteo_constants import CAT_FEATURE_COUNT, DEFAULT_CAT_NAMES, INT_FEATURE_COUNT
 from recsys_lib.datasets._npy_io import check_complete, npy_header, read_ranges
 from recsys_lib.datasets._row_ranges import batch_row_spans, rank_row_span
@@ -41,6 +42,7 @@ def np_arrays_to_batch(dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray
     return Batch(dense_features=_as_tensor(dense), sparse_features=kjt, labels=_as_tensor(labels.reshape(-1)))
 
 
+@public_at("recsys_lib.datasets.criteo")
 class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
     """Reads this rank's rows of Criteo ``.npy`` day files into memory and yields ``Batch`` objects.
 

@@ -8,16 +8,11 @@ import importlib
 from typing import Any, Dict, List
 
 from recsys_lib.distributed.comm import get_local_rank, get_local_size  # noqa: F401
-from recsys_lib.distributed.types import (  # noqa: F401
-    Awaitable,
-    ModuleSharder,
-    NoWait,
-    ParameterSharding,
-    ShardedModule,
-    ShardedTensor,
-    ShardingEnv,
-    ShardingPlanner,
-)
+from recsys_lib.distributed._core.awaitable import Awaitable, NoWait  # noqa: F401
+from recsys_lib.distributed._core.env import ShardingEnv  # noqa: F401
+from recsys_lib.distributed._core.plan import ParameterSharding  # noqa: F401
+from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule, ShardingPlanner  # noqa: F401
+from torch.distributed._shard.sharded_tensor import ShardedTensor  # noqa: F401
 from recsys_lib.distributed.utils import get_unsharded_module_names, sharded_model_copy  # noqa: F401
 from recsys_lib.distributed.model_parallel import DistributedModelParallel  # noqa: F401
 

@@ -17,14 +17,10 @@ from typing import Any, Dict, List, Optional, TypeVar
 import torch
 from torch import nn
 
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.enums import ParameterStorage, ShardingType
+from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
 from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, KJTList
-from recsys_lib.distributed.types import (
-    ModuleSharder,
-    ParameterStorage,
-    QuantizedCommCodecs,
-    ShardedModule,
-    ShardingType,
-)
 
 M = TypeVar("M", bound=nn.Module)
 CompIn = TypeVar("CompIn")

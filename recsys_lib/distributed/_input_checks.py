@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from recsys_lib.distributed._dist_kjt import KJTAllToAll
+from recsys_lib.distributed._dist.kjt import KJTAllToAll
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 _NO_LIMIT = 2**62

@@ -1,23 +1,23 @@
 """Batched (table-batched, FBGEMM TBE) embedding kernels: TorchRec's public path.
 
 * pooled: :class:`BaseBatchedEmbeddingBag`, :class:`BatchedFusedEmbeddingBag`, :class:`BatchedDenseEmbeddingBag`
-  (``_batched_pooled.py``)
+  (``_tbe/pooled.py``)
 * sequence: :class:`BaseBatchedEmbedding`, :class:`BatchedFusedEmbedding`, :class:`BatchedDenseEmbedding`
-  (``_batched_sequence.py``; correct on CPU for every kernel, see its module docstring)
-* :class:`EmbeddingFusedOptimizer` (``_fused_optimizer.py``): the keyed view of the in-backward optimizer
+  (``_tbe/sequence.py``; correct on CPU for every kernel, see its module docstring)
+* :class:`EmbeddingFusedOptimizer` (``_tbe/fused_optimizer.py``): the keyed view of the in-backward optimizer
 """
 
-from recsys_lib.distributed._batched_pooled import (  # noqa: F401
+from recsys_lib.distributed._tbe.pooled import (  # noqa: F401
     BaseBatchedEmbeddingBag,
     BatchedDenseEmbeddingBag,
     BatchedFusedEmbeddingBag,
 )
-from recsys_lib.distributed._batched_sequence import (  # noqa: F401
+from recsys_lib.distributed._tbe.sequence import (  # noqa: F401
     BaseBatchedEmbedding,
     BatchedDenseEmbedding,
     BatchedFusedEmbedding,
 )
-from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer  # noqa: F401
+from recsys_lib.distributed._tbe.fused_optimizer import EmbeddingFusedOptimizer  # noqa: F401
 from recsys_lib.distributed.composable.table_batched_embedding_slice import TableBatchedEmbeddingSlice  # noqa: F401
 
 __all__ = [

@@ -6,7 +6,7 @@ Every function issues its collective asynchronously and returns an ``Awaitable``
 is on (the default, ``set_gradient_division``), gradients sent back are divided by the world size,
 matching DDP's averaging of dense gradients.
 
-Where a backend lacks a collective, ``_collectives`` uses a documented fallback with the same
+Where a backend lacks a collective, ``_collectives/primitives`` uses a documented fallback with the same
 result (gloo: reduce-scatter as all-to-all + local sum; unequal all-gather as all-to-all; all-gathers of
 1 MiB or more as one broadcast per rank, see ``AllGatherMode``).
 ``count_collectives(group)`` counts what was issued, for tests.
@@ -20,10 +20,10 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._codec import QuantizedCommCodecs
-from recsys_lib.distributed._collective_counter import CollectiveCounter, count_collectives  # noqa: F401
-from recsys_lib.distributed._collectives import AllGatherMode, CollectivePolicy, ReduceScatterMode  # noqa: F401
-from recsys_lib.distributed._comm_autograd import (  # noqa: F401
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._collectives.counter import CollectiveCounter, count_collectives  # noqa: F401
+from recsys_lib.distributed._collectives.primitives import AllGatherMode, CollectivePolicy, ReduceScatterMode  # noqa: F401
+from recsys_lib.distributed._collectives.autograd import (  # noqa: F401
     AllGatherVOp,
     FlatAllToAllOp,
     PooledAllToAllOp,
@@ -33,7 +33,7 @@ from recsys_lib.distributed._comm_autograd import (  # noqa: F401
     issue,
     permute_segments,
 )
-from recsys_lib.distributed._comm_infos import (  # noqa: F401
+from recsys_lib.distributed._collectives.infos import (  # noqa: F401
     AllGatherBaseInfo,
     All2AllDenseInfo,
     All2AllPooledInfo,

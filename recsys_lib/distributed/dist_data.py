@@ -9,20 +9,20 @@
   ``SeqEmbeddingsAllToOne``, ``MergePooledEmbeddingsModule``
 """
 
-from recsys_lib.distributed._dist_all_to_one import (  # noqa: F401
+from recsys_lib.distributed._dist.all_to_one import (  # noqa: F401
     EmbeddingsAllToOne,
     EmbeddingsAllToOneReduce,
     MergePooledEmbeddingsModule,
     SeqEmbeddingsAllToOne,
 )
-from recsys_lib.distributed._dist_kjt import (  # noqa: F401
+from recsys_lib.distributed._dist.kjt import (  # noqa: F401
     KJTAllToAll,
     KJTAllToAllSplitsAwaitable,
     KJTAllToAllTensorsAwaitable,
     KJTOneToAll,
     kjt_recat,
 )
-from recsys_lib.distributed._dist_pooled import (  # noqa: F401
+from recsys_lib.distributed._dist.pooled import (  # noqa: F401
     PooledEmbeddingsAllGather,
     PooledEmbeddingsAllToAll,
     PooledEmbeddingsAwaitable,
@@ -30,7 +30,7 @@ from recsys_lib.distributed._dist_pooled import (  # noqa: F401
     VariableBatchPooledEmbeddingsAllToAll,
     VariableBatchPooledEmbeddingsReduceScatter,
 )
-from recsys_lib.distributed._dist_sequence import (  # noqa: F401
+from recsys_lib.distributed._dist.sequence import (  # noqa: F401
     SequenceEmbeddingsAllToAll,
     SequenceEmbeddingsAwaitable,
     sequence_recat,

@@ -23,6 +23,10 @@ from typing import Any, Dict, List, Optional, Type
 import torch
 from torch import nn
 
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._sharded_embedding_common import (
     ShardedTablesMixin,
     setup_sharded_module,
@@ -31,7 +35,6 @@ from recsys_lib.distributed._sharded_embedding_common import (
 )
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
-from recsys_lib.distributed.types import Awaitable, LazyAwaitable, ParameterSharding, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingCollection
 from recsys_lib.optim.fused import FusedOptimizerModule

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.distributed import ProcessGroup
 
-from recsys_lib.distributed._batched_pooled import BatchedDenseEmbeddingBag, BatchedFusedEmbeddingBag
-from recsys_lib.distributed._batched_sequence import BatchedDenseEmbedding, BatchedFusedEmbedding
-from recsys_lib.distributed._vbe_layout import merge_groups, transpose
+from recsys_lib.distributed._tbe.pooled import BatchedDenseEmbeddingBag, BatchedFusedEmbeddingBag
+from recsys_lib.distributed._tbe.sequence import BatchedDenseEmbedding, BatchedFusedEmbedding
+from recsys_lib.distributed._dist.vbe_layout import merge_groups, transpose
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import (
     BaseEmbeddingLookup,

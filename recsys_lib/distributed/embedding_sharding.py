@@ -23,7 +23,10 @@ from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar
 import torch
 from torch import nn
 
-from recsys_lib.distributed._grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
 from recsys_lib.distributed.embedding_types import (
     BaseEmbeddingLookup,
     BaseGroupedFeatureProcessor,
@@ -32,10 +35,9 @@ from recsys_lib.distributed.embedding_types import (
     ListOfKJTList,
     ShardedEmbeddingTable,
 )
-from recsys_lib.distributed.types import Awaitable, ParameterSharding, QuantizedCommCodecs
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
-from recsys_lib.streamable import Multistreamable
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+from recsys_lib.streamable import Multistreamable
 
 C = TypeVar("C", bound=Multistreamable)
 F = TypeVar("F", bound=Multistreamable)

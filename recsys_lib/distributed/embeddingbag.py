@@ -18,6 +18,11 @@ from typing import Any, Dict, List, Optional, Tuple, Type
 import torch
 from torch import nn
 
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable, LazyGetItemMixin
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._dist.vbe_layout import split_features
 from recsys_lib.distributed._sharded_embedding_common import (
     ShardedTablesMixin,
     create_sharding_infos,
@@ -26,20 +31,11 @@ from recsys_lib.distributed._sharded_embedding_common import (
     sharded_input_dist,
     sharded_table_configs,
 )
-from recsys_lib.distributed._vbe_layout import split_features
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
 from recsys_lib.distributed.sharding.strategy import strategy_for
-from recsys_lib.distributed.types import (
-    Awaitable,
-    LazyAwaitable,
-    LazyGetItemMixin,
-    ParameterSharding,
-    QuantizedCommCodecs,
-    ShardingEnv,
-)
-from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
 from recsys_lib.modules._lookup import process_pooled_embeddings, reorder_inverse_indices
+from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor

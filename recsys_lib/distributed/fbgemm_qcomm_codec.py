@@ -22,8 +22,8 @@ import torch
 from fbgemm_gpu.quantize_comm import QuantizedCommCodec as FbgemmQuantizedCommCodec
 from fbgemm_gpu.split_embedding_configs import SparseType
 
-from recsys_lib.distributed._codec import QuantizedCommCodecs
-from recsys_lib.distributed._enums import CommOp
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.enums import CommOp
 
 logger = logging.getLogger(__name__)
 

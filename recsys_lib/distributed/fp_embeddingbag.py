@@ -21,18 +21,15 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Type
 import torch
 from torch import nn
 
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
+from recsys_lib.distributed._core.enums import ShardingType
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._core.sharder import ModuleSharder
 from recsys_lib.distributed.embedding_types import KJTList, ShardedEmbeddingModule
 from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionContext, EmbeddingBagCollectionSharder
 from recsys_lib.distributed.grouped_position_weighted import SumGradAcrossRanks, apply_position_weights
-from recsys_lib.distributed.types import (
-    Awaitable,
-    LazyAwaitable,
-    ModuleSharder,
-    ParameterSharding,
-    QuantizedCommCodecs,
-    ShardingEnv,
-    ShardingType,
-)
 from recsys_lib.modules.feature_processor_ import PositionWeightedModule, PositionWeightedModuleCollection
 from recsys_lib.modules.fp_embedding_modules import FeatureProcessedEmbeddingBagCollection
 from recsys_lib.optim.fused import FusedOptimizerModule

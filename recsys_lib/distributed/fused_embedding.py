@@ -8,9 +8,11 @@ from typing import Any, Dict, Optional, Type
 import torch
 from torch import nn
 
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed.embedding import EmbeddingCollectionSharder, ShardedEmbeddingCollection
 from recsys_lib.distributed.fused_embeddingbag import module_fused_params
-from recsys_lib.distributed.types import ParameterSharding, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.modules.fused_embedding_modules import FusedEmbeddingCollection
 
 

@@ -10,9 +10,11 @@ from typing import Any, Dict, List, Optional, Type
 import torch
 from torch import nn
 
-from recsys_lib.distributed.embeddingbag import ShardedEmbeddingBagCollection
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder
-from recsys_lib.distributed.types import ParameterSharding, QuantizedCommCodecs, ShardingEnv
+from recsys_lib.distributed.embeddingbag import ShardedEmbeddingBagCollection
 from recsys_lib.modules.fused_embedding_modules import FusedEmbeddingBagCollection
 
 

@@ -27,9 +27,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
 from recsys_lib.distributed.shard import _shard_modules, default_plan
 from recsys_lib.distributed.sharding_plan import get_default_sharders  # noqa: F401  (TorchRec re-export)
-from recsys_lib.distributed.types import ModuleSharder, ShardedModule, ShardingEnv, ShardingPlan
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.optim.keyed import CombinedOptimizer, KeyedOptimizer
 
@@ -261,7 +263,7 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         if device != self.device:
             copied = copy_to_device(copied, self.device, device)
             copied.device = device
-        from recsys_lib.distributed.batched_embedding_kernel import EmbeddingFusedOptimizer
+        from recsys_lib.distributed._tbe.fused_optimizer import EmbeddingFusedOptimizer
 
         for _, m in sharded_modules(get_unwrapped_module(copied)):
             for k in kernels_of(getattr(m, "_lookups", [])):

@@ -21,14 +21,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed.types import (
-    EmbeddingModuleShardingPlan,
-    ModuleSharder,
-    ModuleShardingPlan,
-    ShardingEnv,
-    ShardingPlan,
-    ShardingPlanner,
-)
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import EmbeddingModuleShardingPlan, ModuleShardingPlan, ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder, ShardingPlanner
 
 
 def default_env() -> ShardingEnv:
@@ -95,7 +90,8 @@ def default_plan(
     With a process group the plan is made on rank 0 and broadcast (``collective_plan``).
     """
     if planner is None:
-        from recsys_lib.distributed.planner import EmbeddingShardingPlanner, Topology
+        from recsys_lib.distributed.planner._hardware import Topology
+        from recsys_lib.distributed.planner.planners import EmbeddingShardingPlanner
 
         planner = EmbeddingShardingPlanner(
             topology=Topology(

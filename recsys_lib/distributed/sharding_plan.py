@@ -23,9 +23,9 @@ from torch import nn
 from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
-from recsys_lib.distributed._enums import ShardingType
-from recsys_lib.distributed._plan_types import EmbeddingModuleShardingPlan, ParameterSharding
-from recsys_lib.distributed._sharder import ModuleSharder, ParameterShardingGenerator
+from recsys_lib.distributed._core.enums import ShardingType
+from recsys_lib.distributed._core.plan import EmbeddingModuleShardingPlan, ParameterSharding
+from recsys_lib.distributed._core.sharder import ModuleSharder, ParameterShardingGenerator
 from recsys_lib.distributed.comm import get_local_size
 from recsys_lib.distributed.sharding.cw_sharding import layout as cw_layout
 from recsys_lib.distributed.sharding.cw_sharding.layout import MIN_CW_DIM  # noqa: F401

@@ -2,13 +2,13 @@
 
 The definitions live in small private files, one concept each; this module is the public path:
 
-* ``_enums``: ``ShardingType``, ``ParameterStorage``, ``PipelineType``, ``ComputeKernel``, ``CommOp``, ``EmbeddingEvent``
-* ``_awaitable``: ``Awaitable``, ``NoWait``, ``LazyAwaitable``, ``LazyNoWait``, ``LazyGetItemMixin``, ``GetItemLazyAwaitable``
-* ``_codec``: ``QuantizedCommCodec``, ``NoOpQuantizedCommCodec``, ``QuantizedCommCodecs``
-* ``_plan_types``: ``ParameterSharding``, ``ModuleShardingPlan``, ``EmbeddingModuleShardingPlan``, ``ShardingPlan``,
+* ``_core/enums``: ``ShardingType``, ``ParameterStorage``, ``PipelineType``, ``ComputeKernel``, ``CommOp``, ``EmbeddingEvent``
+* ``_core/awaitable``: ``Awaitable``, ``NoWait``, ``LazyAwaitable``, ``LazyNoWait``, ``LazyGetItemMixin``, ``GetItemLazyAwaitable``
+* ``_collectives/codec``: ``QuantizedCommCodec``, ``NoOpQuantizedCommCodec``, ``QuantizedCommCodecs``
+* ``_core/plan``: ``ParameterSharding``, ``ModuleShardingPlan``, ``EmbeddingModuleShardingPlan``, ``ShardingPlan``,
   ``CacheParams``, ``CacheStatistics``, ``KeyValueParams``
-* ``_env``: ``ShardingEnv``, ``NullShardedModuleContext``, ``NullShardingContext``
-* ``_sharder``: ``ModuleSharder``, ``ShardedModule``, ``ShardingPlanner``, ``get_tensor_size_bytes``, ``rank_device``, ``scope``
+* ``_core/env``: ``ShardingEnv``, ``NullShardedModuleContext``, ``NullShardingContext``
+* ``_core/sharder``: ``ModuleSharder``, ``ShardedModule``, ``ShardingPlanner``, ``get_tensor_size_bytes``, ``rank_device``, ``scope``
 
 Shard metadata are torch's own (``ShardMetadata``, ``EnumerableShardingSpec``, ``ShardedTensor``), so plans and
 sharded state dicts share one vocabulary.
@@ -28,7 +28,7 @@ from torch.distributed._shard.sharded_tensor import (  # noqa: F401
 )
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec, ShardingSpec  # noqa: F401
 
-from recsys_lib.distributed._awaitable import (  # noqa: F401
+from recsys_lib.distributed._core.awaitable import (  # noqa: F401
     Awaitable,
     GetItemLazyAwaitable,
     LazyAwaitable,
@@ -36,13 +36,13 @@ from recsys_lib.distributed._awaitable import (  # noqa: F401
     LazyNoWait,
     NoWait,
 )
-from recsys_lib.distributed._codec import (  # noqa: F401
+from recsys_lib.distributed._collectives.codec import (  # noqa: F401
     NoOpQuantizedCommCodec,
     QuantizationContext,
     QuantizedCommCodec,
     QuantizedCommCodecs,
 )
-from recsys_lib.distributed._enums import (  # noqa: F401
+from recsys_lib.distributed._core.enums import (  # noqa: F401
     CommOp,
     ComputeKernel,
     EmbeddingEvent,
@@ -50,8 +50,8 @@ from recsys_lib.distributed._enums import (  # noqa: F401
     PipelineType,
     ShardingType,
 )
-from recsys_lib.distributed._env import NullShardedModuleContext, NullShardingContext, ShardingEnv  # noqa: F401
-from recsys_lib.distributed._plan_types import (  # noqa: F401
+from recsys_lib.distributed._core.env import NullShardedModuleContext, NullShardingContext, ShardingEnv  # noqa: F401
+from recsys_lib.distributed._core.plan import (  # noqa: F401
     CacheParams,
     CacheStatistics,
     EmbeddingModuleShardingPlan,
@@ -60,7 +60,7 @@ from recsys_lib.distributed._plan_types import (  # noqa: F401
     ParameterSharding,
     ShardingPlan,
 )
-from recsys_lib.distributed._sharder import (  # noqa: F401
+from recsys_lib.distributed._core.sharder import (  # noqa: F401
     ModuleSharder,
     ParameterShardingGenerator,
     ShardedModule,

@@ -11,9 +11,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed._shard.sharded_tensor import ShardedTensor
 
-from recsys_lib.distributed._enums import EmbeddingEvent
-from recsys_lib.distributed._plan_types import ParameterSharding
-from recsys_lib.distributed._sharder import ShardedModule
+from recsys_lib.distributed._core.enums import EmbeddingEvent
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._core.sharder import ShardedModule
 from recsys_lib.optim._emb_opt_type import optimizer_type_to_emb_opt_type  # noqa: F401
 from recsys_lib.types import CopyMixIn, DataType
 
@@ -94,7 +94,7 @@ def sharded_model_copy(device: Optional[torch.device]) -> Iterator[None]:
     try:
         patch(torch.Tensor, tensor_copy)
         patch(nn.Parameter, tensor_copy)
-        from recsys_lib.distributed._awaitable import Awaitable
+        from recsys_lib.distributed._core.awaitable import Awaitable
 
         patch(Awaitable, shared)
         try:

@@ -26,11 +26,10 @@ from recsys_lib.metrics.metrics_namespace import (  # noqa: F401
     MetricNamespace,
     MetricPrefix,
 )
-from recsys_lib.metrics.rec_metric import (  # noqa: F401
+from recsys_lib.metrics._computation import (  # noqa: F401
     MetricComputationReport,
-    RecMetric,
     RecMetricComputation,
     RecMetricException,
-    RecMetricList,
 )
+from recsys_lib.metrics.rec_metric import RecMetric, RecMetricList  # noqa: F401
 from recsys_lib.metrics.throughput import ThroughputMetric  # noqa: F401

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import torch
 
-from recsys_lib.metrics.rec_metric import RecMetricComputation
+from recsys_lib.metrics._computation import RecMetricComputation
 
 _BUFFERS = ("predictions", "labels", "weights")
 

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torchmetrics
 
+from recsys_lib._public import public_at
 from recsys_lib.metrics._window import WindowBuffer
 from recsys_lib.metrics.metrics_config import RecComputeMode
 from recsys_lib.metrics.metrics_namespace import MetricNameBase, MetricPrefix
@@ -20,6 +21,7 @@ from recsys_lib.metrics.metrics_namespace import MetricNameBase, MetricPrefix
 _TORCHMETRICS_KWARGS = ("dist_sync_fn", "distributed_available_fn", "compute_on_cpu")
 
 
+@public_at("recsys_lib.metrics.rec_metric")
 class RecMetricException(Exception):
     pass
 
@@ -31,6 +33,7 @@ def safe_ratio(num: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+@public_at("recsys_lib.metrics.rec_metric")
 class MetricComputationReport:
     """One metric value: ``value`` has shape ``(n_tasks,)`` of the computation that made it."""
 
@@ -40,6 +43,7 @@ class MetricComputationReport:
     description: Optional[str] = None
 
 
+@public_at("recsys_lib.metrics.rec_metric")
 class RecMetricComputation(torchmetrics.Metric, abc.ABC):
     """States and math of one metric for ``n_tasks`` tasks (states have shape ``(n_tasks,)``).
 

@@ -13,9 +13,10 @@ from typing import List
 import torch
 
 from recsys_lib.metrics._buffered import BufferedWindowComputation
+from recsys_lib.metrics._computation import MetricComputationReport
 from recsys_lib.metrics.auc import _sorted_curve
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 def _auprc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,9 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 def compute_calibration(calibration_num: torch.Tensor, calibration_denom: torch.Tensor) -> torch.Tensor:

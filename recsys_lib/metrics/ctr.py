@@ -6,8 +6,9 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from recsys_lib.metrics._computation import safe_ratio
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 def compute_ctr(ctr_num: torch.Tensor, ctr_denom: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,11 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
 from recsys_lib.metrics._computation import safe_ratio
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
 from recsys_lib.metrics.precision import compute_true_pos_sum
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 def compute_recall(num_true_positives: torch.Tensor, num_false_negatives: torch.Tensor) -> torch.Tensor:

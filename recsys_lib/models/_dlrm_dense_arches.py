@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
+from recsys_lib._public import public_at
 from recsys_lib.modules.mlp import MLP
 
 try:  # data-dependent input checks are skipped while torch.fx records a graph
@@ -63,6 +64,7 @@ def _maybe_check(dense_features: torch.Tensor, sparse_features: torch.Tensor, nu
         _check_interaction_inputs(dense_features, sparse_features, num_sparse)
 
 
+@public_at("recsys_lib.models.dlrm")
 class DenseArch(nn.Module):
     """Bottom MLP over the dense features (ReLU after every layer).
 
@@ -86,6 +88,7 @@ class DenseArch(nn.Module):
         return self.model(features)
 
 
+@public_at("recsys_lib.models.dlrm")
 class InteractionArch(nn.Module):
     """Pairwise dot products between the dense output and every sparse embedding.
 
@@ -130,6 +133,7 @@ class InteractionArch(nn.Module):
         return torch.cat((dense_features, flat), dim=1)
 
 
+@public_at("recsys_lib.models.dlrm")
 class InteractionDCNArch(nn.Module):
     """Feeds ``cat(dense, sparse)`` flattened to ``(B, (F + 1) * D)`` through a cross network.
 
@@ -159,6 +163,7 @@ class InteractionDCNArch(nn.Module):
         return self.crossnet(combined)
 
 
+@public_at("recsys_lib.models.dlrm")
 class InteractionProjectionArch(nn.Module):
     """Projects ``cat(dense, sparse)`` twice and takes all dot products between the projections.
 
@@ -202,6 +207,7 @@ class InteractionProjectionArch(nn.Module):
         return torch.cat((dense_features, interactions.flatten(1)), dim=1)
 
 
+@public_at("recsys_lib.models.dlrm")
 class OverArch(nn.Module):
     """Top MLP: ReLU layers ``layer_sizes[:-1]`` then a plain linear layer to ``layer_sizes[-1]``.
 

@@ -7,8 +7,11 @@ kernels: the single-device modules and the CPU sharders ignore them.
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from recsys_lib._public import public_at
+
 
 @dataclass
+@public_at("recsys_lib.modules.embedding_configs")
 class VirtualTableEvictionPolicy:
     """Base class of the eviction policies of a virtual (KV-backed) table.
 
@@ -34,11 +37,13 @@ class VirtualTableEvictionPolicy:
 
 
 @dataclass
+@public_at("recsys_lib.modules.embedding_configs")
 class NoEvictionPolicy(VirtualTableEvictionPolicy):
     """Never evict."""
 
 
 @dataclass
+@public_at("recsys_lib.modules.embedding_configs")
 class CountBasedEvictionPolicy(VirtualTableEvictionPolicy):
     """Evict rows whose decayed access count falls below ``eviction_threshold``."""
 
@@ -47,11 +52,13 @@ class CountBasedEvictionPolicy(VirtualTableEvictionPolicy):
 
 
 @dataclass
+@public_at("recsys_lib.modules.embedding_configs")
 class TimestampBasedEvictionPolicy(VirtualTableEvictionPolicy):
     """Evict rows not accessed within ``eviction_ttl_mins`` minutes."""
 
 
 @dataclass
+@public_at("recsys_lib.modules.embedding_configs")
 class CountTimestampMixedEvictionPolicy(VirtualTableEvictionPolicy):
     """Evict rows that are both rarely used (count) and old (timestamp)."""
 
@@ -60,6 +67,7 @@ class CountTimestampMixedEvictionPolicy(VirtualTableEvictionPolicy):
 
 
 @dataclass
+@public_at("recsys_lib.modules.embedding_configs")
 class FeatureL2NormBasedEvictionPolicy(VirtualTableEvictionPolicy):
     """Evict rows whose L2 norm falls below ``eviction_threshold``."""
 
@@ -67,6 +75,7 @@ class FeatureL2NormBasedEvictionPolicy(VirtualTableEvictionPolicy):
 
 
 @dataclass
+@public_at("recsys_lib.modules.embedding_configs")
 class FeatureScoreMapping:
     """Per-feature score used by :class:`FeatureScoreBasedEvictionPolicy`."""
 
@@ -75,6 +84,7 @@ class FeatureScoreMapping:
 
 
 @dataclass
+@public_at("recsys_lib.modules.embedding_configs")
 class FeatureScoreBasedEvictionPolicy(VirtualTableEvictionPolicy):
     """Evict rows whose feature score falls below a per-feature threshold."""
 

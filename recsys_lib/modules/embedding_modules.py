@@ -33,7 +33,6 @@ from recsys_lib.modules._lookup import (  # noqa: F401  (the helpers are public 
 )
 from recsys_lib.modules.embedding_configs import (
     BaseEmbeddingConfig,
-    DataType,
     EmbeddingBagConfig,
     EmbeddingConfig,
     PoolingType,
@@ -42,6 +41,7 @@ from recsys_lib.modules.embedding_configs import (
     validate_table_names,
 )
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
+from recsys_lib.types import DataType
 
 _FLOAT_TYPES = (DataType.FP32, DataType.FP16, DataType.BF16)
 

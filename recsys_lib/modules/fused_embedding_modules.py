@@ -28,6 +28,7 @@ from recsys_lib.modules._feature_layout import (
     embedding_names_by_table,
     table_feature_names,
 )
+from recsys_lib.modules._lookup import process_pooled_embeddings, reorder_inverse_indices
 from recsys_lib.modules._tbe import (
     TBEFusedOptimizer,
     build_tbe,
@@ -48,8 +49,6 @@ from recsys_lib.modules.embedding_modules import (
     EmbeddingCollection,
     EmbeddingCollectionInterface,
     _check_float_tables,
-    process_pooled_embeddings,
-    reorder_inverse_indices,
 )
 from recsys_lib.ops.pad_batch import pad_to_uniform_batch
 from recsys_lib.optim.keyed import KeyedOptimizer

@@ -13,7 +13,6 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from recsys_lib.ops.segment import segment_sum_csr_reference
-from recsys_lib.sparse._jagged import JaggedTensor, trusted_jt
 
 
 def stride_per_key_from_rank(stride_per_key_per_rank: List[List[int]]) -> List[int]:
@@ -39,49 +38,6 @@ def compute_length_per_key(
         return [0] * num_keys
     per_key: List[int] = _per_key_sums(lengths, num_keys, stride_per_key).tolist()
     return per_key
-
-
-def jt_dict_from_parts(
-    keys: List[str],
-    values: torch.Tensor,
-    weights: Optional[torch.Tensor],
-    lengths: torch.Tensor,
-    length_per_key: List[int],
-    stride_per_key: Optional[List[int]],
-    compute_offsets: bool,
-) -> Dict[str, JaggedTensor]:
-    """Per-key JTs as views of the KJT's tensors; offsets (rebased to 0) computed in one batched cumsum."""
-    num_keys = len(keys)
-    out: Dict[str, JaggedTensor] = {}
-    if num_keys == 0:
-        return out  # no keys: nothing to view (and lengths.view(0, -1) would be ambiguous)
-    values_list = values.split_with_sizes(length_per_key)
-    weights_list: Optional[List[torch.Tensor]] = None
-    if weights is not None:
-        weights_list = list(weights.split_with_sizes(length_per_key))
-    offsets_list: Optional[List[torch.Tensor]] = None
-    if stride_per_key is None:
-        lengths_2d = lengths.view(num_keys, -1)
-        lengths_list = list(lengths_2d.unbind(0))
-        if compute_offsets:
-            offsets_2d = torch.zeros(
-                (num_keys, lengths_2d.size(1) + 1), dtype=lengths.dtype, device=lengths.device
-            )
-            torch.cumsum(lengths_2d, 1, out=offsets_2d[:, 1:])
-            offsets_list = list(offsets_2d.unbind(0))
-    else:
-        lengths_list = list(lengths.view(-1).split_with_sizes(stride_per_key))
-        if compute_offsets:
-            offsets_list = [torch.cat([l.new_zeros(1), l.cumsum(0).to(l.dtype)]) for l in lengths_list]
-    for i in range(num_keys):
-        w: Optional[torch.Tensor] = None
-        if weights_list is not None:
-            w = weights_list[i]
-        o: Optional[torch.Tensor] = None
-        if offsets_list is not None:
-            o = offsets_list[i]
-        out[keys[i]] = trusted_jt(values_list[i], w, lengths_list[i], o)
-    return out
 
 
 def concat_optional(parts: List[Optional[torch.Tensor]], what: str) -> Optional[torch.Tensor]:

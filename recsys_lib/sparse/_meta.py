@@ -11,7 +11,10 @@ from typing import Any
 from torch.fx import _symbolic_trace
 from torch.fx._symbolic_trace import ProxyableClassMeta
 
+from recsys_lib._public import public_at
 
+
+@public_at("recsys_lib.sparse.jagged_tensor")
 class JaggedTensorMeta(abc.ABCMeta, ProxyableClassMeta):
     """``ABCMeta`` (for the ``Pipelineable`` contract) combined with fx's ``ProxyableClassMeta``."""
 

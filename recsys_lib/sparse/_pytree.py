@@ -8,9 +8,8 @@ from typing import Any, List, Optional, Tuple
 import torch
 import torch.utils._pytree as pytree
 
-from recsys_lib.sparse._jagged import JaggedTensor
-from recsys_lib.sparse._keyed_jagged import KeyedJaggedTensor
-from recsys_lib.sparse._keyed_tensor import KeyedTensor
+# Imported by jagged_tensor after its classes are defined (this module completes that one's import).
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
 
 _JT_FIELDS = ["_values", "_weights", "_lengths", "_offsets"]
 _KJT_FIELDS = ["_values", "_weights", "_lengths", "_offsets"]

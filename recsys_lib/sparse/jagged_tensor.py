@@ -1,8 +1,8 @@
 """Public import path of the sparse types (``torchrec.sparse.jagged_tensor``).
 
-The code lives in private siblings, one concept each: ``_jagged`` (JaggedTensor), ``_keyed_jagged`` (KJT) with its
-helpers ``_kjt_ops`` / ``_kjt_dist`` / ``_kjt_checks``, ``_keyed_tensor`` (KeyedTensor and regrouping),
-``_compare``, ``_pytree``, ``_modules``; kernels in ``recsys_lib/ops``.
+The three jagged classes are defined here, at their public path (TorchScript compiles a class from the source file
+its ``__module__`` names, and pickles and error messages show it). Their pure helpers live in private siblings:
+``_kjt_ops`` / ``_kjt_dist`` / ``_kjt_checks`` (KJT), ``_checks``, ``_pytree``; kernels in ``recsys_lib/ops``.
 
 Input checks and host syncs:
 
@@ -25,15 +25,1268 @@ where                                   checks                                  
 Under TorchScript the Python-side checks are skipped.
 """
 
+from typing import Dict, List, Optional, Tuple, Union
+
 import torch
 
-from recsys_lib.sparse._compare import jt_is_equal, kjt_is_equal
-from recsys_lib.sparse._jagged import JaggedTensor
-from recsys_lib.sparse._keyed_jagged import KeyedJaggedTensor
-from recsys_lib.sparse._keyed_tensor import KeyedTensor, permute_multi_embedding, regroup_kts
+from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
+from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
+from recsys_lib.ops.permute import permute_rows_by_sizes, permute_segments
+from recsys_lib.ops.regroup import plan_regroup, regroup_slices
+from recsys_lib.sparse import _kjt_ops as ops
+from recsys_lib.sparse._checks import check_jagged_parts, check_keys
+from recsys_lib.sparse._errors import UnknownKeyError
+from recsys_lib.sparse._kjt_checks import check_kjt_layout, check_lengths_sum
+from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._meta import JaggedTensorMeta
-from recsys_lib.sparse._modules import ComputeJTDictToKJT, ComputeKJTToJTDict
-from recsys_lib.sparse._pytree import flatten_kjt_list, register_pytree_nodes, unflatten_kjt_list
+from recsys_lib.sparse._utils import cumsum_list, optional_to
+from recsys_lib.streamable import Pipelineable
+
+# ---------------------------------------------------------------------------------------------------------------
+# JaggedTensor
+# ---------------------------------------------------------------------------------------------------------------
+# ``JaggedTensor``: one jagged dimension (a batch of variable-length bags).
+#
+# ::
+#
+#     lengths = [2, 0, 1]          b0: [a, b]
+#     offsets = [0, 2, 2, 3]       b1: []
+#     values  = [a, b, c]          b2: [c]
+#     # values: (N,) or (N, D)   lengths: (B,)   offsets: (B+1,)   weights: (N,) optional
+
+class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
+    """A batch of variable-length bags with optional per-value weights.
+
+    Args:
+        values (Tensor): all bags concatenated, (N,) or (N, D).
+        weights (Optional[Tensor]): one weight per value, (N,).
+        lengths (Optional[Tensor]): bag sizes, (B,). One of ``lengths`` / ``offsets`` is required.
+        offsets (Optional[Tensor]): ``[0, cumsum(lengths)]``, (B+1,).
+
+    Example::
+
+        jt = JaggedTensor(values=torch.tensor([1, 2, 3, 4]), lengths=torch.tensor([1, 3]), weights=None, offsets=None)
+        jt.to_padded_dense(desired_length=2)  # tensor([[1, 0], [2, 3]])
+    """
+
+    def __init__(
+        self,
+        values: torch.Tensor,
+        weights: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
+        offsets: Optional[torch.Tensor] = None,
+    ) -> None:
+        if not torch.jit.is_scripting():
+            check_jagged_parts("JaggedTensor", values, weights, lengths, offsets)
+        if lengths is None and offsets is None:
+            raise ValueError("JaggedTensor: one of lengths or offsets is required")
+        self._values: torch.Tensor = values
+        self._weights: Optional[torch.Tensor] = weights
+        self._lengths: Optional[torch.Tensor] = lengths
+        self._offsets: Optional[torch.Tensor] = offsets
+
+    # ----- constructors -----
+    @staticmethod
+    def empty(
+        is_weighted: bool = False,
+        device: Optional[torch.device] = None,
+        values_dtype: Optional[torch.dtype] = None,
+        weights_dtype: Optional[torch.dtype] = None,
+        lengths_dtype: torch.dtype = torch.int32,
+    ) -> "JaggedTensor":
+        weights = torch.empty(0, dtype=weights_dtype, device=device) if is_weighted else None
+        return JaggedTensor(
+            values=torch.empty(0, dtype=values_dtype, device=device),
+            offsets=torch.zeros(1, dtype=lengths_dtype, device=device),
+            lengths=torch.empty(0, dtype=lengths_dtype, device=device),
+            weights=weights,
+        )
+
+    @staticmethod
+    def empty_like(jt: "JaggedTensor", device: Optional[torch.device] = None) -> "JaggedTensor":
+        dev = jt.device() if device is None else device
+        w = jt.weights_or_none()
+        return JaggedTensor.empty(
+            is_weighted=w is not None,
+            device=dev,
+            values_dtype=jt.values().dtype,
+            weights_dtype=None if w is None else w.dtype,
+            lengths_dtype=jt.lengths().dtype,
+        )
+
+    @staticmethod
+    def from_dense_lengths(
+        values: torch.Tensor, lengths: torch.Tensor, weights: Optional[torch.Tensor] = None
+    ) -> "JaggedTensor":
+        """From a padded (B, L[, D]) tensor and the valid length of each row (B,)."""
+        mask = torch.arange(values.size(1), device=values.device).unsqueeze(0) < lengths.view(-1, 1)
+        w: Optional[torch.Tensor] = None
+        if weights is not None:
+            w = weights[mask]
+        return JaggedTensor(values=values[mask], lengths=lengths, weights=w, offsets=None)
+
+    @staticmethod
+    def from_dense(values: List[torch.Tensor], weights: Optional[List[torch.Tensor]] = None) -> "JaggedTensor":
+        """From a list of B tensors, one bag each."""
+        lengths = torch.tensor([v.size(0) for v in values], dtype=torch.int32, device=values[0].device)
+        w: Optional[torch.Tensor] = None
+        if weights is not None:
+            w = torch.cat(weights)
+        return JaggedTensor(values=torch.cat(values), lengths=lengths, weights=w, offsets=None)
+
+    # ----- accessors -----
+    def values(self) -> torch.Tensor:
+        return self._values
+
+    def weights(self) -> torch.Tensor:
+        w = self._weights
+        if w is None:
+            raise ValueError("JaggedTensor has no weights (use weights_or_none())")
+        return w
+
+    def weights_or_none(self) -> Optional[torch.Tensor]:
+        return self._weights
+
+    def lengths(self) -> torch.Tensor:
+        lengths = self._lengths
+        if lengths is None:
+            offsets = self._offsets
+            assert offsets is not None
+            lengths = lengths_from_offsets(offsets)
+            self._lengths = lengths
+        return lengths
+
+    def lengths_or_none(self) -> Optional[torch.Tensor]:
+        return self._lengths
+
+    def offsets(self) -> torch.Tensor:
+        offsets = self._offsets
+        if offsets is None:
+            lengths = self._lengths
+            assert lengths is not None
+            offsets = complete_cumsum(lengths)
+            self._offsets = offsets
+        return offsets
+
+    def offsets_or_none(self) -> Optional[torch.Tensor]:
+        return self._offsets
+
+    def device(self) -> torch.device:
+        return self._values.device
+
+    # ----- conversions -----
+    def to_dense(self) -> List[torch.Tensor]:
+        """One tensor per bag (host sync: reads the lengths)."""
+        sizes: List[int] = self.lengths().tolist()
+        return list(torch.split(self._values, sizes))
+
+    def to_dense_weights(self) -> Optional[List[torch.Tensor]]:
+        w = self._weights
+        if w is None:
+            return None
+        sizes: List[int] = self.lengths().tolist()
+        return list(torch.split(w, sizes))
+
+    def to_padded_dense(self, desired_length: Optional[int] = None, padding_value: float = 0.0) -> torch.Tensor:
+        """(B, L[, D]) padded with ``padding_value``; rows longer than ``desired_length`` are truncated.
+
+        ``desired_length=None`` pads to the longest bag (host sync).
+        """
+        return _padded(self._values, self.lengths(), self._offsets, desired_length, padding_value)
+
+    def to_padded_dense_weights(
+        self, desired_length: Optional[int] = None, padding_value: float = 0.0
+    ) -> Optional[torch.Tensor]:
+        w = self._weights
+        if w is None:
+            return None
+        return _padded(w, self.lengths(), self._offsets, desired_length, padding_value)
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> "JaggedTensor":
+        return JaggedTensor(
+            values=self._values.to(device, non_blocking=non_blocking),
+            weights=optional_to(self._weights, device, non_blocking),
+            lengths=optional_to(self._lengths, device, non_blocking),
+            offsets=optional_to(self._offsets, device, non_blocking),
+        )
+
+    @torch.jit.unused
+    def record_stream(self, stream: torch.Stream) -> None:
+        for t in (self._values, self._weights, self._lengths, self._offsets):
+            if t is not None:
+                t.record_stream(stream)
+
+    @torch.jit.unused
+    def copy_(self, src: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
+        """Copy ``src``'s tensors into this JT's tensors in place (same shapes; e.g. into pinned buffers)."""
+        _copy_parts(self, src, non_blocking)
+        return self
+
+    def size_in_bytes(self) -> int:
+        total = self._values.numel() * self._values.element_size()
+        for t in (self._weights, self._lengths, self._offsets):
+            if t is not None:
+                total += t.numel() * t.element_size()
+        return total
+
+    @torch.jit.unused
+    def __str__(self) -> str:
+        w = "" if self._weights is None else f", weights={self._weights}"
+        return f"JaggedTensor(values={self._values}, lengths={self.lengths()}{w}, weights=None, offsets=None)"
+
+
+def _padded(
+    data: torch.Tensor,
+    lengths: torch.Tensor,
+    offsets: Optional[torch.Tensor],
+    desired_length: Optional[int],
+    padding_value: float,
+) -> torch.Tensor:
+    longest: Optional[int] = None
+    if desired_length is None:
+        longest = int(lengths.max().item()) if lengths.numel() > 0 else 0
+        width = longest
+    else:
+        if desired_length < 0:
+            raise ValueError(f"to_padded_dense: desired_length must be >= 0, got {desired_length}")
+        width = desired_length
+    return jagged_to_padded_dense(data, lengths, offsets, width, padding_value, longest)
+
+
+def jt_is_equal(jt_1: "JaggedTensor", jt_2: "JaggedTensor") -> bool:
+    """True when both JTs hold the same values, lengths and weights (offsets derived)."""
+    if not isinstance(jt_1, JaggedTensor) or not isinstance(jt_2, JaggedTensor):
+        return False
+    if not _opt_equal(jt_1.weights_or_none(), jt_2.weights_or_none()):
+        return False
+    return _same(jt_1.values(), jt_2.values()) and _same(jt_1.lengths(), jt_2.lengths())
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.equal(a, b.to(a.dtype)))
+
+
+def _opt_equal(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return _same(a, b)
+
+
+def jt_dict_is_equal(d1: Dict[str, JaggedTensor], d2: Dict[str, JaggedTensor]) -> bool:
+    if list(d1.keys()) != list(d2.keys()):
+        return False
+    for k in d1.keys():
+        if not jt_is_equal(d1[k], d2[k]):
+            return False
+    return True
+
+
+def trusted_jt(
+    values: torch.Tensor, weights: Optional[torch.Tensor], lengths: torch.Tensor, offsets: Optional[torch.Tensor]
+) -> JaggedTensor:
+    """A JT made of views of a valid KJT (``to_dict``/``__getitem__``): the input checks are skipped in eager mode."""
+    if not torch.jit.is_scripting():
+        jt = object.__new__(JaggedTensor)
+        jt.__dict__.update(_values=values, _weights=weights, _lengths=lengths, _offsets=offsets)
+        return jt
+    return JaggedTensor(values=values, weights=weights, lengths=lengths, offsets=offsets)
+
+
+def _copy_parts(dst: object, src: object, non_blocking: bool) -> None:
+    """In-place copy of the tensors of one jagged object into another of the same layout (eager only)."""
+    for name in ("_values", "_weights", "_lengths", "_offsets"):
+        d, s_ = getattr(dst, name), getattr(src, name)
+        if (d is None) != (s_ is None):
+            raise ValueError(f"copy_: {name[1:]} is present in only one of the two objects")
+        if d is not None:
+            if d.shape != s_.shape:
+                raise ValueError(f"copy_: {name[1:]} shapes differ: {tuple(d.shape)} vs {tuple(s_.shape)}")
+            d.copy_(s_, non_blocking=non_blocking)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# KeyedJaggedTensor
+# ---------------------------------------------------------------------------------------------------------------
+# ``KeyedJaggedTensor``: a batch of jagged features, one jagged dimension per key, stored key-major.
+#
+# ::
+#
+#     keys = ["f1", "f2"], stride (B) = 3
+#               b0      b1    b2
+#       f1   [1, 2]    []    [3]
+#       f2   [4]       [5]   [6, 7]
+#     lengths = [2, 0, 1, 1, 1, 2]       # (F*B,)
+#     values  = [1, 2, 3, 4, 5, 6, 7]    # (sum(L),)
+#     offsets = [0, 2, 2, 3, 4, 5, 7]    # (F*B+1,)
+#
+# Variable batch per key (VBE): ``stride_per_key_per_rank[f][r]`` is the batch of key ``f`` from rank ``r``;
+# lengths then hold ``sum_r stride_per_key_per_rank[f][r]`` entries for key ``f``.
+#
+# Host-side caches (TorchRec's names): ``_length_per_key``, ``_offset_per_key``, ``_index_per_key``, ``_jt_dict``,
+# ``_lengths_offset_per_key``, ``_stride_per_key``. ``sync()`` fills the per-key lengths (one host sync),
+# ``unsync()`` drops the caches. Host syncs happen only in: ``sync``/``*_sync`` constructors, ``length_per_key``,
+# ``offset_per_key`` and what needs them (``__getitem__``, ``to_dict``, ``split``, ``permute``, ``dist_splits``) when
+# the cache is empty, ``dist_init`` (VBE strides, and the recat sizes), and ``to_padded_dense`` without
+# ``desired_length``. The constructor checks read only shapes and dtypes: no sync.
+
+class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
+    """Keyed batch of jagged features (the input of every embedding module).
+
+    Args:
+        keys (List[str]): feature names, ``F`` of them.
+        values (Tensor): ids of every (key, sample) bag, key-major, (sum(L),).
+        weights (Optional[Tensor]): one weight per value, (sum(L),).
+        lengths (Optional[Tensor]): bag sizes, key-major, (F*B,). One of lengths/offsets is required.
+        offsets (Optional[Tensor]): ``[0, cumsum(lengths)]``, (F*B+1,).
+        stride (Optional[int]): batch size ``B``; default ``lengths.numel() // F``.
+        stride_per_key_per_rank (Optional[List[List[int]]]): VBE batch sizes ``[F][W]``.
+        stride_per_key, length_per_key, lengths_offset_per_key, offset_per_key, index_per_key, jt_dict:
+            precomputed caches (trusted, not checked).
+        inverse_indices (Optional[Tuple[List[str], Tensor]]): VBE keys and (F, B) indices expanding each key's
+            deduplicated batch back to the full batch.
+
+    Example::
+
+        kjt = KeyedJaggedTensor.from_lengths_sync(
+            keys=["f1", "f2"], values=torch.arange(1, 8), lengths=torch.tensor([2, 0, 1, 1, 1, 2]))
+        kjt["f2"].values()  # tensor([4, 5, 6, 7])
+    """
+
+    def __init__(
+        self,
+        keys: List[str],
+        values: torch.Tensor,
+        weights: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
+        offsets: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None,
+        stride_per_key_per_rank: Optional[Union[List[List[int]], torch.Tensor]] = None,
+        stride_per_key: Optional[List[int]] = None,
+        length_per_key: Optional[List[int]] = None,
+        lengths_offset_per_key: Optional[List[int]] = None,
+        offset_per_key: Optional[List[int]] = None,
+        index_per_key: Optional[Dict[str, int]] = None,
+        jt_dict: Optional[Dict[str, JaggedTensor]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+    ) -> None:
+        spkpr: Optional[List[List[int]]] = None
+        if stride_per_key_per_rank is not None:
+            if isinstance(stride_per_key_per_rank, torch.Tensor):
+                as_list: List[List[int]] = stride_per_key_per_rank.tolist()
+                spkpr = as_list
+            else:
+                spkpr = stride_per_key_per_rank
+        if not torch.jit.is_scripting():
+            keys = check_keys("KeyedJaggedTensor", keys)
+            check_jagged_parts("KeyedJaggedTensor", values, weights, lengths, offsets)
+            check_kjt_layout(keys, values, lengths, offsets, stride, spkpr)
+        if lengths is None and offsets is None:
+            raise ValueError("KeyedJaggedTensor: one of lengths or offsets is required")
+        self._keys: List[str] = keys
+        self._values: torch.Tensor = values
+        self._weights: Optional[torch.Tensor] = weights
+        self._lengths: Optional[torch.Tensor] = lengths
+        self._offsets: Optional[torch.Tensor] = offsets
+        self._stride: Optional[int] = stride
+        self._stride_per_key_per_rank: Optional[List[List[int]]] = spkpr
+        self._variable_stride_per_key: bool = spkpr is not None
+        if spkpr is not None and stride_per_key is None:
+            stride_per_key = ops.stride_per_key_from_rank(spkpr)
+        self._stride_per_key: Optional[List[int]] = stride_per_key
+        self._length_per_key: Optional[List[int]] = length_per_key
+        self._offset_per_key: Optional[List[int]] = offset_per_key
+        self._lengths_offset_per_key: Optional[List[int]] = lengths_offset_per_key
+        self._index_per_key: Optional[Dict[str, int]] = index_per_key
+        self._jt_dict: Optional[Dict[str, JaggedTensor]] = jt_dict
+        self._inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = inverse_indices
+
+    # ----- constructors -----
+    @staticmethod
+    def from_offsets_sync(
+        keys: List[str],
+        values: torch.Tensor,
+        offsets: torch.Tensor,
+        weights: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None,
+        stride_per_key_per_rank: Optional[List[List[int]]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+    ) -> "KeyedJaggedTensor":
+        kjt = KeyedJaggedTensor(
+            keys=keys, values=values, weights=weights, offsets=offsets, stride=stride,
+            stride_per_key_per_rank=stride_per_key_per_rank, inverse_indices=inverse_indices,
+            lengths=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+        )
+        return kjt.sync()
+
+    @staticmethod
+    def from_lengths_sync(
+        keys: List[str],
+        values: torch.Tensor,
+        lengths: torch.Tensor,
+        weights: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None,
+        stride_per_key_per_rank: Optional[List[List[int]]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+    ) -> "KeyedJaggedTensor":
+        kjt = KeyedJaggedTensor(
+            keys=keys, values=values, weights=weights, lengths=lengths, stride=stride,
+            stride_per_key_per_rank=stride_per_key_per_rank, inverse_indices=inverse_indices,
+            offsets=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+        )
+        return kjt.sync()
+
+    @staticmethod
+    def concat(kjt_list: List["KeyedJaggedTensor"]) -> "KeyedJaggedTensor":
+        """Keys, values, lengths and weights of all KJTs one after another (batch sizes may differ: VBE)."""
+        if len(kjt_list) == 0:
+            raise ValueError("concat: expected at least one KeyedJaggedTensor")
+        if len(kjt_list) == 1:
+            return kjt_list[0]
+        keys: List[str] = []
+        length_per_key: Optional[List[int]] = []
+        variable = False
+        first_stride = kjt_list[0].stride()
+        for kjt in kjt_list:
+            keys.extend(kjt.keys())
+            if kjt.variable_stride_per_key() or kjt.stride() != first_stride:
+                variable = True
+            lpk = kjt.length_per_key_or_none()
+            if lpk is None or length_per_key is None:
+                length_per_key = None
+            else:
+                length_per_key.extend(lpk)
+        spkpr: Optional[List[List[int]]] = None
+        if variable:
+            spkpr = []
+            for kjt in kjt_list:
+                spkpr.extend(kjt._spkpr_or_uniform())
+        weights_list: List[Optional[torch.Tensor]] = [k.weights_or_none() for k in kjt_list]
+        values = torch.cat([k.values() for k in kjt_list])
+        weights = ops.concat_optional(weights_list, "weights")
+        lengths = torch.cat([k.lengths().view(-1) for k in kjt_list])
+        stride: Optional[int] = None if variable else first_stride
+        opk: Optional[List[int]] = None if length_per_key is None else cumsum_list(length_per_key)
+        if not torch.jit.is_scripting():
+            return _unchecked_kjt(keys, values, weights, lengths, stride, spkpr, None, length_per_key, opk, None)
+        return KeyedJaggedTensor(
+            keys=keys,
+            values=values,
+            weights=weights,
+            lengths=lengths,
+            offsets=None,
+            stride=stride,
+            stride_per_key_per_rank=spkpr,
+            stride_per_key=None,
+            length_per_key=length_per_key,
+            lengths_offset_per_key=None,
+            offset_per_key=opk,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    @staticmethod
+    def empty(
+        is_weighted: bool = False,
+        device: Optional[torch.device] = None,
+        values_dtype: Optional[torch.dtype] = None,
+        weights_dtype: Optional[torch.dtype] = None,
+        lengths_dtype: torch.dtype = torch.int32,
+    ) -> "KeyedJaggedTensor":
+        weights = torch.empty(0, dtype=weights_dtype, device=device) if is_weighted else None
+        return KeyedJaggedTensor(
+            keys=[],
+            values=torch.empty(0, dtype=values_dtype, device=device),
+            weights=weights,
+            lengths=torch.empty(0, dtype=lengths_dtype, device=device),
+            stride=0,
+            offsets=None,
+            stride_per_key_per_rank=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    @staticmethod
+    def empty_like(kjt: "KeyedJaggedTensor") -> "KeyedJaggedTensor":
+        w = kjt.weights_or_none()
+        return KeyedJaggedTensor(
+            keys=[],
+            values=torch.empty(0, dtype=kjt.values().dtype, device=kjt.device()),
+            weights=None if w is None else torch.empty(0, dtype=w.dtype, device=w.device),
+            lengths=torch.empty(0, dtype=kjt.lengths().dtype, device=kjt.device()),
+            stride=kjt.stride(),
+            offsets=None,
+            stride_per_key_per_rank=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    @staticmethod
+    def from_jt_dict(jt_dict: Dict[str, JaggedTensor]) -> "KeyedJaggedTensor":
+        """Keys in dict order; per-key batch sizes may differ (then the KJT is VBE)."""
+        keys = list(jt_dict.keys())
+        if len(keys) == 0:
+            raise ValueError("from_jt_dict: expected at least one JaggedTensor")
+        jts = list(jt_dict.values())
+        strides = [jt.lengths().numel() for jt in jts]
+        variable = min(strides) != max(strides)
+        return KeyedJaggedTensor(
+            keys=keys,
+            values=torch.cat([jt.values() for jt in jts]),
+            weights=ops.concat_optional([jt.weights_or_none() for jt in jts], "weights"),
+            lengths=torch.cat([jt.lengths() for jt in jts]),
+            stride=None if variable else strides[0],
+            stride_per_key_per_rank=[[s] for s in strides] if variable else None,
+            offsets=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    # ----- accessors -----
+    def keys(self) -> List[str]:
+        return self._keys
+
+    def values(self) -> torch.Tensor:
+        return self._values
+
+    def weights(self) -> torch.Tensor:
+        w = self._weights
+        if w is None:
+            raise ValueError("KeyedJaggedTensor has no weights (use weights_or_none())")
+        return w
+
+    def weights_or_none(self) -> Optional[torch.Tensor]:
+        return self._weights
+
+    def lengths(self) -> torch.Tensor:
+        lengths = self._lengths
+        if lengths is None:
+            offsets = self._offsets
+            assert offsets is not None
+            lengths = lengths_from_offsets(offsets)
+            self._lengths = lengths
+        return lengths
+
+    def lengths_or_none(self) -> Optional[torch.Tensor]:
+        return self._lengths
+
+    def offsets(self) -> torch.Tensor:
+        offsets = self._offsets
+        if offsets is None:
+            lengths = self._lengths
+            assert lengths is not None
+            offsets = complete_cumsum(lengths)
+            self._offsets = offsets
+        return offsets
+
+    def offsets_or_none(self) -> Optional[torch.Tensor]:
+        return self._offsets
+
+    def device(self) -> torch.device:
+        return self._values.device
+
+    def stride(self) -> int:
+        stride = self._stride
+        if stride is None:
+            spk = self._stride_per_key
+            if spk is not None:
+                stride = max(spk) if len(spk) > 0 else 0
+            elif len(self._keys) == 0:
+                stride = 0
+            else:
+                lengths = self._lengths
+                n = lengths.numel() if lengths is not None else self.offsets().numel() - 1
+                stride = n // len(self._keys)
+            self._stride = stride
+        return stride
+
+    def stride_per_key(self) -> List[int]:
+        spk = self._stride_per_key
+        if spk is None:
+            spk = [self.stride()] * len(self._keys)
+            self._stride_per_key = spk
+        return spk
+
+    def stride_per_key_per_rank(self) -> List[List[int]]:
+        return self._spkpr_or_uniform()
+
+    def _spkpr_or_uniform(self) -> List[List[int]]:
+        spkpr = self._stride_per_key_per_rank
+        if spkpr is None:
+            return [[self.stride()] for _ in range(len(self._keys))]
+        return spkpr
+
+    def variable_stride_per_key(self) -> bool:
+        return self._variable_stride_per_key
+
+    def inverse_indices(self) -> Tuple[List[str], torch.Tensor]:
+        ii = self._inverse_indices
+        if ii is None:
+            raise ValueError("KeyedJaggedTensor has no inverse_indices (use inverse_indices_or_none())")
+        return ii
+
+    def inverse_indices_or_none(self) -> Optional[Tuple[List[str], torch.Tensor]]:
+        return self._inverse_indices
+
+    def _key_indices(self) -> Dict[str, List[int]]:
+        return ops.key_indices(self._keys)
+
+    def length_per_key(self) -> List[int]:
+        """Values per key (host sync when not cached)."""
+        lpk = self._length_per_key
+        if lpk is None:
+            lpk = ops.compute_length_per_key(self.lengths(), len(self._keys), self._stride_per_key)
+            self._length_per_key = lpk
+        return lpk
+
+    def length_per_key_or_none(self) -> Optional[List[int]]:
+        return self._length_per_key
+
+    def offset_per_key(self) -> List[int]:
+        opk = self._offset_per_key
+        if opk is None:
+            opk = cumsum_list(self.length_per_key())
+            self._offset_per_key = opk
+        return opk
+
+    def offset_per_key_or_none(self) -> Optional[List[int]]:
+        return self._offset_per_key
+
+    def lengths_offset_per_key(self) -> List[int]:
+        lopk = self._lengths_offset_per_key
+        if lopk is None:
+            lopk = cumsum_list(self.stride_per_key())
+            self._lengths_offset_per_key = lopk
+        return lopk
+
+    def index_per_key(self) -> Dict[str, int]:
+        ipk = self._index_per_key
+        if ipk is None:
+            new_ipk: Dict[str, int] = {}
+            for i, k in enumerate(self._keys):
+                new_ipk[k] = i
+            self._index_per_key = new_ipk
+            return new_ipk
+        return ipk
+
+    def sync(self) -> "KeyedJaggedTensor":
+        """Fill the per-key caches now (one host sync); checks that the lengths add up to the values."""
+        lpk = self.length_per_key()
+        if not torch.jit.is_scripting():
+            # free: the per-key sums are on the host now (negative lengths need validate_keyed_jagged_tensor)
+            check_lengths_sum(self._keys, lpk, self._values)
+        self.offset_per_key()
+        return self
+
+    def unsync(self) -> "KeyedJaggedTensor":
+        self._length_per_key = None
+        self._offset_per_key = None
+        return self
+
+    # ----- restructuring -----
+    def __getitem__(self, key: str) -> JaggedTensor:
+        jt_dict = self._jt_dict
+        if jt_dict is not None and key in jt_dict:
+            return jt_dict[key]
+        ipk = self.index_per_key()
+        if key not in ipk:
+            raise UnknownKeyError(f"KeyedJaggedTensor has no key '{key}'; keys are {self._keys}")
+        i = ipk[key]
+        opk = self.offset_per_key()
+        lopk = self.lengths_offset_per_key()
+        start, end = opk[i], opk[i + 1]
+        lengths = self.lengths().view(-1)[lopk[i] : lopk[i + 1]]
+        w = self._weights
+        return trusted_jt(self._values[start:end], None if w is None else w[start:end], lengths, None)
+
+    def to_dict(self, compute_offsets: bool = True) -> Dict[str, JaggedTensor]:
+        """Per-key JTs (views, offsets rebased to 0); cached in ``_jt_dict``."""
+        jt_dict = self._jt_dict
+        if jt_dict is None:
+            spk: Optional[List[int]] = self._stride_per_key if self._variable_stride_per_key else None
+            jt_dict = _jt_dict_from_parts(
+                self._keys, self._values, self._weights, self.lengths(), self.length_per_key(), spk, compute_offsets
+            )
+            self._jt_dict = jt_dict
+        return jt_dict
+
+    def split(self, segments: List[int]) -> List["KeyedJaggedTensor"]:
+        """Consecutive groups of ``segments[i]`` keys; tensors are views of this KJT's."""
+        ops.check_segments(segments, len(self._keys))
+        opk = self.offset_per_key()
+        lpk = self.length_per_key()
+        lopk = self.lengths_offset_per_key()
+        spk = self.stride_per_key()
+        variable = self._variable_stride_per_key
+        lengths = self.lengths().view(-1)
+        stride = self.stride()
+        out: List[KeyedJaggedTensor] = []
+        start = 0
+        for seg in segments:
+            end = start + seg
+            v0, v1 = opk[start], opk[end]
+            w = self._weights
+            spkpr: Optional[List[List[int]]] = None
+            if variable:
+                spkpr = self._spkpr_or_uniform()[start:end]
+            seg_keys = self._keys[start:end]
+            seg_values = self._values[v0:v1]
+            seg_weights = None if w is None else w[v0:v1]
+            seg_lengths = lengths[lopk[start] : lopk[end]]
+            seg_opk = [o - v0 for o in opk[start : end + 1]]
+            if not torch.jit.is_scripting():
+                out.append(_unchecked_kjt(seg_keys, seg_values, seg_weights, seg_lengths, stride, spkpr,
+                                          spk[start:end], lpk[start:end], seg_opk, self._inverse_indices))
+            else:
+                out.append(
+                    KeyedJaggedTensor(
+                        keys=seg_keys,
+                        values=seg_values,
+                        weights=seg_weights,
+                        lengths=seg_lengths,
+                        offsets=None,
+                        stride=stride,
+                        stride_per_key_per_rank=spkpr,
+                        stride_per_key=spk[start:end],
+                        length_per_key=lpk[start:end],
+                        lengths_offset_per_key=None,
+                        offset_per_key=seg_opk,
+                        index_per_key=None,
+                        jt_dict=None,
+                        inverse_indices=self._inverse_indices,
+                    )
+                )
+            start = end
+        return out
+
+    def permute(self, indices: List[int], indices_tensor: Optional[torch.Tensor] = None) -> "KeyedJaggedTensor":
+        """Keys reordered (and possibly repeated or dropped) as ``[keys[i] for i in indices]``."""
+        ops.check_permute(indices, len(self._keys))
+        lpk = self.length_per_key()
+        spk = self.stride_per_key()
+        spkpr: Optional[List[List[int]]] = None
+        if self._variable_stride_per_key:
+            lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), self._values, self._weights)
+            full = self._spkpr_or_uniform()
+            spkpr = [full[i] for i in indices]
+        else:
+            # Equal rows: the lengths move with one index_select; values and weights as whole per-key segments.
+            if indices_tensor is None:
+                indices_tensor = torch.tensor(indices, dtype=torch.int32, device=self.device())
+            lengths = self.lengths().view(len(self._keys), -1).index_select(0, indices_tensor).view(-1)
+            values, weights = permute_segments(indices, indices_tensor, lpk, self._values, self._weights)
+        new_lpk = [lpk[i] for i in indices]
+        if not torch.jit.is_scripting():
+            return _unchecked_kjt([self._keys[i] for i in indices], values, weights, lengths, self.stride(), spkpr,
+                                  [spk[i] for i in indices], new_lpk, cumsum_list(new_lpk), self._inverse_indices)
+        return KeyedJaggedTensor(
+            keys=[self._keys[i] for i in indices],
+            values=values,
+            weights=weights,
+            lengths=lengths,
+            offsets=None,
+            stride=self.stride(),
+            stride_per_key_per_rank=spkpr,
+            stride_per_key=[spk[i] for i in indices],
+            length_per_key=new_lpk,
+            lengths_offset_per_key=None,
+            offset_per_key=cumsum_list(new_lpk),
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=self._inverse_indices,
+        )
+
+    def flatten_lengths(self) -> "KeyedJaggedTensor":
+        return KeyedJaggedTensor(
+            keys=self._keys,
+            values=self._values,
+            weights=self._weights,
+            lengths=self.lengths().view(-1),
+            offsets=None,
+            stride=self._stride,
+            stride_per_key_per_rank=self._stride_per_key_per_rank,
+            stride_per_key=self._stride_per_key,
+            length_per_key=self._length_per_key,
+            lengths_offset_per_key=None,
+            offset_per_key=self._offset_per_key,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=self._inverse_indices,
+        )
+
+    # ----- devices and streams -----
+    def to(
+        self, device: torch.device, non_blocking: bool = False, dtype: Optional[torch.dtype] = None
+    ) -> "KeyedJaggedTensor":
+        """Copy to ``device``; ``dtype`` (if given) converts the weights."""
+        w = self._weights
+        if w is not None:
+            w = w.to(device, non_blocking=non_blocking) if dtype is None else w.to(device, dtype, non_blocking=non_blocking)
+        return KeyedJaggedTensor(
+            keys=self._keys,
+            values=self._values.to(device, non_blocking=non_blocking),
+            weights=w,
+            lengths=optional_to(self._lengths, device, non_blocking),
+            offsets=optional_to(self._offsets, device, non_blocking),
+            stride=self._stride,
+            stride_per_key_per_rank=self._stride_per_key_per_rank,
+            stride_per_key=self._stride_per_key,
+            length_per_key=self._length_per_key,
+            lengths_offset_per_key=self._lengths_offset_per_key,
+            offset_per_key=self._offset_per_key,
+            index_per_key=self._index_per_key,
+            inverse_indices=self._inverse_indices_to(device, non_blocking),
+            jt_dict=None,
+        )
+
+    def _inverse_indices_to(
+        self, device: torch.device, non_blocking: bool
+    ) -> Optional[Tuple[List[str], torch.Tensor]]:
+        ii = self._inverse_indices
+        if ii is None:
+            return None
+        return ii[0], ii[1].to(device, non_blocking=non_blocking)
+
+    @torch.jit.unused
+    def pin_memory(self) -> "KeyedJaggedTensor":
+        """Copy into page-locked host memory (needs an accelerator runtime, as ``Tensor.pin_memory``)."""
+        w, lengths, offsets = self._weights, self._lengths, self._offsets
+        ii = self._inverse_indices
+        return KeyedJaggedTensor(
+            keys=self._keys,
+            values=self._values.pin_memory(),
+            weights=None if w is None else w.pin_memory(),
+            lengths=None if lengths is None else lengths.pin_memory(),
+            offsets=None if offsets is None else offsets.pin_memory(),
+            stride=self._stride,
+            stride_per_key_per_rank=self._stride_per_key_per_rank,
+            length_per_key=self._length_per_key,
+            offset_per_key=self._offset_per_key,
+            inverse_indices=None if ii is None else (ii[0], ii[1].pin_memory()),
+            stride_per_key=None,
+            lengths_offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+        )
+
+    @torch.jit.unused
+    def record_stream(self, stream: torch.Stream) -> None:
+        for t in (self._values, self._weights, self._lengths, self._offsets):
+            if t is not None:
+                t.record_stream(stream)
+
+    @torch.jit.unused
+    def copy_(self, kjt: "KeyedJaggedTensor", non_blocking: bool = False) -> "KeyedJaggedTensor":
+        """Copy ``kjt``'s tensors into this KJT's in place (same keys and shapes, e.g. reused pinned buffers)."""
+        if kjt.keys() != self._keys:
+            raise ValueError(f"copy_: keys differ: {self._keys} vs {kjt.keys()}")
+        _copy_parts(self, kjt, non_blocking)
+        self._length_per_key = kjt._length_per_key
+        self._offset_per_key = kjt._offset_per_key
+        self._jt_dict = None
+        return self
+
+    @torch.jit.unused
+    def clear_storage(self) -> None:
+        """Release the memory of the tensors (their storages shrink to 0 bytes); the KJT is unusable afterwards."""
+        for t in (self._values, self._weights, self._lengths, self._offsets):
+            if t is not None:
+                t.untyped_storage().resize_(0)
+
+    def size_in_bytes(self) -> int:
+        total = self._values.numel() * self._values.element_size()
+        for t in (self._weights, self._lengths, self._offsets):
+            if t is not None:
+                total += t.numel() * t.element_size()
+        return total
+
+    # ----- distribution (all-to-all of KJTs) -----
+    def dist_labels(self) -> List[str]:
+        labels = ["lengths", "values"]
+        if self._variable_stride_per_key:
+            labels.append("strides")
+        if self._weights is not None:
+            labels.append("weights")
+        return labels
+
+    def dist_splits(self, key_splits: List[int]) -> List[List[int]]:
+        """Per label, how many elements go to each destination that receives ``key_splits[d]`` consecutive keys."""
+        ops.check_segments(key_splits, len(self._keys))
+        return _dist_splits(key_splits, self.stride_per_key(), self.length_per_key(),
+                            self._variable_stride_per_key, self._weights is not None)
+
+    def dist_tensors(self) -> List[torch.Tensor]:
+        tensors = [self.lengths(), self._values]
+        if self._variable_stride_per_key:
+            tensors.append(torch.tensor(self.stride_per_key(), dtype=torch.int64, device=self.device()))
+        w = self._weights
+        if w is not None:
+            tensors.append(w)
+        return tensors
+
+    @staticmethod
+    def dist_init(
+        keys: List[str],
+        tensors: List[torch.Tensor],
+        variable_stride_per_key: bool,
+        num_workers: int,
+        recat: Optional[torch.Tensor],
+        stride_per_rank: Optional[List[int]],
+        stagger: int = 1,
+    ) -> "KeyedJaggedTensor":
+        """Rebuild the local KJT after the all-to-all (see ``_kjt_dist.dist_init_parts`` for the layout)."""
+        lengths, values, weights, stride, spkpr = dist_init_parts(
+            keys, tensors, variable_stride_per_key, num_workers, recat, stride_per_rank, stagger
+        )
+        return KeyedJaggedTensor(
+            keys=keys, values=values, weights=weights, lengths=lengths, stride=stride,
+            stride_per_key_per_rank=spkpr,
+            offsets=None,
+            stride_per_key=None,
+            length_per_key=None,
+            lengths_offset_per_key=None,
+            offset_per_key=None,
+            index_per_key=None,
+            jt_dict=None,
+            inverse_indices=None,
+        )
+
+    @torch.jit.unused
+    def __str__(self) -> str:
+        if len(self._keys) == 0:
+            return "KeyedJaggedTensor()"
+        lines = ["KeyedJaggedTensor({"]
+        for k, jt in self.to_dict().items():
+            lines.append(f'    "{k}": {[t.tolist() for t in jt.to_dense()]}')
+        lines.append("})")
+        return "\n".join(lines)
+
+
+def _dist_splits(
+    key_splits: List[int], stride_per_key: List[int], length_per_key: List[int], variable: bool, weighted: bool
+) -> List[List[int]]:
+    lengths_splits: List[int] = []
+    values_splits: List[int] = []
+    start = 0
+    for n in key_splits:
+        lengths_splits.append(sum(stride_per_key[start : start + n]))
+        values_splits.append(sum(length_per_key[start : start + n]))
+        start += n
+    out = [lengths_splits, values_splits]
+    if variable:
+        out.append(list(key_splits))
+    if weighted:
+        out.append(values_splits)
+    return out
+
+
+def _unchecked_kjt(keys, values, weights, lengths, stride, spkpr, stride_per_key, length_per_key, offset_per_key,
+                   inverse_indices):  # noqa: ANN001 - eager-only helper, never compiled by TorchScript
+    """Eager fast path for results made of pieces of valid KJTs (split/permute/concat): no input checks.
+
+    Called only under ``if not torch.jit.is_scripting()``; the fields must match ``KeyedJaggedTensor.__init__``.
+    """
+    if spkpr is not None and stride_per_key is None:
+        stride_per_key = ops.stride_per_key_from_rank(spkpr)
+    kjt = object.__new__(KeyedJaggedTensor)
+    kjt.__dict__.update(
+        _keys=keys, _values=values, _weights=weights, _lengths=lengths, _offsets=None, _stride=stride,
+        _stride_per_key_per_rank=spkpr, _variable_stride_per_key=spkpr is not None, _stride_per_key=stride_per_key,
+        _length_per_key=length_per_key, _offset_per_key=offset_per_key, _lengths_offset_per_key=None,
+        _index_per_key=None, _jt_dict=None, _inverse_indices=inverse_indices,
+    )
+    return kjt
+
+
+def _jt_dict_from_parts(
+    keys: List[str],
+    values: torch.Tensor,
+    weights: Optional[torch.Tensor],
+    lengths: torch.Tensor,
+    length_per_key: List[int],
+    stride_per_key: Optional[List[int]],
+    compute_offsets: bool,
+) -> Dict[str, JaggedTensor]:
+    """Per-key JTs as views of the KJT's tensors; offsets (rebased to 0) computed in one batched cumsum."""
+    num_keys = len(keys)
+    out: Dict[str, JaggedTensor] = {}
+    if num_keys == 0:
+        return out  # no keys: nothing to view (and lengths.view(0, -1) would be ambiguous)
+    values_list = values.split_with_sizes(length_per_key)
+    weights_list: Optional[List[torch.Tensor]] = None
+    if weights is not None:
+        weights_list = list(weights.split_with_sizes(length_per_key))
+    offsets_list: Optional[List[torch.Tensor]] = None
+    if stride_per_key is None:
+        lengths_2d = lengths.view(num_keys, -1)
+        lengths_list = list(lengths_2d.unbind(0))
+        if compute_offsets:
+            offsets_2d = torch.zeros(
+                (num_keys, lengths_2d.size(1) + 1), dtype=lengths.dtype, device=lengths.device
+            )
+            torch.cumsum(lengths_2d, 1, out=offsets_2d[:, 1:])
+            offsets_list = list(offsets_2d.unbind(0))
+    else:
+        lengths_list = list(lengths.view(-1).split_with_sizes(stride_per_key))
+        if compute_offsets:
+            offsets_list = [torch.cat([l.new_zeros(1), l.cumsum(0).to(l.dtype)]) for l in lengths_list]
+    for i in range(num_keys):
+        w: Optional[torch.Tensor] = None
+        if weights_list is not None:
+            w = weights_list[i]
+        o: Optional[torch.Tensor] = None
+        if offsets_list is not None:
+            o = offsets_list[i]
+        out[keys[i]] = trusted_jt(values_list[i], w, lengths_list[i], o)
+    return out
+
+
+def kjt_is_equal(kjt_1: KeyedJaggedTensor, kjt_2: KeyedJaggedTensor) -> bool:
+    """Same keys, strides, lengths, values and weights."""
+    if not isinstance(kjt_1, KeyedJaggedTensor) or not isinstance(kjt_2, KeyedJaggedTensor):
+        return False
+    if kjt_1.keys() != kjt_2.keys() or kjt_1.stride_per_key() != kjt_2.stride_per_key():
+        return False
+    if kjt_1.variable_stride_per_key() != kjt_2.variable_stride_per_key():
+        return False
+    w1, w2 = kjt_1.weights_or_none(), kjt_2.weights_or_none()
+    if (w1 is None) != (w2 is None):
+        return False
+    if w1 is not None and w2 is not None and not _same(w1, w2):
+        return False
+    return _same(kjt_1.lengths().view(-1), kjt_2.lengths().view(-1)) and _same(kjt_1.values(), kjt_2.values())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# KeyedTensor
+# ---------------------------------------------------------------------------------------------------------------
+# ``KeyedTensor``: pooled embeddings of several keys side by side, and the regroup helpers.
+#
+# ::
+#
+#     keys = ["a", "b"], length_per_key = [1, 2], key_dim = 1
+#     values (B=2, 3):   a | b b
+#                        a | b b
+#     offset_per_key = [0, 1, 3]
+
+class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
+    """Dense per-key blocks concatenated along ``key_dim`` (an EmbeddingBagCollection's output).
+
+    Args:
+        keys (List[str]): key names (unique).
+        length_per_key (List[int]): width ``D`` of each key's block.
+        values (Tensor): (B, sum(D)) for ``key_dim=1``.
+        key_dim (int): the dimension holding the keys.
+        offset_per_key, index_per_key: precomputed caches.
+
+    Example::
+
+        kt = KeyedTensor.from_tensor_list(["a", "b"], [torch.ones(2, 1), 2 * torch.ones(2, 2)])
+        kt["b"]  # (2, 2) tensor of twos
+    """
+
+    def __init__(
+        self,
+        keys: List[str],
+        length_per_key: List[int],
+        values: torch.Tensor,
+        key_dim: int = 1,
+        offset_per_key: Optional[List[int]] = None,
+        index_per_key: Optional[Dict[str, int]] = None,
+    ) -> None:
+        if not torch.jit.is_scripting():
+            _check_kt(keys, length_per_key, values, key_dim)
+        self._keys: List[str] = keys
+        self._length_per_key: List[int] = length_per_key
+        self._values: torch.Tensor = values
+        self._key_dim: int = key_dim
+        self._offset_per_key: Optional[List[int]] = offset_per_key
+        self._index_per_key: Optional[Dict[str, int]] = index_per_key
+
+    @staticmethod
+    def from_tensor_list(
+        keys: List[str], tensors: List[torch.Tensor], key_dim: int = 1, cat_dim: int = 1
+    ) -> "KeyedTensor":
+        if len(keys) != len(tensors):
+            raise ValueError(f"from_tensor_list: {len(keys)} keys but {len(tensors)} tensors")
+        length_per_key = [t.shape[key_dim] for t in tensors]
+        return KeyedTensor(keys=keys, length_per_key=length_per_key, values=torch.cat(tensors, cat_dim), key_dim=key_dim)
+
+    def keys(self) -> List[str]:
+        return self._keys
+
+    def values(self) -> torch.Tensor:
+        return self._values
+
+    def key_dim(self) -> int:
+        return self._key_dim
+
+    def device(self) -> torch.device:
+        return self._values.device
+
+    def length_per_key(self) -> List[int]:
+        return self._length_per_key
+
+    def offset_per_key(self) -> List[int]:
+        opk = self._offset_per_key
+        if opk is None:
+            opk = cumsum_list(self._length_per_key)
+            self._offset_per_key = opk
+        return opk
+
+    def _key_indices(self) -> Dict[str, int]:
+        ipk = self._index_per_key
+        if ipk is None:
+            new_ipk: Dict[str, int] = {}
+            for i, k in enumerate(self._keys):
+                new_ipk[k] = i
+            self._index_per_key = new_ipk
+            return new_ipk
+        return ipk
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        ipk = self._key_indices()
+        if key not in ipk:
+            raise UnknownKeyError(f"KeyedTensor has no key '{key}'; keys are {self._keys}")
+        i = ipk[key]
+        start = self.offset_per_key()[i]
+        return self._values.narrow(self._key_dim, start, self._length_per_key[i])
+
+    def to_dict(self) -> Dict[str, torch.Tensor]:
+        parts = torch.split(self._values, self._length_per_key, dim=self._key_dim)
+        out: Dict[str, torch.Tensor] = {}
+        for i, k in enumerate(self._keys):
+            out[k] = parts[i]
+        return out
+
+    @staticmethod
+    def regroup(keyed_tensors: List["KeyedTensor"], groups: List[List[str]]) -> List[torch.Tensor]:
+        """``[cat(blocks of group g along dim 1) for g in groups]``; keys may repeat across groups."""
+        return _regroup(keyed_tensors, groups)
+
+    @staticmethod
+    def regroup_as_dict(
+        keyed_tensors: List["KeyedTensor"], groups: List[List[str]], keys: List[str]
+    ) -> Dict[str, torch.Tensor]:
+        if len(keys) != len(groups):
+            raise ValueError(f"regroup_as_dict: {len(keys)} keys for {len(groups)} groups")
+        tensors = _regroup(keyed_tensors, groups)
+        out: Dict[str, torch.Tensor] = {}
+        for i, k in enumerate(keys):
+            out[k] = tensors[i]
+        return out
+
+    @torch.jit.unused
+    def record_stream(self, stream: torch.Stream) -> None:
+        self._values.record_stream(stream)
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> "KeyedTensor":
+        return KeyedTensor(
+            keys=self._keys,
+            length_per_key=self._length_per_key,
+            values=self._values.to(device, non_blocking=non_blocking),
+            key_dim=self._key_dim,
+            offset_per_key=self._offset_per_key,
+            index_per_key=self._index_per_key,
+        )
+
+    @torch.jit.unused
+    def __str__(self) -> str:
+        if len(self._keys) == 0:
+            return "KeyedTensor()"
+        body = ",\n".join(f'    "{k}": {v.tolist()}' for k, v in self.to_dict().items())
+        return "KeyedTensor({\n" + body + "\n})"
+
+
+def _regroup(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> List[torch.Tensor]:
+    if len(keyed_tensors) == 0:
+        raise ValueError("regroup: expected at least one KeyedTensor")
+    for kt in keyed_tensors:
+        if kt.key_dim() != 1:
+            raise ValueError(f"regroup: only key_dim=1 is supported, got key_dim={kt.key_dim()}")
+    plan = plan_regroup([kt.keys() for kt in keyed_tensors], [kt.length_per_key() for kt in keyed_tensors], groups)
+    return regroup_slices([kt.values() for kt in keyed_tensors], plan)
+
+
+def regroup_kts(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> List[torch.Tensor]:
+    """Same as :meth:`KeyedTensor.regroup` (TorchRec's functional form)."""
+    return _regroup(keyed_tensors, groups)
+
+
+def permute_multi_embedding(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> List[torch.Tensor]:
+    """Same result as :meth:`KeyedTensor.regroup` (TorchRec routes this one to ``fbgemm.permute_multi_embedding``)."""
+    return _regroup(keyed_tensors, groups)
+
+
+def _check_kt(keys: List[str], length_per_key: List[int], values: torch.Tensor, key_dim: int) -> None:
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"KeyedTensor: values must be a torch.Tensor, got {type(values).__name__}")
+    if len(keys) != len(length_per_key):
+        raise ValueError(f"KeyedTensor: {len(keys)} keys but {len(length_per_key)} entries in length_per_key")
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"KeyedTensor: duplicate keys {dup}")
+    if key_dim < 0 or key_dim >= values.dim():
+        raise ValueError(f"KeyedTensor: key_dim={key_dim} out of range for values of shape {tuple(values.shape)}")
+    if sum(length_per_key) != values.size(key_dim):
+        raise ValueError(
+            f"KeyedTensor: length_per_key sums to {sum(length_per_key)} but values has {values.size(key_dim)} "
+            f"entries along key_dim={key_dim} (shape {tuple(values.shape)})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# KJT <-> dict of JTs modules
+# ---------------------------------------------------------------------------------------------------------------
+
+class ComputeKJTToJTDict(torch.nn.Module):
+    """``kjt -> kjt.to_dict()``.
+
+    Example::
+
+        ComputeKJTToJTDict()(kjt)["f1"].values()
+    """
+
+    def forward(self, keyed_jagged_tensor: KeyedJaggedTensor) -> Dict[str, JaggedTensor]:
+        return keyed_jagged_tensor.to_dict()
+
+
+class ComputeJTDictToKJT(torch.nn.Module):
+    """``jt_dict -> KeyedJaggedTensor.from_jt_dict(jt_dict)``."""
+
+    def forward(self, jt_dict: Dict[str, JaggedTensor]) -> KeyedJaggedTensor:
+        return KeyedJaggedTensor.from_jt_dict(jt_dict)
+
+
+# pytree registration needs the classes above, so its module is imported last (it imports this one).
+from recsys_lib.sparse._pytree import flatten_kjt_list, register_pytree_nodes, unflatten_kjt_list  # noqa: E402
 
 register_pytree_nodes()
 

@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 
 import torch
 
-from recsys_lib.sparse._keyed_jagged import KeyedJaggedTensor
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 from recsys_lib.sparse._utils import is_integer_dtype
 
 logger: logging.Logger = logging.getLogger(__name__)

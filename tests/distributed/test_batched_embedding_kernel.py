@@ -509,7 +509,7 @@ def test_fp16_tables_store_half_and_return_float(kernel_cls, kernel, pooling):
     ([0, 0, 0, 0, 0, 0], "variable_batch"),    # no ids at all
 ])
 def test_fused_sequence_mixed_dims_layouts(lengths, mode):
-    from recsys_lib.distributed._batched_sequence import one_id_per_bag_mode
+    from recsys_lib.distributed._tbe.sequence import one_id_per_bag_mode
 
     fp = {"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": 0.1}
     m = BatchedFusedEmbedding(group(_mixed_tables(FUSED, PoolingType.NONE, fused_params=fp), FUSED, PoolingType.NONE,

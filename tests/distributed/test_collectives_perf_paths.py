@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from recsys_lib.distributed import comm_ops
-from recsys_lib.distributed._collectives import BROADCAST_MIN_BYTES
+from recsys_lib.distributed._collectives.primitives import BROADCAST_MIN_BYTES
 from recsys_lib.distributed.comm_ops import AllGatherMode, CollectivePolicy, ReduceScatterMode, count_collectives
 from recsys_lib.distributed.test_utils import run_multiprocess
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recsys_lib.distributed._batched_pooled import BatchedDenseEmbeddingBag, BatchedFusedEmbeddingBag
-from recsys_lib.distributed._vbe_layout import (
+from recsys_lib.distributed._tbe.pooled import BatchedDenseEmbeddingBag, BatchedFusedEmbeddingBag
+from recsys_lib.distributed._dist.vbe_layout import (
     blocks_per_name,
     combine_column_blocks,
     divide_rows,

@@ -13,7 +13,8 @@ import sys
 import time
 from typing import List, Optional, Tuple
 
-from recsys_lib.datasets.criteo import DAYS, BinaryCriteoUtils, npy_output_paths
+from recsys_lib.datasets._criteo_constants import DAYS
+from recsys_lib.datasets.criteo import BinaryCriteoUtils, npy_output_paths
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY, get_path_manager
 
 

@@ -13,7 +13,8 @@ import sys
 import time
 from typing import List, Optional
 
-from recsys_lib.datasets.criteo import DAYS, BinaryCriteoUtils
+from recsys_lib.datasets._criteo_constants import DAYS
+from recsys_lib.datasets.criteo import BinaryCriteoUtils
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY
 
 

@@ -7,7 +7,8 @@ Files: ``types`` (Topology, ParameterConstraints, ShardingOption, ABCs), ``enume
 """
 
 from recsys_lib.distributed.planner.planners import EmbeddingPlannerBase, EmbeddingShardingPlanner  # noqa: F401
-from recsys_lib.distributed.planner.types import ParameterConstraints, Topology  # noqa: F401
+from recsys_lib.distributed.planner._hardware import Topology  # noqa: F401
+from recsys_lib.distributed.planner.types import ParameterConstraints  # noqa: F401
 from recsys_lib.distributed.planner.utils import bytes_to_gb, sharder_name  # noqa: F401
 
 __all__ = [

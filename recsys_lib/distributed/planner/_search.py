@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Dict, List, Optional, Tuple
 
+from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner.types import (
     Enumerator,
     Partitioner,
@@ -23,7 +24,6 @@ from recsys_lib.distributed.planner.types import (
     PlannerError,
     Proposer,
     ShardingOption,
-    Topology,
 )
 
 logger = logging.getLogger(__name__)

@@ -176,7 +176,7 @@ def _a2a_worker(rank: int, world_size: int, nbytes: int, repeats: int) -> float:
 
 def measure_comms(world_size: int = 2, nbytes: int = 32 * 1024 * 1024, repeats: int = 5) -> Dict[str, float]:
     """Times a gloo ``all_to_all_single`` of ``nbytes`` per rank among local processes (bytes/ms)."""
-    from recsys_lib.distributed.test_utils import run_multiprocess
+    from recsys_lib.distributed.test_utils.multi_process import run_multiprocess
 
     seconds = max(run_multiprocess(_a2a_worker, world_size, nbytes, repeats))
     intra = nbytes / (seconds * 1e3)

@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from torch import nn
 
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner._strategy_costs import cost_terms
 from recsys_lib.distributed.planner.constants import POOLING_FACTOR
 from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
@@ -27,11 +29,9 @@ from recsys_lib.distributed.planner.types import (
     Shard,
     ShardEstimator,
     ShardingOption,
-    Topology,
 )
 from recsys_lib.distributed.planner.utils import sharder_name
 from recsys_lib.distributed.sharding.strategy import strategy_for
-from recsys_lib.distributed.types import ModuleSharder
 
 logger = logging.getLogger(__name__)
 

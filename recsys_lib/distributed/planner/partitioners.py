@@ -22,15 +22,8 @@ import copy
 from enum import Enum, unique
 from typing import Callable, Dict, List, Optional, Tuple
 
-from recsys_lib.distributed.planner.types import (
-    Partitioner,
-    PlannerError,
-    PlannerErrorType,
-    Shard,
-    ShardingOption,
-    Storage,
-    Topology,
-)
+from recsys_lib.distributed.planner._hardware import Storage, Topology
+from recsys_lib.distributed.planner.types import Partitioner, PlannerError, PlannerErrorType, Shard, ShardingOption
 from recsys_lib.distributed.planner.utils import bytes_to_gb, reset_shard_rank
 
 

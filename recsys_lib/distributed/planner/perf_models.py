@@ -2,7 +2,8 @@
 
 from typing import Dict, List
 
-from recsys_lib.distributed.planner.types import PerfModel, ShardingOption, Topology
+from recsys_lib.distributed.planner._hardware import Topology
+from recsys_lib.distributed.planner.types import PerfModel, ShardingOption
 
 
 def per_rank_perf(plan: List[ShardingOption], world_size: int) -> List[float]:

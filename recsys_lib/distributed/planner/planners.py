@@ -27,6 +27,9 @@ from torch import nn
 from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
+from recsys_lib.distributed._core.plan import EmbeddingModuleShardingPlan, ParameterSharding, ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder, ShardingPlanner
+from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner._search import PlanSearch, SearchTimeout
 from recsys_lib.distributed.planner._strategy_costs import cost_terms
 from recsys_lib.distributed.planner.constants import BATCH_SIZE
@@ -47,16 +50,9 @@ from recsys_lib.distributed.planner.types import (
     ShardingOption,
     Stats,
     StorageReservation,
-    Topology,
 )
-from recsys_lib.distributed.planner.utils import bytes_to_gb, placement
-from recsys_lib.distributed.types import (
-    EmbeddingModuleShardingPlan,
-    ModuleSharder,
-    ParameterSharding,
-    ShardingPlan,
-    ShardingPlanner,
-)
+from recsys_lib.distributed.planner.utils import bytes_to_gb
+from recsys_lib.distributed.sharding_plan import placement
 
 logger = logging.getLogger(__name__)
 

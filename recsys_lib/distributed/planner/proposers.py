@@ -19,7 +19,8 @@ import itertools
 import logging
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from recsys_lib.distributed.planner.types import Enumerator, Proposer, ShardingOption, Topology
+from recsys_lib.distributed.planner._hardware import Topology
+from recsys_lib.distributed.planner.types import Enumerator, Proposer, ShardingOption
 
 logger = logging.getLogger(__name__)
 

@@ -21,13 +21,16 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner._strategy_costs import cost_terms
 from recsys_lib.distributed.planner.constants import BATCH_SIZE, POOLING_FACTOR
 from recsys_lib.distributed.planner.enumerators import _table_features
 from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
-from recsys_lib.distributed.planner.types import ParameterConstraints, Shard, ShardingOption, Topology
+from recsys_lib.distributed.planner.types import ParameterConstraints, Shard, ShardingOption
 from recsys_lib.distributed.planner.utils import bytes_to_gb, sharder_name
-from recsys_lib.distributed.types import EnumerableShardingSpec, ModuleSharder, ShardingPlan
+from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
 
 @dataclass

@@ -19,21 +19,20 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from recsys_lib.distributed._core.enums import PipelineType
+from recsys_lib.distributed._core.sharder import ModuleSharder
 from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInputs
+from recsys_lib.distributed.planner._hardware import Perf, Storage, Topology
 from recsys_lib.distributed.planner._strategy_costs import cost_terms
 from recsys_lib.distributed.planner.constants import NUM_POOLINGS, UVM_CACHING_RATIO
 from recsys_lib.distributed.planner.types import (
     ParameterConstraints,
-    Perf,
     PlannerError,
     PlannerErrorType,
     ShardEstimator,
     ShardingOption,
-    Storage,
-    Topology,
 )
 from recsys_lib.distributed.planner.utils import sharder_name
-from recsys_lib.distributed.types import ModuleSharder, PipelineType
 from recsys_lib.types import DataType
 
 logger = logging.getLogger(__name__)

@@ -17,6 +17,9 @@ from typing import Dict, List, Optional
 
 from torch import nn
 
+from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner._hardware import Storage, Topology
 from recsys_lib.distributed.planner._strategy_costs import cost_terms
 from recsys_lib.distributed.planner.shard_estimators import shard_costs
 from recsys_lib.distributed.planner.types import (
@@ -24,12 +27,9 @@ from recsys_lib.distributed.planner.types import (
     ParameterConstraints,
     ShardingOption,
     Stats,
-    Storage,
     StorageReservation,
-    Topology,
 )
 from recsys_lib.distributed.planner.utils import bytes_to_gb, bytes_to_mb
-from recsys_lib.distributed.types import ModuleSharder, ShardingPlan
 
 logger = logging.getLogger(__name__)
 

@@ -12,16 +12,16 @@ from typing import Dict, List, Optional, Set
 
 from torch import nn
 
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner.constants import BIGINT_DTYPE, LENGTH_DTYPE, POOLING_FACTOR
 from recsys_lib.distributed.planner.types import (
     ParameterConstraints,
     PlannerError,
     PlannerErrorType,
     StorageReservation,
-    Topology,
 )
 from recsys_lib.distributed.planner.utils import bytes_to_gb, sharder_name
-from recsys_lib.distributed.types import ModuleSharder
 
 _INPUTS_IN_FLIGHT = 2
 

@@ -30,7 +30,9 @@ from recsys_lib.distributed.planner._hardware import (  # noqa: F401
     Topology,
 )
 from recsys_lib.distributed.planner.constants import POOLING_FACTOR
-from recsys_lib.distributed.types import BoundsCheckMode, CacheParams, KeyValueParams, ModuleSharder, ShardingPlan
+from fbgemm_gpu.split_table_batched_embeddings_ops_common import BoundsCheckMode
+from recsys_lib.distributed._core.plan import CacheParams, KeyValueParams, ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder
 from recsys_lib.types import DataType
 
 

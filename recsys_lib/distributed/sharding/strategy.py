@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, List, Mapping, Optional, Union
 
-from recsys_lib.distributed._enums import ShardingType
+from recsys_lib.distributed._core.enums import ShardingType
 from recsys_lib.distributed.sharding._layout_types import Layout
 from recsys_lib.distributed.sharding.cw_sharding import layout as cw_layout
 from recsys_lib.distributed.sharding.dp_sharding import layout as dp_layout

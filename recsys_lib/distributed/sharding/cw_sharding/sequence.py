@@ -11,12 +11,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.sharding._delegate import DelegatedSharding
 from recsys_lib.distributed.sharding._placement import output_segments
 from recsys_lib.distributed.sharding.cw_sharding.pooled import check_column_shards
 from recsys_lib.distributed.sharding.tw_sharding.sequence import TwSequenceEmbeddingSharding
-from recsys_lib.distributed.types import Awaitable, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -15,22 +15,25 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
-from recsys_lib.distributed._grouping import USE_ONE_TBE_PER_TABLE
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
+from recsys_lib.distributed._core.enums import ShardingType
+from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._shard_tables import replicated_tables
+from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE
+from recsys_lib.distributed._tbe.grouping import group_tables
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
     BaseSparseFeaturesDist,
     EmbeddingSharding,
     EmbeddingShardingContext,
-    group_tables,
 )
 from recsys_lib.distributed.embedding_types import (
     BaseGroupedFeatureProcessor,
     GroupedEmbeddingConfig,
     ShardedEmbeddingTable,
 )
-from recsys_lib.distributed.types import Awaitable, NoWait, QuantizedCommCodecs, ShardingEnv, ShardingType
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

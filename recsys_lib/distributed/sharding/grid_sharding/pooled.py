@@ -16,11 +16,12 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.sharding._delegate import DelegatedSharding
 from recsys_lib.distributed.sharding.cw_sharding.pooled import ColumnCombiningDist, combine_permute
 from recsys_lib.distributed.sharding.twrw_sharding.pooled import TwRwPooledEmbeddingSharding
-from recsys_lib.distributed.types import QuantizedCommCodecs, ShardingEnv
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

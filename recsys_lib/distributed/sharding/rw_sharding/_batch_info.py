@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 
 import torch
 
-from recsys_lib.distributed.types import Awaitable
+from recsys_lib.distributed._core.awaitable import Awaitable
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -10,7 +10,7 @@ from typing import Any, List, Optional, Tuple
 import torch
 from torch import nn
 
-from recsys_lib.distributed._vbe_layout import permute_features, transpose
+from recsys_lib.distributed._dist.vbe_layout import permute_features, transpose
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -20,13 +20,18 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._vbe_layout import divide_rows
-from recsys_lib.distributed.dist_data import (
-    KJTAllToAll,
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
+from recsys_lib.distributed._core.enums import CommOp, ShardingType
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._dist.kjt import KJTAllToAll
+from recsys_lib.distributed._dist.pooled import (
     PooledEmbeddingsAwaitable,
     PooledEmbeddingsReduceScatter,
     VariableBatchPooledEmbeddingsReduceScatter,
 )
+from recsys_lib.distributed._dist.vbe_layout import divide_rows
+from recsys_lib.distributed._input_checks import check_ids
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
@@ -37,14 +42,8 @@ from recsys_lib.distributed.embedding_sharding import (
 from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding.rw_sharding._batch_info import RowSplitBatch, SplitsWithBatch, facts
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
-from recsys_lib.distributed.sharding.rw_sharding.bucketize import (
-    RowBuckets,
-    bucketize_features,
-    check_ids,
-    mean_divisor,
-)
+from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, bucketize_features, mean_divisor
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
-from recsys_lib.distributed.types import Awaitable, CommOp, NoWait, QuantizedCommCodecs, ShardingEnv, ShardingType
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -18,7 +18,11 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed.dist_data import sequence_recat
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._core.enums import CommOp
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._dist.sequence import sequence_recat
 from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
@@ -27,7 +31,6 @@ from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_loo
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist, codecs_for, require_pg
 from recsys_lib.distributed.sharding.tw_sharding.sequence import return_splits, send_rows_back, uniform_dim
-from recsys_lib.distributed.types import Awaitable, CommOp, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

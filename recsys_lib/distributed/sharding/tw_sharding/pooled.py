@@ -15,8 +15,12 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed.dist_data import (
-    KJTAllToAll,
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._core.enums import CommOp, ShardingType
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._dist.kjt import KJTAllToAll
+from recsys_lib.distributed._dist.pooled import (
     PooledEmbeddingsAllToAll,
     PooledEmbeddingsAwaitable,
     VariableBatchPooledEmbeddingsAllToAll,
@@ -30,7 +34,6 @@ from recsys_lib.distributed.embedding_sharding import (
 )
 from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding._placement import PlacementQueries, RankPlacement
-from recsys_lib.distributed.types import Awaitable, CommOp, QuantizedCommCodecs, ShardingEnv, ShardingType
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -21,7 +21,11 @@ import torch
 import torch.distributed as dist
 
 from recsys_lib.distributed import comm_ops
-from recsys_lib.distributed.dist_data import sequence_recat
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._core.enums import CommOp
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._dist.sequence import sequence_recat
 from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
@@ -31,7 +35,6 @@ from recsys_lib.distributed.embedding_sharding import (
 from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding._placement import PlacementQueries, RankPlacement
 from recsys_lib.distributed.sharding.tw_sharding.pooled import TwSparseFeaturesDist, _codecs, _pg
-from recsys_lib.distributed.types import Awaitable, CommOp, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -23,7 +23,11 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._vbe_layout import divide_rows
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._core.enums import ShardingType
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._dist.vbe_layout import divide_rows
 from recsys_lib.distributed.comm import host_ranks
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
@@ -41,7 +45,6 @@ from recsys_lib.distributed.sharding.rw_sharding.pooled import (
     row_widths,
 )
 from recsys_lib.distributed.sharding.tw_sharding.pooled import TwPooledEmbeddingDist
-from recsys_lib.distributed.types import Awaitable, QuantizedCommCodecs, ShardingEnv, ShardingType
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

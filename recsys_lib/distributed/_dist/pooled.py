@@ -16,12 +16,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed._awaitable import Awaitable
-from recsys_lib.distributed._codec import QuantizedCommCodecs
-from recsys_lib.distributed._collectives import CollectivePolicy
+from recsys_lib._public import public_at
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._collectives.primitives import CollectivePolicy
 from recsys_lib.distributed import comm_ops
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class PooledEmbeddingsAwaitable(Awaitable[torch.Tensor]):
     """Awaits a pooled-embedding collective; ``callbacks`` post-process the tensor on ``wait()``."""
 
@@ -46,6 +48,7 @@ def _equal_batch(local_embs: torch.Tensor, world: int) -> List[int]:
     return [local_embs.size(0) // world] * world
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class PooledEmbeddingsAllToAll(nn.Module):
     """Model-parallel → data-parallel pooled embeddings (TW/CW output dist).
 
@@ -96,6 +99,7 @@ class PooledEmbeddingsAllToAll(nn.Module):
         return self._callbacks
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class VariableBatchPooledEmbeddingsAllToAll(nn.Module):
     """Pooled all-to-all with a batch size per (rank, feature) (VBE); flat 1-D payloads.
 
@@ -138,6 +142,7 @@ class VariableBatchPooledEmbeddingsAllToAll(nn.Module):
         return self._callbacks
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class PooledEmbeddingsReduceScatter(nn.Module):
     """Row-wise output dist: partial pooled sums from every rank, summed and scattered by batch rows.
 
@@ -169,6 +174,7 @@ class PooledEmbeddingsReduceScatter(nn.Module):
         return PooledEmbeddingsAwaitable(req)
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class VariableBatchPooledEmbeddingsReduceScatter(nn.Module):
     """Row-wise output dist with a batch size per (rank, feature): flat ``[rank][feature][row][dim]`` payload."""
 
@@ -196,6 +202,7 @@ class VariableBatchPooledEmbeddingsReduceScatter(nn.Module):
         return PooledEmbeddingsAwaitable(req)
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class PooledEmbeddingsAllGather(nn.Module):
     """Every rank receives the concatenation (dim 0, rank order) of all ranks' ``[B, D]`` tensors."""
 

@@ -16,8 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed._awaitable import Awaitable
-from recsys_lib.distributed._codec import QuantizedCommCodecs
+from recsys_lib._public import public_at
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed import comm_ops
 
 
@@ -29,6 +30,7 @@ def sequence_recat(num_local_features: int, world_size: int) -> List[int]:
     return [f * world_size + r for r in range(world_size) for f in range(num_local_features)]
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class SequenceEmbeddingsAwaitable(Awaitable[torch.Tensor]):
     """Waits a sequence all-to-all and applies the row-wise unbucketize permutation if one is given."""
 
@@ -51,6 +53,7 @@ class SequenceEmbeddingsAwaitable(Awaitable[torch.Tensor]):
         return self._tensor_awaitable.wait()
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class SequenceEmbeddingsAllToAll(nn.Module):
     """Sends ``[ids, D]`` lookup rows back to the ranks that own the batch rows.
 

@@ -18,9 +18,10 @@ from typing import Any, Optional
 import torch
 from torch.distributed import ProcessGroup
 
-from recsys_lib.distributed._tbe_common import check_features, tbe_indices_offsets, vbe_batch_sizes
-from recsys_lib.distributed._vbe_layout import rank_major_from_uniform
-from recsys_lib.distributed._tbe_kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
+from recsys_lib._public import public_at
+from recsys_lib.distributed._tbe.common import check_features, tbe_indices_offsets, vbe_batch_sizes
+from recsys_lib.distributed._dist.vbe_layout import rank_major_from_uniform
+from recsys_lib.distributed._tbe.kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
 from recsys_lib.modules.embedding_configs import pooling_type_to_pooling_mode
@@ -28,6 +29,7 @@ from recsys_lib.ops.pad_batch import pad_to_uniform_batch
 from recsys_lib.optim.fused import FusedOptimizerModule
 
 
+@public_at("recsys_lib.distributed.batched_embedding_kernel")
 class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
     """Pooled kernel over one TBE (subclasses create ``self._emb_module`` and ``self._batch``).
 
@@ -73,6 +75,7 @@ class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
         )
 
 
+@public_at("recsys_lib.distributed.batched_embedding_kernel")
 class BatchedFusedEmbeddingBag(FusedTableBatchMethods, BaseBatchedEmbeddingBag, FusedOptimizerModule):
     """Pooled kernel with the optimizer fused into backward (FBGEMM ``SplitTableBatchedEmbeddingBagsCodegen``).
 
@@ -98,6 +101,7 @@ class BatchedFusedEmbeddingBag(FusedTableBatchMethods, BaseBatchedEmbeddingBag, 
         self._build_tables(self._pooling_mode)
 
 
+@public_at("recsys_lib.distributed.batched_embedding_kernel")
 class BatchedDenseEmbeddingBag(DenseTableBatchMethods, BaseBatchedEmbeddingBag):
     """Pooled kernel with a plain autograd weight (FBGEMM ``DenseTableBatchedEmbeddingBagsCodegen``).
 

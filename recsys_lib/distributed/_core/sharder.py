@@ -18,11 +18,12 @@ import torch
 from torch import nn
 from torch.distributed._shard.sharded_tensor import ShardedTensor
 
-from recsys_lib.distributed._awaitable import Awaitable, LazyAwaitable
-from recsys_lib.distributed._codec import QuantizedCommCodecs
-from recsys_lib.distributed._enums import ComputeKernel, ParameterStorage, ShardingType
-from recsys_lib.distributed._env import ShardingEnv
-from recsys_lib.distributed._plan_types import ModuleShardingPlan, ParameterSharding, ShardingPlan
+from recsys_lib._public import public_at
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.enums import ComputeKernel, ParameterStorage, ShardingType
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ModuleShardingPlan, ParameterSharding, ShardingPlan
 from recsys_lib.types import ModuleNoCopyMixin
 
 M = TypeVar("M", bound=nn.Module)
@@ -57,6 +58,7 @@ def scope(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+@public_at("recsys_lib.distributed.types")
 class ShardedModule(abc.ABC, nn.Module, Generic[CompIn, DistOut, Out, ShrdCtx], ModuleNoCopyMixin):
     """A module whose state is spread over ranks; forward = ``input_dist`` → ``compute`` → ``output_dist``.
 
@@ -114,6 +116,7 @@ class ShardedModule(abc.ABC, nn.Module, Generic[CompIn, DistOut, Out, ShrdCtx], 
         raise NotImplementedError(f"{type(self).__name__} does not declare unsharded_module_type")
 
 
+@public_at("recsys_lib.distributed.types")
 class ModuleSharder(abc.ABC, Generic[M]):
     """Knows how to shard modules of one type (``module_type``) according to a plan."""
 
@@ -166,6 +169,7 @@ class ModuleSharder(abc.ABC, Generic[M]):
 ParameterShardingGenerator = Callable[[nn.Parameter, int, int, str, ModuleSharder[nn.Module]], ParameterSharding]
 
 
+@public_at("recsys_lib.distributed.types")
 class ShardingPlanner(abc.ABC):
     """Produces a ``ShardingPlan`` for a model given the sharders that can shard its modules."""
 

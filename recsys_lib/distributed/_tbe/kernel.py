@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.distributed import ProcessGroup
 
-from recsys_lib.distributed._fused_optimizer import EmbeddingFusedOptimizer
-from recsys_lib.distributed._tbe_common import (
+from recsys_lib.distributed._tbe.fused_optimizer import EmbeddingFusedOptimizer
+from recsys_lib.distributed._tbe.common import (
     TableLayout,
     check_fused_dims,
     compute_device_and_location,

@@ -2,8 +2,11 @@
 
 from enum import Enum, unique
 
+from recsys_lib._public import public_at
+
 
 @unique
+@public_at("recsys_lib.distributed.types")
 class ShardingType(Enum):
     """How one table is split across ranks; plans store ``.value``.
 
@@ -20,6 +23,7 @@ class ShardingType(Enum):
 
 
 @unique
+@public_at("recsys_lib.distributed.types")
 class ParameterStorage(Enum):
     """Where the planner accounts a parameter's bytes."""
 
@@ -28,6 +32,7 @@ class ParameterStorage(Enum):
 
 
 @unique
+@public_at("recsys_lib.distributed.types")
 class PipelineType(Enum):
     """Train pipeline kind (affects the planner's storage estimate)."""
 
@@ -38,6 +43,7 @@ class PipelineType(Enum):
 
 
 @unique
+@public_at("recsys_lib.distributed.types")
 class ComputeKernel(Enum):
     """Base compute kernel; embedding kernels live in ``embedding_types.EmbeddingComputeKernel``."""
 
@@ -45,6 +51,7 @@ class ComputeKernel(Enum):
 
 
 @unique
+@public_at("recsys_lib.distributed.types")
 class CommOp(Enum):
     """Output-dist collectives that can carry a quantized codec (keys of the qcomm registry)."""
 
@@ -54,6 +61,7 @@ class CommOp(Enum):
 
 
 @unique
+@public_at("recsys_lib.distributed.types")
 class EmbeddingEvent(Enum):
     """Profiler annotation names of a sharded embedding step."""
 

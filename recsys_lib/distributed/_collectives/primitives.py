@@ -39,7 +39,7 @@ from typing import Any, Callable, List, Optional, Sequence
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._codec import QuantizedCommCodec
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodec
 
 
 class ReduceScatterMode(enum.Enum):

@@ -20,7 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed._awaitable import Awaitable, NoWait
+from recsys_lib._public import public_at
+from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -37,6 +38,7 @@ def kjt_recat(local_split: int, num_splits: int, stagger: int = 1) -> List[int]:
     return [f + w * local_split for f in range(local_split) for w in rank_order]
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class KJTAllToAllTensorsAwaitable(Awaitable[KeyedJaggedTensor]):
     """Phase 2: the per-label all-to-alls in flight; ``wait()`` returns this rank's KJT."""
 
@@ -94,6 +96,7 @@ _HEADER_LABELS = ("lengths", "values", "strides", "weights")
 _HEADER = len(_HEADER_LABELS) + 2
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class KJTAllToAllSplitsAwaitable(Awaitable[KJTAllToAllTensorsAwaitable]):
     """Phase 1: the split sizes (and batch sizes) in flight; ``wait()`` checks every rank's header and issues phase 2.
 
@@ -165,6 +168,7 @@ class KJTAllToAllSplitsAwaitable(Awaitable[KJTAllToAllTensorsAwaitable]):
         )
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class KJTAllToAll(nn.Module):
     """Redistributes a KJT by keys: ``splits[r]`` consecutive keys go to rank r; batches concatenate.
 
@@ -217,6 +221,7 @@ class KJTAllToAll(nn.Module):
         )
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class KJTOneToAll(nn.Module):
     """Inference: splits a KJT by keys into one KJT per device (``splits[i]`` keys to device i)."""
 

@@ -31,9 +31,11 @@ from fbgemm_gpu.split_table_batched_embeddings_ops_common import (
 )
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec, ShardingSpec
 
+from recsys_lib._public import public_at
 from recsys_lib.types import DataType
 
 
+@public_at("recsys_lib.distributed.types")
 class CacheStatistics(abc.ABC):
     """Access statistics of a table's ids, used by the planner to size a UVM cache."""
 
@@ -53,6 +55,7 @@ class CacheStatistics(abc.ABC):
 
 
 @dataclass
+@public_at("recsys_lib.distributed.types")
 class CacheParams:
     """UVM-caching configuration of one table (``fused_uvm_caching`` kernel)."""
 
@@ -72,6 +75,7 @@ class CacheParams:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.types")
 class KeyValueParams:
     """Key-value (SSD / parameter-server) kernel options. Accepted and carried; no CPU kernel uses them."""
 
@@ -99,6 +103,7 @@ class KeyValueParams:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.types")
 class ParameterSharding:
     """How one table is sharded.
 
@@ -123,6 +128,7 @@ class ParameterSharding:
     key_value_params: Optional[KeyValueParams] = None
 
 
+@public_at("recsys_lib.distributed.types")
 class ModuleShardingPlan:
     """Plan of one module (base type; embedding modules use ``EmbeddingModuleShardingPlan``)."""
 
@@ -135,6 +141,7 @@ def _render_table(header: List[str], rows: List[List[str]]) -> str:
     return "\n".join(" " + line.rstrip() for line in lines)
 
 
+@public_at("recsys_lib.distributed.types")
 class EmbeddingModuleShardingPlan(ModuleShardingPlan, Dict[str, ParameterSharding]):
     """Table name → ``ParameterSharding`` for one embedding module; ``str()`` renders two tables."""
 
@@ -156,6 +163,7 @@ class EmbeddingModuleShardingPlan(ModuleShardingPlan, Dict[str, ParameterShardin
 
 
 @dataclass
+@public_at("recsys_lib.distributed.types")
 class ShardingPlan:
     """Module FQN → that module's plan (``""`` is the root module)."""
 

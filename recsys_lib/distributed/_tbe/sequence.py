@@ -36,9 +36,10 @@ import torch
 from torch import nn
 from torch.distributed import ProcessGroup
 
-from recsys_lib.distributed._sequence_ref import sequence_lookup_reference
-from recsys_lib.distributed._tbe_common import check_features, tbe_indices_offsets
-from recsys_lib.distributed._tbe_kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
+from recsys_lib._public import public_at
+from recsys_lib.distributed._tbe.sequence_ref import sequence_lookup_reference
+from recsys_lib.distributed._tbe.common import check_features, tbe_indices_offsets
+from recsys_lib.distributed._tbe.kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
 from recsys_lib.optim.fused import FusedOptimizerModule
@@ -90,6 +91,7 @@ def _feature_offsets(features: Any, indices: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(lengths, 0)
 
 
+@public_at("recsys_lib.distributed.batched_embedding_kernel")
 class BaseBatchedEmbedding(TableBatchMethods, BaseEmbedding):
     """Sequence kernel over one TBE (subclasses create ``self._emb_module`` and ``self._batch``).
 
@@ -112,6 +114,7 @@ class BaseBatchedEmbedding(TableBatchMethods, BaseEmbedding):
         self._dim = self._layout.uniform_dim
 
 
+@public_at("recsys_lib.distributed.batched_embedding_kernel")
 class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedOptimizerModule):
     """Sequence kernel with the optimizer fused into backward (see the module table for the paths).
 
@@ -147,6 +150,7 @@ class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedO
         return self._emb_module(indices=indices, offsets=offsets)
 
 
+@public_at("recsys_lib.distributed.batched_embedding_kernel")
 class BatchedDenseEmbedding(DenseTableBatchMethods, BaseBatchedEmbedding):
     """Sequence kernel with a plain autograd weight (the dense TBE's flat ``weights`` parameter).
 

@@ -10,9 +10,12 @@ from typing import Any, Generic, Optional, TypeVar
 
 import torch
 
+from recsys_lib._public import public_at
+
 QuantizationContext = TypeVar("QuantizationContext")
 
 
+@public_at("recsys_lib.distributed.types")
 class QuantizedCommCodec(Generic[QuantizationContext]):
     """Interface of a payload codec (encode before sending, decode after receiving).
 
@@ -47,6 +50,7 @@ class QuantizedCommCodec(Generic[QuantizationContext]):
         return input_tensor.size(1), 0
 
 
+@public_at("recsys_lib.distributed.types")
 class NoOpQuantizedCommCodec(QuantizedCommCodec[None]):
     """Identity codec: the payload travels in its own dtype."""
 
@@ -68,6 +72,7 @@ class NoOpQuantizedCommCodec(QuantizedCommCodec[None]):
 
 
 @dataclass
+@public_at("recsys_lib.distributed.types")
 class QuantizedCommCodecs:
     """Codec pair of one collective: ``forward`` for the payload, ``backward`` for its gradient."""
 

@@ -17,6 +17,7 @@ from torch.distributed import ProcessGroup
 from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor, ShardedTensorMetadata, TensorProperties
 
+from recsys_lib._public import public_at
 from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
 from recsys_lib.optim.fused import FusedOptimizer
 
@@ -64,6 +65,7 @@ def _sharded(shards: List[Shard], global_md: ShardedTensorMetadata, pg: ProcessG
     return ShardedTensor._init_from_local_shards_and_global_metadata(shards, global_md, process_group=pg)
 
 
+@public_at("recsys_lib.distributed.batched_embedding_kernel")
 class EmbeddingFusedOptimizer(FusedOptimizer):
     """Keyed optimizer over the tables of one fused TBE kernel.
 

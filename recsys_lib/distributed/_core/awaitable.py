@@ -18,11 +18,14 @@ from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 import torch
 from torch.utils import _pytree as pytree
 
+from recsys_lib._public import public_at
+
 W = TypeVar("W")
 ParentW = TypeVar("ParentW")
 KT = TypeVar("KT")
 
 
+@public_at("recsys_lib.distributed.types")
 class Awaitable(abc.ABC, Generic[W]):
     """A result that becomes available after ``wait()``; callbacks post-process it in registration order."""
 
@@ -45,6 +48,7 @@ class Awaitable(abc.ABC, Generic[W]):
         return self._callbacks
 
 
+@public_at("recsys_lib.distributed.types")
 class NoWait(Awaitable[W]):
     """An already-available result wrapped as an ``Awaitable`` (e.g. data-parallel input dist)."""
 
@@ -69,6 +73,7 @@ def _resolve(obj: Any) -> Any:
 _NO_WAIT_ATTRS = frozenset({"_result", "_callbacks", "__getstate__", "__setstate__", "__deepcopy__", "__copy__"})
 
 
+@public_at("recsys_lib.distributed.types")
 class LazyAwaitable(Awaitable[W], metaclass=abc.ABCMeta):
     """An awaitable that waits implicitly the first time its result is used.
 
@@ -132,6 +137,7 @@ del _name
 LazyAwaitable.__hash__ = object.__hash__  # type: ignore[assignment]
 
 
+@public_at("recsys_lib.distributed.types")
 class LazyNoWait(LazyAwaitable[W]):
     """An already-available result that still behaves like a ``LazyAwaitable``."""
 
@@ -143,6 +149,7 @@ class LazyNoWait(LazyAwaitable[W]):
         return self._obj
 
 
+@public_at("recsys_lib.distributed.types")
 class LazyGetItemMixin(Generic[KT, W]):
     """Makes ``awaitable[key]`` lazy too: it returns a ``GetItemLazyAwaitable`` instead of waiting."""
 
@@ -150,6 +157,7 @@ class LazyGetItemMixin(Generic[KT, W]):
         return GetItemLazyAwaitable(self, key)  # type: ignore[arg-type]
 
 
+@public_at("recsys_lib.distributed.types")
 class GetItemLazyAwaitable(LazyAwaitable[W], Generic[W, ParentW, KT]):
     """``parent[key]``, evaluated when first used (``parent`` is waited then)."""
 

@@ -11,7 +11,7 @@ from typing import List
 import torch
 import torch.nn.functional as F
 
-from recsys_lib.distributed._tbe_common import TableLayout
+from recsys_lib.distributed._tbe.common import TableLayout
 
 
 def sequence_lookup_reference(

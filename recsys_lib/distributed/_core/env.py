@@ -10,9 +10,11 @@ from typing import Optional, Tuple
 import torch
 import torch.distributed as dist
 
+from recsys_lib._public import public_at
 from recsys_lib.streamable import Multistreamable
 
 
+@public_at("recsys_lib.distributed.types")
 class ShardingEnv:
     """Where a module is sharded.
 
@@ -88,6 +90,7 @@ class ShardingEnv:
         return f"ShardingEnv(world_size={self.world_size}, rank={self.rank}, pg={self.process_group is not None})"
 
 
+@public_at("recsys_lib.distributed.types")
 class NullShardedModuleContext(Multistreamable):
     """Context of a sharded module that keeps no per-batch state."""
 
@@ -95,6 +98,7 @@ class NullShardedModuleContext(Multistreamable):
         pass
 
 
+@public_at("recsys_lib.distributed.types")
 class NullShardingContext(Multistreamable):
     """Context of a sharding strategy that keeps no per-batch state."""
 

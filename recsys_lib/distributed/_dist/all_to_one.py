@@ -11,12 +11,15 @@ from typing import List
 import torch
 from torch import nn
 
+from recsys_lib._public import public_at
+
 
 def _check_count(name: str, tensors: List[torch.Tensor], world_size: int) -> None:
     if len(tensors) != world_size:
         raise ValueError(f"{name}: got {len(tensors)} tensors, expected world_size={world_size}")
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class EmbeddingsAllToOne(nn.Module):
     """Concatenates per-device tensors along ``cat_dim`` on ``device``."""
 
@@ -36,6 +39,7 @@ class EmbeddingsAllToOne(nn.Module):
         return torch.cat([t.to(self._device) for t in tensors], dim=self._cat_dim)
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class EmbeddingsAllToOneReduce(nn.Module):
     """Sums per-device tensors on ``device``."""
 
@@ -55,6 +59,7 @@ class EmbeddingsAllToOneReduce(nn.Module):
         return out
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class SeqEmbeddingsAllToOne(nn.Module):
     """Moves per-device sequence outputs to ``device`` (list in, list out)."""
 
@@ -71,6 +76,7 @@ class SeqEmbeddingsAllToOne(nn.Module):
         return [t.to(self._device) for t in tensors]
 
 
+@public_at("recsys_lib.distributed.dist_data")
 class MergePooledEmbeddingsModule(nn.Module):
     """Concatenates pooled tensors along ``cat_dim`` on ``device`` (the fx-leaf form of the merge)."""
 

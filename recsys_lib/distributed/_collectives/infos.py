@@ -8,10 +8,12 @@ from typing import List, Optional
 
 import torch
 
-from recsys_lib.distributed._codec import QuantizedCommCodecs
+from recsys_lib._public import public_at
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class All2AllPooledInfo:
     """Pooled all-to-all: rank ``r`` gets rows ``batch_size_per_rank[r]`` of every rank's ``[ΣB, D_k]`` output.
 
@@ -28,6 +30,7 @@ class All2AllPooledInfo:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class VariableBatchAll2AllPooledInfo:
     """Pooled all-to-all with a batch size per (rank, feature) (variable batch per feature, VBE).
 
@@ -46,6 +49,7 @@ class VariableBatchAll2AllPooledInfo:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class All2AllSequenceInfo:
     """Sequence (unpooled) all-to-all of ``[ids, D]`` rows, with the key↔rank re-ordering permutations."""
 
@@ -61,6 +65,7 @@ class All2AllSequenceInfo:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class All2AllVInfo:
     """Generic variable all-to-all of per-rank ``[B_r, D]`` blocks."""
 
@@ -75,6 +80,7 @@ class All2AllVInfo:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class All2AllDenseInfo:
     """Dense all-to-all of equal-shaped tensors."""
 
@@ -85,6 +91,7 @@ class All2AllDenseInfo:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class ReduceScatterInfo:
     """Reduce-scatter of a list of per-rank tensors (``input_sizes[r]`` = shape of chunk ``r``)."""
 
@@ -93,6 +100,7 @@ class ReduceScatterInfo:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class ReduceScatterBaseInfo:
     """Reduce-scatter of one tensor cut into W equal dim-0 chunks."""
 
@@ -101,6 +109,7 @@ class ReduceScatterBaseInfo:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class ReduceScatterVInfo:
     """Reduce-scatter of one tensor cut into dim-0 chunks of ``input_splits`` rows."""
 
@@ -112,6 +121,7 @@ class ReduceScatterVInfo:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.comm_ops")
 class AllGatherBaseInfo:
     """All-gather of equal-shaped tensors along dim 0."""
 

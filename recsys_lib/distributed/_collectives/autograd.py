@@ -17,9 +17,10 @@ from typing import Any, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from recsys_lib.distributed._awaitable import Awaitable
-from recsys_lib.distributed._codec import QuantizedCommCodec, QuantizedCommCodecs
-from recsys_lib.distributed._collectives import (
+from recsys_lib._public import public_at
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodec, QuantizedCommCodecs
+from recsys_lib.distributed._collectives.primitives import (
     CollectivePolicy,
     Pending,
     all_gather_v,
@@ -54,6 +55,7 @@ class _CollectiveOp(abc.ABC):
         return grad / self.world if self.gradient_division else grad
 
 
+@public_at("recsys_lib.distributed.comm_ops")
 class Request(Awaitable[torch.Tensor]):
     """An issued collective; ``wait()`` returns its (autograd-connected) result.
 
