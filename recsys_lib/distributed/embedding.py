@@ -23,14 +23,15 @@ from typing import Any, Dict, List, Optional, Type
 import torch
 from torch import nn
 
-from recsys_lib.distributed._sharded_embedding_common import (
+from recsys_lib.distributed._sharded.common import (
     ShardedTablesMixin,
     setup_sharded_module,
     sharded_input_dist,
     sharded_table_configs,
 )
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
-from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.types import Awaitable, LazyAwaitable, ParameterSharding, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingCollection

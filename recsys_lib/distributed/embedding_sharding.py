@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from recsys_lib.distributed._grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
-from recsys_lib.distributed.embedding_types import (
+from recsys_lib.distributed._sharded.module_bases import FeatureShardingMixIn
+from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
     BaseGroupedFeatureProcessor,
-    FeatureShardingMixIn,
     KJTList,
     ListOfKJTList,
     ShardedEmbeddingTable,

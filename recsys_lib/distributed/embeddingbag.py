@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple, Type
 import torch
 from torch import nn
 
-from recsys_lib.distributed._sharded_embedding_common import (
+from recsys_lib.distributed._sharded.common import (
     ShardedTablesMixin,
     create_sharding_infos,
     kernels_of,
@@ -28,7 +28,8 @@ from recsys_lib.distributed._sharded_embedding_common import (
 )
 from recsys_lib.distributed._vbe_layout import split_features
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
-from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.types import (
     Awaitable,

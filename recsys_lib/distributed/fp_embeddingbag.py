@@ -21,7 +21,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Type
 import torch
 from torch import nn
 
-from recsys_lib.distributed.embedding_types import KJTList, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.module_bases import ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionContext, EmbeddingBagCollectionSharder
 from recsys_lib.distributed.grouped_position_weighted import SumGradAcrossRanks, apply_position_weights
 from recsys_lib.distributed.types import (

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from recsys_lib.distributed.embeddingbag import ShardedEmbeddingBagCollection
-from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder
+from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder
 from recsys_lib.distributed.types import ParameterSharding, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.modules.fused_embedding_modules import FusedEmbeddingBagCollection
 

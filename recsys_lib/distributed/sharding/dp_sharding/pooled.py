@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from recsys_lib.distributed._grouping import USE_ONE_TBE_PER_TABLE
-from recsys_lib.distributed._shard_tables import replicated_tables
+from recsys_lib.distributed._sharded.shard_tables import replicated_tables
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from torch.distributed._shard.metadata import ShardMetadata
 
-from recsys_lib.distributed._shard_tables import check_shards, global_metadata, make_table, shard_rank, spec_shards
+from recsys_lib.distributed._sharded.shard_tables import check_shards, global_metadata, make_table, shard_rank, spec_shards
 from recsys_lib.distributed.embedding_sharding import group_tables
 from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, GroupedEmbeddingConfig, ShardedEmbeddingTable
 from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, row_boundaries

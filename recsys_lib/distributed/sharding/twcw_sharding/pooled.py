@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from recsys_lib.distributed._shard_tables import shard_rank
+from recsys_lib.distributed._sharded.shard_tables import shard_rank
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.sharding._delegate import DelegatedSharding
 from recsys_lib.distributed.sharding.cw_sharding.pooled import CwPooledEmbeddingSharding

@@ -1,4 +1,4 @@
-"""Bases of embedding sharders and sharded embedding modules (re-exported by ``embedding_types``).
+"""Bases of embedding sharders and sharded embedding modules (public at ``recsys_lib.distributed.embedding_types``).
 
 Which sharding types and compute kernels a sharder offers, per compute device:
 
@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, TypeVar
 import torch
 from torch import nn
 
-from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, KJTList
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel, KJTList
 from recsys_lib.distributed.types import (
     ModuleSharder,
     ParameterStorage,

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
 
-from recsys_lib.distributed._input_checks import fail_on_every_rank, input_error
-from recsys_lib.distributed._shard_tables import global_metadata, spec_shards
+from recsys_lib.distributed._sharded.input_checks import fail_on_every_rank, input_error
+from recsys_lib.distributed._sharded.shard_tables import global_metadata, spec_shards
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingInfo
-from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.types import ParameterSharding, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
