@@ -10,22 +10,16 @@ same ``KeyedTensor`` the unsharded module returns (keys and columns in the unsha
 
 State dict keys are the unsharded ones (``embedding_bags.<table>.weight``) with ``ShardedTensor`` values for
 sharded tables (plain tensors for data-parallel ones). The shared machinery lives in
-``_sharded_embedding_common`` (written once for pooled and sequence modules).
+``_sharded/body.py`` (``ShardedEmbeddingBody``, written once for pooled and sequence modules).
 """
 
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type
 
 import torch
 from torch import nn
 
-from recsys_lib.distributed._sharded.common import (
-    ShardedTablesMixin,
-    create_sharding_infos,
-    kernels_of,
-    setup_sharded_module,
-    sharded_input_dist,
-    sharded_table_configs,
-)
+from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_table_configs
+from recsys_lib.distributed._sharded.common import create_sharding_infos
 from recsys_lib.distributed._vbe_layout import split_features
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
@@ -165,7 +159,6 @@ def pooled_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
 
 
 class ShardedEmbeddingBagCollection(
-    ShardedTablesMixin,
     ShardedEmbeddingModule[KJTList, List[torch.Tensor], KeyedTensor, EmbeddingBagCollectionContext],
     FusedOptimizerModule,
 ):
@@ -200,13 +193,24 @@ class ShardedEmbeddingBagCollection(
         configs = pooled_table_configs(module)
         params = {c.name: module.embedding_bags[c.name].weight for c in configs}
         self._table_name_to_parameter_sharding = dict(table_name_to_parameter_sharding)
-        setup_sharded_module(
-            self, configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
-            qcomm_codecs_registry, sequence=False, weights_attr="embedding_bags",
+        body = ShardedEmbeddingBody(
+            configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
+            qcomm_codecs_registry, sequence=False, weights_attr="embedding_bags", owner_name=type(self).__name__,
         )
+        self._body = body
+        self._sharding_type_to_sharding = body.sharding_type_to_sharding
+        self._embedding_shardings = list(body.sharding_type_to_sharding.values())
+        self._features_order = body.router.feature_names
+        self._feature_splits = body.router.feature_splits
+        self._input_dists = body.input_dists
+        self._lookups = body.lookups
+        self._output_dists = body.output_dists
+        self.embedding_bags = body.tables
+        self._table_names = [c.name for c in configs]
+        self.register_load_state_dict_post_hook(body.missing_keys_hook())
         self._embedding_names = [n for c in configs for n in c.embedding_names]
         self._embedding_dims = [c.embedding_dim for c in configs for _ in c.embedding_names]
-        shardings = list(self._sharding_type_to_sharding.values())
+        shardings = self._embedding_shardings
         permute = output_column_permute(
             [n for s in shardings for n in s.embedding_names()],
             [d for s in shardings for d in s.embedding_dims()],
@@ -258,8 +262,7 @@ class ShardedEmbeddingBagCollection(
 
     def reset_parameters(self) -> None:
         """Re-initialises every local shard with its table's ``init_fn`` (default uniform)."""
-        for kernel in kernels_of(self._lookups):
-            kernel.init_parameters()
+        self._body.reset_parameters()
 
     # ---- the three stages ----
 
@@ -271,7 +274,7 @@ class ShardedEmbeddingBagCollection(
             ctx.variable_batch_per_feature = True
             ctx.inverse_indices = features.inverse_indices()
             ctx.batch_size_per_feature = dict(zip(features.keys(), features.stride_per_key()))
-        return sharded_input_dist(self, ctx, features, sequence=False, weighted=self._is_weighted, pooled=True)
+        return self._body.input_dist(ctx, features, sequence=False, weighted=self._is_weighted, pooled=True)
 
     def compute(self, ctx: EmbeddingBagCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
         return [lookup(features) for lookup, features in zip(self._lookups, dist_input)]
@@ -282,7 +285,35 @@ class ShardedEmbeddingBagCollection(
             return VariableBatchEmbeddingBagCollectionAwaitable(awaitables, ctx, self._vbe_layout)
         return EmbeddingBagCollectionAwaitable(awaitables, self._embedding_names, self._embedding_dims, self._permute)
 
-    # ---- state, parameters, optimizer ----
+    # ---- state, parameters, optimizer (this rank's shards, under the unsharded names) ----
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        return self._body.state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
+        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
+    ) -> None:
+        self._body.load_from_state_dict(state_dict, prefix, strict, missing_keys, unexpected_keys)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        yield from self._body.named_parameters(prefix, recurse)
+
+    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
+        for name, _ in self.named_parameters(prefix=prefix):
+            yield name
+
+    @property
+    def fused_optimizer(self) -> Any:
+        return self._body.fused_optimizer()
+
+    @property
+    def shardings(self) -> Dict[str, Any]:
+        return dict(self._sharding_type_to_sharding)
 
     @property
     def unsharded_module_type(self) -> Type[nn.Module]:

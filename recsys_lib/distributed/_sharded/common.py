@@ -1,4 +1,4 @@
-"""What sharded ``EmbeddingBagCollection`` and ``EmbeddingCollection`` share, written once.
+"""Parts of the sharded ``EmbeddingBagCollection`` / ``EmbeddingCollection`` body (``body.py`` composes them).
 
 * :func:`create_sharding_infos` — plan + module tables → ``EmbeddingShardingInfo`` s per sharding type
   (plan checked: unknown tables, unplanned tables, unknown sharding types or kernels → ``ValueError``);
@@ -16,14 +16,12 @@ import torch
 from torch import nn
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
 
-from recsys_lib.distributed._sharded.input_checks import fail_on_every_rank, input_error
 from recsys_lib.distributed._sharded.shard_tables import global_metadata, spec_shards
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingInfo
 from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.types import ParameterSharding, QuantizedCommCodecs, ShardingEnv
-from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
-from recsys_lib.modules.embedding_modules import get_embedding_names_by_table
+from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -220,19 +218,6 @@ class TableState:
         return piece
 
 
-def internal_state_names(module: nn.Module, children: List[str]) -> List[str]:
-    """Parameter and buffer names (relative to ``module``) inside ``children``: kernel internals that the
-    sharded module's own state-dict entries replace."""
-    names: List[str] = []
-    for child in children:
-        sub = getattr(module, child)
-        for n, _ in nn.Module.named_parameters(sub, prefix=child):
-            names.append(n)
-        for n, _ in nn.Module.named_buffers(sub, prefix=child):
-            names.append(n)
-    return names
-
-
 def drop_internal_missing_keys(internal: List[str]) -> Any:
     """A ``load_state_dict`` post hook removing kernel internals from ``missing_keys``."""
     suffixes = tuple("." + n for n in internal)
@@ -260,191 +245,3 @@ class TableHolder(nn.Module):
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         pass
-
-
-# ---- the sharded module's shared body (ShardedEmbeddingBagCollection / ShardedEmbeddingCollection call these) ----
-
-_INTERNAL_CHILDREN = ["_input_dists", "_lookups", "_output_dists"]
-
-
-def sharded_table_configs(
-    tables: List[Any], pooling: Optional[PoolingType], is_weighted: bool
-) -> List[EmbeddingTableConfig]:
-    """``EmbeddingTableConfig`` s of a module's table configs with their output names (``pooling=None``
-    keeps each table's own pooling)."""
-    names = get_embedding_names_by_table(tables)
-    return [
-        EmbeddingTableConfig(
-            num_embeddings=t.num_embeddings, embedding_dim=t.embedding_dim, name=t.name, data_type=t.data_type,
-            feature_names=list(t.feature_names), weight_init_max=t.weight_init_max, weight_init_min=t.weight_init_min,
-            init_fn=t.init_fn, need_pos=t.need_pos, pooling=t.pooling if pooling is None else pooling,
-            is_weighted=is_weighted, has_feature_processor=False, embedding_names=list(n),
-        )
-        for t, n in zip(tables, names)
-    ]
-
-
-def setup_sharded_module(
-    owner: nn.Module,
-    configs: List[EmbeddingTableConfig],
-    params: Dict[str, torch.Tensor],
-    plan: Mapping[str, ParameterSharding],
-    env: ShardingEnv,
-    device: torch.device,
-    fused_params: Optional[Dict[str, Any]],
-    qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]],
-    sequence: bool,
-    weights_attr: str,
-) -> None:
-    """Builds shardings, dists, lookups and table state on ``owner`` and copies ``params`` in (unless meta).
-
-    Sets ``owner._sharding_type_to_sharding``, ``_router``, ``_input_dists``, ``_lookups``, ``_output_dists``,
-    ``_table_state``, ``_weights_attr`` and the ``<weights_attr>`` ModuleDict of :class:`TableHolder` s.
-    """
-    name = type(owner).__name__
-    infos = create_sharding_infos(configs, params, plan, fused_params, name)
-    shardings = create_shardings(infos, env, device, qcomm_codecs_registry, sequence)
-    owner._sharding_type_to_sharding = shardings
-    owner._router = ShardingRouter(list(shardings.values()), name)
-    owner._rows_of = {}
-    for c in configs:
-        for f in c.feature_names:
-            owner._rows_of[f] = min(c.num_embeddings, owner._rows_of.get(f, c.num_embeddings))
-    owner._input_dists = nn.ModuleList([s.create_input_dist(device) for s in shardings.values()])
-    # Kernels initialise their shards with the global RNG, differently per rank; keep the caller's RNG stream
-    # untouched so code after sharding draws the same numbers on every rank.
-    with torch.random.fork_rng(devices=[]):
-        owner._lookups = nn.ModuleList([s.create_lookup(device) for s in shardings.values()])
-    owner._output_dists = nn.ModuleList([s.create_output_dist(device) for s in shardings.values()])
-    # The module checks every input id against its table once, before any input dist (``sharded_input_dist``):
-    # the row-split input dists and the kernels need not repeat that pass.
-    for m in list(owner._input_dists.modules()) + list(owner._lookups.modules()):
-        if hasattr(m, "_check_ids"):
-            m._check_ids = False
-    state = TableState(configs, plan, owner._lookups, env)
-    owner._table_state = state
-    owner._weights_attr = weights_attr
-    setattr(owner, weights_attr, nn.ModuleDict({c.name: TableHolder(state, c.name) for c in configs}))
-    for c in configs:
-        p = params[c.name]
-        if p.device.type != "meta":
-            state.load(c.name, p.detach().to(device), f"{weights_attr}.{c.name}.weight")
-    owner.register_load_state_dict_post_hook(
-        drop_internal_missing_keys(internal_state_names(owner, _INTERNAL_CHILDREN))
-    )
-
-
-def _key(owner: nn.Module, prefix: str, table: str) -> str:
-    return f"{prefix}{owner._weights_attr}.{table}.weight"
-
-
-def sharded_state_dict(
-    owner: nn.Module, destination: Optional[Dict[str, Any]], prefix: str, keep_vars: bool
-) -> Dict[str, Any]:
-    """``{prefix + "<weights_attr>.<table>.weight": ShardedTensor or tensor}`` in table order."""
-    if destination is None:
-        destination = {}
-    state: TableState = owner._table_state
-    for table in state.table_names:
-        destination[_key(owner, prefix, table)] = state.value(table, keep_vars)
-    return destination
-
-
-def sharded_load_from_state_dict(
-    owner: nn.Module, state_dict: Mapping[str, Any], prefix: str, strict: bool,
-    missing_keys: List[str], unexpected_keys: List[str],
-) -> None:
-    """Copies this module's table entries in; other keys under ``prefix`` are unexpected."""
-    state: TableState = owner._table_state
-    own = {_key(owner, prefix, t): t for t in state.table_names}
-    for key, table in own.items():
-        if key in state_dict:
-            state.load(table, state_dict[key], key)
-        elif strict:
-            missing_keys.append(key)
-    if strict:
-        unexpected_keys.extend(k for k in state_dict if k.startswith(prefix) and k not in own)
-
-
-def sharded_named_parameters(owner: nn.Module, prefix: str, recurse: bool) -> Iterator[Tuple[str, nn.Parameter]]:
-    """The kernels' parameters under the unsharded names (``<weights_attr>.<table>.weight``)."""
-    if not recurse:
-        return
-    base = f"{prefix}.{owner._weights_attr}" if prefix else owner._weights_attr
-    for lookup in owner._lookups:
-        for name, param in unwrap(lookup).named_parameters():
-            yield f"{base}.{name}", param
-
-
-def sharded_fused_optimizer(owner: nn.Module) -> Any:
-    """``CombinedOptimizer`` of the fused kernels' optimizers, keyed ``<weights_attr>.<table>.weight``."""
-    from recsys_lib.optim.fused import FusedOptimizerModule
-    from recsys_lib.optim.keyed import CombinedOptimizer
-
-    optims = [(owner._weights_attr, k.fused_optimizer) for k in kernels_of(owner._lookups)
-              if isinstance(k, FusedOptimizerModule)]
-    return CombinedOptimizer(optims)
-
-
-def sharded_input_dist(
-    owner: nn.Module, ctx: Any, features: KeyedJaggedTensor, sequence: bool, weighted: bool = False,
-    pooled: bool = False,
-) -> Any:
-    """Checks ``features`` (on error: raises on every rank, see ``_input_checks``), routes them per sharding and
-    starts every sharding's input dist (split sizes first)."""
-    from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext, KJTListSplitsAwaitable
-
-    error = input_error(type(owner).__name__, features, owner._router.feature_names, owner._rows_of, weighted, pooled)
-    if error is not None:
-        fail_on_every_rank(owner._input_dists, error)
-    vbe = features.variable_stride_per_key()
-    awaitables = []
-    for features_i, dist in zip(owner._router.split(features), owner._input_dists):
-        sctx = EmbeddingShardingContext(variable_batch_per_feature=vbe)
-        if vbe:
-            sctx.batch_size_per_feature_pre_a2a = features_i.stride_per_key()
-        if sequence:
-            sctx.length_per_key_before_input_dist = features_i.length_per_key()
-        ctx.sharding_contexts.append(sctx)
-        awaitable = dist(features_i)
-        sctx.input_dist_facts = getattr(awaitable, "input_dist_facts", None)
-        awaitables.append(awaitable)
-    return KJTListSplitsAwaitable(awaitables, ctx)
-
-
-class ShardedTablesMixin:
-    """State, parameters and optimizer of a sharded EBC/EC, written once for both (flat mix-in).
-
-    Put it first among the bases so these override ``nn.Module``'s; the table bookkeeping comes from
-    :func:`setup_sharded_module`.
-    """
-
-    _sharding_type_to_sharding: Dict[str, EmbeddingSharding]
-
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        return sharded_state_dict(self, destination, prefix, keep_vars)  # type: ignore[arg-type]
-
-    def _load_from_state_dict(
-        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
-        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
-    ) -> None:
-        sharded_load_from_state_dict(self, state_dict, prefix, strict, missing_keys, unexpected_keys)  # type: ignore[arg-type]
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from sharded_named_parameters(self, prefix, recurse)  # type: ignore[arg-type]
-
-    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
-        for name, _ in self.named_parameters(prefix=prefix):
-            yield name
-
-    @property
-    def fused_optimizer(self) -> Any:
-        return sharded_fused_optimizer(self)  # type: ignore[arg-type]
-
-    @property
-    def shardings(self) -> Dict[str, Any]:
-        return dict(self._sharding_type_to_sharding)
