@@ -146,7 +146,9 @@ class ModuleSharder(abc.ABC, Generic[M]):
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
         """Sharding types this sharder supports on ``compute_device_type``."""
-        return [ShardingType.DATA_PARALLEL.value]
+        from recsys_lib.distributed.sharding.strategy import sharding_types_where
+
+        return sharding_types_where(lambda s: s.replicated)
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
         """Compute kernels this sharder supports for ``sharding_type`` on ``compute_device_type``."""

@@ -260,12 +260,10 @@ class EmbeddingCollectionSharder(BaseEmbeddingSharder[EmbeddingCollection]):
         return {name: emb.weight for name, emb in module.embeddings.items()}
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
-        from recsys_lib.distributed.sharding.strategy import registered_sharding_types, strategy_for
+        from recsys_lib.distributed.sharding.strategy import sharding_types_where
 
         super().sharding_types(compute_device_type)  # validates the device type
-        order = ["data_parallel", "table_wise", "column_wise", "row_wise"]
-        supported = {t.value for t in registered_sharding_types() if strategy_for(t).supports_sequence}
-        return [t for t in order if t in supported]
+        return sharding_types_where(lambda s: s.supports_sequence)
 
     @property
     def module_type(self) -> Type[EmbeddingCollection]:

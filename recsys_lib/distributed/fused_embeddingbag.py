@@ -68,7 +68,9 @@ class FusedEmbeddingBagCollectionSharder(BaseEmbeddingSharder[FusedEmbeddingBagC
         return {name: holder.weight for name, holder in module.embedding_bags.items()}
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
-        return [t for t in super().sharding_types(compute_device_type) if t != "grid_shard"]
+        from recsys_lib.distributed.sharding.strategy import strategy_for
+
+        return [t for t in super().sharding_types(compute_device_type) if strategy_for(t).supports_fused_ebc]
 
     @property
     def module_type(self) -> Type[FusedEmbeddingBagCollection]:

@@ -23,7 +23,6 @@ from recsys_lib.distributed.types import (
     ParameterStorage,
     QuantizedCommCodecs,
     ShardedModule,
-    ShardingType,
 )
 
 M = TypeVar("M", bound=nn.Module)
@@ -32,17 +31,6 @@ DistOut = TypeVar("DistOut")
 Out = TypeVar("Out")
 ShrdCtx = TypeVar("ShrdCtx")
 
-_CPU_SHARDING_TYPES = (
-    ShardingType.DATA_PARALLEL.value,
-    ShardingType.TABLE_WISE.value,
-    ShardingType.COLUMN_WISE.value,
-    ShardingType.TABLE_COLUMN_WISE.value,
-)
-_ROW_SPLIT_SHARDING_TYPES = (
-    ShardingType.ROW_WISE.value,
-    ShardingType.TABLE_ROW_WISE.value,
-    ShardingType.GRID_SHARD.value,
-)
 _CUDA_ONLY_KERNELS = (
     EmbeddingComputeKernel.FUSED_UVM.value,
     EmbeddingComputeKernel.FUSED_UVM_CACHING.value,
@@ -161,11 +149,13 @@ class BaseEmbeddingSharder(ModuleSharder[M]):
         self._fused_params: Optional[Dict[str, Any]] = fused_params
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
+        """The registry's strategies offered on ``compute_device_type`` (registry order)."""
+        from recsys_lib.distributed.sharding.strategy import sharding_types_where
+
         _check_device_type(compute_device_type)
-        types = list(_CPU_SHARDING_TYPES)
-        if compute_device_type in ("cuda", "mtia"):
-            types += list(_ROW_SPLIT_SHARDING_TYPES)
-        return types
+        if compute_device_type == "cpu":
+            return sharding_types_where(lambda s: s.offered_on_cpu)
+        return sharding_types_where(lambda s: s.offered_on_accelerator)
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
         """Replicated (data-parallel) tables train with the dense optimizer; every other sharding fuses."""
@@ -215,8 +205,10 @@ class BaseQuantEmbeddingSharder(ModuleSharder[M]):
         self._shardable_params: List[str] = list(shardable_params) if shardable_params else []
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
+        from recsys_lib.distributed.sharding.strategy import quant_inference_sharding_types
+
         _check_device_type(compute_device_type)
-        return [ShardingType.TABLE_WISE.value, ShardingType.ROW_WISE.value, ShardingType.COLUMN_WISE.value]
+        return quant_inference_sharding_types()
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
         _check_device_type(compute_device_type)

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.planner.constants import BATCH_SIZE, POOLING_FACTOR
 from recsys_lib.distributed.planner.enumerators import _table_features
 from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
@@ -152,7 +152,7 @@ def plan_options(
                 name=name, tensor=tensor, module=(path, owner),
                 input_lengths=list(pc.pooling_factors) if pc else [POOLING_FACTOR] * n,
                 batch_size=batch_size, sharding_type=ps.sharding_type,
-                partition_by=cost_terms(ps.sharding_type).PARTITION_BY, compute_kernel=ps.compute_kernel,
+                partition_by=strategy_for(ps.sharding_type).partition_by.value, compute_kernel=ps.compute_kernel,
                 shards=[Shard(size=s, offset=o, rank=r) for (s, o), r in zip(geometry, ranks)],
                 cache_params=ps.cache_params, is_pooled=None if module is not None else True,
             ))

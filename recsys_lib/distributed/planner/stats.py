@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 
 from torch import nn
 
-from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.planner.shard_estimators import shard_costs
 from recsys_lib.distributed.planner.types import (
     Enumerator,
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def _short(sharding_type: str) -> str:
-    return cost_terms(sharding_type).SHORT_NAME
+    return strategy_for(sharding_type).short_name
 
 
 def round_to_one_sigfig(x: float) -> float:

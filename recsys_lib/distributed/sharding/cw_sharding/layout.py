@@ -12,21 +12,22 @@ is put back in column order by ``output_permute``.
 
 from typing import List, Optional, Sequence, Tuple
 
-from recsys_lib.distributed.sharding._layout_types import Layout, check_table_shape, check_world
+from recsys_lib.distributed.sharding._layout_types import (
+    Layout,
+    LayoutRequest,
+    check_table_shape,
+    check_world,
+    positional,
+)
 
 MIN_CW_DIM = 128
 
 
-def shard_sizes_and_offsets(
-    rows: int,
-    cols: int,
-    world_size: int,
-    local_world_size: int,
-    col_wise_shard_dim: Optional[int] = None,
-    device_memory_sizes: Optional[List[int]] = None,
-    num_buckets: Optional[int] = None,
-) -> Layout:
+def layout(request: LayoutRequest) -> Layout:
     """Blocks of ``min(col_wise_shard_dim or MIN_CW_DIM, cols)`` columns; the last one takes the remainder."""
+    rows, cols, world_size, local_world_size, col_wise_shard_dim = (
+        request.rows, request.cols, request.world_size, request.local_world_size, request.col_wise_shard_dim
+    )
     check_table_shape(rows, cols)
     check_world(world_size, local_world_size)
     block = min(col_wise_shard_dim if col_wise_shard_dim is not None else MIN_CW_DIM, cols)
@@ -75,3 +76,6 @@ def output_permute(shard_ranks: Sequence[int], shard_dims: Sequence[int], world_
     order = [i for r in range(world_size) for i, sr in enumerate(shard_ranks) if sr == r]
     position = {shard: pos for pos, shard in enumerate(order)}
     return [position[i] for i in range(len(shard_ranks))], [shard_dims[i] for i in order]
+
+
+shard_sizes_and_offsets = positional(layout)
