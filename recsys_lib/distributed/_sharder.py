@@ -20,7 +20,7 @@ from torch.distributed._shard.sharded_tensor import ShardedTensor
 
 from recsys_lib.distributed._awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._codec import QuantizedCommCodecs
-from recsys_lib.distributed._enums import ComputeKernel, ParameterStorage, ShardingType
+from recsys_lib.distributed._enums import ComputeKernel, ParameterStorage
 from recsys_lib.distributed._env import ShardingEnv
 from recsys_lib.distributed._plan_types import ModuleShardingPlan, ParameterSharding, ShardingPlan
 from recsys_lib.types import ModuleNoCopyMixin

@@ -18,7 +18,7 @@ disagree on VBE) raises ``ValueError`` on every rank: a rank whose input is bad 
 exchange of the input dists, with an error status.
 """
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Type
 
 import torch
 from torch import nn
@@ -181,27 +181,7 @@ class ShardedEmbeddingCollection(
             self._need_indices,
         )
 
-    # ---- state, parameters, optimizer (this rank's shards, under the unsharded names) ----
-
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        return self._body.state_dict(destination, prefix, keep_vars)
-
-    def _load_from_state_dict(
-        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
-        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
-    ) -> None:
-        self._body.load_from_state_dict(state_dict, prefix, strict, missing_keys, unexpected_keys)
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from self._body.named_parameters(prefix, recurse)
-
-    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
-        for name, _ in self.named_parameters(prefix=prefix):
-            yield name
+    # ---- optimizer and shardings (state dict and parameters: ShardedEmbeddingModule asks the body) ----
 
     @property
     def fused_optimizer(self) -> Any:

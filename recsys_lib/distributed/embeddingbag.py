@@ -13,7 +13,7 @@ sharded tables (plain tensors for data-parallel ones). The shared machinery live
 ``_sharded/body.py`` (``ShardedEmbeddingBody``, written once for pooled and sequence modules).
 """
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -285,27 +285,7 @@ class ShardedEmbeddingBagCollection(
             return VariableBatchEmbeddingBagCollectionAwaitable(awaitables, ctx, self._vbe_layout)
         return EmbeddingBagCollectionAwaitable(awaitables, self._embedding_names, self._embedding_dims, self._permute)
 
-    # ---- state, parameters, optimizer (this rank's shards, under the unsharded names) ----
-
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        return self._body.state_dict(destination, prefix, keep_vars)
-
-    def _load_from_state_dict(
-        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
-        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
-    ) -> None:
-        self._body.load_from_state_dict(state_dict, prefix, strict, missing_keys, unexpected_keys)
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from self._body.named_parameters(prefix, recurse)
-
-    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
-        for name, _ in self.named_parameters(prefix=prefix):
-            yield name
+    # ---- optimizer and shardings (state dict and parameters: ShardedEmbeddingModule asks the body) ----
 
     @property
     def fused_optimizer(self) -> Any:

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from recsys_lib.distributed._sharded.common import (
-    ShardingRouter,
     TableHolder,
     TableState,
     create_sharding_infos,
@@ -25,7 +24,7 @@ from recsys_lib.distributed._sharded.common import (
     kernels_of,
     unwrap,
 )
-from recsys_lib.distributed._sharded.input_checks import fail_on_every_rank, input_error
+from recsys_lib.distributed._sharded.routing import ShardingRouter, fail_on_every_rank, input_error
 from recsys_lib.distributed.embedding_sharding import (
     EmbeddingSharding,
     EmbeddingShardingContext,
@@ -127,7 +126,7 @@ class ShardedEmbeddingBody:
     def input_dist(
         self, ctx: Any, features: KeyedJaggedTensor, sequence: bool, weighted: bool = False, pooled: bool = False
     ) -> KJTListSplitsAwaitable:
-        """Checks ``features`` (on error: raises on every rank, see ``input_checks``), routes them per sharding
+        """Checks ``features`` (on error: raises on every rank, see ``routing``), routes them per sharding
         and starts every sharding's input dist (split sizes first); appends one sharding context per sharding to
         ``ctx.sharding_contexts``."""
         error = input_error(self.owner_name, features, self.router.feature_names, self.rows_of, weighted, pooled)

@@ -4,7 +4,6 @@
   (plan checked: unknown tables, unplanned tables, unknown sharding types or kernels → ``ValueError``);
   fused params merged from the sharder, ``apply_optimizer_in_backward`` and the plan entry.
 * :func:`create_shardings` — one strategy object per sharding type, through the registry.
-* :class:`ShardingRouter` — permutes an input KJT into sharding order and splits it per sharding.
 * :class:`TableState` — this rank's shards of every table, for ``state_dict`` / ``load_state_dict``
   (keys of the unsharded module, ``ShardedTensor`` values placed as in the plan) and for copying the
   unsharded module's weights in.
@@ -22,7 +21,6 @@ from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.types import ParameterSharding, QuantizedCommCodecs, ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
-from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
 def check_plan(table_names: List[str], plan: Mapping[str, Any], owner: str) -> None:
@@ -105,34 +103,6 @@ def create_shardings(
         make = strategy.create_sequence if sequence else strategy.create_pooled
         out[st] = make(st_infos, env, device=device, qcomm_codecs_registry=qcomm_codecs_registry)
     return out
-
-
-class ShardingRouter:
-    """Puts an input KJT's features into sharding order (each sharding's ``feature_names()``, concatenated;
-    a feature may repeat, e.g. once per column shard) and splits it per sharding."""
-
-    def __init__(self, shardings: List[EmbeddingSharding], owner: str) -> None:
-        self._owner = owner
-        self.feature_names: List[str] = [f for s in shardings for f in s.feature_names()]
-        self.feature_splits: List[int] = [len(s.feature_names()) for s in shardings]
-        self._cache: Dict[Tuple[str, ...], Tuple[List[int], torch.Tensor]] = {}
-
-    def _order(self, keys: List[str]) -> Tuple[List[int], torch.Tensor]:
-        key = tuple(keys)
-        if key not in self._cache:
-            index = {k: i for i, k in enumerate(keys)}
-            missing = sorted({f for f in self.feature_names if f not in index})
-            if missing:
-                raise ValueError(f"{self._owner}: input KJT lacks features {missing}; its keys are {keys}")
-            order = [index[f] for f in self.feature_names]
-            self._cache[key] = (order, torch.tensor(order, dtype=torch.int64))
-        return self._cache[key]
-
-    def split(self, features: KeyedJaggedTensor) -> List[KeyedJaggedTensor]:
-        order, order_t = self._order(features.keys())
-        if order != list(range(len(features.keys()))):
-            features = features.permute(order, order_t.to(features.device()))
-        return features.split(self.feature_splits)
 
 
 def unwrap(module: nn.Module) -> nn.Module:

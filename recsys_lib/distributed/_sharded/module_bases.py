@@ -12,7 +12,7 @@ cuda, mtia         + row_wise, table_row_wise, grid_shard      fused (+cuda: fus
 =================  ==========================================  ===========================================
 """
 
-from typing import Any, Dict, List, Optional, TypeVar
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
 
 import torch
 from torch import nn
@@ -78,7 +78,9 @@ class ShardedEmbeddingModule(
 ):
     """Common part of sharded embedding modules: one input dist, lookup and output dist per sharding.
 
-    Subclasses fill ``_input_dists``, ``_lookups`` and ``_output_dists`` (index ``i`` = sharding ``i``).
+    Subclasses fill ``_input_dists``, ``_lookups`` and ``_output_dists`` (index ``i`` = sharding ``i``). One that
+    assigns a ``ShardedEmbeddingBody`` to ``_body`` in its ``__init__`` gets its state dict (the unsharded keys) and
+    parameters from it; without one these are ``nn.Module``'s.
     """
 
     def __init__(self, qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None) -> None:
@@ -88,6 +90,36 @@ class ShardedEmbeddingModule(
         self._output_dists: List[nn.Module] = []
         self.post_lookup_tracker_fn: Optional[Any] = None
         self.post_odist_tracker_fn: Optional[Any] = None
+        self._body: Optional[Any] = None  # a ShardedEmbeddingBody (``_sharded/body.py``), set by the subclass
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        if self._body is None:
+            return super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        return self._body.state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
+        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
+    ) -> None:
+        if self._body is None:
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                          error_msgs)
+            return
+        self._body.load_from_state_dict(state_dict, prefix, strict, missing_keys, unexpected_keys)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        if self._body is None:
+            yield from super().named_parameters(prefix=prefix, recurse=recurse, remove_duplicate=remove_duplicate)
+            return
+        yield from self._body.named_parameters(prefix, recurse)
+
+    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
+        for name, _ in self.named_parameters(prefix=prefix):
+            yield name
 
     def prefetch(
         self,

@@ -4,8 +4,9 @@ A layout is ``(sizes, offsets)``: one ``[rows, cols]`` size and one ``[row_offse
 shard, in shard order (the order of ``ParameterSharding.ranks``).
 """
 
+import inspect
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 Layout = Tuple[List[List[int]], List[List[int]]]
 
@@ -46,6 +47,13 @@ class LayoutRequest:
 LayoutFn = Callable[[LayoutRequest], Layout]
 
 
+def check_request(request: LayoutRequest) -> Tuple[int, int, int, int]:
+    """``(rows, cols, world_size, local_world_size)`` of a request, after the shape and world checks."""
+    check_table_shape(request.rows, request.cols)
+    check_world(request.world_size, request.local_world_size)
+    return request.rows, request.cols, request.world_size, request.local_world_size
+
+
 def request_of(
     rows: int,
     cols: int,
@@ -64,17 +72,11 @@ def positional(layout: LayoutFn) -> Callable[..., Layout]:
     """``shard_sizes_and_offsets(rows, cols, world_size, local_world_size, col_wise_shard_dim=None,
     device_memory_sizes=None, num_buckets=None)`` calling ``layout`` with one :class:`LayoutRequest`."""
 
-    def shard_sizes_and_offsets(
-        rows: int,
-        cols: int,
-        world_size: int,
-        local_world_size: int,
-        col_wise_shard_dim: Optional[int] = None,
-        device_memory_sizes: Optional[List[int]] = None,
-        num_buckets: Optional[int] = None,
-    ) -> Layout:
-        return layout(request_of(rows, cols, world_size, local_world_size, col_wise_shard_dim,
-                                 device_memory_sizes, num_buckets))
+    def shard_sizes_and_offsets(*args: Any, **kwargs: Any) -> Layout:
+        return layout(request_of(*args, **kwargs))
 
     shard_sizes_and_offsets.__doc__ = layout.__doc__
+    shard_sizes_and_offsets.__signature__ = inspect.signature(request_of).replace(  # type: ignore[attr-defined]
+        return_annotation=Layout
+    )
     return shard_sizes_and_offsets

@@ -12,24 +12,15 @@ is put back in column order by ``output_permute``.
 
 from typing import List, Optional, Sequence, Tuple
 
-from recsys_lib.distributed.sharding._layout_types import (
-    Layout,
-    LayoutRequest,
-    check_table_shape,
-    check_world,
-    positional,
-)
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 
 MIN_CW_DIM = 128
 
 
 def layout(request: LayoutRequest) -> Layout:
     """Blocks of ``min(col_wise_shard_dim or MIN_CW_DIM, cols)`` columns; the last one takes the remainder."""
-    rows, cols, world_size, local_world_size, col_wise_shard_dim = (
-        request.rows, request.cols, request.world_size, request.local_world_size, request.col_wise_shard_dim
-    )
-    check_table_shape(rows, cols)
-    check_world(world_size, local_world_size)
+    rows, cols, world_size, local_world_size = check_request(request)
+    col_wise_shard_dim = request.col_wise_shard_dim
     block = min(col_wise_shard_dim if col_wise_shard_dim is not None else MIN_CW_DIM, cols)
     if block <= 0:
         raise ValueError(f"col_wise_shard_dim must be > 0, got {col_wise_shard_dim}")

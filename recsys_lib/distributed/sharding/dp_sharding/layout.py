@@ -7,22 +7,12 @@ Rank → rows (table of R rows, W ranks)::
 
 from typing import List, Optional
 
-from recsys_lib.distributed.sharding._layout_types import (
-    Layout,
-    LayoutRequest,
-    check_table_shape,
-    check_world,
-    positional,
-)
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 
 
 def layout(request: LayoutRequest) -> Layout:
     """W identical full-table "shards" at offset [0, 0]."""
-    rows, cols, world_size, local_world_size = (
-        request.rows, request.cols, request.world_size, request.local_world_size
-    )
-    check_table_shape(rows, cols)
-    check_world(world_size, local_world_size)
+    rows, cols, world_size, local_world_size = check_request(request)
     return [[rows, cols] for _ in range(world_size)], [[0, 0] for _ in range(world_size)]
 
 

@@ -14,13 +14,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from recsys_lib.distributed.sharding._layout_types import (
-    Layout,
-    LayoutRequest,
-    check_table_shape,
-    check_world,
-    positional,
-)
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 
 
 def block_size(rows: int, num_shards: int) -> int:
@@ -63,9 +57,7 @@ def bucketed_row_sizes(rows: int, num_shards: int, num_buckets: int) -> List[int
 
 def layout(request: LayoutRequest) -> Layout:
     """One row block per rank (see the module table); memory-proportional or bucket-aligned on request."""
-    rows, cols, world_size = request.rows, request.cols, request.world_size
-    check_table_shape(rows, cols)
-    check_world(world_size, request.local_world_size)
+    rows, cols, world_size, _ = check_request(request)
     if request.device_memory_sizes is not None:
         memory = list(request.device_memory_sizes)
         if len(memory) != world_size:

@@ -13,22 +13,12 @@ with each column shard acting as a table.
 
 from typing import List, Optional, Sequence
 
-from recsys_lib.distributed.sharding._layout_types import (
-    Layout,
-    LayoutRequest,
-    check_table_shape,
-    check_world,
-    positional,
-)
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 
 
 def layout(request: LayoutRequest) -> Layout:
     """One shard: the whole table."""
-    rows, cols, world_size, local_world_size = (
-        request.rows, request.cols, request.world_size, request.local_world_size
-    )
-    check_table_shape(rows, cols)
-    check_world(world_size, local_world_size)
+    rows, cols, world_size, local_world_size = check_request(request)
     return [[rows, cols]], [[0, 0]]
 
 

@@ -12,23 +12,13 @@ the host, then all-to-all'ed across hosts (intra- then cross-host groups from ``
 from typing import List, Optional
 
 from recsys_lib.distributed.comm import host_ranks
-from recsys_lib.distributed.sharding._layout_types import (
-    Layout,
-    LayoutRequest,
-    check_table_shape,
-    check_world,
-    positional,
-)
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 from recsys_lib.distributed.sharding.rw_sharding import layout as rw_layout
 
 
 def layout(request: LayoutRequest) -> Layout:
     """One row block per rank of the host: ``local_world_size`` shards."""
-    rows, cols, world_size, local_world_size = (
-        request.rows, request.cols, request.world_size, request.local_world_size
-    )
-    check_table_shape(rows, cols)
-    check_world(world_size, local_world_size)
+    rows, cols, world_size, local_world_size = check_request(request)
     return rw_layout.sizes_to_layout(rw_layout.row_sizes(rows, local_world_size), cols)
 
 
