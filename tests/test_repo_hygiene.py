@@ -49,16 +49,53 @@ def test_never_imports_torchrec():
     assert not hits, f"only benchmarks/ may import torchrec: {hits}"
 
 
+_SHARDING_TYPE_VALUES = ("data_parallel", "table_wise", "column_wise", "row_wise", "table_row_wise",
+                         "table_column_wise", "grid_shard")
+# A quoted sharding-type value ("row_wise", 'grid_shard') in code: a list or comparison the registry should answer.
+_QUOTED_SHARDING_TYPE = re.compile(r"([\"'])(" + "|".join(_SHARDING_TYPE_VALUES) + r")\1")
+# ShardingType members listed ([A.value], A, B) or compared (x == ShardingType.A, x in (ShardingType.A, ...)).
+_LISTED_SHARDING_TYPE = re.compile(
+    r"(==|!=|\bin)\s*[\(\[\{]?\s*ShardingType\.|ShardingType\.\w+(\.value)?\s*,\s*ShardingType\."
+    r"|(?<![\w\]\)])[\[\(\{]\s*ShardingType\.\w+(\.value)?\s*[\]\)\}]"
+)
+_ENUM_MEMBER = re.compile(r"^\s*[A-Z_]+\s*=\s*[\"'][a-z_]+[\"']\s*$")  # the enum definitions themselves
+
+
+def _code_lines(text):
+    """Lines without comments, ``double-backtick`` doc spans and the ``__all__`` list (public helper names)."""
+    text = re.sub(r"__all__(:[^=]*)?\s*=\s*\[.*?\]", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    for line in text.splitlines():
+        line = re.sub(r"``.*?``", "", line)
+        yield line.split("#", 1)[0]
+
+
 def test_no_sharding_type_branches_outside_registry():
     pat = re.compile(r"sharding_type\s*(==|!=|in)\s*[\(\[]?\s*ShardingType\.")
     hits = []
     for f in _py_files("recsys_lib"):
         if "sharding/strategy" in f.as_posix():
             continue
-        for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if pat.search(line):
-                hits.append(f"{f.relative_to(ROOT)}:{i}")
-    assert not hits, f"ask the strategy registry instead of branching on the sharding type: {hits}"
+        for i, line in enumerate(_code_lines(f.read_text(encoding="utf-8")), 1):
+            if _ENUM_MEMBER.match(line):
+                continue
+            if pat.search(line) or _QUOTED_SHARDING_TYPE.search(line) or _LISTED_SHARDING_TYPE.search(line):
+                hits.append(f"{f.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not hits, f"ask the strategy registry instead of branching on or listing sharding types: {hits}"
+
+
+def test_sharding_type_check_catches_quoted_and_listed_values():
+    bad = ['if st != "grid_shard":', "kinds = ['row_wise', 'table_row_wise']",
+           "return [ShardingType.DATA_PARALLEL.value]", "TYPES = (ShardingType.TABLE_WISE.value, ShardingType.ROW_WISE)",
+           "if x == ShardingType.ROW_WISE:"]
+    ok = ['    ROW_WISE = "row_wise"', "# e.g. \"table_wise\"", "a ``\"row_wise\"`` plan", "ShardingType.ROW_WISE.value, kernel",
+          "strategy_for(ShardingType.ROW_WISE).layout"]
+    flagged = [line for line in bad if any(_QUOTED_SHARDING_TYPE.search(c) or _LISTED_SHARDING_TYPE.search(c)
+                                             for c in _code_lines(line))]
+    assert flagged == bad
+    passed = [line for line in ok if not any(
+        (_QUOTED_SHARDING_TYPE.search(c) or _LISTED_SHARDING_TYPE.search(c)) and not _ENUM_MEMBER.match(c)
+        for c in _code_lines(line))]
+    assert passed == ok
 
 
 def test_no_future_annotations_in_library():
@@ -91,12 +128,7 @@ def test_readme_opens_with_the_ci_commands():
 # -- layout of recsys_lib/distributed: private code lives in rooms (_core, _collectives, _dist, _tbe, ...) --
 
 # Private files still at the distributed root, each with the reason (issue 18 part B moves them into _sharded/).
-DISTRIBUTED_ROOT_PRIVATE_PENDING = {
-    "_embedding_module_bases.py": "issue 18 part B",
-    "_input_checks.py": "issue 18 part B",
-    "_shard_tables.py": "issue 18 part B",
-    "_sharded_embedding_common.py": "issue 18 part B",
-}
+DISTRIBUTED_ROOT_PRIVATE_PENDING = {}
 
 
 def test_no_private_files_at_distributed_root():
@@ -109,9 +141,7 @@ def test_no_private_files_at_distributed_root():
 # -- one import rule: inside recsys_lib/, import a name from the module that owns (defines) it, never a face --
 
 # Owners still imported through their face, with the reason (an import cycle the face's bottom import breaks).
-IMPORT_RULE_EXEMPT_OWNERS = {
-    "recsys_lib.distributed._embedding_module_bases": "cycle with embedding_types; issue 18 part B breaks it",
-}
+IMPORT_RULE_EXEMPT_OWNERS = {}
 
 
 def _module_name(path):

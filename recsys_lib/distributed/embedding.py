@@ -1,7 +1,7 @@
 """Sharded ``EmbeddingCollection`` and its sharder (TorchRec's ``torchrec.distributed.embedding``).
 
 Same plan, state dict and three-stage protocol as the sharded EBC (shared code in
-``_sharded_embedding_common``); the output is ``Dict[str, JaggedTensor]`` — one row per input id, lengths of
+``_sharded/body.py``); the output is ``Dict[str, JaggedTensor]`` — one row per input id, lengths of
 this rank's input — equal to what the unsharded ``EmbeddingCollection`` returns for this rank's batch::
 
     sharded = EmbeddingCollectionSharder().shard(ec, plan, env, torch.device("cpu"))
@@ -23,18 +23,14 @@ from typing import Any, Dict, List, Optional, Type
 import torch
 from torch import nn
 
-from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
-from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._core.plan import ParameterSharding
-from recsys_lib.distributed._sharded_embedding_common import (
-    ShardedTablesMixin,
-    setup_sharded_module,
-    sharded_input_dist,
-    sharded_table_configs,
-)
+from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_table_configs
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
-from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingCollection
 from recsys_lib.optim.fused import FusedOptimizerModule
@@ -87,7 +83,7 @@ class EmbeddingCollectionAwaitable(LazyAwaitable[Dict[str, JaggedTensor]]):
         super().__init__()
         self._awaitables = awaitables
         self._features = features
-        self._names_per_sharding = names_per_sharding
+        self._embedding_names_per_sharding = names_per_sharding
         self._feature_of = feature_of
         self._output_names = output_names
         self._need_indices = need_indices
@@ -95,7 +91,7 @@ class EmbeddingCollectionAwaitable(LazyAwaitable[Dict[str, JaggedTensor]]):
     def _wait_impl(self) -> Dict[str, JaggedTensor]:
         per_feature = self._features.to_dict()
         out: Dict[str, JaggedTensor] = {}
-        for rows_aw, names in zip(self._awaitables, self._names_per_sharding):
+        for rows_aw, names in zip(self._awaitables, self._embedding_names_per_sharding):
             rows = rows_aw.wait()
             jts = [per_feature[self._feature_of[n]] for n in names]
             counts = [int(jt.values().numel()) for jt in jts]
@@ -114,7 +110,6 @@ def sequence_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
 
 
 class ShardedEmbeddingCollection(
-    ShardedTablesMixin,
     ShardedEmbeddingModule[KJTList, List[torch.Tensor], Dict[str, JaggedTensor], EmbeddingCollectionContext],
     FusedOptimizerModule,
 ):
@@ -147,13 +142,23 @@ class ShardedEmbeddingCollection(
         configs = sequence_table_configs(module)
         params = {c.name: module.embeddings[c.name].weight for c in configs}
         self._table_name_to_parameter_sharding = dict(table_name_to_parameter_sharding)
-        setup_sharded_module(
-            self, configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
-            qcomm_codecs_registry, sequence=True, weights_attr="embeddings",
+        body = ShardedEmbeddingBody(
+            configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
+            qcomm_codecs_registry, sequence=True, weights_attr="embeddings", owner_name=type(self).__name__,
         )
+        self._body = body
+        self._sharding_type_to_sharding = body.sharding_type_to_sharding
+        self._features_order = body.router.feature_names
+        self._feature_splits = body.router.feature_splits
+        self._input_dists = body.input_dists
+        self._lookups = body.lookups
+        self._output_dists = body.output_dists
+        self.embeddings = body.tables
+        self._table_names = [c.name for c in configs]
+        self.register_load_state_dict_post_hook(body.missing_keys_hook())
         self._embedding_names = [n for c in configs for n in c.embedding_names]
         self._feature_of = {n: f for c in configs for n, f in zip(c.embedding_names, c.feature_names)}
-        self._names_per_sharding = [s.embedding_names() for s in self._sharding_type_to_sharding.values()]
+        self._embedding_names_per_sharding = [s.embedding_names() for s in body.sharding_type_to_sharding.values()]
         self._embedding_dim = module.embedding_dim()
 
     def create_context(self) -> EmbeddingCollectionContext:
@@ -161,7 +166,7 @@ class ShardedEmbeddingCollection(
 
     def input_dist(self, ctx: EmbeddingCollectionContext, features: KeyedJaggedTensor) -> Awaitable[Awaitable[KJTList]]:
         ctx.input_features.append(features)
-        return sharded_input_dist(self, ctx, features, sequence=True)
+        return self._body.input_dist(ctx, features, sequence=True)
 
     def compute(self, ctx: EmbeddingCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
         out = []
@@ -175,9 +180,19 @@ class ShardedEmbeddingCollection(
     ) -> LazyAwaitable[Dict[str, JaggedTensor]]:
         awaitables = [dist(rows, sctx) for dist, rows, sctx in zip(self._output_dists, output, ctx.sharding_contexts)]
         return EmbeddingCollectionAwaitable(
-            awaitables, ctx.input_features[0], self._names_per_sharding, self._feature_of, self._embedding_names,
+            awaitables, ctx.input_features[0], self._embedding_names_per_sharding, self._feature_of, self._embedding_names,
             self._need_indices,
         )
+
+    # ---- optimizer and shardings (state dict and parameters: ShardedEmbeddingModule asks the body) ----
+
+    @property
+    def fused_optimizer(self) -> Any:
+        return self._body.fused_optimizer()
+
+    @property
+    def shardings(self) -> Dict[str, Any]:
+        return dict(self._sharding_type_to_sharding)
 
     @property
     def unsharded_module_type(self) -> Type[nn.Module]:
@@ -228,12 +243,10 @@ class EmbeddingCollectionSharder(BaseEmbeddingSharder[EmbeddingCollection]):
         return {name: emb.weight for name, emb in module.embeddings.items()}
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
-        from recsys_lib.distributed.sharding.strategy import registered_sharding_types, strategy_for
+        from recsys_lib.distributed.sharding.strategy import sharding_types_where
 
         super().sharding_types(compute_device_type)  # validates the device type
-        order = ["data_parallel", "table_wise", "column_wise", "row_wise"]
-        supported = {t.value for t in registered_sharding_types() if strategy_for(t).supports_sequence}
-        return [t for t in order if t in supported]
+        return sharding_types_where(lambda s: s.supports_sequence)
 
     @property
     def module_type(self) -> Type[EmbeddingCollection]:

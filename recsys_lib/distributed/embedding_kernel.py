@@ -14,7 +14,7 @@ from torch import nn
 from torch.distributed import ProcessGroup
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
 
-from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
+from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
 
 
 class BaseEmbedding(abc.ABC, nn.Module):

@@ -22,7 +22,7 @@ from recsys_lib.distributed._tbe.pooled import BatchedDenseEmbeddingBag, Batched
 from recsys_lib.distributed._tbe.sequence import BatchedDenseEmbedding, BatchedFusedEmbedding
 from recsys_lib.distributed._dist.vbe_layout import merge_groups, transpose
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
-from recsys_lib.distributed.embedding_types import (
+from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
     BaseGroupedFeatureProcessor,
     EmbeddingComputeKernel,

@@ -23,21 +23,21 @@ from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar
 import torch
 from torch import nn
 
-from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.awaitable import Awaitable
-from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
-from recsys_lib.distributed.embedding_types import (
+from recsys_lib.distributed._sharded.module_bases import FeatureShardingMixIn
+from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
     BaseGroupedFeatureProcessor,
-    FeatureShardingMixIn,
     KJTList,
     ListOfKJTList,
     ShardedEmbeddingTable,
 )
+from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
-from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 from recsys_lib.streamable import Multistreamable
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 C = TypeVar("C", bound=Multistreamable)
 F = TypeVar("F", bound=Multistreamable)
@@ -55,6 +55,38 @@ class EmbeddingShardingInfo:
     param_sharding: ParameterSharding
     param: torch.Tensor
     fused_params: Optional[Dict[str, Any]] = None
+
+
+@dataclass
+class InputDistFacts:
+    """Per-batch facts an input dist derives from this rank's KJT for the output dist of the same sharding.
+
+    Row-split strategies (row-wise, table-row-wise, grid) record them; they travel in the batch's
+    :class:`EmbeddingShardingContext`, never on the modules, so batches in flight (pipelines) cannot mix.
+
+    Attributes:
+        divisor: bag lengths of MEAN features (1 elsewhere) of this rank's batch, ``[B, F]`` (one entry per bag
+            for a variable batch), or None: the output dist divides the combined partial sums by it.
+        unbucketize_permute: position of each original id in the bucketized order (sequences), or None.
+        bucketized_length_per_key: ids per (bucket, feature) this rank sent (sequences: the return splits).
+    """
+
+    divisor: Optional[torch.Tensor] = None
+    unbucketize_permute: Optional[torch.Tensor] = None
+    bucketized_length_per_key: Optional[List[int]] = None
+
+
+class SplitsWithFacts(Awaitable[Awaitable[KeyedJaggedTensor]]):
+    """Phase-1 awaitable of an input dist (split sizes in flight) that also declares the batch's
+    :class:`InputDistFacts`; the sharded module moves ``facts`` into the sharding context."""
+
+    def __init__(self, inner: Awaitable[Awaitable[KeyedJaggedTensor]], facts: InputDistFacts) -> None:
+        super().__init__()
+        self._inner = inner
+        self.facts: InputDistFacts = facts
+
+    def _wait_impl(self) -> Awaitable[KeyedJaggedTensor]:
+        return self._inner.wait()
 
 
 class EmbeddingShardingContext(Multistreamable):
@@ -81,8 +113,17 @@ class EmbeddingShardingContext(Multistreamable):
         self.lengths_after_input_dist: Optional[torch.Tensor] = None
         self.length_per_key_before_input_dist: List[int] = []
         # Facts the input dist derived from this rank's batch for its output dist (row splits: MEAN bag lengths,
-        # the unbucketize permutation); set by the sharded module from the input dist's awaitable.
-        self.input_dist_facts: Optional[Any] = None
+        # the unbucketize permutation); set by the sharded module from a ``SplitsWithFacts`` awaitable.
+        self.input_dist_facts: Optional[InputDistFacts] = None
+
+    def require_input_dist_facts(self, what: str) -> InputDistFacts:
+        """The recorded :class:`InputDistFacts`; ``RuntimeError`` naming ``what`` when there are none."""
+        if self.input_dist_facts is None:
+            raise RuntimeError(
+                f"{what}: the sharding context carries no input-dist facts; pass the context the sharded module "
+                f"filled from this sharding's input dist"
+            )
+        return self.input_dist_facts
 
     def record_stream(self, stream: torch.Stream) -> None:
         if self.lengths_after_input_dist is not None:

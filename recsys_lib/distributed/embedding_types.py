@@ -1,263 +1,31 @@
-"""Types shared by embedding kernels, lookups and sharders: compute kernels, shard configs, grouped configs.
+"""TorchRec's ``torchrec.distributed.embedding_types``: the public face of the embedding-sharding types.
 
-A *sharded table* is the part of one table that lives on this rank (``local_rows`` x ``local_cols``,
-placed at ``local_metadata.shard_offsets`` inside the global table). A *grouped config* is a list of
-sharded tables that one table-batched-embedding (TBE) kernel serves: they share data type, pooling,
-weighting, feature processing, compute kernel and fused params.
-
-Shapes (see ``docs/glossary.md``): ``F`` features of a group, ``B`` batch, ``D`` local columns.
-
-Example::
-
-    t = ShardedEmbeddingTable(num_embeddings=100, embedding_dim=8, name="t0", feature_names=["f0", "f1"],
-                              local_rows=100, local_cols=8, compute_kernel=EmbeddingComputeKernel.FUSED)
-    g = GroupedEmbeddingConfig(DataType.FP32, PoolingType.SUM, False, False, EmbeddingComputeKernel.FUSED, [t])
-    assert g.dim_sum() == 16 and g.feature_names() == ["f0", "f1"]
+The names are owned by ``_sharded.table_types`` (compute kernels, sharded-table and grouped configs, ``KJTList``)
+and ``_sharded.module_bases`` (sharder and sharded-module bases); this module re-exports them and imports nothing
+else. Code inside the package imports the owners.
 """
 
-import abc
-from dataclasses import dataclass
-from enum import Enum, unique
-from typing import Any, Dict, Generic, Iterator, List, Optional, TypeVar
-
-import torch
-from torch import nn
-from torch.distributed._shard.metadata import ShardMetadata
-from torch.distributed._shard.sharded_tensor import ShardedTensorMetadata
-
-from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
-from recsys_lib.streamable import Multistreamable
-from recsys_lib.types import DataType
-
-F = TypeVar("F", bound=Multistreamable)
-T = TypeVar("T")
-
-
-@unique
-class EmbeddingComputeKernel(Enum):
-    """How a sharded table is stored and updated (values are TorchRec's plan strings)."""
-
-    DENSE = "dense"
-    FUSED = "fused"
-    FUSED_UVM = "fused_uvm"
-    FUSED_UVM_CACHING = "fused_uvm_caching"
-    QUANT = "quant"
-    QUANT_UVM = "quant_uvm"
-    QUANT_UVM_CACHING = "quant_uvm_caching"
-    KEY_VALUE = "key_value"
-    CUSTOMIZED_KERNEL = "customized_kernel"
-    SSD_VIRTUAL_TABLE = "ssd_virtual_table"
-    DRAM_VIRTUAL_TABLE = "dram_virtual_table"
-
-
-def compute_kernel_to_embedding_location(compute_kernel: EmbeddingComputeKernel) -> Any:
-    """FBGEMM ``EmbeddingLocation`` of a GPU kernel: ``fused``/``quant`` → DEVICE, ``*_uvm`` → MANAGED,
-    ``*_uvm_caching`` → MANAGED_CACHING. (CPU kernels always use HOST; the kernels decide that.)"""
-    from fbgemm_gpu.split_table_batched_embeddings_ops_common import EmbeddingLocation
-
-    k = EmbeddingComputeKernel(compute_kernel)
-    locations = {
-        EmbeddingComputeKernel.FUSED: EmbeddingLocation.DEVICE,
-        EmbeddingComputeKernel.QUANT: EmbeddingLocation.DEVICE,
-        EmbeddingComputeKernel.FUSED_UVM: EmbeddingLocation.MANAGED,
-        EmbeddingComputeKernel.QUANT_UVM: EmbeddingLocation.MANAGED,
-        EmbeddingComputeKernel.FUSED_UVM_CACHING: EmbeddingLocation.MANAGED_CACHING,
-        EmbeddingComputeKernel.QUANT_UVM_CACHING: EmbeddingLocation.MANAGED_CACHING,
-    }
-    if k not in locations:
-        raise ValueError(
-            f"compute kernel {k.value!r} has no EmbeddingLocation; expected one of {[c.value for c in locations]}"
-        )
-    return locations[k]
-
-
-@unique
-class OptimType(Enum):
-    """Optimizer names used to pick a fused (in-backward) optimizer."""
-
-    SGD = "SGD"
-    LARS_SGD = "LARS_SGD"
-    LAMB = "LAMB"
-    PARTIAL_ROWWISE_LAMB = "PARTIAL_ROWWISE_LAMB"
-    ADAM = "ADAM"
-    PARTIAL_ROWWISE_ADAM = "PARTIAL_ROWWISE_ADAM"
-    ADAGRAD = "ADAGRAD"
-    ROWWISE_ADAGRAD = "ROWWISE_ADAGRAD"
-    SHAMPOO = "SHAMPOO"
-    SHAMPOO_V2 = "SHAMPOO_V2"
-    LION = "LION"
-    ADAMW = "ADAMW"
-    SHAMPOO_V2_MRS = "SHAMPOO_V2_MRS"
-    SHAMPOO_MRS = "SHAMPOO_MRS"
-
-
-@dataclass
-class ShardedConfig:
-    """Size of this rank's shard of a table."""
-
-    local_rows: int = 0
-    local_cols: int = 0
-
-
-@dataclass
-class ShardedMetaConfig(ShardedConfig):
-    """Shard size plus where it sits: ``local_metadata`` (this shard) and ``global_metadata`` (all shards)."""
-
-    local_metadata: Optional[ShardMetadata] = None
-    global_metadata: Optional[ShardedTensorMetadata] = None
-    dtensor_metadata: Optional[Any] = None
-
-
-@dataclass
-class EmbeddingAttributes:
-    """Which compute kernel serves a table."""
-
-    compute_kernel: EmbeddingComputeKernel = EmbeddingComputeKernel.DENSE
-
-
-@dataclass
-class ShardedEmbeddingTable(ShardedMetaConfig, EmbeddingAttributes, EmbeddingTableConfig):
-    """One table's shard on this rank: the table config, its kernel, its shard placement and fused params."""
-
-    fused_params: Optional[Dict[str, Any]] = None
-
-
-@dataclass
-class GroupedEmbeddingConfig:
-    """Tables served by one TBE kernel; every per-feature list is in table order, then feature order.
-
-    Args:
-        data_type / pooling / is_weighted / has_feature_processor / compute_kernel: shared by all tables.
-        embedding_tables: the sharded tables, in kernel order.
-        fused_params: FBGEMM arguments (optimizer, learning rate, ...) plus private switches.
-    """
-
-    data_type: DataType
-    pooling: PoolingType
-    is_weighted: bool
-    has_feature_processor: bool
-    compute_kernel: EmbeddingComputeKernel
-    embedding_tables: List[ShardedEmbeddingTable]
-    fused_params: Optional[Dict[str, Any]] = None
-    enable_embedding_update: bool = False
-
-    def feature_hash_sizes(self) -> List[int]:
-        """Global row count of the table behind each feature."""
-        return [t.num_embeddings for t in self.embedding_tables for _ in t.feature_names]
-
-    def num_features(self) -> int:
-        return sum(t.num_features() for t in self.embedding_tables)
-
-    def dim_sum(self) -> int:
-        """Width of the pooled output: ``sum over features of local_cols``."""
-        return sum(t.num_features() * t.local_cols for t in self.embedding_tables)
-
-    def table_names(self) -> List[str]:
-        return [t.name for t in self.embedding_tables]
-
-    def feature_names(self) -> List[str]:
-        return [f for t in self.embedding_tables for f in t.feature_names]
-
-    def embedding_dims(self) -> List[int]:
-        """Local columns of the table behind each feature."""
-        return [t.local_cols for t in self.embedding_tables for _ in t.feature_names]
-
-    def embedding_names(self) -> List[str]:
-        return [n for t in self.embedding_tables for n in t.embedding_names]
-
-    def embedding_shard_metadata(self) -> List[Optional[ShardMetadata]]:
-        """Shard metadata of the table behind each feature."""
-        return [t.local_metadata for t in self.embedding_tables for _ in t.feature_names]
-
-
-class KJTList(Multistreamable):
-    """A list of KeyedJaggedTensors (one per sharding of a module), streamable as a whole."""
-
-    def __init__(self, features: List[Any]) -> None:
-        self.features = features
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __setitem__(self, key: int, item: Any) -> None:
-        self.features[key] = item
-
-    def __getitem__(self, key: int) -> Any:
-        return self.features[key]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.features)
-
-    def record_stream(self, stream: Any) -> None:
-        for f in self.features:
-            f.record_stream(stream)
-
-    def __repr__(self) -> str:
-        return f"KJTList({self.features!r})"
-
-
-class ListOfKJTList(Multistreamable):
-    """A list of :class:`KJTList` (one per sub-module of a fused sharded module)."""
-
-    def __init__(self, features: List[KJTList]) -> None:
-        self.features_list = features
-
-    def __len__(self) -> int:
-        return len(self.features_list)
-
-    def __setitem__(self, key: int, item: KJTList) -> None:
-        self.features_list[key] = item
-
-    def __getitem__(self, key: int) -> KJTList:
-        return self.features_list[key]
-
-    def __iter__(self) -> Iterator[KJTList]:
-        return iter(self.features_list)
-
-    def record_stream(self, stream: Any) -> None:
-        for f in self.features_list:
-            f.record_stream(stream)
-
-
-@dataclass
-class InputDistOutputs(Multistreamable):
-    """What an input distribution hands to the lookup: features plus row-wise bucketization extras."""
-
-    features: KJTList
-    unbucketize_permute_tensor: Optional[torch.Tensor] = None
-    bucket_mapping_tensor: Optional[torch.Tensor] = None
-    bucketized_length: Optional[torch.Tensor] = None
-
-    def record_stream(self, stream: Any) -> None:
-        self.features.record_stream(stream)
-        for t in (self.unbucketize_permute_tensor, self.bucket_mapping_tensor, self.bucketized_length):
-            if t is not None:
-                t.record_stream(stream)
-
-
-class BaseEmbeddingLookup(abc.ABC, nn.Module, Generic[F, T]):
-    """Runs the grouped kernels of one sharding on this rank: ``forward(features) -> embeddings``."""
-
-    @abc.abstractmethod
-    def forward(self, sparse_features: F) -> T:
-        ...
-
-
-class BaseGroupedFeatureProcessor(nn.Module):
-    """Feature processors of one group of tables: ``forward(features) -> features`` (weights set)."""
-
-    @abc.abstractmethod
-    def forward(self, features: Any) -> Any:
-        ...
-
-
-# Sharder and sharded-module bases need ModuleSharder/ShardedModule from distributed.types.
-from recsys_lib.distributed._embedding_module_bases import (  # noqa: E402,F401
+from recsys_lib.distributed._sharded.module_bases import (
     BaseEmbeddingSharder,
     BaseQuantEmbeddingSharder,
     FeatureShardingMixIn,
     ModuleShardingMixIn,
     ShardedEmbeddingModule,
+)
+from recsys_lib.distributed._sharded.table_types import (
+    BaseEmbeddingLookup,
+    BaseGroupedFeatureProcessor,
+    EmbeddingAttributes,
+    EmbeddingComputeKernel,
+    GroupedEmbeddingConfig,
+    InputDistOutputs,
+    KJTList,
+    ListOfKJTList,
+    OptimType,
+    ShardedConfig,
+    ShardedEmbeddingTable,
+    ShardedMetaConfig,
+    compute_kernel_to_embedding_location,
 )
 
 __all__ = [
@@ -280,3 +48,8 @@ __all__ = [
     "ShardedMetaConfig",
     "compute_kernel_to_embedding_location",
 ]
+
+for _name in __all__:
+    if isinstance(globals()[_name], type):
+        globals()[_name].__module__ = __name__  # public classes report their TorchRec path (pickles, reprs)
+del _name

@@ -10,7 +10,7 @@ same ``KeyedTensor`` the unsharded module returns (keys and columns in the unsha
 
 State dict keys are the unsharded ones (``embedding_bags.<table>.weight``) with ``ShardedTensor`` values for
 sharded tables (plain tensors for data-parallel ones). The shared machinery lives in
-``_sharded_embedding_common`` (written once for pooled and sequence modules).
+``_sharded/body.py`` (``ShardedEmbeddingBody``, written once for pooled and sequence modules).
 """
 
 from typing import Any, Dict, List, Optional, Tuple, Type
@@ -18,24 +18,19 @@ from typing import Any, Dict, List, Optional, Tuple, Type
 import torch
 from torch import nn
 
-from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable, LazyGetItemMixin
-from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_table_configs
+from recsys_lib.distributed._sharded.common import create_sharding_infos
 from recsys_lib.distributed._dist.vbe_layout import split_features
-from recsys_lib.distributed._sharded_embedding_common import (
-    ShardedTablesMixin,
-    create_sharding_infos,
-    kernels_of,
-    setup_sharded_module,
-    sharded_input_dist,
-    sharded_table_configs,
-)
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
-from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder, KJTList, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.sharding.strategy import strategy_for
-from recsys_lib.modules._lookup import process_pooled_embeddings, reorder_inverse_indices
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable, LazyGetItemMixin
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
+from recsys_lib.modules._lookup import process_pooled_embeddings, reorder_inverse_indices
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
@@ -160,7 +155,6 @@ def pooled_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
 
 
 class ShardedEmbeddingBagCollection(
-    ShardedTablesMixin,
     ShardedEmbeddingModule[KJTList, List[torch.Tensor], KeyedTensor, EmbeddingBagCollectionContext],
     FusedOptimizerModule,
 ):
@@ -195,13 +189,24 @@ class ShardedEmbeddingBagCollection(
         configs = pooled_table_configs(module)
         params = {c.name: module.embedding_bags[c.name].weight for c in configs}
         self._table_name_to_parameter_sharding = dict(table_name_to_parameter_sharding)
-        setup_sharded_module(
-            self, configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
-            qcomm_codecs_registry, sequence=False, weights_attr="embedding_bags",
+        body = ShardedEmbeddingBody(
+            configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
+            qcomm_codecs_registry, sequence=False, weights_attr="embedding_bags", owner_name=type(self).__name__,
         )
+        self._body = body
+        self._sharding_type_to_sharding = body.sharding_type_to_sharding
+        self._embedding_shardings = list(body.sharding_type_to_sharding.values())
+        self._features_order = body.router.feature_names
+        self._feature_splits = body.router.feature_splits
+        self._input_dists = body.input_dists
+        self._lookups = body.lookups
+        self._output_dists = body.output_dists
+        self.embedding_bags = body.tables
+        self._table_names = [c.name for c in configs]
+        self.register_load_state_dict_post_hook(body.missing_keys_hook())
         self._embedding_names = [n for c in configs for n in c.embedding_names]
         self._embedding_dims = [c.embedding_dim for c in configs for _ in c.embedding_names]
-        shardings = list(self._sharding_type_to_sharding.values())
+        shardings = self._embedding_shardings
         permute = output_column_permute(
             [n for s in shardings for n in s.embedding_names()],
             [d for s in shardings for d in s.embedding_dims()],
@@ -253,8 +258,7 @@ class ShardedEmbeddingBagCollection(
 
     def reset_parameters(self) -> None:
         """Re-initialises every local shard with its table's ``init_fn`` (default uniform)."""
-        for kernel in kernels_of(self._lookups):
-            kernel.init_parameters()
+        self._body.reset_parameters()
 
     # ---- the three stages ----
 
@@ -266,7 +270,7 @@ class ShardedEmbeddingBagCollection(
             ctx.variable_batch_per_feature = True
             ctx.inverse_indices = features.inverse_indices()
             ctx.batch_size_per_feature = dict(zip(features.keys(), features.stride_per_key()))
-        return sharded_input_dist(self, ctx, features, sequence=False, weighted=self._is_weighted, pooled=True)
+        return self._body.input_dist(ctx, features, sequence=False, weighted=self._is_weighted, pooled=True)
 
     def compute(self, ctx: EmbeddingBagCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
         return [lookup(features) for lookup, features in zip(self._lookups, dist_input)]
@@ -277,7 +281,15 @@ class ShardedEmbeddingBagCollection(
             return VariableBatchEmbeddingBagCollectionAwaitable(awaitables, ctx, self._vbe_layout)
         return EmbeddingBagCollectionAwaitable(awaitables, self._embedding_names, self._embedding_dims, self._permute)
 
-    # ---- state, parameters, optimizer ----
+    # ---- optimizer and shardings (state dict and parameters: ShardedEmbeddingModule asks the body) ----
+
+    @property
+    def fused_optimizer(self) -> Any:
+        return self._body.fused_optimizer()
+
+    @property
+    def shardings(self) -> Dict[str, Any]:
+        return dict(self._sharding_type_to_sharding)
 
     @property
     def unsharded_module_type(self) -> Type[nn.Module]:

@@ -21,25 +21,21 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Type
 import torch
 from torch import nn
 
-from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
-from recsys_lib.distributed._core.enums import ShardingType
-from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._core.plan import ParameterSharding
-from recsys_lib.distributed._core.sharder import ModuleSharder
-from recsys_lib.distributed.embedding_types import KJTList, ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.module_bases import ShardedEmbeddingModule
+from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionContext, EmbeddingBagCollectionSharder
 from recsys_lib.distributed.grouped_position_weighted import SumGradAcrossRanks, apply_position_weights
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.modules.feature_processor_ import PositionWeightedModule, PositionWeightedModuleCollection
 from recsys_lib.modules.fp_embedding_modules import FeatureProcessedEmbeddingBagCollection
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.optim.keyed import KeyedOptimizer
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
 
-_FP_SHARDING_TYPES = [
-    ShardingType.DATA_PARALLEL.value, ShardingType.TABLE_WISE.value, ShardingType.COLUMN_WISE.value,
-    ShardingType.TABLE_COLUMN_WISE.value, ShardingType.ROW_WISE.value,
-]
 
 
 def position_weight_params(processors: nn.Module) -> Dict[str, nn.Parameter]:
@@ -194,18 +190,26 @@ class FeatureProcessedEmbeddingBagCollectionSharder(ModuleSharder[FeatureProcess
         device: Optional[torch.device] = None,
         module_fqn: Optional[str] = None,
     ) -> ShardedFeatureProcessedEmbeddingBagCollection:
+        from recsys_lib.distributed.sharding.strategy import sharding_types_where
+
+        supported = sharding_types_where(lambda s: s.supports_feature_processor)
         for name, ps in params.items():
-            if ps.sharding_type not in _FP_SHARDING_TYPES:
+            if ps.sharding_type not in supported:
                 raise ValueError(f"table {name!r}: sharding type {ps.sharding_type!r} is not supported for feature-"
-                                 f"processed EBCs; supported: {_FP_SHARDING_TYPES}")
+                                 f"processed EBCs; supported: {supported}")
         return ShardedFeatureProcessedEmbeddingBagCollection(module, params, self._ebc_sharder, env, device, module_fqn)
 
     def shardable_parameters(self, module: FeatureProcessedEmbeddingBagCollection) -> Dict[str, nn.Parameter]:
         return self._ebc_sharder.shardable_parameters(module.split()[1])
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
-        supported = self._ebc_sharder.sharding_types(compute_device_type)
-        return [t for t in _FP_SHARDING_TYPES if t in supported or t == ShardingType.ROW_WISE.value]
+        from recsys_lib.distributed.sharding.strategy import sharding_types_where, strategy_for
+
+        # Types the EBC sharder keeps off CPU (row-wise) are offered here on CPU too: the FP input dist sends
+        # bag positions with the ids.
+        offered = self._ebc_sharder.sharding_types(compute_device_type)
+        return [t for t in sharding_types_where(lambda s: s.supports_feature_processor)
+                if t in offered or not strategy_for(t).offered_on_cpu]
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
         return self._ebc_sharder.compute_kernels(sharding_type, compute_device_type)

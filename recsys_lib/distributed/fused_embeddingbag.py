@@ -10,11 +10,11 @@ from typing import Any, Dict, List, Optional, Type
 import torch
 from torch import nn
 
+from recsys_lib.distributed.embeddingbag import ShardedEmbeddingBagCollection
+from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder
+from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._core.plan import ParameterSharding
-from recsys_lib.distributed.embedding_types import BaseEmbeddingSharder
-from recsys_lib.distributed.embeddingbag import ShardedEmbeddingBagCollection
 from recsys_lib.modules.fused_embedding_modules import FusedEmbeddingBagCollection
 
 
@@ -70,7 +70,9 @@ class FusedEmbeddingBagCollectionSharder(BaseEmbeddingSharder[FusedEmbeddingBagC
         return {name: holder.weight for name, holder in module.embedding_bags.items()}
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
-        return [t for t in super().sharding_types(compute_device_type) if t != "grid_shard"]
+        from recsys_lib.distributed.sharding.strategy import strategy_for
+
+        return [t for t in super().sharding_types(compute_device_type) if strategy_for(t).supports_fused_ebc]
 
     @property
     def module_type(self) -> Type[FusedEmbeddingBagCollection]:

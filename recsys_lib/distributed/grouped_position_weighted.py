@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
+from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -247,7 +247,7 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
 
         In-backward optimizers are views over their kernels' state; the copy gets new views over its own.
         """
-        from recsys_lib.distributed._sharded_embedding_common import kernels_of
+        from recsys_lib.distributed._sharded.common import kernels_of
         from recsys_lib.distributed.utils import copy_to_device, sharded_model_copy
 
         def fused_kernels(model: nn.Module) -> List[nn.Module]:

@@ -262,24 +262,29 @@ def data_type_to_sparse_type(data_type: DataType) -> Any:
     return mapping[data_type]
 
 
-# Row-split shardings pool partial sums on each rank: the division for MEAN happens after the reduction.
-# (TorchRec's list: grid_shard keeps MEAN there too.)
-_SUM_THEN_DIVIDE = frozenset({"row_wise", "table_row_wise"})
+def _pools_partial_sums(sharding_type: Union[str, Enum]) -> bool:
+    """Whether the strategy's kernels pool partial sums (MEAN divided after the reduction), asked of the
+    sharding registry; False for values it does not know."""
+    from recsys_lib.distributed.sharding.strategy import registered_sharding_types, strategy_for
+
+    st = sharding_type.value if isinstance(sharding_type, Enum) else sharding_type
+    known = {t.value for t in registered_sharding_types()}
+    return st in known and strategy_for(st).pools_partial_sums
 
 
 def pooling_type_to_pooling_mode(pooling_type: PoolingType, sharding_type: Optional[Union[str, Enum]] = None) -> Any:
     """``PoolingType`` → FBGEMM ``PoolingMode``.
 
-    ``MEAN`` becomes ``SUM`` for the row-split shardings ``row_wise`` and ``table_row_wise``, whose partial sums
-    are averaged only after they are combined across ranks (``sharding_type``: a ``ShardingType`` or its value).
+    ``MEAN`` becomes ``SUM`` for the shardings whose registry entry pools partial sums (row-wise, table-row-wise):
+    they are averaged only after they are combined across ranks (``sharding_type``: a ``ShardingType`` or its value).
     """
     from fbgemm_gpu.split_table_batched_embeddings_ops_common import PoolingMode
 
     if pooling_type == PoolingType.SUM:
         return PoolingMode.SUM
     if pooling_type == PoolingType.MEAN:
-        st = sharding_type.value if isinstance(sharding_type, Enum) else sharding_type
-        return PoolingMode.SUM if st in _SUM_THEN_DIVIDE else PoolingMode.MEAN
+        partial = sharding_type is not None and _pools_partial_sums(sharding_type)
+        return PoolingMode.SUM if partial else PoolingMode.MEAN
     if pooling_type == PoolingType.NONE:
         return PoolingMode.NONE
     raise ValueError(f"pooling type {pooling_type!r} is not a PoolingType")

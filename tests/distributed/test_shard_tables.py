@@ -5,7 +5,7 @@ import torch
 from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
-from recsys_lib.distributed._shard_tables import check_shards, replicated_tables, shard_tables_per_rank
+from recsys_lib.distributed._sharded.shard_tables import check_shards, replicated_tables, shard_tables_per_rank
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.sharding._placement import RankPlacement, output_segments
 from recsys_lib.distributed.types import ParameterSharding

@@ -5,7 +5,8 @@ import pytest
 import torch
 from fbgemm_gpu.split_embedding_configs import EmbOptimType
 
-from recsys_lib.distributed._sharded_embedding_common import ShardingRouter, check_plan, merge_fused_params
+from recsys_lib.distributed._sharded.common import check_plan, merge_fused_params
+from recsys_lib.distributed._sharded.routing import ShardingRouter
 from recsys_lib.distributed.embedding_sharding import (
     EmbeddingShardingContext,
     bucketize_kjt_before_all2all,

@@ -21,7 +21,7 @@ from torch.distributed._shard.sharded_tensor import ShardedTensor
 from recsys_lib._public import public_at
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.enums import ComputeKernel, ParameterStorage, ShardingType
+from recsys_lib.distributed._core.enums import ComputeKernel, ParameterStorage
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ModuleShardingPlan, ParameterSharding, ShardingPlan
 from recsys_lib.types import ModuleNoCopyMixin
@@ -149,7 +149,9 @@ class ModuleSharder(abc.ABC, Generic[M]):
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
         """Sharding types this sharder supports on ``compute_device_type``."""
-        return [ShardingType.DATA_PARALLEL.value]
+        from recsys_lib.distributed.sharding.strategy import sharding_types_where
+
+        return sharding_types_where(lambda s: s.replicated)
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
         """Compute kernels this sharder supports for ``sharding_type`` on ``compute_device_type``."""

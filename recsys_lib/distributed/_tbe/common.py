@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from recsys_lib.distributed.embedding_types import (
+from recsys_lib.distributed._sharded.table_types import (
     EmbeddingComputeKernel,
     GroupedEmbeddingConfig,
     OptimType,

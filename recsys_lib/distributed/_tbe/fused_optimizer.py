@@ -18,7 +18,7 @@ from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor, ShardedTensorMetadata, TensorProperties
 
 from recsys_lib._public import public_at
-from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
+from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
 from recsys_lib.optim.fused import FusedOptimizer
 
 _STATE_NAMES = ("momentum1", "momentum2", "prev_iter", "row_counter")

@@ -13,7 +13,7 @@ Example::
 
 from typing import Any, Dict, Hashable, List, Optional, Tuple
 
-from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
+from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
 
 USE_ONE_TBE_PER_TABLE = "use_one_tbe_per_table"
 

@@ -22,7 +22,7 @@ from recsys_lib.distributed._tbe.common import (
 )
 from recsys_lib.distributed.composable.table_batched_embedding_slice import TableBatchedEmbeddingSlice
 from recsys_lib.distributed.embedding_kernel import get_state_dict, load_into_state_dict
-from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
+from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig
 
 
 def _append_prefix(prefix: str, name: str) -> str:

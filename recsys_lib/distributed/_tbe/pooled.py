@@ -23,7 +23,7 @@ from recsys_lib.distributed._tbe.common import check_features, tbe_indices_offse
 from recsys_lib.distributed._dist.vbe_layout import rank_major_from_uniform
 from recsys_lib.distributed._tbe.kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
-from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
+from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig
 from recsys_lib.modules.embedding_configs import pooling_type_to_pooling_mode
 from recsys_lib.ops.pad_batch import pad_to_uniform_batch
 from recsys_lib.optim.fused import FusedOptimizerModule

@@ -1,7 +1,7 @@
 """Shared vocabulary of the per-strategy planner cost terms (``sharding/<x>_sharding/cost.py``).
 
-Each strategy's ``cost.py`` is a pure function ``shard_cost(c: ShardCostInputs) -> ShardCost`` plus
-``PARTITION_BY`` (how the partitioner places its shards). The estimators build the inputs from a
+Each strategy's ``cost.py`` is a pure function ``shard_cost(c: ShardCostInputs) -> ShardCost`` (how the
+partitioner places its shards is the registry's ``partition_by``). The estimators build the inputs from a
 sharding option and the topology and never branch on the sharding type.
 
 Model (units: bytes, bytes/ms, ms). With per-rank batch ``B``, world ``W``, feature ``f`` pooling factor

@@ -16,9 +16,6 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from torch import nn
 
-from recsys_lib.distributed._core.sharder import ModuleSharder
-from recsys_lib.distributed.planner._hardware import Topology
-from recsys_lib.distributed.planner._strategy_costs import cost_terms
 from recsys_lib.distributed.planner.constants import POOLING_FACTOR
 from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
 from recsys_lib.distributed.planner.types import (
@@ -30,15 +27,17 @@ from recsys_lib.distributed.planner.types import (
     ShardEstimator,
     ShardingOption,
 )
+from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner.utils import sharder_name
 from recsys_lib.distributed.sharding.strategy import strategy_for
+from recsys_lib.distributed._core.sharder import ModuleSharder
 
 logger = logging.getLogger(__name__)
 
 
 def get_partition_by_type(sharding_type: str) -> str:
-    """``PartitionByType`` value of a sharding type, from its strategy's cost terms."""
-    return cost_terms(sharding_type).PARTITION_BY
+    """``PartitionByType`` value of a sharding type, from the strategy registry."""
+    return strategy_for(sharding_type).partition_by.value
 
 
 def _table_features(module: nn.Module) -> Dict[str, List[str]]:

@@ -31,7 +31,7 @@ from recsys_lib.distributed._core.plan import EmbeddingModuleShardingPlan, Param
 from recsys_lib.distributed._core.sharder import ModuleSharder, ShardingPlanner
 from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner._search import PlanSearch, SearchTimeout
-from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.planner.constants import BATCH_SIZE
 from recsys_lib.distributed.planner.enumerators import EmbeddingEnumerator
 from recsys_lib.distributed.planner.partitioners import GreedyPerfPartitioner
@@ -67,7 +67,7 @@ def to_sharding_plan(sharding_options: List[ShardingOption], topology: Topology)
         if any(r is None for r in ranks):
             raise PlannerError(f"to_sharding_plan: table {o.fqn!r} has unplaced shards", PlannerErrorType.OTHER)
         spec: Optional[EnumerableShardingSpec] = None
-        if not getattr(cost_terms(o.sharding_type), "REPLICATED", False):
+        if not strategy_for(o.sharding_type).replicated:
             spec = EnumerableShardingSpec([
                 ShardMetadata(
                     shard_offsets=list(s.offset),

@@ -21,16 +21,16 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from recsys_lib.distributed._core.plan import ShardingPlan
-from recsys_lib.distributed._core.sharder import ModuleSharder
-from recsys_lib.distributed.planner._hardware import Topology
-from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.planner.constants import BATCH_SIZE, POOLING_FACTOR
 from recsys_lib.distributed.planner.enumerators import _table_features
 from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
 from recsys_lib.distributed.planner.types import ParameterConstraints, Shard, ShardingOption
+from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner.utils import bytes_to_gb, sharder_name
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed._core.plan import ShardingPlan
 
 
 @dataclass
@@ -155,7 +155,7 @@ def plan_options(
                 name=name, tensor=tensor, module=(path, owner),
                 input_lengths=list(pc.pooling_factors) if pc else [POOLING_FACTOR] * n,
                 batch_size=batch_size, sharding_type=ps.sharding_type,
-                partition_by=cost_terms(ps.sharding_type).PARTITION_BY, compute_kernel=ps.compute_kernel,
+                partition_by=strategy_for(ps.sharding_type).partition_by.value, compute_kernel=ps.compute_kernel,
                 shards=[Shard(size=s, offset=o, rank=r) for (s, o), r in zip(geometry, ranks)],
                 cache_params=ps.cache_params, is_pooled=None if module is not None else True,
             ))

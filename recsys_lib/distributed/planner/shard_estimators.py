@@ -19,11 +19,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from recsys_lib.distributed._core.enums import PipelineType
-from recsys_lib.distributed._core.sharder import ModuleSharder
 from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInputs
-from recsys_lib.distributed.planner._hardware import Perf, Storage, Topology
-from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.planner.constants import NUM_POOLINGS, UVM_CACHING_RATIO
 from recsys_lib.distributed.planner.types import (
     ParameterConstraints,
@@ -32,7 +29,10 @@ from recsys_lib.distributed.planner.types import (
     ShardEstimator,
     ShardingOption,
 )
+from recsys_lib.distributed.planner._hardware import Perf, Storage, Topology
 from recsys_lib.distributed.planner.utils import sharder_name
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed._core.enums import PipelineType
 from recsys_lib.types import DataType
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def shard_costs(
         )
     shard_cost = option.__dict__.get("_shard_cost_fn")
     if shard_cost is None:
-        shard_cost = cost_terms(option.sharding_type).shard_cost
+        shard_cost = strategy_for(option.sharding_type).cost_function()
         option.__dict__["_shard_cost_fn"] = shard_cost
     memo: Dict[Tuple[int, int], ShardCost] = {}
     out: List[ShardCost] = []
@@ -209,10 +209,10 @@ class EmbeddingPerfEstimator(ShardEstimator):
             raise PlannerError(f"no perf model for compute kernel {compute_kernel!r} on {compute_device!r}")
         rows = table_rows if table_rows is not None else max(sum(s[0] for s in shard_sizes), 1)
         cols = table_cols if table_cols is not None else max(s[1] for s in shard_sizes)
-        terms = cost_terms(sharding_type)
+        shard_cost = strategy_for(sharding_type).cost_function()
         perfs: List[Perf] = []
         for size in shard_sizes:
-            c = terms.shard_cost(ShardCostInputs(
+            c = shard_cost(ShardCostInputs(
                 table_rows=rows, table_cols=cols, shard_rows=size[0], shard_cols=size[1], world_size=world_size,
                 local_world_size=local_world_size, batch_sizes=tuple(batch_sizes),
                 pooling_factors=tuple(input_lengths), num_poolings=tuple(num_poolings), is_pooled=is_pooled,

@@ -17,10 +17,7 @@ from typing import Dict, List, Optional
 
 from torch import nn
 
-from recsys_lib.distributed._core.plan import ShardingPlan
-from recsys_lib.distributed._core.sharder import ModuleSharder
-from recsys_lib.distributed.planner._hardware import Storage, Topology
-from recsys_lib.distributed.planner._strategy_costs import cost_terms
+from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.planner.shard_estimators import shard_costs
 from recsys_lib.distributed.planner.types import (
     Enumerator,
@@ -29,14 +26,17 @@ from recsys_lib.distributed.planner.types import (
     Stats,
     StorageReservation,
 )
+from recsys_lib.distributed.planner._hardware import Storage, Topology
 from recsys_lib.distributed.planner.utils import bytes_to_gb, bytes_to_mb
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed._core.plan import ShardingPlan
 
 logger = logging.getLogger(__name__)
 
 
 
 def _short(sharding_type: str) -> str:
-    return cost_terms(sharding_type).SHORT_NAME
+    return strategy_for(sharding_type).short_name
 
 
 def round_to_one_sigfig(x: float) -> float:

@@ -14,9 +14,9 @@ mix-in: the strategy classes stay one level below ``EmbeddingSharding``).
 
 from typing import Any, List, Optional
 
-from recsys_lib.distributed._shard_tables import shard_tables_per_rank
+from recsys_lib.distributed._sharded.shard_tables import shard_tables_per_rank
 from recsys_lib.distributed._tbe.grouping import group_tables
-from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
+from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
 
 
 class RankPlacement:

@@ -6,30 +6,34 @@ Callers ask it instead of branching on the sharding type::
     sizes, offsets = s.shard_sizes_and_offsets(rows=10, cols=8, world_size=4, local_world_size=4)
     sharding = s.create_pooled(sharding_infos, env, device)   # the strategy's pooled EmbeddingSharding
 
-Adding a strategy = one folder (``<name>_sharding/`` with ``layout.py`` and its classes) + one entry in
-``_REGISTRY`` below. Classes are named by import path and imported on first use, so the registry
-(and the layout math) is usable before, and independently of, the sharded modules.
+Adding a strategy = one folder (``<name>_sharding/`` with ``layout.py``, ``cost.py`` and its classes) + one
+entry in ``_REGISTRY`` below. Classes and cost functions are named by folder and imported on first use, so the
+registry (and the layout math) is usable before, and independently of, the sharded modules and the planner.
 
-====================  ==============  ====================================  ===========  ===========
-sharding type         folder          pooled (EBC) class                    sequence     host groups
-====================  ==============  ====================================  ===========  ===========
-data_parallel         dp_sharding     DpPooledEmbeddingSharding             yes          no
-table_wise            tw_sharding     TwPooledEmbeddingSharding             yes          no
-column_wise           cw_sharding     CwPooledEmbeddingSharding             yes          no
-table_column_wise     twcw_sharding   TwCwPooledEmbeddingSharding           no           no
-row_wise              rw_sharding     RwPooledEmbeddingSharding             yes          no
-table_row_wise        twrw_sharding   TwRwPooledEmbeddingSharding           no           yes
-grid_shard            grid_sharding   GridPooledEmbeddingSharding           no           yes
-====================  ==============  ====================================  ===========  ===========
+=================  =====  ==========  ========  =======  ===  ===  =====  ==  ========  =====  =====
+sharding type      short  partition   sequence  partial  cpu  acc  fused  fp  replicat  hosts  quant
+=================  =====  ==========  ========  =======  ===  ===  =====  ==  ========  =====  =====
+data_parallel      DP     uniform     yes       no       yes  yes  yes    yes yes       no     -
+table_wise         TW     device      yes       no       yes  yes  yes    yes no        no     0
+column_wise        CW     device      yes       no       yes  yes  yes    yes no        no     2
+table_column_wise  TWCW   host        no        no       yes  yes  yes    yes no        no     -
+row_wise           RW     uniform     yes       yes      no   yes  yes    yes no        no     1
+table_row_wise     TWRW   host        no        yes      no   yes  yes    no  no        yes    -
+grid_shard         GS     multi_host  no        no       no   yes  no     no  no        yes    -
+=================  =====  ==========  ========  =======  ===  ===  =====  ==  ========  =====  =====
+
+(partial: ``pools_partial_sums``; cpu / acc: ``offered_on_cpu`` / ``offered_on_accelerator``; fused / fp:
+``supports_fused_ebc`` / ``supports_feature_processor``; quant: ``quant_inference_order``.)
 """
 
 import importlib
 from dataclasses import dataclass
+from enum import Enum
 from types import MappingProxyType
 from typing import Any, Callable, List, Mapping, Optional, Union
 
 from recsys_lib.distributed._core.enums import ShardingType
-from recsys_lib.distributed.sharding._layout_types import Layout
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutFn, request_of
 from recsys_lib.distributed.sharding.cw_sharding import layout as cw_layout
 from recsys_lib.distributed.sharding.dp_sharding import layout as dp_layout
 from recsys_lib.distributed.sharding.grid_sharding import layout as grid_layout
@@ -54,27 +58,53 @@ def _load(path: str, what: str, sharding_type: ShardingType) -> Any:
         ) from e
 
 
+class PartitionBy(str, Enum):
+    """How the planner's partitioner places a strategy's shards (TorchRec's ``PartitionByType`` values)."""
+
+    DEVICE = "device"  # each shard on one device, placed greedily
+    HOST = "host"  # all shards of a table on the ranks of one host
+    UNIFORM = "uniform"  # one shard on every rank
+    MULTI_HOST = "multi_host"  # column blocks on several hosts, rows over each host's ranks
+
+
 @dataclass(frozen=True)
 class ShardingStrategy:
-    """Everything sharding-type specific, looked up by ``ShardingType``.
+    """Everything sharding-type specific, looked up by ``ShardingType``: the only place that knows.
 
     Attributes:
         sharding_type: the plan string's enum.
-        layout: ``(rows, cols, world_size, local_world_size, col_wise_shard_dim=None,
-            device_memory_sizes=None, num_buckets=None) -> (sizes, offsets)``.
-        pooled_class / sequence_class: ``"module:Class"`` of the EBC / EC sharding (``None``: unsupported).
+        folder: the strategy's folder under ``distributed/sharding/`` (its classes and ``cost.py``).
+        short_name: column label in the planner statistics (``"TW"``, ``"RW"``, ...).
+        partition_by: how the planner's partitioner places the shards.
+        layout: ``LayoutRequest -> (sizes, offsets)`` (pure, ``<folder>/layout.py``).
+        pooled_class / sequence_class: class names in the folder of the EBC / EC sharding (``None``: unsupported).
+        replicated: every rank holds the whole table (gradients synchronised by DDP, ``dense`` kernel, no spec).
+        pools_partial_sums: each rank pools a partial sum of a bag's rows; MEAN pooling then runs as SUM in the
+            kernels and the output dist divides after the reduction (sum-then-divide).
+        offered_on_cpu / offered_on_accelerator: in ``BaseEmbeddingSharder.sharding_types`` for that device.
+        supports_fused_ebc: ``FusedEmbeddingBagCollection`` can be sharded this way.
+        supports_feature_processor: ``FeatureProcessedEmbeddingBagCollection`` can be sharded this way.
+        quant_inference_order: position in ``BaseQuantEmbeddingSharder.sharding_types`` (None: not offered).
         uses_host_groups: needs the intra-/cross-host process groups (two-level strategies).
-        replicated: every rank holds the whole table (gradients synchronised by DDP, ``dense`` kernel).
         plan_helper: name of the ``sharding_plan`` constructor for this type (``None``: planner-only).
     """
 
     sharding_type: ShardingType
-    layout: Callable[..., Layout]
+    folder: str
+    short_name: str
+    partition_by: PartitionBy
+    layout: LayoutFn
     pooled_class: Optional[str]
     sequence_class: Optional[str]
+    replicated: bool
+    pools_partial_sums: bool
+    offered_on_cpu: bool
+    offered_on_accelerator: bool
+    supports_fused_ebc: bool
+    supports_feature_processor: bool
+    quant_inference_order: Optional[int]
     uses_host_groups: bool
     plan_helper: Optional[str]
-    replicated: bool = False
 
     @property
     def supports_sequence(self) -> bool:
@@ -90,18 +120,20 @@ class ShardingStrategy:
         device_memory_sizes: Optional[List[int]] = None,
         num_buckets: Optional[int] = None,
     ) -> Layout:
-        return self.layout(rows, cols, world_size, local_world_size, col_wise_shard_dim, device_memory_sizes,
-                           num_buckets)
+        """The layout of one table (positional form of ``layout(LayoutRequest(...))``)."""
+        return self.layout(request_of(rows, cols, world_size, local_world_size, col_wise_shard_dim,
+                                      device_memory_sizes, num_buckets))
+
+    def _class(self, name: Optional[str], what: str) -> Any:
+        if name is None:
+            raise ValueError(f"Sharding not supported {self.sharding_type.value}")
+        return _load(f"{_PKG}.{self.folder}:{name}", what, self.sharding_type)
 
     def pooled_sharding_class(self) -> Any:
-        if self.pooled_class is None:
-            raise ValueError(f"Sharding not supported {self.sharding_type.value}")
-        return _load(self.pooled_class, "pooled embedding sharding", self.sharding_type)
+        return self._class(self.pooled_class, "pooled embedding sharding")
 
     def sequence_sharding_class(self) -> Any:
-        if self.sequence_class is None:
-            raise ValueError(f"Sharding not supported {self.sharding_type.value}")
-        return _load(self.sequence_class, "sequence embedding sharding", self.sharding_type)
+        return self._class(self.sequence_class, "sequence embedding sharding")
 
     def create_pooled(self, *args: Any, **kwargs: Any) -> Any:
         """Constructs the strategy's pooled (EBC) ``EmbeddingSharding``."""
@@ -111,48 +143,63 @@ class ShardingStrategy:
         """Constructs the strategy's sequence (EC) ``EmbeddingSharding``; ``ValueError`` if unsupported."""
         return self.sequence_sharding_class()(*args, **kwargs)
 
-    def cost_terms(self) -> Any:
-        """The planner's cost terms of this strategy: the ``cost`` module of its folder (``shard_cost``,
-        ``PARTITION_BY``, ``SHORT_NAME``), imported on first use."""
-        folder = str(self.pooled_class).partition(":")[0]
-        return importlib.import_module(f"{folder}.cost")
+    def cost_function(self) -> Callable[[Any], Any]:
+        """The planner's cost function ``ShardCostInputs -> ShardCost`` (``<folder>/cost.py:shard_cost``),
+        imported on first use: the cost model lives in the planner package, which imports this registry."""
+        return _load(f"{_PKG}.{self.folder}.cost:shard_cost", "cost terms", self.sharding_type)
 
 
-def _entry(st: ShardingType, folder: str, layout: Callable[..., Layout], pooled: str, sequence: Optional[str],
-           host_groups: bool, helper: Optional[str], replicated: bool = False) -> ShardingStrategy:
+# Keyword fields only: an entry reads as a table row. Defaults are the common case (a model-parallel strategy
+# offered everywhere, one process group, no partial sums); each entry states what differs.
+def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partition_by: PartitionBy,
+           layout: LayoutFn, pooled_class: str, sequence_class: Optional[str] = None, replicated: bool = False,
+           pools_partial_sums: bool = False, offered_on_cpu: bool = True, offered_on_accelerator: bool = True,
+           supports_fused_ebc: bool = True, supports_feature_processor: bool = True,
+           quant_inference_order: Optional[int] = None, uses_host_groups: bool = False,
+           plan_helper: Optional[str] = None) -> ShardingStrategy:
     return ShardingStrategy(
-        sharding_type=st,
-        layout=layout,
-        pooled_class=f"{_PKG}.{folder}:{pooled}",
-        sequence_class=None if sequence is None else f"{_PKG}.{folder}:{sequence}",
-        uses_host_groups=host_groups,
-        plan_helper=helper,
-        replicated=replicated,
+        sharding_type=sharding_type, folder=folder, short_name=short_name, partition_by=partition_by, layout=layout,
+        pooled_class=pooled_class, sequence_class=sequence_class, replicated=replicated,
+        pools_partial_sums=pools_partial_sums, offered_on_cpu=offered_on_cpu,
+        offered_on_accelerator=offered_on_accelerator, supports_fused_ebc=supports_fused_ebc,
+        supports_feature_processor=supports_feature_processor,
+        quant_inference_order=quant_inference_order, uses_host_groups=uses_host_groups,
+        plan_helper=plan_helper,
     )
 
 
 _REGISTRY: Mapping[ShardingType, ShardingStrategy] = MappingProxyType({
     ShardingType.DATA_PARALLEL: _entry(
-        ShardingType.DATA_PARALLEL, "dp_sharding", dp_layout.shard_sizes_and_offsets,
-        "DpPooledEmbeddingSharding", "DpSequenceEmbeddingSharding", False, "data_parallel", replicated=True),
+        ShardingType.DATA_PARALLEL, folder="dp_sharding", short_name="DP", partition_by=PartitionBy.UNIFORM,
+        layout=dp_layout.layout, pooled_class="DpPooledEmbeddingSharding",
+        sequence_class="DpSequenceEmbeddingSharding", replicated=True, plan_helper="data_parallel"),
     ShardingType.TABLE_WISE: _entry(
-        ShardingType.TABLE_WISE, "tw_sharding", tw_layout.shard_sizes_and_offsets,
-        "TwPooledEmbeddingSharding", "TwSequenceEmbeddingSharding", False, "table_wise"),
+        ShardingType.TABLE_WISE, folder="tw_sharding", short_name="TW", partition_by=PartitionBy.DEVICE,
+        layout=tw_layout.layout, pooled_class="TwPooledEmbeddingSharding",
+        sequence_class="TwSequenceEmbeddingSharding", quant_inference_order=0, plan_helper="table_wise"),
     ShardingType.COLUMN_WISE: _entry(
-        ShardingType.COLUMN_WISE, "cw_sharding", cw_layout.shard_sizes_and_offsets,
-        "CwPooledEmbeddingSharding", "CwSequenceEmbeddingSharding", False, "column_wise"),
+        ShardingType.COLUMN_WISE, folder="cw_sharding", short_name="CW", partition_by=PartitionBy.DEVICE,
+        layout=cw_layout.layout, pooled_class="CwPooledEmbeddingSharding",
+        sequence_class="CwSequenceEmbeddingSharding", quant_inference_order=2, plan_helper="column_wise"),
     ShardingType.TABLE_COLUMN_WISE: _entry(
-        ShardingType.TABLE_COLUMN_WISE, "twcw_sharding", twcw_layout.shard_sizes_and_offsets,
-        "TwCwPooledEmbeddingSharding", None, False, None),
+        ShardingType.TABLE_COLUMN_WISE, folder="twcw_sharding", short_name="TWCW", partition_by=PartitionBy.HOST,
+        layout=twcw_layout.layout, pooled_class="TwCwPooledEmbeddingSharding"),
     ShardingType.ROW_WISE: _entry(
-        ShardingType.ROW_WISE, "rw_sharding", rw_layout.shard_sizes_and_offsets,
-        "RwPooledEmbeddingSharding", "RwSequenceEmbeddingSharding", False, "row_wise"),
+        ShardingType.ROW_WISE, folder="rw_sharding", short_name="RW", partition_by=PartitionBy.UNIFORM,
+        layout=rw_layout.layout, pooled_class="RwPooledEmbeddingSharding",
+        sequence_class="RwSequenceEmbeddingSharding", pools_partial_sums=True, offered_on_cpu=False,
+        quant_inference_order=1, plan_helper="row_wise"),
     ShardingType.TABLE_ROW_WISE: _entry(
-        ShardingType.TABLE_ROW_WISE, "twrw_sharding", twrw_layout.shard_sizes_and_offsets,
-        "TwRwPooledEmbeddingSharding", None, True, "table_row_wise"),
+        ShardingType.TABLE_ROW_WISE, folder="twrw_sharding", short_name="TWRW", partition_by=PartitionBy.HOST,
+        layout=twrw_layout.layout, pooled_class="TwRwPooledEmbeddingSharding", pools_partial_sums=True,
+        offered_on_cpu=False, supports_feature_processor=False, uses_host_groups=True,
+        plan_helper="table_row_wise"),
+    # Grid pools partial sums too, but TorchRec keeps MEAN in its kernels (pools_partial_sums=False keeps that).
     ShardingType.GRID_SHARD: _entry(
-        ShardingType.GRID_SHARD, "grid_sharding", grid_layout.shard_sizes_and_offsets,
-        "GridPooledEmbeddingSharding", None, True, "grid_shard"),
+        ShardingType.GRID_SHARD, folder="grid_sharding", short_name="GS", partition_by=PartitionBy.MULTI_HOST,
+        layout=grid_layout.layout, pooled_class="GridPooledEmbeddingSharding", offered_on_cpu=False,
+        supports_fused_ebc=False, supports_feature_processor=False, uses_host_groups=True,
+        plan_helper="grid_shard"),
 })
 
 
@@ -178,3 +225,14 @@ def strategy_for(sharding_type: Union[str, ShardingType]) -> ShardingStrategy:
 def registered_sharding_types() -> List[ShardingType]:
     """All sharding types with a strategy, in registry order."""
     return list(_REGISTRY)
+
+
+def sharding_types_where(predicate: Callable[[ShardingStrategy], bool]) -> List[str]:
+    """Plan strings of the registered types whose strategy satisfies ``predicate``, in registry order."""
+    return [st.value for st, s in _REGISTRY.items() if predicate(s)]
+
+
+def quant_inference_sharding_types() -> List[str]:
+    """Plan strings offered by quantized (inference) sharders, in their order."""
+    offered = [s for s in _REGISTRY.values() if s.quant_inference_order is not None]
+    return [s.sharding_type.value for s in sorted(offered, key=lambda s: s.quant_inference_order)]

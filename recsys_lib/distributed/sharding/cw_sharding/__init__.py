@@ -1,7 +1,14 @@
-"""CW sharding strategy: layout math now; pooled / sequence / inference classes land with the sharded modules."""
+"""CW sharding strategy: column blocks (``layout.py``, pure), each block sharded table-wise: pooled (``pooled.py``)
+and sequence (``sequence.py``) shardings, imported on first access.
 
-from recsys_lib.distributed.sharding.cw_sharding.pooled import CwPooledEmbeddingSharding  # noqa: F401,E402
-from recsys_lib.distributed.sharding.cw_sharding.sequence import (  # noqa: F401,E402
-    CwSequenceEmbeddingDist,
-    CwSequenceEmbeddingSharding,
-)
+The registry (``sharding/strategy.py``) imports only ``layout.py`` from here; the sharding classes load when first
+named (``from recsys_lib.distributed.sharding.cw_sharding import ...``).
+"""
+
+from recsys_lib.distributed.sharding._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "CwPooledEmbeddingSharding": "pooled",
+    "CwSequenceEmbeddingDist": "sequence",
+    "CwSequenceEmbeddingSharding": "sequence",
+})

@@ -4,9 +4,6 @@ table-wise (the block's ``shard_cols`` enters every byte count)."""
 from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInputs
 from recsys_lib.distributed.sharding.tw_sharding import cost as tw_cost
 
-PARTITION_BY = "device"
-SHORT_NAME = "CW"  # column label in the planner statistics
-
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:
     return tw_cost.shard_cost(c)

@@ -12,23 +12,15 @@ is put back in column order by ``output_permute``.
 
 from typing import List, Optional, Sequence, Tuple
 
-from recsys_lib.distributed.sharding._layout_types import Layout, check_table_shape, check_world
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 
 MIN_CW_DIM = 128
 
 
-def shard_sizes_and_offsets(
-    rows: int,
-    cols: int,
-    world_size: int,
-    local_world_size: int,
-    col_wise_shard_dim: Optional[int] = None,
-    device_memory_sizes: Optional[List[int]] = None,
-    num_buckets: Optional[int] = None,
-) -> Layout:
+def layout(request: LayoutRequest) -> Layout:
     """Blocks of ``min(col_wise_shard_dim or MIN_CW_DIM, cols)`` columns; the last one takes the remainder."""
-    check_table_shape(rows, cols)
-    check_world(world_size, local_world_size)
+    rows, cols, world_size, local_world_size = check_request(request)
+    col_wise_shard_dim = request.col_wise_shard_dim
     block = min(col_wise_shard_dim if col_wise_shard_dim is not None else MIN_CW_DIM, cols)
     if block <= 0:
         raise ValueError(f"col_wise_shard_dim must be > 0, got {col_wise_shard_dim}")
@@ -75,3 +67,6 @@ def output_permute(shard_ranks: Sequence[int], shard_dims: Sequence[int], world_
     order = [i for r in range(world_size) for i, sr in enumerate(shard_ranks) if sr == r]
     position = {shard: pos for pos, shard in enumerate(order)}
     return [position[i] for i in range(len(shard_ranks))], [shard_dims[i] for i in order]
+
+
+shard_sizes_and_offsets = positional(layout)

@@ -1,11 +1,16 @@
-"""DP sharding strategy: layout math now; pooled / sequence / inference classes land with the sharded modules."""
+"""DP sharding strategy: every rank holds whole tables (``layout.py``, pure); pooled (``pooled.py``) and sequence
+(``sequence.py``) shardings, imported on first access.
 
-from recsys_lib.distributed.sharding.dp_sharding.pooled import (  # noqa: F401,E402
-    DpPooledEmbeddingDist,
-    DpPooledEmbeddingSharding,
-    DpSparseFeaturesDist,
-)
-from recsys_lib.distributed.sharding.dp_sharding.sequence import (  # noqa: F401,E402
-    DpSequenceEmbeddingDist,
-    DpSequenceEmbeddingSharding,
-)
+The registry (``sharding/strategy.py``) imports only ``layout.py`` from here; the sharding classes load when first
+named (``from recsys_lib.distributed.sharding.dp_sharding import ...``).
+"""
+
+from recsys_lib.distributed.sharding._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "DpPooledEmbeddingDist": "pooled",
+    "DpPooledEmbeddingSharding": "pooled",
+    "DpSparseFeaturesDist": "pooled",
+    "DpSequenceEmbeddingDist": "sequence",
+    "DpSequenceEmbeddingSharding": "sequence",
+})

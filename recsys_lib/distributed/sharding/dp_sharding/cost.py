@@ -20,11 +20,6 @@ from recsys_lib.distributed.planner._cost_terms import (
 )
 from recsys_lib.distributed.planner.constants import DP_ELEMENTWISE_KERNELS_PERF_FACTOR, LENGTH_DTYPE
 
-PARTITION_BY = "uniform"
-SHORT_NAME = "DP"  # column label in the planner statistics
-# Every rank holds the whole table: the plan entry has no sharding spec, ranks = all ranks.
-REPLICATED = True
-
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:
     ids = global_ids(c) / c.world_size

@@ -15,13 +15,8 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
-from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
-from recsys_lib.distributed._core.enums import ShardingType
-from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._shard_tables import replicated_tables
 from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE
-from recsys_lib.distributed._tbe.grouping import group_tables
+from recsys_lib.distributed._sharded.shard_tables import replicated_tables
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
@@ -29,11 +24,16 @@ from recsys_lib.distributed.embedding_sharding import (
     EmbeddingSharding,
     EmbeddingShardingContext,
 )
-from recsys_lib.distributed.embedding_types import (
+from recsys_lib.distributed._tbe.grouping import group_tables
+from recsys_lib.distributed._sharded.table_types import (
     BaseGroupedFeatureProcessor,
     GroupedEmbeddingConfig,
     ShardedEmbeddingTable,
 )
+from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.enums import ShardingType
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

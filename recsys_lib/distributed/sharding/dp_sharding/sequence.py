@@ -12,7 +12,7 @@ from torch import nn
 from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
 from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
-from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
+from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding.dp_sharding.pooled import ReplicatedShardingMixin, wrap_replicated
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 

@@ -4,9 +4,6 @@ one host (``multi_host`` placement: one host per column block)."""
 from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInputs
 from recsys_lib.distributed.sharding.twrw_sharding import cost as twrw_cost
 
-PARTITION_BY = "multi_host"
-SHORT_NAME = "GS"  # column label in the planner statistics
-
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:
     return twrw_cost.shard_cost(c)

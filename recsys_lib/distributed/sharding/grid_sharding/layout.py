@@ -11,7 +11,7 @@ Composition: column-wise blocks (``cw_sharding.layout``) × row-wise blocks with
 
 from typing import List, Optional, Sequence
 
-from recsys_lib.distributed.sharding._layout_types import Layout
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, positional
 from recsys_lib.distributed.sharding.cw_sharding import layout as cw_layout
 from recsys_lib.distributed.sharding.twrw_sharding import layout as twrw_layout
 
@@ -28,18 +28,9 @@ def compose(rows: int, column_layout: Layout, world_size: int, local_world_size:
     return sizes, offsets
 
 
-def shard_sizes_and_offsets(
-    rows: int,
-    cols: int,
-    world_size: int,
-    local_world_size: int,
-    col_wise_shard_dim: Optional[int] = None,
-    device_memory_sizes: Optional[List[int]] = None,
-    num_buckets: Optional[int] = None,
-) -> Layout:
+def layout(request: LayoutRequest) -> Layout:
     """Column blocks as column-wise (planner shard dim), each split over a host's ranks."""
-    columns = cw_layout.shard_sizes_and_offsets(rows, cols, world_size, local_world_size, col_wise_shard_dim)
-    return compose(rows, columns, world_size, local_world_size)
+    return compose(request.rows, cw_layout.layout(request), request.world_size, request.local_world_size)
 
 
 def host_grid(rows: int, cols: int, host_indexes: Sequence[int], world_size: int, local_world_size: int) -> Layout:
@@ -51,3 +42,6 @@ def host_grid(rows: int, cols: int, host_indexes: Sequence[int], world_size: int
 def shard_ranks(host_indexes: Sequence[int], local_world_size: int, world_size: int) -> List[int]:
     """Ranks of the shards of ``host_grid``: for each host, its ranks in order."""
     return [r for h in host_indexes for r in twrw_layout.shard_ranks(h, local_world_size, world_size)]
+
+
+shard_sizes_and_offsets = positional(layout)

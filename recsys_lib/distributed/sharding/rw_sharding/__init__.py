@@ -1,12 +1,16 @@
 """RW sharding strategy: row blocks of ``ceil(R / W)`` per rank (``layout.py``), bucketized input
-(``bucketize.py``), pooled (``pooled.py``) and sequence (``sequence.py``) shardings."""
+(``bucketize.py``), pooled (``pooled.py``) and sequence (``sequence.py``) shardings, imported on first access.
 
-from recsys_lib.distributed.sharding.rw_sharding.pooled import (  # noqa: F401
-    RwPooledEmbeddingDist,
-    RwPooledEmbeddingSharding,
-    RwSparseFeaturesDist,
-)
-from recsys_lib.distributed.sharding.rw_sharding.sequence import (  # noqa: F401
-    RwSequenceEmbeddingDist,
-    RwSequenceEmbeddingSharding,
-)
+The registry (``sharding/strategy.py``) imports only ``layout.py`` from here; the sharding classes load when first
+named (``from recsys_lib.distributed.sharding.rw_sharding import ...``).
+"""
+
+from recsys_lib.distributed.sharding._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "RwPooledEmbeddingDist": "pooled",
+    "RwPooledEmbeddingSharding": "pooled",
+    "RwSparseFeaturesDist": "pooled",
+    "RwSequenceEmbeddingDist": "sequence",
+    "RwSequenceEmbeddingSharding": "sequence",
+})

@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from recsys_lib.distributed._input_checks import check_ids  # noqa: F401  (re-exported: the row-split input dists use it)
+from recsys_lib.distributed._sharded.routing import check_ids  # noqa: F401  (re-exported: the row-split input dists use it)
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -19,9 +19,6 @@ from recsys_lib.distributed.planner._cost_terms import (
     world_crosses_hosts,
 )
 
-PARTITION_BY = "uniform"
-SHORT_NAME = "RW"  # column label in the planner statistics
-
 
 def row_fraction(c: ShardCostInputs) -> float:
     return c.shard_rows / c.table_rows if c.table_rows > 0 else 0.0

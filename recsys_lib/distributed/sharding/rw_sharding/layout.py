@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from recsys_lib.distributed.sharding._layout_types import Layout, check_table_shape, check_world
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 
 
 def block_size(rows: int, num_shards: int) -> int:
@@ -55,24 +55,16 @@ def bucketed_row_sizes(rows: int, num_shards: int, num_buckets: int) -> List[int
     return [n * per_bucket for n in row_sizes(num_buckets, num_shards)]
 
 
-def shard_sizes_and_offsets(
-    rows: int,
-    cols: int,
-    world_size: int,
-    local_world_size: int,
-    col_wise_shard_dim: Optional[int] = None,
-    device_memory_sizes: Optional[List[int]] = None,
-    num_buckets: Optional[int] = None,
-) -> Layout:
+def layout(request: LayoutRequest) -> Layout:
     """One row block per rank (see the module table); memory-proportional or bucket-aligned on request."""
-    check_table_shape(rows, cols)
-    check_world(world_size, local_world_size)
-    if device_memory_sizes is not None:
-        if len(device_memory_sizes) != world_size:
-            raise ValueError(f"device_memory_sizes has {len(device_memory_sizes)} entries for {world_size} ranks")
-        return sizes_to_layout(uneven_row_sizes(rows, device_memory_sizes), cols)
-    if num_buckets is not None:
-        return sizes_to_layout(bucketed_row_sizes(rows, world_size, num_buckets), cols)
+    rows, cols, world_size, _ = check_request(request)
+    if request.device_memory_sizes is not None:
+        memory = list(request.device_memory_sizes)
+        if len(memory) != world_size:
+            raise ValueError(f"device_memory_sizes has {len(memory)} entries for {world_size} ranks")
+        return sizes_to_layout(uneven_row_sizes(rows, memory), cols)
+    if request.num_buckets is not None:
+        return sizes_to_layout(bucketed_row_sizes(rows, world_size, request.num_buckets), cols)
     return sizes_to_layout(row_sizes(rows, world_size), cols)
 
 
@@ -87,3 +79,6 @@ def bucketize(ids: torch.Tensor, block: int, num_shards: int) -> Tuple[torch.Ten
             raise ValueError(f"row-wise bucketize: ids must be in [0, {block * num_shards}), got range [{lo}, {hi}]")
     shard = torch.div(ids, block, rounding_mode="floor")
     return shard, ids - shard * block
+
+
+shard_sizes_and_offsets = positional(layout)

@@ -22,9 +22,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from torch.distributed._shard.metadata import ShardMetadata
 
-from recsys_lib.distributed._shard_tables import check_shards, global_metadata, make_table, shard_rank, spec_shards
+from recsys_lib.distributed._sharded.shard_tables import check_shards, global_metadata, make_table, shard_rank, spec_shards
 from recsys_lib.distributed._tbe.grouping import group_tables
-from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, GroupedEmbeddingConfig, ShardedEmbeddingTable
+from recsys_lib.distributed._sharded.table_types import (
+    EmbeddingComputeKernel,
+    GroupedEmbeddingConfig,
+    ShardedEmbeddingTable,
+)
 from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, row_boundaries
 from recsys_lib.modules.embedding_configs import PoolingType
 

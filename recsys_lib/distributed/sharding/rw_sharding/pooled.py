@@ -31,16 +31,17 @@ from recsys_lib.distributed._dist.pooled import (
     VariableBatchPooledEmbeddingsReduceScatter,
 )
 from recsys_lib.distributed._dist.vbe_layout import divide_rows
-from recsys_lib.distributed._input_checks import check_ids
+from recsys_lib.distributed._sharded.routing import check_ids
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
     BaseSparseFeaturesDist,
     EmbeddingSharding,
     EmbeddingShardingContext,
+    InputDistFacts,
+    SplitsWithFacts,
 )
-from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
-from recsys_lib.distributed.sharding.rw_sharding._batch_info import RowSplitBatch, SplitsWithBatch, facts
+from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, bucketize_features, mean_divisor
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
@@ -129,10 +130,10 @@ class RwSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
             bucketized = bucketized.permute(self._key_permute, self._key_permute_t)
         self.unbucketize_permute_tensor = permute
         sent = bucketized.length_per_key() if self._is_sequence else None
-        batch = RowSplitBatch(divisor, permute, sent)
+        batch = InputDistFacts(divisor, permute, sent)
         if self._world == 1:  # nothing to exchange: skip the all-to-all's copies
-            return SplitsWithBatch(NoWait(LocalTensors(bucketized)), batch)
-        return SplitsWithBatch(self._dist(bucketized), batch)
+            return SplitsWithFacts(NoWait(LocalTensors(bucketized)), batch)
+        return SplitsWithFacts(self._dist(bucketized), batch)
 
 
 class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
@@ -186,7 +187,7 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         if sharding_ctx is not None and len(sharding_ctx.batch_size_per_rank) > 0:
             splits = sharding_ctx.batch_size_per_rank
         out = self.reduce_scatter(local_embs, splits)
-        batch = facts(sharding_ctx)
+        batch = None if sharding_ctx is None else sharding_ctx.input_dist_facts
         if self._divide and batch is not None and batch.divisor is not None:
             divisor, col_feature = batch.divisor, self._col_feature
             out.callbacks.append(lambda t: divide_by_bag_lengths(t, divisor, col_feature))
@@ -196,7 +197,7 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
     def _forward_variable_batch(self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext) -> Awaitable[torch.Tensor]:
         dims = self._embedding_dims
         out = self.reduce_scatter_variable_batch(local_embs, sharding_ctx.batch_size_per_rank_per_feature, dims)
-        batch = facts(sharding_ctx)
+        batch = None if sharding_ctx is None else sharding_ctx.input_dist_facts
         if self._divide and batch is not None and batch.divisor is not None:
             divisor, rows = batch.divisor, sharding_ctx.batch_size_per_feature_pre_a2a
             out.callbacks.append(lambda t: divide_rows(t, divisor, row_widths(dims, rows)))

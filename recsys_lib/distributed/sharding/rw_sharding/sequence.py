@@ -25,8 +25,7 @@ from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._dist.sequence import sequence_recat
 from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
-from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
-from recsys_lib.distributed.sharding.rw_sharding._batch_info import require
+from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist, codecs_for, require_pg
@@ -64,7 +63,7 @@ class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
     ) -> Awaitable[torch.Tensor]:
         if sharding_ctx is None or sharding_ctx.lengths_after_input_dist is None:
             raise ValueError("row-wise sequence output dist needs the sharding context filled by the sharded module")
-        batch = require(sharding_ctx, "row-wise sequence output dist")
+        batch = sharding_ctx.require_input_dist_facts("row-wise sequence output dist")
         sent = batch.bucketized_length_per_key
         if sent is None:
             raise RuntimeError("row-wise sequence output dist: the input dist was not built for sequences")

@@ -1,11 +1,16 @@
-"""TW sharding strategy: layout math now; pooled / sequence / inference classes land with the sharded modules."""
+"""TW sharding strategy: whole tables on one rank each (``layout.py``, pure); pooled (``pooled.py``) and sequence
+(``sequence.py``) shardings, imported on first access.
 
-from recsys_lib.distributed.sharding.tw_sharding.pooled import (  # noqa: F401,E402
-    TwPooledEmbeddingDist,
-    TwPooledEmbeddingSharding,
-    TwSparseFeaturesDist,
-)
-from recsys_lib.distributed.sharding.tw_sharding.sequence import (  # noqa: F401,E402
-    TwSequenceEmbeddingDist,
-    TwSequenceEmbeddingSharding,
-)
+The registry (``sharding/strategy.py``) imports only ``layout.py`` from here; the sharding classes load when first
+named (``from recsys_lib.distributed.sharding.tw_sharding import ...``).
+"""
+
+from recsys_lib.distributed.sharding._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "TwPooledEmbeddingDist": "pooled",
+    "TwPooledEmbeddingSharding": "pooled",
+    "TwSparseFeaturesDist": "pooled",
+    "TwSequenceEmbeddingDist": "sequence",
+    "TwSequenceEmbeddingSharding": "sequence",
+})

@@ -16,9 +16,6 @@ from recsys_lib.distributed.planner._cost_terms import (
     world_crosses_hosts,
 )
 
-PARTITION_BY = "device"
-SHORT_NAME = "TW"  # column label in the planner statistics
-
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:
     ids = global_ids(c)

@@ -13,21 +13,12 @@ with each column shard acting as a table.
 
 from typing import List, Optional, Sequence
 
-from recsys_lib.distributed.sharding._layout_types import Layout, check_table_shape, check_world
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 
 
-def shard_sizes_and_offsets(
-    rows: int,
-    cols: int,
-    world_size: int,
-    local_world_size: int,
-    col_wise_shard_dim: Optional[int] = None,
-    device_memory_sizes: Optional[List[int]] = None,
-    num_buckets: Optional[int] = None,
-) -> Layout:
+def layout(request: LayoutRequest) -> Layout:
     """One shard: the whole table."""
-    check_table_shape(rows, cols)
-    check_world(world_size, local_world_size)
+    rows, cols, world_size, local_world_size = check_request(request)
     return [[rows, cols]], [[0, 0]]
 
 
@@ -61,3 +52,6 @@ def feature_order(per_rank: List[List[int]], num_features_per_table: Sequence[in
     """
     starts = [sum(num_features_per_table[:t]) for t in range(len(num_features_per_table))]
     return [starts[t] + i for tables in per_rank for t in tables for i in range(num_features_per_table[t])]
+
+
+shard_sizes_and_offsets = positional(layout)

@@ -32,7 +32,7 @@ from recsys_lib.distributed.embedding_sharding import (
     EmbeddingSharding,
     EmbeddingShardingContext,
 )
-from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor
+from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding._placement import PlacementQueries, RankPlacement
 from recsys_lib.distributed.sharding.tw_sharding.pooled import TwSparseFeaturesDist, _codecs, _pg
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor

@@ -4,9 +4,6 @@ ranks of one host (the partitioner's ``host`` placement)."""
 from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInputs
 from recsys_lib.distributed.sharding.cw_sharding import cost as cw_cost
 
-PARTITION_BY = "host"
-SHORT_NAME = "TWCW"  # column label in the planner statistics
-
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:
     return cw_cost.shard_cost(c)

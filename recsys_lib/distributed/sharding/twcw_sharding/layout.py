@@ -11,24 +11,19 @@ The column math is column-wise's; only placement differs (``shard_ranks``).
 from typing import List, Optional
 
 from recsys_lib.distributed.comm import host_ranks
-from recsys_lib.distributed.sharding._layout_types import Layout
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, positional
 from recsys_lib.distributed.sharding.cw_sharding import layout as cw_layout
 
 
-def shard_sizes_and_offsets(
-    rows: int,
-    cols: int,
-    world_size: int,
-    local_world_size: int,
-    col_wise_shard_dim: Optional[int] = None,
-    device_memory_sizes: Optional[List[int]] = None,
-    num_buckets: Optional[int] = None,
-) -> Layout:
+def layout(request: LayoutRequest) -> Layout:
     """Same blocks as column-wise."""
-    return cw_layout.shard_sizes_and_offsets(rows, cols, world_size, local_world_size, col_wise_shard_dim)
+    return cw_layout.layout(request)
 
 
 def shard_ranks(num_shards: int, host_index: int, local_world_size: int) -> List[int]:
     """Ranks of the shards: round-robin over the ranks of host ``host_index``."""
     ranks = host_ranks(host_index, local_world_size)
     return [ranks[i % local_world_size] for i in range(num_shards)]
+
+
+shard_sizes_and_offsets = positional(layout)

@@ -12,12 +12,12 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._shard_tables import shard_rank
+from recsys_lib.distributed._sharded.shard_tables import shard_rank
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed.sharding._delegate import DelegatedSharding
 from recsys_lib.distributed.sharding.cw_sharding.pooled import CwPooledEmbeddingSharding
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

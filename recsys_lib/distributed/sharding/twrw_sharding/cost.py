@@ -18,9 +18,6 @@ from recsys_lib.distributed.planner._cost_terms import (
 )
 from recsys_lib.distributed.sharding.rw_sharding import cost as rw_cost
 
-PARTITION_BY = "host"
-SHORT_NAME = "TWRW"  # column label in the planner statistics
-
 
 def shard_cost(c: ShardCostInputs) -> ShardCost:
     ids = global_ids(c) * rw_cost.row_fraction(c)

@@ -12,22 +12,13 @@ the host, then all-to-all'ed across hosts (intra- then cross-host groups from ``
 from typing import List, Optional
 
 from recsys_lib.distributed.comm import host_ranks
-from recsys_lib.distributed.sharding._layout_types import Layout, check_table_shape, check_world
+from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest, check_request, positional
 from recsys_lib.distributed.sharding.rw_sharding import layout as rw_layout
 
 
-def shard_sizes_and_offsets(
-    rows: int,
-    cols: int,
-    world_size: int,
-    local_world_size: int,
-    col_wise_shard_dim: Optional[int] = None,
-    device_memory_sizes: Optional[List[int]] = None,
-    num_buckets: Optional[int] = None,
-) -> Layout:
+def layout(request: LayoutRequest) -> Layout:
     """One row block per rank of the host: ``local_world_size`` shards."""
-    check_table_shape(rows, cols)
-    check_world(world_size, local_world_size)
+    rows, cols, world_size, local_world_size = check_request(request)
     return rw_layout.sizes_to_layout(rw_layout.row_sizes(rows, local_world_size), cols)
 
 
@@ -38,3 +29,6 @@ def shard_ranks(host_index: int, local_world_size: int, world_size: int) -> List
             f"host_index {host_index} out of range: {world_size // local_world_size} hosts of {local_world_size} ranks"
         )
     return host_ranks(host_index, local_world_size)
+
+
+shard_sizes_and_offsets = positional(layout)

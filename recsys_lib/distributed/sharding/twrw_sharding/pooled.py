@@ -31,8 +31,7 @@ from recsys_lib.distributed._dist.vbe_layout import divide_rows
 from recsys_lib.distributed.comm import host_ranks
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
-from recsys_lib.distributed.embedding_types import BaseGroupedFeatureProcessor, ShardedEmbeddingTable
-from recsys_lib.distributed.sharding.rw_sharding._batch_info import facts
+from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor, ShardedEmbeddingTable
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacement, RowUnit, units_by_column_block
@@ -122,7 +121,7 @@ class TwRwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
             raise ValueError("table-row-wise output dist needs batch_size_per_rank in the sharding context")
         per_local = staggered_batch_sizes(sharding_ctx.batch_size_per_rank, self._local)
         reduced = self._intra.reduce_scatter(local_embs, [sum(b) for b in per_local])
-        batch = facts(sharding_ctx)
+        batch = None if sharding_ctx is None else sharding_ctx.input_dist_facts
         divisor = None if batch is None else batch.divisor
         cross_ctx = EmbeddingShardingContext(batch_size_per_rank=per_local[self._local_rank])
         col_feature = self._col_feature
@@ -150,7 +149,7 @@ class TwRwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         cross_ctx = EmbeddingShardingContext(
             batch_size_per_rank_per_feature=mine, batch_size_per_feature_pre_a2a=pre, variable_batch_per_feature=True
         )
-        batch = facts(sharding_ctx)
+        batch = None if sharding_ctx is None else sharding_ctx.input_dist_facts
         divisor = None if batch is None else batch.divisor
         dims = self._dims
 

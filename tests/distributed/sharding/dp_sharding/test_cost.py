@@ -18,4 +18,6 @@ def test_data_parallel_cost_by_hand():
 
 
 def test_data_parallel_is_replicated():
-    assert dp_cost.REPLICATED is True
+    from recsys_lib.distributed.sharding.strategy import strategy_for
+
+    assert strategy_for("data_parallel").replicated is True

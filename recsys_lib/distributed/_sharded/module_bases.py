@@ -1,4 +1,4 @@
-"""Bases of embedding sharders and sharded embedding modules (re-exported by ``embedding_types``).
+"""Bases of embedding sharders and sharded embedding modules (public at ``recsys_lib.distributed.embedding_types``).
 
 Which sharding types and compute kernels a sharder offers, per compute device:
 
@@ -12,15 +12,15 @@ cuda, mtia         + row_wise, table_row_wise, grid_shard      fused (+cuda: fus
 =================  ==========================================  ===========================================
 """
 
-from typing import Any, Dict, List, Optional, TypeVar
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
 
 import torch
 from torch import nn
 
-from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.enums import ParameterStorage, ShardingType
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel, KJTList
 from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
-from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, KJTList
+from recsys_lib.distributed._core.enums import ParameterStorage
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 
 M = TypeVar("M", bound=nn.Module)
 CompIn = TypeVar("CompIn")
@@ -28,17 +28,6 @@ DistOut = TypeVar("DistOut")
 Out = TypeVar("Out")
 ShrdCtx = TypeVar("ShrdCtx")
 
-_CPU_SHARDING_TYPES = (
-    ShardingType.DATA_PARALLEL.value,
-    ShardingType.TABLE_WISE.value,
-    ShardingType.COLUMN_WISE.value,
-    ShardingType.TABLE_COLUMN_WISE.value,
-)
-_ROW_SPLIT_SHARDING_TYPES = (
-    ShardingType.ROW_WISE.value,
-    ShardingType.TABLE_ROW_WISE.value,
-    ShardingType.GRID_SHARD.value,
-)
 _CUDA_ONLY_KERNELS = (
     EmbeddingComputeKernel.FUSED_UVM.value,
     EmbeddingComputeKernel.FUSED_UVM_CACHING.value,
@@ -86,7 +75,9 @@ class ShardedEmbeddingModule(
 ):
     """Common part of sharded embedding modules: one input dist, lookup and output dist per sharding.
 
-    Subclasses fill ``_input_dists``, ``_lookups`` and ``_output_dists`` (index ``i`` = sharding ``i``).
+    Subclasses fill ``_input_dists``, ``_lookups`` and ``_output_dists`` (index ``i`` = sharding ``i``). One that
+    assigns a ``ShardedEmbeddingBody`` to ``_body`` in its ``__init__`` gets its state dict (the unsharded keys) and
+    parameters from it; without one these are ``nn.Module``'s.
     """
 
     def __init__(self, qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None) -> None:
@@ -96,6 +87,36 @@ class ShardedEmbeddingModule(
         self._output_dists: List[nn.Module] = []
         self.post_lookup_tracker_fn: Optional[Any] = None
         self.post_odist_tracker_fn: Optional[Any] = None
+        self._body: Optional[Any] = None  # a ShardedEmbeddingBody (``_sharded/body.py``), set by the subclass
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        if self._body is None:
+            return super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        return self._body.state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(
+        self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
+        missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str],
+    ) -> None:
+        if self._body is None:
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                          error_msgs)
+            return
+        self._body.load_from_state_dict(state_dict, prefix, strict, missing_keys, unexpected_keys)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        if self._body is None:
+            yield from super().named_parameters(prefix=prefix, recurse=recurse, remove_duplicate=remove_duplicate)
+            return
+        yield from self._body.named_parameters(prefix, recurse)
+
+    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
+        for name, _ in self.named_parameters(prefix=prefix):
+            yield name
 
     def prefetch(
         self,
@@ -157,11 +178,13 @@ class BaseEmbeddingSharder(ModuleSharder[M]):
         self._fused_params: Optional[Dict[str, Any]] = fused_params
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
+        """The registry's strategies offered on ``compute_device_type`` (registry order)."""
+        from recsys_lib.distributed.sharding.strategy import sharding_types_where
+
         _check_device_type(compute_device_type)
-        types = list(_CPU_SHARDING_TYPES)
-        if compute_device_type in ("cuda", "mtia"):
-            types += list(_ROW_SPLIT_SHARDING_TYPES)
-        return types
+        if compute_device_type == "cpu":
+            return sharding_types_where(lambda s: s.offered_on_cpu)
+        return sharding_types_where(lambda s: s.offered_on_accelerator)
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
         """Replicated (data-parallel) tables train with the dense optimizer; every other sharding fuses."""
@@ -211,8 +234,10 @@ class BaseQuantEmbeddingSharder(ModuleSharder[M]):
         self._shardable_params: List[str] = list(shardable_params) if shardable_params else []
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
+        from recsys_lib.distributed.sharding.strategy import quant_inference_sharding_types
+
         _check_device_type(compute_device_type)
-        return [ShardingType.TABLE_WISE.value, ShardingType.ROW_WISE.value, ShardingType.COLUMN_WISE.value]
+        return quant_inference_sharding_types()
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
         _check_device_type(compute_device_type)

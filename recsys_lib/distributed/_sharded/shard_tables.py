@@ -19,7 +19,7 @@ from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharded_tensor import ShardedTensorMetadata, TensorProperties
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
-from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, ShardedEmbeddingTable
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel, ShardedEmbeddingTable
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, data_type_to_dtype
 
 

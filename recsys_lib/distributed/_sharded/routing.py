@@ -1,5 +1,8 @@
-"""Checks of a sharded module's input KJT, made *before* any collective so that bad input on one rank raises
-on every rank instead of leaving its peers waiting in an all-to-all.
+"""Routing a sharded module's input KJT: checks, then the split per sharding.
+
+:class:`ShardingRouter` puts the input's features into sharding order and splits it per sharding. The checks run
+*before* any collective so that bad input on one rank raises on every rank instead of leaving its peers waiting
+in an all-to-all.
 
 :func:`input_error` finds what is wrong (missing keys, a variable-batch KJT with several batch sizes per key,
 missing weights for a weighted module, ids outside their table's rows); :func:`fail_on_every_rank` takes part in
@@ -7,12 +10,13 @@ every input dist's split-size exchange with an error status, then raises. The ot
 status and raise "rank(s) [k] passed an invalid KJT" (see ``_dist_kjt``).
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from recsys_lib.distributed._dist.kjt import KJTAllToAll
+from recsys_lib.distributed.embedding_sharding import EmbeddingSharding
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 _NO_LIMIT = 2**62
@@ -104,3 +108,31 @@ def fail_on_every_rank(input_dists: nn.ModuleList, error: str) -> None:
         except ValueError:
             pass
     raise ValueError(error)
+
+
+class ShardingRouter:
+    """Puts an input KJT's features into sharding order (each sharding's ``feature_names()``, concatenated;
+    a feature may repeat, e.g. once per column shard) and splits it per sharding."""
+
+    def __init__(self, shardings: List[EmbeddingSharding], owner: str) -> None:
+        self._owner = owner
+        self.feature_names: List[str] = [f for s in shardings for f in s.feature_names()]
+        self.feature_splits: List[int] = [len(s.feature_names()) for s in shardings]
+        self._cache: Dict[Tuple[str, ...], Tuple[List[int], torch.Tensor]] = {}
+
+    def _order(self, keys: List[str]) -> Tuple[List[int], torch.Tensor]:
+        key = tuple(keys)
+        if key not in self._cache:
+            index = {k: i for i, k in enumerate(keys)}
+            missing = sorted({f for f in self.feature_names if f not in index})
+            if missing:
+                raise ValueError(f"{self._owner}: input KJT lacks features {missing}; its keys are {keys}")
+            order = [index[f] for f in self.feature_names]
+            self._cache[key] = (order, torch.tensor(order, dtype=torch.int64))
+        return self._cache[key]
+
+    def split(self, features: KeyedJaggedTensor) -> List[KeyedJaggedTensor]:
+        order, order_t = self._order(features.keys())
+        if order != list(range(len(features.keys()))):
+            features = features.permute(order, order_t.to(features.device()))
+        return features.split(self.feature_splits)
