@@ -130,3 +130,12 @@ def test_bad_input():
         m({"t": jt([5, -1])})  # TorchRec indexes a bucket table with -1 here
     with pytest.raises(ValueError, match="input_hash_size"):
         m({"t": jt([100])})
+
+
+def test_make_hash_zch_buckets_non_persistent():
+    from recsys_lib.modules.utils import make_hash_zch_buckets_non_persistent
+
+    root = torch.nn.ModuleDict({"x": HashZchManagedCollisionModule(zch_size=4, device=CPU, total_num_buckets=1)})
+    assert "x._hash_zch_bucket" in root.state_dict()
+    assert make_hash_zch_buckets_non_persistent(root) == 1
+    assert "x._hash_zch_bucket" not in root.state_dict() and make_hash_zch_buckets_non_persistent(root) == 0
