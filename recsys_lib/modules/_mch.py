@@ -8,8 +8,9 @@ State of a table with ``Z = zch_size`` rows (all int64, all in the state dict)::
     _current_iter_tensor      (1,)  training iterations seen
 
 The last sorted position always holds an empty-slot sentinel pinned by the policy, so ``Z - 1`` rows hold ids
-and row ``offset + Z - 1`` is where every unknown id goes. Remap is one ``searchsorted`` over the sorted ids
-plus one fused gather/select per batch (no boolean-mask scatter).
+and row ``offset + Z - 1`` is where every unknown id goes. Remap reads a bucket directory derived from the sorted
+ids (``_mch_index.py``: two independent gathers per id instead of a binary search) when the table is large and
+reused, else one ``searchsorted`` plus one fused gather/select (no boolean-mask scatter).
 """
 
 import logging
@@ -19,6 +20,13 @@ import torch
 
 from recsys_lib.modules._mc_base import ManagedCollisionModule
 from recsys_lib.modules._mc_eviction import _INT64_MAX, MCHEvictionPolicy
+from recsys_lib.modules._mch_index import (
+    build_directory,
+    remap_with_directory,
+    SortedIdDirectory,
+    table_key,
+    worth_building,
+)
 from recsys_lib.sparse.jagged_tensor import JaggedTensor
 
 logger: logging.Logger = logging.getLogger(__name__)
@@ -142,6 +150,9 @@ class MCHManagedCollisionModule(ManagedCollisionModule):
         self._history_ids: List[torch.Tensor] = []
         self._history_meta: List[Dict[str, torch.Tensor]] = []
         self._mch_metadata: Dict[str, torch.Tensor] = {}
+        # remap directory derived from the sorted buffers (not state): rebuilt when they change
+        self._remap_directory: Optional[SortedIdDirectory] = None
+        self._last_remap_key: Tuple[int, int, int, int] = (-1, -1, -1, -1)
         self._init_buffers()
         self._init_metadata_buffers()
 
@@ -268,7 +279,29 @@ class MCHManagedCollisionModule(ManagedCollisionModule):
         write_weights: Optional[torch.Tensor] = None,
     ) -> Dict[str, JaggedTensor]:
         miss = self._output_global_offset + self._zch_size - 1
-        return _mch_remap(features, self._mch_sorted_raw_ids, self._mch_remapped_ids_mapping, miss)
+        directory = self._directory_for(features)
+        if directory is None:
+            return _mch_remap(features, self._mch_sorted_raw_ids, self._mch_remapped_ids_mapping, miss)
+        out: Dict[str, JaggedTensor] = {}
+        for name, feature in features.items():
+            values = feature.values()
+            rows = remap_with_directory(
+                self._mch_sorted_raw_ids, self._mch_remapped_ids_mapping, directory, values.to(torch.int64), miss
+            )
+            out[name] = _jt_like(feature, rows if rows.dtype == values.dtype else rows.to(values.dtype))
+        return out
+
+    def _directory_for(self, features: Dict[str, JaggedTensor]) -> Optional[SortedIdDirectory]:
+        key = table_key(self._mch_sorted_raw_ids, self._mch_remapped_ids_mapping)
+        directory = self._remap_directory
+        if directory is not None and directory.key == key:
+            return directory
+        self._remap_directory = None
+        batch_ids = sum(f.values().numel() for f in features.values())
+        if worth_building(self._zch_size, batch_ids, seen_before=self._last_remap_key == key):
+            self._remap_directory = build_directory(self._mch_sorted_raw_ids, self._mch_remapped_ids_mapping)
+        self._last_remap_key = key
+        return self._remap_directory
 
     def forward(
         self,

@@ -185,3 +185,34 @@ def test_apply_mc_method_to_jt_dict():
     m = mch(4)
     feats = {"t": JaggedTensor(values=torch.tensor([3, 3]), lengths=torch.tensor([2]))}
     assert apply_mc_method_to_jt_dict(m, "remap", feats)["t"].values().tolist() == [3, 3]  # nothing admitted yet
+
+
+@pytest.mark.parametrize("spread", ["hashed", "sequential", "clustered", "negative"])
+def test_directory_remap_equals_searchsorted(spread):
+    # tables of >= 4096 ids use the bucket directory; it must agree with the plain searchsorted remap
+    from recsys_lib.modules._mch import _mch_remap
+
+    g = torch.Generator().manual_seed(7)
+    z = 9000
+    ids = {
+        "hashed": torch.randint(-(2**63), 2**63 - 1, (z - 1,), generator=g),
+        "sequential": torch.arange(z - 1) * 3,
+        "clustered": torch.cat([torch.arange(4000), 2**62 + torch.arange(z - 1 - 4000)]),  # crowded buckets
+        "negative": -torch.arange(1, z),
+    }[spread].unique()
+    m = mch(z)
+    with torch.no_grad():
+        m._mch_sorted_raw_ids[: ids.numel()] = ids
+        m._mch_remapped_ids_mapping[:-1] = torch.randperm(z - 1, generator=g)  # the sentinel keeps the miss row
+    m.eval()
+    queries = torch.cat([ids[torch.randint(0, ids.numel(), (20000,), generator=g)],
+                         torch.randint(-(2**63), 2**63 - 1, (20000,), generator=g), (ids.min() - 1).view(1), (ids.max() + 1).view(1),
+                         torch.tensor([2**63 - 1, -(2**63), 0])])
+    feats = {"t": JaggedTensor(values=queries, lengths=torch.tensor([queries.numel()]))}
+    expect = _mch_remap(feats, m._mch_sorted_raw_ids, m._mch_remapped_ids_mapping, z - 1)["t"].values()
+    assert torch.equal(m.remap(feats)["t"].values(), expect)
+    assert m._remap_directory is not None  # the large batch paid for the directory
+    with torch.no_grad():
+        m._mch_remapped_ids_mapping[:5] = m._mch_remapped_ids_mapping[:5].flip(0).clone()  # a changed table is seen
+    expect = _mch_remap(feats, m._mch_sorted_raw_ids, m._mch_remapped_ids_mapping, z - 1)["t"].values()
+    assert torch.equal(m.remap(feats)["t"].values(), expect)
