@@ -97,3 +97,27 @@ def test_state_dict_round_trip():
     a.eval(), b.eval()
     kjt = raw_batch(torch.Generator().manual_seed(3), ["f"])  # the first batch again: its ids are known
     torch.testing.assert_close(a(kjt)[0]["f"].values(), b(kjt)[0]["f"].values())
+
+
+@pytest.mark.parametrize("zch_method", ["sort_zch", "mpzch"])
+def test_adapters_equal_plain_lookup_of_remapped_ids(zch_method):
+    from recsys_lib.modules.mc_adapter import McEmbeddingBagCollectionAdapter, McEmbeddingCollectionAdapter
+
+    tables = [EmbeddingConfig(name="t", embedding_dim=4, num_embeddings=40, feature_names=["f"])]
+    adapter = McEmbeddingCollectionAdapter(tables, input_hash_size=0 if zch_method == "mpzch" else 2**40,
+                                           device=CPU, world_size=1, zch_method=zch_method, mpzch_num_buckets=2)
+    kjt = KeyedJaggedTensor.from_lengths_sync(keys=["f"], values=torch.tensor([2**39, 5, 5, 77]),
+                                              lengths=torch.tensor([3, 1]))
+    out = adapter(kjt)
+    mc_ec = adapter.mc_embedding_collection
+    mc_ec.eval()
+    remapped = mc_ec._managed_collision_collection(kjt)  # the rows after this batch's admissions
+    weight = mc_ec._embedding_module.embeddings["t"].weight
+    torch.testing.assert_close(out["f"].values(), weight[remapped["f"].values()])
+    assert [p.shape for p in adapter.parameters()] == [torch.Size([40, 4])]
+    bag_tables = [EmbeddingBagConfig(name="t", embedding_dim=4, num_embeddings=40, feature_names=["f"])]
+    bag = McEmbeddingBagCollectionAdapter(bag_tables, input_hash_size=2**40, device=CPU, world_size=1,
+                                          zch_method="sort_zch")
+    assert bag(kjt).values().shape == (2, 4)
+    with pytest.raises(ValueError, match="zch_method"):
+        McEmbeddingCollectionAdapter(tables, input_hash_size=10, device=CPU, world_size=1)
