@@ -48,7 +48,7 @@ def _lookup_sorted(
     """Rows of ``values`` (N,) in a sorted table (Z,); ids not in the table get ``miss``."""
     ids = values if values.dtype == torch.int64 else values.to(torch.int64)
     pos = torch.searchsorted(sorted_raw_ids[:-1], ids)  # (N,) in [0, Z-1]: the last slot is the sentinel
-    found = sorted_raw_ids[pos] == ids
+    found = (sorted_raw_ids[pos] == ids) & (ids != _INT64_MAX)  # 2**63-1 marks free slots, never an id
     rows = torch.where(found, remapped_ids_mapping[pos], miss)
     return rows if rows.dtype == values.dtype else rows.to(values.dtype)
 
