@@ -177,24 +177,88 @@ def _sort_history(metadata: torch.Tensor, argsort_mapping: torch.Tensor) -> torc
     return metadata
 
 
-def _max_last_access(
+def _update_and_select(
+    policy: MCHEvictionPolicy,
+    current_iter: int,
+    mch_size: int,
+    argsort_mapping: torch.Tensor,
+    sorted_counts: torch.Tensor,
+    hit: torch.Tensor,
+    matched: torch.Tensor,
+    mch_metadata: Dict[str, torch.Tensor],
+    coalesced: Dict[str, torch.Tensor],
+    score: Callable[[Dict[str, torch.Tensor]], torch.Tensor],
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Shared round of the built-in policies over their fields (``counts`` and/or ``last_access_iter``).
+
+    Matched table ids add their counts / take their latest access; the sentinel slot ``Z - 1`` is pinned to the
+    top score; ``score`` maps the merged fields ``{name: (Z + new,)}`` (table first) to scores; the admitted new
+    ids' fields are written into the evicted slots.
+    """
+    new: Dict[str, torch.Tensor] = {}
+    if "counts" in mch_metadata:
+        counts = mch_metadata["counts"]
+        counts[matched] += sorted_counts[hit]
+        new["counts"] = sorted_counts[~hit]
+        counts[mch_size - 1] = _INT64_MAX  # the sentinel / miss slot is never evicted
+    if "last_access_iter" in mch_metadata:
+        last = mch_metadata["last_access_iter"]
+        incoming = _sort_history(coalesced["last_access_iter"], argsort_mapping)
+        last[matched] = incoming[hit]
+        new["last_access_iter"] = incoming[~hit]
+        last[mch_size - 1] = current_iter
+    merged = {name: torch.cat([mch_metadata[name], values]) for name, values in new.items()}
+    evicted, admitted = policy._compute_selected_eviction_and_replacement_indices(mch_size, score(merged))
+    for name, values in new.items():
+        mch_metadata[name][evicted] = values[admitted]
+    return evicted, admitted
+
+
+def _own_metadata_info(self: MCHEvictionPolicy) -> List[MCHEvictionPolicyMetadataInfo]:
+    return self._metadata_info
+
+
+def _nothing_to_record(
+    self: MCHEvictionPolicy, current_iter: int, incoming_ids: torch.Tensor, history_metadata: Dict[str, torch.Tensor]
+) -> None:
+    return  # counts come from the coalesced unique ids
+
+
+def _record_access_iter(
+    self: MCHEvictionPolicy, current_iter: int, incoming_ids: torch.Tensor, history_metadata: Dict[str, torch.Tensor]
+) -> None:
+    history_metadata["last_access_iter"].fill_(current_iter)
+
+
+def _nothing_to_coalesce(
+    self: MCHEvictionPolicy,
     current_iter: int,
     history_metadata: Dict[str, torch.Tensor],
     unique_ids_counts: torch.Tensor,
     unique_inverse_mapping: torch.Tensor,
-    additional_ids: Optional[torch.Tensor],
-    threshold_mask: Optional[torch.Tensor],
+    additional_ids: Optional[torch.Tensor] = None,
+    threshold_mask: Optional[torch.Tensor] = None,
 ) -> Dict[str, torch.Tensor]:
-    """Latest access iteration per unique id: ``(N,)`` occurrences -> ``(U,)``."""
+    return {}
+
+
+def _coalesce_access_iter(
+    self: MCHEvictionPolicy,
+    current_iter: int,
+    history_metadata: Dict[str, torch.Tensor],
+    unique_ids_counts: torch.Tensor,
+    unique_inverse_mapping: torch.Tensor,
+    additional_ids: Optional[torch.Tensor] = None,
+    threshold_mask: Optional[torch.Tensor] = None,
+) -> Dict[str, torch.Tensor]:
+    """Latest access iteration per unique id: ``(N,)`` occurrences -> ``(U,)`` (filtered by the mask)."""
     last = history_metadata["last_access_iter"]
     if additional_ids is not None:
         last = torch.cat([last, torch.full_like(additional_ids, current_iter)])
     per_id = torch.zeros_like(unique_ids_counts).scatter_reduce_(
         0, unique_inverse_mapping, last, reduce="amax", include_self=False
     )
-    if threshold_mask is not None:
-        per_id = per_id[threshold_mask]
-    return {"last_access_iter": per_id}
+    return {"last_access_iter": per_id[threshold_mask] if threshold_mask is not None else per_id}
 
 
 class LFU_EvictionPolicy(MCHEvictionPolicy):
@@ -210,25 +274,9 @@ class LFU_EvictionPolicy(MCHEvictionPolicy):
             threshold_filtering_func=threshold_filtering_func,
         )
 
-    @property
-    def metadata_info(self) -> List[MCHEvictionPolicyMetadataInfo]:
-        return self._metadata_info
-
-    def record_history_metadata(
-        self, current_iter: int, incoming_ids: torch.Tensor, history_metadata: Dict[str, torch.Tensor]
-    ) -> None:
-        return  # counts come from the coalesced unique ids; nothing to record per occurrence
-
-    def coalesce_history_metadata(
-        self,
-        current_iter: int,
-        history_metadata: Dict[str, torch.Tensor],
-        unique_ids_counts: torch.Tensor,
-        unique_inverse_mapping: torch.Tensor,
-        additional_ids: Optional[torch.Tensor] = None,
-        threshold_mask: Optional[torch.Tensor] = None,
-    ) -> Dict[str, torch.Tensor]:
-        return {}
+    metadata_info = property(_own_metadata_info)
+    record_history_metadata = _nothing_to_record
+    coalesce_history_metadata = _nothing_to_coalesce
 
     def update_metadata_and_generate_eviction_scores(
         self,
@@ -241,17 +289,12 @@ class LFU_EvictionPolicy(MCHEvictionPolicy):
         mch_metadata: Dict[str, torch.Tensor],
         coalesced_history_metadata: Dict[str, torch.Tensor],
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        counts = mch_metadata["counts"]
-        hit = coalesced_history_mch_matching_elements_mask
-        sorted_counts = coalesced_history_sorted_unique_ids_counts
-        counts[coalesced_history_mch_matching_indices] += sorted_counts[hit]
-        new_counts = sorted_counts[~hit]
-        counts[mch_size - 1] = _INT64_MAX  # the sentinel / miss slot is never evicted
-        evicted, admitted = self._compute_selected_eviction_and_replacement_indices(
-            mch_size, torch.cat([counts, new_counts])
+        return _update_and_select(
+            self, current_iter, mch_size, coalesced_history_argsort_mapping,
+            coalesced_history_sorted_unique_ids_counts, coalesced_history_mch_matching_elements_mask,
+            coalesced_history_mch_matching_indices, mch_metadata, coalesced_history_metadata,
+            lambda m: m["counts"],
         )
-        counts[evicted] = new_counts[admitted]
-        return evicted, admitted
 
 
 class LRU_EvictionPolicy(MCHEvictionPolicy):
@@ -269,27 +312,9 @@ class LRU_EvictionPolicy(MCHEvictionPolicy):
         )
         self._decay_exponent = decay_exponent
 
-    @property
-    def metadata_info(self) -> List[MCHEvictionPolicyMetadataInfo]:
-        return self._metadata_info
-
-    def record_history_metadata(
-        self, current_iter: int, incoming_ids: torch.Tensor, history_metadata: Dict[str, torch.Tensor]
-    ) -> None:
-        history_metadata["last_access_iter"].fill_(current_iter)
-
-    def coalesce_history_metadata(
-        self,
-        current_iter: int,
-        history_metadata: Dict[str, torch.Tensor],
-        unique_ids_counts: torch.Tensor,
-        unique_inverse_mapping: torch.Tensor,
-        additional_ids: Optional[torch.Tensor] = None,
-        threshold_mask: Optional[torch.Tensor] = None,
-    ) -> Dict[str, torch.Tensor]:
-        return _max_last_access(
-            current_iter, history_metadata, unique_ids_counts, unique_inverse_mapping, additional_ids, threshold_mask
-        )
+    metadata_info = property(_own_metadata_info)
+    record_history_metadata = _record_access_iter
+    coalesce_history_metadata = _coalesce_access_iter
 
     def update_metadata_and_generate_eviction_scores(
         self,
@@ -302,17 +327,12 @@ class LRU_EvictionPolicy(MCHEvictionPolicy):
         mch_metadata: Dict[str, torch.Tensor],
         coalesced_history_metadata: Dict[str, torch.Tensor],
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        last = mch_metadata["last_access_iter"]
-        hit = coalesced_history_mch_matching_elements_mask
-        incoming = _sort_history(coalesced_history_metadata["last_access_iter"], coalesced_history_argsort_mapping)
-        last[coalesced_history_mch_matching_indices] = incoming[hit]
-        new_last = incoming[~hit]
-        last[mch_size - 1] = current_iter
-        merged = torch.cat([last, new_last])
-        scores = torch.neg(torch.pow(current_iter - merged + 1, self._decay_exponent))
-        evicted, admitted = self._compute_selected_eviction_and_replacement_indices(mch_size, scores)
-        last[evicted] = new_last[admitted]
-        return evicted, admitted
+        return _update_and_select(
+            self, current_iter, mch_size, coalesced_history_argsort_mapping,
+            coalesced_history_sorted_unique_ids_counts, coalesced_history_mch_matching_elements_mask,
+            coalesced_history_mch_matching_indices, mch_metadata, coalesced_history_metadata,
+            lambda m: torch.neg(torch.pow(current_iter - m["last_access_iter"] + 1, self._decay_exponent)),
+        )
 
 
 class DistanceLFU_EvictionPolicy(MCHEvictionPolicy):
@@ -333,27 +353,9 @@ class DistanceLFU_EvictionPolicy(MCHEvictionPolicy):
         )
         self._decay_exponent = decay_exponent
 
-    @property
-    def metadata_info(self) -> List[MCHEvictionPolicyMetadataInfo]:
-        return self._metadata_info
-
-    def record_history_metadata(
-        self, current_iter: int, incoming_ids: torch.Tensor, history_metadata: Dict[str, torch.Tensor]
-    ) -> None:
-        history_metadata["last_access_iter"].fill_(current_iter)
-
-    def coalesce_history_metadata(
-        self,
-        current_iter: int,
-        history_metadata: Dict[str, torch.Tensor],
-        unique_ids_counts: torch.Tensor,
-        unique_inverse_mapping: torch.Tensor,
-        additional_ids: Optional[torch.Tensor] = None,
-        threshold_mask: Optional[torch.Tensor] = None,
-    ) -> Dict[str, torch.Tensor]:
-        return _max_last_access(
-            current_iter, history_metadata, unique_ids_counts, unique_inverse_mapping, additional_ids, threshold_mask
-        )
+    metadata_info = property(_own_metadata_info)
+    record_history_metadata = _record_access_iter
+    coalesce_history_metadata = _coalesce_access_iter
 
     def update_metadata_and_generate_eviction_scores(
         self,
@@ -366,19 +368,9 @@ class DistanceLFU_EvictionPolicy(MCHEvictionPolicy):
         mch_metadata: Dict[str, torch.Tensor],
         coalesced_history_metadata: Dict[str, torch.Tensor],
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        counts, last = mch_metadata["counts"], mch_metadata["last_access_iter"]
-        hit = coalesced_history_mch_matching_elements_mask
-        sorted_counts = coalesced_history_sorted_unique_ids_counts
-        incoming = _sort_history(coalesced_history_metadata["last_access_iter"], coalesced_history_argsort_mapping)
-        matched = coalesced_history_mch_matching_indices
-        counts[matched] += sorted_counts[hit]
-        last[matched] = incoming[hit]
-        new_counts, new_last = sorted_counts[~hit], incoming[~hit]
-        counts[mch_size - 1] = _INT64_MAX
-        last[mch_size - 1] = current_iter
-        distance = torch.pow(current_iter - torch.cat([last, new_last]) + 1, self._decay_exponent)
-        scores = torch.div(torch.cat([counts, new_counts]), distance)
-        evicted, admitted = self._compute_selected_eviction_and_replacement_indices(mch_size, scores)
-        counts[evicted] = new_counts[admitted]
-        last[evicted] = new_last[admitted]
-        return evicted, admitted
+        return _update_and_select(
+            self, current_iter, mch_size, coalesced_history_argsort_mapping,
+            coalesced_history_sorted_unique_ids_counts, coalesced_history_mch_matching_elements_mask,
+            coalesced_history_mch_matching_indices, mch_metadata, coalesced_history_metadata,
+            lambda m: torch.div(m["counts"], torch.pow(current_iter - m["last_access_iter"] + 1, self._decay_exponent)),
+        )
