@@ -18,6 +18,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from recsys_lib.ops._fbgemm import fbgemm_available
+
 _M64 = 1 << 64
 
 
@@ -143,11 +145,10 @@ def lookup(
     """Read-only slot of each id (FBGEMM's kernel; the reference where FBGEMM is missing)."""
     if ids.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=ids.device)
-    op = getattr(torch.ops.fbgemm, "zero_collision_hash", None)
-    if op is None:
+    if not (fbgemm_available() and hasattr(torch.ops.fbgemm, "zero_collision_hash")):
         return lookup_reference(ids, identities, max_probe, local_sizes, offsets, disable_fallback, opt_in_prob,
                                 num_reserved_slots)
-    out, _ = op(
+    out, _ = torch.ops.fbgemm.zero_collision_hash(
         ids.to(identities.dtype), identities, max_probe, circular_probe=True, readonly=True,
         local_sizes=local_sizes, offsets=offsets, disable_fallback=disable_fallback,
         opt_in_prob=opt_in_prob, num_reserved_slots=num_reserved_slots,
