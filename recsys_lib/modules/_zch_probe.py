@@ -11,7 +11,8 @@ last access hour). An id ``x`` starts at ``h = murmur3_2x64(x) mod block`` (unsi
   slot (or expired one: ``metadata < eviction_threshold``, TTL policy), or after a full window the most expired
   slot (LRU policy). FBGEMM's CPU build has no insert (it asserts ``readonly``), so ``insert`` does it here,
   vectorised: one round per probe step over the still-pending unique ids; ids racing for one slot in a round
-  are settled in favour of the smallest id (FBGEMM's GPU kernel settles them by an atomic CAS, any winner).
+  are settled in favour of the one that occurs first in the batch (FBGEMM's GPU kernel settles them by an atomic
+  CAS, any winner).
 """
 
 from typing import Optional, Tuple
@@ -215,6 +216,7 @@ def insert(
         pending = pending[opt_in_rands[pending] < opt_in_prob]
     can_evict = metadata is not None and eviction_threshold > 0
     meta = metadata.view(-1) if metadata is not None else None
+    claim = torch.full((table.numel(),), n, dtype=torch.int64, device=ids.device)  # per-slot claimant, n = none
     for p in range(max_probe):
         if pending.numel() == 0:
             break
@@ -224,20 +226,18 @@ def insert(
         if can_evict and eviction_policy == 0:
             assert meta is not None
             free = free | (meta[slot] < eviction_threshold)
-        cand = pending[free]
-        cslot = slot[free]
-        # one winner per slot: the smallest id (pending is in ascending id order, so the first)
-        uslot, inv = torch.unique(cslot, return_inverse=True)
-        winner_pos = torch.full((uslot.numel(),), cand.numel(), dtype=torch.int64).scatter_reduce_(
-            0, inv, torch.arange(cand.numel()), reduce="amin"
-        )
-        winners = cand[winner_pos]
-        prev = table[uslot]
-        table[uslot] = ids[winners]
+        cand, cslot = pending[free], slot[free]
+        # one winner per slot: the id that occurs first in the batch (scatter-min, no sort)
+        claim.scatter_reduce_(0, cslot, cand, reduce="amin")
+        won = claim[cslot] == cand
+        claim[cslot] = n
+        winners, wslot = cand[won], cslot[won]
+        prev = table[wslot]
+        table[wslot] = ids[winners]
         if meta is not None:
-            meta[uslot] = meta_in[winners].to(meta.dtype)
-        out[winners] = uslot
-        evicted.append(uslot[prev != -1])
+            meta[wslot] = meta_in[winners].to(meta.dtype)
+        out[winners] = wslot
+        evicted.append(wslot[prev != -1])
         pending = pending[out[pending] < 0]
     if pending.numel() > 0 and can_evict and eviction_policy == 1:
         assert meta is not None
