@@ -217,28 +217,32 @@ def insert(
     can_evict = metadata is not None and eviction_threshold > 0
     meta = metadata.view(-1) if metadata is not None else None
     claim = torch.full((table.numel(),), n, dtype=torch.int64, device=ids.device)  # per-slot claimant, n = none
+    # per-pending state, compacted as ids find slots (no gathers from the full (N,) arrays per round)
+    p_start, p_off, p_block = start[pending], off[pending], block[pending]
     for p in range(max_probe):
         if pending.numel() == 0:
             break
-        slot = off[pending] + torch.remainder(start[pending] + p, block[pending])
-        cur = table[slot]
-        free = cur == -1
+        slot = p_off + torch.remainder(p_start + p, p_block)
+        free = table[slot] == -1
         if can_evict and eviction_policy == 0:
             assert meta is not None
             free = free | (meta[slot] < eviction_threshold)
-        cand, cslot = pending[free], slot[free]
+        fi = free.nonzero().squeeze(1)
+        cand, cslot = pending[fi], slot[fi]
         # one winner per slot: the id that occurs first in the batch (scatter-min, no sort)
         claim.scatter_reduce_(0, cslot, cand, reduce="amin")
-        won = claim[cslot] == cand
+        won = fi[claim[cslot] == cand]
         claim[cslot] = n
-        winners, wslot = cand[won], cslot[won]
+        winners, wslot = pending[won], slot[won]
         prev = table[wslot]
         table[wslot] = ids[winners]
         if meta is not None:
             meta[wslot] = meta_in[winners].to(meta.dtype)
         out[winners] = wslot
         evicted.append(wslot[prev != -1])
-        pending = pending[out[pending] < 0]
+        keep = torch.ones_like(pending, dtype=torch.bool)
+        keep[won] = False
+        pending, p_start, p_off, p_block = pending[keep], p_start[keep], p_off[keep], p_block[keep]
     if pending.numel() > 0 and can_evict and eviction_policy == 1:
         assert meta is not None
         pending = _evict_most_expired(ids, pending, start, block, off, max_probe, table, meta, meta_in,
