@@ -15,13 +15,15 @@ last access hour). An id ``x`` starts at ``h = murmur3_2x64(x) mod block`` (unsi
   CAS, any winner).
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 
 from recsys_lib.ops._fbgemm import fbgemm_available
 
 _M64 = 1 << 64
+_NUMPY_TAIL = 65536  # pending ids below which insert rounds run on numpy views (CPU)
 
 
 def _s64(c: int) -> int:
@@ -222,6 +224,12 @@ def insert(
     for p in range(max_probe):
         if pending.numel() == 0:
             break
+        if pending.numel() <= _NUMPY_TAIL and ids.device.type == "cpu":
+            # the long tail of a crowded table: few ids, many rounds; numpy's per-op cost is far below torch's
+            pending = _tail_rounds_numpy(ids, table, meta, meta_in, pending, p_start, p_off, p_block, p, max_probe,
+                                         eviction_threshold if (can_evict and eviction_policy == 0) else None, out,
+                                         evicted)
+            break
         slot = p_off + torch.remainder(p_start + p, p_block)
         free = table[slot] == -1
         if can_evict and eviction_policy == 0:
@@ -261,6 +269,50 @@ def insert(
         meta[out[own]] = meta_in[own].to(meta.dtype)
     ev = torch.cat(evicted) if evicted else torch.empty((0,), dtype=torch.int64)
     return out, ev
+
+
+def _tail_rounds_numpy(
+    ids: torch.Tensor,
+    table: torch.Tensor,
+    meta: Optional[torch.Tensor],
+    meta_in: torch.Tensor,
+    pending: torch.Tensor,
+    p_start: torch.Tensor,
+    p_off: torch.Tensor,
+    p_block: torch.Tensor,
+    first_round: int,
+    max_probe: int,
+    ttl_threshold: Optional[int],
+    out: torch.Tensor,
+    evicted: List[torch.Tensor],
+) -> torch.Tensor:
+    """Probe rounds ``first_round..max_probe-1`` of ``insert`` on numpy views of the same CPU memory."""
+    order = torch.argsort(pending)  # ascending first occurrence: the first of a slot's claimants wins
+    pend, start, off, block = (t[order].numpy() for t in (pending, p_start, p_off, p_block))
+    table_np, ids_np, out_np = table.numpy(), ids.numpy(), out.numpy()
+    meta_np = meta.numpy() if meta is not None else None
+    meta_in_np = meta_in.numpy()
+    for p in range(first_round, max_probe):
+        if pend.size == 0:
+            break
+        slot = off + np.remainder(start + p, block)
+        free = table_np[slot] == -1
+        if ttl_threshold is not None and meta_np is not None:
+            free |= meta_np[slot] < ttl_threshold
+        fi = np.flatnonzero(free)
+        _, first = np.unique(slot[fi], return_index=True)
+        won = fi[first]
+        winners, wslot = pend[won], slot[won]
+        prev = table_np[wslot]
+        table_np[wslot] = ids_np[winners]
+        if meta_np is not None:
+            meta_np[wslot] = meta_in_np[winners]
+        out_np[winners] = wslot
+        evicted.append(torch.from_numpy(wslot[prev != -1].copy()))
+        keep = np.ones(pend.size, dtype=bool)
+        keep[won] = False
+        pend, start, off, block = pend[keep], start[keep], off[keep], block[keep]
+    return torch.from_numpy(pend.copy()).to(torch.int64)
 
 
 def _first_occurrences(ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
