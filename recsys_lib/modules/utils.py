@@ -210,3 +210,22 @@ def deterministic_dedup(ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     last = torch.full((unique.numel(),), -1, dtype=torch.int64, device=ids.device)
     last = last.scatter_reduce(0, inverse, order, reduce="amax", include_self=True)
     return unique, last
+
+
+def make_hash_zch_buckets_non_persistent(module: nn.Module) -> int:
+    """Drop ``_hash_zch_bucket`` from the state dict of every hash-ZCH module under ``module``.
+
+    The bucket count is rebuilt from the config, so checkpoints written before the buffer existed can load.
+
+    Args:
+        module: root module to walk.
+
+    Returns:
+        How many buffers were made non-persistent.
+    """
+    count = 0
+    for sub in module.modules():
+        if "_hash_zch_bucket" in sub._buffers and "_hash_zch_bucket" not in sub._non_persistent_buffers_set:
+            sub._non_persistent_buffers_set.add("_hash_zch_bucket")
+            count += 1
+    return count
