@@ -20,12 +20,6 @@ from recsys_lib.modules.embedding_configs import DataType
 from recsys_lib.quant._rows import dequantize_rows
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
-# Each is one node in an fx graph: the work depends on host-side per-key lengths of the batch.
-torch.fx.wrap("kernel_inputs")
-torch.fx.wrap("pooled_reference")
-torch.fx.wrap("sequence_reference")
-
-
 def kernel_inputs(
     features: KeyedJaggedTensor,
     feature_order: List[str],

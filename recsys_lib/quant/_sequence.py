@@ -6,9 +6,6 @@ import torch
 
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 
-torch.fx.wrap("sequence_outputs")
-
-
 def sequence_outputs(
     features: KeyedJaggedTensor,
     embeddings: torch.Tensor,

@@ -72,6 +72,12 @@ from recsys_lib.quant._tables import (
 )
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
 
+# One fx node each (wrapped where they are called): their work depends on host-side per-key lengths.
+torch.fx.wrap("kernel_inputs")
+torch.fx.wrap("pooled_reference")
+torch.fx.wrap("sequence_reference")
+torch.fx.wrap("sequence_outputs")
+
 QuantizedWeights = Dict[str, Tuple[torch.Tensor, Optional[torch.Tensor]]]
 
 
@@ -169,6 +175,7 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         self._group_types: List[List[str]] = [[t.data_type.value for t in g] for g in lay.groups]
         self._group_maps: List[List[int]] = lay.feature_table_maps
         self._group_mean: List[bool] = [p == PoolingType.MEAN for p in lay.poolings]
+        self._group_tables: List[List[str]] = [[t.name for t in g] for g in lay.groups]
         self.tbes: nn.ModuleList = store.tbes
         self.embedding_bags: nn.ModuleDict = nn.ModuleDict(store.weights)
 
