@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 import torch
 from torch import nn
 
-from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, DataType, QuantConfig
+from recsys_lib.modules.embedding_configs import DATA_TYPE_NUM_BITS, BaseEmbeddingConfig, DataType, QuantConfig
 from recsys_lib.quant._rows import SUPPORTED_TYPES, quantize_rows
 
 MODULE_ATTR_REGISTER_TBES_BOOL: str = "__register_tbes_in_named_modules"
@@ -111,6 +111,14 @@ def quantize_state_dict(
                 "table '" + table + "': num_embeddings_post_pruning " + str(rows) + " exceeds its "
                 + str(tensor.size(0)) + " rows"
             )
+        if tensor.is_meta:  # shapes only: a module built on "meta" is materialised later
+            n_bytes = tensor.size(1) * DATA_TYPE_NUM_BITS[data_type] // 8
+            int_type = data_type in (DataType.INT8, DataType.INT4, DataType.INT2)
+            table_name_to_quantized_weights[table] = (
+                torch.empty(rows, n_bytes, dtype=torch.uint8, device="meta"),
+                torch.empty(rows, 4, dtype=torch.uint8, device="meta") if int_type else None,
+            )
+            continue
         if tensor.dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise ValueError("table '" + table + "': cannot quantize weights of dtype " + str(tensor.dtype))
         table_name_to_quantized_weights[table] = quantize_rows(tensor.detach()[:rows], data_type)

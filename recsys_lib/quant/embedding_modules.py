@@ -176,8 +176,9 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         self._group_maps: List[List[int]] = lay.feature_table_maps
         self._group_mean: List[bool] = [p == PoolingType.MEAN for p in lay.poolings]
         self._group_tables: List[List[str]] = [[t.name for t in g] for g in lay.groups]
-        self.tbes: nn.ModuleList = store.tbes
+        # TorchRec's state-dict order: table weights, then (register_tbes) kernel buffers.
         self.embedding_bags: nn.ModuleDict = nn.ModuleDict(store.weights)
+        self.tbes: nn.ModuleList = store.tbes
 
     def _lookup(self, features: KeyedJaggedTensor) -> torch.Tensor:
         inputs = kernel_inputs(
@@ -338,8 +339,8 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
         self._rows: List[torch.Tensor] = [store.rows[t.name] for t in lay.groups[0]]
         self._types: List[str] = [t.data_type.value for t in lay.groups[0]]
         self._feature_table_map: List[int] = lay.feature_table_maps[0]
-        self.tbes: nn.ModuleList = store.tbes
         self.embeddings: nn.ModuleDict = nn.ModuleDict(store.weights)
+        self.tbes: nn.ModuleList = store.tbes
 
     def forward(self, features: KeyedJaggedTensor) -> Dict[str, JaggedTensor]:
         """One row per id: ``{embedding name: JaggedTensor(values (N_f, D), lengths L_f)}``."""
