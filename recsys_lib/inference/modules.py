@@ -198,7 +198,7 @@ class PredictModule(nn.Module):
     def state_dict(  # type: ignore[override]
         self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
     ) -> Dict[str, Any]:
-        return self._module.state_dict(destination, prefix, keep_vars)  # type: ignore[arg-type]
+        return self._module.state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)  # type: ignore
 
 
 def quantize_dense(
