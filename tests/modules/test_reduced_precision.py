@@ -47,7 +47,9 @@ def test_fused_fp16_matches_unfused_and_updates():
     plain = R.EmbeddingBagCollection(cfg)
     plain.load_state_dict(fused.state_dict())
     assert fused.embedding_bags["a"].weight.dtype == torch.float16
-    torch.testing.assert_close(fused(_kjt()).values(), plain(_kjt()).values())
+    # FBGEMM accumulates fp16 rows in float32, aten in fp16: one fp16 rounding apart
+    torch.testing.assert_close(fused(_kjt()).values(), plain(_kjt()).values(), rtol=torch.finfo(torch.float16).eps,
+                               atol=1e-6)
     before = fused.embedding_bags["a"].weight.detach().float().clone()
     fused(_kjt()).values().sum().backward()  # the fused optimizer steps in backward
     after = fused.embedding_bags["a"].weight.detach().float()
