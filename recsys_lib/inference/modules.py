@@ -18,6 +18,12 @@ import torch
 import torch.ao.quantization as quant
 from torch import nn
 
+from recsys_lib.distributed.fused_params import (  # noqa: F401  (TorchRec re-exports them here)
+    FUSED_PARAM_BOUNDS_CHECK_MODE,
+    FUSED_PARAM_LENGTHS_TO_OFFSETS_LOOKUP,
+    FUSED_PARAM_QUANT_STATE_DICT_SPLIT_SCALE_BIAS,
+    FUSED_PARAM_REGISTER_TBE_BOOL,
+)
 from recsys_lib.modules.embedding_configs import QuantConfig
 from recsys_lib.modules.embedding_modules import (
     EmbeddingBagCollection,
@@ -35,10 +41,6 @@ from recsys_lib.quant.embedding_modules import (
     quant_prep_enable_register_tbes,
 )
 
-FUSED_PARAM_REGISTER_TBE_BOOL: str = "__register_tbes_in_named_modules"
-FUSED_PARAM_QUANT_STATE_DICT_SPLIT_SCALE_BIAS: str = "__register_quant_state_dict_split_scale_bias"
-FUSED_PARAM_BOUNDS_CHECK_MODE: str = "__register_tbe_bounds_check_mode"
-FUSED_PARAM_LENGTHS_TO_OFFSETS_LOOKUP: str = "__register_lengths_to_offsets_lookup"
 
 
 def trim_torch_package_prefix_from_typename(typename: str) -> str:
