@@ -6,7 +6,6 @@ running inside the package reads its configs back with :func:`load_config_text` 
 """
 
 import abc
-import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Type, TypeVar, Union
 
@@ -24,11 +23,15 @@ T = TypeVar("T")
 
 
 def _package_importer() -> Any:
-    # Inside a torch.package, the importer of the package is importable as ``torch_package_importer``.
-    importer = sys.modules.get("torch_package_importer")
-    if importer is None:
-        raise RuntimeError("load_config_text / load_pickle_config only work inside code loaded from a torch.package")
-    return importer
+    # Code loaded from a torch.package can import its importer as ``torch_package_importer`` (this module must be
+    # interned in the package for that; elsewhere the import fails).
+    try:
+        import torch_package_importer  # type: ignore[import-not-found]
+    except ImportError:
+        raise RuntimeError(
+            "load_config_text / load_pickle_config only work inside code loaded from a torch.package"
+        ) from None
+    return torch_package_importer
 
 
 def load_config_text(name: str) -> str:
