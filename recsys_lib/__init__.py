@@ -21,3 +21,4 @@ from recsys_lib.modules.embedding_modules import (  # noqa: F401
 # -- subpackages imported for their side effects, as torchrec does (distributed, quant, fx) --
 import recsys_lib.distributed  # noqa: F401,E402
 import recsys_lib.fx  # noqa: F401,E402
+import recsys_lib.quant  # noqa: F401,E402

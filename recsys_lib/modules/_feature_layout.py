@@ -16,6 +16,7 @@ from typing import Dict, List, Tuple
 import torch
 
 from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig
+from recsys_lib.pt2.checks import is_pt2_compiling
 
 
 def table_feature_names(table: BaseEmbeddingConfig) -> List[str]:
@@ -69,8 +70,9 @@ def feature_runs(positions: List[int]) -> List[Tuple[int, int]]:
 
 
 def check_ids(ids: torch.Tensor, num_embeddings: int, table: str) -> None:
-    """Raise ``ValueError`` unless every id is in ``[0, num_embeddings)`` (one min/max pass)."""
-    if ids.numel() == 0:
+    """Raise ``ValueError`` unless every id is in ``[0, num_embeddings)`` (one min/max pass; skipped while PT2
+    traces, where the values are not known)."""
+    if is_pt2_compiling() or ids.numel() == 0:
         return
     lo_hi = torch.aminmax(ids)
     lo = int(lo_hi[0])
@@ -83,8 +85,9 @@ def check_ids(ids: torch.Tensor, num_embeddings: int, table: str) -> None:
 
 
 def all_ids_below(ids: torch.Tensor, bound: int) -> bool:
-    """Whether every id is in ``[0, bound)``: one pass that lets callers skip per-table checks."""
-    if ids.numel() == 0:
+    """Whether every id is in ``[0, bound)``: one pass that lets callers skip per-table checks (``True`` while
+    PT2 traces)."""
+    if is_pt2_compiling() or ids.numel() == 0:
         return True
     lo_hi = torch.aminmax(ids)
     return int(lo_hi[0]) >= 0 and int(lo_hi[1]) < bound

@@ -145,7 +145,7 @@ def lookup_sequences(
     num_embeddings: List[int],
     need_indices: bool,
 ) -> Dict[str, JaggedTensor]:
-    """One row per id: ``{embedding name: JaggedTensor(values (N_f, D), lengths L_f, weights ids?)}``."""
+    """One row per id: ``{embedding name: JaggedTensor(values (N_f, D) float32, lengths L_f, weights ids?)}``."""
     index = check_keys(features.keys(), all_features, "EmbeddingCollection")
     values = features.values()
     lengths = features.lengths()
@@ -163,6 +163,8 @@ def lookup_sequences(
             if not ids_ok:
                 check_ids(ids, num_embeddings[t], table_names[t])
             rows = torch.nn.functional.embedding(ids, tables[t])
+            if rows.dtype != torch.float32:  # FP16/BF16 tables: outputs are float32, as TorchRec's
+                rows = rows.float()
             parts = [rows] if n == 1 else list(rows.split(lpk[start: start + n], dim=0))
             id_parts = [ids] if n == 1 else list(ids.split(lpk[start: start + n], dim=0))
             for k in range(n):

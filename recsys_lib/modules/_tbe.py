@@ -21,7 +21,7 @@ from fbgemm_gpu.split_table_batched_embeddings_ops_training import (
     WeightDecayMode,
 )
 
-from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, data_type_to_sparse_type
+from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, DataType, data_type_to_sparse_type
 from recsys_lib.optim._emb_opt_type import convert_optimizer_kwargs_to_fbgemm, optimizer_type_to_emb_opt_type
 from recsys_lib.optim.fused import EmptyFusedOptimizer, FusedOptimizer
 
@@ -118,6 +118,9 @@ def build_tbe(
     precisions = {t.data_type for t in tables}
     if len(precisions) != 1:
         raise ValueError(f"one TBE needs one data_type, got {sorted(str(p) for p in precisions)}")
+    if device.type == "cpu" and tables[0].data_type == DataType.BF16:
+        raise ValueError(f"table {tables[0].name!r}: FBGEMM's CPU TBE has no BF16 kernels; on CPU use FP16/FP32 fused "
+                         "tables, or the unfused EmbeddingBagCollection / EmbeddingCollection (BF16 works there)")
     tbe = SplitTableBatchedEmbeddingBagsCodegen(
         embedding_specs=[(t.num_embeddings, t.embedding_dim, loc, compute) for t in tables],
         feature_table_map=feature_table_map,

@@ -36,7 +36,8 @@ def compute_length_per_key(
         return []
     if lengths.numel() == 0:
         return [0] * num_keys
-    per_key: List[int] = _per_key_sums(lengths, num_keys, stride_per_key).tolist()
+    # .long(): TorchScript's tolist() into List[int] needs int64 (lengths are often int32)
+    per_key: List[int] = _per_key_sums(lengths, num_keys, stride_per_key).long().tolist()
     return per_key
 
 

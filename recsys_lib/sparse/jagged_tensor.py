@@ -177,14 +177,14 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     # ----- conversions -----
     def to_dense(self) -> List[torch.Tensor]:
         """One tensor per bag (host sync: reads the lengths)."""
-        sizes: List[int] = self.lengths().tolist()
+        sizes: List[int] = self.lengths().long().tolist()  # int64: TorchScript's tolist() needs it
         return list(torch.split(self._values, sizes))
 
     def to_dense_weights(self) -> Optional[List[torch.Tensor]]:
         w = self._weights
         if w is None:
             return None
-        sizes: List[int] = self.lengths().tolist()
+        sizes: List[int] = self.lengths().long().tolist()  # int64: TorchScript's tolist() needs it
         return list(torch.split(w, sizes))
 
     def to_padded_dense(self, desired_length: Optional[int] = None, padding_value: float = 0.0) -> torch.Tensor:

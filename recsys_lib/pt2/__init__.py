@@ -1,0 +1,1 @@
+"""Helpers for ``torch.compile`` / ``torch.export`` (``torchrec.pt2``)."""
