@@ -26,7 +26,10 @@ from torch import nn
 from recsys_lib.metrics.accuracy import AccuracyMetric
 from recsys_lib.metrics.auc import AUCMetric
 from recsys_lib.metrics.auprc import AUPRCMetric
+from recsys_lib.metrics.average import AverageMetric
+from recsys_lib.metrics.cali_free_ne import CaliFreeNEMetric
 from recsys_lib.metrics.calibration import CalibrationMetric
+from recsys_lib.metrics.calibration_with_recalibration import RecalibratedCalibrationMetric
 from recsys_lib.metrics.ctr import CTRMetric
 from recsys_lib.metrics.mae import MAEMetric
 from recsys_lib.metrics.metrics_config import (
@@ -40,11 +43,22 @@ from recsys_lib.metrics.metrics_config import (
 from recsys_lib.metrics.metrics_namespace import compose_customized_metric_key
 from recsys_lib.metrics.mse import MSEMetric
 from recsys_lib.metrics.ne import NEMetric
+from recsys_lib.metrics.ne_positive import NEPositiveMetric
+from recsys_lib.metrics.ne_with_recalibration import RecalibratedNEMetric
+from recsys_lib.metrics.nmse import NMSEMetric
+from recsys_lib.metrics.num_missing_labels import NumMissingLabelsMetric
+from recsys_lib.metrics.num_positive_samples import NumPositiveSamplesMetric
 from recsys_lib.metrics.precision import PrecisionMetric
 from recsys_lib.metrics.rec_metric import RecMetric, RecMetricList
 from recsys_lib.metrics.recall import RecallMetric
+from recsys_lib.metrics.serving_calibration import ServingCalibrationMetric
+from recsys_lib.metrics.serving_ne import ServingNEMetric
+from recsys_lib.metrics.sum_weights import SumWeightsMetric
 from recsys_lib.metrics.throughput import ThroughputMetric
+from recsys_lib.metrics.unweighted_ne import UnweightedNEMetric
 from recsys_lib.metrics.weighted_avg import WeightedAvgMetric
+from recsys_lib.metrics.weighted_sum_predictions import WeightedSumPredictionsMetric
+from recsys_lib.metrics.xauc import XAUCMetric
 
 MetricValue = Union[torch.Tensor, float, int]
 
@@ -62,6 +76,20 @@ REC_METRICS_MAPPING: Mapping[RecMetricEnumBase, Type[RecMetric]] = MappingProxyT
         RecMetricEnum.PRECISION: PrecisionMetric,
         RecMetricEnum.RECALL: RecallMetric,
         RecMetricEnum.WEIGHTED_AVG: WeightedAvgMetric,
+        RecMetricEnum.NE_POSITIVE: NEPositiveMetric,
+        RecMetricEnum.RECALIBRATED_NE: RecalibratedNEMetric,
+        RecMetricEnum.RECALIBRATED_CALIBRATION: RecalibratedCalibrationMetric,
+        RecMetricEnum.XAUC: XAUCMetric,
+        RecMetricEnum.SERVING_NE: ServingNEMetric,
+        RecMetricEnum.SERVING_CALIBRATION: ServingCalibrationMetric,
+        RecMetricEnum.CALI_FREE_NE: CaliFreeNEMetric,
+        RecMetricEnum.UNWEIGHTED_NE: UnweightedNEMetric,
+        RecMetricEnum.NMSE: NMSEMetric,
+        RecMetricEnum.AVERAGE: AverageMetric,
+        RecMetricEnum.NUM_MISSING_LABELS: NumMissingLabelsMetric,
+        RecMetricEnum.WEIGHTED_SUM_PREDICTIONS: WeightedSumPredictionsMetric,
+        RecMetricEnum.NUM_POSITIVE_SAMPLES: NumPositiveSamplesMetric,
+        RecMetricEnum.SUM_WEIGHTS: SumWeightsMetric,
     }
 )
 
@@ -256,8 +284,13 @@ def generate_metric_module(
     device: torch.device,
     process_group: Optional[dist.ProcessGroup] = None,
     batch_size_stages: Optional[List[BatchSizeStage]] = None,
+    module_kwargs: Optional[Dict[str, Any]] = None,
 ) -> RecMetricModule:
-    """Builds ``metric_class`` from a ``MetricsConfig`` and moves it to ``device``."""
+    """Builds ``metric_class`` from a ``MetricsConfig`` and moves it to ``device``.
+
+    ``module_kwargs`` go to ``metric_class``'s constructor on top of the standard ones (e.g.
+    ``model_out_device`` of ``CPUOffloadedRecMetricModule``).
+    """
     task_names = [t.name for t in metrics_config.rec_tasks]
     metrics: List[RecMetric] = []
     for enum, definition in metrics_config.rec_metrics.items():
@@ -316,5 +349,6 @@ def generate_metric_module(
         compute_interval_steps=metrics_config.compute_interval_steps,
         min_compute_interval=metrics_config.min_compute_interval,
         max_compute_interval=metrics_config.max_compute_interval,
+        **(module_kwargs or {}),
     )
     return module.to(device)

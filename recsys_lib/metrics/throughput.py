@@ -73,8 +73,9 @@ class ThroughputMetric(nn.Module):
             return self._batch_size
         end = 0
         for stage in self._batch_size_stages:
-            end += stage.max_iters
-            if stage.max_iters == 0 or step < end:
+            iters = stage.max_iters or 0
+            end += iters
+            if iters == 0 or step < end:
                 return stage.batch_size
         return self._batch_size_stages[-1].batch_size
 
