@@ -115,9 +115,10 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
                 dist_reduce_fx=dist_reduce_fx, persistent=persistent,
             )
 
-    def _add_sum_state(self, name: str) -> None:
-        """A ``(n_tasks,)`` float64 state summed over examples, with its window twin."""
-        self._add_state(name, torch.zeros(self._n_tasks, dtype=torch.double), add_window_state=True)
+    def _add_sum_state(self, name: str, trailing_shape: Optional[List[int]] = None, persistent: bool = True) -> None:
+        """A ``(n_tasks, *trailing_shape)`` float64 state summed over examples, with its window twin."""
+        shape = [self._n_tasks] + list(trailing_shape or [])
+        self._add_state(name, torch.zeros(shape, dtype=torch.double), add_window_state=True, persistent=persistent)
         self._sum_states.append(name)
 
     def _accumulate(self, contributions: Dict[str, torch.Tensor], batch_size: int) -> None:
@@ -125,7 +126,7 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
         if missing:
             raise RecMetricException(f"{type(self).__name__}: no contribution for states {sorted(missing)}")
         for name, value in contributions.items():
-            value = value.detach().to(torch.double).reshape(self._n_tasks)
+            value = value.detach().to(torch.double).reshape(getattr(self, name).shape)
             contributions[name] = value
             setattr(self, name, getattr(self, name) + value)
             wname = self.get_window_state_name(name)

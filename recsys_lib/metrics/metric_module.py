@@ -31,6 +31,7 @@ from recsys_lib.metrics.cali_free_ne import CaliFreeNEMetric
 from recsys_lib.metrics.calibration import CalibrationMetric
 from recsys_lib.metrics.calibration_with_recalibration import RecalibratedCalibrationMetric
 from recsys_lib.metrics.ctr import CTRMetric
+from recsys_lib.metrics.hindsight_target_pr import HindsightTargetPRMetric
 from recsys_lib.metrics.mae import MAEMetric
 from recsys_lib.metrics.metrics_config import (
     BatchSizeStage,
@@ -48,13 +49,17 @@ from recsys_lib.metrics.ne_with_recalibration import RecalibratedNEMetric
 from recsys_lib.metrics.nmse import NMSEMetric
 from recsys_lib.metrics.num_missing_labels import NumMissingLabelsMetric
 from recsys_lib.metrics.num_positive_samples import NumPositiveSamplesMetric
+from recsys_lib.metrics.output import OutputMetric
 from recsys_lib.metrics.precision import PrecisionMetric
 from recsys_lib.metrics.rec_metric import RecMetric, RecMetricList
 from recsys_lib.metrics.recall import RecallMetric
+from recsys_lib.metrics.scalar import ScalarMetric
 from recsys_lib.metrics.serving_calibration import ServingCalibrationMetric
 from recsys_lib.metrics.serving_ne import ServingNEMetric
 from recsys_lib.metrics.sum_weights import SumWeightsMetric
+from recsys_lib.metrics.tensor_weighted_avg import TensorWeightedAvgMetric
 from recsys_lib.metrics.throughput import ThroughputMetric
+from recsys_lib.metrics.tower_qps import TowerQPSMetric
 from recsys_lib.metrics.unweighted_ne import UnweightedNEMetric
 from recsys_lib.metrics.weighted_avg import WeightedAvgMetric
 from recsys_lib.metrics.weighted_sum_predictions import WeightedSumPredictionsMetric
@@ -90,6 +95,11 @@ REC_METRICS_MAPPING: Mapping[RecMetricEnumBase, Type[RecMetric]] = MappingProxyT
         RecMetricEnum.WEIGHTED_SUM_PREDICTIONS: WeightedSumPredictionsMetric,
         RecMetricEnum.NUM_POSITIVE_SAMPLES: NumPositiveSamplesMetric,
         RecMetricEnum.SUM_WEIGHTS: SumWeightsMetric,
+        RecMetricEnum.SCALAR: ScalarMetric,
+        RecMetricEnum.OUTPUT: OutputMetric,
+        RecMetricEnum.TENSOR_WEIGHTED_AVG: TensorWeightedAvgMetric,
+        RecMetricEnum.TOWER_QPS: TowerQPSMetric,
+        RecMetricEnum.HINDSIGHT_TARGET_PR: HindsightTargetPRMetric,
     }
 )
 

@@ -21,7 +21,7 @@ Inputs per update, for ``T`` tasks and a batch of ``B`` examples::
 import abc
 import math
 import warnings
-from typing import Any, Dict, List, Optional, Set, Tuple, Type
+from typing import Any, Dict, List, Optional, Set, Tuple, Type, Union
 
 import torch
 import torch.distributed as dist
@@ -103,11 +103,20 @@ class RecMetric(nn.Module, abc.ABC):
                     compute_mode=compute_mode,
                     process_group=process_group,
                     fused_update_limit=fused_update_limit,
-                    **kwargs,
+                    **{**kwargs, **self._get_task_kwargs(group if fused else group[0])},
                 )
                 for group in self._task_groups
             ]
         )
+
+    def _get_task_kwargs(self, task_config: Union[RecTaskInfo, List[RecTaskInfo]]) -> Dict[str, Any]:
+        """Extra constructor arguments of the computation of ``task_config`` (one task, or all tasks when
+        fused); none by default."""
+        return {}
+
+    def _get_task_required_inputs(self, task_config: Union[RecTaskInfo, List[RecTaskInfo]]) -> Set[str]:
+        """``model_out`` entries the computation of ``task_config`` needs beyond predictions/labels/weights."""
+        return set()
 
     @torch.no_grad()
     def update(
@@ -229,6 +238,9 @@ class RecMetric(nn.Module, abc.ABC):
         required: Set[str] = set()
         for computation in self._metrics_computations:
             required |= computation._required_inputs
+        fused = self._compute_mode != RecComputeMode.UNFUSED_TASKS_COMPUTATION
+        for group in self._task_groups:
+            required |= self._get_task_required_inputs(group if fused else group[0])
         return required
 
 
