@@ -43,6 +43,9 @@ from recsys_lib.metrics.metrics_config import (
 )
 from recsys_lib.metrics.metrics_namespace import compose_customized_metric_key
 from recsys_lib.metrics.mse import MSEMetric
+from recsys_lib.metrics.multi_label_precision import MultiLabelPrecisionMetric
+from recsys_lib.metrics.multiclass_recall import MulticlassRecallMetric
+from recsys_lib.metrics.ndcg import NDCGMetric
 from recsys_lib.metrics.ne import NEMetric
 from recsys_lib.metrics.ne_positive import NEPositiveMetric
 from recsys_lib.metrics.ne_with_recalibration import RecalibratedNEMetric
@@ -51,9 +54,13 @@ from recsys_lib.metrics.num_missing_labels import NumMissingLabelsMetric
 from recsys_lib.metrics.num_positive_samples import NumPositiveSamplesMetric
 from recsys_lib.metrics.output import OutputMetric
 from recsys_lib.metrics.precision import PrecisionMetric
+from recsys_lib.metrics.precision_session import PrecisionSessionMetric
+from recsys_lib.metrics.rauc import RAUCMetric
 from recsys_lib.metrics.rec_metric import RecMetric, RecMetricList
 from recsys_lib.metrics.recall import RecallMetric
+from recsys_lib.metrics.recall_session import RecallSessionMetric
 from recsys_lib.metrics.scalar import ScalarMetric
+from recsys_lib.metrics.segmented_ne import SegmentedNEMetric
 from recsys_lib.metrics.serving_calibration import ServingCalibrationMetric
 from recsys_lib.metrics.serving_ne import ServingNEMetric
 from recsys_lib.metrics.sum_weights import SumWeightsMetric
@@ -100,6 +107,13 @@ REC_METRICS_MAPPING: Mapping[RecMetricEnumBase, Type[RecMetric]] = MappingProxyT
         RecMetricEnum.TENSOR_WEIGHTED_AVG: TensorWeightedAvgMetric,
         RecMetricEnum.TOWER_QPS: TowerQPSMetric,
         RecMetricEnum.HINDSIGHT_TARGET_PR: HindsightTargetPRMetric,
+        RecMetricEnum.SEGMENTED_NE: SegmentedNEMetric,
+        RecMetricEnum.RAUC: RAUCMetric,
+        RecMetricEnum.MULTICLASS_RECALL: MulticlassRecallMetric,
+        RecMetricEnum.RECALL_SESSION_LEVEL: RecallSessionMetric,
+        RecMetricEnum.PRECISION_SESSION_LEVEL: PrecisionSessionMetric,
+        RecMetricEnum.NDCG: NDCGMetric,
+        RecMetricEnum.MULTI_LABEL_PRECISION: MultiLabelPrecisionMetric,
     }
 )
 

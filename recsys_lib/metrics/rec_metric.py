@@ -197,7 +197,9 @@ class RecMetric(nn.Module, abc.ABC):
                     key = compose_metric_key(
                         self._namespace, task.name, report.name, report.metric_prefix, report.description
                     )
-                    ret[key] = report.value.reshape(-1)[i].detach().clone()
+                    # Scalar per task, or a vector per task (e.g. recall@k for every k): value is (n_tasks, ...).
+                    value = report.value.reshape(len(group), -1)[i]
+                    ret[key] = (value[0] if value.numel() == 1 else value).detach().clone()
         return ret
 
     @torch.no_grad()
