@@ -15,7 +15,6 @@ step counter, so a job restored mid-window reports the same numbers as one that 
 import abc
 import math
 import time
-from concurrent.futures import Future
 from types import MappingProxyType
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type, Union
 
@@ -31,6 +30,7 @@ from recsys_lib.metrics.cali_free_ne import CaliFreeNEMetric
 from recsys_lib.metrics.calibration import CalibrationMetric
 from recsys_lib.metrics.calibration_with_recalibration import RecalibratedCalibrationMetric
 from recsys_lib.metrics.ctr import CTRMetric
+from recsys_lib.metrics.deferrable_metrics import DeferrableMetrics
 from recsys_lib.metrics.hindsight_target_pr import HindsightTargetPRMetric
 from recsys_lib.metrics.mae import MAEMetric
 from recsys_lib.metrics.metrics_config import (
@@ -42,6 +42,7 @@ from recsys_lib.metrics.metrics_config import (
     StateMetricEnum,
 )
 from recsys_lib.metrics.metrics_namespace import compose_customized_metric_key
+from recsys_lib.metrics.model_utils import parse_task_model_outputs
 from recsys_lib.metrics.mse import MSEMetric
 from recsys_lib.metrics.multi_label_precision import MultiLabelPrecisionMetric
 from recsys_lib.metrics.multiclass_recall import MulticlassRecallMetric
@@ -126,32 +127,6 @@ class StateMetric(abc.ABC):
         pass
 
 
-def _parse_model_out(
-    tasks: List[RecTaskInfo], model_out: Dict[str, torch.Tensor], required_inputs: Set[str]
-) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-    if not isinstance(model_out, dict):
-        raise TypeError(f"model_out must be a dict of name -> tensor, got {type(model_out).__name__}")
-    labels: Dict[str, torch.Tensor] = {}
-    predictions: Dict[str, torch.Tensor] = {}
-    weights: Dict[str, torch.Tensor] = {}
-    for task in tasks:
-        for what, name in (("prediction", task.prediction_name), ("label", task.label_name)):
-            if name not in model_out:
-                raise ValueError(
-                    f"model_out has no {what} {name!r} for task {task.name!r}; keys present: {sorted(model_out)}"
-                )
-        p = model_out[task.prediction_name]
-        p = p.reshape(-1) if p.dim() == 2 and p.shape[1] == 1 else p
-        predictions[task.name] = p
-        labels[task.name] = model_out[task.label_name]
-        w = model_out.get(task.weight_name)
-        weights[task.name] = torch.ones_like(p) if w is None else w
-    missing = sorted(n for n in required_inputs if n not in model_out)
-    if missing:
-        raise ValueError(f"model_out lacks inputs {missing} that the metrics require")
-    return labels, predictions, weights, {n: model_out[n] for n in required_inputs}
-
-
 class RecMetricModule(nn.Module):
     """Rec metrics + throughput + state metrics, updated every step and computed every few steps."""
 
@@ -197,8 +172,8 @@ class RecMetricModule(nn.Module):
     def update(self, model_out: Dict[str, torch.Tensor], **kwargs: Any) -> None:
         """Feeds one step of model outputs (keys named by each ``RecTaskInfo``) to every metric."""
         if len(self.rec_metrics) > 0 and self.rec_tasks:
-            labels, predictions, weights, required = _parse_model_out(
-                self.rec_tasks, model_out, self.get_required_inputs()
+            labels, predictions, weights, required = parse_task_model_outputs(
+                self.rec_tasks, model_out, sorted(self.get_required_inputs())
             )
             self.rec_metrics.update(
                 predictions=predictions, labels=labels, weights=weights, required_inputs=required
@@ -226,8 +201,11 @@ class RecMetricModule(nn.Module):
                     self.compute_interval_steps = max(1, math.floor(self.max_compute_interval / per_step))
         self._last_compute = (now, self.trained_batches)
 
-    def compute(self) -> Dict[str, MetricValue]:
-        """All values, synced over ranks (a collective: call it on every rank)."""
+    def compute(self) -> DeferrableMetrics:
+        """All values, synced over ranks (a collective: call it on every rank); already resolved."""
+        return DeferrableMetrics(self._compute_values())
+
+    def _compute_values(self) -> Dict[str, MetricValue]:
         self._adjust_compute_interval()
         ret: Dict[str, MetricValue] = {}
         ret.update(self.rec_metrics.compute())
@@ -238,9 +216,9 @@ class RecMetricModule(nn.Module):
                 ret[compose_customized_metric_key(namespace, name)] = value
         return ret
 
-    def local_compute(self) -> Dict[str, MetricValue]:
+    def local_compute(self) -> DeferrableMetrics:
         """Rec-metric values over this rank's data only."""
-        return dict(self.rec_metrics.local_compute())
+        return DeferrableMetrics(dict(self.rec_metrics.local_compute()))
 
     def sync(self) -> None:
         self.rec_metrics.sync()
@@ -285,8 +263,9 @@ class RecMetricModule(nn.Module):
                         value = value.clone()
                     setattr(computation, name, value)
 
-    def async_compute(self, future: "Future[Dict[str, MetricValue]]") -> None:
-        future.set_result(self.compute())
+    def async_compute(self) -> DeferrableMetrics:
+        """``compute()``; this module computes at once (``CPUOffloadedRecMetricModule`` defers)."""
+        return self.compute()
 
     def shutdown(self) -> None:
         """Nothing runs in the background here; kept for API compatibility."""

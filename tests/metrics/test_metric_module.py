@@ -1,4 +1,3 @@
-from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -89,7 +88,7 @@ def test_update_reads_task_names_and_defaults_weights():
     module.update(out)
     got = module.compute()
     assert got["ne-a|lifetime_ne"].item() == pytest.approx(got["ne-b|lifetime_ne"].item())
-    with pytest.raises(ValueError, match=r"no prediction 'pb' for task 'b'; keys present"):
+    with pytest.raises(ValueError, match=r"Prediction pb not found in model output for task 'b'"):
         module.update({k: v for k, v in out.items() if k != "pb"})
     with pytest.raises(TypeError, match="model_out must be a dict"):
         module.update([1, 2])
@@ -146,12 +145,12 @@ def test_pre_compute_states_round_trip_and_async_compute():
         module.update(_model_out(*b))
     fresh = _module(8)
     fresh.load_pre_compute_states(module.get_pre_compute_states())
-    torch.testing.assert_close(fresh.local_compute(), module.local_compute())
+    torch.testing.assert_close(fresh.local_compute().resolve(), module.local_compute().resolve())
     fresh.update(_model_out(*batches[0]))  # loaded states keep accumulating
     assert fresh.trained_batches == 1
-    future = Future()
-    module.async_compute(future)
-    torch.testing.assert_close(_rec_values(future.result()), _rec_values(module.compute()))
+    deferred = module.async_compute()
+    assert deferred.is_resolved()
+    torch.testing.assert_close(_rec_values(deferred.resolve()), _rec_values(module.compute().resolve()))
     module.shutdown()
 
 
