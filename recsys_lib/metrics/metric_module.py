@@ -168,9 +168,8 @@ class RecMetricModule(nn.Module):
     def set_extra_state(self, state: Dict[str, Any]) -> None:
         self.trained_batches = int(state["trained_batches"])
 
-    @torch.no_grad()
-    def update(self, model_out: Dict[str, torch.Tensor], **kwargs: Any) -> None:
-        """Feeds one step of model outputs (keys named by each ``RecTaskInfo``) to every metric."""
+    def _update_rec_metrics(self, model_out: Dict[str, torch.Tensor], **kwargs: Any) -> None:
+        """Feeds one step of model outputs to the rec metrics only."""
         if len(self.rec_metrics) > 0 and self.rec_tasks:
             labels, predictions, weights, required = parse_task_model_outputs(
                 self.rec_tasks, model_out, sorted(self.get_required_inputs())
@@ -178,6 +177,11 @@ class RecMetricModule(nn.Module):
             self.rec_metrics.update(
                 predictions=predictions, labels=labels, weights=weights, required_inputs=required
             )
+
+    @torch.no_grad()
+    def update(self, model_out: Dict[str, torch.Tensor], **kwargs: Any) -> None:
+        """Feeds one step of model outputs (keys named by each ``RecTaskInfo``) to every metric."""
+        self._update_rec_metrics(model_out, **kwargs)
         if self.throughput_metric is not None:
             self.throughput_metric.update()
         self.trained_batches += 1
