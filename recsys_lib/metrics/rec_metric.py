@@ -197,6 +197,9 @@ class RecMetric(nn.Module, abc.ABC):
                     key = compose_metric_key(
                         self._namespace, task.name, report.name, report.metric_prefix, report.description
                     )
+                    if local:  # "ne-t1|local_lifetime_ne", as TorchRec names this-rank-only values
+                        head, _, tail = key.partition("|")
+                        key = f"{head}|local_{tail}"
                     # Scalar per task, or a vector per task (e.g. recall@k for every k): value is (n_tasks, ...).
                     value = report.value.reshape(len(group), -1)[i]
                     ret[key] = (value[0] if value.numel() == 1 else value).detach().clone()
@@ -209,7 +212,8 @@ class RecMetric(nn.Module, abc.ABC):
 
     @torch.no_grad()
     def local_compute(self) -> Dict[str, torch.Tensor]:
-        """Values over this rank's data only; no communication."""
+        """Values over this rank's data only; no communication. Keys carry ``local_``:
+        ``"ne-t1|local_lifetime_ne"``."""
         return self._collect(local=True)
 
     def sync(self) -> None:

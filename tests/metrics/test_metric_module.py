@@ -19,7 +19,8 @@ from tests.metrics import reference as ref
 
 TASKS = [RecTaskInfo(name="a"), RecTaskInfo(name="b", label_name="lb", prediction_name="pb", weight_name="wb")]
 CPU = torch.device("cpu")
-TIMING_KEYS = ("throughput-throughput|lifetime_throughput", "throughput-throughput|window_throughput")
+TIMING_KEYS = ("throughput-throughput|lifetime_throughput", "throughput-throughput|window_throughput",
+               "throughput-throughput|attempt_throughput")
 
 
 # The metrics this file checks end to end (the others have their own test files).
@@ -47,6 +48,12 @@ def _rec_values(out):
     return {k: v for k, v in out.items() if k not in TIMING_KEYS}
 
 
+def _unlocal(out):
+    """local_compute keys (``ne-a|local_lifetime_ne``) as compute keys."""
+    assert all("|local_" in k for k in out)
+    return {k.replace("|local_", "|"): v for k, v in out.items()}
+
+
 class _Optimizers(StateMetric):
     def get_metrics(self):
         return {"lr": 0.5}
@@ -68,7 +75,8 @@ def test_keys_and_values_of_a_generated_module():
     }
     expected = {f"{ns}-{t}|{n}" for ns, names in per_task.items() for t in "ab" for n in names}
     expected |= {"throughput-throughput|" + k for k in ("total_examples", "attempt_examples",
-                                                        "lifetime_throughput", "window_throughput")}
+                                                        "lifetime_throughput", "window_throughput",
+                                                        "attempt_throughput")}
     expected |= {"optimizers|lr"}
     assert set(out) == expected
     window = batches[-3:]  # 24 examples = 3 batches of 8
@@ -198,13 +206,13 @@ def _two_rank_checks(rank, world_size, batches):
     out["rank0_only"] = m.compute()
     local = m.local_compute()
     m.sync()
-    out["synced_local"] = m.local_compute()
+    out["synced_local"] = m.local_compute().resolve()
     m.unsync()
     assert all(torch.equal(local[k], v) for k, v in m.local_compute().items()), "unsync must restore local states"
-    out["local"] = local
+    out["local"] = local.resolve()
     fresh = _module(B, world_size, rank)
     fresh.load_pre_compute_states(m.get_pre_compute_states())
-    out["pre_compute"] = fresh.local_compute()
+    out["pre_compute"] = fresh.local_compute().resolve()
     return out
 
 
@@ -220,10 +228,11 @@ def test_two_ranks_equal_one_process_over_the_union():
         for mode in ("UNFUSED_TASKS_COMPUTATION", "FUSED_TASKS_COMPUTATION"):
             torch.testing.assert_close(_rec_values(res[mode]), want, msg=lambda m: f"rank {rank} {mode}: {m}")
         rec_want = {k: v for k, v in want.items() if not k.startswith("throughput")}
-        torch.testing.assert_close(res["synced_local"], rec_want)
-        torch.testing.assert_close(res["pre_compute"], rec_want)
-        assert res["local"].keys() == rec_want.keys()
-        assert not all(torch.equal(res["local"][k], rec_want[k]) for k in rec_want)  # local really is local
+        torch.testing.assert_close(_unlocal(res["synced_local"]), rec_want)
+        torch.testing.assert_close(_unlocal(res["pre_compute"]), rec_want)
+        local = _unlocal(res["local"])
+        assert local.keys() == rec_want.keys()
+        assert not all(torch.equal(local[k], rec_want[k]) for k in rec_want)  # local really is local
     torch.testing.assert_close(_rec_values(results[0]["rank0_only"]), want)
     assert set(results[1]["rank0_only"]) == {"throughput-throughput|total_examples",
                                              "throughput-throughput|attempt_examples"} | set(TIMING_KEYS)
