@@ -125,16 +125,17 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
         missing = set(self._sum_states) - set(contributions)
         if missing:
             raise RecMetricException(f"{type(self).__name__}: no contribution for states {sorted(missing)}")
+        # In place: the states are plain tensors owned by this computation (reset/sync/load replace them whole).
         for name, value in contributions.items():
-            value = value.detach().to(torch.double).reshape(getattr(self, name).shape)
+            state = getattr(self, name)
+            value = value.detach().to(torch.double).reshape(state.shape)
             contributions[name] = value
-            setattr(self, name, getattr(self, name) + value)
-            wname = self.get_window_state_name(name)
-            setattr(self, wname, getattr(self, wname) + value)
+            state.add_(value)
+            getattr(self, self.get_window_state_name(name)).add_(value)
         for old in self._window.push(contributions, batch_size):
             for name, value in old.items():
-                wname = self.get_window_state_name(name)
-                setattr(self, wname, getattr(self, wname) - value.to(getattr(self, wname).device))
+                window = getattr(self, self.get_window_state_name(name))
+                window.sub_(value.to(window.device))
 
     def _accumulate_batch(
         self,

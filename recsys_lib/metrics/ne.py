@@ -99,7 +99,8 @@ def accumulate_ne(
     """The ``update`` of every NE-like metric: checks labels, adds ``get_ne_states`` to the sums."""
     if predictions is None or weights is None:
         raise ValueError(f"{metric} needs predictions and weights")
-    labels = check_labels_in_unit_interval(labels, weights, metric, computation._allow_missing_label_with_zero_weight)
+    if computation._allow_missing_label_with_zero_weight:  # labels were checked by validate_inputs
+        labels = torch.where(weights == 0, torch.zeros_like(labels), labels)
     computation._accumulate(get_ne_states(labels, predictions, weights, eta), predictions.shape[-1])
 
 
