@@ -52,24 +52,21 @@ def _auc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
         return half
     if apply_bin:
         predictions = torch.floor(predictions.to(torch.double) * _BINS) / _BINS
-    p = predictions.to(torch.float32)
-    order = torch.sort(sort_key(p), stable=True).indices  # ascending prediction
-    p = p[order]
-    w = weights.to(torch.double)[order]
-    pos = w * labels.to(torch.double)[order]
-    neg = w - pos
-    # Totals per group of equal predictions, then: a group's positives beat every negative below it and tie
+    keys, order = torch.sort(sort_key(predictions), stable=True)  # ascending prediction
+    w = weights.to(torch.double)
+    pos = w * labels.to(torch.double)
+    # (positive, negative) mass per example in sorted order -- one gather of 16-byte rows.
+    cum = torch.cumsum(torch.stack([pos, w - pos], 1).index_select(0, order), 0)
+    # Totals per group of equal predictions: a group's positives beat every negative below it and tie
     # (one half) with its own negatives.
-    group_end = torch.ones_like(p, dtype=torch.bool)
-    group_end[:-1] = p[1:] != p[:-1]
-    cum_pos, cum_neg = torch.cumsum(pos, 0)[group_end], torch.cumsum(neg, 0)[group_end]
-    neg_before = torch.cat([cum_neg.new_zeros(1), cum_neg[:-1]])
-    pos_g = torch.diff(cum_pos, prepend=cum_pos.new_zeros(1))
-    neg_g = cum_neg - neg_before
-    denom = cum_pos[-1] * cum_neg[-1]
+    _, counts = torch.unique_consecutive(keys, return_counts=True)
+    at_end = cum.index_select(0, torch.cumsum(counts, 0) - 1)
+    before = torch.cat([at_end.new_zeros(1, 2), at_end[:-1]])
+    group = at_end - before
+    denom = at_end[-1, 0] * at_end[-1, 1]
     if bool(denom <= 0):
         return half
-    return (pos_g * (neg_before + 0.5 * neg_g)).sum() / denom
+    return (group[:, 0] * (before[:, 1] + 0.5 * group[:, 1])).sum() / denom
 
 
 def compute_auc(

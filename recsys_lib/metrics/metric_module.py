@@ -16,7 +16,7 @@ import abc
 import math
 import time
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type, Union
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type, TypeVar, Union
 
 import torch
 import torch.distributed as dist
@@ -74,6 +74,7 @@ from recsys_lib.metrics.weighted_sum_predictions import WeightedSumPredictionsMe
 from recsys_lib.metrics.xauc import XAUCMetric
 
 MetricValue = Union[torch.Tensor, float, int]
+T = TypeVar("T")
 
 # Read-only: the metrics this package implements.
 REC_METRICS_MAPPING: Mapping[RecMetricEnumBase, Type[RecMetric]] = MappingProxyType(

@@ -14,7 +14,7 @@ import torch
 from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics._inputs import RecModelOutput, to_task_matrix
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics.rec_metric import _check_no_nan, MetricComputationReport, RecMetric, RecMetricComputation
 
 
 def compute_true_positives_at_k(
@@ -97,6 +97,7 @@ class MulticlassRecallMetric(RecMetric):
             p = predictions.unsqueeze(0) if predictions.dim() == 2 else predictions
         if p.dim() != 3 or p.shape[0] != len(names):
             raise ValueError(f"MulticlassRecallMetric: predictions must be (B, C) per task, got {tuple(p.shape)}")
+        _check_no_nan(type(self).__name__, p, self._tasks)
         lab = to_task_matrix("labels", labels, self._tasks)
         w = torch.ones_like(lab, dtype=torch.double) if weights is None else to_task_matrix("weights", weights, self._tasks)
         if lab.shape != p.shape[:2] or w.shape != lab.shape:

@@ -21,7 +21,7 @@ Inputs per update, for ``T`` tasks and a batch of ``B`` examples::
 import abc
 import math
 import warnings
-from typing import Any, Dict, List, Optional, Set, Tuple, Type, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Type, TypeVar, Union
 
 import torch
 import torch.distributed as dist
@@ -33,8 +33,23 @@ from recsys_lib.metrics._computation import (  # noqa: F401 - public here, as in
     RecMetricException,
 )
 from recsys_lib.metrics._inputs import RecModelOutput, select_tasks, to_task_matrix
+from recsys_lib.metrics._window import WindowBuffer  # noqa: F401 - public here, as in TorchRec
 from recsys_lib.metrics.metrics_config import RecComputeMode, RecTaskInfo
 from recsys_lib.metrics.metrics_namespace import compose_metric_key, MetricNamespaceBase
+
+
+DefaultValueT = TypeVar("DefaultValueT")
+
+
+def _check_no_nan(metric: str, predictions: torch.Tensor, tasks: List[RecTaskInfo]) -> None:
+    """NaN predictions would turn every later value of the metric into NaN (TorchRec accepts them silently)."""
+    bad = torch.isnan(predictions)
+    if bool(bad.any()):
+        rows = bad.reshape(bad.shape[0], -1).any(-1).nonzero().reshape(-1).tolist()
+        raise ValueError(
+            f"{metric}: predictions of task(s) {[tasks[r].name for r in rows]} contain NaN "
+            f"({int(bad.sum())} value(s))"
+        )
 
 
 class RecMetric(nn.Module, abc.ABC):
@@ -137,6 +152,7 @@ class RecMetric(nn.Module, abc.ABC):
             )
         if not p.is_floating_point():
             p = p.to(torch.get_default_dtype())
+        _check_no_nan(type(self).__name__, p, self._tasks)
         lab = lab.to(p.dtype)
         w = w.to(p.dtype)
         unweighted = [i for i, t in enumerate(self._tasks) if not t.weighted]

@@ -21,7 +21,7 @@ def compute_weighted_sum(labels: torch.Tensor, predictions: torch.Tensor, weight
     return _summand(labels.to(torch.double), predictions.to(torch.double), weights.to(torch.double)).sum(-1)
 
 
-def get_sum_weights_states(
+def get_weighted_sum_states(
     labels: torch.Tensor, predictions: torch.Tensor, weights: Optional[torch.Tensor]
 ) -> Dict[str, torch.Tensor]:
     return weighted_sum_states("weighted_sum", _summand, labels, predictions, weights)

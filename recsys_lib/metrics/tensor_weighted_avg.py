@@ -11,11 +11,7 @@ import torch
 from recsys_lib.metrics.metrics_config import RecTaskInfo
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
-from recsys_lib.metrics.weighted_avg import compute_weighted_avg, get_weighted_avg_states
-
-
-def get_mean(value_sum: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
-    return compute_weighted_avg(value_sum, num_samples)
+from recsys_lib.metrics.weighted_avg import get_mean, get_weighted_avg_states  # noqa: F401 - get_mean public here
 
 
 def _as_list(task_config: Union[RecTaskInfo, List[RecTaskInfo]]) -> List[RecTaskInfo]:
