@@ -49,6 +49,9 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
     """
 
     full_state_update = False
+    # True where ``update`` only calls ``_accumulate`` once with per-row (per-task) contributions: then the
+    # per-task computations of an unfused metric can be fed by one vectorised ``update`` (``_row_targets``).
+    _rows_independent = False
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
         self._fused_update_limit = fused_update_limit
         self._allow_missing_label_with_zero_weight = allow_missing_label_with_zero_weight
         self._window = WindowBuffer(window_size)
+        self._row_targets: Optional[List["RecMetricComputation"]] = None
         self._sum_states: List[str] = []
         self._required_inputs: Set[str] = set()
         self._valid_at_compute = torch.ones(n_tasks)
@@ -122,6 +126,13 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
         self._sum_states.append(name)
 
     def _accumulate(self, contributions: Dict[str, torch.Tensor], batch_size: int) -> None:
+        if self._row_targets is not None:  # one vectorised update for several one-task computations
+            for i, target in enumerate(self._row_targets):
+                target._accumulate_own({k: v[i:i + 1] for k, v in contributions.items()}, batch_size)
+            return
+        self._accumulate_own(contributions, batch_size)
+
+    def _accumulate_own(self, contributions: Dict[str, torch.Tensor], batch_size: int) -> None:
         missing = set(self._sum_states) - set(contributions)
         if missing:
             raise RecMetricException(f"{type(self).__name__}: no contribution for states {sorted(missing)}")

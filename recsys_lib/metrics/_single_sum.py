@@ -17,6 +17,7 @@ from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetricComp
 class SingleSumComputation(RecMetricComputation):
     """One summed state ``_state`` = sum over examples of ``_per_example(labels, predictions, weights)``."""
 
+    _rows_independent = True
     _state: str = ""
     _metric_name: MetricName = MetricName.DEFAULT
     _needs_predictions: bool = False

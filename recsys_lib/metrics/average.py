@@ -31,6 +31,8 @@ def get_average_states(
 
 
 class AverageMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("label_sum", "prediction_sum", "weighted_num_samples"):

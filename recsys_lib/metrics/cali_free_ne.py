@@ -55,6 +55,8 @@ def get_cali_free_ne_states(
 
 
 class CaliFreeNEMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, allow_missing_label_with_zero_weight: bool = False, **kwargs: Any) -> None:
         super().__init__(
             *args, allow_missing_label_with_zero_weight=allow_missing_label_with_zero_weight, **kwargs

@@ -12,6 +12,8 @@ from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, Re
 
 
 class RecalibratedCalibrationMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, recalibration_coefficient: float = 1.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         check_coefficient("RecalibratedCalibrationMetric", recalibration_coefficient)

@@ -77,6 +77,8 @@ def get_pr_states(
 
 
 class HindsightTargetPRMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, target_precision: float = 0.5, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._target_precision = target_precision

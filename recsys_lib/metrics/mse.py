@@ -39,6 +39,8 @@ def get_mse_states(labels: torch.Tensor, predictions: torch.Tensor, weights: tor
 
 
 class MSEMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, include_r_squared: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._include_r_squared = include_r_squared

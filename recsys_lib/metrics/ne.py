@@ -121,6 +121,8 @@ def ne_reports(
 
 
 class NEMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(
         self,
         *args: Any,

@@ -47,6 +47,8 @@ def get_ne_positive_states(
 
 
 class NEPositiveMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, allow_missing_label_with_zero_weight: bool = False, **kwargs: Any) -> None:
         super().__init__(
             *args, allow_missing_label_with_zero_weight=allow_missing_label_with_zero_weight, **kwargs

@@ -12,6 +12,8 @@ from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, Re
 
 
 class RecalibratedNEMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(
         self,
         *args: Any,

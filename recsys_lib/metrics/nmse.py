@@ -32,6 +32,8 @@ def get_norm_mse_states(
 
 
 class NMSEMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("error_sum", "weighted_num_samples", "const_pred_error_sum"):

@@ -160,8 +160,11 @@ class RecMetric(nn.Module, abc.ABC):
             w = w.clone()
             w[unweighted] = 1.0
         # Validate every task first so that bad input leaves no task half-updated.
-        for computation, r in zip(self._metrics_computations, self._rows):
-            computation.validate_inputs(p[r], lab[r], w[r])
+        if self._vectorised_rows():
+            self._metrics_computations[0].validate_inputs(p, lab, w)
+        else:
+            for computation, r in zip(self._metrics_computations, self._rows):
+                computation.validate_inputs(p[r], lab[r], w[r])
         if self._fused_update_limit > 0:
             self._pending.append((p, lab, w, kwargs))
             if len(self._pending) >= self._fused_update_limit:
@@ -172,9 +175,25 @@ class RecMetric(nn.Module, abc.ABC):
     def _update_computations(
         self, p: torch.Tensor, lab: torch.Tensor, w: torch.Tensor, kwargs: Dict[str, Any]
     ) -> None:
+        if self._vectorised_rows():
+            # One vectorised update over all tasks; each per-task computation receives its row.
+            computations = list(self._metrics_computations)
+            for computation, r in zip(computations, self._rows):
+                computation.note_valid_update(w[r])
+            first = computations[0]
+            first._row_targets = computations
+            try:
+                first.update(predictions=p, labels=lab, weights=w, **kwargs)
+            finally:
+                first._row_targets = None
+            return
         for computation, r in zip(self._metrics_computations, self._rows):
             computation.note_valid_update(w[r])
             computation.update(predictions=p[r], labels=lab[r], weights=w[r], **kwargs)
+
+    def _vectorised_rows(self) -> bool:
+        """Unfused computations of a class whose states are per-row sums: updated by one vectorised call."""
+        return len(self._metrics_computations) > 1 and self._metrics_computations[0]._rows_independent
 
     def _flush(self) -> None:
         """Applies the updates held back by ``fused_update_limit`` as one concatenated batch."""

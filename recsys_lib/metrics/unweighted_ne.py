@@ -29,6 +29,8 @@ def get_unweighted_ne_states(
 
 
 class UnweightedNEMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, allow_missing_label_with_zero_weight: bool = False, **kwargs: Any) -> None:
         super().__init__(
             *args, allow_missing_label_with_zero_weight=allow_missing_label_with_zero_weight, **kwargs

@@ -26,6 +26,8 @@ def get_weighted_avg_states(
 
 
 class WeightedAvgMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._add_sum_state("weighted_sum")

@@ -53,6 +53,8 @@ def get_xauc_states(labels: torch.Tensor, predictions: torch.Tensor, weights: to
 
 
 class XAUCMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._add_sum_state("error_sum")
