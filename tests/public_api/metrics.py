@@ -311,11 +311,11 @@ SIGNATURES += [
         ("world_size", REQUIRED), ("my_rank", REQUIRED), ("batch_size", REQUIRED), ("tasks", REQUIRED),
         ("compute_mode", _UNFUSED), ("window_size", 100), ("fused_update_limit", 0), ("process_group", None)]),
     (f"{_M}.ndcg", "NDCGComputation", [
-        ("exponential_gain", False), ("session_key", "session_id"), ("k", -1),
+        ("args", REQUIRED), ("exponential_gain", False), ("session_key", "session_id"), ("k", -1),
         ("report_ndcg_as_decreasing_curve", True), ("remove_single_length_sessions", False),
         ("scale_by_weights_tensor", False), ("is_negative_task_mask", None)]),
     (f"{_M}.segmented_ne", "SegmentedNEMetricComputation", [
-        ("include_logloss", False), ("num_groups", 1), ("grouping_keys", "grouping_keys"),
+        ("args", REQUIRED), ("include_logloss", False), ("num_groups", 1), ("grouping_keys", "grouping_keys"),
         ("cast_keys_to_int", False)]),
     (f"{_M}.metric_job_types", "MetricUpdateJob", [("model_out", REQUIRED), ("kwargs", REQUIRED), ("merged_count", 1)]),
     (f"{_M}.test_utils", "TestMetric", [
