@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.ne import check_labels_in_unit_interval, compute_cross_entropy, ETA  # noqa: F401
+from recsys_lib.metrics.ne import accumulate_ne, check_labels_in_unit_interval, compute_cross_entropy, ETA  # noqa: F401
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
 
 _LN2 = math.log(2.0)
@@ -76,12 +76,7 @@ class CaliFreeNEMetricComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("CaliFreeNEMetric needs predictions and weights")
-        labels = check_labels_in_unit_interval(
-            labels, weights, "CaliFreeNEMetric", self._allow_missing_label_with_zero_weight
-        )
-        self._accumulate(get_cali_free_ne_states(labels, predictions, weights, self.eta), predictions.shape[-1])
+        accumulate_ne(self, "CaliFreeNEMetric", predictions, labels, weights, self.eta, get_cali_free_ne_states)
 
     def _compute(self) -> List[MetricComputationReport]:
         eta = self.eta

@@ -9,7 +9,7 @@ Labels must lie in [0, 1] (examples of weight 0 may carry any label with
 ``allow_missing_label_with_zero_weight=True``).
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
@@ -95,13 +95,15 @@ def accumulate_ne(
     labels: torch.Tensor,
     weights: Optional[torch.Tensor],
     eta: float,
+    get_states: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], Dict[str, torch.Tensor]] = get_ne_states,
 ) -> None:
-    """The ``update`` of every NE-like metric: checks labels, adds ``get_ne_states`` to the sums."""
+    """The ``update`` of every NE-like metric: adds ``get_states(labels, predictions, weights, eta)`` to the
+    sums (labels were checked by ``validate_inputs``; ignored ones are zeroed here)."""
     if predictions is None or weights is None:
         raise ValueError(f"{metric} needs predictions and weights")
     if computation._allow_missing_label_with_zero_weight:  # labels were checked by validate_inputs
         labels = torch.where(weights == 0, torch.zeros_like(labels), labels)
-    computation._accumulate(get_ne_states(labels, predictions, weights, eta), predictions.shape[-1])
+    computation._accumulate(get_states(labels, predictions, weights, eta), predictions.shape[-1])
 
 
 def ne_reports(

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.ne import check_labels_in_unit_interval, compute_ne, ETA
+from recsys_lib.metrics.ne import accumulate_ne, check_labels_in_unit_interval, compute_ne, ETA
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
 
 
@@ -68,12 +68,7 @@ class NEPositiveMetricComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("NEPositiveMetric needs predictions and weights")
-        labels = check_labels_in_unit_interval(
-            labels, weights, "NEPositiveMetric", self._allow_missing_label_with_zero_weight
-        )
-        self._accumulate(get_ne_positive_states(labels, predictions, weights, self.eta), predictions.shape[-1])
+        accumulate_ne(self, "NEPositiveMetric", predictions, labels, weights, self.eta, get_ne_positive_states)
 
     def _compute(self) -> List[MetricComputationReport]:
         eta = self.eta

@@ -1,90 +1,34 @@
 """Session-level precision: within each session (the required input named by
-``SessionMetricDef.session_var_name``) the ``top_threshold`` highest predictions count as predicted positive.
+``SessionMetricDef.session_var_name``) the ``top_threshold`` highest predictions count as predicted positive
+(ties at the cut all in).
 
     precision = sum w * predicted * positive / sum w * predicted
 
-With ``run_ranking_of_labels=True`` the labels are ranked the same way (top ``top_threshold`` label values of a
-session are the positives); otherwise a label > 0 is positive. Keys
-``precision_session_level-<task>|{lifetime,window}_precision_session_level``; states ``num_true_pos`` and ``num_false_pos``.
+With ``run_ranking_of_labels=True`` the labels are ranked the same way; otherwise a label > 0 is positive.
+Keys ``precision_session_level-<task>|{lifetime,window}_precision_session_level``; states ``num_true_pos``, ``num_false_pos``.
 """
 
-from typing import Any, Dict, List, Optional, Set, Union
+from typing import Dict
 
 import torch
-import torch.distributed as dist
 
-from recsys_lib.metrics._computation import safe_ratio
-from recsys_lib.metrics._session_common import session_hits, session_task_kwargs, session_task_required_inputs
-from recsys_lib.metrics.metrics_config import RecComputeMode, RecTaskInfo, SessionMetricDef
+from recsys_lib.metrics._session_common import SessionMetricComputation, SessionRecMetric
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
 
 
-class PrecisionSessionMetricComputation(RecMetricComputation):
-    def __init__(self, *args: Any, session_metric_def: SessionMetricDef, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._session_metric_def = session_metric_def
-        self._required_inputs.add(session_metric_def.session_var_name)
-        self._add_sum_state("num_true_pos")
-        self._add_sum_state("num_false_pos")
+class PrecisionSessionMetricComputation(SessionMetricComputation):
+    _second_state = "num_false_pos"
+    _metric_name = MetricName.PRECISION_SESSION_LEVEL
+
+    def _second(self, predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+        return predicted * (1.0 - actual)
 
     def get_precision_states(
         self, labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor, session: torch.Tensor
     ) -> Dict[str, torch.Tensor]:
-        predicted, actual = session_hits(labels, predictions, session, self._session_metric_def)
-        w = weights.to(torch.double)
-        return {
-            "num_true_pos": (w * predicted * actual).sum(-1),
-            "num_false_pos": (w * predicted * (1.0 - actual)).sum(-1),
-        }
-
-    def update(
-        self,
-        *,
-        predictions: Optional[torch.Tensor],
-        labels: torch.Tensor,
-        weights: Optional[torch.Tensor],
-        **kwargs: Dict[str, Any],
-    ) -> None:
-        required = kwargs.get("required_inputs")
-        name = self._session_metric_def.session_var_name
-        if predictions is None or weights is None:
-            raise ValueError("PrecisionSessionMetric needs predictions and weights")
-        if not isinstance(required, dict) or name not in required:
-            raise ValueError(f"PrecisionSessionMetric: pass required_inputs={{{name!r}: Tensor (B,) of session ids}}")
-        self._accumulate(self.get_precision_states(labels, predictions, weights, required[name]), predictions.shape[-1])
-
-    def _compute(self) -> List[MetricComputationReport]:
-        return self._lifetime_and_window(
-            MetricName.PRECISION_SESSION_LEVEL, lambda s: safe_ratio(s["num_true_pos"], s["num_true_pos"] + s["num_false_pos"])
-        )
+        return self._session_states(labels, predictions, weights, session)
 
 
-class PrecisionSessionMetric(RecMetric):
-    """Session-level precision; every task needs a ``session_metric_def``."""
-
+class PrecisionSessionMetric(SessionRecMetric):
     _namespace = MetricNamespace.PRECISION_SESSION_LEVEL
     _computation_class = PrecisionSessionMetricComputation
-
-    def __init__(
-        self,
-        world_size: int,
-        my_rank: int,
-        batch_size: int,
-        tasks: List[RecTaskInfo],
-        compute_mode: RecComputeMode = RecComputeMode.UNFUSED_TASKS_COMPUTATION,
-        window_size: int = 100,
-        fused_update_limit: int = 0,
-        process_group: Optional[dist.ProcessGroup] = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            world_size=world_size, my_rank=my_rank, batch_size=batch_size, tasks=tasks, compute_mode=compute_mode,
-            window_size=window_size, fused_update_limit=fused_update_limit, process_group=process_group, **kwargs,
-        )
-
-    def _get_task_kwargs(self, task_config: Union[RecTaskInfo, List[RecTaskInfo]]) -> Dict[str, Any]:
-        return session_task_kwargs("PrecisionSessionMetric", task_config)
-
-    def _get_task_required_inputs(self, task_config: Union[RecTaskInfo, List[RecTaskInfo]]) -> Set[str]:
-        return session_task_required_inputs(task_config)
