@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.ne import accumulate_ne, check_labels_in_unit_interval, compute_ne, ETA
+from recsys_lib.metrics.ne import accumulate_ne, check_labels_in_unit_interval, compute_ne, ETA, get_ne_states
 from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
 
 
@@ -36,14 +36,11 @@ def compute_ne_positive(
 def get_ne_positive_states(
     labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor, eta: float
 ) -> Dict[str, torch.Tensor]:
-    w = weights.to(torch.double)
-    y = labels.to(torch.double)
-    return {
-        "cross_entropy_positive_sum": compute_cross_entropy_positive(labels, predictions, weights, eta).sum(-1),
-        "weighted_num_samples": w.sum(-1),
-        "pos_labels": (w * y).sum(-1),
-        "neg_labels": (w * (1.0 - y)).sum(-1),
-    }
+    """NE's normaliser states plus ``cross_entropy_positive_sum`` (instead of the full cross entropy)."""
+    states = get_ne_states(labels, predictions, weights, eta)
+    del states["cross_entropy_sum"]
+    states["cross_entropy_positive_sum"] = compute_cross_entropy_positive(labels, predictions, weights, eta).sum(-1)
+    return states
 
 
 class NEPositiveMetricComputation(RecMetricComputation):
