@@ -12,8 +12,9 @@ CASES = {
     "tbe_kernel": "benchmarks.cases.tbe_kernel",  # BatchedFusedEmbeddingBag vs raw TBE train step (issue 4)
     "datasets": "benchmarks.cases.datasets",  # Criteo TSV → npy, npy range reads, in-memory batches (issue 7)
     "dmp": "benchmarks.cases.dmp",  # DMP train step, TW/RW at world size 1 and 2, fused row-wise Adagrad (issues 4, 5)
-    "planner": "benchmarks.cases.planner",
-    "mc_remap": "benchmarks.cases.mc_remap",  # managed-collision remap: MCH searchsorted, hash-ZCH lookup (issue 15)  # EmbeddingShardingPlanner wall time (issue 6; full table: benchmarks/planner.py)
+    "planner": "benchmarks.cases.planner",  # EmbeddingShardingPlanner wall time (issue 6; full table: benchmarks/planner.py)
+    "mc_remap": "benchmarks.cases.mc_remap",  # managed-collision remap: MCH searchsorted, hash-ZCH lookup (issue 15)
+    "metrics": "benchmarks.cases.metrics",  # RecMetricModule update x N + compute, NE/AUC/calibration/CTR (issue 17)
 }
 
 

@@ -33,11 +33,16 @@ class BufferedWindowComputation(RecMetricComputation):
         self._init_buffers()
 
     def _init_buffers(self) -> None:
+        self._rows_upper_bound = 0  # >= rows held per buffer while every update goes through ``update``
         # An empty (0, n_tasks) entry keeps the rank's contribution well-shaped in the distributed gather.
         for name in self._buffer_names:
             dtype = torch.long if name == "grouping_keys" else torch.float
             cols = 1 if name == "grouping_keys" else self._n_tasks
             getattr(self, name).append(torch.empty(0, cols, dtype=dtype, device=self.device))
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._rows_upper_bound = self._window_size  # loaded buffers: trimmed on the next update
 
     def reset(self) -> None:
         super().reset()
@@ -69,8 +74,12 @@ class BufferedWindowComputation(RecMetricComputation):
             if isinstance(state, torch.Tensor):  # states loaded by load_pre_compute_states
                 state = [state]
                 setattr(self, name, state)
+                self._rows_upper_bound = self._window_size  # unknown: check below
             state.append(value.to(state[0].device))
             # Drop the oldest rows beyond the window: whole chunks, then a view of the first one (no copy).
+            # Row counts are summed only when the buffer may exceed the window (not on every update).
+            if self._rows_upper_bound + value.shape[0] <= self._window_size:
+                continue
             excess = sum(t.shape[0] for t in state) - self._window_size
             while excess > 0:
                 if state[0].shape[0] <= excess:
@@ -78,6 +87,7 @@ class BufferedWindowComputation(RecMetricComputation):
                 else:
                     state[0] = state[0][excess:]
                     excess = 0
+        self._rows_upper_bound = min(self._rows_upper_bound + predictions.shape[-1], self._window_size)
 
     def buffered(self, name: str) -> torch.Tensor:
         """The buffered examples as ``(n_tasks, N)`` (``(N,)`` for ``grouping_keys``)."""

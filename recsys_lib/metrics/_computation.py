@@ -53,6 +53,9 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
     """
 
     full_state_update = False
+    # True where ``update`` only calls ``_accumulate`` once with per-row (per-task) contributions: then the
+    # per-task computations of an unfused metric can be fed by one vectorised ``update`` (``_row_targets``).
+    _rows_independent = False
 
     def __init__(
         self,
@@ -88,6 +91,7 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
         self._fused_update_limit = fused_update_limit
         self._allow_missing_label_with_zero_weight = allow_missing_label_with_zero_weight
         self._window = WindowBuffer(window_size)
+        self._row_targets: Optional[List["RecMetricComputation"]] = None
         self._sum_states: List[str] = []
         self._required_inputs: Set[str] = set()
         self._valid_at_compute = torch.ones(n_tasks)
@@ -119,25 +123,34 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
                 dist_reduce_fx=dist_reduce_fx, persistent=persistent,
             )
 
-    def _add_sum_state(self, name: str) -> None:
-        """A ``(n_tasks,)`` float64 state summed over examples, with its window twin."""
-        self._add_state(name, torch.zeros(self._n_tasks, dtype=torch.double), add_window_state=True)
+    def _add_sum_state(self, name: str, trailing_shape: Optional[List[int]] = None, persistent: bool = True) -> None:
+        """A ``(n_tasks, *trailing_shape)`` float64 state summed over examples, with its window twin."""
+        shape = [self._n_tasks] + list(trailing_shape or [])
+        self._add_state(name, torch.zeros(shape, dtype=torch.double), add_window_state=True, persistent=persistent)
         self._sum_states.append(name)
 
     def _accumulate(self, contributions: Dict[str, torch.Tensor], batch_size: int) -> None:
+        if self._row_targets is not None:  # one vectorised update for several one-task computations
+            for i, target in enumerate(self._row_targets):
+                target._accumulate_own({k: v[i:i + 1] for k, v in contributions.items()}, batch_size)
+            return
+        self._accumulate_own(contributions, batch_size)
+
+    def _accumulate_own(self, contributions: Dict[str, torch.Tensor], batch_size: int) -> None:
         missing = set(self._sum_states) - set(contributions)
         if missing:
             raise RecMetricException(f"{type(self).__name__}: no contribution for states {sorted(missing)}")
+        # In place: the states are plain tensors owned by this computation (reset/sync/load replace them whole).
         for name, value in contributions.items():
-            value = value.detach().to(torch.double).reshape(self._n_tasks)
+            state = getattr(self, name)
+            value = value.detach().to(torch.double).reshape(state.shape)
             contributions[name] = value
-            setattr(self, name, getattr(self, name) + value)
-            wname = self.get_window_state_name(name)
-            setattr(self, wname, getattr(self, wname) + value)
+            state.add_(value)
+            getattr(self, self.get_window_state_name(name)).add_(value)
         for old in self._window.push(contributions, batch_size):
             for name, value in old.items():
-                wname = self.get_window_state_name(name)
-                setattr(self, wname, getattr(self, wname) - value.to(getattr(self, wname).device))
+                window = getattr(self, self.get_window_state_name(name))
+                window.sub_(value.to(window.device))
 
     def _accumulate_batch(
         self,

@@ -5,7 +5,8 @@ that a positive ranks above a negative, ties counting one half:
 
     AUC = sum_{i,j} pos_i * neg_j * ([p_i > p_j] + 0.5 [p_i == p_j]) / (sum pos * sum neg)
 
-computed in O(N log N) by sorting once and integrating the ROC curve over groups of equal predictions.
+computed in O(N log N) by sorting once (a radix sort of ``sort_key``) and summing over groups of equal
+predictions.
 0.5 when there is no positive or no negative mass. Key ``auc-<task>|window_auc`` (no lifetime value);
 ``grouped_auc=True`` adds ``|window_grouped_auc`` = mean AUC over ``grouping_keys`` groups (a required
 input), ``apply_bin=True`` ranks predictions rounded down to 1/1000.
@@ -23,17 +24,24 @@ from recsys_lib.metrics.rec_metric import RecMetric
 _BINS = 1000
 
 
+def sort_key(predictions: torch.Tensor) -> torch.Tensor:
+    """int32 keys that order like the float32 predictions: non-negative floats order like their bit patterns;
+    for negative ones the low 31 bits are flipped. Sorting these runs a radix sort, several times faster
+    than sorting floats on CPU."""
+    bits = predictions.to(torch.float32).contiguous().view(torch.int32)
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
 def _sorted_curve(
     predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Cumulative (positive, negative) weight at the end of each group of equal predictions, best first."""
-    p = predictions.to(torch.double)
-    order = torch.argsort(p, descending=True, stable=True)
+    p = predictions.to(torch.float32)
+    order = torch.sort(sort_key(p), stable=True).indices.flip(0)  # descending; ties grouped below
     p = p[order]
-    y = labels.to(torch.double)[order]
     w = weights.to(torch.double)[order]
-    tp = torch.cumsum(w * y, 0)
-    fp = torch.cumsum(w * (1.0 - y), 0)
+    tp = torch.cumsum(w * labels.to(torch.double)[order], 0)
+    fp = torch.cumsum(w, 0) - tp
     group_end = torch.ones_like(p, dtype=torch.bool)
     group_end[:-1] = p[1:] != p[:-1]
     return tp[group_end], fp[group_end]
@@ -45,14 +53,21 @@ def _auc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
         return half
     if apply_bin:
         predictions = torch.floor(predictions.to(torch.double) * _BINS) / _BINS
-    tp, fp = _sorted_curve(predictions, labels, weights)
-    zero = tp.new_zeros(1)
-    tp = torch.cat([zero, tp])
-    fp = torch.cat([zero, fp])
-    denom = tp[-1] * fp[-1]
+    keys, order = torch.sort(sort_key(predictions), stable=True)  # ascending prediction
+    w = weights.to(torch.double)
+    pos = w * labels.to(torch.double)
+    # (positive, negative) mass per example in sorted order -- one gather of 16-byte rows.
+    cum = torch.cumsum(torch.stack([pos, w - pos], 1).index_select(0, order), 0)
+    # Totals per group of equal predictions: a group's positives beat every negative below it and tie
+    # (one half) with its own negatives.
+    _, counts = torch.unique_consecutive(keys, return_counts=True)
+    at_end = cum.index_select(0, torch.cumsum(counts, 0) - 1)
+    before = torch.cat([at_end.new_zeros(1, 2), at_end[:-1]])
+    group = at_end - before
+    denom = at_end[-1, 0] * at_end[-1, 1]
     if bool(denom <= 0):
         return half
-    return torch.trapezoid(tp, fp) / denom
+    return (group[:, 0] * (before[:, 1] + 0.5 * group[:, 1])).sum() / denom
 
 
 def compute_auc(

@@ -8,7 +8,7 @@ With examples sorted by prediction, best first, and grouped by equal prediction:
 (no lifetime value).
 """
 
-from typing import List
+from typing import Any, List
 
 import torch
 
@@ -42,12 +42,32 @@ def compute_auprc(
     return torch.stack([_auprc_one(predictions[i], labels[i], weights[i]) for i in range(n_tasks)]).to(torch.double)
 
 
+def compute_auprc_per_group(
+    n_tasks: int, predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, grouping_keys: torch.Tensor
+) -> torch.Tensor:
+    """Mean over groups (``grouping_keys`` of shape ``(N,)``) of each group's AUPRC; ``(n_tasks,)``."""
+    groups = torch.unique(grouping_keys)
+    if groups.numel() == 0:
+        return torch.zeros(n_tasks, dtype=torch.double, device=predictions.device)
+    return torch.stack([
+        compute_auprc(n_tasks, predictions[:, grouping_keys == g], labels[:, grouping_keys == g],
+                      weights[:, grouping_keys == g])
+        for g in groups
+    ]).mean(0)
+
+
 class AUPRCMetricComputation(BufferedWindowComputation):
+    def __init__(self, *args: Any, grouped_auprc: bool = False, fused_update_limit: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, use_grouping_keys=grouped_auprc, fused_update_limit=fused_update_limit, **kwargs)
+        self._grouped_auprc = grouped_auprc
+
     def _compute(self) -> List[MetricComputationReport]:
-        value = compute_auprc(
-            self._n_tasks, self.buffered("predictions"), self.buffered("labels"), self.buffered("weights")
-        )
-        return [MetricComputationReport(MetricName.AUPRC, MetricPrefix.WINDOW, value)]
+        p, y, w = self.buffered("predictions"), self.buffered("labels"), self.buffered("weights")
+        reports = [MetricComputationReport(MetricName.AUPRC, MetricPrefix.WINDOW, compute_auprc(self._n_tasks, p, y, w))]
+        if self._grouped_auprc:
+            value = compute_auprc_per_group(self._n_tasks, p, y, w, self.buffered("grouping_keys"))
+            reports.append(MetricComputationReport(MetricName.GROUPED_AUPRC, MetricPrefix.WINDOW, value))
+        return reports
 
 
 class AUPRCMetric(RecMetric):

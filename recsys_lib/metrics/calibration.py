@@ -26,6 +26,8 @@ def get_calibration_states(
 
 
 class CalibrationMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._add_sum_state("calibration_num")

@@ -21,6 +21,8 @@ def get_ctr_states(labels: torch.Tensor, predictions: torch.Tensor, weights: tor
 
 
 class CTRMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._add_sum_state("ctr_num")

@@ -27,6 +27,8 @@ def get_mae_states(labels: torch.Tensor, predictions: torch.Tensor, weights: tor
 
 
 class MAEMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._add_sum_state("error_sum")

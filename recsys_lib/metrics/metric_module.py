@@ -17,9 +17,8 @@ step counter, so a job restored mid-window reports the same numbers as one that 
 import abc
 import math
 import time
-from concurrent.futures import Future
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type, Union
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type, TypeVar, Union
 
 import torch
 import torch.distributed as dist
@@ -28,8 +27,13 @@ from torch import nn
 from recsys_lib.metrics.accuracy import AccuracyMetric
 from recsys_lib.metrics.auc import AUCMetric
 from recsys_lib.metrics.auprc import AUPRCMetric
+from recsys_lib.metrics.average import AverageMetric
+from recsys_lib.metrics.cali_free_ne import CaliFreeNEMetric
 from recsys_lib.metrics.calibration import CalibrationMetric
+from recsys_lib.metrics.calibration_with_recalibration import RecalibratedCalibrationMetric
 from recsys_lib.metrics.ctr import CTRMetric
+from recsys_lib.metrics.deferrable_metrics import DeferrableMetrics
+from recsys_lib.metrics.hindsight_target_pr import HindsightTargetPRMetric
 from recsys_lib.metrics.mae import MAEMetric
 from recsys_lib.metrics.metrics_config import (
     BatchSizeStage,
@@ -40,15 +44,39 @@ from recsys_lib.metrics.metrics_config import (
     StateMetricEnum,
 )
 from recsys_lib.metrics.metrics_namespace import compose_customized_metric_key
+from recsys_lib.metrics.model_utils import parse_task_model_outputs
 from recsys_lib.metrics.mse import MSEMetric
+from recsys_lib.metrics.multi_label_precision import MultiLabelPrecisionMetric
+from recsys_lib.metrics.multiclass_recall import MulticlassRecallMetric
+from recsys_lib.metrics.ndcg import NDCGMetric
 from recsys_lib.metrics.ne import NEMetric
+from recsys_lib.metrics.ne_positive import NEPositiveMetric
+from recsys_lib.metrics.ne_with_recalibration import RecalibratedNEMetric
+from recsys_lib.metrics.nmse import NMSEMetric
+from recsys_lib.metrics.num_missing_labels import NumMissingLabelsMetric
+from recsys_lib.metrics.num_positive_samples import NumPositiveSamplesMetric
+from recsys_lib.metrics.output import OutputMetric
 from recsys_lib.metrics.precision import PrecisionMetric
+from recsys_lib.metrics.precision_session import PrecisionSessionMetric
+from recsys_lib.metrics.rauc import RAUCMetric
 from recsys_lib.metrics.rec_metric import RecMetric, RecMetricList
 from recsys_lib.metrics.recall import RecallMetric
+from recsys_lib.metrics.recall_session import RecallSessionMetric
+from recsys_lib.metrics.scalar import ScalarMetric
+from recsys_lib.metrics.segmented_ne import SegmentedNEMetric
+from recsys_lib.metrics.serving_calibration import ServingCalibrationMetric
+from recsys_lib.metrics.serving_ne import ServingNEMetric
+from recsys_lib.metrics.sum_weights import SumWeightsMetric
+from recsys_lib.metrics.tensor_weighted_avg import TensorWeightedAvgMetric
 from recsys_lib.metrics.throughput import ThroughputMetric
+from recsys_lib.metrics.tower_qps import TowerQPSMetric
+from recsys_lib.metrics.unweighted_ne import UnweightedNEMetric
 from recsys_lib.metrics.weighted_avg import WeightedAvgMetric
+from recsys_lib.metrics.weighted_sum_predictions import WeightedSumPredictionsMetric
+from recsys_lib.metrics.xauc import XAUCMetric
 
 MetricValue = Union[torch.Tensor, float, int]
+T = TypeVar("T")
 
 # Read-only: the metrics this package implements.
 REC_METRICS_MAPPING: Mapping[RecMetricEnumBase, Type[RecMetric]] = MappingProxyType(
@@ -64,6 +92,32 @@ REC_METRICS_MAPPING: Mapping[RecMetricEnumBase, Type[RecMetric]] = MappingProxyT
         RecMetricEnum.PRECISION: PrecisionMetric,
         RecMetricEnum.RECALL: RecallMetric,
         RecMetricEnum.WEIGHTED_AVG: WeightedAvgMetric,
+        RecMetricEnum.NE_POSITIVE: NEPositiveMetric,
+        RecMetricEnum.RECALIBRATED_NE: RecalibratedNEMetric,
+        RecMetricEnum.RECALIBRATED_CALIBRATION: RecalibratedCalibrationMetric,
+        RecMetricEnum.XAUC: XAUCMetric,
+        RecMetricEnum.SERVING_NE: ServingNEMetric,
+        RecMetricEnum.SERVING_CALIBRATION: ServingCalibrationMetric,
+        RecMetricEnum.CALI_FREE_NE: CaliFreeNEMetric,
+        RecMetricEnum.UNWEIGHTED_NE: UnweightedNEMetric,
+        RecMetricEnum.NMSE: NMSEMetric,
+        RecMetricEnum.AVERAGE: AverageMetric,
+        RecMetricEnum.NUM_MISSING_LABELS: NumMissingLabelsMetric,
+        RecMetricEnum.WEIGHTED_SUM_PREDICTIONS: WeightedSumPredictionsMetric,
+        RecMetricEnum.NUM_POSITIVE_SAMPLES: NumPositiveSamplesMetric,
+        RecMetricEnum.SUM_WEIGHTS: SumWeightsMetric,
+        RecMetricEnum.SCALAR: ScalarMetric,
+        RecMetricEnum.OUTPUT: OutputMetric,
+        RecMetricEnum.TENSOR_WEIGHTED_AVG: TensorWeightedAvgMetric,
+        RecMetricEnum.TOWER_QPS: TowerQPSMetric,
+        RecMetricEnum.HINDSIGHT_TARGET_PR: HindsightTargetPRMetric,
+        RecMetricEnum.SEGMENTED_NE: SegmentedNEMetric,
+        RecMetricEnum.RAUC: RAUCMetric,
+        RecMetricEnum.MULTICLASS_RECALL: MulticlassRecallMetric,
+        RecMetricEnum.RECALL_SESSION_LEVEL: RecallSessionMetric,
+        RecMetricEnum.PRECISION_SESSION_LEVEL: PrecisionSessionMetric,
+        RecMetricEnum.NDCG: NDCGMetric,
+        RecMetricEnum.MULTI_LABEL_PRECISION: MultiLabelPrecisionMetric,
     }
 )
 
@@ -74,32 +128,6 @@ class StateMetric(abc.ABC):
     @abc.abstractmethod
     def get_metrics(self) -> Dict[str, MetricValue]:
         pass
-
-
-def _parse_model_out(
-    tasks: List[RecTaskInfo], model_out: Dict[str, torch.Tensor], required_inputs: Set[str]
-) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor], Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-    if not isinstance(model_out, dict):
-        raise TypeError(f"model_out must be a dict of name -> tensor, got {type(model_out).__name__}")
-    labels: Dict[str, torch.Tensor] = {}
-    predictions: Dict[str, torch.Tensor] = {}
-    weights: Dict[str, torch.Tensor] = {}
-    for task in tasks:
-        for what, name in (("prediction", task.prediction_name), ("label", task.label_name)):
-            if name not in model_out:
-                raise ValueError(
-                    f"model_out has no {what} {name!r} for task {task.name!r}; keys present: {sorted(model_out)}"
-                )
-        p = model_out[task.prediction_name]
-        p = p.reshape(-1) if p.dim() == 2 and p.shape[1] == 1 else p
-        predictions[task.name] = p
-        labels[task.name] = model_out[task.label_name]
-        w = model_out.get(task.weight_name)
-        weights[task.name] = torch.ones_like(p) if w is None else w
-    missing = sorted(n for n in required_inputs if n not in model_out)
-    if missing:
-        raise ValueError(f"model_out lacks inputs {missing} that the metrics require")
-    return labels, predictions, weights, {n: model_out[n] for n in required_inputs}
 
 
 class RecMetricModule(nn.Module):
@@ -143,16 +171,20 @@ class RecMetricModule(nn.Module):
     def set_extra_state(self, state: Dict[str, Any]) -> None:
         self.trained_batches = int(state["trained_batches"])
 
-    @torch.no_grad()
-    def update(self, model_out: Dict[str, torch.Tensor], **kwargs: Any) -> None:
-        """Feeds one step of model outputs (keys named by each ``RecTaskInfo``) to every metric."""
+    def _update_rec_metrics(self, model_out: Dict[str, torch.Tensor], **kwargs: Any) -> None:
+        """Feeds one step of model outputs to the rec metrics only."""
         if len(self.rec_metrics) > 0 and self.rec_tasks:
-            labels, predictions, weights, required = _parse_model_out(
-                self.rec_tasks, model_out, self.get_required_inputs()
+            labels, predictions, weights, required = parse_task_model_outputs(
+                self.rec_tasks, model_out, sorted(self.get_required_inputs())
             )
             self.rec_metrics.update(
                 predictions=predictions, labels=labels, weights=weights, required_inputs=required
             )
+
+    @torch.no_grad()
+    def update(self, model_out: Dict[str, torch.Tensor], **kwargs: Any) -> None:
+        """Feeds one step of model outputs (keys named by each ``RecTaskInfo``) to every metric."""
+        self._update_rec_metrics(model_out, **kwargs)
         if self.throughput_metric is not None:
             self.throughput_metric.update()
         self.trained_batches += 1
@@ -176,8 +208,11 @@ class RecMetricModule(nn.Module):
                     self.compute_interval_steps = max(1, math.floor(self.max_compute_interval / per_step))
         self._last_compute = (now, self.trained_batches)
 
-    def compute(self) -> Dict[str, MetricValue]:
-        """All values, synced over ranks (a collective: call it on every rank)."""
+    def compute(self) -> DeferrableMetrics:
+        """All values, synced over ranks (a collective: call it on every rank); already resolved."""
+        return DeferrableMetrics(self._compute_values())
+
+    def _compute_values(self) -> Dict[str, MetricValue]:
         self._adjust_compute_interval()
         ret: Dict[str, MetricValue] = {}
         ret.update(self.rec_metrics.compute())
@@ -188,9 +223,9 @@ class RecMetricModule(nn.Module):
                 ret[compose_customized_metric_key(namespace, name)] = value
         return ret
 
-    def local_compute(self) -> Dict[str, MetricValue]:
+    def local_compute(self) -> DeferrableMetrics:
         """Rec-metric values over this rank's data only."""
-        return dict(self.rec_metrics.local_compute())
+        return DeferrableMetrics(dict(self.rec_metrics.local_compute()))
 
     def sync(self) -> None:
         self.rec_metrics.sync()
@@ -235,8 +270,9 @@ class RecMetricModule(nn.Module):
                         value = value.clone()
                     setattr(computation, name, value)
 
-    def async_compute(self, future: "Future[Dict[str, MetricValue]]") -> None:
-        future.set_result(self.compute())
+    def async_compute(self) -> DeferrableMetrics:
+        """``compute()``; this module computes at once (``CPUOffloadedRecMetricModule`` defers)."""
+        return self.compute()
 
     def shutdown(self) -> None:
         """Nothing runs in the background here; kept for API compatibility."""
@@ -258,8 +294,13 @@ def generate_metric_module(
     device: torch.device,
     process_group: Optional[dist.ProcessGroup] = None,
     batch_size_stages: Optional[List[BatchSizeStage]] = None,
+    module_kwargs: Optional[Dict[str, Any]] = None,
 ) -> RecMetricModule:
-    """Builds ``metric_class`` from a ``MetricsConfig`` and moves it to ``device``."""
+    """Builds ``metric_class`` from a ``MetricsConfig`` and moves it to ``device``.
+
+    ``module_kwargs`` go to ``metric_class``'s constructor on top of the standard ones (e.g.
+    ``model_out_device`` of ``CPUOffloadedRecMetricModule``).
+    """
     task_names = [t.name for t in metrics_config.rec_tasks]
     metrics: List[RecMetric] = []
     for enum, definition in metrics_config.rec_metrics.items():
@@ -318,5 +359,6 @@ def generate_metric_module(
         compute_interval_steps=metrics_config.compute_interval_steps,
         min_compute_interval=metrics_config.min_compute_interval,
         max_compute_interval=metrics_config.max_compute_interval,
+        **(module_kwargs or {}),
     )
     return module.to(device)

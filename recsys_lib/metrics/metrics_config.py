@@ -57,6 +57,19 @@ class RecMetricEnum(RecMetricEnumBase):
     RECALL = "recall"
     SERVING_NE = "serving_ne"
     SERVING_CALIBRATION = "serving_calibration"
+    SERVING_AE_LOSS = "serving_ae_loss"
+    OUTPUT = "output"
+    TENSOR_WEIGHTED_AVG = "tensor_weighted_avg"
+    CALI_FREE_NE = "cali_free_ne"
+    UNWEIGHTED_NE = "unweighted_ne"
+    HINDSIGHT_TARGET_PR = "hindsight_target_pr"
+    NMSE = "nmse"
+    AVERAGE = "average"
+    MULTI_LABEL_PRECISION = "multi_label_precision"
+    NUM_POSITIVE_SAMPLES = "num_positive_samples"
+    SUM_WEIGHTS = "sum_weights"
+    NUM_MISSING_LABELS = "num_missing_labels"
+    WEIGHTED_SUM_PREDICTIONS = "weighted_sum_predictions"
 
 
 @unique
@@ -139,18 +152,22 @@ class BatchSizeStage:
     """Batch size ``batch_size`` for the next ``max_iters`` steps (``0`` on the last stage: until the end)."""
 
     batch_size: int = 0
-    max_iters: int = 0
+    max_iters: Optional[int] = 0
 
 
-def validate_batch_size_stages(batch_size_stages: List[BatchSizeStage]) -> None:
-    """Raises ``ValueError`` unless every batch size is > 0 and only the last stage is open-ended."""
+def validate_batch_size_stages(batch_size_stages: Optional[List[BatchSizeStage]]) -> None:
+    """Raises ``ValueError`` unless every batch size is > 0 and only the last stage is open-ended (``None``:
+    nothing to check)."""
+    if batch_size_stages is None:
+        return
     if len(batch_size_stages) == 0:
         raise ValueError("batch_size_stages must not be empty")
     for i, stage in enumerate(batch_size_stages):
         if stage.batch_size <= 0:
             raise ValueError(f"batch_size_stages[{i}].batch_size must be > 0, got {stage.batch_size}")
         last = i == len(batch_size_stages) - 1
-        if stage.max_iters < 0 or (not last and stage.max_iters == 0):
+        iters = stage.max_iters or 0  # None: open-ended, like 0
+        if iters < 0 or (not last and iters == 0):
             raise ValueError(
                 f"batch_size_stages[{i}].max_iters must be > 0 (0 is allowed on the last stage only), "
                 f"got {stage.max_iters}"
@@ -174,7 +191,7 @@ class MetricsConfig:
     should_validate_update: bool = False
     enable_pt2_compile: bool = False
     should_clone_update_inputs: bool = False
-    use_cpu_offloaded_rec_metric_module: bool = False
+    use_cpu_offloaded_rec_metric_module: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if self.compute_interval_steps <= 0:
@@ -189,3 +206,18 @@ class MetricsConfig:
         names = [t.name for t in self.rec_tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate task names in MetricsConfig.rec_tasks: {names}")
+
+
+# Ready-made configs, as in TorchRec: one default task with NE and throughput, and an empty config.
+DefaultTaskInfo = RecTaskInfo(
+    name="DefaultTask", label_name="label", prediction_name="prediction", weight_name="weight"
+)
+
+DefaultMetricsConfig = MetricsConfig(
+    rec_tasks=[DefaultTaskInfo],
+    rec_metrics={RecMetricEnum.NE: RecMetricDef(rec_tasks=[DefaultTaskInfo], window_size=10_000_000)},
+    throughput_metric=ThroughputDef(),
+    state_metrics=[],
+)
+
+EmptyMetricsConfig = MetricsConfig(rec_tasks=[], rec_metrics={}, throughput_metric=None, state_metrics=[])

@@ -9,7 +9,7 @@ Labels must lie in [0, 1] (examples of weight 0 may carry any label with
 ``allow_missing_label_with_zero_weight=True``).
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
@@ -80,13 +80,66 @@ def check_labels_in_unit_interval(
     return labels
 
 
+_NE_STATES = ("cross_entropy_sum", "weighted_num_samples", "pos_labels", "neg_labels")
+
+
+def add_ne_states(computation: RecMetricComputation) -> None:
+    """Registers the four NE sum states (and their window twins) on ``computation``."""
+    for name in _NE_STATES:
+        computation._add_sum_state(name)
+
+
+def accumulate_ne(
+    computation: RecMetricComputation,
+    metric: str,
+    predictions: Optional[torch.Tensor],
+    labels: torch.Tensor,
+    weights: Optional[torch.Tensor],
+    eta: float,
+    get_states: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], Dict[str, torch.Tensor]] = get_ne_states,
+) -> None:
+    """The ``update`` of every NE-like metric: adds ``get_states(labels, predictions, weights, eta)`` to the
+    sums (labels were checked by ``validate_inputs``; ignored ones are zeroed here)."""
+    if predictions is None or weights is None:
+        raise ValueError(f"{metric} needs predictions and weights")
+    if computation._allow_missing_label_with_zero_weight:  # labels were checked by validate_inputs
+        labels = torch.where(weights == 0, torch.zeros_like(labels), labels)
+    computation._accumulate(get_states(labels, predictions, weights, eta), predictions.shape[-1])
+
+
+def ne_reports(
+    computation: RecMetricComputation, name: MetricName, include_logloss: bool, eta: float
+) -> List[MetricComputationReport]:
+    """``lifetime_/window_`` NE under ``name`` (+ logloss) from the four NE sum states."""
+    reports = computation._lifetime_and_window(
+        name,
+        lambda s: compute_ne(s["cross_entropy_sum"], s["weighted_num_samples"], s["pos_labels"], s["neg_labels"], eta),
+    )
+    if include_logloss:
+        reports += computation._lifetime_and_window(
+            MetricName.LOG_LOSS,
+            lambda s: compute_logloss(s["cross_entropy_sum"], s["pos_labels"], s["neg_labels"], eta),
+        )
+    return reports
+
+
 class NEMetricComputation(RecMetricComputation):
-    def __init__(self, *args: Any, include_logloss: bool = False, eta: float = ETA, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    _rows_independent = True
+
+    def __init__(
+        self,
+        *args: Any,
+        include_logloss: bool = False,
+        allow_missing_label_with_zero_weight: bool = False,
+        eta: float = ETA,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            *args, allow_missing_label_with_zero_weight=allow_missing_label_with_zero_weight, **kwargs
+        )
         self._include_logloss = include_logloss
         self.eta = eta
-        for name in ("cross_entropy_sum", "weighted_num_samples", "pos_labels", "neg_labels"):
-            self._add_sum_state(name)
+        add_ne_states(self)
 
     def validate_inputs(self, predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> None:
         check_labels_in_unit_interval(labels, weights, "NEMetric", self._allow_missing_label_with_zero_weight)
@@ -99,26 +152,10 @@ class NEMetricComputation(RecMetricComputation):
         weights: Optional[torch.Tensor],
         **kwargs: Dict[str, Any],
     ) -> None:
-        if predictions is None or weights is None:
-            raise ValueError("NEMetric needs predictions and weights")
-        labels = check_labels_in_unit_interval(labels, weights, "NEMetric", self._allow_missing_label_with_zero_weight)
-        self._accumulate(get_ne_states(labels, predictions, weights, self.eta), predictions.shape[-1])
+        accumulate_ne(self, "NEMetric", predictions, labels, weights, self.eta)
 
     def _compute(self) -> List[MetricComputationReport]:
-        eta = self.eta
-        reports = self._lifetime_and_window(
-            MetricName.NE,
-            lambda s: compute_ne(
-                s["cross_entropy_sum"], s["weighted_num_samples"], s["pos_labels"], s["neg_labels"], eta,
-                self._allow_missing_label_with_zero_weight,
-            ),
-        )
-        if self._include_logloss:
-            reports += self._lifetime_and_window(
-                MetricName.LOG_LOSS,
-                lambda s: compute_logloss(s["cross_entropy_sum"], s["pos_labels"], s["neg_labels"], eta),
-            )
-        return reports
+        return ne_reports(self, MetricName.NE, self._include_logloss, self.eta)
 
 
 class NEMetric(RecMetric):

@@ -40,6 +40,8 @@ def get_precision_states(
 
 
 class PrecisionMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, threshold: float = 0.5, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._threshold = threshold

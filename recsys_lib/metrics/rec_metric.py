@@ -21,7 +21,7 @@ Inputs per update, for ``T`` tasks and a batch of ``B`` examples::
 import abc
 import math
 import warnings
-from typing import Any, Dict, List, Optional, Set, Tuple, Type
+from typing import Any, Dict, List, Optional, Set, Tuple, Type, TypeVar, Union
 
 import torch
 import torch.distributed as dist
@@ -33,8 +33,23 @@ from recsys_lib.metrics._computation import (  # noqa: F401 - public here, as in
     RecMetricException,
 )
 from recsys_lib.metrics._inputs import RecModelOutput, select_tasks, to_task_matrix
+from recsys_lib.metrics._window import WindowBuffer  # noqa: F401 - public here, as in TorchRec
 from recsys_lib.metrics.metrics_config import RecComputeMode, RecTaskInfo
 from recsys_lib.metrics.metrics_namespace import compose_metric_key, MetricNamespaceBase
+
+
+DefaultValueT = TypeVar("DefaultValueT")
+
+
+def _check_no_nan(metric: str, predictions: torch.Tensor, tasks: List[RecTaskInfo]) -> None:
+    """NaN predictions would turn every later value of the metric into NaN (TorchRec accepts them silently)."""
+    bad = torch.isnan(predictions)
+    if bool(bad.any()):
+        rows = bad.reshape(bad.shape[0], -1).any(-1).nonzero().reshape(-1).tolist()
+        raise ValueError(
+            f"{metric}: predictions of task(s) {[tasks[r].name for r in rows]} contain NaN "
+            f"({int(bad.sum())} value(s))"
+        )
 
 
 class RecMetric(nn.Module, abc.ABC):
@@ -103,11 +118,20 @@ class RecMetric(nn.Module, abc.ABC):
                     compute_mode=compute_mode,
                     process_group=process_group,
                     fused_update_limit=fused_update_limit,
-                    **kwargs,
+                    **{**kwargs, **self._get_task_kwargs(group if fused else group[0])},
                 )
                 for group in self._task_groups
             ]
         )
+
+    def _get_task_kwargs(self, task_config: Union[RecTaskInfo, List[RecTaskInfo]]) -> Dict[str, Any]:
+        """Extra constructor arguments of the computation of ``task_config`` (one task, or all tasks when
+        fused); none by default."""
+        return {}
+
+    def _get_task_required_inputs(self, task_config: Union[RecTaskInfo, List[RecTaskInfo]]) -> Set[str]:
+        """``model_out`` entries the computation of ``task_config`` needs beyond predictions/labels/weights."""
+        return set()
 
     @torch.no_grad()
     def update(
@@ -128,6 +152,7 @@ class RecMetric(nn.Module, abc.ABC):
             )
         if not p.is_floating_point():
             p = p.to(torch.get_default_dtype())
+        _check_no_nan(type(self).__name__, p, self._tasks)
         lab = lab.to(p.dtype)
         w = w.to(p.dtype)
         unweighted = [i for i, t in enumerate(self._tasks) if not t.weighted]
@@ -135,8 +160,11 @@ class RecMetric(nn.Module, abc.ABC):
             w = w.clone()
             w[unweighted] = 1.0
         # Validate every task first so that bad input leaves no task half-updated.
-        for computation, r in zip(self._metrics_computations, self._rows):
-            computation.validate_inputs(p[r], lab[r], w[r])
+        if self._vectorised_rows():
+            self._metrics_computations[0].validate_inputs(p, lab, w)
+        else:
+            for computation, r in zip(self._metrics_computations, self._rows):
+                computation.validate_inputs(p[r], lab[r], w[r])
         if self._fused_update_limit > 0:
             self._pending.append((p, lab, w, kwargs))
             if len(self._pending) >= self._fused_update_limit:
@@ -147,9 +175,25 @@ class RecMetric(nn.Module, abc.ABC):
     def _update_computations(
         self, p: torch.Tensor, lab: torch.Tensor, w: torch.Tensor, kwargs: Dict[str, Any]
     ) -> None:
+        if self._vectorised_rows():
+            # One vectorised update over all tasks; each per-task computation receives its row.
+            computations = list(self._metrics_computations)
+            for computation, r in zip(computations, self._rows):
+                computation.note_valid_update(w[r])
+            first = computations[0]
+            first._row_targets = computations
+            try:
+                first.update(predictions=p, labels=lab, weights=w, **kwargs)
+            finally:
+                first._row_targets = None
+            return
         for computation, r in zip(self._metrics_computations, self._rows):
             computation.note_valid_update(w[r])
             computation.update(predictions=p[r], labels=lab[r], weights=w[r], **kwargs)
+
+    def _vectorised_rows(self) -> bool:
+        """Unfused computations of a class whose states are per-row sums: updated by one vectorised call."""
+        return len(self._metrics_computations) > 1 and self._metrics_computations[0]._rows_independent
 
     def _flush(self) -> None:
         """Applies the updates held back by ``fused_update_limit`` as one concatenated batch."""
@@ -188,7 +232,12 @@ class RecMetric(nn.Module, abc.ABC):
                     key = compose_metric_key(
                         self._namespace, task.name, report.name, report.metric_prefix, report.description
                     )
-                    ret[key] = report.value.reshape(-1)[i].detach().clone()
+                    if local:  # "ne-t1|local_lifetime_ne", as TorchRec names this-rank-only values
+                        head, _, tail = key.partition("|")
+                        key = f"{head}|local_{tail}"
+                    # Scalar per task, or a vector per task (e.g. recall@k for every k): value is (n_tasks, ...).
+                    value = report.value.reshape(len(group), -1)[i]
+                    ret[key] = (value[0] if value.numel() == 1 else value).detach().clone()
         return ret
 
     @torch.no_grad()
@@ -198,7 +247,8 @@ class RecMetric(nn.Module, abc.ABC):
 
     @torch.no_grad()
     def local_compute(self) -> Dict[str, torch.Tensor]:
-        """Values over this rank's data only; no communication."""
+        """Values over this rank's data only; no communication. Keys carry ``local_``:
+        ``"ne-t1|local_lifetime_ne"``."""
         return self._collect(local=True)
 
     def sync(self) -> None:
@@ -229,6 +279,9 @@ class RecMetric(nn.Module, abc.ABC):
         required: Set[str] = set()
         for computation in self._metrics_computations:
             required |= computation._required_inputs
+        fused = self._compute_mode != RecComputeMode.UNFUSED_TASKS_COMPUTATION
+        for group in self._task_groups:
+            required |= self._get_task_required_inputs(group if fused else group[0])
         return required
 
 

@@ -6,10 +6,12 @@ Every ``update()`` is one step of ``batch_size * world_size`` examples (or the b
     lifetime_throughput = (total_examples - warmup_examples) / seconds since the end of warm-up
     window_throughput   = examples of the steps in the last ``window_seconds`` / their seconds
 
+    attempt_throughput  = the same as lifetime, over this process's steps only (not restored)
+
 Keys: ``throughput-throughput|total_examples`` and ``|attempt_examples`` (examples since this process
-started, not restored from a checkpoint) always; ``|lifetime_throughput`` and ``|window_throughput`` once
-warm-up is over. ``total_examples``, ``warmup_examples`` and ``time_lapse_after_warmup`` are checkpointed;
-after a restore the first step re-arms the clock and counts as warm-up.
+started, not restored from a checkpoint) always; ``|lifetime_throughput``, ``|window_throughput`` and
+``|attempt_throughput`` once this process has run more than ``warmup_steps`` steps. ``total_examples``,
+``warmup_examples`` and ``time_lapse_after_warmup`` are checkpointed; a restored job warms up again.
 """
 
 import time
@@ -62,6 +64,9 @@ class ThroughputMetric(nn.Module):
         self._batch_size_stages = batch_size_stages
         self._num_batch = 0
         self._attempt_examples = 0
+        self._attempt_steps = 0
+        self._attempt_warmup_examples = 0
+        self._attempt_time_lapse = 0.0
         self._previous_ts: Optional[float] = time.monotonic() if warmup_steps == 0 else None
         self._window: Deque[Tuple[float, int, float]] = deque()  # (timestamp, examples, seconds)
         self.register_buffer("total_examples", torch.zeros((), dtype=torch.long))
@@ -73,13 +78,15 @@ class ThroughputMetric(nn.Module):
             return self._batch_size
         end = 0
         for stage in self._batch_size_stages:
-            end += stage.max_iters
-            if stage.max_iters == 0 or step < end:
+            iters = stage.max_iters or 0
+            end += iters
+            if iters == 0 or step < end:
                 return stage.batch_size
         return self._batch_size_stages[-1].batch_size
 
     def set_num_batch(self, num_batch: int) -> None:
-        """Sets the step counter (e.g. after restoring a checkpoint); steps past it are not warm-up."""
+        """Sets the step counter that picks the ``BatchSizeStage`` (e.g. after a restore); a restarted process
+        still warms up for ``warmup_steps`` of its own steps."""
         if num_batch < 0:
             raise ValueError(f"num_batch must be >= 0, got {num_batch}")
         self._num_batch = num_batch
@@ -91,13 +98,18 @@ class ThroughputMetric(nn.Module):
         now = time.monotonic()
         self.total_examples += examples
         self._attempt_examples += examples
-        if self._num_batch <= self._warmup_steps or self._previous_ts is None:
+        self._attempt_steps += 1
+        if self._num_batch <= self._warmup_steps or self._attempt_steps <= self._warmup_steps or (
+            self._previous_ts is None
+        ):
             self.warmup_examples += examples
+            self._attempt_warmup_examples += examples
             self._previous_ts = now
             return
         seconds = now - self._previous_ts
         self._previous_ts = now
         self.time_lapse_after_warmup += seconds
+        self._attempt_time_lapse += seconds
         self._window.append((now, examples, seconds))
         while self._window and self._window[0][0] < now - self._window_seconds:
             self._window.popleft()
@@ -111,10 +123,16 @@ class ThroughputMetric(nn.Module):
             self._key(MetricName.TOTAL_EXAMPLES): self.total_examples.clone(),
             self._key(MetricName.ATTEMPT_EXAMPLES): torch.tensor(self._attempt_examples, dtype=torch.long),
         }
+        if self._attempt_steps <= self._warmup_steps:
+            return ret
         lapse = float(self.time_lapse_after_warmup)
         if lapse > 0:
             steady = (self.total_examples - self.warmup_examples).to(torch.double)
             ret[self._key(MetricName.THROUGHPUT, MetricPrefix.LIFETIME)] = steady / lapse
+        if self._attempt_time_lapse > 0:
+            ret[self._key(MetricName.THROUGHPUT, MetricPrefix.ATTEMPT)] = torch.tensor(
+                (self._attempt_examples - self._attempt_warmup_examples) / self._attempt_time_lapse, dtype=torch.double
+            )
         if self._window:
             seconds = sum(s for _, _, s in self._window)
             examples = sum(e for _, e, _ in self._window)

@@ -15,6 +15,10 @@ def compute_weighted_avg(weighted_sum: torch.Tensor, weighted_num_samples: torch
     return safe_ratio(weighted_sum, weighted_num_samples)
 
 
+def get_mean(value_sum: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
+    return safe_ratio(value_sum, num_samples)
+
+
 def get_weighted_avg_states(
     labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor
 ) -> Dict[str, torch.Tensor]:
@@ -22,7 +26,9 @@ def get_weighted_avg_states(
     return {"weighted_sum": (w * predictions.to(torch.double)).sum(-1), "weighted_num_samples": w.sum(-1)}
 
 
-class WeightedAvgComputation(RecMetricComputation):
+class WeightedAvgMetricComputation(RecMetricComputation):
+    _rows_independent = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._add_sum_state("weighted_sum")
@@ -46,4 +52,4 @@ class WeightedAvgComputation(RecMetricComputation):
 
 class WeightedAvgMetric(RecMetric):
     _namespace = MetricNamespace.WEIGHTED_AVG
-    _computation_class = WeightedAvgComputation
+    _computation_class = WeightedAvgMetricComputation
