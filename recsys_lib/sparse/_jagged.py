@@ -142,16 +142,14 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     # ----- conversions -----
     def to_dense(self) -> List[torch.Tensor]:
-        """One tensor per bag (host sync: reads the lengths)."""
-        sizes: List[int] = self.lengths().tolist()
-        return list(torch.split(self._values, sizes))
+        """One tensor per bag (host sync: reads the offsets, which index ``values``)."""
+        return _bags(self._values, self.offsets())
 
     def to_dense_weights(self) -> Optional[List[torch.Tensor]]:
         w = self._weights
         if w is None:
             return None
-        sizes: List[int] = self.lengths().tolist()
-        return list(torch.split(w, sizes))
+        return _bags(w, self.offsets())
 
     def to_padded_dense(self, desired_length: Optional[int] = None, padding_value: float = 0.0) -> torch.Tensor:
         """(B, L[, D]) padded with ``padding_value``; rows longer than ``desired_length`` are truncated.
@@ -183,9 +181,9 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
                 t.record_stream(stream)
 
     @torch.jit.unused
-    def copy_(self, src: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
-        """Copy ``src``'s tensors into this JT's tensors in place (same shapes; e.g. into pinned buffers)."""
-        _copy_parts(self, src, non_blocking)
+    def copy_(self, jt: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
+        """Copy ``jt``'s tensors into this JT's tensors in place (same shapes; e.g. into pinned buffers)."""
+        _copy_parts(self, jt, non_blocking)
         return self
 
     def size_in_bytes(self) -> int:
@@ -197,8 +195,25 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     @torch.jit.unused
     def __str__(self) -> str:
-        w = "" if self._weights is None else f", weights={self._weights}"
-        return f"JaggedTensor(values={self._values}, lengths={self.lengths()}{w}, weights=None, offsets=None)"
+        values = [t.tolist() for t in self.to_dense()]
+        dense_w = self.to_dense_weights()
+        if dense_w is None:
+            return "JaggedTensor({\n    " + str(values) + "\n})\n"
+        weights = [t.tolist() for t in dense_w]
+        return 'JaggedTensor({\n    "values": ' + str(values) + ',\n    "weights": ' + str(weights) + "\n})\n"
+
+
+def _bags(data: torch.Tensor, offsets: torch.Tensor) -> List[torch.Tensor]:
+    """``data[offsets[i]:offsets[i+1]]`` per bag: offsets are indices (need not start at 0; trailing data ignored)."""
+    offs: List[int] = offsets.tolist()
+    n = data.size(0)
+    for i in range(len(offs) - 1):
+        if offs[i] > offs[i + 1] or offs[i] < 0 or offs[i + 1] > n:
+            raise ValueError(
+                f"JaggedTensor: bag {i} spans offsets [{offs[i]}, {offs[i + 1]}), expected 0 <= start <= end <= "
+                f"{n} (the number of values)"
+            )
+    return [data[offs[i]: offs[i + 1]] for i in range(len(offs) - 1)]
 
 
 def _padded(

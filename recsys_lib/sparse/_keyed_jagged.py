@@ -30,7 +30,7 @@ from recsys_lib.ops.permute import permute_rows_by_sizes, permute_segments
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._jagged import JaggedTensor, _copy_parts, trusted_jt
-from recsys_lib.sparse._kjt_checks import check_kjt_layout, check_lengths_sum
+from recsys_lib.sparse._kjt_checks import check_kjt_layout, checked_length_per_key
 from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._errors import UnknownKeyError
 from recsys_lib.sparse._meta import JaggedTensorMeta
@@ -233,13 +233,15 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         )
 
     @staticmethod
-    def empty_like(kjt: "KeyedJaggedTensor") -> "KeyedJaggedTensor":
+    def empty_like(kjt: "KeyedJaggedTensor", device: Optional[torch.device] = None) -> "KeyedJaggedTensor":
+        """No keys, ``kjt``'s stride and dtypes, on ``device`` (default: ``kjt``'s)."""
+        dev = kjt.device() if device is None else device
         w = kjt.weights_or_none()
         return KeyedJaggedTensor(
             keys=[],
-            values=torch.empty(0, dtype=kjt.values().dtype, device=kjt.device()),
-            weights=None if w is None else torch.empty(0, dtype=w.dtype, device=w.device),
-            lengths=torch.empty(0, dtype=kjt.lengths().dtype, device=kjt.device()),
+            values=torch.empty(0, dtype=kjt.values().dtype, device=dev),
+            weights=None if w is None else torch.empty(0, dtype=w.dtype, device=dev),
+            lengths=torch.empty(0, dtype=kjt.lengths().dtype, device=dev),
             stride=kjt.stride(),
             offsets=None,
             stride_per_key_per_rank=None,
@@ -364,15 +366,44 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def inverse_indices_or_none(self) -> Optional[Tuple[List[str], torch.Tensor]]:
         return self._inverse_indices
 
-    def _key_indices(self) -> Dict[str, List[int]]:
-        return ops.key_indices(self._keys)
+    def _key_indices(self) -> Dict[str, int]:
+        """Key → its index in ``keys()``; a repeated key maps to its last index."""
+        out: Dict[str, int] = {}
+        for i, k in enumerate(self._keys):
+            out[k] = i
+        return out
 
     def length_per_key(self) -> List[int]:
         """Values per key (host sync when not cached)."""
         lpk = self._length_per_key
         if lpk is None:
-            lpk = ops.compute_length_per_key(self.lengths(), len(self._keys), self._stride_per_key)
+            if torch.jit.is_scripting() or len(self._keys) == 0 or self._values.device.type == "meta":
+                lpk = ops.compute_length_per_key(self.lengths(), len(self._keys), self._stride_per_key)
+            else:
+                lpk = self._checked_length_per_key()
             self._length_per_key = lpk
+        return lpk
+
+    @torch.jit.unused
+    def _checked_length_per_key(self) -> List[int]:
+        """Eager: per-key lengths and the per-batch checks in one host transfer (see ``_kjt_checks``).
+
+        Offsets that do not start at 0 are read as indices into ``values`` (as TorchRec's ``JaggedTensor`` does):
+        the KJT re-bases itself once, so ``values()`` / ``offsets()`` afterwards start at the first bag. Values
+        after the last bag stay in ``values()`` and are ignored by every op.
+        """
+        offsets = self._offsets
+        lengths = self.lengths()
+        lpk, base = checked_length_per_key(
+            self._keys, self._values, lengths, offsets, self.stride_per_key(),
+            self._variable_stride_per_key,
+        )
+        if base != 0 and offsets is not None:
+            self._values = self._values[base:]
+            w = self._weights
+            if w is not None:
+                self._weights = w[base:]
+            self._offsets = offsets - base
         return lpk
 
     def length_per_key_or_none(self) -> Optional[List[int]]:
@@ -407,10 +438,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     def sync(self) -> "KeyedJaggedTensor":
         """Fill the per-key caches now (one host sync); checks that the lengths add up to the values."""
-        lpk = self.length_per_key()
-        if not torch.jit.is_scripting():
-            # free: the per-key sums are on the host now (negative lengths need validate_keyed_jagged_tensor)
-            check_lengths_sum(self._keys, lpk, self._values)
+        self.length_per_key()  # eager: also checks the batch (see _kjt_checks.checked_length_per_key)
         self.offset_per_key()
         return self
 
@@ -690,12 +718,17 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     @torch.jit.unused
     def __str__(self) -> str:
         if len(self._keys) == 0:
-            return "KeyedJaggedTensor()"
-        lines = ["KeyedJaggedTensor({"]
+            return "KeyedJaggedTensor()\n"
+        lines: List[str] = []
         for k, jt in self.to_dict().items():
-            lines.append(f'    "{k}": {[t.tolist() for t in jt.to_dense()]}')
-        lines.append("})")
-        return "\n".join(lines)
+            values = [t.tolist() for t in jt.to_dense()]
+            dense_w = jt.to_dense_weights()
+            if dense_w is None:
+                lines.append(f'    "{k}": {values}')
+            else:
+                weights = [t.tolist() for t in dense_w]
+                lines.append(f'    "{k}": {{\n        "values": {values},\n        "weights": {weights}\n    }}')
+        return "KeyedJaggedTensor({\n" + ",\n".join(lines) + "\n})\n"
 
 
 def _dist_splits(

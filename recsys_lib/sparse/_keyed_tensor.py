@@ -102,6 +102,10 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         start = self.offset_per_key()[i]
         return self._values.narrow(self._key_dim, start, self._length_per_key[i])
 
+    def size_in_bytes(self) -> int:
+        """Bytes held by ``values()``."""
+        return self._values.numel() * self._values.element_size()
+
     def to_dict(self) -> Dict[str, torch.Tensor]:
         parts = torch.split(self._values, self._length_per_key, dim=self._key_dim)
         out: Dict[str, torch.Tensor] = {}
@@ -143,9 +147,9 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     @torch.jit.unused
     def __str__(self) -> str:
         if len(self._keys) == 0:
-            return "KeyedTensor()"
+            return "KeyedTensor()\n"
         body = ",\n".join(f'    "{k}": {v.tolist()}' for k, v in self.to_dict().items())
-        return "KeyedTensor({\n" + body + "\n})"
+        return "KeyedTensor({\n" + body + "\n})\n"
 
 
 def _regroup(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> List[torch.Tensor]:

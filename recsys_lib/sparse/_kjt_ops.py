@@ -55,6 +55,11 @@ def jt_dict_from_parts(
     out: Dict[str, JaggedTensor] = {}
     if num_keys == 0:
         return out  # no keys: nothing to view (and lengths.view(0, -1) would be ambiguous)
+    total = sum(length_per_key)
+    if values.size(0) != total:  # values past the last bag (TorchRec accepts them) belong to no key
+        values = values[:total]
+        if weights is not None:
+            weights = weights[:total]
     values_list = values.split_with_sizes(length_per_key)
     weights_list: Optional[List[torch.Tensor]] = None
     if weights is not None:
@@ -117,14 +122,3 @@ def check_permute(indices: List[int], num_keys: int) -> None:
         raise ValueError(
             f"permute: indices must lie in [0, {num_keys}) for a KeyedJaggedTensor with {num_keys} keys, got {indices}"
         )
-
-
-def key_indices(keys: List[str]) -> Dict[str, List[int]]:
-    out: Dict[str, List[int]] = {}
-    for i, k in enumerate(keys):
-        if k in out:
-            out[k].append(i)
-        else:
-            out[k] = [i]
-    return out
-
