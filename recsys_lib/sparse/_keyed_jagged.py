@@ -468,8 +468,9 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         jt_dict = self._jt_dict
         if jt_dict is None:
             spk: Optional[List[int]] = self._stride_per_key if self._variable_stride_per_key else None
+            lpk = self.length_per_key()  # first: it may re-base values (offsets not starting at 0)
             jt_dict = ops.jt_dict_from_parts(
-                self._keys, self._values, self._weights, self.lengths(), self.length_per_key(), spk, compute_offsets
+                self._keys, self._values, self._weights, self.lengths(), lpk, spk, compute_offsets
             )
             self._jt_dict = jt_dict
         return jt_dict
@@ -528,9 +529,14 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         ops.check_permute(indices, len(self._keys))
         lpk = self.length_per_key()
         spk = self.stride_per_key()
+        all_values, all_weights = self._values, self._weights
+        total = self.offset_per_key()[-1]
+        if all_values.size(0) != total:  # values after the last bag (accepted, as in TorchRec) are dropped
+            all_values = all_values[:total]
+            all_weights = None if all_weights is None else all_weights[:total]
         spkpr: Optional[List[List[int]]] = None
         if self._variable_stride_per_key:
-            lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), self._values, self._weights)
+            lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), all_values, all_weights)
             full = self._spkpr_or_uniform()
             spkpr = [full[i] for i in indices]
         else:
@@ -538,7 +544,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             if indices_tensor is None:
                 indices_tensor = torch.tensor(indices, dtype=torch.int32, device=self.device())
             lengths = self.lengths().view(len(self._keys), -1).index_select(0, indices_tensor).view(-1)
-            values, weights = permute_segments(indices, indices_tensor, lpk, self._values, self._weights)
+            values, weights = permute_segments(indices, indices_tensor, lpk, all_values, all_weights)
         new_lpk = [lpk[i] for i in indices]
         if not torch.jit.is_scripting():
             return _unchecked_kjt([self._keys[i] for i in indices], values, weights, lengths, self.stride(), spkpr,

@@ -69,3 +69,15 @@ def test_str_layouts():
 def test_size_in_bytes_of_keyed_tensor():
     kt = KeyedTensor(["a"], [2], torch.ones(3, 2))
     assert kt.size_in_bytes() == 3 * 2 * 4
+
+
+def test_ops_on_a_kjt_with_trailing_values_match_the_trimmed_kjt():
+    values = torch.arange(12)
+    lengths = torch.tensor([1, 2, 0, 1, 2, 1])
+    long_kjt = KeyedJaggedTensor(["a", "b", "c"], values, lengths=lengths)
+    ref = KeyedJaggedTensor(["a", "b", "c"], values[:7], lengths=lengths)
+    for got, want in [(long_kjt.permute([2, 0]), ref.permute([2, 0])), (long_kjt.split([1, 2])[1], ref.split([1, 2])[1])]:
+        assert got.keys() == want.keys()
+        for k in want.keys():
+            torch.testing.assert_close(got[k].values(), want[k].values())
+            torch.testing.assert_close(got[k].lengths(), want[k].lengths())
