@@ -86,7 +86,9 @@ class EmbeddingFusedOptimizer(FusedOptimizer):
                              "tables")
         params: Dict[str, torch.Tensor] = {}
         state: Dict[Any, Any] = {}
-        for weight, opt_states, table in zip(weights, emb_module.split_optimizer_states(), tables):
+        all_states = list(emb_module.split_optimizer_states())  # empty for stateless optimizers (SGD)
+        for i, (weight, table) in enumerate(zip(weights, tables)):
+            opt_states = all_states[i] if i < len(all_states) else []
             key = table.name + ".weight"
             params[key] = weight
             state[weight] = {f"{key}.momentum_{i + 1}": t for i, t in enumerate(list(opt_states)[:2])}
