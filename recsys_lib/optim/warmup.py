@@ -126,7 +126,7 @@ class WarmupOptimizer(OptimizerWrapper):
         optimizer: the optimizer whose param groups get the learning rate.
         stages: at least one stage, ``max_iters`` strictly increasing.
         lr: base learning rate multiplied by the stage multiplier.
-        lr_param: param-group key to set (every group must have it).
+        lr_param: param-group key to set (added to groups that lack it, as TorchRec does).
         param_name: key under which the iteration counter is checkpointed.
     """
 
@@ -151,9 +151,6 @@ class WarmupOptimizer(OptimizerWrapper):
                 )
         if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr >= 0:
             raise ValueError(f"WarmupOptimizer: lr must be a number >= 0, got {lr!r}")
-        for i, group in enumerate(self.param_groups):
-            if lr_param not in group:
-                raise ValueError(f"WarmupOptimizer: param_groups[{i}] has no {lr_param!r} entry")
         if not isinstance(param_name, str) or not param_name:
             raise ValueError(f"WarmupOptimizer: param_name must be a non-empty str, got {param_name!r}")
         self._stages = list(stages)

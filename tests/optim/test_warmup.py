@@ -107,8 +107,9 @@ def test_warmup_bad_input():
         WarmupOptimizer(inner, [{"policy": "linear"}])
     with pytest.raises(ValueError, match="increase"):
         WarmupOptimizer(inner, [WarmupStage(max_iters=5), WarmupStage(max_iters=5)])
-    with pytest.raises(ValueError, match="'betas'"):
-        WarmupOptimizer(inner, [WarmupStage()], lr_param="betas")
+    # a group without the lr_param entry gets one (TorchRec sets it; it used to be rejected here)
+    WarmupOptimizer(inner, [WarmupStage()], lr_param="my_lr", param_name="w2")
+    assert inner.param_groups[0]["my_lr"] == 0.1
     with pytest.raises(ValueError, match="lr"):
         WarmupOptimizer(inner, [WarmupStage()], lr=-1.0)
     with pytest.raises(ValueError, match="already in use"):
