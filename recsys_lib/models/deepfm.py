@@ -11,7 +11,7 @@ and the factorization-machine term over the same list. The over arch ends in a s
 returns probabilities, not logits (as TorchRec's does).
 """
 
-from typing import List
+from typing import List, Tuple, Union
 
 import torch
 from torch import nn
@@ -164,3 +164,20 @@ class SimpleDeepFMNN(nn.Module):
         embedded_sparse = self.sparse_arch(sparse_features)
         concatenated = self.inter_arch(dense_features=embedded_dense, sparse_features=embedded_sparse)
         return self.over_arch(concatenated)
+
+
+class SimpleDeepFMNNWrapper(SimpleDeepFMNN):
+    """``SimpleDeepFMNN`` fed one ``ModelInput`` (``float_features``, ``idlist_features``, ``label``).
+
+    ``forward(model_input)`` returns ``(loss, logits)`` in training mode (binary cross-entropy with logits against
+    ``label``) and the logits ``(B, 1)`` in eval mode.
+    """
+
+    def forward(  # type: ignore[override]
+        self, model_input: "ModelInput"  # noqa: F821 - recsys_lib.distributed.test_utils' batch type
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        pred = super().forward(dense_features=model_input.float_features, sparse_features=model_input.idlist_features)
+        if self.training:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(pred.squeeze(), model_input.label)
+            return (loss, pred)
+        return pred
