@@ -47,8 +47,11 @@ def position_weighted_kjt(features: KeyedJaggedTensor, position_weights: Dict[st
 
     One ``torch.fx`` node (the per-key split depends on the batch), so processors built on it trace.
     """
+    lpk: List[int] = features.length_per_key()  # first: may re-base values (offsets not starting at 0)
     values = features.values()
-    lpk: List[int] = features.length_per_key()
+    total = features.offset_per_key()[-1]
+    if values.size(0) != total:  # values past the last bag (accepted, as in TorchRec) get no weight: drop them
+        values = values[:total]
     positions = positions_in_bags(features.offsets(), values.numel())
     parts: List[torch.Tensor] = []
     for key, pos in zip(features.keys(), positions.split(lpk)):

@@ -41,9 +41,13 @@ def apply_feature_processors_to_kjt(
             parts.append(torch.ones(jt.values().numel(), device=jt.values().device))
     weights = torch.cat(parts) if len(parts) > 0 else features.weights_or_none()
     vbe = features.variable_stride_per_key()
+    values = features.values()
+    total = features.offset_per_key()[-1]
+    if values.size(0) != total:  # values past the last bag (accepted, as in TorchRec) get no weight: drop them
+        values = values[:total]
     return KeyedJaggedTensor(
         keys=features.keys(),
-        values=features.values(),
+        values=values,
         weights=weights,
         lengths=features.lengths(),
         stride=None if vbe else features.stride(),
