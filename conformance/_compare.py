@@ -50,6 +50,8 @@ def normalize(x: Any) -> Any:
         return str(x)
     if isinstance(x, (int, float, bool)) or x is None:
         return x
+    if hasattr(x, "item") and hasattr(x, "dtype") and getattr(x, "shape", None) == ():  # numpy scalars
+        return x.item()
     if isinstance(x, Raised):
         return x
     return ("object", name)

@@ -498,6 +498,8 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             seg_values = self._values[v0:v1]
             seg_weights = None if w is None else w[v0:v1]
             seg_lengths = lengths[lopk[start] : lopk[end]]
+            if seg == 0:  # an empty segment carries int32 lengths whatever the input's dtype, as in TorchRec
+                seg_lengths = torch.empty(0, dtype=torch.int32, device=lengths.device)
             seg_opk = [o - v0 for o in opk[start : end + 1]]
             if not torch.jit.is_scripting():
                 out.append(_unchecked_kjt(seg_keys, seg_values, seg_weights, seg_lengths, stride, spkpr,
