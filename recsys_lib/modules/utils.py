@@ -131,12 +131,19 @@ def construct_jagged_tensors_inference(
     need_indices: bool = False,
     features_to_permute_indices: Optional[Dict[str, List[int]]] = None,
     reverse_indices: Optional[torch.Tensor] = None,
+    remove_padding: bool = False,
 ) -> Dict[str, JaggedTensor]:
-    """Inference form of :func:`construct_jagged_tensors`: ``lengths`` is ``(F, B)``, ``values`` the ids."""
+    """Inference form of :func:`construct_jagged_tensors`: ``lengths`` is ``(F, B)``, ``values`` the ids.
+
+    ``remove_padding``: ``embeddings`` may hold padding rows after the ``sum(lengths)`` real ones; they are dropped
+    (ignored when ``reverse_indices`` is given, which selects the rows itself).
+    """
     if lengths.dim() != 2:
         raise ValueError(f"construct_jagged_tensors_inference: lengths must be (F, B), got shape {list(lengths.shape)}")
     if reverse_indices is not None:
         embeddings = embeddings.index_select(0, reverse_indices.long())
+    elif remove_padding:
+        embeddings = embeddings[: int(lengths.sum().item())]
     length_per_key: List[int] = lengths.sum(dim=1).tolist()
     return _split_rows_to_jts(embeddings, values, list(lengths.unbind(0)), length_per_key, embedding_names,
                               need_indices, features_to_permute_indices)

@@ -114,3 +114,31 @@ def test_fused_ebc_shared_feature_matches_ebc_and_embedding_fused_optimizer():
 def _single_table_tbe(tables):
     m = FusedEmbeddingBagCollection(tables, optimizer_type=torch.optim.SGD, optimizer_kwargs={"lr": 0.1})
     return m._tbes[0]
+
+
+def test_construct_jagged_tensors_inference_remove_padding():
+    from recsys_lib.modules.utils import construct_jagged_tensors_inference
+
+    emb = torch.randn(6, 2)  # 4 real rows + 2 padding rows
+    lengths = torch.tensor([[1, 1], [0, 2]])
+    d = construct_jagged_tensors_inference(emb, lengths, torch.arange(4), ["a", "b"], remove_padding=True)
+    torch.testing.assert_close(d["a"].values(), emb[:2])
+    torch.testing.assert_close(d["b"].values(), emb[2:4])
+
+
+def test_eviction_policies_fill_inference_fields_and_header():
+    from recsys_lib.modules.embedding_configs import (
+        CountBasedEvictionPolicy,
+        DataType,
+        FeatureScoreBasedEvictionPolicy,
+        TimestampBasedEvictionPolicy,
+    )
+
+    assert CountBasedEvictionPolicy(eviction_threshold=3).inference_eviction_threshold == 3
+    assert TimestampBasedEvictionPolicy().inference_eviction_ttl_mins == 24 * 60
+    p = FeatureScoreBasedEvictionPolicy(training_id_keep_count=5, enable_auto_feature_score_collection=True)
+    assert p.max_inference_id_num_per_rank == 5 and p.feature_score_mapping == {}
+    p.init_metaheader_config(DataType.FP16, 8)
+    assert (p.get_meta_header_len(), p.get_embedding_dim()) == (8, 8)  # 16 bytes / 2-byte elements
+    p.init_metaheader_config(DataType.FP32, 4)  # once only
+    assert p.get_meta_header_len() == 8
