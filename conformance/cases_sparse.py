@@ -96,3 +96,17 @@ def kt_basics(lib: Any) -> Calls:
 
 
 CASES = {"sparse.KeyedJaggedTensor": kjt_basics, "sparse.JaggedTensor": jt_basics, "sparse.KeyedTensor": kt_basics}
+
+
+def tensor_dict(lib: Any) -> Calls:
+    from tensordict import TensorDict  # noqa: PLC0415 - the compare environment has it
+
+    def nested(bags: List[List[int]]) -> torch.Tensor:
+        return torch.nested.nested_tensor([torch.tensor(b, dtype=torch.int64) for b in bags], layout=torch.jagged)
+
+    td = lambda: TensorDict({"f1": nested([[1, 2], [3]]), "f2": nested([[4], [5, 6]])}, batch_size=[2])  # noqa: E731
+    conv = lib.m("sparse.tensor_dict").maybe_td_to_kjt
+    return [("TensorDict -> KJT", lambda: conv(td())), ("keys order", lambda: conv(td(), ["f2", "f1"]))]
+
+
+CASES["sparse.tensor_dict"] = tensor_dict
