@@ -16,6 +16,7 @@ from typing import List, Tuple, Union
 import torch
 from torch import nn
 
+from recsys_lib.models._model_input import loss_and_prediction
 from recsys_lib.modules.deepfm import DeepFM, FactorizationMachine
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
@@ -177,7 +178,4 @@ class SimpleDeepFMNNWrapper(SimpleDeepFMNN):
         self, model_input: "ModelInput"  # noqa: F821 - recsys_lib.distributed.test_utils' batch type
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         pred = super().forward(dense_features=model_input.float_features, sparse_features=model_input.idlist_features)
-        if self.training:
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(pred.squeeze(), model_input.label)
-            return (loss, pred)
-        return pred
+        return loss_and_prediction(pred, model_input.label, self.training)

@@ -28,6 +28,7 @@ from recsys_lib.models._dlrm_dense_arches import (  # noqa: F401  (public re-exp
     OverArch,
     choose,
 )
+from recsys_lib.models._model_input import loss_and_prediction
 from recsys_lib.modules.crossnet import LowRankCrossNet
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
@@ -253,17 +254,10 @@ class DLRMTrain(nn.Module):
 
 
 class DLRMWrapper(DLRM):
-    """``DLRM`` fed one ``ModelInput`` (``float_features``, ``idlist_features``, ``label``).
-
-    ``forward(model_input)`` returns ``(loss, logits)`` in training mode (binary cross-entropy with logits against
-    ``label``) and the logits ``(B, 1)`` in eval mode.
-    """
+    """``DLRM`` on one ``ModelInput`` batch: ``(loss, logits)`` while training, the logits otherwise."""
 
     def forward(  # type: ignore[override]
         self, model_input: "ModelInput"  # noqa: F821 - recsys_lib.distributed.test_utils' batch type
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         pred = super().forward(dense_features=model_input.float_features, sparse_features=model_input.idlist_features)
-        if self.training:
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(pred.squeeze(), model_input.label)
-            return (loss, pred)
-        return pred
+        return loss_and_prediction(pred, model_input.label, self.training)
