@@ -94,20 +94,28 @@ def checked_length_per_key(
     """
     num_keys = len(keys)
     flat = lengths.view(-1)
-    sums = _per_key_sums(flat, num_keys, stride_per_key if variable else None).to(torch.int64)
-    extras = [flat.min().to(torch.int64) if flat.numel() > 0 else sums.new_zeros(())]
+    sums = _per_key_sums(flat, num_keys, stride_per_key if variable else None)
+    extras: List[torch.Tensor] = [flat.min() if flat.numel() > 0 else sums.new_zeros(())]
+    diff = flat
     if offsets is not None:
-        extras.append(offsets[0].to(torch.int64))
-        diff = offsets[1:].to(torch.int64) - offsets[:-1].to(torch.int64)
-        extras.append((diff != flat.to(torch.int64)).sum())
-    host: List[int] = torch.cat([sums, torch.stack(extras)]).tolist()
-    lpk = host[:num_keys]
-    min_len = host[num_keys]
-    base = host[num_keys + 1] if offsets is not None else 0
+        diff = offsets[1:] - offsets[:-1]
+        extras.append(offsets[0])
+        extras.append((diff != flat).sum())
+    if flat.device.type == "cpu":
+        # host tensors: reading each scalar is a plain memory read, cheaper than concatenating first
+        lpk: List[int] = sums.tolist()
+        tail = [int(t) for t in extras]
+    else:
+        # accelerators: everything comes back in ONE device-to-host transfer
+        host: List[int] = torch.cat([sums.to(torch.int64), torch.stack(extras).to(torch.int64)]).tolist()
+        lpk = host[:num_keys]
+        tail = host[num_keys:]
+    min_len = tail[0]
+    base = tail[1] if offsets is not None else 0
+    mismatches = tail[2] if offsets is not None else 0
     owner = "KeyedJaggedTensor"
-    if offsets is not None and host[num_keys + 2] != 0:
-        diff = offsets[1:].to(torch.int64) - offsets[:-1].to(torch.int64)
-        at = int(torch.nonzero(diff != flat.to(torch.int64))[0].item())
+    if mismatches != 0:
+        at = int(torch.nonzero(diff != flat)[0].item())
         raise ValueError(
             f"{owner}: lengths and offsets were both given and disagree at {_locate(keys, stride_per_key, at)}: "
             f"lengths[{at}]={int(flat[at])} but offsets[{at + 1}]-offsets[{at}]={int(diff[at])}. "
