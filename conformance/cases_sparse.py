@@ -110,3 +110,20 @@ def tensor_dict(lib: Any) -> Calls:
 
 
 CASES["sparse.tensor_dict"] = tensor_dict
+
+
+def odd_inputs(lib: Any) -> Calls:
+    """Inputs TorchRec accepts but then crashes on or misreads: listed in docs/deviations.md (run.py KNOWN)."""
+    K = lib.m("sparse.jagged_tensor").KeyedJaggedTensor
+    return [
+        ("values longer: to_dict", lambda: K.from_lengths_sync(["a", "b"], torch.arange(10),
+                                                               torch.tensor([1, 2, 0, 1])).to_dict()),
+        ("offsets not at 0: getitem", lambda: K(["a"], torch.arange(6), offsets=torch.tensor([2, 4, 6]))["a"]),
+        ("negative length: sync", lambda: K.from_lengths_sync(["a"], torch.arange(4), torch.tensor([3, -1]))),
+        ("lengths past values: sync", lambda: K.from_lengths_sync(["a"], torch.arange(2), torch.tensor([3, 1]))),
+        ("lengths/offsets disagree: getitem", lambda: K(["a"], torch.arange(4), lengths=torch.tensor([1, 1]),
+                                                         offsets=torch.tensor([0, 2, 4]))["a"]),
+    ]
+
+
+CASES["sparse.odd_inputs"] = odd_inputs

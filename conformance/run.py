@@ -20,6 +20,11 @@ from conformance._lib import Lib
 # (case, call) -> why the results differ on purpose (see docs/deviations.md)
 KNOWN_DEVIATIONS: Dict[Tuple[str, str], str] = {
     ("sparse.KeyedJaggedTensor", "bad split"): "TorchRec silently drops the keys past the segments; we raise",
+    ("sparse.odd_inputs", "values longer: to_dict"): "TorchRec crashes in split_with_sizes; we ignore trailing values",
+    ("sparse.odd_inputs", "offsets not at 0: getitem"): "TorchRec reads from 0; we read offsets as indices (as its JT)",
+    ("sparse.odd_inputs", "negative length: sync"): "TorchRec accepts (crashes later); we name key and batch index",
+    ("sparse.odd_inputs", "lengths past values: sync"): "TorchRec accepts (crashes later); we name the key",
+    ("sparse.odd_inputs", "lengths/offsets disagree: getitem"): "TorchRec follows the lengths silently; we raise",
     ("optim", "RowWiseAdagrad"): "TorchRec crashes on a 1-D parameter (IndexError); we treat it as one row",
     ("optim", "WarmupOptimizer schedule"): "POLY past decay_iters: TorchRec's multiplier goes negative; we clamp at 0",
 }
