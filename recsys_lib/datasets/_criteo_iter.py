@@ -68,7 +68,7 @@ class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
         shuffle_training_set: for ``"train"``, permute all rows (same seed on all ranks), give each rank a
             contiguous span of the permutation and batch it in order (the rank's rows are gathered into memory;
             as in TorchRec, rank ``r`` then yields ``ceil(rows_r / batch_size)`` batches, or
-            ``min_rows // batch_size`` with ``drop_last``).
+            ``rows_r // batch_size`` with ``drop_last``, so ranks may differ by one batch).
         mmap_mode: memory-map the files instead of reading the rows in (hashing then happens per batch).
         hashes: 26 table sizes; ids become ``id % hashes[f]``.
         path_manager_key: iopath key.
@@ -221,10 +221,9 @@ class InMemoryBinaryCriteoIterDataPipe(IterableDataset):
                 result = np.empty((0,) + shape[1:], dtype=dtype)
             arrs.append(result)
         self.mmap_mode = False  # the rows now live in memory
-        rank_rows = [b - a for a, b in (rank_row_span(total, r, self.world_size) for r in range(self.world_size))]
         n = hi - lo
-        if self.drop_last:
-            n = min(rank_rows) // self.batch_size * self.batch_size
+        if self.drop_last:  # per rank, as TorchRec: a rank with one more row may keep one more full batch
+            n = n // self.batch_size * self.batch_size
         b = self.batch_size
         self._batches = [[(0, s, min(s + b, n))] for s in range(0, n, b)]
 

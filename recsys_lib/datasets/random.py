@@ -10,14 +10,11 @@ from recsys_lib.datasets.utils import Batch
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
-def _one_of(name: str, single: Optional[int], many: Optional[List[int]], n: int) -> List[int]:
-    if (single is None) == (many is None):
-        raise ValueError(f"exactly one of {name} and {name}s must be set, got {name}={single}, {name}s={many}")
-    if many is None:
-        return [int(single)] * n  # type: ignore[arg-type]
-    if len(many) != n:
-        raise ValueError(f"{name}s has {len(many)} entries for {n} keys")
-    return [int(v) for v in many]
+def _per_key(name: str, many: Optional[List[int]], default: List[int], n: int) -> List[int]:
+    values = default if many is None else [int(v) for v in many]
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} entries for {n} keys")
+    return values
 
 
 class _RandomRecBatch:
@@ -42,10 +39,10 @@ class _RandomRecBatch:
         min_ids_per_features: Optional[List[int]] = None,
         pin_memory: bool = False,
     ) -> None:
-        if batch_size <= 0 or num_dense < 0 or num_generated_batches <= 0:
+        if batch_size <= 0 or num_dense < 0 or num_generated_batches == 0:
             raise ValueError(
-                f"batch_size ({batch_size}) and num_generated_batches ({num_generated_batches}) must be positive, "
-                f"num_dense ({num_dense}) >= 0"
+                f"batch_size ({batch_size}) must be positive, num_generated_batches ({num_generated_batches}) "
+                f"non-zero (negative: a fresh batch every step), num_dense ({num_dense}) >= 0"
             )
         if num_batches is not None and num_batches < 0:
             raise ValueError(f"num_batches must be >= 0, got {num_batches}")
@@ -66,7 +63,9 @@ class _RandomRecBatch:
             self._generator.manual_seed(manual_seed)
         else:
             self._generator.seed()
-        self._batches = [self._generate() for _ in range(num_generated_batches)]
+        # num_generated_batches < 0 (TorchRec's -1): no pool, every step draws a new batch, forever
+        self._fresh = num_generated_batches < 0
+        self._batches = [] if self._fresh else [self._generate() for _ in range(num_generated_batches)]
         self._cycle = itertools.cycle(self._batches)
         self._emitted = 0
 
@@ -97,7 +96,7 @@ class _RandomRecBatch:
         if self.num_batches is not None and self._emitted >= self.num_batches:
             raise StopIteration
         self._emitted += 1
-        return next(self._cycle)
+        return self._generate() if self._fresh else next(self._cycle)
 
 
 RandomRecBatch = _RandomRecBatch
@@ -117,7 +116,8 @@ class RandomRecDataset(IterableDataset):
         num_generated_batches: distinct batches generated up front and then cycled.
         min_ids_per_feature / min_ids_per_features: minimum ids per sample. Default: with ``ids_per_feature``
             every sample has exactly that many ids; with ``ids_per_features`` counts are drawn from ``[0, max]``.
-        pin_memory: pin the generated batches (needs an accelerator).
+        num_generated_batches: size of the pool of pre-generated batches that is cycled; negative (TorchRec's
+            ``-1``): a new batch every step, forever unless ``num_batches`` is set.
 
     Example::
 
@@ -140,18 +140,18 @@ class RandomRecDataset(IterableDataset):
         num_generated_batches: int = 10,
         min_ids_per_feature: Optional[int] = None,
         min_ids_per_features: Optional[List[int]] = None,
-        pin_memory: bool = False,
     ) -> None:
         super().__init__()
         n = len(keys)
-        hashes = _one_of("hash_size", hash_size, hash_sizes, n)
-        ids = _one_of("ids_per_feature", ids_per_feature, ids_per_features, n)
-        if min_ids_per_feature is not None or min_ids_per_features is not None:
-            mins = _one_of("min_ids_per_feature", min_ids_per_feature, min_ids_per_features, n)
-        elif ids_per_feature is not None:
-            mins = ids  # one fixed count for every key
+        # TorchRec's defaults: the list wins over the scalar; 100 rows and 2 ids per key when neither is given;
+        # the minimum count defaults to the scalar ids_per_feature (fixed counts), else 0.
+        hashes = _per_key("hash_sizes", hash_sizes, [hash_size if hash_size else 100] * n, n)
+        ids = _per_key("ids_per_features", ids_per_features, [ids_per_feature if ids_per_feature else 2] * n, n)
+        if min_ids_per_features is None:
+            lo = min_ids_per_feature if min_ids_per_feature is not None else ids_per_feature
+            mins = [lo if lo else 0] * n
         else:
-            mins = [0] * n  # per-key maxima: counts drawn from [0, max] (TorchRec's defaults, observed)
+            mins = _per_key("min_ids_per_features", min_ids_per_features, [], n)
         self.num_batches = num_batches
         self.batch_generator = _RandomRecBatch(
             keys=keys,
@@ -163,10 +163,12 @@ class RandomRecDataset(IterableDataset):
             num_generated_batches=num_generated_batches,
             num_batches=None,
             min_ids_per_features=mins,
-            pin_memory=pin_memory,
         )
 
     def __iter__(self) -> Iterator[Batch]:
+        if self.batch_generator._fresh:  # a new random batch per step; num_batches=None: forever
+            fresh = iter(self.batch_generator._generate, None)
+            return fresh if self.num_batches is None else itertools.islice(fresh, self.num_batches)
         # Every pass restarts at the first pre-generated batch, so epochs are identical.
         cycled = itertools.cycle(self.batch_generator._batches)
         if self.num_batches is None:

@@ -94,6 +94,9 @@ class Tracer(torch.fx.Tracer):
                 "key_dim": a.key_dim(),
             }
             return self.create_node("call_function", KeyedTensor, (), self.create_arg(kwargs))
+        if isinstance(a, torch.nn.Module):
+            # a submodule handed to a wrapped function (e.g. a dict of feature processors): read it as an attribute
+            return self.create_node("get_attr", self.path_of_module(a), (), {})
         return super().create_arg(a)
 
 

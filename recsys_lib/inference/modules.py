@@ -32,13 +32,15 @@ from recsys_lib.modules.embedding_modules import (
     EmbeddingCollectionInterface,
 )
 from recsys_lib.modules.fp_embedding_modules import FeatureProcessedEmbeddingBagCollection
-from recsys_lib.quant.embedding_modules import (
+from recsys_lib.quant._prep import (
     MODULE_ATTR_EMB_CONFIG_NAME_TO_NUM_ROWS_POST_PRUNING_DICT,
+    quant_prep_enable_cache_features_order,
+    quant_prep_enable_register_tbes,
+)
+from recsys_lib.quant.embedding_modules import (
     EmbeddingBagCollection as QuantEmbeddingBagCollection,
     EmbeddingCollection as QuantEmbeddingCollection,
     FeatureProcessedEmbeddingBagCollection as QuantFeatureProcessedEmbeddingBagCollection,
-    quant_prep_enable_cache_features_order,
-    quant_prep_enable_register_tbes,
 )
 
 

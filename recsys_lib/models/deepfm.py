@@ -11,11 +11,12 @@ and the factorization-machine term over the same list. The over arch ends in a s
 returns probabilities, not logits (as TorchRec's does).
 """
 
-from typing import List
+from typing import List, Tuple, Union
 
 import torch
 from torch import nn
 
+from recsys_lib.models._model_input import loss_and_prediction
 from recsys_lib.modules.deepfm import DeepFM, FactorizationMachine
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
@@ -164,3 +165,17 @@ class SimpleDeepFMNN(nn.Module):
         embedded_sparse = self.sparse_arch(sparse_features)
         concatenated = self.inter_arch(dense_features=embedded_dense, sparse_features=embedded_sparse)
         return self.over_arch(concatenated)
+
+
+class SimpleDeepFMNNWrapper(SimpleDeepFMNN):
+    """``SimpleDeepFMNN`` fed one ``ModelInput`` (``float_features``, ``idlist_features``, ``label``).
+
+    ``forward(model_input)`` returns ``(loss, logits)`` in training mode (binary cross-entropy with logits against
+    ``label``) and the logits ``(B, 1)`` in eval mode.
+    """
+
+    def forward(  # type: ignore[override]
+        self, model_input: "ModelInput"  # noqa: F821 - recsys_lib.distributed.test_utils' batch type
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        pred = super().forward(dense_features=model_input.float_features, sparse_features=model_input.idlist_features)
+        return loss_and_prediction(pred, model_input.label, self.training)

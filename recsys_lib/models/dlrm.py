@@ -14,7 +14,7 @@ State-dict keys follow TorchRec's (``sparse_arch.embedding_bag_collection.embedd
 TorchRec checkpoints load with ``strict=True``.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from recsys_lib.models._dlrm_dense_arches import (  # noqa: F401  (public re-exp
     OverArch,
     choose,
 )
+from recsys_lib.models._model_input import loss_and_prediction
 from recsys_lib.modules.crossnet import LowRankCrossNet
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
@@ -121,6 +122,20 @@ class DLRM(nn.Module):
         self.inter_arch: nn.Module = _on_device(InteractionArch(num_sparse_features), dense_device)
         over_in = embedding_dim + choose(num_sparse_features, 2) + num_sparse_features
         self.over_arch = OverArch(over_in, over_arch_layer_sizes, device=dense_device)
+        self._dense_path_compiled: bool = False
+
+    def compile_dense_path(self, compile_mode: str = "reduce-overhead") -> None:
+        """Wrap ``dense_arch``, ``inter_arch`` and ``over_arch`` in ``torch.compile(mode=compile_mode)``.
+
+        On CUDA the default mode captures CUDA graphs of the small dense kernels; on CPU it compiles them. The
+        sparse arch stays eager (its shapes change per batch). Idempotent: a second call does nothing.
+        """
+        if self._dense_path_compiled:
+            return
+        self.dense_arch = torch.compile(self.dense_arch, mode=compile_mode)  # type: ignore[assignment]
+        self.inter_arch = torch.compile(self.inter_arch, mode=compile_mode)  # type: ignore[assignment]
+        self.over_arch = torch.compile(self.over_arch, mode=compile_mode)  # type: ignore[assignment]
+        self._dense_path_compiled = True
 
     def forward(self, dense_features: torch.Tensor, sparse_features: KeyedJaggedTensor) -> torch.Tensor:
         """``dense_features``: ``(B, dense_in_features)``; ``sparse_features``: KJT of stride ``B``.
@@ -236,3 +251,13 @@ class DLRMTrain(nn.Module):
         logits = self.model(batch.dense_features, batch.sparse_features).squeeze(-1)  # (B,)
         loss = self.loss_fn(logits, batch.labels.float())
         return loss, (loss.detach(), logits.detach(), batch.labels.detach())
+
+
+class DLRMWrapper(DLRM):
+    """``DLRM`` on one ``ModelInput`` batch: ``(loss, logits)`` while training, the logits otherwise."""
+
+    def forward(  # type: ignore[override]
+        self, model_input: "ModelInput"  # noqa: F821 - recsys_lib.distributed.test_utils' batch type
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        pred = super().forward(dense_features=model_input.float_features, sparse_features=model_input.idlist_features)
+        return loss_and_prediction(pred, model_input.label, self.training)

@@ -17,6 +17,7 @@ import torch
 
 from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig
 from recsys_lib.pt2.checks import is_pt2_compiling
+from recsys_lib.sparse._errors import UnknownKeyError
 
 
 def table_feature_names(table: BaseEmbeddingConfig) -> List[str]:
@@ -34,22 +35,23 @@ def embedding_names_by_table(tables: List[BaseEmbeddingConfig]) -> List[List[str
 
 
 def check_keys(keys: List[str], consumed: Dict[str, int], owner: str) -> Dict[str, int]:
-    """Map KJT key → position; raise ``ValueError`` if a key is unused or a table feature is missing."""
+    """Map each table feature → its position among the KJT keys.
+
+    KJT keys that no table reads are ignored (as TorchRec does: one KJT often feeds several collections). A key
+    repeated in the KJT maps to its last position (TorchRec's ``to_dict`` keeps the last). A table feature missing
+    from the KJT raises ``UnknownKeyError`` (a ``KeyError``, as TorchRec's, and a ``ValueError``) naming it.
+    """
     index: Dict[str, int] = {}
     for i, k in enumerate(keys):
-        if k not in consumed:
-            raise ValueError(
-                owner + ": input feature '" + k + "' is not read by any table; table features are "
-                + str(list(consumed.keys()))
-            )
-        index[k] = i
+        if k in consumed:
+            index[k] = i
     if len(index) != len(consumed):
         missing: List[str] = []
         for f in consumed.keys():
             if f not in index:
                 missing.append(f)
-        raise ValueError(owner + ": features " + str(missing) + " of the tables are missing from the input keys "
-                         + str(keys))
+        raise UnknownKeyError(owner + ": features " + str(missing) + " of the tables are missing from the input "
+                              "keys " + str(keys))
     return index
 
 
@@ -86,8 +88,8 @@ def check_ids(ids: torch.Tensor, num_embeddings: int, table: str) -> None:
 
 def all_ids_below(ids: torch.Tensor, bound: int) -> bool:
     """Whether every id is in ``[0, bound)``: one pass that lets callers skip per-table checks (``True`` while
-    PT2 traces)."""
-    if is_pt2_compiling() or ids.numel() == 0:
+    PT2 traces, and for meta tensors: no data to check)."""
+    if is_pt2_compiling() or ids.numel() == 0 or ids.device.type == "meta":
         return True
     lo_hi = torch.aminmax(ids)
     return int(lo_hi[0]) >= 0 and int(lo_hi[1]) < bound

@@ -71,13 +71,13 @@ def pool_tables(
     """Pooled lookups of every table: ``(B, sum over tables and their features of D)``, float32."""
     keys = features.keys()
     index = check_keys(keys, all_features, "EmbeddingBagCollection")
+    opk = features.offset_per_key()  # first: reading the per-key lengths checks the batch and may re-base values
     values = features.values()
     weights: Optional[torch.Tensor] = features.weights_or_none() if is_weighted else None
     if is_weighted and weights is None:
         raise ValueError("EmbeddingBagCollection(is_weighted=True) needs a KJT with weights")
     vbe = features.variable_stride_per_key()
     starts = _key_starts(features)
-    opk = features.offset_per_key()
     stride = 0 if vbe else features.stride()
     # Zero-based offsets of every feature, (F, B+1), from one cumsum: a feature's bags are one row view.
     local = torch.empty(0)
@@ -147,10 +147,10 @@ def lookup_sequences(
 ) -> Dict[str, JaggedTensor]:
     """One row per id: ``{embedding name: JaggedTensor(values (N_f, D) float32, lengths L_f, weights ids?)}``."""
     index = check_keys(features.keys(), all_features, "EmbeddingCollection")
+    opk = features.offset_per_key()  # first: reading the per-key lengths checks the batch and may re-base values
     values = features.values()
     lengths = features.lengths()
     starts = _key_starts(features)
-    opk = features.offset_per_key()
     lpk = features.length_per_key()
     out: Dict[str, JaggedTensor] = {}
     ids_ok = all_ids_below(values, min(num_embeddings))

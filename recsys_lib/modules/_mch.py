@@ -28,6 +28,7 @@ from recsys_lib.modules._mch_index import (
     worth_building,
 )
 from recsys_lib.sparse.jagged_tensor import JaggedTensor
+from recsys_lib._public import public_at
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def _mch_remap(
     return out
 
 
+@public_at("recsys_lib.modules.mc_modules")
 class MCHManagedCollisionModule(ManagedCollisionModule):
     """Managed-collision hash: raw ids get their own row while they score high enough under an eviction policy.
 

@@ -21,7 +21,8 @@ from fbgemm_gpu.split_table_batched_embeddings_ops_training import (
     WeightDecayMode,
 )
 
-from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, DataType, data_type_to_sparse_type
+from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, data_type_to_sparse_type
+from recsys_lib.types import DataType
 from recsys_lib.optim._emb_opt_type import convert_optimizer_kwargs_to_fbgemm, optimizer_type_to_emb_opt_type
 from recsys_lib.optim.fused import EmptyFusedOptimizer, FusedOptimizer
 

@@ -178,11 +178,9 @@ class LowRankMixtureCrossNet(nn.Module):
         self.U_kernels: nn.ParameterList = nn.ParameterList(
             [_xavier(num_experts, in_features, low_rank) for _ in range(num_layers)]
         )
+        # TorchRec's shapes and registration order (state-dict keys and checkpoints match): V is (E, r, N)
         self.V_kernels: nn.ParameterList = nn.ParameterList(
-            [_xavier(num_experts, in_features, low_rank) for _ in range(num_layers)]
-        )
-        self.C_kernels: nn.ParameterList = nn.ParameterList(
-            [_xavier(num_experts, low_rank, low_rank) for _ in range(num_layers)]
+            [_xavier(num_experts, low_rank, in_features) for _ in range(num_layers)]
         )
         self.bias: nn.ParameterList = nn.ParameterList([_zeros(in_features, 1) for _ in range(num_layers)])
         self.gates: Optional[nn.ModuleList] = (
@@ -191,6 +189,9 @@ class LowRankMixtureCrossNet(nn.Module):
             else None
         )
         self._activation: Union[nn.Module, Callable[[torch.Tensor], torch.Tensor]] = activation
+        self.C_kernels: nn.ParameterList = nn.ParameterList(
+            [_xavier(num_experts, low_rank, low_rank) for _ in range(num_layers)]
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """``input``: ``(B, N)`` -> ``(B, N)``."""
@@ -199,7 +200,7 @@ class LowRankMixtureCrossNet(nn.Module):
         for u_kernels, v_kernels, c_kernels, bias in zip(self.U_kernels, self.V_kernels, self.C_kernels, self.bias):
             experts: List[torch.Tensor] = []
             for i in range(self._num_experts):
-                expert = torch.matmul(v_kernels[i].t(), x_l)  # (B, r, 1)
+                expert = torch.matmul(v_kernels[i], x_l)  # (B, r, 1)
                 expert = torch.matmul(c_kernels[i], self._activation(expert))  # (B, r, 1)
                 expert = torch.matmul(u_kernels[i], self._activation(expert))  # (B, N, 1)
                 expert = x_0 * (expert + bias)  # (B, N, 1)

@@ -59,6 +59,9 @@ class FactorizationMachine(nn.Module):
         y = fm([torch.randn(3, 2, 3), torch.randn(3, 4)])  # (3, 1)
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+
     def forward(self, embeddings: List[torch.Tensor]) -> torch.Tensor:
         """``embeddings``: list of ``(B, ...)`` -> ``(B, 1)``."""
         x = _flatten_input(embeddings)  # (B, K)

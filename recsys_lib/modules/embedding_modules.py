@@ -149,7 +149,8 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
     ) -> None:
         super().__init__()
         torch._C._log_api_usage_once("recsys_lib.modules.EmbeddingBagCollection")
-        validate_table_names(list(tables), "EmbeddingBagCollection")
+        if len(tables) > 0:  # TorchRec accepts an empty collection (forward then gives (B, 0))
+            validate_table_names(list(tables), "EmbeddingBagCollection")
         _check_float_tables(list(tables), "EmbeddingBagCollection")
         for t in tables:
             if not isinstance(t, EmbeddingBagConfig):
@@ -187,7 +188,7 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
     @torch.jit.unused
     def reset_parameters(self) -> None:
         """Re-initialise every table with its config's ``init_fn`` (no-op on ``meta``)."""
-        if self._device.type == "meta":
+        if self._device.type == "meta" or len(list(self.parameters())) == 0:
             return
         with torch.no_grad():
             for t in self._embedding_bag_configs:
@@ -202,6 +203,10 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         tables: List[torch.Tensor] = []
         for bag in self.embedding_bags.values():
             tables.append(bag.weight)
+        if len(tables) == 0:
+            # no tables: (B, 0) on the input's device (TorchRec's own forward fails on torch.cat([]) here)
+            empty = torch.empty((features.stride(), 0), device=features.device())
+            return KeyedTensor(keys=[], length_per_key=[], values=empty)
         result = pool_tables(
             features, tables, self._table_names, self._feature_names, self._flat_feature_names, self._all_features,
             self._num_embeddings, self._modes, self._is_weighted,
@@ -216,6 +221,9 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
 
     @property
     def device(self) -> torch.device:
+        """Where the tables live now (follows ``.to()``; the constructor's device for an empty collection)."""
+        for p in self.parameters():
+            return p.device
         return self._device
 
 
@@ -243,9 +251,10 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
     ) -> None:
         super().__init__()
         torch._C._log_api_usage_once("recsys_lib.modules.EmbeddingCollection")
-        validate_table_names(list(tables), "EmbeddingCollection")
+        if len(tables) > 0:  # TorchRec accepts an empty collection (forward then gives {})
+            validate_table_names(list(tables), "EmbeddingCollection")
         _check_float_tables(list(tables), "EmbeddingCollection")
-        dims = sorted({t.embedding_dim for t in tables})
+        dims = sorted({t.embedding_dim for t in tables}) if len(tables) > 0 else [-1]  # -1: TorchRec's "no dim"
         if len(dims) != 1:
             raise ValueError("EmbeddingCollection: all tables must share embedding_dim, got "
                              + str({t.name: t.embedding_dim for t in tables}))
@@ -260,6 +269,10 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
         self._num_embeddings: List[int] = [t.num_embeddings for t in tables]
         self._table_names: List[str] = [t.name for t in tables]
         self._need_indices: bool = bool(need_indices)
+        # Accepted for TorchRec's signature: a gather-based row selection is a kernel choice with the same result
+        # here (both paths index the table), so the flags are only reported back.
+        self._use_gather_select: bool = bool(use_gather_select)
+        self._use_gather_select_per_sharding: Optional[Dict[str, bool]] = use_gather_select_per_sharding
         self._device: torch.device = _to_device(device)
         self.embeddings: nn.ModuleDict = nn.ModuleDict()
         for t in tables:
@@ -276,7 +289,7 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
     @torch.jit.unused
     def reset_parameters(self) -> None:
         """Re-initialise every table with its config's ``init_fn`` (no-op on ``meta``)."""
-        if self._device.type == "meta":
+        if self._device.type == "meta" or len(list(self.parameters())) == 0:
             return
         with torch.no_grad():
             for t in self._embedding_configs:
@@ -291,6 +304,8 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
         tables: List[torch.Tensor] = []
         for emb in self.embeddings.values():
             tables.append(emb.weight)
+        if len(tables) == 0:
+            return {}
         return lookup_sequences(
             features, tables, self._table_names, self._feature_names, self._embedding_names_by_table,
             self._all_features, self._num_embeddings, self._need_indices,
@@ -298,6 +313,12 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
 
     def need_indices(self) -> bool:
         return self._need_indices
+
+    def use_gather_select(self) -> bool:
+        return self._use_gather_select
+
+    def use_gather_select_per_sharding(self) -> Optional[Dict[str, bool]]:
+        return self._use_gather_select_per_sharding
 
     def embedding_dim(self) -> int:
         return self._embedding_dim
@@ -310,4 +331,7 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
 
     @property
     def device(self) -> torch.device:
+        """Where the tables live now (follows ``.to()``; the constructor's device for an empty collection)."""
+        for p in self.parameters():
+            return p.device
         return self._device

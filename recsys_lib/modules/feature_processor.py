@@ -7,13 +7,17 @@ current API used by ``FeatureProcessedEmbeddingBagCollection``.
 """
 
 import abc
-from typing import Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
 
-from recsys_lib.modules.feature_processor_ import gather_position_weights, positions_in_bags
+from recsys_lib.modules.feature_processor_ import gather_position_weights, position_weighted_kjt, positions_in_bags
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+
+# fx wraps a function per defining namespace: register the imported name here too so calls from this file stay
+# one node.
+torch.fx.wrap("position_weighted_kjt")
 
 
 def _check_lengths(max_feature_lengths: Dict[str, int], owner: str) -> None:
@@ -26,6 +30,11 @@ def _check_lengths(max_feature_lengths: Dict[str, int], owner: str) -> None:
 
 def _ones_weights(max_feature_lengths: Dict[str, int], device: Optional[torch.device]) -> nn.ParameterDict:
     return nn.ParameterDict({f: nn.Parameter(torch.ones(n, device=device)) for f, n in max_feature_lengths.items()})
+
+
+def offsets_to_range_traceble(offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Position of every value in its bag, ``(numel(values),)``: offsets ``[0, 2, 2, 5]`` → ``[0, 1, 0, 1, 2]``."""
+    return positions_in_bags(offsets.long(), torch.numel(values))
 
 
 def position_weighted_module_update_features(
@@ -96,18 +105,17 @@ class PositionWeightedProcessor(BaseGroupedFeatureProcessor):
                 p.fill_(1.0)
 
     def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:
-        values = features.values()
-        lpk: List[int] = features.length_per_key()
-        positions = positions_in_bags(features.offsets(), values.numel())
-        parts: List[torch.Tensor] = []
-        for key, pos in zip(features.keys(), positions.split(lpk)):
-            if key in self.max_feature_lengths:
-                parts.append(gather_position_weights(self.position_weights[key], pos, "feature '" + key + "'"))
-            else:
-                parts.append(torch.ones(pos.numel(), device=values.device))
-        weights = torch.cat(parts) if len(parts) > 0 else torch.empty(0, device=values.device)
-        return KeyedJaggedTensor(
-            keys=features.keys(), values=values, weights=weights, lengths=features.lengths(),
-            offsets=features.offsets(), stride=features.stride(), length_per_key=lpk,
-            offset_per_key=features.offset_per_key(),
-        )
+        """``features`` with per-position weights (weight 1 for features without an entry); one fx node."""
+        weights: Dict[str, torch.Tensor] = {}
+        for key, p in self.position_weights.items():
+            weights[key] = p
+        return position_weighted_kjt(features, weights)
+
+    def state_dict(
+        self,
+        destination: Optional[Dict[str, Any]] = None,
+        prefix: str = "",
+        keep_vars: bool = False,
+    ) -> Dict[str, Any]:
+        """``{prefix + "position_weights.<feature>": weight}`` (TorchRec's signature: positional arguments)."""
+        return super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)

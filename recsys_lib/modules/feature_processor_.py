@@ -10,10 +10,11 @@ The weighted EBC then pools ``sum_i w[i] * E[id_i]``. Bags longer than ``max_fea
 """
 
 import abc
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
 
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 
@@ -40,6 +41,66 @@ def gather_position_weights(position_weight: torch.Tensor, positions: torch.Tens
     return position_weight.index_select(0, positions)
 
 
+@torch.fx.wrap
+def position_weighted_kjt(features: KeyedJaggedTensor, position_weights: Dict[str, torch.Tensor]) -> KeyedJaggedTensor:
+    """``features`` with weights ``position_weights[key][position in bag]`` (weight 1 for other keys).
+
+    One ``torch.fx`` node (the per-key split depends on the batch), so processors built on it trace.
+    """
+    lpk: List[int] = features.length_per_key()  # first: may re-base values (offsets not starting at 0)
+    values = features.values()
+    total = features.offset_per_key()[-1]
+    if values.size(0) != total:  # values past the last bag (accepted, as in TorchRec) get no weight: drop them
+        values = values[:total]
+    positions = positions_in_bags(features.offsets(), values.numel())
+    parts: List[torch.Tensor] = []
+    for key, pos in zip(features.keys(), positions.split(lpk)):
+        if key in position_weights:
+            parts.append(gather_position_weights(position_weights[key], pos, "feature '" + key + "'"))
+        else:
+            parts.append(torch.ones(pos.numel(), device=values.device))
+    weights = torch.cat(parts) if len(parts) > 0 else torch.empty(0, device=values.device)
+    vbe = features.variable_stride_per_key()
+    return KeyedJaggedTensor(
+        keys=features.keys(),
+        values=values,
+        weights=weights,
+        lengths=features.lengths(),
+        offsets=features.offsets(),
+        stride_per_key_per_rank=features.stride_per_key_per_rank() if vbe else None,
+        stride=None if vbe else features.stride(),
+        length_per_key=lpk,
+        offset_per_key=features.offset_per_key(),
+        inverse_indices=features.inverse_indices_or_none(),
+    )
+
+
+def get_weights_list(
+    cat_seq: torch.Tensor,
+    features: KeyedJaggedTensor,
+    position_weights: Dict[str, nn.Parameter],
+) -> Optional[torch.Tensor]:
+    """Per-value weights from per-value positions ``cat_seq`` (sum(L),): ``position_weights[key][pos]``, 1 elsewhere.
+
+    Returns ``features.weights_or_none()`` for a KJT without keys.
+    """
+    parts: List[torch.Tensor] = []
+    for key, seq in zip(features.keys(), torch.split(cat_seq, features.length_per_key())):
+        if key in position_weights:
+            parts.append(torch.gather(position_weights[key], dim=0, index=seq))
+        else:
+            parts.append(torch.ones(seq.shape[0], device=features.values().device))
+    return torch.cat(parts) if len(parts) > 0 else features.weights_or_none()
+
+
+@torch.fx.wrap
+def get_stride_per_key_per_rank(kjt: KeyedJaggedTensor) -> Optional[List[List[int]]]:
+    """``kjt.stride_per_key_per_rank()`` for a variable-batch KJT, else ``None``."""
+    if not kjt.variable_stride_per_key():
+        return None
+    return kjt.stride_per_key_per_rank()
+
+
 class FeatureProcessor(nn.Module):
     """Processes one feature's ``JaggedTensor`` (typically by setting its weights)."""
 
@@ -62,6 +123,7 @@ class PositionWeightedModule(FeatureProcessor):
             raise ValueError(f"PositionWeightedModule: max_feature_length must be a positive int, "
                              f"got {max_feature_length!r}")
         self.position_weight = nn.Parameter(torch.empty(max_feature_length, device=device))
+        self._pre_processed: bool = False
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -70,11 +132,21 @@ class PositionWeightedModule(FeatureProcessor):
             with torch.no_grad():
                 self.position_weight.fill_(1.0)
 
+    def pre_process_input(self, features: JaggedTensor) -> None:
+        """Write each id's position in its bag into ``features.weights()`` (in place); later ``forward`` calls then
+        read the positions from the weights instead of recomputing them (an input-pipeline optimisation)."""
+        self._pre_processed = True
+        positions = positions_in_bags(features.offsets(), features.values().numel())
+        features.weights().copy_(positions.to(torch.float32))
+
     def forward(self, features: JaggedTensor) -> JaggedTensor:
         """Returns ``features`` with weights ``position_weight[position of each id in its bag]``."""
         values = features.values()
         offsets = features.offsets()
-        positions = positions_in_bags(offsets, values.numel())
+        if self._pre_processed:
+            positions = features.weights().to(torch.int64)
+        else:
+            positions = positions_in_bags(offsets, values.numel())
         weights = gather_position_weights(self.position_weight, positions, "PositionWeightedModule")
         return JaggedTensor(values=values, lengths=features.lengths(), offsets=offsets, weights=weights)
 
@@ -112,7 +184,37 @@ class PositionWeightedModuleCollection(FeatureProcessorsCollection):
         )
         # TorchRec exposes the same parameters as a plain dict (used by sharders).
         self.position_weights_dict: Dict[str, nn.Parameter] = {f: p for f, p in self.position_weights.items()}
+        self._pre_processed: bool = False
         self.reset_parameters()
+
+    def _sync_dict(self) -> None:
+        for f, p in self.position_weights.items():
+            self.position_weights_dict[f] = p
+
+    def _apply(self, *args: Any, **kwargs: Any) -> nn.Module:
+        # .to()/.cuda()/... replace the parameters: keep the plain dict pointing at the live ones
+        super()._apply(*args, **kwargs)
+        self._sync_dict()
+        return self
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False
+    ) -> _IncompatibleKeys:
+        result = super().load_state_dict(state_dict, strict, assign)
+        self._sync_dict()  # assign=True swaps the parameter objects
+        return result
+
+    def copy(self, device: torch.device) -> nn.Module:
+        """Move the position weights to ``device`` in place (returns ``self``, as TorchRec's CopyMixIn)."""
+        self.position_weights = self.position_weights.to(device=device)
+        self._sync_dict()
+        return self
+
+    def pre_process_input(self, features: KeyedJaggedTensor) -> None:
+        """Write each id's position in its bag into ``features.weights()`` in place (see ``PositionWeightedModule``)."""
+        self._pre_processed = True
+        positions = positions_in_bags(features.offsets(), features.values().numel())
+        features.weights().copy_(positions.to(torch.float32))
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
@@ -121,26 +223,5 @@ class PositionWeightedModuleCollection(FeatureProcessorsCollection):
                     p.fill_(1.0)
 
     def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:
-        """Returns ``features`` with weights set from each feature's position weights."""
-        values = features.values()
-        lpk: List[int] = features.length_per_key()
-        positions = positions_in_bags(features.offsets(), values.numel())
-        parts: List[torch.Tensor] = []
-        for key, pos in zip(features.keys(), positions.split(lpk)):
-            if key in self.max_feature_lengths:
-                parts.append(gather_position_weights(self.position_weights[key], pos, "feature '" + key + "'"))
-            else:
-                parts.append(torch.ones(pos.numel(), device=values.device))
-        weights = torch.cat(parts) if len(parts) > 0 else torch.empty(0, device=values.device)
-        return KeyedJaggedTensor(
-            keys=features.keys(),
-            values=values,
-            weights=weights,
-            lengths=features.lengths(),
-            offsets=features.offsets(),
-            stride_per_key_per_rank=features.stride_per_key_per_rank() if features.variable_stride_per_key() else None,
-            stride=None if features.variable_stride_per_key() else features.stride(),
-            length_per_key=lpk,
-            offset_per_key=features.offset_per_key(),
-            inverse_indices=features.inverse_indices_or_none(),
-        )
+        """Returns ``features`` with weights set from each feature's position weights (one fx node)."""
+        return position_weighted_kjt(features, self.position_weights_dict)

@@ -22,6 +22,53 @@ from recsys_lib.modules.feature_processor_ import FeatureProcessor, FeatureProce
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
 
 
+@torch.fx.wrap
+def apply_feature_processors_to_kjt(
+    features: KeyedJaggedTensor,
+    feature_processors: Dict[str, nn.Module],
+) -> KeyedJaggedTensor:
+    """``features`` with each key's weights set by its processor (weight 1 for keys without one).
+
+    Keys, values, lengths and the variable batch (VBE strides, inverse indices) are kept. One ``torch.fx`` node.
+    """
+    jts: Dict[str, JaggedTensor] = features.to_dict()
+    parts: List[torch.Tensor] = []
+    for key in features.keys():
+        jt = jts[key]
+        if key in feature_processors:
+            parts.append(feature_processors[key](jt).weights())
+        else:
+            parts.append(torch.ones(jt.values().numel(), device=jt.values().device))
+    weights = torch.cat(parts) if len(parts) > 0 else features.weights_or_none()
+    vbe = features.variable_stride_per_key()
+    values = features.values()
+    total = features.offset_per_key()[-1]
+    if values.size(0) != total:  # values past the last bag (accepted, as in TorchRec) get no weight: drop them
+        values = values[:total]
+    return KeyedJaggedTensor(
+        keys=features.keys(),
+        values=values,
+        weights=weights,
+        lengths=features.lengths(),
+        stride=None if vbe else features.stride(),
+        stride_per_key_per_rank=features.stride_per_key_per_rank() if vbe else None,
+        length_per_key=features.length_per_key(),
+        offset_per_key=features.offset_per_key(),
+        inverse_indices=features.inverse_indices_or_none(),
+    )
+
+
+class FeatureProcessorDictWrapper(FeatureProcessorsCollection):
+    """A ``{feature: FeatureProcessor}`` ``ModuleDict`` used as one ``FeatureProcessorsCollection``."""
+
+    def __init__(self, feature_processors: nn.ModuleDict) -> None:
+        super().__init__()
+        self._feature_processors = feature_processors
+
+    def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:
+        return apply_feature_processors_to_kjt(features, self._feature_processors)
+
+
 class FeatureProcessedEmbeddingBagCollection(nn.Module):
     """Applies feature processors to the input KJT, then a weighted ``EmbeddingBagCollection``.
 
@@ -67,23 +114,7 @@ class FeatureProcessedEmbeddingBagCollection(nn.Module):
         if self._is_collection:
             processed = self._feature_processors(features)
         else:
-            jts: Dict[str, JaggedTensor] = features.to_dict()
-            out: Dict[str, JaggedTensor] = {}
-            for key in features.keys():
-                jt = jts[key]
-                if key in self._feature_processors:
-                    jt = self._feature_processors[key](jt)
-                elif jt.weights_or_none() is None:
-                    jt = JaggedTensor(values=jt.values(), lengths=jt.lengths(), offsets=jt.offsets(),
-                                      weights=torch.ones(jt.values().numel(), device=jt.values().device))
-                out[key] = jt
-            processed = KeyedJaggedTensor.from_jt_dict(out)
-            if features.variable_stride_per_key():  # keep this rank's batch per key and the expansion to the full batch
-                processed = KeyedJaggedTensor(
-                    keys=processed.keys(), values=processed.values(), weights=processed.weights_or_none(),
-                    lengths=processed.lengths(), stride_per_key_per_rank=features.stride_per_key_per_rank(),
-                    inverse_indices=features.inverse_indices_or_none(),
-                )
+            processed = apply_feature_processors_to_kjt(features, self._feature_processors)
         return self._embedding_bag_collection(processed)
 
     def split(self) -> Tuple[nn.Module, EmbeddingBagCollectionInterface]:

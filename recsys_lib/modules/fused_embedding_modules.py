@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 from fbgemm_gpu.split_table_batched_embeddings_ops_common import EmbeddingLocation, PoolingMode
+from fbgemm_gpu.split_table_batched_embeddings_ops_training import SplitTableBatchedEmbeddingBagsCodegen
 from torch import nn
 
 from recsys_lib.modules._feature_layout import (
@@ -37,6 +38,7 @@ from recsys_lib.modules._tbe import (
     weight_parameters,
 )
 from recsys_lib.modules.embedding_configs import (
+    BaseEmbeddingConfig,
     EmbeddingBagConfig,
     EmbeddingConfig,
     PoolingType,
@@ -51,6 +53,7 @@ from recsys_lib.modules.embedding_modules import (
     _check_float_tables,
 )
 from recsys_lib.ops.pad_batch import pad_to_uniform_batch
+from recsys_lib.optim.fused import FusedOptimizer
 from recsys_lib.optim.keyed import KeyedOptimizer
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
 
@@ -60,6 +63,41 @@ __all__ = [
     "fuse_embedding_optimizer",
     "convert_optimizer_type_and_kwargs",
 ]
+
+
+class EmbeddingFusedOptimizer(FusedOptimizer):
+    """The optimizer fused into one FBGEMM TBE, keyed by ``"<table>.weight"`` (TorchRec's unfused layout).
+
+    State per table: ``{"<table>.weight.momentum_1": ..., "<table>.weight.momentum_2": ...}`` as views of the TBE's
+    own optimizer buffers. ``step()`` / ``zero_grad()`` push ``param_groups[0]["lr"]`` into the kernel (the update
+    itself runs inside backward).
+
+    Args:
+        tables: configs of the TBE's tables, in the TBE's order (names give the keys).
+        emb_module: the ``SplitTableBatchedEmbeddingBagsCodegen`` holding the tables.
+    """
+
+    def __init__(self, tables: List[BaseEmbeddingConfig], emb_module: SplitTableBatchedEmbeddingBagsCodegen) -> None:
+        self._emb_module = emb_module
+        weights = emb_module.split_embedding_weights()
+        if len(weights) != len(tables):
+            raise ValueError(f"EmbeddingFusedOptimizer: {len(tables)} table configs for a TBE with {len(weights)} "
+                             "tables")
+        params: Dict[str, torch.Tensor] = {}
+        state: Dict[Any, Any] = {}
+        all_states = list(emb_module.split_optimizer_states())  # empty for stateless optimizers (SGD)
+        for i, (weight, table) in enumerate(zip(weights, tables)):
+            opt_states = all_states[i] if i < len(all_states) else []
+            key = table.name + ".weight"
+            params[key] = weight
+            state[weight] = {f"{key}.momentum_{i + 1}": t for i, t in enumerate(list(opt_states)[:2])}
+        super().__init__(params, state, [{"params": list(params.values()), "lr": emb_module.get_learning_rate()}])
+
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        self._emb_module.set_learning_rate(self.param_groups[0]["lr"])
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        self._emb_module.set_learning_rate(self.param_groups[0]["lr"])
 
 
 class _TableWeight(nn.Module):

@@ -27,6 +27,19 @@ class LazyModuleExtensionMixin(LazyModuleMixin):
         self._initialize_hook.remove()
         self._initialize_hook = self.register_forward_pre_hook(_infer_with_kwargs, with_kwargs=True)
 
+    def apply(self, fn: Callable[[nn.Module], None]) -> nn.Module:
+        """``nn.Module.apply``, refused while the lazy parameters are not materialised (run one forward first,
+        or use :func:`lazy_apply` to defer ``fn``)."""
+        if hasattr(self, "_initialize_hook"):
+            raise RuntimeError(
+                f"Module {type(self).__name__} has not been initialized: run a forward pass to materialise its lazy "
+                "parameters before apply(), or use lazy_apply(module, fn) to run fn after the first forward"
+            )
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
 
 def _infer_with_kwargs(module: nn.Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
     module.initialize_parameters(*args, **kwargs)

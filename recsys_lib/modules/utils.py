@@ -2,12 +2,16 @@
 
 import copy
 import inspect
+from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
+from recsys_lib.ops.permute import permute_1d_segments_reference
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+from recsys_lib.streamable import Multistreamable
+from recsys_lib.types import CacheMixin
 
 
 def _split_rows_to_jts(
@@ -47,6 +51,30 @@ def _split_rows_to_jts(
     return out
 
 
+@dataclass
+class SequenceVBEContext(Multistreamable):
+    """How to put sequence-embedding rows of a variable-batch (VBE) lookup back in feature-major order.
+
+    Attributes:
+        recat: order of the row segments, ``(S,)``.
+        unpadded_lengths: rows per segment as received, ``(S,)``.
+        reindexed_lengths: lengths after reordering, ``(F, B)``.
+        reindexed_length_per_key: rows per feature after reordering (host list, ``F`` entries).
+        reindexed_values: the ids in the same order (for ``need_indices``), optional.
+    """
+
+    recat: torch.Tensor
+    unpadded_lengths: torch.Tensor
+    reindexed_lengths: torch.Tensor
+    reindexed_length_per_key: List[int]
+    reindexed_values: Optional[torch.Tensor] = None
+
+    def record_stream(self, stream: torch.Stream) -> None:
+        for t in (self.recat, self.unpadded_lengths, self.reindexed_lengths, self.reindexed_values):
+            if t is not None:
+                t.record_stream(stream)
+
+
 def construct_jagged_tensors(
     embeddings: torch.Tensor,
     features: KeyedJaggedTensor,
@@ -55,6 +83,8 @@ def construct_jagged_tensors(
     features_to_permute_indices: Optional[Dict[str, List[int]]] = None,
     original_features: Optional[KeyedJaggedTensor] = None,
     reverse_indices: Optional[torch.Tensor] = None,
+    seq_vbe_ctx: Optional[SequenceVBEContext] = None,
+    use_gather_select: bool = False,
 ) -> Dict[str, JaggedTensor]:
     """Split sequence embeddings ``(N, D)`` (one row per id of ``features``) into one JT per feature.
 
@@ -71,8 +101,22 @@ def construct_jagged_tensors(
     if reverse_indices is not None:
         if original_features is None:
             raise ValueError("construct_jagged_tensors: reverse_indices needs original_features")
-        embeddings = embeddings.index_select(0, reverse_indices.long())
+        if use_gather_select:  # same rows as index_select; gather's backward is often faster
+            index = reverse_indices.long().unsqueeze(1).expand(-1, embeddings.size(-1))
+            embeddings = torch.gather(embeddings, 0, index)
+        else:
+            embeddings = embeddings.index_select(0, reverse_indices.long())
         features = original_features
+    elif original_features is not None:
+        features = original_features
+    if seq_vbe_ctx is not None:
+        # row segments (one per rank x feature) back into feature-major order
+        _, embeddings, _ = permute_1d_segments_reference(seq_vbe_ctx.recat, seq_vbe_ctx.unpadded_lengths, embeddings)
+        lengths_2d = seq_vbe_ctx.reindexed_lengths
+        ids = seq_vbe_ctx.reindexed_values
+        return _split_rows_to_jts(embeddings, ids if ids is not None else embeddings.new_zeros(embeddings.size(0)),
+                                  list(lengths_2d.unbind(0)), seq_vbe_ctx.reindexed_length_per_key,
+                                  embedding_names, need_indices and ids is not None, features_to_permute_indices)
     spk = features.stride_per_key()
     lengths = list(features.lengths().split(spk))
     return _split_rows_to_jts(embeddings, features.values(), lengths, features.length_per_key(), embedding_names,
@@ -87,12 +131,19 @@ def construct_jagged_tensors_inference(
     need_indices: bool = False,
     features_to_permute_indices: Optional[Dict[str, List[int]]] = None,
     reverse_indices: Optional[torch.Tensor] = None,
+    remove_padding: bool = False,
 ) -> Dict[str, JaggedTensor]:
-    """Inference form of :func:`construct_jagged_tensors`: ``lengths`` is ``(F, B)``, ``values`` the ids."""
+    """Inference form of :func:`construct_jagged_tensors`: ``lengths`` is ``(F, B)``, ``values`` the ids.
+
+    ``remove_padding``: ``embeddings`` may hold padding rows after the ``sum(lengths)`` real ones; they are dropped
+    (ignored when ``reverse_indices`` is given, which selects the rows itself).
+    """
     if lengths.dim() != 2:
         raise ValueError(f"construct_jagged_tensors_inference: lengths must be (F, B), got shape {list(lengths.shape)}")
     if reverse_indices is not None:
         embeddings = embeddings.index_select(0, reverse_indices.long())
+    elif remove_padding:
+        embeddings = embeddings[: int(lengths.sum().item())]
     length_per_key: List[int] = lengths.sum(dim=1).tolist()
     return _split_rows_to_jts(embeddings, values, list(lengths.unbind(0)), length_per_key, embedding_names,
                               need_indices, features_to_permute_indices)
@@ -212,20 +263,23 @@ def deterministic_dedup(ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return unique, last
 
 
-def make_hash_zch_buckets_non_persistent(module: nn.Module) -> int:
-    """Drop ``_hash_zch_bucket`` from the state dict of every hash-ZCH module under ``module``.
-
-    The bucket count is rebuilt from the config, so checkpoints written before the buffer existed can load.
-
-    Args:
-        module: root module to walk.
-
-    Returns:
-        How many buffers were made non-persistent.
-    """
-    count = 0
+def reset_module_states_post_sharding(module: nn.Module) -> None:
+    """Drop the cached derived state (``CacheMixin.clear_cache``) of every submodule, e.g. after sharding changed
+    the layout a cache was built for."""
     for sub in module.modules():
-        if "_hash_zch_bucket" in sub._buffers and "_hash_zch_bucket" not in sub._non_persistent_buffers_set:
-            sub._non_persistent_buffers_set.add("_hash_zch_bucket")
-            count += 1
-    return count
+        if isinstance(sub, CacheMixin):
+            sub.clear_cache()
+
+
+def make_hash_zch_buckets_non_persistent(module: nn.Module) -> int:
+    """Exclude the ``_hash_zch_bucket`` buffer (derived from config) of every submodule from ``state_dict``.
+
+    Lets checkpoints written before that buffer existed load strictly. Returns how many buffers were changed.
+    """
+    name = "_hash_zch_bucket"
+    changed = 0
+    for sub in module.modules():
+        if name in sub._buffers and name not in sub._non_persistent_buffers_set:
+            sub._non_persistent_buffers_set.add(name)
+            changed += 1
+    return changed

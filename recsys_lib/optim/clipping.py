@@ -83,6 +83,7 @@ class GradientClippingOptimizer(OptimizerWrapper):
         self._param_to_pgs = dict(param_to_pgs or {})
         self._track_grad_norm = track_grad_norm
         self.last_grad_norm: Optional[torch.Tensor] = None
+        self._last_total_grad_norm: Optional[torch.Tensor] = None
         self._params: List[torch.Tensor] = [p for g in self.param_groups for p in g["params"]]
         known = {id(p) for p in self._params}
         for p, pgs in self._param_to_pgs.items():
@@ -97,6 +98,7 @@ class GradientClippingOptimizer(OptimizerWrapper):
     def step(self, closure: Optional[Any] = None) -> None:  # type: ignore[override]
         if self._clipping == GradientClipping.NORM:
             total = self.clip_grad_norm_()
+            self._last_total_grad_norm = total
             if self._track_grad_norm:
                 self.last_grad_norm = total
         elif self._clipping == GradientClipping.VALUE:
@@ -104,6 +106,27 @@ class GradientClippingOptimizer(OptimizerWrapper):
             for g in grads:
                 g.clamp_(-self._max_gradient, self._max_gradient)
         super().step(closure)
+
+    @property
+    def last_total_grad_norm(self) -> Optional[torch.Tensor]:
+        """Total gradient norm measured by the latest ``step()`` with NORM clipping (``None`` before any)."""
+        return self._last_total_grad_norm
+
+    @torch.no_grad()
+    def compute_total_grad_norm(self) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Total ``norm_type`` norm of all gradients (over the process groups with global clipping), unclipped.
+
+        Returns:
+            ``(total_norm, grads)``: a 0-d tensor and the gradient tensors it covers.
+        """
+        with_grad = [p for p in self._params if p.grad is not None]
+        grads = [_local(p.grad) for p in with_grad]
+        if not with_grad:
+            return torch.tensor(0.0), grads
+        if self._enable_global_grad_clip:
+            return self._global_norm(with_grad), grads
+        norms = torch.stack([torch.linalg.vector_norm(g.detach().float(), self._norm_type) for g in grads])
+        return torch.linalg.vector_norm(norms, self._norm_type), grads
 
     @torch.no_grad()
     def clip_grad_norm_(self) -> Optional[torch.Tensor]:

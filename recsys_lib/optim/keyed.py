@@ -66,8 +66,12 @@ class KeyedOptimizer(optim.Optimizer):
 
     @property
     def params(self) -> Mapping[str, Union[torch.Tensor, ShardedTensor]]:
-        """``{fqn: parameter}`` this optimizer updates."""
+        """``{fqn: parameter}`` this optimizer updates (assignable, as TorchRec's plain attribute)."""
         return self._params
+
+    @params.setter
+    def params(self, value: Mapping[str, Union[torch.Tensor, ShardedTensor]]) -> None:
+        self._params = value
 
     def state_dict(self) -> Dict[str, Any]:  # type: ignore[override]
         """Returns ``{"state": {fqn: {name: value}}}`` (+ ``"param_groups"`` if ``save_param_groups(True)``)."""

@@ -170,3 +170,9 @@ class RowWiseAdagrad(optim.Optimizer):
                 maximize=group["maximize"],
             )
         return loss
+
+    def share_memory(self) -> None:
+        """Move every parameter's row-sum state into shared memory (for Hogwild-style multi-process training)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["sum"].share_memory_()

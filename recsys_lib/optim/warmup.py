@@ -126,7 +126,7 @@ class WarmupOptimizer(OptimizerWrapper):
         optimizer: the optimizer whose param groups get the learning rate.
         stages: at least one stage, ``max_iters`` strictly increasing.
         lr: base learning rate multiplied by the stage multiplier.
-        lr_param: param-group key to set (every group must have it).
+        lr_param: param-group key to set (added to groups that lack it, as TorchRec does).
         param_name: key under which the iteration counter is checkpointed.
     """
 
@@ -139,8 +139,8 @@ class WarmupOptimizer(OptimizerWrapper):
         param_name: str = "__warmup",
     ) -> None:
         super().__init__(optimizer)
-        if not isinstance(stages, (list, tuple)) or not stages:
-            raise ValueError("WarmupOptimizer: stages must be a non-empty list of WarmupStage")
+        if not isinstance(stages, (list, tuple)):
+            raise ValueError("WarmupOptimizer: stages must be a list of WarmupStage")
         for i, s in enumerate(stages):
             if not isinstance(s, WarmupStage):
                 raise TypeError(f"WarmupOptimizer: stages[{i}] must be a WarmupStage, got {type(s).__name__}")
@@ -151,36 +151,36 @@ class WarmupOptimizer(OptimizerWrapper):
                 )
         if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr >= 0:
             raise ValueError(f"WarmupOptimizer: lr must be a number >= 0, got {lr!r}")
-        for i, group in enumerate(self.param_groups):
-            if lr_param not in group:
-                raise ValueError(f"WarmupOptimizer: param_groups[{i}] has no {lr_param!r} entry")
         if not isinstance(param_name, str) or not param_name:
             raise ValueError(f"WarmupOptimizer: param_name must be a non-empty str, got {param_name!r}")
-        self._stages = list(stages)
+        # As TorchRec: after the given stages a final NONE stage (multiplier 1) runs forever; a stage is left once
+        # the iteration count passes its max_iters (iteration max_iters itself still belongs to it).
+        self._stages = list(stages) + [WarmupStage(policy=WarmupPolicy.NONE, max_iters=1 << 62, value=1.0)]
         self._lr = float(lr)
         self._lr_param = lr_param
-        self._warmup_state = {"warmup": torch.tensor(0)}
+        # checkpointed as TorchRec's: {"warmup": tensor([iteration, stage index])}
+        self._warmup_state = {"warmup": torch.tensor([0, 0], dtype=torch.long)}
         self._add_owned_state(param_name, self._warmup_state)
         self._iter = 0
+        self._stage_id = 0
         self._set_lr()
 
     def _set_lr(self) -> None:
-        stage = self._stages[-1]
-        for s in self._stages:
-            if self._iter < s.max_iters:
-                stage = s
-                break
-        lr = self._lr * _multiplier(stage, self._iter)
+        lr = self._lr * _multiplier(self._stages[self._stage_id], self._iter)
         for group in self.param_groups:
             group[self._lr_param] = lr
 
     def step(self, closure: Optional[Any] = None) -> None:  # type: ignore[override]
         super().step(closure)
         self._iter += 1
-        self._warmup_state["warmup"].fill_(self._iter)
+        if self._iter > self._stages[self._stage_id].max_iters and self._stage_id + 1 < len(self._stages):
+            self._stage_id += 1
+        self._warmup_state["warmup"] = torch.tensor([self._iter, self._stage_id], dtype=torch.long)
         self._set_lr()
 
     def post_load_state_dict(self) -> None:
         super().post_load_state_dict()
-        self._iter = int(self._warmup_state["warmup"].item())
+        state = self._warmup_state["warmup"].view(-1).tolist()
+        self._iter = int(state[0])
+        self._stage_id = int(state[1]) if len(state) > 1 else 0
         self._set_lr()

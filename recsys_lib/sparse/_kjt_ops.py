@@ -74,14 +74,3 @@ def check_permute(indices: List[int], num_keys: int) -> None:
         raise ValueError(
             f"permute: indices must lie in [0, {num_keys}) for a KeyedJaggedTensor with {num_keys} keys, got {indices}"
         )
-
-
-def key_indices(keys: List[str]) -> Dict[str, List[int]]:
-    out: Dict[str, List[int]] = {}
-    for i, k in enumerate(keys):
-        if k in out:
-            out[k].append(i)
-        else:
-            out[k] = [i]
-    return out
-

@@ -36,7 +36,7 @@ from recsys_lib.ops.regroup import plan_regroup, regroup_slices
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._errors import UnknownKeyError
-from recsys_lib.sparse._kjt_checks import check_kjt_layout, check_lengths_sum
+from recsys_lib.sparse._kjt_checks import check_kjt_layout, checked_length_per_key
 from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._meta import JaggedTensorMeta
 from recsys_lib.sparse._utils import cumsum_list, optional_to
@@ -176,16 +176,14 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     # ----- conversions -----
     def to_dense(self) -> List[torch.Tensor]:
-        """One tensor per bag (host sync: reads the lengths)."""
-        sizes: List[int] = self.lengths().long().tolist()  # int64: TorchScript's tolist() needs it
-        return list(torch.split(self._values, sizes))
+        """One tensor per bag (host sync: reads the offsets, which index ``values``)."""
+        return _bags(self._values, self.offsets())
 
     def to_dense_weights(self) -> Optional[List[torch.Tensor]]:
         w = self._weights
         if w is None:
             return None
-        sizes: List[int] = self.lengths().long().tolist()  # int64: TorchScript's tolist() needs it
-        return list(torch.split(w, sizes))
+        return _bags(w, self.offsets())
 
     def to_padded_dense(self, desired_length: Optional[int] = None, padding_value: float = 0.0) -> torch.Tensor:
         """(B, L[, D]) padded with ``padding_value``; rows longer than ``desired_length`` are truncated.
@@ -217,9 +215,9 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
                 t.record_stream(stream)
 
     @torch.jit.unused
-    def copy_(self, src: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
-        """Copy ``src``'s tensors into this JT's tensors in place (same shapes; e.g. into pinned buffers)."""
-        _copy_parts(self, src, non_blocking)
+    def copy_(self, jt: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
+        """Copy ``jt``'s tensors into this JT's tensors in place (same shapes; e.g. into pinned buffers)."""
+        _copy_parts(self, jt, non_blocking)
         return self
 
     def size_in_bytes(self) -> int:
@@ -231,8 +229,25 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     @torch.jit.unused
     def __str__(self) -> str:
-        w = "" if self._weights is None else f", weights={self._weights}"
-        return f"JaggedTensor(values={self._values}, lengths={self.lengths()}{w}, weights=None, offsets=None)"
+        values = [t.tolist() for t in self.to_dense()]
+        dense_w = self.to_dense_weights()
+        if dense_w is None:
+            return "JaggedTensor({\n    " + str(values) + "\n})\n"
+        weights = [t.tolist() for t in dense_w]
+        return 'JaggedTensor({\n    "values": ' + str(values) + ',\n    "weights": ' + str(weights) + "\n})\n"
+
+
+def _bags(data: torch.Tensor, offsets: torch.Tensor) -> List[torch.Tensor]:
+    """``data[offsets[i]:offsets[i+1]]`` per bag: offsets are indices (need not start at 0; trailing data ignored)."""
+    offs: List[int] = offsets.long().tolist()  # int64: TorchScript's tolist() needs it
+    n = data.size(0)
+    for i in range(len(offs) - 1):
+        if offs[i] > offs[i + 1] or offs[i] < 0 or offs[i + 1] > n:
+            raise ValueError(
+                f"JaggedTensor: bag {i} spans offsets [{offs[i]}, {offs[i + 1]}), expected 0 <= start <= end <= "
+                f"{n} (the number of values)"
+            )
+    return [data[offs[i]: offs[i + 1]] for i in range(len(offs) - 1)]
 
 
 def _padded(
@@ -524,13 +539,15 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         )
 
     @staticmethod
-    def empty_like(kjt: "KeyedJaggedTensor") -> "KeyedJaggedTensor":
+    def empty_like(kjt: "KeyedJaggedTensor", device: Optional[torch.device] = None) -> "KeyedJaggedTensor":
+        """No keys, ``kjt``'s stride and dtypes, on ``device`` (default: ``kjt``'s)."""
+        dev = kjt.device() if device is None else device
         w = kjt.weights_or_none()
         return KeyedJaggedTensor(
             keys=[],
-            values=torch.empty(0, dtype=kjt.values().dtype, device=kjt.device()),
-            weights=None if w is None else torch.empty(0, dtype=w.dtype, device=w.device),
-            lengths=torch.empty(0, dtype=kjt.lengths().dtype, device=kjt.device()),
+            values=torch.empty(0, dtype=kjt.values().dtype, device=dev),
+            weights=None if w is None else torch.empty(0, dtype=w.dtype, device=dev),
+            lengths=torch.empty(0, dtype=kjt.lengths().dtype, device=dev),
             stride=kjt.stride(),
             offsets=None,
             stride_per_key_per_rank=None,
@@ -655,15 +672,44 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def inverse_indices_or_none(self) -> Optional[Tuple[List[str], torch.Tensor]]:
         return self._inverse_indices
 
-    def _key_indices(self) -> Dict[str, List[int]]:
-        return ops.key_indices(self._keys)
+    def _key_indices(self) -> Dict[str, int]:
+        """Key → its index in ``keys()``; a repeated key maps to its last index."""
+        out: Dict[str, int] = {}
+        for i, k in enumerate(self._keys):
+            out[k] = i
+        return out
 
     def length_per_key(self) -> List[int]:
         """Values per key (host sync when not cached)."""
         lpk = self._length_per_key
         if lpk is None:
-            lpk = ops.compute_length_per_key(self.lengths(), len(self._keys), self._stride_per_key)
+            if torch.jit.is_scripting() or len(self._keys) == 0 or self._values.device.type == "meta":
+                lpk = ops.compute_length_per_key(self.lengths(), len(self._keys), self._stride_per_key)
+            else:
+                lpk = self._checked_length_per_key()
             self._length_per_key = lpk
+        return lpk
+
+    @torch.jit.unused
+    def _checked_length_per_key(self) -> List[int]:
+        """Eager: per-key lengths and the per-batch checks in one host transfer (see ``_kjt_checks``).
+
+        Offsets that do not start at 0 are read as indices into ``values`` (as TorchRec's ``JaggedTensor`` does):
+        the KJT re-bases itself once, so ``values()`` / ``offsets()`` afterwards start at the first bag. Values
+        after the last bag stay in ``values()`` and are ignored by every op.
+        """
+        offsets = self._offsets
+        lengths = self.lengths()
+        lpk, base = checked_length_per_key(
+            self._keys, self._values, lengths, offsets, self.stride_per_key(),
+            self._variable_stride_per_key,
+        )
+        if base != 0 and offsets is not None:
+            self._values = self._values[base:]
+            w = self._weights
+            if w is not None:
+                self._weights = w[base:]
+            self._offsets = offsets - base
         return lpk
 
     def length_per_key_or_none(self) -> Optional[List[int]]:
@@ -698,10 +744,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     def sync(self) -> "KeyedJaggedTensor":
         """Fill the per-key caches now (one host sync); checks that the lengths add up to the values."""
-        lpk = self.length_per_key()
-        if not torch.jit.is_scripting():
-            # free: the per-key sums are on the host now (negative lengths need validate_keyed_jagged_tensor)
-            check_lengths_sum(self._keys, lpk, self._values)
+        self.length_per_key()  # eager: also checks the batch (see _kjt_checks.checked_length_per_key)
         self.offset_per_key()
         return self
 
@@ -731,8 +774,9 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         jt_dict = self._jt_dict
         if jt_dict is None:
             spk: Optional[List[int]] = self._stride_per_key if self._variable_stride_per_key else None
+            lpk = self.length_per_key()  # first: it may re-base values (offsets not starting at 0)
             jt_dict = _jt_dict_from_parts(
-                self._keys, self._values, self._weights, self.lengths(), self.length_per_key(), spk, compute_offsets
+                self._keys, self._values, self._weights, self.lengths(), lpk, spk, compute_offsets
             )
             self._jt_dict = jt_dict
         return jt_dict
@@ -760,6 +804,8 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             seg_values = self._values[v0:v1]
             seg_weights = None if w is None else w[v0:v1]
             seg_lengths = lengths[lopk[start] : lopk[end]]
+            if seg == 0:  # an empty segment carries int32 lengths whatever the input's dtype, as in TorchRec
+                seg_lengths = torch.empty(0, dtype=torch.int32, device=lengths.device)
             seg_opk = [o - v0 for o in opk[start : end + 1]]
             if not torch.jit.is_scripting():
                 out.append(_unchecked_kjt(seg_keys, seg_values, seg_weights, seg_lengths, stride, spkpr,
@@ -791,9 +837,14 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         ops.check_permute(indices, len(self._keys))
         lpk = self.length_per_key()
         spk = self.stride_per_key()
+        all_values, all_weights = self._values, self._weights
+        total = self.offset_per_key()[-1]
+        if all_values.size(0) != total:  # values after the last bag (accepted, as in TorchRec) are dropped
+            all_values = all_values[:total]
+            all_weights = None if all_weights is None else all_weights[:total]
         spkpr: Optional[List[List[int]]] = None
         if self._variable_stride_per_key:
-            lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), self._values, self._weights)
+            lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), all_values, all_weights)
             full = self._spkpr_or_uniform()
             spkpr = [full[i] for i in indices]
         else:
@@ -801,7 +852,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             if indices_tensor is None:
                 indices_tensor = torch.tensor(indices, dtype=torch.int32, device=self.device())
             lengths = self.lengths().view(len(self._keys), -1).index_select(0, indices_tensor).view(-1)
-            values, weights = permute_segments(indices, indices_tensor, lpk, self._values, self._weights)
+            values, weights = permute_segments(indices, indices_tensor, lpk, all_values, all_weights)
         new_lpk = [lpk[i] for i in indices]
         if not torch.jit.is_scripting():
             return _unchecked_kjt([self._keys[i] for i in indices], values, weights, lengths, self.stride(), spkpr,
@@ -981,12 +1032,17 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     @torch.jit.unused
     def __str__(self) -> str:
         if len(self._keys) == 0:
-            return "KeyedJaggedTensor()"
-        lines = ["KeyedJaggedTensor({"]
+            return "KeyedJaggedTensor()\n"
+        lines: List[str] = []
         for k, jt in self.to_dict().items():
-            lines.append(f'    "{k}": {[t.tolist() for t in jt.to_dense()]}')
-        lines.append("})")
-        return "\n".join(lines)
+            values = [t.tolist() for t in jt.to_dense()]
+            dense_w = jt.to_dense_weights()
+            if dense_w is None:
+                lines.append(f'    "{k}": {values}')
+            else:
+                weights = [t.tolist() for t in dense_w]
+                lines.append(f'    "{k}": {{\n        "values": {values},\n        "weights": {weights}\n    }}')
+        return "KeyedJaggedTensor({\n" + ",\n".join(lines) + "\n})\n"
 
 
 def _dist_splits(
@@ -1039,6 +1095,11 @@ def _jt_dict_from_parts(
     out: Dict[str, JaggedTensor] = {}
     if num_keys == 0:
         return out  # no keys: nothing to view (and lengths.view(0, -1) would be ambiguous)
+    total = sum(length_per_key)
+    if values.size(0) != total:  # values past the last bag (TorchRec accepts them) belong to no key
+        values = values[:total]
+        if weights is not None:
+            weights = weights[:total]
     values_list = values.split_with_sizes(length_per_key)
     weights_list: Optional[List[torch.Tensor]] = None
     if weights is not None:
@@ -1179,6 +1240,10 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         start = self.offset_per_key()[i]
         return self._values.narrow(self._key_dim, start, self._length_per_key[i])
 
+    def size_in_bytes(self) -> int:
+        """Bytes held by ``values()``."""
+        return self._values.numel() * self._values.element_size()
+
     def to_dict(self) -> Dict[str, torch.Tensor]:
         parts = torch.split(self._values, self._length_per_key, dim=self._key_dim)
         out: Dict[str, torch.Tensor] = {}
@@ -1220,9 +1285,9 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     @torch.jit.unused
     def __str__(self) -> str:
         if len(self._keys) == 0:
-            return "KeyedTensor()"
+            return "KeyedTensor()\n"
         body = ",\n".join(f'    "{k}": {v.tolist()}' for k, v in self.to_dict().items())
-        return "KeyedTensor({\n" + body + "\n})"
+        return "KeyedTensor({\n" + body + "\n})\n"
 
 
 def _regroup(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> List[torch.Tensor]:

@@ -67,10 +67,20 @@ def test_len_and_infinite():
     assert len([next(it) for _ in range(25)]) == 25
 
 
+def test_torchrec_defaults_and_forever():
+    # TorchRec accepts neither/both of the scalar and list forms: the list wins, defaults 100 rows / 2 ids per key
+    ds = RandomRecDataset(keys=["a", "b"], batch_size=3, manual_seed=0, num_batches=2)
+    kjt = next(iter(ds)).sparse_features
+    assert int(kjt.values().max()) < 100 and int(kjt.lengths().max()) <= 2
+    both = RandomRecDataset(keys=["a"], batch_size=3, hash_size=1000, hash_sizes=[1], ids_per_feature=3,
+                            manual_seed=0, num_batches=1)
+    assert int(next(iter(both)).sparse_features.values().max()) == 0  # hash_sizes=[1] won
+    forever = iter(RandomRecDataset(keys=["a"], batch_size=2, hash_size=10, num_generated_batches=-1, manual_seed=0))
+    batches = [next(forever) for _ in range(30)]  # num_generated_batches=-1: fresh batches, no end
+    assert not all(torch.equal(batches[0].dense_features, b.dense_features) for b in batches[1:])
+
+
 @pytest.mark.parametrize("kw,match", [
-    (dict(hash_size=3), "exactly one of hash_size"),
-    (dict(hash_sizes=None), "exactly one of hash_size"),
-    (dict(ids_per_feature=2), "exactly one of ids_per_feature"),
     (dict(hash_sizes=[1, 2]), "hash_sizes has 2 entries"),
     (dict(min_ids_per_features=[2, 5, 0]), "min ids"),
     (dict(batch_size=0), "batch_size"),

@@ -60,7 +60,7 @@ def _ref_mixture(m, x, act):
         for layer in range(m._num_layers):
             experts = []
             for e in range(E):
-                z = m.V_kernels[layer][e].T @ xl
+                z = m.V_kernels[layer][e] @ xl  # V: (E, r, N), TorchRec's layout
                 z = m.C_kernels[layer][e] @ act(z)
                 z = m.U_kernels[layer][e] @ act(z)
                 experts.append(x0 * (z + m.bias[layer][:, 0]))
@@ -122,7 +122,7 @@ def test_state_dict_keys_and_shapes():
     assert shapes(VectorCrossNet(4, 1)) == {"kernels.0": (4, 1), "bias.0": (4, 1)}
     assert shapes(LowRankMixtureCrossNet(4, 1, num_experts=2, low_rank=3)) == {
         "U_kernels.0": (2, 4, 3),
-        "V_kernels.0": (2, 4, 3),
+        "V_kernels.0": (2, 3, 4),
         "C_kernels.0": (2, 3, 3),
         "bias.0": (4, 1),
         "gates.0.weight": (1, 4),

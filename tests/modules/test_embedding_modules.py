@@ -156,7 +156,6 @@ def test_fp16_table_outputs_float32():
 @pytest.mark.parametrize(
     "tables,kwargs,exc,match",
     [
-        ([], {}, ValueError, "at least one"),
         ([("t", 5, 4, ["a"], PoolingType.SUM), ("t", 5, 4, ["b"], PoolingType.SUM)], {}, ValueError, "duplicate"),
         ([("", 5, 4, ["a"], PoolingType.SUM)], {}, ValueError, "empty name"),
         ([("t", 5, 4, ["a"], PoolingType.NONE)], {}, ValueError, "NONE"),
@@ -177,8 +176,11 @@ def test_ebc_rejects_non_bag_configs_and_quantized_tables():
 
 def test_ebc_bad_input_keys():
     ebc = EmbeddingBagCollection(_bag_configs())
-    with pytest.raises(ValueError, match="'zz' is not read by any table"):
-        ebc(make_kjt({**BATCH, "zz": [[1], [], []]}))
+    # A key no table reads is ignored, as in TorchRec (one KJT feeds several collections).
+    with_extra = ebc(make_kjt({**BATCH, "zz": [[1], [], []]}))
+    torch.testing.assert_close(with_extra.values(), ebc(make_kjt(BATCH)).values())
+    with pytest.raises(KeyError, match=r"\['f2'\].*missing"):  # a KeyError, as TorchRec's, naming the feature
+        ebc(make_kjt({"f0": BATCH["f0"], "f1": BATCH["f1"]}))
     with pytest.raises(ValueError, match=r"\['f2'\].*missing"):
         ebc(make_kjt({"f0": BATCH["f0"], "f1": BATCH["f1"]}))
     mean_weighted = EmbeddingBagCollection(_bag_configs(TABLES[1:2]), is_weighted=True)
@@ -248,8 +250,11 @@ def test_ec_validation():
                              EmbeddingConfig(num_embeddings=5, embedding_dim=8, name="b")])
     with pytest.raises(ValueError, match="duplicate"):
         EmbeddingCollection([EmbeddingConfig(num_embeddings=5, embedding_dim=4, name="a")] * 2)
-    with pytest.raises(ValueError, match="not read by any table"):
-        _ec()(make_kjt({**BATCH, "zz": [[1], [], []]}))
+    ec = _ec()
+    with_extra = ec(make_kjt({**BATCH, "zz": [[1], [], []]}))  # extra keys ignored, as in TorchRec
+    assert "zz" not in with_extra
+    for name, jt in ec(make_kjt(BATCH)).items():
+        torch.testing.assert_close(with_extra[name].values(), jt.values())
     assert _ec(device="meta").embeddings["t0"].weight.is_meta
 
 
@@ -320,3 +325,29 @@ def test_ebc_and_ec_fx_trace_then_script():
     got, want = traced_ec(kjt), ec(kjt)
     for k in want:
         torch.testing.assert_close(got[k].values(), want[k].values())
+
+
+def test_empty_collections_are_accepted_as_in_torchrec():
+    # TorchRec builds an EBC/EC without tables; forward of the EBC gives (B, 0), the EC an empty dict.
+    kjt = KeyedJaggedTensor.from_lengths_sync(["f"], torch.tensor([1, 2, 3]), torch.tensor([1, 2]))
+    kt = EmbeddingBagCollection(tables=[])(kjt)
+    assert kt.keys() == [] and tuple(kt.values().shape) == (2, 0)
+    assert EmbeddingCollection(tables=[])(kjt) == {}
+
+
+def test_meta_ebc_runs_forward_and_device_follows_parameters():
+    ebc = EmbeddingBagCollection(_bag_configs(), device=torch.device("meta"))
+    assert ebc.device.type == "meta"
+    kjt = make_kjt(BATCH)
+    for inp in (kjt, make_kjt(BATCH).to(torch.device("meta"))):  # a CPU KJT, and a meta KJT
+        out = ebc(inp)
+        assert out.values().is_meta
+        assert tuple(out.values().shape) == tuple(EmbeddingBagCollection(_bag_configs())(kjt).values().shape)
+    cpu = EmbeddingBagCollection(_bag_configs())
+    assert cpu.to(torch.device("meta")).device.type == "meta"
+
+
+def test_weights_on_unweighted_ebc_are_ignored_as_in_torchrec():
+    ebc = EmbeddingBagCollection(_bag_configs())
+    weights = {k: [[2.0] * len(b) for b in v] for k, v in BATCH.items()}
+    torch.testing.assert_close(ebc(make_kjt(BATCH, weights=weights)).values(), ebc(make_kjt(BATCH)).values())

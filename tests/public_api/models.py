@@ -53,3 +53,15 @@ SIGNATURES = [
     ]),
     (_DEEPFM, "SimpleDeepFMNN.forward", [("self", REQUIRED), ("dense_features", REQUIRED), ("sparse_features", REQUIRED)]),
 ]
+
+NAMES += [
+    (_DEEPFM, "SimpleDeepFMNNWrapper"),
+    ("recsys_lib.models.dlrm", "DLRMWrapper"),
+    ("recsys_lib.models.experimental.transformerdlrm", "InteractionTransformerArch"),
+    ("recsys_lib.models.experimental.transformerdlrm", "DLRM_Transformer"),
+    ("recsys_lib.models.cuda_graph_utils", "build_dlrm"),
+    ("recsys_lib.models.cuda_graph_benchmark", "main"),
+]
+SIGNATURES += [
+    ("recsys_lib.models.dlrm", "DLRM.compile_dense_path", [("self", REQUIRED), ("compile_mode", "reduce-overhead")]),
+]

@@ -130,3 +130,32 @@ SIGNATURES += [
                                             ("output_offsets", REQUIRED)]),
     (_U, "deterministic_dedup", [("ids", REQUIRED)]),
 ]
+
+# TorchRec 1.8.0 names added by the conformance work (issue 12)
+NAMES += [
+    ("recsys_lib.modules.debug_embedding_modules", "DebugEmbeddingCollection"),
+    ("recsys_lib.modules.debug_embedding_modules", "DebugEmbeddingBagCollection"),
+    ("recsys_lib.modules.pruning_logger", "PruningLogBase"),
+    ("recsys_lib.modules.pruning_logger", "PruningLogger"),
+    ("recsys_lib.modules.pruning_logger", "PruningLoggerDefault"),
+    ("recsys_lib.modules.regroup", "PermuteMultiEmbedding"),
+    ("recsys_lib.modules.regroup", "module_init"),
+    (_U, "SequenceVBEContext"),
+    (_U, "reset_module_states_post_sharding"),
+    (_U, "make_hash_zch_buckets_non_persistent"),
+    ("recsys_lib.modules.fp_embedding_modules", "apply_feature_processors_to_kjt"),
+    ("recsys_lib.modules.fp_embedding_modules", "FeatureProcessorDictWrapper"),
+    ("recsys_lib.modules.feature_processor", "offsets_to_range_traceble"),
+    ("recsys_lib.modules.feature_processor_", "get_weights_list"),
+    ("recsys_lib.modules.feature_processor_", "get_stride_per_key_per_rank"),
+    (_FEM, "EmbeddingFusedOptimizer"),
+]
+SIGNATURES += [
+    (_U, "construct_jagged_tensors", [("embeddings", REQUIRED), ("features", REQUIRED), ("embedding_names", REQUIRED),
+                                      ("need_indices", False), ("features_to_permute_indices", None),
+                                      ("original_features", None), ("reverse_indices", None), ("seq_vbe_ctx", None),
+                                      ("use_gather_select", False)]),
+    ("recsys_lib.modules.debug_embedding_modules", "DebugEmbeddingBagCollection",
+     [("tables", REQUIRED), ("device", REQUIRED), ("debug_mode", False)]),
+    (_FEM, "EmbeddingFusedOptimizer", [("tables", REQUIRED), ("emb_module", REQUIRED)]),
+]

@@ -80,3 +80,8 @@ SIGNATURES = [
     ("recsys_lib.optim.apply_optimizer_in_backward", "apply_optimizer_in_backward",
      [("optimizer_class", REQUIRED), ("params", REQUIRED), ("optimizer_kwargs", REQUIRED)]),
 ]
+
+SIGNATURES += [
+    ("recsys_lib.optim.clipping", "GradientClippingOptimizer.compute_total_grad_norm", [("self", REQUIRED)]),
+    ("recsys_lib.optim.rowwise_adagrad", "RowWiseAdagrad.share_memory", [("self", REQUIRED)]),
+]

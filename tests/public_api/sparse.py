@@ -68,3 +68,10 @@ SIGNATURES = [
     (_JT, "kjt_is_equal", [("kjt_1", REQUIRED), ("kjt_2", REQUIRED)]),
     ("recsys_lib.sparse.jagged_tensor_validator", "validate_keyed_jagged_tensor", [("kjt", REQUIRED), ("configs", None)]),
 ]
+
+NAMES += [("recsys_lib.sparse.tensor_dict", "maybe_td_to_kjt")]
+SIGNATURES += [
+    (_JT, "KeyedJaggedTensor.empty_like", [("kjt", REQUIRED), ("device", None)]),
+    (_JT, "JaggedTensor.copy_", [("self", REQUIRED), ("jt", REQUIRED), ("non_blocking", False)]),
+    (_JT, "KeyedTensor.size_in_bytes", [("self", REQUIRED)]),
+]

@@ -17,14 +17,19 @@ def kjt():
 
 CASES = [
     # (id, callable, exception type, message fragment)
-    ("lengths_sum_mismatch", lambda: KeyedJaggedTensor.from_lengths_sync(KEYS, torch.arange(6), LENGTHS),
-     ValueError, "lengths sum to 7 .* 6 values"),
-    ("negative_length", lambda: validate_keyed_jagged_tensor(
-        KeyedJaggedTensor.from_lengths_sync(KEYS, VALUES, torch.tensor([3, -1, 1, 1, 1, 2]))),
+    # Too few values: TorchRec builds the KJT and crashes later in to_dict; we name the key at the first sync.
+    ("lengths_sum_past_values", lambda: KeyedJaggedTensor.from_lengths_sync(KEYS, torch.arange(6), LENGTHS),
+     ValueError, "key 'f2' needs values up to index 7 but there are only 6 values"),
+    ("negative_length", lambda: KeyedJaggedTensor.from_lengths_sync(KEYS, VALUES, torch.tensor([3, -1, 1, 1, 1, 2])),
+     ValueError, "lengths must be >= 0, got lengths\\[1\\]=-1 at key 'f1' \\(batch index 1\\)"),
+    ("offsets_not_monotone", lambda: KeyedJaggedTensor.from_offsets_sync(KEYS, VALUES, torch.tensor([0, 3, 2, 3, 4, 5, 7])),
+     ValueError, "offsets must be non-decreasing, but offsets\\[1\\]=3 > offsets\\[2\\]=2 \\(key 'f1' \\(batch index 1\\)\\)"),
+    ("lengths_offsets_disagree", lambda: KeyedJaggedTensor(KEYS, VALUES, lengths=LENGTHS,
+                                                           offsets=torch.tensor([0, 1, 2, 3, 4, 5, 7]))["f1"],
+     ValueError, "disagree at key 'f1' \\(batch index 0\\): lengths\\[0\\]=2 but offsets\\[1\\]-offsets\\[0\\]=1"),
+    ("validator_negative_length", lambda: validate_keyed_jagged_tensor(
+        KeyedJaggedTensor(KEYS, VALUES, lengths=torch.tensor([3, -1, 1, 1, 1, 2]))),
      ValueError, "negative length -1 at index 1"),
-    ("offsets_not_monotone", lambda: validate_keyed_jagged_tensor(
-        KeyedJaggedTensor.from_offsets_sync(KEYS, VALUES, torch.tensor([0, 3, 2, 3, 4, 5, 7]))),
-     ValueError, "negative length -1 at index 1"),  # lengths derived from the offsets during sync()
     ("offsets_wrong_size", lambda: KeyedJaggedTensor(KEYS, VALUES, lengths=LENGTHS, offsets=torch.tensor([0, 7])),
      ValueError, "offsets must have len\\(lengths\\) \\+ 1"),
     ("weights_length", lambda: KeyedJaggedTensor(KEYS, VALUES, weights=torch.ones(6), lengths=LENGTHS),
@@ -115,5 +120,5 @@ def test_validator_id_ranges_with_configs():
 def test_constructor_checks_do_not_read_data():
     # A KJT whose lengths do not add up is still constructible (no sync in __init__); sync() catches it.
     bad = KeyedJaggedTensor(KEYS, torch.arange(6), lengths=LENGTHS)
-    with pytest.raises(ValueError, match="lengths sum to 7"):
+    with pytest.raises(ValueError, match="needs values up to index 7"):
         bad.sync()

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import List
 
 from recsys_lib.datasets.criteo import BinaryCriteoUtils
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY, get_path_manager
@@ -28,8 +28,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(argv: List[str]) -> None:
+    args = parse_args(argv)
     pm = get_path_manager(PATH_MANAGER_KEY)
     in_files = sorted(os.path.join(args.input_dir, f) for f in pm.ls(args.input_dir) if f.endswith("_sparse.npy"))
     if not in_files:
@@ -43,4 +43,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

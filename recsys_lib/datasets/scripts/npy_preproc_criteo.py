@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 from recsys_lib.datasets._criteo_constants import DAYS
 from recsys_lib.datasets.criteo import BinaryCriteoUtils, npy_output_paths
@@ -39,8 +39,8 @@ def input_names(input_dir: str, dataset_name: str, path_manager_key: str = PATH_
     return [(os.path.join(input_dir, f), n) for f, n in names]
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(argv: List[str]) -> None:
+    args = parse_args(argv)
     pm = get_path_manager(PATH_MANAGER_KEY)
     pm.mkdirs(args.output_dir)
     total_rows, t0 = 0, time.perf_counter()
@@ -59,4 +59,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

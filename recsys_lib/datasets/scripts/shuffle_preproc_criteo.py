@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List
 
 from recsys_lib.datasets._criteo_constants import DAYS
 from recsys_lib.datasets.criteo import BinaryCriteoUtils
@@ -32,14 +32,19 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    rows_per_day = {
-        d: BinaryCriteoUtils.get_shape_from_npy(
-            os.path.join(args.input_dir_labels_and_dense, f"day_{d}_labels.npy"), path_manager_key=PATH_MANAGER_KEY
-        )[0]
-        for d in range(args.days)
-    }
+def count_rows(rows_per_file: Dict[int, int], path: str, day: int) -> None:
+    """Store the number of rows of ``<path>/day_<day>_labels.npy`` in ``rows_per_file[day]`` (header read only)."""
+    labels = os.path.join(path, f"day_{day}_labels.npy")
+    rows = BinaryCriteoUtils.get_shape_from_npy(labels, path_manager_key=PATH_MANAGER_KEY)[0]
+    rows_per_file[day] = rows
+    print(f"counted {rows} for {labels}")
+
+
+def main(argv: List[str]) -> None:
+    args = parse_args(argv)
+    rows_per_day: Dict[int, int] = {}
+    for d in range(args.days):
+        count_rows(rows_per_day, args.input_dir_labels_and_dense, d)
     t0 = time.perf_counter()
     BinaryCriteoUtils.shuffle(
         args.input_dir_labels_and_dense, args.input_dir_sparse, args.output_dir_shuffled, rows_per_day,
@@ -52,4 +57,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Experimental models (TorchRec's ``torchrec.models.experimental``)."""
