@@ -56,7 +56,11 @@ def rewrite_model(
 ) -> RewriteResult:
     """Swaps forwards in place (see the module docstring); ``model`` may be wrapped by DMP/DDP."""
     inner = unwrap_model(model)
-    sharded = {name: m for name, m in inner.named_modules() if isinstance(m, ShardedModule)}
+    sharded: Dict[str, ShardedModule] = {}
+    for name, m in inner.named_modules():
+        # A sharded module inside another (the EBC of a sharded FP-EBC) runs within its parent's stages.
+        if isinstance(m, ShardedModule) and not any(name.startswith(outer + ".") for outer in sharded):
+            sharded[name] = m
     result = RewriteResult()
     if not sharded:
         return result

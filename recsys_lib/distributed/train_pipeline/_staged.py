@@ -73,9 +73,10 @@ class StagedTrainPipeline(TrainPipeline[In, Optional[StageOut]]):
         inputs = self._next_batch(dataloader_iter) if stage_idx == 0 else self._slots[stage_idx - 1]
         if inputs is None:
             self._slots[stage_idx] = None
-            if not self._exhausted_notified[stage_idx] and stage.data_exhausted_callback is not None:
-                stage.data_exhausted_callback()
-            self._exhausted_notified[stage_idx] = True
+            if self._data_exhausted and not self._exhausted_notified[stage_idx]:  # not merely still filling
+                self._exhausted_notified[stage_idx] = True
+                if stage.data_exhausted_callback is not None:
+                    stage.data_exhausted_callback()
             return
         self._slots[stage_idx] = self._run_with_event(stage.runnable, inputs, stage.stream)
 
