@@ -23,25 +23,16 @@ that cannot be (see ``_rewrite.py``) is named in a warning and runs its input di
 """
 
 import abc
-from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Generic, Iterator, List, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Generic, Iterator, List, Optional, Tuple, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from recsys_lib.distributed.train_pipeline._rewrite import rewrite_model, unwrap_model, warn_not_pipelined
+from recsys_lib.distributed.train_pipeline._rewrite import unwrap_model
 from recsys_lib.distributed.train_pipeline.pipeline_context import TrainPipelineContext
-from recsys_lib.distributed.train_pipeline.runtime_forwards import BaseForward, PipelinedForward
-from recsys_lib.distributed.train_pipeline.utils import (
-    _agree_has_batch,
-    _pipeline_detach_model,
-    _start_data_dist,
-    _to_device,
-    _wait_for_batch,
-    use_context_for_postprocs,
-)
+from recsys_lib.distributed.train_pipeline.utils import _agree_has_batch, _to_device, _wait_for_batch
 from recsys_lib.distributed.types import ShardedModule
 from recsys_lib.streamable import Pipelineable
 

@@ -29,7 +29,6 @@ from recsys_lib.distributed.train_pipeline.postproc import _stream_context
 from recsys_lib.distributed.train_pipeline.runtime_forwards import (
     BaseForward,
     InSyncEmbeddingPipelinedForward,
-    PipelinedForward,
     PrefetchPipelinedForward,
 )
 from recsys_lib.distributed.train_pipeline.utils import (

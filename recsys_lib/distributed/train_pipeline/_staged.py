@@ -6,7 +6,7 @@ on the returned value. ``progress`` returns None once the data is used up (Torch
 pipeline); all ranks agree on the end (one 1-element all-reduce per read).
 """
 
-from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Union
 
 import torch
 import torch.distributed as dist

@@ -13,7 +13,7 @@ Example::
     handle = register_backward_hook(site, model, lambda grad: print(grad.shape))
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Iterator, List, Optional, Protocol, Tuple
 

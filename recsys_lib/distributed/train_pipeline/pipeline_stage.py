@@ -28,7 +28,6 @@ from recsys_lib.distributed.train_pipeline._rewrite import rewrite_model, warn_n
 from recsys_lib.distributed.train_pipeline.pipeline_context import PrefetchTrainPipelineContext, TrainPipelineContext
 from recsys_lib.distributed.train_pipeline.postproc import _stream_context
 from recsys_lib.distributed.train_pipeline.runtime_forwards import (
-    EmbeddingPipelinedForward,
     InSyncEmbeddingPipelinedForward,
     PipelinedForward,
     PrefetchPipelinedForward,

@@ -10,7 +10,7 @@ helper records the expression so the pipeline can say why.
 
 import builtins
 import operator
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import fx, nn
