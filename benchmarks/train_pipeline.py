@@ -2,8 +2,10 @@
 
 Model: DLRM (dense 512-256-64, over 512-512-256-1) over 26 tables x ``--rows`` x D=64, table-wise round-robin
 plan, fused row-wise Adagrad tables + Adagrad dense (DMP + DDP), per-rank batch ``--batch`` with bag lengths
-uniform in [0, 2 * ``--mean_ids``]. Each (library, world, loop) runs in fresh gloo processes (one intra-op
-thread each); ``--warmup`` untimed steps, then ``--steps`` timed ones; the time is the slowest rank's.
+uniform in [0, 2 * ``--mean_ids``]. Per world size, persistent gloo ranks (one intra-op thread each) hold all four
+configurations (library x loop) and step them round robin, one step each, timed between barriers (so the time
+is the slowest rank's and machine load hits every configuration alike); medians over ``--steps`` after
+``--warmup``.
 
     .venv/bin/python benchmarks/train_pipeline.py                                     # recsys_lib only
     .venv-compare/bin/python benchmarks/train_pipeline.py --compare torchrec          # + TorchRec 1.8.0
@@ -16,6 +18,7 @@ import argparse
 import importlib
 import os
 import socket
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -66,54 +69,60 @@ def _model(lib, rows, world):
     return dmp, keyed.CombinedOptimizer([dmp.fused_optimizer, dense])
 
 
-def _rank(rank, world, port, lib, loop, args, queue):
+def _stepper(lib, loop, args, world, rank):
+    """One configuration on this rank: a fresh DMP and a function running one training step."""
+    torch.manual_seed(0)
+    dmp, opt = _model(lib, args.rows, world)
+    batches = _batches(lib, args.warmup + args.steps, args.batch, args.rows, args.mean_ids, seed=rank)
+    it = iter(batches)
+    if loop == "pipeline":
+        pipeline = importlib.import_module(f"{lib}.distributed.train_pipeline").TrainPipelineSparseDist(
+            dmp, opt, torch.device("cpu"))
+        return lambda: pipeline.progress(it)
+
+    def step():
+        opt.zero_grad()
+        loss, _ = dmp(next(it))
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _rank(rank, world, port, configs, args, queue):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.manual_seed(0)
-    dmp, opt = _model(lib, args.rows, world)
-    batches = _batches(lib, args.warmup + args.steps, args.batch, args.rows, args.mean_ids, seed=rank)
-    if loop == "pipeline":
-        tp = importlib.import_module(f"{lib}.distributed.train_pipeline")
-        pipeline = tp.TrainPipelineSparseDist(dmp, opt, torch.device("cpu"))
-        it = iter(batches)
-        step = lambda: pipeline.progress(it)  # noqa: E731
-    else:
-        it = iter(batches)
-
-        def step():
-            opt.zero_grad()
-            loss, _ = dmp(next(it))
-            loss.backward()
-            opt.step()
-    for _ in range(args.warmup):
-        step()
-    dist.barrier()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    dist.barrier()
-    elapsed = torch.tensor([time.perf_counter() - start])
-    dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
+    steppers = {c: _stepper(c[0], c[1], args, world, rank) for c in configs}
+    times = {c: [] for c in configs}
+    # Round robin over the configurations, one step each: machine load hits all of them alike.
+    for i in range(args.warmup + args.steps):
+        for c, step in steppers.items():
+            dist.barrier()
+            start = time.perf_counter()
+            step()
+            dist.barrier()  # the step is done on every rank
+            if i >= args.warmup:
+                times[c].append(time.perf_counter() - start)
     if rank == 0:
-        queue.put(float(elapsed))
+        queue.put({c: statistics.median(t) for c, t in times.items()})
     dist.destroy_process_group()
 
 
-def run(lib, world, loop, args):
+def run(world, configs, args):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_rank, args=(r, world, port, lib, loop, args, queue)) for r in range(world)]
+    procs = [ctx.Process(target=_rank, args=(r, world, port, configs, args, queue)) for r in range(world)]
     for p in procs:
         p.start()
-    elapsed = queue.get(timeout=1800)
+    medians = queue.get(timeout=3600)
     for p in procs:
         p.join()
-    return elapsed / args.steps
+    return medians
 
 
 def main():
@@ -129,12 +138,11 @@ def main():
     libs = ["recsys_lib"] + ([args.compare] if args.compare else [])
     results = {}
     for world in args.worlds:
-        for lib in libs:
-            for loop in ("plain", "pipeline"):
-                t = run(lib, world, loop, args)
-                results[(lib, world, loop)] = t
-                print(f"{lib:<10} world {world} {loop:<8} {t * 1e3:8.1f} ms/step  "
-                      f"{args.batch * world / t:10,.0f} samples/s", flush=True)
+        configs = [(lib, loop) for lib in libs for loop in ("plain", "pipeline")]
+        for (lib, loop), t in run(world, configs, args).items():
+            results[(lib, world, loop)] = t
+            print(f"{lib:<10} world {world} {loop:<8} {t * 1e3:8.1f} ms/step (median)  "
+                  f"{args.batch * world / t:10,.0f} samples/s", flush=True)
     print()
     for world in args.worlds:
         ours = results[("recsys_lib", world, "pipeline")]

@@ -122,8 +122,7 @@ class TrainPipelineSemiSync(TrainPipelineSparseDist[In, Out]):
                 self._stashed_grads[param] = current
 
     def _mlp_optimizer_step(self, current_batch: int) -> None:
-        if current_batch < self._start_batch or any(p.grad is not None for g in self._optimizer.param_groups for p in g["params"]):
-            self._optimizer.step()
+        self._optimizer.step()
 
     def progress(self, dataloader_iter: Iterator[In]) -> Out:
         if not self._model_attached:
