@@ -35,7 +35,7 @@ def _torchrun(args, nproc=2):
     return out.stdout
 
 
-def _check_summary(stdout, processes, steps, validations):
+def _check_summary(stdout, processes, steps, validations, samples_per_rank=2 * 32):
     assert f"{processes} process(es), {steps} steps" in stdout, stdout
     first, last = map(float, re.search(r"loss\s+first (\S+)\s+last (\S+)", stdout).groups())
     assert 0 < first < 5 and 0 <= last < 5
@@ -44,7 +44,8 @@ def _check_summary(stdout, processes, steps, validations):
     assert [a[0] for a in aucs] == ["val"] * validations + ["test"], stdout
     for _, ours, theirs, samples in aucs:
         assert ours == theirs and 0.0 <= float(ours) <= 1.0
-        assert int(samples) == 2 * 32 * processes  # 2 batches of 32 per rank
+        if samples_per_rank is not None:
+            assert int(samples) == samples_per_rank * processes  # --limit_val/test_batches 2 of 32 per rank
 
 
 def _load(path):
@@ -108,3 +109,39 @@ def test_torchx_component_runs_two_trainers():
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=_env())
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     assert "2 process(es), 4 steps" in out.stdout + out.stderr
+
+
+def _tiny_criteo_days(folder, rows=48, seed=0):
+    """24 TSV day files in Criteo's format: label, 13 ints, 26 hex categories (some empty)."""
+    import random
+
+    rng = random.Random(seed)
+    folder.mkdir()
+    for d in range(24):
+        lines = []
+        for _ in range(rows):
+            ints = [str(rng.randint(0, 50)) if rng.random() > 0.1 else "" for _ in range(13)]
+            cats = [format(rng.randint(0, 2**31), "x") if rng.random() > 0.1 else "" for _ in range(26)]
+            lines.append("\t".join([str(rng.randint(0, 1))] + ints + cats))
+        (folder / f"day_{d}").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_real_format_criteo_via_preprocessing_script_and_multi_hot(tmp_path):
+    import numpy as np
+
+    _tiny_criteo_days(tmp_path / "tsv")
+    out = subprocess.run([sys.executable, "-m", "recsys_lib.datasets.scripts.npy_preproc_criteo", "--input_dir",
+                          str(tmp_path / "tsv"), "--output_dir", str(tmp_path / "npy"), "--no_progress"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, env=_env())
+    assert out.returncode == 0, out.stderr
+    stdout = _torchrun(["--in_memory_binary_criteo_path", str(tmp_path / "npy"), "--limit_train_batches", "4"], nproc=2)
+    _check_summary(stdout, 2, 4, validations=1, samples_per_rank=None)  # val/test: the halves of day 23
+    # Multi-hot ids (3 per sample and feature) for every day, read in file order by one process.
+    (tmp_path / "mh").mkdir()
+    rng = np.random.default_rng(0)
+    for d in range(24):
+        np.savez(tmp_path / "mh" / f"day_{d}_sparse_multi_hot.npz", **{str(f): rng.integers(0, 10**6, (48, 3)) for f in range(26)})
+    stdout = _torchrun(["--in_memory_binary_criteo_path", str(tmp_path / "npy"), "--synthetic_multi_hot_criteo_path",
+                        str(tmp_path / "mh"), "--limit_train_batches", "4", "--batch_size", "8"], nproc=1)
+    assert "1 process(es), 4 steps" in stdout
