@@ -85,18 +85,9 @@ class TrainPipelineSemiSync(TrainPipelineSparseDist[In, Out]):
             _start_embedding_lookup(module, context, self._data_dist_stream, self._data_dist_stream, _stream_context)
 
     def fill_pipeline(self, dataloader_iter: Iterator[In]) -> None:
-        if len(self.batches) >= 3 or (self.batches and self._execute_all_batches):
-            return
-        was_empty = not self.batches
-        if not self.enqueue_batch(dataloader_iter) or not was_empty:
-            return
-        self._optimizer.zero_grad()
-        self._init_pipelined_modules(self.batches[0], self.contexts[0], self._pipelined_forward_type)
-        self.start_embedding_lookup(self.batches[0], self.contexts[0])
-        if self.enqueue_batch(dataloader_iter):
-            self.start_sparse_data_dist(self.batches[1], self.contexts[1])
-            self.wait_sparse_data_dist(self.contexts[1])
-            self.enqueue_batch(dataloader_iter)
+        if not self.batches:
+            self._optimizer.zero_grad()  # later zero_grads follow each optimizer step
+        self._fill_three_deep(dataloader_iter, self.start_embedding_lookup)
 
     def _mlp_forward(self, batch: In, context: EmbeddingTrainPipelineContext) -> Tuple[torch.Tensor, Out]:
         self._set_module_context(context)
@@ -125,11 +116,7 @@ class TrainPipelineSemiSync(TrainPipelineSparseDist[In, Out]):
         self._optimizer.step()
 
     def progress(self, dataloader_iter: Iterator[In]) -> Out:
-        if not self._model_attached:
-            self.attach(self._model)
-        self.fill_pipeline(dataloader_iter)
-        if not self.batches:
-            raise StopIteration
+        self._start_step(dataloader_iter, zero_grad=False)  # zero_grad follows each optimizer step here
         if len(self.batches) >= 3:
             self.start_sparse_data_dist(self.batches[2], self.contexts[2])
         batch, context = self.batches[0], self.contexts[0]

@@ -240,6 +240,21 @@ class TrainPipelineSparseDist(TrainPipeline[In, Out]):
 
     _fill_pipeline = fill_pipeline
 
+    def _fill_three_deep(self, dataloader_iter: Iterator[In], head_stage: Callable[[In, Any], None]) -> None:
+        """Fill of the three-batch pipelines: batch 0 distributed and through ``head_stage`` (prefetch or
+        lookup), batch 1 distributed, batch 2 read."""
+        if len(self.batches) >= 3 or (self.batches and self._execute_all_batches):
+            return
+        was_empty = not self.batches
+        if not self.enqueue_batch(dataloader_iter) or not was_empty:
+            return
+        self._init_pipelined_modules(self.batches[0], self.contexts[0], self._pipelined_forward_type)
+        head_stage(self.batches[0], self.contexts[0])
+        if self.enqueue_batch(dataloader_iter):
+            self.start_sparse_data_dist(self.batches[1], self.contexts[1])
+            self.wait_sparse_data_dist(self.contexts[1])
+            self.enqueue_batch(dataloader_iter)
+
     # ---- one step ----
 
     def _backward(self, losses: torch.Tensor) -> None:
@@ -248,15 +263,26 @@ class TrainPipelineSparseDist(TrainPipeline[In, Out]):
     def _optimizer_step(self) -> None:
         self._optimizer.step()
 
-    def progress(self, dataloader_iter: Iterator[In]) -> Out:
+    def _start_step(self, dataloader_iter: Iterator[In], zero_grad: bool = True) -> None:
+        """Common opening of a step: re-attach, fill, ``StopIteration`` when empty, batch 0's context, zero_grad."""
         if not self._model_attached:
             self.attach(self._model)
         self.fill_pipeline(dataloader_iter)
         if not self.batches:
             raise StopIteration
         self._set_module_context(self.contexts[0])
-        if self._model.training:
+        if zero_grad and self._model.training:
             self._optimizer.zero_grad()
+
+    def _finish_step(self, losses: torch.Tensor) -> None:
+        """Common close of a step in training mode: backward, replica sync, optimizer step."""
+        if self._model.training:
+            self._backward(losses)
+            self.sync_embeddings(self._model, self._dmp_collection_sync_interval_batches, self.contexts[0])
+            self._optimizer_step()
+
+    def progress(self, dataloader_iter: Iterator[In]) -> Out:
+        self._start_step(dataloader_iter)
         self._wait_for_batch()
         if len(self.batches) >= 2:
             self.start_sparse_data_dist(self.batches[1], self.contexts[1])
@@ -267,10 +293,7 @@ class TrainPipelineSparseDist(TrainPipeline[In, Out]):
             self.enqueue_batch(dataloader_iter)
         if len(self.batches) >= 2:
             self.wait_sparse_data_dist(self.contexts[1])
-        if self._model.training:
-            self._backward(losses)
-            self.sync_embeddings(self._model, self._dmp_collection_sync_interval_batches, self.contexts[0])
-            self._optimizer_step()
+        self._finish_step(losses)
         self.dequeue_batch()
         return output
 

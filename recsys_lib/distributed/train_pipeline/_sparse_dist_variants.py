@@ -71,23 +71,14 @@ class TrainPipelineSparseDistLite(TrainPipelineSparseDist[In, Out]):
         _wait_for_batch(self.batches[0], self._data_dist_stream)
 
     def progress(self, dataloader_iter: Iterator[In]) -> Out:
-        if not self._model_attached:
-            self.attach(self._model)
-        self.fill_pipeline(dataloader_iter)
-        if not self.batches:
-            raise StopIteration
-        self._set_module_context(self.contexts[0])
-        if self._model.training:
-            self._optimizer.zero_grad()
+        self._start_step(dataloader_iter)
         self._wait_for_batch()
         if self.enqueue_batch(dataloader_iter):
             self.start_sparse_data_dist(self.batches[1], self.contexts[1])
         losses, output = self._model_fwd(self.batches[0])
         if len(self.batches) >= 2:
             self.wait_sparse_data_dist(self.contexts[1])
-        if self._model.training:
-            self._backward(losses)
-            self._optimizer_step()
+        self._finish_step(losses)
         self.dequeue_batch()
         return output
 
@@ -190,27 +181,10 @@ class PrefetchTrainPipelineSparseDist(TrainPipelineSparseDist[In, Out]):
         context.module_input_post_prefetch.update(data)
 
     def fill_pipeline(self, dataloader_iter: Iterator[In]) -> None:
-        if len(self.batches) >= 3 or (self.batches and self._execute_all_batches):
-            return
-        was_empty = not self.batches
-        if not self.enqueue_batch(dataloader_iter) or not was_empty:
-            return
-        self._init_pipelined_modules(self.batches[0], self.contexts[0], self._pipelined_forward_type)
-        self._prefetch(self.batches[0], self.contexts[0])
-        if self.enqueue_batch(dataloader_iter):
-            self.start_sparse_data_dist(self.batches[1], self.contexts[1])
-            self.wait_sparse_data_dist(self.contexts[1])
-            self.enqueue_batch(dataloader_iter)
+        self._fill_three_deep(dataloader_iter, self._prefetch)
 
     def progress(self, dataloader_iter: Iterator[In]) -> Out:
-        if not self._model_attached:
-            self.attach(self._model)
-        self.fill_pipeline(dataloader_iter)
-        if not self.batches:
-            raise StopIteration
-        self._set_module_context(self.contexts[0])
-        if self._model.training:
-            self._optimizer.zero_grad()
+        self._start_step(dataloader_iter)
         _wait_for_batch(self.batches[0], self._prefetch_stream)
         if len(self.batches) >= 3:
             self.start_sparse_data_dist(self.batches[2], self.contexts[2])
@@ -219,9 +193,7 @@ class PrefetchTrainPipelineSparseDist(TrainPipelineSparseDist[In, Out]):
             self._prefetch(self.batches[1], self.contexts[1])
         if len(self.batches) >= 3:
             self.wait_sparse_data_dist(self.contexts[2])
-        if self._model.training:
-            self._backward(losses)
-            self._optimizer_step()
+        self._finish_step(losses)
         self.dequeue_batch()
         self.enqueue_batch(dataloader_iter)
         return output

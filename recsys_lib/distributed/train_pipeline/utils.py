@@ -98,6 +98,12 @@ def _fuse_input_dist_splits(context: TrainPipelineContext) -> None:
     context.fused_splits_awaitables.append((names, None))
 
 
+def _take_dist_input(module: ShardedModule, context: TrainPipelineContext) -> Any:
+    """``(name, distributed input, module context)`` of a pipelined module, taken out of ``context``."""
+    name = module.forward.name
+    return name, context.input_dist_tensors_requests.pop(name).wait(), context.module_contexts.pop(name)
+
+
 def _start_embedding_lookup(
     module: ShardedModule,
     context: EmbeddingTrainPipelineContext,
@@ -106,9 +112,7 @@ def _start_embedding_lookup(
     stream_context: Any,
 ) -> None:
     """Waits the module's input dist and starts its lookup + output dist; the awaitable goes in the context."""
-    name = module.forward.name
-    data = context.input_dist_tensors_requests.pop(name).wait()
-    ctx = context.module_contexts.pop(name)
+    name, data, ctx = _take_dist_input(module, context)
     if _is_cuda(source_stream) and _is_cuda(target_stream):
         target_stream.wait_stream(source_stream)
     with stream_context(target_stream):
@@ -130,9 +134,7 @@ def _prefetch_embeddings(
     """
     data_per_module: Dict[str, Any] = {}
     for module in pipelined_modules:
-        name = module.forward.name
-        data = context.input_dist_tensors_requests.pop(name).wait()
-        ctx = context.module_contexts.pop(name)
+        name, data, ctx = _take_dist_input(module, context)
         with stream_context(default_stream):
             module.prefetch(ctx=ctx, dist_input=data, forward_stream=default_stream)
         data_per_module[name] = data
