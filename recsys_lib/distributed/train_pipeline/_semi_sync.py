@@ -23,6 +23,7 @@ from recsys_lib.distributed.train_pipeline.pipeline_context import EmbeddingTrai
 from recsys_lib.distributed.train_pipeline.postproc import _stream_context
 from recsys_lib.distributed.train_pipeline.runtime_forwards import BaseForward, EmbeddingPipelinedForward
 from recsys_lib.distributed.train_pipeline.utils import _start_embedding_lookup
+from recsys_lib.distributed.types import ShardedTensor
 
 
 class TrainPipelineSemiSync(TrainPipelineSparseDist[In, Out]):
@@ -106,8 +107,11 @@ class TrainPipelineSemiSync(TrainPipelineSparseDist[In, Out]):
             torch.autograd.backward(tensors, grads)
 
     def _grad_swap(self) -> None:
+        """Dense gradients of this step are kept for the next; the previous step's are applied now."""
         for group in self._optimizer.param_groups:
             for param in group["params"]:
+                if isinstance(param, ShardedTensor) or not isinstance(param, torch.Tensor):
+                    continue  # sharded tables update in backward (fused); only dense gradients are stashed
                 current = param.grad
                 param.grad = self._stashed_grads.get(param)
                 self._stashed_grads[param] = current

@@ -162,6 +162,30 @@ def _cases(rank, world_size):
         got = _drain(EvalPipelineSparseDist(dmp, opt, torch.device("cpu")), iter(batches))
     results["eval"] = len(got) == len(direct) and all(torch.equal(a, b) for a, b in zip(direct, got))
 
+    # Forward only in eval mode: the fused eval pipeline and TrainPipelineSparseDist give the eval forward's
+    # outputs and leave every weight as it was.
+    from recsys_lib.distributed.train_pipeline.train_pipelines import EvalPipelineFusedSparseDist
+
+    dmp, opt = make_dmp()
+    dmp.eval()
+    before = weights(dmp)
+    fused = _drain(EvalPipelineFusedSparseDist(dmp, opt, torch.device("cpu")), iter(batches))
+    sparse = _drain(TrainPipelineSparseDist(dmp, opt, torch.device("cpu")), iter(batches))
+    results["eval_mode"] = (
+        all(torch.equal(a, b) for a, b in zip(direct, fused)) and all(torch.equal(a, b) for a, b in zip(direct, sparse))
+        and len(fused) == len(sparse) == STEPS and all(torch.equal(before[k], v) for k, v in weights(dmp).items())
+    )
+
+    # Backward injection: a hook at the over arch runs once per training step.
+    from recsys_lib.distributed.train_pipeline.backward_injection import FirstGradTensorFinder, InjectionSite
+
+    dmp, opt = make_dmp()
+    pipeline = TrainPipelineSparseDist(dmp, opt, torch.device("cpu"))
+    calls = []
+    pipeline.register_backward_hook(InjectionSite("over", FirstGradTensorFinder()), lambda p: calls.append(p))
+    _drain(pipeline, iter(batches))
+    results["backward_hook_calls"] = len(calls) == STEPS and all(c is pipeline for c in calls)
+
     # Staged pipeline with the sparse-data-dist stage; the caller runs the model.
     dmp, opt = make_dmp()
     sdd = SparseDataDistUtil(dmp, data_dist_stream=None)
@@ -209,6 +233,19 @@ def _cases(rank, world_size):
                 p.copy_(fresh[n])
         expected_1 = stale(batches[1])[0]
     results["semi_sync"] = (ref_losses[0], losses[0], expected_1, losses[1], ref_losses[1], len(losses))
+    handle.remove()
+    # With stash_gradients, semi-sync steps apply the previous step's dense gradients: the first semi-sync step
+    # applies none, so the dense weights after step 0 (synchronous) and step 1 are the same.
+    dmp, opt = make_dmp()
+    from recsys_lib.distributed.train_pipeline.train_pipelines import TrainPipelineSemiSync
+
+    stash = TrainPipelineSemiSync(dmp, opt, torch.device("cpu"), start_batch=1, stash_gradients=True)
+    it = iter(batches[:3])
+    stash.progress(it)
+    after_0 = {k: v for k, v in weights(dmp).items() if k.startswith(("over", "dense"))}
+    stash.progress(it)
+    after_1 = {k: v for k, v in weights(dmp).items() if k.startswith(("over", "dense"))}
+    results["semi_sync_stash"] = all(torch.equal(after_0[k], after_1[k]) for k in after_0) and len(after_0) == 4
 
     # A module whose input is computed by a method call: warned by default, raised with strict=True.
     dmp, opt = make_dmp(unpipelineable=True)
@@ -263,6 +300,13 @@ def test_pipeline_flows_equal_plain_loop(results, case):
 @pytest.mark.dist
 def test_eval_pipeline_outputs_equal_eval_forward(results):
     assert all(r["eval"] for r in results)
+    assert all(r["eval_mode"] for r in results)
+
+
+@pytest.mark.dist
+def test_backward_hook_and_semi_sync_gradient_stash(results):
+    assert all(r["backward_hook_calls"] for r in results)
+    assert all(r["semi_sync_stash"] for r in results)
 
 
 @pytest.mark.dist
