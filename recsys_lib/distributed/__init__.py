@@ -1,7 +1,6 @@
 """Distributed training: sharders, sharded modules, DistributedModelParallel, planner (torch.distributed engine).
 
-The train-pipeline names land with a later step: they are resolved lazily on first access, and until
-their module exists, accessing them raises ``AttributeError``.
+The train-pipeline names are resolved lazily on first access (``recsys_lib.distributed.train_pipeline``).
 """
 
 import importlib
@@ -24,6 +23,7 @@ _LAZY: Dict[str, str] = {
     "TrainPipeline": "recsys_lib.distributed.train_pipeline",
     "TrainPipelineBase": "recsys_lib.distributed.train_pipeline",
     "TrainPipelineSparseDist": "recsys_lib.distributed.train_pipeline",
+    "train_pipeline": "recsys_lib.distributed.train_pipeline",
 }
 
 
@@ -37,7 +37,7 @@ def __getattr__(name: str) -> Any:
         if e.name == module_name:
             raise AttributeError(f"recsys_lib.distributed.{name} is not available yet ({module_name} missing)") from e
         raise
-    value = getattr(module, name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
     return value
 
 

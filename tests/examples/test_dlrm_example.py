@@ -1,4 +1,4 @@
-"""The README's main job: examples/dlrm/train.py (DMP + planner), one process and under torchrun with 2 gloo ranks."""
+"""examples/dlrm/train.py (the plain-loop example, DMP + planner), one process and under torchrun with 2 gloo ranks."""
 
 import math
 import os

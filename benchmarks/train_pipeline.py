@@ -1,0 +1,158 @@
+"""DLRM training throughput: plain loop vs TrainPipelineSparseDist, world 1 and 2, recsys_lib vs TorchRec.
+
+Model: DLRM (dense 512-256-64, over 512-512-256-1) over 26 tables x ``--rows`` x D=64, table-wise round-robin
+plan, fused row-wise Adagrad tables + Adagrad dense (DMP + DDP), per-rank batch ``--batch`` with bag lengths
+uniform in [0, 2 * ``--mean_ids``]. Per world size, persistent gloo ranks (one intra-op thread each) hold all four
+configurations (library x loop) and step them round robin, one step each, timed between barriers (so the time
+is the slowest rank's and machine load hits every configuration alike); medians over ``--steps`` after
+``--warmup``.
+
+    .venv/bin/python benchmarks/train_pipeline.py                                     # recsys_lib only
+    .venv-compare/bin/python benchmarks/train_pipeline.py --compare torchrec          # + TorchRec 1.8.0
+    .venv/bin/python benchmarks/train_pipeline.py --rows 10000 --batch 512 --steps 10  # quick
+
+Measured numbers: benchmarks/README.md (train pipeline section).
+"""
+
+import argparse
+import importlib
+import os
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _batches(lib, n, batch, rows, mean_ids, seed):
+    Batch = importlib.import_module(f"{lib}.datasets.utils").Batch
+    KJT = importlib.import_module(f"{lib}.sparse.jagged_tensor").KeyedJaggedTensor
+    g = torch.Generator().manual_seed(seed)
+    keys = [f"cat_{i}" for i in range(26)]
+    out = []
+    for _ in range(n):
+        lengths = torch.randint(0, 2 * mean_ids + 1, (26 * batch,), generator=g)
+        values = torch.randint(0, rows, (int(lengths.sum()),), generator=g)
+        out.append(Batch(dense_features=torch.rand(batch, 13, generator=g),
+                         sparse_features=KJT(keys=keys, values=values, lengths=lengths),
+                         labels=torch.randint(0, 2, (batch,), generator=g).float()))
+    return out
+
+
+def _model(lib, rows, world):
+    m = lambda name: importlib.import_module(f"{lib}.{name}")  # noqa: E731
+    cfg = m("modules.embedding_configs")
+    tables = [cfg.EmbeddingBagConfig(name=f"t{i}", embedding_dim=64, num_embeddings=rows, feature_names=[f"cat_{i}"])
+              for i in range(26)]
+    ebc = m("modules.embedding_modules").EmbeddingBagCollection(tables=tables, device=torch.device("meta"))
+    dlrm = m("models.dlrm")
+    model = dlrm.DLRMTrain(dlrm.DLRM(embedding_bag_collection=ebc, dense_in_features=13,
+                                     dense_arch_layer_sizes=[512, 256, 64], over_arch_layer_sizes=[512, 512, 256, 1]))
+    m("optim.apply_optimizer_in_backward").apply_optimizer_in_backward(
+        m("optim.rowwise_adagrad").RowWiseAdagrad, model.model.sparse_arch.parameters(), {"lr": 0.01})
+    sp = m("distributed.sharding_plan")
+    gens = {f"t{i}": sp.table_wise(rank=i % world) for i in range(26)}
+    plan = m("distributed.types").ShardingPlan({"model.sparse_arch.embedding_bag_collection": sp.construct_module_sharding_plan(
+        model.model.sparse_arch.embedding_bag_collection, gens, world_size=world, device_type="cpu")})
+    dmp = m("distributed.model_parallel").DistributedModelParallel(model, device=torch.device("cpu"), plan=plan)
+    keyed = m("optim.keyed")
+    dense = keyed.KeyedOptimizerWrapper(dict(m("optim.optimizers").in_backward_optimizer_filter(dmp.named_parameters())),
+                                        lambda ps: torch.optim.Adagrad(ps, lr=0.01))
+    return dmp, keyed.CombinedOptimizer([dmp.fused_optimizer, dense])
+
+
+def _stepper(lib, loop, args, world, rank):
+    """One configuration on this rank: a fresh DMP and a function running one training step."""
+    torch.manual_seed(0)
+    dmp, opt = _model(lib, args.rows, world)
+    batches = _batches(lib, args.warmup + args.steps, args.batch, args.rows, args.mean_ids, seed=rank)
+    it = iter(batches)
+    if loop == "pipeline":
+        pipeline = importlib.import_module(f"{lib}.distributed.train_pipeline").TrainPipelineSparseDist(
+            dmp, opt, torch.device("cpu"))
+        return lambda: pipeline.progress(it)
+
+    def step():
+        opt.zero_grad()
+        loss, _ = dmp(next(it))
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _rank(rank, world, port, configs, args, queue):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    steppers = {c: _stepper(c[0], c[1], args, world, rank) for c in configs}
+    times = {c: [] for c in configs}
+    # Round robin over the configurations, one step each: machine load hits all of them alike.
+    for i in range(args.warmup + args.steps):
+        for c, step in steppers.items():
+            dist.barrier()
+            start = time.perf_counter()
+            step()
+            dist.barrier()  # the step is done on every rank
+            if i >= args.warmup:
+                times[c].append(time.perf_counter() - start)
+    if rank == 0:
+        queue.put({c: statistics.median(t) for c, t in times.items()})
+    dist.destroy_process_group()
+
+
+def run(world, configs, args):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_rank, args=(r, world, port, configs, args, queue)) for r in range(world)]
+    for p in procs:
+        p.start()
+    medians = queue.get(timeout=3600)
+    for p in procs:
+        p.join()
+    return medians
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--compare", choices=["torchrec"], default=None)
+    p.add_argument("--worlds", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=2048)
+    p.add_argument("--mean_ids", type=int, default=1, help="mean ids per bag (Criteo: 1)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    args = p.parse_args()
+    libs = ["recsys_lib"] + ([args.compare] if args.compare else [])
+    results = {}
+    for world in args.worlds:
+        configs = [(lib, loop) for lib in libs for loop in ("plain", "pipeline")]
+        for (lib, loop), t in run(world, configs, args).items():
+            results[(lib, world, loop)] = t
+            print(f"{lib:<10} world {world} {loop:<8} {t * 1e3:8.1f} ms/step (median)  "
+                  f"{args.batch * world / t:10,.0f} samples/s", flush=True)
+    print()
+    for world in args.worlds:
+        ours = results[("recsys_lib", world, "pipeline")]
+        line = f"world {world}: pipeline vs our plain loop {results[('recsys_lib', world, 'plain')] / ours:.2f}x"
+        if args.compare:
+            line += f"; ours vs {args.compare}'s pipeline {results[(args.compare, world, 'pipeline')] / ours:.2f}x"
+            line += f"; {args.compare}'s pipeline vs its plain loop " \
+                    f"{results[(args.compare, world, 'plain')] / results[(args.compare, world, 'pipeline')]:.2f}x"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
