@@ -26,7 +26,7 @@ from recsys_lib.distributed.planner.constants import BATCH_SIZE, POOLING_FACTOR
 from recsys_lib.distributed.planner.enumerators import _table_features
 from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
 from recsys_lib.distributed.planner.types import ParameterConstraints, Shard, ShardingOption, Topology
-from recsys_lib.distributed.planner.utils import bytes_to_gb, sharder_name
+from recsys_lib.distributed.planner.utils import build_sharder_data_map, bytes_to_gb, sharder_name
 from recsys_lib.distributed.types import EnumerableShardingSpec, ModuleSharder, ShardingPlan
 
 
@@ -156,8 +156,9 @@ def plan_options(
                 shards=[Shard(size=s, offset=o, rank=r) for (s, o), r in zip(geometry, ranks)],
                 cache_params=ps.cache_params, is_pooled=None if module is not None else True,
             ))
-    EmbeddingPerfEstimator(topology, constraints).estimate(options, smap)
-    EmbeddingStorageEstimator(topology, constraints).estimate(options, smap)
+    data_map = build_sharder_data_map(smap)
+    EmbeddingPerfEstimator(topology, constraints).estimate(options, data_map)
+    EmbeddingStorageEstimator(topology, constraints).estimate(options, data_map)
     return options
 
 
