@@ -19,9 +19,13 @@ import itertools
 import logging
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from recsys_lib.distributed.planner._offload_scaleup import EmbeddingOffloadScaleupProposer  # noqa: F401
 from recsys_lib.distributed.planner.types import Enumerator, Proposer, ShardingOption, Topology
 
 logger = logging.getLogger(__name__)
+
+
+MAX_PROPOSALS: int = 10000  # GridSearchProposer's default cap
 
 
 def _by_table(search_space: List[ShardingOption]) -> Dict[str, List[ShardingOption]]:
@@ -178,7 +182,7 @@ def _pareto(options: List[ShardingOption], use_depth: bool) -> List[ShardingOpti
 class GridSearchProposer(Proposer):
     """See the module docstring."""
 
-    def __init__(self, max_proposals: int = 10000) -> None:
+    def __init__(self, max_proposals: int = MAX_PROPOSALS) -> None:
         self._max_proposals = max_proposals
         self._iter: Optional[Iterator[Tuple[ShardingOption, ...]]] = None
         self._current: Optional[List[ShardingOption]] = None
