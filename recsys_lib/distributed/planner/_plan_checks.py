@@ -80,7 +80,7 @@ def validate_rank_assignment(sharding_plan: ShardingPlan, topology: Topology) ->
         for param, ps in module_plan.items():
             spec = ps.sharding_spec
             if spec is None:
-                logger.warning("no sharding spec for %s.%s", module_path, param)
+                logger.debug("no sharding spec for %s.%s (replicated)", module_path, param)
                 continue
             for shard in spec.shards:
                 rank = shard.placement.rank() if shard.placement is not None else None

@@ -73,7 +73,7 @@ from recsys_lib.distributed.planner.types import (
     hash_planner_context_inputs,
     hash_planner_context_inputs_str,
 )
-from recsys_lib.distributed.planner.utils import bytes_to_gb, placement
+from recsys_lib.distributed.planner.utils import bytes_to_gb, placement, reset_shard_rank
 from recsys_lib.distributed.types import (
     EmbeddingModuleShardingPlan,
     ModuleSharder,
@@ -314,6 +314,9 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
                 log_planning_result(type(self).__name__, error_message=str(error))
                 raise error
             best_plan = [option.placed_copy(ranks) for option, ranks in best]
+            # the partitioner placed the search space's own shards; leave it unplaced (as enumerated),
+            # so the planner context hash is the same before and after planning
+            reset_shard_rank(search_space)
         for callback in self._callbacks:
             best_plan = callback(best_plan)
         self._best_plan = best_plan
