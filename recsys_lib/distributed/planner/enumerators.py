@@ -71,6 +71,10 @@ def _is_weighted(module: nn.Module) -> bool:
         return False
 
 
+class _NoShardingOptionError(PlannerError, RuntimeError):
+    """No (sharding type, kernel) left for a table; a ``RuntimeError`` too, as TorchRec raises one."""
+
+
 def _check_constraints(
     constraints: Dict[str, ParameterConstraints], modules: List[Tuple[str, nn.Module, ModuleSharder[nn.Module]]]
 ) -> None:
@@ -189,7 +193,7 @@ class EmbeddingEnumerator(Enumerator):
                                                     features.get(name), weighted)
                 if not table_options:
                     pc = constraints.get(name)
-                    raise PlannerError(
+                    raise _NoShardingOptionError(
                         f"no sharding option for table {name!r} of module {path or '<root>'!r} on "
                         f"{self._compute_device}: sharder {type(sharder).__name__} offers "
                         f"{sharder.sharding_types(self._compute_device)}, constraints ask sharding_types="
