@@ -34,6 +34,7 @@ from recsys_lib.distributed.planner.types import (
 from recsys_lib.distributed.planner.utils import build_sharder_data_map, sharder_name
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.types import ModuleSharder
+from recsys_lib.distributed.planner.types import PartitionByType  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
 

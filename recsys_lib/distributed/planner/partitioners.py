@@ -34,6 +34,9 @@ from recsys_lib.distributed.planner.types import (
     Topology,
 )
 from recsys_lib.distributed.planner.utils import bytes_to_gb, reset_shard_rank
+from recsys_lib.distributed.planner.perf_models import NoopPerfModel  # noqa: F401,E402
+from recsys_lib.distributed.planner.types import PartitionByType, Perf, PerfModel  # noqa: F401,E402
+from recsys_lib.distributed.planner.utils import mb_to_bytes  # noqa: F401,E402
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from typing import Dict, List
 
 from recsys_lib.distributed.planner.types import PerfModel, ShardingOption, Topology
+from recsys_lib.distributed.planner.types import Perf, Storage  # noqa: F401,E402
 
 
 def per_rank_perf(plan: List[ShardingOption], world_size: int) -> List[float]:

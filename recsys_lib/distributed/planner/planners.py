@@ -81,6 +81,9 @@ from recsys_lib.distributed.types import (
     ShardingPlan,
     ShardingPlanner,
 )
+from recsys_lib.distributed.planner.storage_reservations import FixedAbsoluteStorageReservation  # noqa: F401,E402
+from recsys_lib.distributed.planner.types import Storage  # noqa: F401,E402
+from recsys_lib.distributed.planner.utils import sharder_name, storage_repr_in_gb  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from recsys_lib.distributed.planner._offload_scaleup import EmbeddingOffloadScaleupProposer  # noqa: F401
 from recsys_lib.distributed.planner.types import Enumerator, Proposer, ShardingOption, Topology
+from recsys_lib.distributed.planner.types import Perf  # noqa: F401,E402
+from recsys_lib.distributed.planner.utils import LuusJaakolaSearch, bytes_to_gb, prod  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
 

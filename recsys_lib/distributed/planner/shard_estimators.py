@@ -42,6 +42,8 @@ from recsys_lib.distributed.planner._offload_stats import EmbeddingOffloadStats 
 from recsys_lib.distributed.planner.utils import get_num_poolings  # noqa: F401
 from recsys_lib.distributed.types import KeyValueParams, PipelineType
 from recsys_lib.types import DataType
+from recsys_lib.distributed.planner.estimator.types import DATA_TYPE_NUM_BITS  # noqa: F401,E402
+from recsys_lib.distributed.planner.types import SharderDataMap  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
 

@@ -31,6 +31,15 @@ from recsys_lib.distributed.planner.types import (
 )
 from recsys_lib.distributed.planner.utils import bytes_to_gb, bytes_to_mb
 from recsys_lib.distributed.types import ModuleSharder, ShardingPlan
+from recsys_lib.distributed.planner.constants import BIGINT_DTYPE  # noqa: F401,E402
+from recsys_lib.distributed.planner.types import CriticalPathEstimate, Perf, SharderData, SharderDataMap  # noqa: F401,E402
+from recsys_lib.distributed.planner.utils import build_sharder_data_map, get_num_poolings  # noqa: F401,E402
+from recsys_lib.distributed.planner.storage_reservations import (  # noqa: F401,E402
+    FixedAbsoluteStorageReservation,
+    FixedPercentageStorageReservation,
+    HeuristicalStorageReservation,
+    InferenceStorageReservation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +130,7 @@ class EmbeddingStats(Stats):
         constraints: Optional[Dict[str, ParameterConstraints]] = None,
         sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
         enumerator: Optional[Enumerator] = None,
-        debug: bool = False,
+        debug: bool = True,
         debug_stats: Optional[PlanDebugStats] = None,
     ) -> None:
         world = topology.world_size
@@ -220,7 +229,7 @@ class NoopEmbeddingStats(Stats):
         constraints: Optional[Dict[str, ParameterConstraints]] = None,
         sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
         enumerator: Optional[Enumerator] = None,
-        debug: bool = False,
+        debug: bool = True,
         debug_stats: Optional[PlanDebugStats] = None,
     ) -> None:
         return None

@@ -23,6 +23,8 @@ from recsys_lib.distributed.planner.types import (
 )
 from recsys_lib.distributed.planner.utils import bytes_to_gb, gb_to_bytes, sharder_name
 from recsys_lib.distributed.types import ModuleSharder
+from recsys_lib.distributed.planner.types import Storage  # noqa: F401,E402
+from recsys_lib.distributed.planner.utils import storage_repr_in_gb  # noqa: F401,E402
 
 _INPUTS_IN_FLIGHT = 2
 

@@ -13,6 +13,7 @@ from recsys_lib.distributed.planner.constants import NUM_POOLINGS
 from recsys_lib.distributed.planner.types import ParameterConstraints, ShardingOption
 from recsys_lib.distributed.sharding_plan import placement  # noqa: F401  (TorchRec lists it here too)
 from recsys_lib.distributed.types import ModuleSharder
+from recsys_lib.distributed.planner.types import Perf, SharderDataMap, Storage  # noqa: F401,E402
 
 
 _QCOMM_OPS = (

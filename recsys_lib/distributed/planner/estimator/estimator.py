@@ -41,6 +41,16 @@ from recsys_lib.distributed.planner.estimator.types import (
     ShardPerfContext,
 )
 from recsys_lib.distributed.planner.types import ParameterConstraints, Perf, ShardEstimator, ShardingOption, Topology
+from recsys_lib.distributed.planner.estimator.annotations import (  # noqa: F401,E402
+    get_backward_compute,
+    get_bwd_comms,
+    get_forward_compute,
+    get_fwd_comms,
+    get_input_dist_comms,
+    get_output_write_size,
+    get_prefetch_compute,
+)
+from recsys_lib.distributed.planner.types import CollectiveType, SharderDataMap  # noqa: F401,E402
 
 _MIN_LOOKUP_DIM = 32  # a lookup reads at least this many columns per row
 

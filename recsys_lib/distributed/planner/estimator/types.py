@@ -28,6 +28,17 @@ from recsys_lib.distributed.planner.constants import (  # noqa: F401  (TorchRec 
 )
 from recsys_lib.distributed.planner.types import ParameterConstraints, Perf, ShardingOption, Topology
 from recsys_lib.types import DataType
+from recsys_lib.distributed.planner.estimator.annotations import (  # noqa: F401,E402
+    get_bwd_coefficient,
+    get_fwd_coefficient,
+    get_prefetch_coefficient,
+)
+from recsys_lib.distributed.planner.types import GeneralizedCommsBandwidth, PlannerError  # noqa: F401,E402
+from recsys_lib.distributed.planner.utils import (  # noqa: F401,E402
+    extract_comm_data_type_size,
+    get_num_poolings,
+    is_prefetch_pipelined,
+)
 
 DATA_TYPE_NUM_BITS: Dict[DataType, int] = {
     DataType.FP32: 32, DataType.FP16: 16, DataType.BF16: 16, DataType.INT8: 8, DataType.UINT8: 8,
