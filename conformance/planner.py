@@ -122,6 +122,28 @@ def _side(lib: str) -> Dict[str, Any]:
         [d.storage.hbm, d.storage.ddr, d.storage.ssd]
         for d in types.Topology(world_size=2, compute_device="cuda", pod_size=1).devices
     ] + [types.Topology(world_size=8, local_world_size=2, pod_size=4, compute_device="cuda").intra_group_size]}
+    v2 = importlib.import_module(f"{lib}.distributed.planner.estimator.estimator")
+    v2types = importlib.import_module(f"{lib}.distributed.planner.estimator.types")
+    v2cfg = importlib.import_module(f"{lib}.distributed.planner.estimator.config").EmbeddingPerfEstimatorConfig()
+    evals = {}
+    for st in ("table_wise", "row_wise", "table_row_wise", "column_wise", "table_column_wise", "data_parallel",
+               "grid_shard"):
+        for world, local in ((4, 2), (2, 2)):
+            for pooled in (True, False):
+                for inference in (False, True):
+                    ctx = v2types.ShardPerfContext(
+                        sharding_type=st, compute_kernel="fused", hash_size=100, emb_dim=48, batch_sizes=[4, 6],
+                        num_poolings=[1.0, 2.0], input_lengths=[3.0, 2.0], world_size=world, local_world_size=local,
+                        intra_group_size=local, device_bw=1000.0, hbm_to_ddr_mem_bw=100.0, intra_host_bw=10.0,
+                        inter_host_bw=1.0, is_pooled=pooled, hash_size_for_clamping=400,
+                        comms_bandwidths=types.BasicCommsBandwidths(inter_host_bw=1.0, intra_host_bw=10.0),
+                    )
+                    perf = v2.get_embedding_perf_sharding_evaluator(st, inference).compute_perf(ctx, v2cfg)
+                    evals[f"{st}/{world}/{pooled}/{inference}"] = [
+                        round(x, 6) for x in (perf.fwd_compute, perf.fwd_comms, perf.bwd_compute, perf.bwd_comms,
+                                              perf.input_dist_comms, perf.prefetch_compute)
+                    ]
+    res["fn/v2_evaluators"] = {"ok": evals}
     return res
 
 

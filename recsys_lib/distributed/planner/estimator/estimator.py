@@ -4,9 +4,10 @@ One evaluator per sharding type turns a :class:`ShardPerfContext` into a ``Perf`
 
 * compute (fwd, bwd, prefetch): byte counts weighted by the config's coefficients over the lookup
   bandwidth (see ``estimator.types``), x the block penalty of narrow shards;
-* output communication (fwd, bwd): the strategy's own cost terms (``sharding/<x>_sharding/cost.py``,
-  asked through the registry), so they match the default estimator;
-* input distribution: the ids' bytes over the host or cross-host link.
+* output communication (fwd, bwd): the outputs' bytes over the collective's bandwidth (all-to-all;
+  reduce-scatter for row-wise; intra-host then 1/L across hosts for table-row-wise and grid; a
+  gradient all-reduce plus element-wise optimizer kernels for data-parallel), as TorchRec's model;
+* input distribution: all ids' bytes over the all-to-all bandwidth.
 
 What an evaluator's shard sees, for ``W`` ranks and ``G`` ranks per group::
 
@@ -22,9 +23,7 @@ A config method marked with ``@forward_compute`` etc. (``estimator.annotations``
 import abc
 from typing import Callable, Dict, List, Optional, Type
 
-from recsys_lib.distributed.planner._cost_terms import ShardCostInputs
 from recsys_lib.distributed.planner._sharder_data import SharderData
-from recsys_lib.distributed.planner._strategy_costs import cost_terms
 from recsys_lib.distributed.planner.constants import (  # noqa: F401  (TorchRec lists these here)
     BATCHED_COPY_PERF_FACTOR,
     DP_ELEMENTWISE_KERNELS_PERF_FACTOR,
@@ -40,7 +39,14 @@ from recsys_lib.distributed.planner.estimator.types import (
     PrefetchCoefficients,
     ShardPerfContext,
 )
-from recsys_lib.distributed.planner.types import ParameterConstraints, Perf, ShardEstimator, ShardingOption, Topology
+from recsys_lib.distributed.planner.types import (
+    CollectiveType,
+    ParameterConstraints,
+    Perf,
+    ShardEstimator,
+    ShardingOption,
+    Topology,
+)
 from recsys_lib.distributed.planner.estimator.annotations import (  # noqa: F401,E402
     get_backward_compute,
     get_bwd_comms,
@@ -50,7 +56,7 @@ from recsys_lib.distributed.planner.estimator.annotations import (  # noqa: F401
     get_output_write_size,
     get_prefetch_compute,
 )
-from recsys_lib.distributed.planner.types import CollectiveType, SharderDataMap  # noqa: F401,E402
+from recsys_lib.distributed.planner.types import SharderDataMap  # noqa: F401,E402
 
 _MIN_LOOKUP_DIM = 32  # a lookup reads at least this many columns per row
 
@@ -69,6 +75,8 @@ class EmbeddingShardingPerfEvaluator(abc.ABC):
 
     SHARDING_TYPE: str = "table_wise"
     SPLIT: str = "none"
+    # whole-table lookups (table/column-wise) read at least 32 columns and pay the narrow-block penalty
+    WHOLE_TABLE_LOOKUPS: bool = False
 
     def get_batch_inputs(self, ctx: ShardPerfContext, config: HardwarePerfConfig) -> float:
         """Ids this shard looks up per step."""
@@ -83,10 +91,10 @@ class EmbeddingShardingPerfEvaluator(abc.ABC):
         return self.get_batch_inputs_divisor(ctx)
 
     def use_min_dim_for_lookup(self, config: HardwarePerfConfig) -> bool:
-        return bool(getattr(config, "_use_min_dim_for_lookup", True))
+        return bool(getattr(config, "_use_min_dim_for_lookup", self.WHOLE_TABLE_LOOKUPS))
 
     def use_block_usage_penalty(self, config: HardwarePerfConfig) -> bool:
-        return bool(getattr(config, "_use_block_usage_penalty", True))
+        return bool(getattr(config, "_use_block_usage_penalty", self.WHOLE_TABLE_LOOKUPS))
 
     def use_bytes_for_input_read_size(self, config: HardwarePerfConfig) -> bool:
         return bool(getattr(config, "_use_bytes_for_input_read_size", True))
@@ -162,39 +170,51 @@ class EmbeddingShardingPerfEvaluator(abc.ABC):
                     + coef.expected_size_cache_fetches_coefficient * fetch_bytes)
         return fetch_bytes / ctx.hbm_to_ddr_mem_bw
 
-    def _strategy_cost(self, ctx: ShardPerfContext):  # type: ignore[no-untyped-def]
-        n = len(ctx.input_lengths)
-        return cost_terms(ctx.sharding_type).shard_cost(ShardCostInputs(
-            max(ctx.hash_size_for_clamping, ctx.hash_size), ctx.emb_dim, ctx.hash_size, ctx.emb_dim, ctx.world_size,
-            ctx.local_world_size, tuple(ctx.batch_sizes), tuple(ctx.input_lengths),
-            tuple(ctx.num_poolings) if len(ctx.num_poolings) == n else (1.0,) * n, ctx.is_pooled, ctx.is_weighted,
-            ctx.device_bw, ctx.intra_host_bw, ctx.inter_host_bw, ctx.bwd_compute_multiplier,
-            ctx.weighted_feature_bwd_compute_multiplier, int(ctx.table_data_type_size),
-            int(ctx.fwd_a2a_comm_data_type_size), int(ctx.input_data_type_size),
-        ))
+    def _bw(self, ctx: ShardPerfContext, collective: CollectiveType) -> float:
+        if ctx.comms_bandwidths is not None:
+            return float(ctx.comms_bandwidths.get_bw(ctx.local_world_size, ctx.world_size, collective))
+        return ctx.intra_host_bw if ctx.world_size <= ctx.local_world_size else ctx.inter_host_bw
+
+    def _output_bytes(self, ctx: ShardPerfContext, elem: float) -> float:
+        """Bytes of the outputs this shard sends: every rank's pooled outputs, or the rows it looked up."""
+        if not ctx.is_pooled:
+            return self.get_batch_inputs(ctx, HardwarePerfConfig()) * ctx.emb_dim * elem
+        return ctx.batch_outputs * ctx.world_size * ctx.emb_dim * elem
+
+    def _default_comms(self, ctx: ShardPerfContext, elem: float) -> float:
+        """All-to-all of the outputs (table/column-wise)."""
+        return self._output_bytes(ctx, elem) / self._bw(ctx, CollectiveType.ALL_TO_ALL)
+
+    def _batched_copy(self, ctx: ShardPerfContext, elem: float) -> float:
+        return self._output_bytes(ctx, elem) * BATCHED_COPY_PERF_FACTOR / ctx.device_bw
 
     def compute_fwd_comms(self, ctx: ShardPerfContext, config: HardwarePerfConfig) -> float:
         custom = A.get_fwd_comms(config, ctx.sharding_type)
         if custom is not None:
             return float(custom(ctx))
-        return 0.0 if self.SPLIT == "local" else float(self._strategy_cost(ctx).fwd_comms)
+        return self._fwd_comms(ctx)
 
     def compute_bwd_comms(self, ctx: ShardPerfContext, config: HardwarePerfConfig) -> float:
         custom = A.get_bwd_comms(config, ctx.sharding_type)
         if custom is not None:
             return float(custom(ctx))
-        return float(self._strategy_cost(ctx).bwd_comms)
+        return self._bwd_comms(ctx)
+
+    def _fwd_comms(self, ctx: ShardPerfContext) -> float:
+        return self._default_comms(ctx, ctx.fwd_a2a_comm_data_type_size)
+
+    def _bwd_comms(self, ctx: ShardPerfContext) -> float:
+        return self._default_comms(ctx, ctx.bwd_a2a_comm_data_type_size)
 
     def compute_input_dist_comms(self, ctx: ShardPerfContext, config: HardwarePerfConfig) -> float:
         """All-to-all of the ids (and lengths) this shard receives from the other ranks."""
         custom = A.get_input_dist_comms(config, ctx.sharding_type)
         if custom is not None:
             return float(custom(ctx))
-        if self.SPLIT == "local" or ctx.world_size <= 1:
+        if self.SPLIT == "local":
             return 0.0
-        remote = self.get_batch_inputs(ctx, config) * (ctx.world_size - 1) / ctx.world_size
-        bw = ctx.intra_host_bw if ctx.world_size <= ctx.local_world_size else ctx.inter_host_bw
-        return remote * ctx.input_data_type_size / bw if bw > 0 else 0.0
+        ids = ctx.batch_inputs * ctx.world_size
+        return ids * ctx.input_data_type_size / self._bw(ctx, CollectiveType.ALL_TO_ALL)
 
     def compute_perf(self, ctx: ShardPerfContext, config: HardwarePerfConfig) -> Perf:
         return Perf(
@@ -209,29 +229,60 @@ class EmbeddingShardingPerfEvaluator(abc.ABC):
 
 class TableWiseEvaluator(EmbeddingShardingPerfEvaluator):
     SHARDING_TYPE = "table_wise"
+    WHOLE_TABLE_LOOKUPS = True
 
 
 class ColumnWiseEvaluator(EmbeddingShardingPerfEvaluator):
     SHARDING_TYPE = "column_wise"
+    WHOLE_TABLE_LOOKUPS = True
 
 
 class TableColumnWiseEvaluator(EmbeddingShardingPerfEvaluator):
     SHARDING_TYPE = "table_column_wise"
+    WHOLE_TABLE_LOOKUPS = True
 
 
 class RowWiseEvaluator(EmbeddingShardingPerfEvaluator):
+    """Partial outputs are reduce-scattered (pooled) or all-to-all'd (sequence); the backward also
+    copies the gradients into one batch."""
+
     SHARDING_TYPE = "row_wise"
     SPLIT = "world"
+
+    def _fwd_comms(self, ctx: ShardPerfContext) -> float:
+        if not ctx.is_pooled:
+            return super()._fwd_comms(ctx)
+        return self._output_bytes(ctx, ctx.fwd_sr_comm_data_type_size) / self._bw(ctx, CollectiveType.REDUCE_SCATTER)
+
+    def _bwd_comms(self, ctx: ShardPerfContext) -> float:
+        elem = ctx.bwd_sr_comm_data_type_size if ctx.is_pooled else ctx.bwd_a2a_comm_data_type_size
+        kind = CollectiveType.REDUCE_SCATTER if ctx.is_pooled else CollectiveType.ALL_TO_ALL
+        return self._output_bytes(ctx, elem) / self._bw(ctx, kind) + self._batched_copy(ctx, elem)
 
 
 class TableRowWiseEvaluator(EmbeddingShardingPerfEvaluator):
     SHARDING_TYPE = "table_row_wise"
     SPLIT = "group"
 
+    def _two_level(self, ctx: ShardPerfContext, elem: float) -> float:
+        """Within the host, then across hosts: pooled outputs are reduce-scattered first, so only 1/L of
+        the bytes cross hosts; sequence rows cross whole."""
+        data = self._output_bytes(ctx, elem)
+        if ctx.world_size <= ctx.local_world_size:
+            return data / self._bw(ctx, CollectiveType.REDUCE_SCATTER)
+        across = data / ctx.local_world_size if ctx.is_pooled else data
+        return data / ctx.intra_host_bw + across / ctx.inter_host_bw
 
-class GridShardEvaluator(EmbeddingShardingPerfEvaluator):
+    def _fwd_comms(self, ctx: ShardPerfContext) -> float:
+        return self._two_level(ctx, ctx.fwd_sr_comm_data_type_size)
+
+    def _bwd_comms(self, ctx: ShardPerfContext) -> float:
+        elem = ctx.bwd_sr_comm_data_type_size
+        return self._two_level(ctx, elem) + self._batched_copy(ctx, elem)
+
+
+class GridShardEvaluator(TableRowWiseEvaluator):
     SHARDING_TYPE = "grid_shard"
-    SPLIT = "group"
 
 
 class DataParallelEvaluator(EmbeddingShardingPerfEvaluator):
@@ -239,6 +290,15 @@ class DataParallelEvaluator(EmbeddingShardingPerfEvaluator):
 
     SHARDING_TYPE = "data_parallel"
     SPLIT = "local"
+
+    def _fwd_comms(self, ctx: ShardPerfContext) -> float:
+        return 0.0
+
+    def _bwd_comms(self, ctx: ShardPerfContext) -> float:
+        """Gradient all-reduce of the whole table plus the element-wise optimizer kernels."""
+        table = ctx.hash_size * ctx.emb_dim * ctx.table_data_type_size
+        all_reduce = table * (ctx.world_size - 1) / ctx.world_size / ctx.inter_host_bw
+        return all_reduce + table * DP_ELEMENTWISE_KERNELS_PERF_FACTOR / ctx.device_bw
 
 
 class InferenceShardingPerfEvaluator(EmbeddingShardingPerfEvaluator):
@@ -252,9 +312,9 @@ class InferenceShardingPerfEvaluator(EmbeddingShardingPerfEvaluator):
 
 
 def _inference(evaluator: Type[EmbeddingShardingPerfEvaluator], name: str) -> Type[InferenceShardingPerfEvaluator]:
-    cls = type(name, (InferenceShardingPerfEvaluator,), {
-        "SHARDING_TYPE": evaluator.SHARDING_TYPE, "SPLIT": evaluator.SPLIT, "__module__": __name__,
-        "__doc__": f"Inference (forward-only) rating of {evaluator.SHARDING_TYPE} shards.",
+    """``evaluator`` without the backward pass (the forward-only overrides come first in the MRO)."""
+    cls = type(name, (InferenceShardingPerfEvaluator, evaluator), {
+        "__module__": __name__, "__doc__": f"Inference (forward-only) rating of {evaluator.SHARDING_TYPE} shards.",
     })
     return cls  # type: ignore[return-value]
 

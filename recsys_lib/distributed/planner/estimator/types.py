@@ -118,9 +118,6 @@ class HardwarePerfConfig:
     inter_host_bw: Optional[float] = None
     kernel_device_bandwidths: Dict[Tuple[Optional[str], Optional[str]], Optional[float]] = {}
     _supported_sharding_types: Optional[FrozenSet[str]] = None
-    _use_min_dim_for_lookup: bool = True
-    _use_block_usage_penalty: bool = True
-    _use_bytes_for_input_read_size: bool = True
 
     @property
     def coefficients(self) -> PerfCoefficientConfig:
