@@ -130,3 +130,27 @@ def test_calculate_shard_storages_matches_the_estimator():
         [s.size for s in opt.shards], [8], 2, 2, [1.0], [1.0], 0.2, True, 8.0, 4.0,
     )
     assert got == [s.storage for s in opt.shards]
+
+
+def test_comms_by_hand():
+    from recsys_lib.distributed.planner.types import BasicCommsBandwidths
+
+    cfg = HardwarePerfConfig()
+    bws = BasicCommsBandwidths(inter_host_bw=1.0, intra_host_bw=10.0)
+    # 4 ranks on 2 hosts: 4 pooled outputs per rank -> 16 outputs x 128 cols x 4 bytes cross hosts
+    ctx = _ctx(sharding_type="row_wise", world_size=4, comms_bandwidths=bws)
+    data = 4 * 4 * 128 * 4
+    rw = get_embedding_perf_sharding_evaluator("row_wise")
+    assert rw.compute_fwd_comms(ctx, cfg) == pytest.approx(data / 1.0)
+    assert rw.compute_bwd_comms(ctx, cfg) == pytest.approx(data / 1.0 + data * 2.455 / 1000.0)
+    # table-row-wise: within the host at 10, then half of it (L = 2) across hosts at 1
+    twrw = get_embedding_perf_sharding_evaluator("table_row_wise")
+    assert twrw.compute_fwd_comms(_ctx(sharding_type="table_row_wise", world_size=4, comms_bandwidths=bws), cfg) == \
+        pytest.approx(data / 10.0 + data / 2 / 1.0)
+    # data parallel: all-reduce of the 100 x 128 x 4-byte table plus the element-wise optimizer
+    dp = get_embedding_perf_sharding_evaluator("data_parallel")
+    table = 100 * 128 * 4
+    assert dp.compute_bwd_comms(_ctx(sharding_type="data_parallel", world_size=4), cfg) == \
+        pytest.approx(table * 3 / 4 / 1.0 + table * 9.22 / 1000.0)
+    # ids: 3 x 4 per rank, 4 ranks, 8 bytes each, over the cross-host all-to-all
+    assert rw.compute_input_dist_comms(ctx, cfg) == pytest.approx(12 * 4 * 8 / 1.0)
