@@ -116,7 +116,6 @@ PUBLIC_CLASSES = [(path, name) for path, names in PUBLIC_PATHS for name in names
 
 # Public classes still reporting a private module, each with the reason (keep this shrinking).
 PRIVATE_MODULE_PENDING = {
-    "recsys_lib.distributed.planner._hardware": "planner types: set with issue 18 part B (planner/types)",
 }
 
 

@@ -3,7 +3,11 @@
 Files: ``types`` (Topology, ParameterConstraints, ShardingOption, ABCs), ``enumerators``,
 ``shard_estimators`` (cost terms come from each strategy's ``sharding/<x>_sharding/cost.py``),
 ``partitioners``, ``proposers``, ``storage_reservations``, ``perf_models``, ``stats``, ``planners``,
-``calibration`` (measured CPU constants), ``report`` (``plan_report``), ``constants``, ``utils``.
+``calibration`` (measured CPU constants), ``report`` (``plan_report``), ``constants``, ``utils``;
+``estimator/`` (TorchRec's configurable perf estimator: hardware configs, coefficients, evaluators).
+Private siblings: ``_hardware`` (Topology, Storage, Perf), ``_topology_config`` (TopologyFactory and its
+configs), ``_sharder_data``, ``_plan_context`` (PlanLoader, context hashes), ``_plan_checks``
+(validators, ``extract_plan``), ``_planner_logging``, ``_offload_stats``, ``_offload_scaleup``.
 """
 
 from recsys_lib.distributed.planner.planners import EmbeddingPlannerBase, EmbeddingShardingPlanner  # noqa: F401

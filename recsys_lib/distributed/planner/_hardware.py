@@ -8,8 +8,9 @@ Topology of ``W`` ranks with ``L`` ranks per host (host-major, as ``comm.py``)::
                   host 1: rank 2 (cuda:0)  rank 3 (cuda:1)
 """
 
+from recsys_lib._public import public_at
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum, unique
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -19,35 +20,46 @@ from recsys_lib.distributed.planner.calibration import CpuCalibration, default_c
 _DEVICES = ("cpu", "cuda", "mtia")
 
 
-@dataclass
+@dataclass(order=True)
+@public_at("recsys_lib.distributed.planner.types")
 class Storage:
-    """Bytes of accelerator memory (``hbm``) and host memory (``ddr``)."""
+    """Bytes of accelerator memory (``hbm``), host memory (``ddr``) and SSD (``ssd``).
+
+    Ordered as the tuple ``(hbm, ddr, ssd)``.
+    """
 
     hbm: int
     ddr: int
+    ssd: int = 0
 
     def __add__(self, other: "Storage") -> "Storage":
-        return Storage(hbm=self.hbm + other.hbm, ddr=self.ddr + other.ddr)
+        return Storage(hbm=self.hbm + other.hbm, ddr=self.ddr + other.ddr, ssd=self.ssd + other.ssd)
 
     def __sub__(self, other: "Storage") -> "Storage":
-        return Storage(hbm=self.hbm - other.hbm, ddr=self.ddr - other.ddr)
+        return Storage(hbm=self.hbm - other.hbm, ddr=self.ddr - other.ddr, ssd=self.ssd - other.ssd)
 
     def __hash__(self) -> int:
-        return hash((self.hbm, self.ddr))
+        return hash((self.hbm, self.ddr, self.ssd))
 
     def fits_in(self, other: "Storage") -> bool:
-        """True when both kinds fit into ``other``."""
-        return self.hbm <= other.hbm and self.ddr <= other.ddr
+        """True when every kind fits into ``other``."""
+        return self.hbm <= other.hbm and self.ddr <= other.ddr and self.ssd <= other.ssd
 
 
 @dataclass
+@public_at("recsys_lib.distributed.planner.types")
 class Perf:
-    """Estimated milliseconds of one training step spent by a shard, by phase."""
+    """Estimated milliseconds of one training step spent by a shard, by phase.
+
+    ``input_dist_comms`` (the KJT all-to-all before the lookup) is reported but not part of ``total``,
+    as in TorchRec.
+    """
 
     fwd_compute: float
     fwd_comms: float
     bwd_compute: float
     bwd_comms: float
+    input_dist_comms: float = 0.0
     prefetch_compute: float = 0.0
 
     @property
@@ -60,14 +72,18 @@ class Perf:
             fwd_comms=self.fwd_comms + other.fwd_comms,
             bwd_compute=self.bwd_compute + other.bwd_compute,
             bwd_comms=self.bwd_comms + other.bwd_comms,
+            input_dist_comms=self.input_dist_comms + other.input_dist_comms,
             prefetch_compute=self.prefetch_compute + other.prefetch_compute,
         )
 
     def __hash__(self) -> int:
-        return hash((self.fwd_compute, self.fwd_comms, self.bwd_compute, self.bwd_comms, self.prefetch_compute))
+        return hash(
+            (self.fwd_compute, self.fwd_comms, self.bwd_compute, self.bwd_comms, self.input_dist_comms, self.prefetch_compute)
+        )
 
 
 @dataclass
+@public_at("recsys_lib.distributed.planner.types")
 class DeviceHardware:
     """One rank's device: what it can hold (``storage``) and the perf assigned to it so far."""
 
@@ -77,6 +93,7 @@ class DeviceHardware:
 
 
 @dataclass
+@public_at("recsys_lib.distributed.planner.types")
 class CriticalPathEstimate:
     """Step time split into communication and computation on the critical path (ms)."""
 
@@ -88,6 +105,7 @@ class CriticalPathEstimate:
 
 
 @unique
+@public_at("recsys_lib.distributed.planner.types")
 class CollectiveType(Enum):
     ALL_TO_ALL = "all_to_all"
     REDUCE_SCATTER = "reduce_scatter"
@@ -95,6 +113,7 @@ class CollectiveType(Enum):
     ALL_REDUCE = "all_reduce"
 
 
+@public_at("recsys_lib.distributed.planner.types")
 class GeneralizedCommsBandwidth(abc.ABC):
     """Bandwidth (bytes/ms) of a collective over ``world_size`` ranks, ``local_world_size`` per host."""
 
@@ -113,6 +132,7 @@ class GeneralizedCommsBandwidth(abc.ABC):
         ...
 
 
+@public_at("recsys_lib.distributed.planner.types")
 class BasicCommsBandwidths(GeneralizedCommsBandwidth):
     """A collective that stays on one host runs at ``intra_host_bw``; one that crosses hosts at ``inter_host_bw``."""
 
@@ -134,38 +154,59 @@ class BasicCommsBandwidths(GeneralizedCommsBandwidth):
         return self._intra if world_size <= local_world_size else self._inter
 
 
-@dataclass
+@public_at("recsys_lib.distributed.planner.types")
 class CustomTopologyData:
-    """Per-rank overrides (e.g. ``{"hbm_cap": [bytes per rank]}``) for heterogeneous devices."""
+    """Per-rank overrides (e.g. ``{"hbm_cap": [bytes per rank]}``) for heterogeneous devices.
 
-    data: Dict[str, List[int]]
-    world_size: int
-    supported_fields: List[str] = field(default_factory=lambda: ["hbm_cap", "ddr_cap"])
+    Keys must be in ``supported_fields`` (``hbm_cap``, ``ddr_cap``, ``ssd_cap``), one value per rank.
+    """
 
-    def __post_init__(self) -> None:
-        for key, values in self.data.items():
+    _SUPPORTED: Tuple[str, ...] = ("hbm_cap", "ddr_cap", "ssd_cap")
+
+    def __init__(self, data: Dict[str, List[int]], world_size: int) -> None:
+        for key, values in data.items():
             if key not in self.supported_fields:
                 raise ValueError(f"CustomTopologyData: unsupported field {key!r}; supported {self.supported_fields}")
-            if len(values) != self.world_size:
-                raise ValueError(f"CustomTopologyData[{key!r}] has {len(values)} values, expected {self.world_size}")
+            if len(values) != world_size:
+                raise ValueError(f"CustomTopologyData[{key!r}] has {len(values)} values, expected {world_size}")
+        self._data = data
+        self._world_size = world_size
+
+    @property
+    def supported_fields(self) -> List[str]:
+        return list(self._SUPPORTED)
+
+    @property
+    def data(self) -> Dict[str, List[int]]:
+        return self._data
+
+    @property
+    def world_size(self) -> int:
+        return self._world_size
 
     def get_data(self, key: str) -> List[int]:
-        return self.data[key]
+        if key not in self._data:
+            raise KeyError(f"CustomTopologyData has no {key!r}; it has {sorted(self._data)}")
+        return self._data[key]
 
     def has_data(self, key: str) -> bool:
-        return key in self.data
+        return key in self._data
 
 
+@public_at("recsys_lib.distributed.planner.types")
 class Topology:
     """The machines a plan is for: ranks, per-rank memory, memory and network bandwidths.
 
     Args:
         world_size: number of ranks ``W``.
         compute_device: ``"cpu"``, ``"cuda"`` or ``"mtia"``.
-        hbm_cap / ddr_cap: bytes per rank (defaults: 32 GiB HBM on accelerators, 0 on cpu; 128 GiB DDR).
+        hbm_cap / ddr_cap / ssd_cap: bytes per rank (defaults: 32 GiB HBM on accelerators, 0 on cpu;
+            128 GiB DDR; 2 TiB SSD).
         local_world_size: ranks per host ``L`` (default ``W``: one host).
+        pod_size: hosts per fast-interconnect pod; ``intra_group_size`` is ``L * pod_size`` (default ``L``).
         hbm_mem_bw ... inter_host_bw: bandwidths in bytes/ms (TorchRec's GPU defaults).
         bwd_compute_multiplier: backward compute = forward compute x this.
+        created_by_factory: set by ``TopologyFactory.create_topology`` (recorded, nothing else).
         calibration: (recsys_lib) measured CPU constants, a ``CpuCalibration`` or a path to its JSON file.
             With ``compute_device="cpu"`` the kernel bandwidths always come from it (default: the
             calibration shipped in ``calibration.py``), and the network bandwidths too unless given
@@ -183,9 +224,12 @@ class Topology:
         compute_device: str,
         hbm_cap: Optional[int] = None,
         ddr_cap: Optional[int] = None,
+        ssd_cap: Optional[int] = None,
         local_world_size: Optional[int] = None,
+        pod_size: Optional[int] = None,
         hbm_mem_bw: float = C.HBM_MEM_BW,
         ddr_mem_bw: float = C.DDR_MEM_BW,
+        ssd_mem_bw: float = C.SSD_MEM_BW,
         hbm_to_ddr_mem_bw: float = C.HBM_TO_DDR_MEM_BW,
         intra_host_bw: float = C.INTRA_NODE_BANDWIDTH,
         inter_host_bw: float = C.CROSS_NODE_BANDWIDTH,
@@ -194,6 +238,7 @@ class Topology:
         weighted_feature_bwd_compute_multiplier: float = C.WEIGHTED_FEATURE_BWD_COMPUTE_MULTIPLIER,
         uneven_sharding_perf_multiplier: float = 1.0,
         generalized_comms_bandwidths: Optional[GeneralizedCommsBandwidth] = None,
+        created_by_factory: bool = False,
         calibration: Optional[Union[CpuCalibration, str]] = None,
     ) -> None:
         if compute_device not in _DEVICES:
@@ -203,8 +248,14 @@ class Topology:
         lws = world_size if local_world_size is None else local_world_size
         if lws < 1 or world_size % lws != 0:
             raise ValueError(f"Topology: local_world_size {lws} must be >= 1 and divide world_size {world_size}")
+        if pod_size is not None and pod_size < 1:
+            raise ValueError(f"Topology: pod_size must be >= 1, got {pod_size}")
         self._world_size = world_size
         self._local_world_size = lws
+        self._pod_size = pod_size
+        self._intra_group_size = lws * pod_size if pod_size is not None else lws
+        self._created_by_factory = created_by_factory
+        self._ssd_mem_bw = ssd_mem_bw
         self._compute_device = compute_device
         cal: Optional[CpuCalibration] = None
         if isinstance(calibration, str):
@@ -237,6 +288,7 @@ class Topology:
         ddr = C.DDR_CAP if ddr_cap is None else ddr_cap
         hbm_per_rank = [hbm] * world_size
         ddr_per_rank = [ddr] * world_size
+        ssd_per_rank = [C.SSD_CAP if ssd_cap is None else ssd_cap] * world_size
         if custom_topology_data is not None:
             if custom_topology_data.world_size != world_size:
                 raise ValueError("Topology: custom_topology_data.world_size differs from world_size")
@@ -244,8 +296,14 @@ class Topology:
                 hbm_per_rank = list(custom_topology_data.get_data("hbm_cap"))
             if custom_topology_data.has_data("ddr_cap"):
                 ddr_per_rank = list(custom_topology_data.get_data("ddr_cap"))
+            if custom_topology_data.has_data("ssd_cap"):
+                ssd_per_rank = list(custom_topology_data.get_data("ssd_cap"))
         self._devices: List[DeviceHardware] = [
-            DeviceHardware(rank=r, storage=Storage(hbm=hbm_per_rank[r], ddr=ddr_per_rank[r]), perf=Perf(0.0, 0.0, 0.0, 0.0))
+            DeviceHardware(
+                rank=r,
+                storage=Storage(hbm=hbm_per_rank[r], ddr=ddr_per_rank[r], ssd=ssd_per_rank[r]),
+                perf=Perf(0.0, 0.0, 0.0, 0.0),
+            )
             for r in range(world_size)
         ]
 
@@ -273,6 +331,15 @@ class Topology:
     @property
     def local_world_size(self) -> int:
         return self._local_world_size
+
+    @property
+    def intra_group_size(self) -> int:
+        """Ranks that share the fast interconnect: ``local_world_size * pod_size`` (``L`` without a pod)."""
+        return self._intra_group_size
+
+    @property
+    def ssd_mem_bw(self) -> float:
+        return self._ssd_mem_bw
 
     @property
     def num_hosts(self) -> int:
@@ -330,7 +397,7 @@ class Topology:
         else:
             bw = C.kernel_bw_lookup(
                 self._compute_device, compute_kernel, self._hbm_mem_bw, self._ddr_mem_bw, self._hbm_to_ddr_mem_bw,
-                caching_ratio, prefetch_pipeline,
+                caching_ratio, prefetch_pipeline, self._ssd_mem_bw,
             )
         cache[key] = bw
         return bw
@@ -346,5 +413,8 @@ class Topology:
     def __deepcopy__(self, memo: Dict[int, Any]) -> "Topology":
         new = Topology.__new__(Topology)
         new.__dict__.update(self.__dict__)
-        new._devices = [DeviceHardware(d.rank, Storage(d.storage.hbm, d.storage.ddr), Perf(0.0, 0.0, 0.0, 0.0)) for d in self._devices]
+        new._devices = [
+            DeviceHardware(d.rank, Storage(d.storage.hbm, d.storage.ddr, d.storage.ssd), Perf(0.0, 0.0, 0.0, 0.0))
+            for d in self._devices
+        ]
         return new

@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Tuple, Union
 from torch import nn
 
 from recsys_lib.distributed.planner.constants import POOLING_FACTOR
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
+from recsys_lib.distributed.planner.constants import DEFAULT_PERF_ESTIMATOR, POOLING_FACTOR  # noqa: F401
 from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
 from recsys_lib.distributed.planner.types import (
     Enumerator,
@@ -25,14 +27,27 @@ from recsys_lib.distributed.planner.types import (
     PlannerErrorType,
     Shard,
     ShardEstimator,
+    SharderDataMap,
     ShardingOption,
 )
 from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner.utils import sharder_name
+from recsys_lib.distributed.sharding.strategy import sharding_types_where, strategy_for
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner.utils import build_sharder_data_map, sharder_name
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner.types import PartitionByType  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
+
+# kernels enumerated only when a table's constraints name them
+GUARDED_COMPUTE_KERNELS = frozenset(
+    {EmbeddingComputeKernel.KEY_VALUE, EmbeddingComputeKernel.SSD_VIRTUAL_TABLE, EmbeddingComputeKernel.DRAM_VIRTUAL_TABLE}
+)
+_GUARDED_KERNEL_VALUES = frozenset(k.value for k in GUARDED_COMPUTE_KERNELS) | {"dram_ssd_virtual_table"}
+# sharding types of feature-processed modules enumerated only when a table's constraints name them
+GUARDED_SHARDING_TYPES_FOR_FP_MODULES = frozenset(sharding_types_where(lambda s: s.splits_rows))
 
 
 def get_partition_by_type(sharding_type: str) -> str:
@@ -58,6 +73,39 @@ def _is_weighted(module: nn.Module) -> bool:
         return bool(getter()) if callable(getter) else False
     except TypeError:
         return False
+
+
+class _NoShardingOptionError(PlannerError, RuntimeError):
+    """No (sharding type, kernel) left for a table; a ``RuntimeError`` too, as TorchRec raises one."""
+
+
+def _check_constraints(
+    constraints: Dict[str, ParameterConstraints], modules: List[Tuple[str, nn.Module, ModuleSharder[nn.Module]]]
+) -> None:
+    """Constraints TorchRec silently ignores (see docs/deviations.md, "Planner"): a key naming no
+    shardable table is logged as a warning (one constraints dict is often shared by several models); a
+    ``pooling_factors`` list longer than the table's features raises ``PlannerError(INPUT_VALIDATION)``."""
+    if not constraints:
+        return
+    tables: Dict[str, List[str]] = {}
+    for _, child, sharder in modules:
+        features = _table_features(child)
+        for name in sharder.shardable_parameters(child):
+            tables[name] = features.get(name, [])
+    unknown = sorted(k for k in constraints if k not in tables)
+    if unknown:
+        logger.warning(
+            "planner constraints name tables that no sharder can shard; they are ignored: %s (shardable tables: %s)",
+            unknown, sorted(tables),
+        )
+    for name, pc in constraints.items():
+        features = pc.feature_names or tables.get(name)
+        if features and len(pc.pooling_factors) > len(features):
+            raise PlannerError(
+                f"ParameterConstraints for table {name!r}: pooling_factors has {len(pc.pooling_factors)} entries "
+                f"but the table has {len(features)} feature(s) {list(features)}; give at most one per feature",
+                PlannerErrorType.INPUT_VALIDATION,
+            )
 
 
 class EmbeddingEnumerator(Enumerator):
@@ -89,6 +137,8 @@ class EmbeddingEnumerator(Enumerator):
         self._batch_size = batch_size
         self._constraints = constraints
         self._sharder_map: Dict[str, ModuleSharder[nn.Module]] = {}
+        self._sharder_data_map: SharderDataMap = {}
+        self._has_ssd = any(d.storage.ssd > 0 for d in topology.devices)
         self._use_exact_enumerate_order = bool(use_exact_enumerate_order)
         if estimator is None:
             self._estimators: List[ShardEstimator] = [
@@ -104,6 +154,11 @@ class EmbeddingEnumerator(Enumerator):
     @property
     def last_stored_search_space(self) -> Optional[List[ShardingOption]]:
         return self._last_stored_search_space
+
+    @property
+    def sharder_map(self) -> Dict[str, ModuleSharder[nn.Module]]:
+        """``{sharder_name(module type): sharder}`` of the last ``enumerate`` call."""
+        return self._sharder_map
 
     def _shardable_modules(
         self, module: nn.Module
@@ -129,9 +184,12 @@ class EmbeddingEnumerator(Enumerator):
 
     def enumerate(self, module: nn.Module, sharders: List[ModuleSharder[nn.Module]]) -> List[ShardingOption]:
         self._sharder_map = {sharder_name(s.module_type): s for s in sharders}
+        self._sharder_data_map = build_sharder_data_map(self._sharder_map)
         constraints = self._constraints or {}
         options: List[ShardingOption] = []
-        for path, child, sharder in self._shardable_modules(module):
+        modules = self._shardable_modules(module)
+        _check_constraints(constraints, modules)
+        for path, child, sharder in modules:
             features = _table_features(child)
             weighted = _is_weighted(child)
             for name, param in sharder.shardable_parameters(child).items():
@@ -139,7 +197,7 @@ class EmbeddingEnumerator(Enumerator):
                                                     features.get(name), weighted)
                 if not table_options:
                     pc = constraints.get(name)
-                    raise PlannerError(
+                    raise _NoShardingOptionError(
                         f"no sharding option for table {name!r} of module {path or '<root>'!r} on "
                         f"{self._compute_device}: sharder {type(sharder).__name__} offers "
                         f"{sharder.sharding_types(self._compute_device)}, constraints ask sharding_types="
@@ -172,10 +230,16 @@ class EmbeddingEnumerator(Enumerator):
             input_lengths = [POOLING_FACTOR] * n_features
         out: List[ShardingOption] = []
         sharding_types = self._allowed(pc.sharding_types if pc else None, sharder.sharding_types(self._compute_device))
+        if not (pc and pc.sharding_types) and "FeatureProcessedEmbeddingBagCollection" in sharder_name(type(child)):
+            sharding_types = [t for t in sharding_types if t not in GUARDED_SHARDING_TYPES_FOR_FP_MODULES]
         for st in sharding_types:
             kernels = self._allowed(
                 pc.compute_kernels if pc else None, sharder.compute_kernels(st, self._compute_device)
             )
+            if not (pc and pc.compute_kernels):
+                kernels = [k for k in kernels if k not in _GUARDED_KERNEL_VALUES]
+            if not self._has_ssd:
+                kernels = [k for k in kernels if k != "key_value"]
             kernels = [k for k in kernels if self._topology.kernel_bw(k) is not None]
             if not kernels:
                 continue
@@ -203,11 +267,11 @@ class EmbeddingEnumerator(Enumerator):
                         output_dtype=pc.output_dtype if pc else None,
                         key_value_params=pc.key_value_params if pc else None,
                         num_poolings=list(pc.num_poolings) if pc and pc.num_poolings else None,
-                        is_weighted=bool(weighted or (pc.is_weighted if pc else False)),
                     )
                 )
+                out[-1].is_weighted = bool(weighted or (pc.is_weighted if pc else False))
         return out
 
     def populate_estimates(self, sharding_options: List[ShardingOption]) -> None:
         for estimator in self._estimators:
-            estimator.estimate(sharding_options, self._sharder_map)
+            estimator.estimate(sharding_options, self._sharder_data_map)

@@ -19,12 +19,44 @@ fit, what it needed and the most any device had left.
 """
 
 import copy
+from dataclasses import dataclass
 from enum import Enum, unique
 from typing import Callable, Dict, List, Optional, Tuple
 
 from recsys_lib.distributed.planner._hardware import Storage, Topology
 from recsys_lib.distributed.planner.types import Partitioner, PlannerError, PlannerErrorType, Shard, ShardingOption
+from recsys_lib.distributed.planner._hardware import DeviceHardware, Storage, Topology
+from recsys_lib.distributed.planner.types import Partitioner, PlannerError, PlannerErrorType, Shard, ShardingOption
 from recsys_lib.distributed.planner.utils import bytes_to_gb, reset_shard_rank
+from recsys_lib.distributed.planner.perf_models import NoopPerfModel  # noqa: F401,E402
+from recsys_lib.distributed.planner.types import PartitionByType, PerfModel  # noqa: F401
+from recsys_lib.distributed.planner._hardware import Perf  # noqa: F401
+from recsys_lib.distributed.planner.utils import mb_to_bytes  # noqa: F401,E402
+
+
+@dataclass
+class ShardingOptionGroup:
+    """Options placed together (one table's, or those tied by a ``dependency``) and their totals."""
+
+    sharding_options: List[ShardingOption]
+    storage_sum: Storage
+    perf_sum: float
+    param_count: int
+
+
+@dataclass
+class OrderedDeviceHardware:
+    """A device ordered for greedy placement: least assigned perf first, then local rank (spreads
+    load over hosts' DDR), then rank."""
+
+    device: DeviceHardware
+    local_world_size: int
+
+    def _key(self) -> Tuple[float, int, int]:
+        return (self.device.perf.total, self.device.rank % self.local_world_size, self.device.rank)
+
+    def __lt__(self, other: "OrderedDeviceHardware") -> bool:
+        return self._key() < other._key()
 
 
 @unique

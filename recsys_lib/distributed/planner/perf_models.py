@@ -4,6 +4,9 @@ from typing import Dict, List
 
 from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner.types import PerfModel, ShardingOption
+from recsys_lib.distributed.planner.types import PerfModel, ShardingOption
+from recsys_lib.distributed.planner._hardware import Topology
+from recsys_lib.distributed.planner._hardware import Perf, Storage  # noqa: F401
 
 
 def per_rank_perf(plan: List[ShardingOption], world_size: int) -> List[float]:

@@ -33,6 +33,28 @@ from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner._search import PlanSearch, SearchTimeout
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.planner.constants import BATCH_SIZE
+from recsys_lib.distributed.planner._plan_checks import (  # noqa: F401
+    extract_plan,
+    validate_compute_kernels,
+    validate_modules_inclusion_in_sharding_plan,
+    validate_rank_assignment,
+)
+from recsys_lib.distributed.planner._planner_logging import (  # noqa: F401  (TorchRec's planner hooks)
+    detect_technique,
+    log_kvzch_summary,
+    log_mpzch_summary,
+    log_offloading_summary,
+    log_planner_config,
+    log_planning_result,
+    log_proposer_result,
+    log_search_space_summary,
+    log_ssd_offloading_config,
+    log_storage_reservation,
+    log_table_assignment,
+    log_table_constraints,
+)
+from recsys_lib.distributed.planner._search import PlanSearch, SearchTimeout
+from recsys_lib.distributed.planner.constants import BATCH_SIZE, MAX_SIZE  # noqa: F401
 from recsys_lib.distributed.planner.enumerators import EmbeddingEnumerator
 from recsys_lib.distributed.planner.partitioners import GreedyPerfPartitioner
 from recsys_lib.distributed.planner.perf_models import NoopPerfModel
@@ -50,9 +72,18 @@ from recsys_lib.distributed.planner.types import (
     ShardingOption,
     Stats,
     StorageReservation,
+    hash_planner_context_inputs,
+    hash_planner_context_inputs_str,
 )
-from recsys_lib.distributed.planner.utils import bytes_to_gb
+from recsys_lib.distributed.planner._plan_context import PlanDebugStats, PlanLoader
+from recsys_lib.distributed.planner._hardware import Topology
+from recsys_lib.distributed.planner.utils import bytes_to_gb, reset_shard_rank
 from recsys_lib.distributed.sharding_plan import placement
+from recsys_lib.distributed._core.plan import EmbeddingModuleShardingPlan, ParameterSharding, ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder, ShardingPlanner
+from recsys_lib.distributed.planner.storage_reservations import FixedAbsoluteStorageReservation  # noqa: F401,E402
+from recsys_lib.distributed.planner._hardware import Storage  # noqa: F401
+from recsys_lib.distributed.planner.utils import sharder_name, storage_repr_in_gb  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +181,19 @@ class EmbeddingPlannerBase(ShardingPlanner):
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
         self._timeout_seconds = timeout_seconds
 
+    def hash_planner_context_inputs(self) -> int:
+        """Fingerprint of topology, batch size, search space, storage reservation and constraints (valid
+        after a ``plan`` call); a stored plan is reusable while it is unchanged."""
+        return hash_planner_context_inputs(
+            self._topology, self._batch_size, self._enumerator, self._storage_reservation, self._constraints
+        )
+
+    def hash_planner_context_inputs_str(self) -> str:
+        """:meth:`hash_planner_context_inputs` as a hex string."""
+        return hash_planner_context_inputs_str(
+            self._topology, self._batch_size, self._enumerator, self._storage_reservation, self._constraints
+        )
+
     def collective_plan(
         self,
         module: nn.Module,
@@ -191,6 +235,8 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         debug: log the statistics report.
         callbacks: functions applied to the best plan's options before it becomes a ``ShardingPlan``.
         timeout_seconds: stop proposing after this long (keeping the best plan so far).
+        plan_loader: supplies a stored plan; when it loads one (and its context hash matches), the
+            search is skipped and the stored shards are used.
         local_search: (recsys_lib) after the proposers, improve the best plan table by table (see ``_search``).
 
     Example::
@@ -214,7 +260,7 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         debug: bool = True,
         callbacks: Optional[List[Callable[[List[ShardingOption]], List[ShardingOption]]]] = None,
         timeout_seconds: Optional[int] = None,
-        plan_loader: Optional[Any] = None,
+        plan_loader: Optional[PlanLoader] = None,
         local_search: bool = True,
     ) -> None:
         super().__init__(
@@ -233,7 +279,7 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
             self._proposers = [proposer]
         self._partitioner: Partitioner = partitioner if partitioner is not None else GreedyPerfPartitioner()
         self._perf_model: PerfModel = performance_model if performance_model is not None else NoopPerfModel(self._topology)
-        self._plan_loader = plan_loader
+        self.plan_loader = plan_loader
         self._local_search = local_search
         self._num_proposals = 0
         self._num_plans = 0
@@ -262,10 +308,18 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         search_space = self._enumerator.enumerate(module=module, sharders=sharders)
         if not search_space:
             return ShardingPlan()
-        best, last_error = self._search(search_space, storage_constraint, start)
-        if best is None:
-            raise self._no_plan_error(search_space, storage_constraint, last_error)
-        best_plan = [option.placed_copy(ranks) for option, ranks in best]
+        log_search_space_summary(search_space, type(self).__name__)
+        best_plan = self._load_plan(search_space)
+        if not best_plan:
+            best, last_error = self._search(search_space, storage_constraint, start)
+            if best is None:
+                error = self._no_plan_error(search_space, storage_constraint, last_error)
+                log_planning_result(type(self).__name__, error_message=str(error))
+                raise error
+            best_plan = [option.placed_copy(ranks) for option, ranks in best]
+            # the partitioner placed the search space's own shards; leave it unplaced (as enumerated),
+            # so the planner context hash is the same before and after planning
+            reset_shard_rank(search_space)
         for callback in self._callbacks:
             best_plan = callback(best_plan)
         self._best_plan = best_plan
@@ -277,8 +331,33 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
                 storage_reservation=self._storage_reservation, num_proposals=self._num_proposals,
                 num_plans=self._num_plans, run_time=run_time, best_plan=best_plan, constraints=self._constraints,
                 sharders=sharders, enumerator=self._enumerator, debug=self._debug,
+                debug_stats=PlanDebugStats(planner_type=type(self).__name__, timeout_seconds=self._timeout_seconds),
             )
+        validate_modules_inclusion_in_sharding_plan(sharding_plan, module, sharders)
+        validate_rank_assignment(sharding_plan, self._topology)
+        validate_compute_kernels(best_plan)
+        log_table_assignment(best_plan, type(self).__name__, detect_technique(best_plan))
+        log_planning_result(type(self).__name__, detect_technique(best_plan))
         return sharding_plan
+
+    def _load_plan(self, search_space: List[ShardingOption]) -> List[ShardingOption]:
+        """The stored plan of ``plan_loader`` merged into ``search_space`` (``[]`` when none is stored)."""
+        if self.plan_loader is None:
+            return []
+        stored_hash = self.plan_loader.plan_context_hash()
+        if stored_hash is not None:
+            current = self.hash_planner_context_inputs_str()
+            if current != stored_hash:
+                raise PlannerError(
+                    f"cannot load the stored plan: it was made for planner context {stored_hash}, the current "
+                    f"context is {current} (topology, batch size, tables, reservation or constraints changed)",
+                    PlannerErrorType.PLANNER_INPUT_CONTEXT_MISMATCH,
+                )
+        loaded = self.plan_loader.load()
+        if not loaded:
+            return []
+        logger.info("using the stored plan (%d sharding options); no search", len(loaded))
+        return extract_plan(search_space, loaded)
 
     def _search(
         self, search_space: List[ShardingOption], storage_constraint: Topology, start: float

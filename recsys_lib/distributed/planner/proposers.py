@@ -21,8 +21,16 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from recsys_lib.distributed.planner._hardware import Topology
 from recsys_lib.distributed.planner.types import Enumerator, Proposer, ShardingOption
+from recsys_lib.distributed.planner._offload_scaleup import EmbeddingOffloadScaleupProposer  # noqa: F401
+from recsys_lib.distributed.planner.types import Enumerator, Proposer, ShardingOption
+from recsys_lib.distributed.planner._hardware import Topology
+from recsys_lib.distributed.planner._hardware import Perf  # noqa: F401
+from recsys_lib.distributed.planner.utils import LuusJaakolaSearch, bytes_to_gb, prod  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
+
+
+MAX_PROPOSALS: int = 10000  # GridSearchProposer's default cap
 
 
 def _by_table(search_space: List[ShardingOption]) -> Dict[str, List[ShardingOption]]:
@@ -179,7 +187,7 @@ def _pareto(options: List[ShardingOption], use_depth: bool) -> List[ShardingOpti
 class GridSearchProposer(Proposer):
     """See the module docstring."""
 
-    def __init__(self, max_proposals: int = 10000) -> None:
+    def __init__(self, max_proposals: int = MAX_PROPOSALS) -> None:
         self._max_proposals = max_proposals
         self._iter: Optional[Iterator[Tuple[ShardingOption, ...]]] = None
         self._current: Optional[List[ShardingOption]] = None

@@ -31,6 +31,12 @@ from recsys_lib.distributed.planner.utils import bytes_to_gb, sharder_name
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 from recsys_lib.distributed._core.sharder import ModuleSharder
 from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed.planner.types import ParameterConstraints, Shard, ShardingOption
+from recsys_lib.distributed.planner._hardware import Topology
+from recsys_lib.distributed.planner.utils import build_sharder_data_map, bytes_to_gb, sharder_name
+from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed._core.plan import ShardingPlan
 
 
 @dataclass
@@ -159,8 +165,9 @@ def plan_options(
                 shards=[Shard(size=s, offset=o, rank=r) for (s, o), r in zip(geometry, ranks)],
                 cache_params=ps.cache_params, is_pooled=None if module is not None else True,
             ))
-    EmbeddingPerfEstimator(topology, constraints).estimate(options, smap)
-    EmbeddingStorageEstimator(topology, constraints).estimate(options, smap)
+    data_map = build_sharder_data_map(smap)
+    EmbeddingPerfEstimator(topology, constraints).estimate(options, data_map)
+    EmbeddingStorageEstimator(topology, constraints).estimate(options, data_map)
     return options
 
 

@@ -17,11 +17,18 @@ import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from torch import nn
 
 from recsys_lib.distributed.planner._cost_terms import ShardCost, ShardCostInputs
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed.planner.constants import NUM_POOLINGS, UVM_CACHING_RATIO
+from recsys_lib.distributed.planner._sharder_data import SharderData, storage_usage_of
+from recsys_lib.distributed.planner.constants import (  # noqa: F401  (TorchRec lists these here)
+    BIGINT_DTYPE,
+    DEFAULT_PERF_ESTIMATOR,
+    KV_CACHING_RATIO,
+    NUM_POOLINGS,
+    UVM_CACHING_RATIO,
+)
 from recsys_lib.distributed.planner.types import (
     ParameterConstraints,
     PlannerError,
@@ -33,19 +40,26 @@ from recsys_lib.distributed.planner._hardware import Perf, Storage, Topology
 from recsys_lib.distributed.planner.utils import sharder_name
 from recsys_lib.distributed._core.sharder import ModuleSharder
 from recsys_lib.distributed._core.enums import PipelineType
+from recsys_lib.distributed.planner._offload_stats import EmbeddingOffloadStats  # noqa: F401
+from recsys_lib.distributed.planner.utils import get_num_poolings  # noqa: F401
+from recsys_lib.distributed._core.plan import KeyValueParams
+from recsys_lib.distributed._core.enums import PipelineType
 from recsys_lib.types import DataType
+from recsys_lib.distributed.planner.estimator.types import DATA_TYPE_NUM_BITS  # noqa: F401,E402
+from recsys_lib.distributed.planner.types import SharderDataMap  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
 
 _CACHING_KERNELS = ("fused_uvm_caching", "quant_uvm_caching")
+_KV_KERNELS = ("key_value", "ssd_virtual_table", "dram_virtual_table", "dram_ssd_virtual_table")
 _DTYPE_BYTES = {DataType.FP32: 4, DataType.FP16: 2, DataType.BF16: 2, DataType.INT8: 1, DataType.UINT8: 1,
                 DataType.INT4: 1, DataType.INT2: 1}
 
 
-def _caching_ratio(option: ShardingOption, sharder: Optional[ModuleSharder[nn.Module]]) -> Optional[float]:
+def _caching_ratio(option: ShardingOption, sharder_data: Optional[SharderData]) -> Optional[float]:
     if option.cache_load_factor is not None:
         return option.cache_load_factor
-    fused = getattr(sharder, "fused_params", None) or {}
+    fused = sharder_data.fused_params if sharder_data is not None else {}
     clf = fused.get("cache_load_factor")
     return None if clf is None else float(clf)
 
@@ -72,7 +86,7 @@ def build_cost_inputs(
         rows, cols, int(shard_size[0]), int(shard_size[1]), topology.world_size, topology.local_world_size,
         batch_sizes, tuple(lengths) if lengths else (1.0,),
         tuple(poolings) if poolings and len(poolings) == n else (NUM_POOLINGS,) * n,
-        option.is_pooled, option.is_weighted, kernel_bw, topology.intra_host_bw, topology.inter_host_bw,
+        option.is_pooled, bool(option.is_weighted), kernel_bw, topology.intra_host_bw, topology.inter_host_bw,
         topology.bwd_compute_multiplier, topology.weighted_feature_bwd_compute_multiplier, elem, out_bytes,
     )
 
@@ -81,11 +95,11 @@ def shard_costs(
     option: ShardingOption,
     topology: Topology,
     constraints: Optional[Dict[str, ParameterConstraints]] = None,
-    sharder: Optional[ModuleSharder[nn.Module]] = None,
+    sharder_data: Optional[SharderData] = None,
 ) -> List[ShardCost]:
     """One :class:`ShardCost` per shard of ``option`` (computed once per distinct shard size; the result
     is kept on the option for the other estimators and the statistics, keyed by topology and sizes)."""
-    clf = _caching_ratio(option, sharder)
+    clf = _caching_ratio(option, sharder_data)
     sizes = [(s.size[0], s.size[1]) for s in option.shards]
     cache_key = (
         topology.cost_signature, id(constraints), clf, option.sharding_type, option.compute_kernel,
@@ -136,18 +150,11 @@ class EmbeddingPerfEstimator(ShardEstimator):
         self._constraints = constraints
         self._is_inference = is_inference
 
-    def estimate(
-        self, sharding_options: List[ShardingOption], sharder_map: Optional[Dict[str, ModuleSharder[nn.Module]]] = None
-    ) -> None:
-        names: Dict[type, str] = {}
+    def estimate(self, sharding_options: List[ShardingOption], sharder_data_map: Dict[str, SharderData]) -> None:
         for option in sharding_options:
-            mtype = type(option.module[1])
-            name = names.get(mtype)
-            if name is None:
-                name = names[mtype] = sharder_name(mtype)
-            sharder = (sharder_map or {}).get(name)
+            data = (sharder_data_map or {}).get(option.module_type_key)
             perfs: Dict[int, Perf] = {}
-            for shard, cost in zip(option.shards, shard_costs(option, self._topology, self._constraints, sharder)):
+            for shard, cost in zip(option.shards, shard_costs(option, self._topology, self._constraints, data)):
                 perf = perfs.get(id(cost))
                 if perf is None:
                     inf = self._is_inference
@@ -228,10 +235,10 @@ class EmbeddingPerfEstimator(ShardEstimator):
         return perfs
 
 
-def _optimizer_kind(sharder: Optional[ModuleSharder[nn.Module]], tensor: torch.Tensor) -> str:
+def _optimizer_kind(sharder_data: SharderData, tensor: torch.Tensor) -> str:
     """Normalised optimizer name from the sharder's fused params or ``apply_optimizer_in_backward``."""
     name = ""
-    fused = getattr(sharder, "fused_params", None) or {}
+    fused = sharder_data.fused_params
     if "optimizer" in fused:
         opt = fused["optimizer"]
         name = str(getattr(opt, "name", opt))
@@ -258,23 +265,30 @@ def calculate_pipeline_io_cost(
     output_size: int,
     prefetch_size: int,
     pipeline_type: PipelineType,
-    multipass_prefetch_max_pass: Optional[int] = None,
+    multipass_prefetch_max_pass: Optional[int],
     count_ephemeral_storage_cost: bool = False,
     is_inference: bool = False,
 ) -> int:
-    """Bytes of input/output buffers alive at once: a sparse-dist pipeline holds the next batch's input
-    too, a prefetch pipeline two more plus the prefetched rows; inference keeps only the output."""
+    """Bytes of a shard's input/output buffers alive at the memory peak (TorchRec's rule).
+
+    ==========================  =====================================================================
+    pipeline                    bytes
+    ==========================  =====================================================================
+    none, train_base            input + output
+    train_sparse_dist           2 x input (next batch's ids already arrived) [+ output if ephemeral]
+    train_prefetch_sparse_dist  3 x input + (1 + 6 / passes) x prefetch [+ output if ephemeral]
+    inference                   0
+    ==========================  =====================================================================
+    """
     if is_inference:
-        return output_size
-    inputs_in_flight = {
-        PipelineType.NONE: 1,
-        PipelineType.TRAIN_BASE: 1,
-        PipelineType.TRAIN_SPARSE_DIST: 2,
-        PipelineType.TRAIN_PREFETCH_SPARSE_DIST: 3,
-    }[pipeline_type]
-    passes = multipass_prefetch_max_pass or 1
-    prefetch = prefetch_size * passes if pipeline_type == PipelineType.TRAIN_PREFETCH_SPARSE_DIST else 0
-    return int(inputs_in_flight * input_size + output_size + prefetch)
+        return 0
+    ephemeral = output_size if count_ephemeral_storage_cost else 0
+    if pipeline_type == PipelineType.TRAIN_SPARSE_DIST:
+        return 2 * input_size + ephemeral
+    if pipeline_type == PipelineType.TRAIN_PREFETCH_SPARSE_DIST:
+        passes = multipass_prefetch_max_pass or 1
+        return 3 * input_size + int((1 + 6 / passes) * prefetch_size) + ephemeral
+    return input_size + output_size
 
 
 class EmbeddingStorageEstimator(ShardEstimator):
@@ -294,23 +308,19 @@ class EmbeddingStorageEstimator(ShardEstimator):
         self._run_embedding_at_peak_memory = run_embedding_at_peak_memory
         self._is_inference = is_inference
 
-    def estimate(
-        self, sharding_options: List[ShardingOption], sharder_map: Optional[Dict[str, ModuleSharder[nn.Module]]] = None
-    ) -> None:
-        if not sharder_map:
-            raise ValueError("EmbeddingStorageEstimator.estimate needs sharder_map (sharder_name(module type) → sharder)")
+    def estimate(self, sharding_options: List[ShardingOption], sharder_data_map: Dict[str, SharderData]) -> None:
+        if not sharder_data_map:
+            raise ValueError(
+                "EmbeddingStorageEstimator.estimate needs sharder_data_map (sharder_name(module type) → SharderData)"
+            )
         device = self._topology.compute_device
         io_kind = "ddr" if device == "cpu" else "hbm"
-        names: Dict[type, str] = {}
         self._opt_mult: Dict[Tuple[int, int], str] = {}
         for option in sharding_options:
-            mtype = type(option.module[1])
-            key = names.get(mtype)
-            if key is None:
-                key = names[mtype] = sharder_name(mtype)
-            if key not in sharder_map:
+            key = option.module_type_key
+            if key not in sharder_data_map:
                 raise ValueError(f"no sharder for module type {key!r} of table {option.fqn!r}")
-            sharder = sharder_map[key]
+            sharder = sharder_data_map[key]
             costs = shard_costs(option, self._topology, self._constraints, sharder)
             clf = _caching_ratio(option, sharder)
             memo: Dict[Tuple[int, int], Storage] = {}
@@ -326,7 +336,7 @@ class EmbeddingStorageEstimator(ShardEstimator):
     def _shard_storage(
         self,
         option: ShardingOption,
-        sharder: ModuleSharder[nn.Module],
+        sharder: SharderData,
         size: Tuple[int, int],
         cost: ShardCost,
         clf: Optional[float],
@@ -334,43 +344,106 @@ class EmbeddingStorageEstimator(ShardEstimator):
     ) -> Storage:
         device = self._topology.compute_device
         meta = torch.empty(size, dtype=option.tensor.dtype, device="meta")
-        usage = dict(sharder.storage_usage(meta, device, option.compute_kernel))
+        usage = storage_usage_of(sharder, meta, device, option.compute_kernel)
         kind_key = (id(sharder), id(option.tensor))
         kind = self._opt_mult.get(kind_key)
         if kind is None:
             kind = self._opt_mult[kind_key] = _optimizer_kind(sharder, option.tensor)
         mult = 1.0 + _optimizer_multiplier_of(kind, size[1])
-        hbm = int(usage.get("hbm", 0) * mult)
-        ddr = int(usage.get("ddr", 0) * mult)
-        if option.compute_kernel in _CACHING_KERNELS:
-            ratio = UVM_CACHING_RATIO if clf is None else clf
-            hbm += int(ratio * ddr)
-        io = calculate_pipeline_io_cost(
-            int(cost.input_bytes), int(cost.output_bytes), 0, self._pipeline_type, None,
-            is_inference=self._is_inference,
+        return _shard_storage_of(
+            usage, mult, option.compute_kernel, clf, int(cost.input_bytes), int(cost.output_bytes),
+            self._pipeline_type, self._is_inference, io_kind == "hbm", self._run_embedding_at_peak_memory,
         )
-        if self._run_embedding_at_peak_memory:
-            io += int(cost.output_bytes)
-        if io_kind == "hbm":
-            hbm += io
-        else:
-            ddr += io
-        return Storage(hbm=hbm, ddr=ddr)
+
+
+def _shard_storage_of(
+    usage: Dict[str, int],
+    optimizer_factor: float,
+    compute_kernel: str,
+    caching_ratio: Optional[float],
+    input_bytes: int,
+    output_bytes: int,
+    pipeline_type: PipelineType,
+    is_inference: bool,
+    io_on_hbm: bool,
+    at_peak_memory: bool = False,
+    count_ephemeral_storage_cost: bool = False,
+    multipass_prefetch_max_pass: Optional[int] = None,
+) -> Storage:
+    """One shard's storage from its weight bytes (``usage``), optimizer-state factor and I/O bytes."""
+    hbm = int(usage.get("hbm", 0) * optimizer_factor)
+    ddr = int(usage.get("ddr", 0) * optimizer_factor)
+    if compute_kernel in _CACHING_KERNELS:
+        ratio = UVM_CACHING_RATIO if caching_ratio is None else caching_ratio
+        hbm += int(ratio * ddr)
+    io = calculate_pipeline_io_cost(
+        input_bytes, output_bytes, 0, pipeline_type, multipass_prefetch_max_pass,
+        count_ephemeral_storage_cost, is_inference,
+    )
+    if at_peak_memory:
+        io += output_bytes
+    if io_on_hbm:
+        hbm += io
+    else:
+        ddr += io
+    return Storage(hbm=hbm, ddr=ddr)
 
 
 def calculate_shard_storages(
-    sharding_option: ShardingOption,
-    topology: Topology,
-    sharder: ModuleSharder[nn.Module],
-    constraints: Optional[Dict[str, ParameterConstraints]] = None,
+    sharder_data: SharderData,
+    sharding_type: str,
+    tensor: torch.Tensor,
+    compute_device: str,
+    compute_kernel: str,
+    shard_sizes: List[List[int]],
+    batch_sizes: List[int],
+    world_size: int,
+    local_world_size: int,
+    input_lengths: List[float],
+    num_poolings: List[float],
+    caching_ratio: float,
+    is_pooled: bool,
+    input_data_type_size: float,
+    output_data_type_size: float,
     pipeline_type: PipelineType = PipelineType.NONE,
+    count_ephemeral_storage_cost: bool = False,
     is_inference: bool = False,
+    multipass_prefetch_max_pass: Optional[int] = None,
+    key_value_params: Optional[KeyValueParams] = None,
+    kv_cache_load_factor: float = KV_CACHING_RATIO,
+    use_virtual_table: bool = False,
 ) -> List[Storage]:
-    """Storage of every shard of ``sharding_option`` (without writing it into the shards)."""
-    est = EmbeddingStorageEstimator(topology, constraints, pipeline_type, is_inference=is_inference)
-    saved = [s.storage for s in sharding_option.shards]
-    est.estimate([sharding_option], {sharder_name(type(sharding_option.module[1])): sharder})
-    out = [s.storage for s in sharding_option.shards]
-    for s, old in zip(sharding_option.shards, saved):
-        s.storage = old
-    return [o for o in out if o is not None]
+    """Storage of each shard of a ``tensor`` table cut into ``shard_sizes`` (``[rows, cols]`` each).
+
+    Weights (+ optimizer state from ``sharder_data.fused_params``) as the sharder counts them, the UVM
+    cache share (``caching_ratio``), and the shard's input/output buffers times the batches the pipeline
+    keeps in flight. Key-value / virtual-table kernels keep the weights on SSD and
+    ``kv_cache_load_factor`` of them in HBM.
+    """
+    rows, cols = int(tensor.shape[0]), int(tensor.shape[1])
+    shard_cost = strategy_for(sharding_type).cost_function()
+    kind = _optimizer_kind(sharder_data, tensor)
+    kv = use_virtual_table or key_value_params is not None or compute_kernel in _KV_KERNELS
+    out: List[Storage] = []
+    for size in shard_sizes:
+        c = shard_cost(ShardCostInputs(
+            rows, cols, int(size[0]), int(size[1]), world_size, local_world_size, tuple(batch_sizes),
+            tuple(input_lengths), tuple(num_poolings), is_pooled, False, 1.0, 1.0, 1.0, 1.0, 1.0,
+            int(tensor.element_size()), int(output_data_type_size), int(input_data_type_size),
+        ))
+        meta = torch.empty([int(size[0]), int(size[1])], dtype=tensor.dtype, device="meta")
+        factor = 1.0 + _optimizer_multiplier_of(kind, int(size[1]))
+        if kv:
+            weights = int(meta.numel() * meta.element_size() * factor)
+            usage = {"hbm" if compute_device != "cpu" else "ddr": int(weights * kv_cache_load_factor)}
+            st = _shard_storage_of(usage, 1.0, compute_kernel, None, int(c.input_bytes), int(c.output_bytes),
+                                   pipeline_type, is_inference, compute_device != "cpu", False,
+                                   count_ephemeral_storage_cost, multipass_prefetch_max_pass)
+            out.append(Storage(hbm=st.hbm, ddr=st.ddr, ssd=weights))
+            continue
+        usage = storage_usage_of(sharder_data, meta, compute_device, compute_kernel)
+        out.append(_shard_storage_of(
+            usage, factor, compute_kernel, caching_ratio, int(c.input_bytes), int(c.output_bytes), pipeline_type,
+            is_inference, compute_device != "cpu", False, count_ephemeral_storage_cost, multipass_prefetch_max_pass,
+        ))
+    return out

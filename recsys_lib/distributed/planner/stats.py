@@ -13,7 +13,7 @@ Layout (columns as TorchRec's)::
 
 import logging
 import math
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
@@ -26,10 +26,24 @@ from recsys_lib.distributed.planner.types import (
     Stats,
     StorageReservation,
 )
+from recsys_lib.distributed.planner._plan_context import PlanDebugStats
 from recsys_lib.distributed.planner._hardware import Storage, Topology
 from recsys_lib.distributed.planner.utils import bytes_to_gb, bytes_to_mb
 from recsys_lib.distributed._core.sharder import ModuleSharder
 from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed.planner.constants import BIGINT_DTYPE  # noqa: F401,E402
+from recsys_lib.distributed.planner._hardware import CriticalPathEstimate, Perf  # noqa: F401
+from recsys_lib.distributed.planner._sharder_data import SharderData  # noqa: F401
+from recsys_lib.distributed.planner.types import SharderDataMap  # noqa: F401
+from recsys_lib.distributed.planner.utils import build_sharder_data_map, get_num_poolings  # noqa: F401,E402
+from recsys_lib.distributed.planner.storage_reservations import (  # noqa: F401,E402
+    FixedAbsoluteStorageReservation,
+    FixedPercentageStorageReservation,
+    HeuristicalStorageReservation,
+    InferenceStorageReservation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +53,12 @@ def _short(sharding_type: str) -> str:
     return strategy_for(sharding_type).short_name
 
 
-def round_to_one_sigfig(x: float) -> float:
-    """``0.01234`` → ``0.01``, ``1860.0`` → ``2000.0``."""
-    return float(f"{x:.1g}")
+MIN_WIDTH = 90  # narrowest statistics box (characters)
+
+
+def round_to_one_sigfig(x: float) -> str:
+    """``0.01234`` → ``"0.01"``, ``1860.0`` → ``"2000"``."""
+    return f"{float(f'{x:.1g}'):g}"
 
 
 def _render(header: List[str], rows: List[List[str]]) -> List[str]:
@@ -52,20 +69,46 @@ def _render(header: List[str], rows: List[List[str]]) -> List[str]:
     return out
 
 
+# Distances of a normalised per-rank distribution ``p`` (sums to 1) from uniform ``u = 1/k``.
+def _total_variation(p: List[float]) -> float:
+    """``max_i |p_i - u|``."""
+    return max(abs(x - 1.0 / len(p)) for x in p)
+
+
+def _total_distance(p: List[float]) -> float:
+    """``sum_i |p_i - u|``."""
+    return sum(abs(x - 1.0 / len(p)) for x in p)
+
+
+def _chi_divergence(p: List[float]) -> float:
+    """``sum_i (p_i - u)^2 / u``, divided by its largest value (all mass on one rank); 0 when ``k == 1``."""
+    k = len(p)
+    worst = ((k - 1) / k) ** 2 * k + (k - 1) / k
+    return sum((x - 1.0 / k) ** 2 * k for x in p) / worst if worst > 0 else 0.0
+
+
+def _kl_divergence(p: List[float]) -> float:
+    """``sum_i p_i log(p_i / u)``, divided by its largest value ``log k``; 0 when ``k == 1``."""
+    k = len(p)
+    worst = math.log(k)
+    return sum(x * math.log(k * x) for x in p if x > 0) / worst if worst > 0 else 0.0
+
+
+IMBALANCE_STAT_MEASURE: Dict[str, Tuple[Callable[..., float], Dict[str, Any]]] = {
+    "Total Variation": (_total_variation, {}),
+    "Total Distance": (_total_distance, {}),
+    "Chi Divergence": (_chi_divergence, {}),
+    "KL Divergence": (_kl_divergence, {}),
+}
+
+
 def _divergences(values: List[float]) -> Dict[str, float]:
-    """Distances of the normalised distribution from uniform: TV = ½Σ|p-u|, L1 = Σ|p-u|, χ² = Σ(p-u)²/u, KL."""
-    n = len(values)
+    """``IMBALANCE_STAT_MEASURE`` of ``values`` normalised to sum 1 (all 0 for an empty or zero list)."""
     total = sum(values)
-    if n == 0 or total <= 0:
-        return {"Total Variation": 0.0, "Total Distance": 0.0, "Chi Divergence": 0.0, "KL Divergence": 0.0}
-    u = 1.0 / n
+    if not values or total <= 0:
+        return {name: 0.0 for name in IMBALANCE_STAT_MEASURE}
     p = [v / total for v in values]
-    return {
-        "Total Variation": 0.5 * sum(abs(x - u) for x in p),
-        "Total Distance": sum(abs(x - u) for x in p),
-        "Chi Divergence": sum((x - u) ** 2 / u for x in p),
-        "KL Divergence": sum(x * math.log(x / u) for x in p if x > 0),
-    }
+    return {name: fn(p, **kw) for name, (fn, kw) in IMBALANCE_STAT_MEASURE.items()}
 
 
 class EmbeddingStats(Stats):
@@ -92,6 +135,7 @@ class EmbeddingStats(Stats):
         sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
         enumerator: Optional[Enumerator] = None,
         debug: bool = True,
+        debug_stats: Optional[PlanDebugStats] = None,
     ) -> None:
         world = topology.world_size
         used = [Storage(0, 0) for _ in range(world)]
@@ -190,5 +234,6 @@ class NoopEmbeddingStats(Stats):
         sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
         enumerator: Optional[Enumerator] = None,
         debug: bool = True,
+        debug_stats: Optional[PlanDebugStats] = None,
     ) -> None:
         return None

@@ -8,6 +8,7 @@ an accelerator and out of DDR on cpu.
 """
 
 import copy
+from enum import Enum, unique
 from typing import Dict, List, Optional, Set
 
 from torch import nn
@@ -22,6 +23,10 @@ from recsys_lib.distributed.planner.types import (
     StorageReservation,
 )
 from recsys_lib.distributed.planner.utils import bytes_to_gb, sharder_name
+from recsys_lib.distributed.planner.utils import bytes_to_gb, gb_to_bytes, sharder_name
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner._hardware import Storage  # noqa: F401
+from recsys_lib.distributed.planner.utils import storage_repr_in_gb  # noqa: F401,E402
 
 _INPUTS_IN_FLIGHT = 2
 
@@ -76,6 +81,54 @@ def _reserve(topology: Topology, percentage: float, fixed_bytes: int, what: str)
             )
         setattr(d.storage, kind, left)
     return reserved
+
+
+@unique
+class StorageReservationType(Enum):
+    """The built-in reservation policies."""
+
+    HEURISTIC = "heuristic"
+    FIXED_PERCENTAGE = "fixed_percentage"
+    FIXED_ABSOLUTE = "fixed_absolute"
+
+
+class FixedAbsoluteStorageReservation(StorageReservation):
+    """Reserves ``hbm_reserved_bytes`` of every device's HBM (HBM only, never below 0; DDR untouched).
+
+    Example::
+
+        r = FixedAbsoluteStorageReservation.from_gb(2.0)
+        left = r.reserve(Topology(world_size=2, compute_device="cuda", hbm_cap=10 * 1024**3), 512, model, sharders)
+        assert left.devices[0].storage.hbm == 8 * 1024**3
+    """
+
+    def __init__(self, hbm_reserved_bytes: int) -> None:
+        if hbm_reserved_bytes < 0:
+            raise ValueError(f"FixedAbsoluteStorageReservation: hbm_reserved_bytes must be >= 0, got {hbm_reserved_bytes}")
+        self._hbm_reserved_bytes = hbm_reserved_bytes
+        self._last_reserved_topology: Optional[Topology] = None
+
+    @classmethod
+    def from_gb(cls, hbm_reserved_gb: float) -> "FixedAbsoluteStorageReservation":
+        return cls(hbm_reserved_bytes=gb_to_bytes(hbm_reserved_gb))
+
+    def reserve(
+        self,
+        topology: Topology,
+        batch_size: int,
+        module: nn.Module,
+        sharders: List[ModuleSharder[nn.Module]],
+        constraints: Optional[Dict[str, ParameterConstraints]] = None,
+    ) -> Topology:
+        reserved = copy.deepcopy(topology)
+        for d in reserved.devices:
+            d.storage.hbm = max(0, d.storage.hbm - self._hbm_reserved_bytes)
+        self._last_reserved_topology = reserved
+        return reserved
+
+    @property
+    def last_reserved_topology(self) -> Optional[Topology]:
+        return self._last_reserved_topology
 
 
 class FixedPercentageStorageReservation(StorageReservation):

@@ -11,9 +11,10 @@ Plug-in interfaces (each stage can be replaced): ``StorageReservation`` → ``En
 
 import abc
 import copy
+import hashlib
 from dataclasses import dataclass, field
 from enum import Enum, unique
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -30,6 +31,43 @@ from recsys_lib.distributed.planner._hardware import (  # noqa: F401
     Topology,
 )
 from recsys_lib.distributed.planner.constants import POOLING_FACTOR
+from fbgemm_gpu.split_table_batched_embeddings_ops_common import BoundsCheckMode
+from recsys_lib.distributed._core.plan import CacheParams, KeyValueParams, ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner._plan_context import (  # noqa: F401
+    PlanDebugStats,
+    PlanLoader,
+    context_list,
+    hash_sha256_str,
+    hash_sha256_to_int,
+    round_to_nearest,
+)
+from recsys_lib.distributed.planner._sharder_data import SharderData
+from recsys_lib.distributed.planner._topology_config import (  # noqa: F401
+    HardwareConfig,
+    KernelConfig,
+    TopologyConfigBase,
+    TopologyFactory,
+    TrainerConfig,
+)
+from recsys_lib.distributed.planner.constants import (  # noqa: F401  (TorchRec's types module lists these too)
+    BATCH_SIZE,
+    BWD_COMPUTE_MULTIPLIER,
+    CROSS_NODE_BANDWIDTH,
+    DDR_CAP,
+    DDR_MEM_BW,
+    HBM_CAP,
+    HBM_MEM_BW,
+    HBM_TO_DDR_MEM_BW,
+    HUNDRED_GB,
+    INTRA_NODE_BANDWIDTH,
+    POOLING_FACTOR,
+    SSD_CAP,
+    SSD_MEM_BW,
+    WEIGHTED_FEATURE_BWD_COMPUTE_MULTIPLIER,
+)
+
+SharderDataMap = Dict[str, SharderData]
 from fbgemm_gpu.split_table_batched_embeddings_ops_common import BoundsCheckMode
 from recsys_lib.distributed._core.plan import CacheParams, KeyValueParams, ShardingPlan
 from recsys_lib.distributed._core.sharder import ModuleSharder
@@ -58,6 +96,15 @@ class Shard:
 
     def __hash__(self) -> int:
         return hash((tuple(self.size), tuple(self.offset), self.storage, self.perf, self.rank))
+
+
+def _module_weighted(module: nn.Module) -> Optional[bool]:
+    from recsys_lib.modules.embedding_modules import EmbeddingBagCollectionInterface
+
+    getter = getattr(module, "is_weighted", None)
+    if callable(getter) and isinstance(module, EmbeddingBagCollectionInterface):
+        return bool(getter())
+    return None
 
 
 class ShardingOption:
@@ -91,7 +138,6 @@ class ShardingOption:
         output_dtype: Optional[DataType] = None,
         key_value_params: Optional[KeyValueParams] = None,
         num_poolings: Optional[List[float]] = None,
-        is_weighted: bool = False,
     ) -> None:
         self.name = name
         self._tensor = tensor
@@ -112,7 +158,14 @@ class ShardingOption:
         self.output_dtype = output_dtype
         self.key_value_params = key_value_params
         self.num_poolings = num_poolings
-        self.is_weighted = is_weighted
+        child = module[1]
+        mtype = type(child)
+        self._module_type_key = mtype.__module__ + "." + mtype.__name__
+        fp = getattr(child, "_feature_processor", None)
+        fp_modules = getattr(fp, "feature_processor_modules", None)
+        self._has_feature_processor = isinstance(fp_modules, nn.ModuleDict) and name in fp_modules
+        # weighted inputs change the backward cost; known for bag collections, else set by the enumerator
+        self.is_weighted: Optional[bool] = _module_weighted(child)
 
     @property
     def tensor(self) -> torch.Tensor:
@@ -130,6 +183,16 @@ class ShardingOption:
     @property
     def module(self) -> Tuple[str, nn.Module]:
         return self._module
+
+    @property
+    def module_type_key(self) -> str:
+        """``sharder_name`` of the owning module's type (the key of its sharder)."""
+        return self._module_type_key
+
+    @property
+    def has_feature_processor(self) -> bool:
+        """True when the owning module runs a feature processor on this table's feature."""
+        return self._has_feature_processor
 
     @property
     def fqn(self) -> str:
@@ -218,7 +281,10 @@ class ShardingOption:
         return [shard.rank for shard in self.shards]
 
     def storage_hash(self) -> int:
-        return hash((self.fqn, self.sharding_type, self.compute_kernel, tuple(s.storage for s in self.shards)))
+        """A hash of what identifies this option before planning (stable across processes, 56 bits):
+        ``fqn``, sharding type, kernel, cache load factor, number of shards. Stored plans are keyed by it."""
+        key = f"{self.fqn}|{self.sharding_type}|{self.compute_kernel}|{self.cache_load_factor}|{self.num_shards}"
+        return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=7).digest(), byteorder="big")
 
     def __hash__(self) -> int:
         return hash((self.fqn, self.sharding_type, self.compute_kernel, tuple(self.get_shards_assignment())))
@@ -303,6 +369,10 @@ class PlannerErrorType(Enum):
     OTHER = "other"
     PLANNER_INPUT_CONTEXT_MISMATCH = "planner_input_context_mismatch"
     PLAN_LOADING_FAILED = "plan_loading_failed"
+    INVALID_RANK_ASSIGNMENT = "invalid_rank_assignment"
+    INPUT_VALIDATION = "input_validation"
+    MISSING_MODULE_IN_PLAN = "missing_module_in_plan"
+    INVALID_COMPUTE_KERNEL = "invalid_compute_kernel"
 
 
 class PlannerError(Exception):
@@ -349,10 +419,8 @@ class ShardEstimator(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def estimate(
-        self, sharding_options: List[ShardingOption], sharder_map: Optional[Dict[str, ModuleSharder[nn.Module]]] = None
-    ) -> None:
-        ...
+    def estimate(self, sharding_options: List[ShardingOption], sharder_data_map: Dict[str, SharderData]) -> None:
+        """Fills the options' shard estimates; ``sharder_data_map`` is keyed by ``sharder_name(module type)``."""
 
 
 class Enumerator(abc.ABC):
@@ -424,6 +492,33 @@ class Stats(abc.ABC):
         constraints: Optional[Dict[str, ParameterConstraints]] = None,
         sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
         enumerator: Optional[Enumerator] = None,
-        debug: bool = True,
+        debug: bool = False,
+        debug_stats: Optional[PlanDebugStats] = None,
     ) -> None:
         ...
+
+
+def hash_planner_context_inputs(
+    topology: Topology,
+    batch_size: int,
+    enumerator: Enumerator,
+    storage_reservation: StorageReservation,
+    constraints: Optional[Dict[str, ParameterConstraints]],
+    hash_function: Callable[[List[Any]], int] = hash_sha256_to_int,
+) -> int:
+    """Fingerprint (int) of everything a plan depends on: the topology (memory rounded to 100 GB),
+    batch size, the enumerator's stored search space, the reservation and its reserved topology, and
+    the constraints. Raises ``ValueError`` before ``enumerate``/``reserve`` have run."""
+    return hash_function(context_list(topology, batch_size, enumerator, storage_reservation, constraints))
+
+
+def hash_planner_context_inputs_str(
+    topology: Topology,
+    batch_size: int,
+    enumerator: Enumerator,
+    storage_reservation: StorageReservation,
+    constraints: Optional[Dict[str, ParameterConstraints]],
+    hash_function: Callable[[List[Any]], str] = hash_sha256_str,
+) -> str:
+    """:func:`hash_planner_context_inputs` as a hex string."""
+    return hash_function(context_list(topology, batch_size, enumerator, storage_reservation, constraints))

@@ -2,16 +2,95 @@
 
 import math
 from functools import reduce
-from typing import Any, Iterable, List, Optional, Tuple, Type
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Type, Union
 
+import torch
+from torch import nn
+
+from recsys_lib.distributed._core.enums import CommOp
+from recsys_lib.distributed.planner._sharder_data import SharderData, StorageUsageType
+from recsys_lib.distributed.planner.constants import NUM_POOLINGS
+from recsys_lib.distributed.planner.types import ParameterConstraints, ShardingOption
 from recsys_lib.distributed.sharding_plan import placement  # noqa: F401  (TorchRec lists it here too)
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner._hardware import Perf, Storage  # noqa: F401
+from recsys_lib.distributed.planner.types import SharderDataMap  # noqa: F401
+
+
+_QCOMM_OPS = (
+    CommOp.POOLED_EMBEDDINGS_ALL_TO_ALL.name,
+    CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL.name,
+    CommOp.POOLED_EMBEDDINGS_REDUCE_SCATTER.name,
+)
+
+
+def build_sharder_data(sharder: ModuleSharder[nn.Module]) -> SharderData:
+    """The planner-relevant values of ``sharder`` (see ``SharderData``)."""
+    from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, BaseQuantEmbeddingSharder
+
+    fused = getattr(sharder, "fused_params", None)
+    qcomm_sizes: Dict[str, Tuple[float, float]] = {}
+    registry = sharder.qcomm_codecs_registry
+    if registry is not None:
+        for op in _QCOMM_OPS:
+            if op in registry:
+                codecs = registry[op]
+                qcomm_sizes[op] = (
+                    float(torch.empty(0, dtype=codecs.forward.quantized_dtype).element_size()),
+                    float(torch.empty(0, dtype=codecs.backward.quantized_dtype).element_size()),
+                )
+    if isinstance(sharder, BaseQuantEmbeddingSharder):
+        usage = StorageUsageType.BASE_QUANT
+    elif isinstance(sharder, BaseEmbeddingSharder):
+        usage = StorageUsageType.BASE
+    else:
+        usage = StorageUsageType.DEFAULT
+    return SharderData(fused_params=dict(fused) if fused else {}, qcomm_dtype_sizes=qcomm_sizes, storage_usage_type=usage)
+
+
+def build_sharder_data_map(sharder_map: Dict[str, ModuleSharder[nn.Module]]) -> Dict[str, SharderData]:
+    """``{key: build_sharder_data(sharder)}``."""
+    return {key: build_sharder_data(sharder) for key, sharder in sharder_map.items()}
+
+
+def is_prefetch_pipelined(sharding_option: ShardingOption, sharder_data: SharderData) -> bool:
+    """Whether the option's cache is filled by a prefetch pipeline: its ``cache_params.prefetch_pipeline``,
+    else the sharder's ``fused_params["prefetch_pipeline"]``."""
+    cp = sharding_option.cache_params
+    if cp is not None and cp.prefetch_pipeline:
+        return True
+    return bool(sharder_data.fused_params.get("prefetch_pipeline", False))
+
+
+def extract_comm_data_type_size(
+    sharding_option: ShardingOption, sharder_data: SharderData
+) -> Tuple[float, float, float, float]:
+    """Bytes per element of the output collectives: ``(fwd all-to-all, bwd all-to-all, fwd
+    reduce-scatter, bwd reduce-scatter)``; the table's element size unless the sharder quantizes them."""
+    elem = float(sharding_option.tensor.element_size())
+    q = sharder_data.qcomm_dtype_sizes
+    a2a_op = CommOp.POOLED_EMBEDDINGS_ALL_TO_ALL.name if sharding_option.is_pooled else CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL.name
+    a2a = q.get(a2a_op, (elem, elem))
+    rs = q.get(CommOp.POOLED_EMBEDDINGS_REDUCE_SCATTER.name, (elem, elem)) if sharding_option.is_pooled else (elem, elem)
+    return (a2a[0], a2a[1], rs[0], rs[1])
+
+
+def get_num_poolings(constraints: Optional[Dict[str, ParameterConstraints]], so: ShardingOption) -> List[float]:
+    """Poolings per sample of each input of ``so``: the option's own (if one per input), else the
+    constraints', else ``NUM_POOLINGS`` per input."""
+    if so.num_poolings is not None and len(so.num_poolings) == len(so.input_lengths):
+        return so.num_poolings
+    pc = constraints.get(so.name) if constraints else None
+    if pc is not None and pc.num_poolings:
+        return pc.num_poolings
+    return [NUM_POOLINGS] * len(so.input_lengths)
 
 
 def bytes_to_gb(num_bytes: int) -> float:
     return float(num_bytes / (1024 * 1024 * 1024))
 
 
-def bytes_to_mb(num_bytes: int) -> float:
+def bytes_to_mb(num_bytes: Union[float, int]) -> float:
     return float(num_bytes / (1024 * 1024))
 
 
@@ -112,8 +191,24 @@ class LuusJaakolaSearch:
         if self.iteration == 0:
             self.candidate = self.x
         else:
-            self.candidate = min(self.b, max(self.a, self.x + self.rng.uniform(-self.d, self.d)))
+            self.candidate = self.clamp(self.x + self.uniform(-self.d, self.d))
         return self.candidate
+
+    def clamp(self, x: float) -> float:
+        """``x`` limited to the current interval ``[A, B]``."""
+        return min(self.b, max(self.a, x))
+
+    def shrink_right(self, B: float) -> None:
+        """Moves the right end to ``B`` (e.g. after learning that larger values are infeasible)."""
+        self.b = float(B)
+        self.d = min(self.d, (self.b - self.a) / 2)
+        self.x = self.clamp(self.x)
+        if self.best_x is not None and self.best_x > self.b:
+            self.best_x, self.best_y = None, math.inf
+
+    def uniform(self, A: float, B: float) -> float:
+        """A random point in ``[A, B]`` from the search's seeded generator."""
+        return A + (B - A) * self.rng.random()
 
     def best(self) -> Tuple[Optional[float], float]:
         return self.best_x, self.best_y

@@ -53,10 +53,13 @@ def test_impossible_constraints_name_the_table():
 
 def test_nested_modules_features_and_pooling_factors():
     model = TwoTower([10, 20], [8, 8])
-    pc = {"t1": ParameterConstraints(pooling_factors=[2.0, 5.0])}
+    pc = {"t1": ParameterConstraints(pooling_factors=[5.0])}
     space = _space(Topology(world_size=1, compute_device="cpu"), model, pc)
     assert {o.fqn for o in space} == {"sparse.ebc.t0", "sparse.ebc.t1"}
-    assert {tuple(o.input_lengths) for o in space if o.name == "t1"} == {(2.0, 5.0)}
+    assert {tuple(o.input_lengths) for o in space if o.name == "t1"} == {(5.0,)}
+    two = _space(Topology(world_size=1, compute_device="cpu"), make_ebc([10], [8], features_per_table=2),
+                 {"t0": ParameterConstraints(pooling_factors=[2.0, 5.0])})
+    assert {tuple(o.input_lengths) for o in two} == {(2.0, 5.0)}
     multi = _space(Topology(world_size=1, compute_device="cpu"), make_ebc([10], [8], features_per_table=3))
     assert all(o.input_lengths == [1.0, 1.0, 1.0] and len(o.feature_names) == 3 for o in multi)
 

@@ -59,10 +59,13 @@ def test_row_wise_shards_split_weights_and_optimizer_state_counts():
 
 
 def test_sparse_dist_pipeline_keeps_a_second_input():
-    assert calculate_pipeline_io_cost(10, 100, 0, PipelineType.NONE) == 110
-    assert calculate_pipeline_io_cost(10, 100, 0, PipelineType.TRAIN_SPARSE_DIST) == 120
-    assert calculate_pipeline_io_cost(10, 100, 5, PipelineType.TRAIN_PREFETCH_SPARSE_DIST) == 135
-    assert calculate_pipeline_io_cost(10, 100, 0, PipelineType.NONE, is_inference=True) == 100
+    # hand-computed from the documented rule: input 10, output 100, prefetch 5
+    assert calculate_pipeline_io_cost(10, 100, 0, PipelineType.NONE, None) == 110
+    assert calculate_pipeline_io_cost(10, 100, 0, PipelineType.TRAIN_SPARSE_DIST, None) == 20
+    assert calculate_pipeline_io_cost(10, 100, 0, PipelineType.TRAIN_SPARSE_DIST, None, True) == 120
+    assert calculate_pipeline_io_cost(10, 100, 5, PipelineType.TRAIN_PREFETCH_SPARSE_DIST, None) == 30 + 35
+    assert calculate_pipeline_io_cost(10, 100, 5, PipelineType.TRAIN_PREFETCH_SPARSE_DIST, 3) == 30 + 15
+    assert calculate_pipeline_io_cost(10, 100, 0, PipelineType.NONE, None, is_inference=True) == 0
 
 
 SHARDED = ["table_wise", "column_wise", "row_wise", "table_row_wise", "table_column_wise", "grid_shard"]
@@ -115,7 +118,7 @@ def test_cross_host_comms_are_slower_than_intra_host(sharding_type):
 def test_inference_estimates_forward_only():
     topo = Topology(world_size=2, compute_device="cuda")
     o = _option(topo, 1000, 64, "table_wise", "fused")
-    EmbeddingPerfEstimator(topo, is_inference=True).estimate([o])
+    EmbeddingPerfEstimator(topo, is_inference=True).estimate([o], {})
     assert o.shards[0].perf.bwd_compute == 0 and o.shards[0].perf.bwd_comms == 0 and o.shards[0].perf.fwd_compute > 0
 
 

@@ -26,6 +26,6 @@ def test_stats_report_layout(caplog):
 
 
 def test_round_to_one_sigfig():
-    assert round_to_one_sigfig(0.01234) == 0.01
-    assert round_to_one_sigfig(1860.0) == 2000.0
-    assert round_to_one_sigfig(0.0) == 0.0
+    assert round_to_one_sigfig(0.01234) == "0.01"
+    assert round_to_one_sigfig(1860.0) == "2000"
+    assert round_to_one_sigfig(0.0) == "0"

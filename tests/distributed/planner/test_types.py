@@ -28,7 +28,7 @@ def test_storage_and_perf_arithmetic():
 def test_topology_defaults_and_validation():
     cuda = Topology(world_size=4, compute_device="cuda", local_world_size=2)
     assert [d.rank for d in cuda.devices] == [0, 1, 2, 3]
-    assert cuda.devices[0].storage == Storage(hbm=HBM_CAP, ddr=DDR_CAP)
+    assert cuda.devices[0].storage == Storage(hbm=HBM_CAP, ddr=DDR_CAP, ssd=2048 * 1024**3)
     assert cuda.num_hosts == 2 and cuda.intra_host_bw == INTRA_NODE_BANDWIDTH
     assert Topology(world_size=2, compute_device="cpu").devices[1].storage.hbm == 0
     with pytest.raises(ValueError, match="compute_device"):
