@@ -29,12 +29,12 @@ from recsys_lib.distributed._core.env import NullShardedModuleContext, ShardingE
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._core.sharder import ShardedModule
 from recsys_lib.distributed._infer.build import infos_by_sharding_type
+from recsys_lib.distributed._infer.dist import check_input
 from recsys_lib.distributed._infer.modules import InferPooledShards
 from recsys_lib.distributed._infer.sharding import LocalModuleOptions
 from recsys_lib.distributed._sharded.module_bases import BaseQuantEmbeddingSharder
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.sharding.strategy import strategy_for
-from recsys_lib.modules._feature_layout import check_keys
 from recsys_lib.modules.embedding_configs import PoolingType
 from recsys_lib.quant.embedding_modules import (
     EmbeddingBagCollection as QuantEmbeddingBagCollection,
@@ -53,13 +53,7 @@ def create_infer_embedding_bag_sharding(
     return strategy_for(sharding_type).create_infer_pooled(sharding_infos, env, device)
 
 
-def _check_input(features: KeyedJaggedTensor, all_features: Dict[str, int], owner: str) -> None:
-    check_keys(features.keys(), all_features, owner)
-    if features.variable_stride_per_key():
-        raise ValueError(owner + ": variable-batch (VBE) KeyedJaggedTensors are not supported by quantized lookups")
-
-
-torch.fx.wrap("_check_input")
+torch.fx.wrap("check_input")
 
 
 class ShardedQuantEmbeddingBagCollection(ShardedModule):
@@ -126,7 +120,7 @@ class ShardedQuantEmbeddingBagCollection(ShardedModule):
         self._owner: str = owner
 
     def _pool(self, features: KeyedJaggedTensor) -> torch.Tensor:
-        _check_input(features, self._all_features, self._owner)
+        check_input(features, self._all_features, self._owner)
         parts: List[torch.Tensor] = []
         for part in self._shards:
             parts.append(part(features))
@@ -144,7 +138,7 @@ class ShardedQuantEmbeddingBagCollection(ShardedModule):
 
     def input_dist(self, ctx: NullShardedModuleContext, features: KeyedJaggedTensor) -> KeyedJaggedTensor:  # type: ignore[override]  # noqa: E501
         """Inference runs the split inside each sharding's part; checks the input and passes it on."""
-        _check_input(features, self._all_features, self._owner)
+        check_input(features, self._all_features, self._owner)
         return features
 
     def compute(self, ctx: NullShardedModuleContext, dist_input: KeyedJaggedTensor) -> torch.Tensor:  # type: ignore[override]  # noqa: E501

@@ -15,8 +15,15 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from recsys_lib.modules._feature_layout import check_ids
+from recsys_lib.modules._feature_layout import check_ids, check_keys
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+
+
+def check_input(features: KeyedJaggedTensor, all_features: Dict[str, int], owner: str) -> None:
+    """Known keys, each feature present, one batch size for all (``ValueError`` naming the problem)."""
+    check_keys(features.keys(), all_features, owner)
+    if features.variable_stride_per_key():
+        raise ValueError(owner + ": variable-batch (VBE) KeyedJaggedTensors are not supported by quantized lookups")
 
 
 def split_for_ranks(
@@ -143,4 +150,26 @@ def sum_row_shards(tensors: List[torch.Tensor], columns: torch.Tensor, bounds: L
     out = torch.zeros([tensors[0].size(0), width], dtype=torch.float32, device=tensors[0].device)
     for r in range(len(tensors)):
         out.index_add_(1, columns[bounds[r]: bounds[r + 1]].to(out.device), tensors[r].float())
+    return out
+
+
+def jagged_outputs(
+    features: KeyedJaggedTensor,
+    parts: List[Dict[str, torch.Tensor]],
+    names: List[str],
+    feature_of_name: List[str],
+    need_indices: bool,
+) -> Dict[str, JaggedTensor]:
+    """``{name: JaggedTensor(rows (N_f, D) from the part holding name, the input's lengths of f,
+    weights = ids if need_indices)}``."""
+    rows: Dict[str, torch.Tensor] = {}
+    for part in parts:
+        for name, value in part.items():
+            rows[name] = value
+    jts = features.to_dict()
+    out: Dict[str, JaggedTensor] = {}
+    for k, name in enumerate(names):
+        jt = jts[feature_of_name[k]]
+        out[name] = JaggedTensor(values=rows[name], lengths=jt.lengths(),
+                                 weights=jt.values() if need_indices else None)
     return out
