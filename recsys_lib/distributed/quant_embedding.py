@@ -18,7 +18,7 @@ from torch import nn
 from recsys_lib.distributed._core.env import NullShardedModuleContext, ShardingEnv
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._core.sharder import ShardedModule
-from recsys_lib.distributed._infer.build import infos_by_sharding_type
+from recsys_lib.distributed._infer.build import infos_by_sharding_type, state_dict_weight_cols
 from recsys_lib.distributed._infer.dist import check_input, jagged_outputs
 from recsys_lib.distributed._infer.modules import InferSequenceShards
 from recsys_lib.distributed._infer.sharding import LocalModuleOptions
@@ -69,7 +69,8 @@ class ShardedQuantEmbeddingCollection(ShardedModule):
         configs = module.embedding_configs()
         stored = {c.name: r for c, r in zip(configs, module._rows)}
         names = {c.name: list(n) for c, n in zip(configs, module.embedding_names_by_table())}
-        infos = infos_by_sharding_type(owner, configs, stored, names, table_name_to_parameter_sharding, False)
+        infos = infos_by_sharding_type(owner, configs, stored, names, table_name_to_parameter_sharding, False,
+                                       state_dict_weight_cols(module))
         options = LocalModuleOptions(output_dtype=module.output_dtype(), register_tbes=module.register_tbes,
                                      row_alignment=module.row_alignment)
         self._env = env

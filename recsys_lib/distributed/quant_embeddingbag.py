@@ -28,11 +28,12 @@ from torch import nn
 from recsys_lib.distributed._core.env import NullShardedModuleContext, ShardingEnv
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._core.sharder import ShardedModule
-from recsys_lib.distributed._infer.build import infos_by_sharding_type
+from recsys_lib.distributed._infer.build import infos_by_sharding_type, state_dict_weight_cols
 from recsys_lib.distributed._infer.dist import check_input
 from recsys_lib.distributed._infer.modules import InferPooledShards
 from recsys_lib.distributed._infer.sharding import LocalModuleOptions
 from recsys_lib.distributed._sharded.module_bases import BaseQuantEmbeddingSharder
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.modules.embedding_configs import PoolingType
@@ -88,7 +89,7 @@ class ShardedQuantEmbeddingBagCollection(ShardedModule):
         for f, t, n in zip(module._feature_order, module._table_per_feature, module._embedding_names):
             names[t].append(n)
         infos = infos_by_sharding_type(owner, configs, stored, names, table_name_to_parameter_sharding,
-                                       module.is_weighted())
+                                       module.is_weighted(), state_dict_weight_cols(module))
         options = LocalModuleOptions(is_weighted=module.is_weighted(), output_dtype=module.output_dtype(),
                                      register_tbes=module.register_tbes, row_alignment=module.row_alignment)
         self._env = env
@@ -223,7 +224,14 @@ class ShardedQuantFeatureProcessedEmbeddingBagCollection(ShardedQuantEmbeddingBa
 class QuantFeatureProcessedEmbeddingBagCollectionSharder(
     BaseQuantEmbeddingSharder[QuantFeatureProcessedEmbeddingBagCollection]
 ):
-    """Shards a quantized ``FeatureProcessedEmbeddingBagCollection`` for inference (TW / RW / CW)."""
+    """Shards a quantized ``FeatureProcessedEmbeddingBagCollection`` for inference: TW / CW (TorchRec offers no
+    row-wise here; the sharded module itself handles every type the registry offers)."""
+
+    def sharding_types(self, compute_device_type: str) -> List[str]:
+        return [t for t in super().sharding_types(compute_device_type) if not strategy_for(t).pools_partial_sums]
+
+    def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
+        return [EmbeddingComputeKernel.QUANT.value]
 
     def shard(
         self,

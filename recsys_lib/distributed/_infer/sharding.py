@@ -111,14 +111,17 @@ class InferEmbeddingShardingBase:
                 else:
                     configs.append(EmbeddingConfig(**common))  # type: ignore[arg-type]
                 weights[cfg.name] = shard_weights(info.param, cfg, s)
+            # A model built on meta (weights loaded later) shards on meta; otherwise on this sharding's device.
+            on_meta = shards[0][0].param.device.type == "meta"
+            device = torch.device("meta") if on_meta else self._device
             # Row shards pool partial sums: keep them in float32 until they are added (as the kernel would).
             dtype = torch.float32 if self.row_split else options.output_dtype
             if self.pooled:
                 module: nn.Module = EmbeddingBagCollection(
-                    configs, options.is_weighted, self._device, dtype, weights,  # type: ignore[arg-type]
+                    configs, options.is_weighted, device, dtype, weights,  # type: ignore[arg-type]
                     register_tbes=options.register_tbes, row_alignment=options.row_alignment)
             else:
-                module = EmbeddingCollection(configs, self._device, False, dtype, weights,  # type: ignore[arg-type]
+                module = EmbeddingCollection(configs, device, False, dtype, weights,  # type: ignore[arg-type]
                                              register_tbes=options.register_tbes,
                                              row_alignment=options.row_alignment)
             out.append(module)
