@@ -56,8 +56,17 @@ class InferEmbeddingShardingBase:
         for info in self._infos:
             for s in table_shards(info.embedding_config, info.param_sharding, self._world_size):
                 by_rank[s.rank].append((info, s))
-        self._active = [r for r in range(self._world_size) if by_rank[r]]
-        self._by_rank = [by_rank[r] for r in self._active]
+        # One local module per active rank; a sequence module needs one width, so a rank holding shards of
+        # several widths (column-wise EC) gets one local module per width.
+        self._active: List[int] = []
+        self._by_rank: List[List[Tuple[EmbeddingShardingInfo, InferShard]]] = []
+        for r in range(self._world_size):
+            widths = sorted({s.cols for _, s in by_rank[r]}) if not self.pooled else [0]
+            for w in widths:
+                group = [(i, s) for i, s in by_rank[r] if self.pooled or s.cols == w]
+                if group:
+                    self._active.append(r)
+                    self._by_rank.append(group)
         self._names: Dict[Tuple[str, str], str] = {}
         for info in self._infos:
             cfg = info.embedding_config
@@ -67,7 +76,7 @@ class InferEmbeddingShardingBase:
 
     # ---- facts -------------------------------------------------------------------------------------------
     def active_ranks(self) -> List[int]:
-        """Ranks holding at least one shard (one local module each, in this order)."""
+        """The rank of each local module, in order (ranks holding no shard have none)."""
         return list(self._active)
 
     def embedding_names(self) -> List[str]:

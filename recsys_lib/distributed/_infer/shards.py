@@ -44,6 +44,8 @@ def table_shards(config: BaseEmbeddingConfig, param_sharding: object, world_size
     out: List[InferShard] = []
     for md in shards:
         (r0, c0), (nr, nc) = md.shard_offsets, md.shard_sizes
+        if nr == 0:  # an empty row block (e.g. 9 rows over 4 ranks: 3, 3, 3, 0): no ids can reach it
+            continue
         check_quant_table(config.name + " (shard at column " + str(c0) + ")", nc, config.data_type)
         out.append(InferShard(config.name, shard_rank(md), int(r0), int(nr), int(c0), int(nc)))
     ranks = [s.rank for s in out]
