@@ -15,8 +15,10 @@ Outputs equal the unsharded quantized module's (TW / CW exactly; RW up to float 
 Example::
 
     qebc = quantize_inference_model(model).sparse          # recsys_lib.quant EmbeddingBagCollection
-    plan = {"t0": ParameterSharding("table_wise", "quant", [1], spec), ...}
-    sharded = QuantEmbeddingBagCollectionSharder().shard(qebc, plan, ShardingEnv.from_local(2, 0), cpu)
+    sharder = QuantEmbeddingBagCollectionSharder()
+    plan = construct_module_sharding_plan(qebc, {"t0": table_wise(rank=1), "t1": row_wise()}, sharder,
+                                          local_size=2, world_size=2, device_type="cpu")
+    sharded = sharder.shard(qebc, plan, ShardingEnv.from_local(2, 0), torch.device("cpu"))
     kt = sharded(kjt)                                       # KeyedTensor, same keys and values as qebc(kjt)
 """
 

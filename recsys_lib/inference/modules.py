@@ -38,13 +38,15 @@ from recsys_lib.modules.embedding_modules import (
     EmbeddingCollectionInterface,
 )
 from recsys_lib.modules.fp_embedding_modules import FeatureProcessedEmbeddingBagCollection
-from recsys_lib.quant.embedding_modules import (
+from recsys_lib.quant._prep import (
     MODULE_ATTR_EMB_CONFIG_NAME_TO_NUM_ROWS_POST_PRUNING_DICT,
+    quant_prep_enable_cache_features_order,
+    quant_prep_enable_register_tbes,
+)
+from recsys_lib.quant.embedding_modules import (
     EmbeddingBagCollection as QuantEmbeddingBagCollection,
     EmbeddingCollection as QuantEmbeddingCollection,
     FeatureProcessedEmbeddingBagCollection as QuantFeatureProcessedEmbeddingBagCollection,
-    quant_prep_enable_cache_features_order,
-    quant_prep_enable_register_tbes,
 )
 
 
@@ -337,13 +339,13 @@ def _plan(model: nn.Module, world_size: int, compute_device: str, sharders: List
     from recsys_lib.distributed.planner.enumerators import EmbeddingEnumerator
     from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
     from recsys_lib.distributed.planner.storage_reservations import FixedPercentageStorageReservation
-    from recsys_lib.distributed.sharding.strategy import strategy_for
+    from recsys_lib.distributed._core.enums import ShardingType
 
     if constraints is None:  # every table table-wise, as TorchRec defaults
         types = tuple(s.module_type for s in sharders)
         tables = [t for m in model.modules() if isinstance(m, types) and hasattr(m, "embedding_bags")
                   for t in m.embedding_bags]  # type: ignore[union-attr]
-        tw = strategy_for("table_wise").sharding_type.value
+        tw = ShardingType.TABLE_WISE.value
         constraints = {t: ParameterConstraints(sharding_types=[tw], compute_kernels=[EmbeddingComputeKernel.QUANT.value])
                        for t in tables}
     hbm_cap = device_memory_size

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from recsys_lib.modules._feature_layout import all_ids_below, check_ids, check_keys
-from recsys_lib.modules.embedding_configs import DataType
+from recsys_lib.types import DataType
 from recsys_lib.quant._rows import dequantize_rows
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 

@@ -10,7 +10,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 import torch
 from torch import nn
 
-from recsys_lib.modules.embedding_configs import DATA_TYPE_NUM_BITS, BaseEmbeddingConfig, DataType, QuantConfig
+from recsys_lib.modules.embedding_configs import DATA_TYPE_NUM_BITS, BaseEmbeddingConfig, QuantConfig
+from recsys_lib.types import DataType
 from recsys_lib.quant._rows import SUPPORTED_TYPES, quantize_rows
 
 MODULE_ATTR_REGISTER_TBES_BOOL: str = "__register_tbes_in_named_modules"

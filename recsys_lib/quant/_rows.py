@@ -22,7 +22,8 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from recsys_lib.modules.embedding_configs import DATA_TYPE_NUM_BITS, DataType
+from recsys_lib.modules.embedding_configs import DATA_TYPE_NUM_BITS
+from recsys_lib.types import DataType
 from recsys_lib.ops._fbgemm import fbgemm_available
 
 INT_TYPES = (DataType.INT8, DataType.INT4, DataType.INT2)

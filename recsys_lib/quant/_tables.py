@@ -17,7 +17,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, DataType, data_type_to_sparse_type
+from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, data_type_to_sparse_type
+from recsys_lib.types import DataType
 from recsys_lib.ops._fbgemm import fbgemm_available
 from recsys_lib.quant._rows import check_quant_table, pack_rows, row_bytes, split_rows
 from recsys_lib.tensor_types import UInt2Tensor, UInt4Tensor
