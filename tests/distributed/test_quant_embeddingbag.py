@@ -120,3 +120,29 @@ def test_feature_processed_ebc(sharding_type):
 def test_default_sharders_include_the_quant_sharders():
     names = [type(s).__name__ for s in get_default_sharders()]
     assert "QuantEmbeddingBagCollectionSharder" in names and "QuantEmbeddingCollectionSharder" in names
+
+
+def test_infer_utils_find_kernels_devices_and_modules():
+    from recsys_lib.distributed.infer_utils import (
+        get_all_torchrec_modules,
+        get_non_scriptable_trec_module,
+        get_path_device_tuples,
+        get_tbe_specs_from_sharded_module,
+        get_tbes_from_sharded_module,
+    )
+    from recsys_lib.ops._fbgemm import fbgemm_available
+
+    model = quantized(pooled=True)
+    unsharded = model.sparse
+    assert get_all_torchrec_modules(model) == {"sparse": unsharded}
+    model.sparse = _shard(model, mixed_generators(), 2)
+    assert get_non_scriptable_trec_module(model) == {"sparse": model.sparse}
+    specs = get_tbe_specs_from_sharded_module(model.sparse)
+    if fbgemm_available():
+        assert len(get_tbes_from_sharded_module(model.sparse)) >= 3
+        # t0 whole on rank 1; t1 in row blocks 7 + 6 (all 16 cols); t2 in two 8-column blocks
+        assert sorted((s[0], s[1], s[2]) for s in specs) == [
+            ("t0", 11, 8), ("t1", 6, 16), ("t1", 7, 16), ("t2", 9, 8), ("t2", 9, 8)]
+    assert ("._device", "cpu") in get_path_device_tuples(model.sparse)
+    with pytest.raises(TypeError, match="ShardedQuantEmbeddingBagCollection"):
+        get_tbes_from_sharded_module(unsharded)

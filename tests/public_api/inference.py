@@ -42,6 +42,10 @@ NAMES = [
     *[("recsys_lib.distributed.quant_embedding", n) for n in [
         "ShardedQuantEmbeddingCollection", "QuantEmbeddingCollectionSharder", "create_infer_embedding_sharding",
     ]],
+    *[("recsys_lib.distributed.infer_utils", n) for n in [
+        "get_tbes_from_sharded_module", "get_tbe_specs_from_sharded_module", "get_path_device_tuples",
+        "get_all_torchrec_modules", "get_non_scriptable_trec_module",
+    ]],
     ("recsys_lib.distributed.sharding.tw_sharding", "InferTwEmbeddingSharding"),
     ("recsys_lib.distributed.sharding.rw_sharding", "InferRwPooledEmbeddingSharding"),
     ("recsys_lib.distributed.sharding.cw_sharding", "InferCwPooledEmbeddingSharding"),
