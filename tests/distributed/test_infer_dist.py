@@ -54,3 +54,18 @@ def test_plan_in_weight_bytes_is_rescaled_to_embedding_columns():
     assert logical_parameter_sharding(cfg, same, plan_cols=16) is same  # already in embedding columns
     with pytest.raises(ValueError, match="'t'.*whole columns"):
         logical_parameter_sharding(cfg, _cw([3, 13], [0, 3]), plan_cols=16)
+
+
+def test_registry_names_the_inference_shardings():
+    import importlib
+
+    from recsys_lib.distributed.sharding.strategy import quant_inference_sharding_types, strategy_for
+
+    for st in quant_inference_sharding_types():  # TW, RW, CW
+        s = strategy_for(st)
+        for name in (s.infer_pooled_class, s.infer_sequence_class):
+            assert name is not None
+            cls = getattr(importlib.import_module(f"recsys_lib.distributed.sharding.{s.folder}"), name)
+            assert cls.__module__.startswith("recsys_lib.distributed.sharding.") and cls.row_split == s.pools_partial_sums
+    with pytest.raises(ValueError, match="quantized inference: data_parallel"):
+        strategy_for("data_parallel").create_infer_pooled([], None)
