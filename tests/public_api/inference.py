@@ -46,6 +46,8 @@ NAMES = [
         "get_tbes_from_sharded_module", "get_tbe_specs_from_sharded_module", "get_path_device_tuples",
         "get_all_torchrec_modules", "get_non_scriptable_trec_module",
     ]],
+    ("recsys_lib.distributed.quant_embedding_kernel", "QuantBatchedEmbeddingBag"),
+    ("recsys_lib.distributed.quant_embedding_kernel", "QuantBatchedEmbedding"),
     ("recsys_lib.distributed.sharding.tw_sharding", "InferTwEmbeddingSharding"),
     ("recsys_lib.distributed.sharding.rw_sharding", "InferRwPooledEmbeddingSharding"),
     ("recsys_lib.distributed.sharding.cw_sharding", "InferCwPooledEmbeddingSharding"),
@@ -103,6 +105,9 @@ SIGNATURES = [
                                           ("env", REQUIRED), ("device", None)])
       for m, f in [("quant_embeddingbag", "create_infer_embedding_bag_sharding"),
                    ("quant_embedding", "create_infer_embedding_sharding")]],
+    *[("recsys_lib.distributed.quant_embedding_kernel", c, [("config", REQUIRED), ("pg", None), ("device", None),
+                                                           ("fused_params", None), ("shard_index", None)])
+      for c in ("QuantBatchedEmbeddingBag", "QuantBatchedEmbedding")],
     ("recsys_lib.distributed.sharding.tw_sharding", "InferTwEmbeddingSharding",
      [("sharding_infos", REQUIRED), ("env", REQUIRED), ("device", None), ("qcomm_codecs_registry", None),
       ("storage_device_type_from_sharding_infos", None)]),
