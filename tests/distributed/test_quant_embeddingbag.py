@@ -146,3 +146,18 @@ def test_infer_utils_find_kernels_devices_and_modules():
     assert ("._device", "cpu") in get_path_device_tuples(model.sparse)
     with pytest.raises(TypeError, match="ShardedQuantEmbeddingBagCollection"):
         get_tbes_from_sharded_module(unsharded)
+
+
+def test_half_outputs_keep_their_dtype():
+    from recsys_lib import EmbeddingBagCollection
+    from recsys_lib.inference.modules import quantize_inference_model
+    from tests.distributed._quant_infer_cases import BAG_TABLES, Holder
+
+    torch.manual_seed(0)
+    model = quantize_inference_model(Holder(EmbeddingBagCollection(copy.deepcopy(BAG_TABLES))),
+                                     output_dtype=torch.half)
+    sharded = _shard(model, mixed_generators(), 2)
+    kjt = batch(False)
+    want, got = model.sparse(kjt).values(), sharded(kjt).values()
+    assert want.dtype == got.dtype == torch.half
+    torch.testing.assert_close(got, want)  # row-wise sums in float32, then one rounding to fp16 (as the kernel)
