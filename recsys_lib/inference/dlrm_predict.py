@@ -17,7 +17,7 @@ import torch
 from recsys_lib.datasets.random import RandomRecDataset
 from recsys_lib.datasets.utils import Batch
 from recsys_lib.fx.tracer import Tracer
-from recsys_lib.inference.modules import PredictFactory, PredictModule, quantize_inference_model
+from recsys_lib.inference.modules import PredictFactory, PredictModule, quantize_inference_model, shard_quant_model
 from recsys_lib.models.dlrm import DLRM
 from recsys_lib.modules.embedding_configs import EmbeddingBagConfig
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
@@ -91,20 +91,13 @@ def _sample_batch(sample: Batch, device: str) -> Dict[str, torch.Tensor]:
 
 
 class DLRMPredictFactory(PredictFactory):
-    """Builds the DLRM predict module quantized (INT8 tables), fx-traced and TorchScript-compiled.
-
-    Only ``world_size=1`` (unsharded) is available until quantized inference sharding lands.
-    """
+    """Builds the DLRM predict module quantized (INT8 tables), sharded table-wise over ``world_size`` devices
+    of this process (``shard_quant_model``), fx-traced and TorchScript-compiled."""
 
     def __init__(self, model_config: DLRMModelConfig) -> None:
         self.model_config = model_config
 
     def create_predict_module(self, world_size: int = 1, device: str = "cpu") -> torch.nn.Module:  # type: ignore
-        if world_size != 1:
-            raise ValueError(
-                "DLRMPredictFactory: world_size " + str(world_size) + " needs sharded quantized inference, which "
-                "recsys_lib does not provide yet; use world_size=1"
-            )
         cfg = self.model_config
         tables = [
             EmbeddingBagConfig(
@@ -123,7 +116,8 @@ class DLRMPredictFactory(PredictFactory):
             id_list_features_keys=cfg.id_list_features_keys,
             dense_device=torch.device(device),
         )
-        quantized = quantize_inference_model(module)
+        quantized, _ = shard_quant_model(quantize_inference_model(module), world_size=world_size,
+                                         compute_device=device, sharding_device=device)
         batch = _sample_batch(cfg.sample_input, device)
         quantized(batch)
         tracer = Tracer(leaf_modules=["IntNBitTableBatchedEmbeddingBagsCodegen"])

@@ -6,7 +6,9 @@ Flow (see docs/inference.md)::
     qmodel = quantize_inference_model(model)            # EBC/EC/FP-EBC → recsys_lib.quant.* (INT8 by default)
     scripted = torch.jit.script(recsys_lib.fx.symbolic_trace(qmodel))
 
-``shard_quant_model`` (inference sharding) arrives with the quantized sharders in a later phase.
+    sharded, plan = shard_quant_model(qmodel, world_size=2, compute_device="cpu")   # tables over 2 devices
+
+``shard_quant_model`` needs no global flag: on CPU every "rank" is a CPU device of this process.
 """
 
 import abc
@@ -24,6 +26,10 @@ from recsys_lib.distributed.fused_params import (  # noqa: F401  (TorchRec re-ex
     FUSED_PARAM_QUANT_STATE_DICT_SPLIT_SCALE_BIAS,
     FUSED_PARAM_REGISTER_TBE_BOOL,
 )
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed.planner.types import ParameterConstraints
 from recsys_lib.modules.embedding_configs import QuantConfig
 from recsys_lib.modules.embedding_modules import (
     EmbeddingBagCollection,
@@ -311,3 +317,98 @@ def assign_weights_to_tbe(
             if missing:
                 raise KeyError("assign_weights_to_tbe: no weights for tables " + str(missing))
             m.assign_embedding_weights([table_to_weight[spec[0]] for spec in m.embedding_specs])
+
+
+def _default_sharders() -> List[ModuleSharder[nn.Module]]:
+    from recsys_lib.distributed.quant_embedding import QuantEmbeddingCollectionSharder
+    from recsys_lib.distributed.quant_embeddingbag import (
+        QuantEmbeddingBagCollectionSharder,
+        QuantFeatureProcessedEmbeddingBagCollectionSharder,
+    )
+
+    return [QuantEmbeddingBagCollectionSharder(), QuantEmbeddingCollectionSharder(),  # type: ignore[list-item]
+            QuantFeatureProcessedEmbeddingBagCollectionSharder()]
+
+
+def _plan(model: nn.Module, world_size: int, compute_device: str, sharders: List[ModuleSharder[nn.Module]],
+          device_memory_size: Optional[int], constraints: Optional[Dict[str, ParameterConstraints]],
+          ddr_cap: Optional[int]) -> ShardingPlan:
+    from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
+    from recsys_lib.distributed.planner._hardware import Topology
+    from recsys_lib.distributed.planner.planners import EmbeddingShardingPlanner
+    from recsys_lib.distributed.planner.enumerators import EmbeddingEnumerator
+    from recsys_lib.distributed.planner.shard_estimators import EmbeddingPerfEstimator, EmbeddingStorageEstimator
+    from recsys_lib.distributed.planner.storage_reservations import FixedPercentageStorageReservation
+    from recsys_lib.distributed._core.enums import ShardingType
+
+    if constraints is None:  # every table table-wise, as TorchRec defaults
+        types = tuple(s.module_type for s in sharders)
+        tables = [t for m in model.modules() if isinstance(m, types) and hasattr(m, "embedding_bags")
+                  for t in m.embedding_bags]  # type: ignore[union-attr]
+        tw = ShardingType.TABLE_WISE.value
+        constraints = {t: ParameterConstraints(sharding_types=[tw], compute_kernels=[EmbeddingComputeKernel.QUANT.value])
+                       for t in tables}
+    hbm_cap = device_memory_size
+    if hbm_cap is None and compute_device == "cuda":
+        hbm_cap = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    topology = Topology(world_size=world_size, compute_device=compute_device, local_world_size=world_size,
+                        hbm_cap=hbm_cap, ddr_cap=ddr_cap)
+    estimators = [EmbeddingPerfEstimator(topology=topology, constraints=constraints, is_inference=True),
+                  EmbeddingStorageEstimator(topology=topology, constraints=constraints)]
+    planner = EmbeddingShardingPlanner(
+        topology=topology, batch_size=1, constraints=constraints,
+        enumerator=EmbeddingEnumerator(topology=topology, batch_size=1, constraints=constraints,
+                                       estimator=estimators),
+        storage_reservation=FixedPercentageStorageReservation(percentage=0.0),
+    )
+    return planner.plan(model, sharders)
+
+
+def shard_quant_model(
+    model: torch.nn.Module,
+    world_size: int = 1,
+    compute_device: str = "cuda",
+    sharding_device: str = "meta",
+    sharders: Optional[List[ModuleSharder[torch.nn.Module]]] = None,
+    device_memory_size: Optional[int] = None,
+    constraints: Optional[Dict[str, ParameterConstraints]] = None,
+    ddr_cap: Optional[int] = None,
+    sharding_plan: Optional[ShardingPlan] = None,
+) -> Tuple[torch.nn.Module, ShardingPlan]:
+    """Shard a quantized model's embedding collections over ``world_size`` devices of this process.
+
+    Replaces every quantized EBC / EC / FP-EBC in ``model`` (in place) by its sharded version; the result gives
+    the unsharded model's outputs and can be fx-traced and TorchScript-ed. Without ``sharding_plan`` the planner
+    places the tables (``constraints``; default: every table table-wise).
+
+    Args:
+        model: the quantized model (``quantize_inference_model``).
+        world_size: number of devices ("ranks"); on CPU all are the CPU.
+        compute_device: ``"cpu"`` or ``"cuda"`` (needs CUDA).
+        sharding_device: accepted for TorchRec parity; shards are built where the quantized weights are (on
+            meta for a model built on meta, else on ``compute_device``).
+        sharders: default the quantized EBC, EC and FP-EBC sharders.
+        device_memory_size / ddr_cap: per-device memory caps for the planner.
+        constraints: per-table planner constraints.
+        sharding_plan: a ready plan (shard offsets and sizes in ``(rows, embedding_dim)`` or in the bytes of the
+            tables' state-dict weights, as planners size them).
+
+    Returns:
+        ``(sharded model, plan)``.
+    """
+    from recsys_lib.distributed.shard import _shard_modules
+
+    if world_size < 1:
+        raise ValueError("shard_quant_model: world_size must be >= 1, got " + str(world_size))
+    if compute_device not in ("cpu", "cuda"):
+        raise ValueError("shard_quant_model: compute_device must be 'cpu' or 'cuda', got " + repr(compute_device))
+    if compute_device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("shard_quant_model: compute_device='cuda' needs CUDA, which is not available; "
+                           "use compute_device='cpu'")
+    sharders = list(sharders) if sharders else _default_sharders()
+    plan = sharding_plan
+    if plan is None:
+        plan = _plan(model, world_size, compute_device, sharders, device_memory_size, constraints, ddr_cap)
+    sharded = _shard_modules(module=model, env=ShardingEnv.from_local(world_size, 0),
+                             device=torch.device(compute_device), plan=plan, sharders=sharders)
+    return sharded, plan

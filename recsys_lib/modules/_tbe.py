@@ -21,6 +21,7 @@ from fbgemm_gpu.split_table_batched_embeddings_ops_training import (
     WeightDecayMode,
 )
 
+from recsys_lib.modules._bf16_tbe import CpuBf16TableBatchedEmbedding
 from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, data_type_to_sparse_type
 from recsys_lib.types import DataType
 from recsys_lib.optim._emb_opt_type import convert_optimizer_kwargs_to_fbgemm, optimizer_type_to_emb_opt_type
@@ -120,8 +121,8 @@ def build_tbe(
     if len(precisions) != 1:
         raise ValueError(f"one TBE needs one data_type, got {sorted(str(p) for p in precisions)}")
     if device.type == "cpu" and tables[0].data_type == DataType.BF16:
-        raise ValueError(f"table {tables[0].name!r}: FBGEMM's CPU TBE has no BF16 kernels; on CPU use FP16/FP32 fused "
-                         "tables, or the unfused EmbeddingBagCollection / EmbeddingCollection (BF16 works there)")
+        # FBGEMM's CPU TBE has no BF16 kernels: bf16 storage with a float32 lookup/optimizer of our own.
+        return CpuBf16TableBatchedEmbedding(tables, feature_table_map, pooling_mode, opt, tbe_kwargs)  # type: ignore
     tbe = SplitTableBatchedEmbeddingBagsCodegen(
         embedding_specs=[(t.num_embeddings, t.embedding_dim, loc, compute) for t in tables],
         feature_table_map=feature_table_map,

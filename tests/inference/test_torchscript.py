@@ -43,6 +43,7 @@ def test_dlrm_predict_factory_returns_scripted_quantized_module():
                           id_list_features_keys=["cat_" + str(i) for i in range(26)], num_embeddings_per_feature=[],
                           num_embeddings=30, over_arch_layer_sizes=[8, 1], sample_input=sample)
     factory = DLRMPredictFactory(cfg)
+    torch.manual_seed(0)
     scripted = factory.create_predict_module(world_size=1, device="cpu")
     assert isinstance(scripted, torch.jit.ScriptModule)
     out = scripted({"float_features": sample.dense_features,
@@ -50,5 +51,9 @@ def test_dlrm_predict_factory_returns_scripted_quantized_module():
                     "id_list_features.values": sample.sparse_features.values()})
     assert out["default"].shape == (5,) and bool(((out["default"] > 0) & (out["default"] < 1)).all())
     assert factory.batching_metadata() == {"float_features": "dense", "id_list_features": "sparse"}
-    with pytest.raises(ValueError, match="world_size 2 needs sharded quantized inference"):
-        factory.create_predict_module(world_size=2, device="cpu")
+    torch.manual_seed(0)  # the same weights, tables sharded table-wise over 2 CPU "ranks": the same outputs
+    sharded = factory.create_predict_module(world_size=2, device="cpu")
+    batch = {"float_features": sample.dense_features, "id_list_features.lengths": sample.sparse_features.lengths(),
+             "id_list_features.values": sample.sparse_features.values()}
+    assert any(n.endswith("embedding_bag_collection._shards") for n, _ in sharded.named_modules())
+    assert torch.equal(sharded(batch)["default"], scripted(batch)["default"])

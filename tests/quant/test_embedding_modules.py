@@ -200,8 +200,11 @@ def test_bad_inputs_raise_clear_errors():
     q = qm.EmbeddingBagCollection.from_float(ebc)
     with pytest.raises(ValueError, match="table 't0': ids must be in \\[0, 11\\), got min 11 max 11"):
         q(KeyedJaggedTensor.from_lengths_sync(["f0", "f1", "f2"], torch.tensor([11, 0]), torch.tensor([1, 1, 0])))
-    with pytest.raises(ValueError, match="input feature 'zz' is not read by any table"):
-        q(KeyedJaggedTensor.from_lengths_sync(["f0", "f1", "f2", "zz"], torch.tensor([1]), torch.tensor([1, 0, 0, 0])))
+    # A feature no table reads is ignored (TorchRec feeds one KJT to several collections).
+    with_extra = q(KeyedJaggedTensor.from_lengths_sync(["f0", "f1", "f2", "zz"], torch.tensor([1, 7]),
+                                                       torch.tensor([1, 0, 0, 1])))
+    without = q(KeyedJaggedTensor.from_lengths_sync(["f0", "f1", "f2"], torch.tensor([1]), torch.tensor([1, 0, 0])))
+    torch.testing.assert_close(with_extra.values(), without.values(), rtol=0, atol=0)
     with pytest.raises(ValueError, match="is_weighted=True\\) needs a KeyedJaggedTensor with weights"):
         w = _float_ebc(True)
         w.qconfig = qconfig(torch.qint8)

@@ -4,3 +4,4 @@ from recsys_lib.distributed.sharding.cw_sharding.sequence import (  # noqa: F401
     CwSequenceEmbeddingDist,
     CwSequenceEmbeddingSharding,
 )
+from recsys_lib.distributed.sharding.cw_sharding.infer import InferCwSequenceEmbeddingSharding  # noqa: F401

@@ -78,6 +78,8 @@ class ShardingStrategy:
         partition_by: how the planner's partitioner places the shards.
         layout: ``LayoutRequest -> (sizes, offsets)`` (pure, ``<folder>/layout.py``).
         pooled_class / sequence_class: class names in the folder of the EBC / EC sharding (``None``: unsupported).
+        infer_pooled_class / infer_sequence_class: class names (in the folder's ``infer.py``) of the quantized
+            EBC / EC inference sharding (``None``: not offered for inference).
         replicated: every rank holds the whole table (gradients synchronised by DDP, ``dense`` kernel, no spec).
         pools_partial_sums: each rank pools a partial sum of a bag's rows; MEAN pooling then runs as SUM in the
             kernels and the output dist divides after the reduction (sum-then-divide).
@@ -108,6 +110,8 @@ class ShardingStrategy:
     uses_host_groups: bool
     plan_helper: Optional[str]
     splits_rows: bool = False
+    infer_pooled_class: Optional[str] = None
+    infer_sequence_class: Optional[str] = None
 
     @property
     def supports_sequence(self) -> bool:
@@ -146,6 +150,19 @@ class ShardingStrategy:
         """Constructs the strategy's sequence (EC) ``EmbeddingSharding``; ``ValueError`` if unsupported."""
         return self.sequence_sharding_class()(*args, **kwargs)
 
+    def _infer_class(self, name: Optional[str], what: str) -> Any:
+        if name is None:
+            raise ValueError(f"Sharding not supported for quantized inference: {self.sharding_type.value}")
+        return _load(f"{_PKG}.{self.folder}.infer:{name}", what, self.sharding_type)
+
+    def create_infer_pooled(self, *args: Any, **kwargs: Any) -> Any:
+        """Constructs the strategy's quantized EBC inference sharding (``<folder>/infer.py``)."""
+        return self._infer_class(self.infer_pooled_class, "pooled inference sharding")(*args, **kwargs)
+
+    def create_infer_sequence(self, *args: Any, **kwargs: Any) -> Any:
+        """Constructs the strategy's quantized EC inference sharding (``<folder>/infer.py``)."""
+        return self._infer_class(self.infer_sequence_class, "sequence inference sharding")(*args, **kwargs)
+
     def cost_function(self) -> Callable[[Any], Any]:
         """The planner's cost function ``ShardCostInputs -> ShardCost`` (``<folder>/cost.py:shard_cost``),
         imported on first use: the cost model lives in the planner package, which imports this registry."""
@@ -159,7 +176,8 @@ def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partiti
            pools_partial_sums: bool = False, offered_on_cpu: bool = True, offered_on_accelerator: bool = True,
            supports_fused_ebc: bool = True, supports_feature_processor: bool = True,
            quant_inference_order: Optional[int] = None, uses_host_groups: bool = False,
-           plan_helper: Optional[str] = None, splits_rows: bool = False) -> ShardingStrategy:
+           plan_helper: Optional[str] = None, splits_rows: bool = False, infer_pooled_class: Optional[str] = None,
+           infer_sequence_class: Optional[str] = None) -> ShardingStrategy:
     return ShardingStrategy(
         sharding_type=sharding_type, folder=folder, short_name=short_name, partition_by=partition_by, layout=layout,
         pooled_class=pooled_class, sequence_class=sequence_class, replicated=replicated,
@@ -167,7 +185,8 @@ def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partiti
         offered_on_accelerator=offered_on_accelerator, supports_fused_ebc=supports_fused_ebc,
         supports_feature_processor=supports_feature_processor,
         quant_inference_order=quant_inference_order, uses_host_groups=uses_host_groups,
-        plan_helper=plan_helper, splits_rows=splits_rows,
+        plan_helper=plan_helper, splits_rows=splits_rows, infer_pooled_class=infer_pooled_class,
+        infer_sequence_class=infer_sequence_class,
     )
 
 
@@ -179,11 +198,13 @@ _REGISTRY: Mapping[ShardingType, ShardingStrategy] = MappingProxyType({
     ShardingType.TABLE_WISE: _entry(
         ShardingType.TABLE_WISE, folder="tw_sharding", short_name="TW", partition_by=PartitionBy.DEVICE,
         layout=tw_layout.layout, pooled_class="TwPooledEmbeddingSharding",
-        sequence_class="TwSequenceEmbeddingSharding", quant_inference_order=0, plan_helper="table_wise"),
+        sequence_class="TwSequenceEmbeddingSharding", quant_inference_order=0, plan_helper="table_wise",
+        infer_pooled_class="InferTwEmbeddingSharding", infer_sequence_class="InferTwSequenceEmbeddingSharding"),
     ShardingType.COLUMN_WISE: _entry(
         ShardingType.COLUMN_WISE, folder="cw_sharding", short_name="CW", partition_by=PartitionBy.DEVICE,
         layout=cw_layout.layout, pooled_class="CwPooledEmbeddingSharding",
-        sequence_class="CwSequenceEmbeddingSharding", quant_inference_order=2, plan_helper="column_wise"),
+        sequence_class="CwSequenceEmbeddingSharding", quant_inference_order=2, plan_helper="column_wise",
+        infer_pooled_class="InferCwPooledEmbeddingSharding", infer_sequence_class="InferCwSequenceEmbeddingSharding"),
     ShardingType.TABLE_COLUMN_WISE: _entry(
         ShardingType.TABLE_COLUMN_WISE, folder="twcw_sharding", short_name="TWCW", partition_by=PartitionBy.HOST,
         layout=twcw_layout.layout, pooled_class="TwCwPooledEmbeddingSharding"),
@@ -191,7 +212,8 @@ _REGISTRY: Mapping[ShardingType, ShardingStrategy] = MappingProxyType({
         ShardingType.ROW_WISE, folder="rw_sharding", short_name="RW", partition_by=PartitionBy.UNIFORM,
         layout=rw_layout.layout, pooled_class="RwPooledEmbeddingSharding",
         sequence_class="RwSequenceEmbeddingSharding", pools_partial_sums=True, offered_on_cpu=False,
-        quant_inference_order=1, plan_helper="row_wise", splits_rows=True),
+        quant_inference_order=1, plan_helper="row_wise", splits_rows=True,
+        infer_pooled_class="InferRwPooledEmbeddingSharding", infer_sequence_class="InferRwSequenceEmbeddingSharding"),
     ShardingType.TABLE_ROW_WISE: _entry(
         ShardingType.TABLE_ROW_WISE, folder="twrw_sharding", short_name="TWRW", partition_by=PartitionBy.HOST,
         layout=twrw_layout.layout, pooled_class="TwRwPooledEmbeddingSharding", pools_partial_sums=True,

@@ -4,3 +4,4 @@ from recsys_lib.distributed.sharding.tw_sharding.sequence import (  # noqa: F401
     TwSequenceEmbeddingDist,
     TwSequenceEmbeddingSharding,
 )
+from recsys_lib.distributed.sharding.tw_sharding.infer import InferTwSequenceEmbeddingSharding  # noqa: F401

@@ -11,4 +11,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "CwPooledEmbeddingSharding": "pooled",
     "CwSequenceEmbeddingDist": "sequence",
     "CwSequenceEmbeddingSharding": "sequence",
+    "InferCwPooledEmbeddingSharding": "infer",
+    "InferCwSequenceEmbeddingSharding": "infer",
 })

@@ -13,4 +13,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "RwSparseFeaturesDist": "pooled",
     "RwSequenceEmbeddingDist": "sequence",
     "RwSequenceEmbeddingSharding": "sequence",
+    "InferRwPooledEmbeddingSharding": "infer",
+    "InferRwSequenceEmbeddingSharding": "infer",
 })

@@ -13,4 +13,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "TwSparseFeaturesDist": "pooled",
     "TwSequenceEmbeddingDist": "sequence",
     "TwSequenceEmbeddingSharding": "sequence",
+    "InferTwEmbeddingSharding": "infer",
+    "InferTwSequenceEmbeddingSharding": "infer",
 })
