@@ -87,6 +87,8 @@ class ShardingStrategy:
         quant_inference_order: position in ``BaseQuantEmbeddingSharder.sharding_types`` (None: not offered).
         uses_host_groups: needs the intra-/cross-host process groups (two-level strategies).
         plan_helper: name of the ``sharding_plan`` constructor for this type (``None``: planner-only).
+        manages_collisions: managed-collision modules (``distributed/mc_modules.py``) can be sharded this way: each
+            rank owns a slice of the remapped rows and of the raw-id space.
     """
 
     sharding_type: ShardingType
@@ -105,6 +107,7 @@ class ShardingStrategy:
     quant_inference_order: Optional[int]
     uses_host_groups: bool
     plan_helper: Optional[str]
+    manages_collisions: bool = False
 
     @property
     def supports_sequence(self) -> bool:
@@ -156,7 +159,7 @@ def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partiti
            pools_partial_sums: bool = False, offered_on_cpu: bool = True, offered_on_accelerator: bool = True,
            supports_fused_ebc: bool = True, supports_feature_processor: bool = True,
            quant_inference_order: Optional[int] = None, uses_host_groups: bool = False,
-           plan_helper: Optional[str] = None) -> ShardingStrategy:
+           plan_helper: Optional[str] = None, manages_collisions: bool = False) -> ShardingStrategy:
     return ShardingStrategy(
         sharding_type=sharding_type, folder=folder, short_name=short_name, partition_by=partition_by, layout=layout,
         pooled_class=pooled_class, sequence_class=sequence_class, replicated=replicated,
@@ -164,7 +167,7 @@ def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partiti
         offered_on_accelerator=offered_on_accelerator, supports_fused_ebc=supports_fused_ebc,
         supports_feature_processor=supports_feature_processor,
         quant_inference_order=quant_inference_order, uses_host_groups=uses_host_groups,
-        plan_helper=plan_helper,
+        plan_helper=plan_helper, manages_collisions=manages_collisions,
     )
 
 
@@ -188,7 +191,7 @@ _REGISTRY: Mapping[ShardingType, ShardingStrategy] = MappingProxyType({
         ShardingType.ROW_WISE, folder="rw_sharding", short_name="RW", partition_by=PartitionBy.UNIFORM,
         layout=rw_layout.layout, pooled_class="RwPooledEmbeddingSharding",
         sequence_class="RwSequenceEmbeddingSharding", pools_partial_sums=True, offered_on_cpu=False,
-        quant_inference_order=1, plan_helper="row_wise"),
+        quant_inference_order=1, plan_helper="row_wise", manages_collisions=True),
     ShardingType.TABLE_ROW_WISE: _entry(
         ShardingType.TABLE_ROW_WISE, folder="twrw_sharding", short_name="TWRW", partition_by=PartitionBy.HOST,
         layout=twrw_layout.layout, pooled_class="TwRwPooledEmbeddingSharding", pools_partial_sums=True,
