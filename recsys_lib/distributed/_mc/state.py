@@ -11,10 +11,10 @@ from typing import Any, Iterator, List, Optional
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed._shard.metadata import ShardMetadata
-from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor, ShardedTensorMetadata, TensorProperties
+from torch.distributed._shard.sharded_tensor import ShardedTensor
 
 from recsys_lib.distributed._mc.layout import MCTableLayout
+from recsys_lib.distributed._pool.state import row_sharded_tensor
 
 _PER_RANK_BUFFERS = ("_output_segments_tensor", "_current_iter_tensor", "_scalar_logger._scalar_logger_steps",
                      "_hash_zch_bucket")
@@ -36,18 +36,7 @@ def _non_persistent(module: nn.Module, name: str) -> bool:
 
 def as_sharded_tensor(local: torch.Tensor, layout: MCTableLayout, rank: int, pg: Optional[dist.ProcessGroup]) -> Any:
     """``local`` (rows ``n_r`` along dim 0) as the rank-``rank`` shard of a ``ShardedTensor`` of ``R`` rows."""
-    rest = list(local.shape[1:])
-    device = local.device
-    shards_md = [
-        ShardMetadata([offset] + [0] * len(rest), [count] + rest, f"rank:{r}/{device}")
-        for r, (offset, count) in enumerate(layout.row_ranges)
-    ]
-    props = TensorProperties(dtype=local.dtype, layout=torch.strided, requires_grad=False,
-                             memory_format=torch.contiguous_format)
-    gmd = ShardedTensorMetadata(shards_metadata=shards_md, size=torch.Size([layout.rows] + rest),
-                                tensor_properties=props)
-    shard = Shard(tensor=local, metadata=shards_md[rank])
-    return ShardedTensor._init_from_local_shards_and_global_metadata([shard], gmd, process_group=pg)
+    return row_sharded_tensor(local, layout.row_ranges, layout.rows, rank, pg)
 
 
 def local_value(value: Any, key: str) -> Any:
