@@ -175,7 +175,7 @@ def _too_small(rank, world):
     return None
 
 
-def _all_cases(rank, world):
+def all_mc_cases(rank, world):
     results = {}
     for bagged in (False, True):
         for seed in (0, 1):
@@ -184,8 +184,17 @@ def _all_cases(rank, world):
     return results
 
 
-@pytest.mark.parametrize("world", [2, pytest.param(4, marks=pytest.mark.slow)])
-def test_sharded_mc_equals_reference(world):
-    for res in run_multiprocess(_all_cases, world):
-        assert all(v is True for k, v in res.items() if k != "too_small")
-        assert "zch_size must be >= world size" in res["too_small"] and "'tiny'" in res["too_small"]
+def _check(results):
+    assert all(v is True for k, v in results.items() if k != "too_small")
+    assert "zch_size must be >= world size" in results["too_small"] and "'tiny'" in results["too_small"]
+
+
+def test_sharded_mc_equals_reference_world2(world2_results):
+    for res in world2_results:
+        _check(res["mc"])
+
+
+@pytest.mark.slow
+def test_sharded_mc_equals_reference_world4():
+    for res in run_multiprocess(all_mc_cases, 4):
+        _check(res)
