@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from recsys_lib._public import public_at
+
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 
 _MAX_SEGMENTS: int = 1025  # output segment boundaries kept in a fixed-size buffer: up to 1024 shards
@@ -108,6 +110,7 @@ def _get_length_per_key(kjt: KeyedJaggedTensor) -> torch.Tensor:
     return torch.tensor(kjt.length_per_key())
 
 
+@public_at("recsys_lib.modules.mc_modules")
 class ManagedCollisionModule(nn.Module):
     """Abstract base of the managed-collision modules: raw ids in, table rows ``[0, output_size())`` out.
 

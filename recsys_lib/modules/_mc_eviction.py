@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
+from recsys_lib._public import public_at
+
 _INT64_MAX: int = 9223372036854775807
 ThresholdFilter = Callable[[torch.Tensor], Tuple[torch.Tensor, Union[float, torch.Tensor]]]
 
@@ -83,6 +85,7 @@ def probabilistic_threshold_filter(
     return score > draws, draws
 
 
+@public_at("recsys_lib.modules.mc_modules")
 class MCHEvictionPolicyMetadataInfo(NamedTuple):
     """One metadata field of a policy: kept per table slot (``_mch_<name>``) and/or per incoming id."""
 
@@ -91,6 +94,7 @@ class MCHEvictionPolicyMetadataInfo(NamedTuple):
     is_history_metadata: bool
 
 
+@public_at("recsys_lib.modules.mc_modules")
 class MCHEvictionPolicy(abc.ABC):
     """Base of the MCH eviction policies.
 
@@ -261,6 +265,7 @@ def _coalesce_access_iter(
     return {"last_access_iter": per_id[threshold_mask] if threshold_mask is not None else per_id}
 
 
+@public_at("recsys_lib.modules.mc_modules")
 class LFU_EvictionPolicy(MCHEvictionPolicy):
     """Least frequently used: keep the ids with the largest running counts.
 
@@ -297,6 +302,7 @@ class LFU_EvictionPolicy(MCHEvictionPolicy):
         )
 
 
+@public_at("recsys_lib.modules.mc_modules")
 class LRU_EvictionPolicy(MCHEvictionPolicy):
     """Least recently used: keep the ids accessed in the latest iterations.
 
@@ -335,6 +341,7 @@ class LRU_EvictionPolicy(MCHEvictionPolicy):
         )
 
 
+@public_at("recsys_lib.modules.mc_modules")
 class DistanceLFU_EvictionPolicy(MCHEvictionPolicy):
     """Frequency discounted by recency: ``counts / (it - last_access + 1) ** decay_exponent``.
 

@@ -18,6 +18,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from recsys_lib._public import public_at
+
 from recsys_lib.modules._mc_base import ManagedCollisionModule
 from recsys_lib.modules._mc_eviction import _INT64_MAX, MCHEvictionPolicy
 from recsys_lib.modules._mch_index import (
@@ -79,6 +81,7 @@ def _mch_remap(
     return out
 
 
+@public_at("recsys_lib.modules.mc_modules")
 class MCHManagedCollisionModule(ManagedCollisionModule):
     """Managed-collision hash: raw ids get their own row while they score high enough under an eviction policy.
 
