@@ -27,6 +27,7 @@ from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, S
 from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.mc_modules import ManagedCollisionCollectionSharder, ShardedManagedCollisionCollection
 from recsys_lib.modules.mc_embedding_modules import BaseManagedCollisionEmbeddingCollection
+from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 ShrdCtx = TypeVar("ShrdCtx")
@@ -46,7 +47,8 @@ class _MCOutput(LazyAwaitable[Tuple[Any, Optional[KeyedJaggedTensor]]]):
 
 
 class BaseShardedManagedCollisionEmbeddingCollection(
-    ShardedEmbeddingModule[KJTList, List[torch.Tensor], Tuple[Any, Optional[KeyedJaggedTensor]], ShrdCtx]
+    ShardedEmbeddingModule[KJTList, List[torch.Tensor], Tuple[Any, Optional[KeyedJaggedTensor]], ShrdCtx],
+    FusedOptimizerModule,
 ):
     """Sharded MC-EC/EBC (see the module docstring).
 
