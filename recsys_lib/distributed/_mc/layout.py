@@ -78,10 +78,16 @@ def mc_table_layout(table: str, rows: int, shard_rows: Sequence[Tuple[int, int, 
     ranges: List[Tuple[int, int]] = []
     expected = 0
     for rank, offset, count in by_rank:
-        if offset != expected or count < 1:
+        if count < 1:
+            raise ValueError(
+                f"managed-collision table {table!r}: the plan gives rank {rank} no rows ({rows} rows over {world_size} "
+                f"ranks); every rank needs rows: pick num_embeddings so the row blocks are all non-empty, or give "
+                f"row_wise() explicit sizes"
+            )
+        if offset != expected:
             raise ValueError(
                 f"managed-collision table {table!r}: rank {rank} holds rows [{offset}, {offset + count}); row blocks "
-                f"must be non-empty and consecutive in rank order (expected offset {expected})"
+                f"must be consecutive in rank order (expected offset {expected})"
             )
         ranges.append((offset, count))
         expected = offset + count

@@ -55,3 +55,5 @@ def test_gaps_and_missing_ranks_are_errors():
         mc_table_layout("t", 4, [(0, 0, 4)], 100, 2)
     with pytest.raises(ValueError, match="consecutive"):
         mc_table_layout("t", 4, [(0, 0, 1), (1, 2, 2)], 100, 2)
+    with pytest.raises(ValueError, match="gives rank 3 no rows"):  # R=6, W=4: blocks of 2 leave rank 3 empty
+        mc_table_layout("t", 6, [(0, 0, 2), (1, 2, 2), (2, 4, 2), (3, 6, 0)], 100, 4)

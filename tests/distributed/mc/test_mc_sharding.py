@@ -40,7 +40,7 @@ def mod_hash(values, size):
 
 
 # table -> (rows, features, input_hash_size or None)
-TABLES = {"t0": (6, ["a"], None), "t1": (9, ["b", "c"], 1000)}
+TABLES = {"t0": (8, ["a"], None), "t1": (10, ["b", "c"], 1000)}  # every rank gets rows at W = 2 and 4
 
 
 def make_mc(name, rows, hash_size):
