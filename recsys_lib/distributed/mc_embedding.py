@@ -20,6 +20,7 @@ from recsys_lib.distributed.embedding import EmbeddingCollectionContext, Embeddi
 from recsys_lib.distributed.mc_embedding_modules import (
     BaseManagedCollisionEmbeddingCollectionSharder,
     BaseShardedManagedCollisionEmbeddingCollection,
+    record_mc_streams,
 )
 from recsys_lib.distributed.mc_modules import ManagedCollisionCollectionSharder
 from recsys_lib.modules.mc_embedding_modules import ManagedCollisionEmbeddingCollection
@@ -45,11 +46,7 @@ class ManagedCollisionEmbeddingCollectionContext(EmbeddingCollectionContext):
 
     def record_stream(self, stream: torch.Stream) -> None:
         super().record_stream(stream)
-        for rows in (self.evictions_per_table or {}).values():
-            if rows is not None:
-                rows.record_stream(stream)
-        if self.remapped_kjt is not None:
-            self.remapped_kjt.record_stream(stream)
+        record_mc_streams(self.evictions_per_table, self.remapped_kjt, stream)
 
 
 class ShardedManagedCollisionEmbeddingCollection(
@@ -115,19 +112,9 @@ class ManagedCollisionEmbeddingCollectionSharder(
             qcomm_codecs_registry=qcomm_codecs_registry,
         )
 
-    def shard(
-        self,
-        module: ManagedCollisionEmbeddingCollection,
-        params: Dict[str, ParameterSharding],
-        env: ShardingEnv,
-        device: Optional[torch.device] = None,
-        module_fqn: Optional[str] = None,
-    ) -> ShardedManagedCollisionEmbeddingCollection:
-        if device is None:
-            device = torch.device("cpu")
-        return ShardedManagedCollisionEmbeddingCollection(
-            module, params, ec_sharder=self._e_sharder, mc_sharder=self._mc_sharder, env=env, device=device,  # type: ignore[arg-type]
-        )
+    @property
+    def sharded_module_type(self) -> Type[ShardedManagedCollisionEmbeddingCollection]:
+        return ShardedManagedCollisionEmbeddingCollection
 
     @property
     def module_type(self) -> Type[ManagedCollisionEmbeddingCollection]:

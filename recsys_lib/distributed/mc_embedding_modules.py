@@ -14,6 +14,7 @@ re-initialises rows batch ``i`` still reads. Outputs equal the unsharded module 
 state (each rank's slice of rows with the raw ids of its raw-id block).
 """
 
+import abc
 from typing import Any, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import torch
@@ -32,6 +33,16 @@ from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 ShrdCtx = TypeVar("ShrdCtx")
 M = TypeVar("M", bound=BaseManagedCollisionEmbeddingCollection)
+
+
+def record_mc_streams(evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]], remapped_kjt: Optional[Any],
+                      stream: torch.Stream) -> None:
+    """``record_stream`` of the MC part of a sharded MC-EC/EBC context (evicted rows, remapped KJT)."""
+    for rows in (evictions_per_table or {}).values():
+        if rows is not None:
+            rows.record_stream(stream)
+    if remapped_kjt is not None:
+        remapped_kjt.record_stream(stream)
 
 
 class _MCOutput(LazyAwaitable[Tuple[Any, Optional[KeyedJaggedTensor]]]):
@@ -166,6 +177,23 @@ class BaseManagedCollisionEmbeddingCollectionSharder(BaseEmbeddingSharder[M]):
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
         self._e_sharder: BaseEmbeddingSharder[Any] = e_sharder
         self._mc_sharder: ManagedCollisionCollectionSharder = mc_sharder
+
+    def shard(
+        self,
+        module: M,
+        params: Dict[str, ParameterSharding],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        module_fqn: Optional[str] = None,
+    ) -> Any:
+        """The sharded module (``sharded_module_type``) of ``module`` for the row-wise plan ``params``."""
+        return self.sharded_module_type(module, params, self._e_sharder, self._mc_sharder, env,
+                                        device if device is not None else torch.device("cpu"))
+
+    @property
+    @abc.abstractmethod
+    def sharded_module_type(self) -> Any:
+        """The sharded class this sharder builds."""
 
     def shardable_parameters(self, module: M) -> Dict[str, nn.Parameter]:
         return self._e_sharder.shardable_parameters(module._embedding_module)

@@ -15,6 +15,7 @@ from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionContext, E
 from recsys_lib.distributed.mc_embedding_modules import (
     BaseManagedCollisionEmbeddingCollectionSharder,
     BaseShardedManagedCollisionEmbeddingCollection,
+    record_mc_streams,
 )
 from recsys_lib.distributed.mc_modules import ManagedCollisionCollectionSharder
 from recsys_lib.modules.mc_embedding_modules import ManagedCollisionEmbeddingBagCollection
@@ -40,11 +41,7 @@ class ManagedCollisionEmbeddingBagCollectionContext(EmbeddingBagCollectionContex
 
     def record_stream(self, stream: torch.Stream) -> None:
         super().record_stream(stream)
-        for rows in (self.evictions_per_table or {}).values():
-            if rows is not None:
-                rows.record_stream(stream)
-        if self.remapped_kjt is not None:
-            self.remapped_kjt.record_stream(stream)
+        record_mc_streams(self.evictions_per_table, self.remapped_kjt, stream)
 
 
 class ShardedManagedCollisionEmbeddingBagCollection(
@@ -110,19 +107,9 @@ class ManagedCollisionEmbeddingBagCollectionSharder(
             qcomm_codecs_registry=qcomm_codecs_registry,
         )
 
-    def shard(
-        self,
-        module: ManagedCollisionEmbeddingBagCollection,
-        params: Dict[str, ParameterSharding],
-        env: ShardingEnv,
-        device: Optional[torch.device] = None,
-        module_fqn: Optional[str] = None,
-    ) -> ShardedManagedCollisionEmbeddingBagCollection:
-        if device is None:
-            device = torch.device("cpu")
-        return ShardedManagedCollisionEmbeddingBagCollection(
-            module, params, ebc_sharder=self._e_sharder, mc_sharder=self._mc_sharder, env=env, device=device,  # type: ignore[arg-type]
-        )
+    @property
+    def sharded_module_type(self) -> Type[ShardedManagedCollisionEmbeddingBagCollection]:
+        return ShardedManagedCollisionEmbeddingBagCollection
 
     @property
     def module_type(self) -> Type[ManagedCollisionEmbeddingBagCollection]:

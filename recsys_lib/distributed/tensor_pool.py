@@ -18,8 +18,9 @@ import torch
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.sharder import ModuleSharder
+from recsys_lib.distributed._pool.rows import check_slot_ids
+from recsys_lib.distributed._pool.state import load_local_states
 from recsys_lib.distributed._pool.plan import ObjectPoolShardingPlan, ObjectPoolShardingType
-from recsys_lib.distributed._mc.state import local_value
 from recsys_lib.distributed.object_pool import ShardedObjectPool
 from recsys_lib.distributed.sharding.rw_pool_sharding import RwObjectPoolIDsDist
 from recsys_lib.distributed.sharding.rw_tensor_pool_sharding import RwTensorPoolValuesDist, TensorPoolRwSharding
@@ -140,10 +141,7 @@ class ShardedTensorPool(ShardedObjectPool[torch.Tensor, torch.Tensor, ObjectPool
         return self._sharding.create_context()
 
     def _check_ids(self, what: str, ids: torch.Tensor) -> None:
-        # out-of-range ids would land on the last rank and index past its rows (TorchRec: a crash or garbage)
-        if ids.numel() > 0 and (bool((ids < 0).any()) or bool((ids >= self._pool_size).any())):
-            bad = ids[(ids < 0) | (ids >= self._pool_size)][:5].tolist()
-            raise ValueError(f"ShardedTensorPool.{what}: ids must lie in [0, pool_size={self._pool_size}), got e.g. {bad}")
+        check_slot_ids(f"{type(self).__name__}.{what}", ids, self._pool_size)
 
     def _initialize_torch_state(self) -> None:
         self._state_names: List[str] = []
@@ -153,13 +151,7 @@ class ShardedTensorPool(ShardedObjectPool[torch.Tensor, torch.Tensor, ObjectPool
 
     def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, local_metadata: Any, strict: bool,
                               missing_keys: List[str], unexpected_keys: List[str], error_msgs: List[str]) -> None:
-        for name, local in self._lookup.states_to_register():
-            key = prefix + name
-            if key in state_dict:
-                with torch.no_grad():
-                    local.copy_(local_value(state_dict[key], key))
-            elif strict:
-                missing_keys.append(key)
+        load_local_states(self._lookup.states_to_register(), state_dict, prefix, strict, missing_keys)
 
 
 class TensorPoolSharder(ModuleSharder[TensorPool]):

@@ -7,6 +7,7 @@ Ids leave a rank sorted by owner (stable, so repeated ids keep their order and "
 the exchange); ``unbucketize_permute[i]`` is where original id ``i`` sits in that order.
 """
 
+from dataclasses import dataclass
 from typing import Tuple
 
 import torch
@@ -37,3 +38,31 @@ def row_ranges(pool_size: int, world_size: int) -> Tuple[Tuple[int, int], ...]:
     """``(first slot, slots)`` of every rank."""
     block = block_size(pool_size, world_size)
     return tuple((min(pool_size, r * block), local_pool_size(pool_size, world_size, r)) for r in range(world_size))
+
+
+@dataclass(frozen=True)
+class RwPoolLayout:
+    """This rank's view of a row-wise pool: block size, its slot count, every rank's slot range."""
+
+    pool_size: int
+    world_size: int
+    rank: int
+
+    @property
+    def block_size(self) -> int:
+        return block_size(self.pool_size, self.world_size)
+
+    @property
+    def local_pool_size(self) -> int:
+        return local_pool_size(self.pool_size, self.world_size, self.rank)
+
+    @property
+    def row_ranges(self) -> Tuple[Tuple[int, int], ...]:
+        return row_ranges(self.pool_size, self.world_size)
+
+
+def check_slot_ids(owner: str, ids: torch.Tensor, pool_size: int) -> None:
+    """Ids in ``[0, pool_size)``; checked before any collective (an id out of range would index past a shard)."""
+    if ids.numel() > 0 and (bool((ids < 0).any()) or bool((ids >= pool_size).any())):
+        bad = ids[(ids < 0) | (ids >= pool_size)][:5].tolist()
+        raise ValueError(f"{owner}: ids must lie in [0, pool_size={pool_size}), got e.g. {bad}")

@@ -1,6 +1,6 @@
 """Row-sharded state as ``ShardedTensor`` s, built without a collective (every rank knows every row range)."""
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -30,3 +30,20 @@ def row_sharded_tensor(local: torch.Tensor, row_ranges: Sequence[Tuple[int, int]
     gmd = ShardedTensorMetadata(shards_metadata=shards_md, size=torch.Size([rows] + rest), tensor_properties=props)
     shard = Shard(tensor=local, metadata=shards_md[rank])
     return ShardedTensor._init_from_local_shards_and_global_metadata([shard], gmd, process_group=pg)
+
+
+def load_local_states(states: Iterator[Tuple[str, torch.Tensor]], state_dict: Dict[str, Any], prefix: str,
+                      strict: bool, missing_keys: List[str]) -> None:
+    """Copy each ``prefix + name`` entry (a ``ShardedTensor``'s local shard, or a tensor of this rank's rows) into
+    the lookup's local tensor ``name``."""
+    for name, local in states:
+        key = prefix + name
+        if key not in state_dict:
+            if strict:
+                missing_keys.append(key)
+            continue
+        value = state_dict[key]
+        if isinstance(value, ShardedTensor):
+            value = value.local_shards()[0].tensor
+        with torch.no_grad():
+            local.copy_(value)

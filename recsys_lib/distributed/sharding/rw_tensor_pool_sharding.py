@@ -12,7 +12,7 @@ import torch.distributed as dist
 from recsys_lib.distributed._collectives.primitives import all_to_all_flat
 from recsys_lib.distributed._core.awaitable import LazyAwaitable, LazyNoWait
 from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._pool.rows import block_size, local_pool_size, row_ranges
+from recsys_lib.distributed._pool.rows import RwPoolLayout
 from recsys_lib.distributed._pool.state import row_sharded_tensor
 from recsys_lib.distributed.sharding.rw_pool_sharding import RwObjectPoolIDsDist
 from recsys_lib.distributed.tensor_sharding import ObjectPoolRwShardingContext, ObjectPoolSharding
@@ -72,8 +72,9 @@ class TensorPoolRwSharding(ObjectPoolSharding):
         self._device = device
         self._pool_size = pool_size
         self._dim = dim
-        self._block_size = block_size(pool_size, env.world_size)
-        self.local_pool_size: int = local_pool_size(pool_size, env.world_size, env.rank)
+        self._layout = RwPoolLayout(pool_size, env.world_size, env.rank)
+        self._block_size = self._layout.block_size
+        self.local_pool_size: int = self._layout.local_pool_size
         self._block_size_t = torch.tensor([self._block_size], dtype=torch.long, device=device)
 
     def create_update_ids_dist(self) -> RwObjectPoolIDsDist:
@@ -90,7 +91,7 @@ class TensorPoolRwSharding(ObjectPoolSharding):
 
     def get_sharded_states_to_register(self, lookup: TensorPoolLookup) -> Iterable[Tuple[str, torch.Tensor]]:  # type: ignore[override]
         for fqn, tensor in lookup.states_to_register():
-            yield fqn, row_sharded_tensor(tensor, row_ranges(self._pool_size, self._world_size), self._pool_size, self._rank, self._pg)
+            yield fqn, row_sharded_tensor(tensor, self._layout.row_ranges, self._pool_size, self._rank, self._pg)
 
     def create_context(self) -> ObjectPoolRwShardingContext:
         return ObjectPoolRwShardingContext(block_size=self._block_size_t)
