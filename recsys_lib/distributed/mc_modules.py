@@ -25,7 +25,7 @@ from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.sharder import ShardedModule
 from recsys_lib.distributed._mc.id_exchange import ExchangeFacts, RawIdExchange
-from recsys_lib.distributed._mc.layout import MCTableLayout, mc_table_layout, raw_id_owner
+from recsys_lib.distributed._mc.layout import bucket_owners, MCTableLayout, mc_table_layout, raw_id_owner
 from recsys_lib.distributed._mc.state import as_sharded_tensor, local_value, sharded_buffer_names
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder
 from recsys_lib.distributed._sharded.shard_tables import shard_rank, spec_shards
@@ -110,14 +110,18 @@ class ShardedManagedCollisionCollection(
         self._features_order: List[int] = []
         self._created_feature_order: List[bool] = [False]
         self._table_to_offset: Dict[str, int] = {}
+        self._bucket_owner: Dict[str, torch.Tensor] = {}
         self._managed_collision_modules = nn.ModuleDict()
         for table in self._tables:
             layout = self._layouts[table]
             offset, rows = layout.row_ranges[env.rank]
             self._table_to_offset[table] = offset
-            self._managed_collision_modules[table] = module._managed_collision_modules[table].rebuild_with_output_id_range(
+            mc = module._managed_collision_modules[table].rebuild_with_output_id_range(
                 output_id_range=(offset, offset + rows), output_segments=layout.output_segments, device=device
             )
+            self._managed_collision_modules[table] = mc
+            owners = bucket_owners(table, mc.buckets(), env.world_size)
+            self._bucket_owner[table] = torch.tensor(owners, dtype=torch.int64)
         self._exchange = RawIdExchange(env.process_group, env.world_size, len(self._tables))
         self._sharded_names: Dict[str, List[str]] = {
             t: sharded_buffer_names(m) for t, m in self._managed_collision_modules.items()
@@ -148,7 +152,7 @@ class ShardedManagedCollisionCollection(
                     mc = self._managed_collision_modules[table]
                     ids = mc.preprocess({table: JaggedTensor(values=ids, lengths=kjt.lengths())})[table].values()
                 values.append(ids.to(torch.int64))
-                owners.append(raw_id_owner(ids, self._layouts[table].input_size, self._env.world_size))
+                owners.append(raw_id_owner(ids, self._layouts[table].input_size, self._bucket_owner[table]))
             counts = torch.tensor([v.numel() for v in values], dtype=torch.int64)
             table_of = torch.repeat_interleave(torch.arange(len(self._tables), dtype=torch.int64), counts)
             flat = torch.cat(values) if values else torch.empty((0,), dtype=torch.int64)
@@ -165,11 +169,11 @@ class ShardedManagedCollisionCollection(
         kjt = dist_input[0]
         rows: List[torch.Tensor] = []
         for table, ids in zip(self._tables, kjt.values().split(kjt.length_per_key())):
-            rows.append(self.get_lookup_value(table, ids))
+            rows.append(self._remap_owned(table, ids))
         values = torch.cat(rows) if rows else kjt.values()
         return KJTList([KeyedJaggedTensor(keys=kjt.keys(), values=values, lengths=kjt.lengths(), stride=1)])
 
-    def get_lookup_value(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+    def _remap_owned(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         """Rows ``(N,)`` (global) of preprocessed ids ``(N,)`` owned here: ``remap(profile(ids))``."""
         mc = self._managed_collision_modules[table]
         jt = {table: JaggedTensor(values=ids, lengths=torch.tensor([ids.numel()], dtype=torch.int64))}

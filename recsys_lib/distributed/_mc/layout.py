@@ -28,7 +28,7 @@ class MCTableLayout:
         table: table name.
         rows: ``R``, the table's ``num_embeddings``.
         row_ranges: ``(offset, rows)`` of each rank, in rank order; they tile ``[0, R)``.
-        input_size: ``H``, the raw-id range routed in blocks.
+        input_size: ``H``, the raw-id range routed in blocks (0: by ``id mod buckets``).
     """
 
     table: str
@@ -44,10 +44,6 @@ class MCTableLayout:
     def output_segments(self) -> List[int]:
         """Row boundaries ``[o_0, ..., o_{W-1}, R]`` (the MC modules' ``output_segments``)."""
         return [o for o, _ in self.row_ranges] + [self.rows]
-
-    @property
-    def block(self) -> int:
-        return max(1, -(-self.input_size // self.world_size))
 
 
 def mc_table_layout(table: str, rows: int, shard_rows: Sequence[Tuple[int, int, int]], input_size: int,
@@ -93,15 +89,37 @@ def mc_table_layout(table: str, rows: int, shard_rows: Sequence[Tuple[int, int, 
         expected = offset + count
     if expected != rows:
         raise ValueError(f"managed-collision table {table!r}: shards cover {expected} of {rows} rows")
-    if input_size < 1:
-        raise ValueError(f"managed-collision table {table!r}: input_size() must be >= 1, got {input_size}")
+    if input_size < 0:
+        raise ValueError(f"managed-collision table {table!r}: input_size() must be >= 0, got {input_size}")
     return MCTableLayout(table, rows, tuple(ranges), input_size)
 
 
-def raw_id_owner(ids: torch.Tensor, input_size: int, world_size: int) -> torch.Tensor:
-    """Owner rank ``(N,)`` int64 of raw ids ``(N,)``: blocks of ``ceil(input_size / W)`` (module docstring)."""
-    block = max(1, -(-input_size // world_size))
-    return torch.div(ids.to(torch.int64), block, rounding_mode="floor").clamp_(0, world_size - 1)
+def bucket_owners(table: str, num_buckets: int, world_size: int) -> List[int]:
+    """Owner rank of each of an MC module's ``B`` buckets: ``B / W`` consecutive buckets per rank (an MCH rebuilt for
+    a shard has one bucket per rank; a hash ZCH ``total_num_buckets``, a multiple of ``W``).
+
+    Example: ``bucket_owners("t", 4, 2) == [0, 0, 1, 1]``.
+    """
+    if num_buckets < world_size or num_buckets % world_size != 0:
+        raise ValueError(f"managed-collision table {table!r}: {num_buckets} buckets cannot be split evenly over "
+                         f"{world_size} ranks; use a multiple of the world size")
+    per_rank = num_buckets // world_size
+    return [b // per_rank for b in range(num_buckets)]
+
+
+def raw_id_owner(ids: torch.Tensor, input_size: int, bucket_owner: torch.Tensor) -> torch.Tensor:
+    """Owner rank ``(N,)`` int64 of (preprocessed) ids ``(N,)``.
+
+    The id's bucket among ``B = len(bucket_owner)``: blocks of ``ceil(input_size / B)`` when ``input_size > 0``
+    (negative ids: bucket 0, ids past the range: the last), else ``id mod B``; then the bucket's owner.
+    """
+    b = bucket_owner.numel()
+    ids = ids.to(torch.int64)
+    if input_size > 0:
+        bucket = torch.div(ids, max(1, -(-input_size // b)), rounding_mode="floor").clamp_(0, b - 1)
+    else:
+        bucket = torch.remainder(ids, b)
+    return bucket_owner.to(ids.device)[bucket]
 
 
 @dataclass(frozen=True)

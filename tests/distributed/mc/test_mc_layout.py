@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from recsys_lib.distributed._mc.layout import (
+    bucket_owners,
     back_to_sources,
     mc_table_layout,
     per_table_received,
@@ -14,12 +15,22 @@ from recsys_lib.distributed._mc.layout import (
 
 
 def test_owner_is_the_raw_id_block():
-    h, w = 2**63 - 1, 2
+    one_bucket_per_rank = torch.arange(2)
     ids = torch.tensor([0, 2**62 - 1, 2**62, 2**63 - 2, -5])
     # block = ceil(H / W) = 2**62; negative ids go to rank 0
-    assert raw_id_owner(ids, h, w).tolist() == [0, 0, 1, 1, 0]
+    assert raw_id_owner(ids, 2**63 - 1, one_bucket_per_rank).tolist() == [0, 0, 1, 1, 0]
     ids = torch.arange(0, 10)
-    assert raw_id_owner(ids, 10, 4).tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
+    assert raw_id_owner(ids, 10, torch.arange(4)).tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
+
+
+def test_hash_buckets_route_to_the_rank_holding_them():
+    # 4 buckets over 2 ranks: buckets 0, 1 -> rank 0; 2, 3 -> rank 1
+    owners = bucket_owners("t", 4, 2)
+    assert owners == [0, 0, 1, 1]
+    ids = torch.tensor([0, 1, 2, 3, 6, 7])  # input_size 0: bucket = id mod 4
+    assert raw_id_owner(ids, 0, torch.tensor(owners)).tolist() == [0, 0, 1, 1, 1, 1]
+    with pytest.raises(ValueError, match="multiple of the world size"):
+        bucket_owners("t", 6, 4)
 
 
 def test_send_plan_documented_example():

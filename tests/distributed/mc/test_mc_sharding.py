@@ -22,8 +22,9 @@ from recsys_lib.modules.mc_embedding_modules import (
     ManagedCollisionEmbeddingBagCollection,
     ManagedCollisionEmbeddingCollection,
 )
+from recsys_lib.modules.hash_mc_modules import HashZchManagedCollisionModule
 from recsys_lib.modules.mc_modules import LFU_EvictionPolicy, ManagedCollisionCollection, MCHManagedCollisionModule
-from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 
 CPU = torch.device("cpu")
 STEPS = 5
@@ -109,7 +110,6 @@ class Reference:
             rows = torch.empty_like(pre)
             for r, mc in enumerate(self.mcs[t]):
                 sel = (owner == r).nonzero().squeeze(1)
-                from recsys_lib.sparse.jagged_tensor import JaggedTensor
                 jt = {t: JaggedTensor(values=pre[sel], lengths=torch.tensor([sel.numel()]))}
                 rows[sel] = mc.remap(mc.profile(jt))[t].values()
                 ev = mc.evict()
@@ -175,12 +175,38 @@ def _too_small(rank, world):
     return None
 
 
+def _hash_zch_case(rank, world):
+    """Hash ZCH probes inside its bucket, and each rank holds whole buckets: the sharded remap equals ONE unsharded
+    module fed the global batch (single-feature table, so the insert order is the same)."""
+    def make():
+        return HashZchManagedCollisionModule(zch_size=16, device=CPU, total_num_buckets=4, max_probe=4, name="h")
+
+    cfg = [EmbeddingConfig(name="h", embedding_dim=4, num_embeddings=16, feature_names=["x"])]
+    module = ManagedCollisionEmbeddingCollection(EmbeddingCollection(tables=cfg, device=CPU),
+                                                 ManagedCollisionCollection({"h": make()}, cfg),
+                                                 return_remapped_features=True)
+    sharder = ManagedCollisionEmbeddingCollectionSharder()
+    plan = construct_module_sharding_plan(module, {"h": row_wise()}, sharder=sharder, local_size=world,
+                                          world_size=world, device_type="cpu")
+    sharded = sharder.shard(module, plan, ShardingEnv.from_process_group(dist.group.WORLD), CPU)
+    ref = make()
+    g = torch.Generator().manual_seed(5)
+    for _ in range(STEPS):
+        per_rank = [torch.randint(0, 2**40, (6,), generator=g) for _ in range(world)]
+        _, remapped = sharded(KeyedJaggedTensor(keys=["x"], values=per_rank[rank], lengths=torch.tensor([2, 4]))).wait()
+        everyone = torch.cat(per_rank)
+        rows = ref({"h": JaggedTensor(values=everyone, lengths=torch.tensor([everyone.numel()]))})["h"].values()
+        assert torch.equal(remapped["x"].values(), rows[rank * 6:(rank + 1) * 6])
+    return True
+
+
 def all_mc_cases(rank, world):
     results = {}
     for bagged in (False, True):
         for seed in (0, 1):
             results[(bagged, seed)] = _check_case(rank, world, bagged, seed)
     results["too_small"] = _too_small(rank, world)
+    results["hash_zch"] = _hash_zch_case(rank, world)
     return results
 
 
