@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from recsys_lib.distributed.comm_ops import count_collectives
 from recsys_lib.distributed.mc_embedding import ManagedCollisionEmbeddingCollectionSharder
 from recsys_lib.distributed.mc_embeddingbag import ManagedCollisionEmbeddingBagCollectionSharder
 from recsys_lib.distributed.sharding_plan import construct_module_sharding_plan, row_wise
@@ -157,6 +158,11 @@ def _check_case(rank, world, bagged, seed):
         torch.testing.assert_close(shard.tensor, ref.weights[t][r0:r0 + n])
     # round trip: loading the state dict back changes nothing
     sharded.load_state_dict(sd)
+    # the MCC's own traffic: counts, ids, rows -- three all-to-alls whatever the number of tables (eval: no profile)
+    sharded.eval()
+    with count_collectives() as c:
+        sharded._managed_collision_collection(batches(world, seed)[0][rank]).wait()
+    assert c.by_kind() == {"all_to_all": 3}, c.by_kind()
     return True
 
 
