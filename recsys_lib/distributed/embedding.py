@@ -139,6 +139,7 @@ class ShardedEmbeddingCollection(
         self._use_index_dedup = use_index_dedup
         self._need_indices: bool = bool(module.need_indices())
         self._embedding_configs = module.embedding_configs()
+        self._table_name_to_config: Dict[str, Any] = {c.name: c for c in self._embedding_configs}
         configs = sequence_table_configs(module)
         params = {c.name: module.embeddings[c.name].weight for c in configs}
         self._table_name_to_parameter_sharding = dict(table_name_to_parameter_sharding)
@@ -172,13 +173,18 @@ class ShardedEmbeddingCollection(
         out = []
         for lookup, features, sctx in zip(self._lookups, dist_input, ctx.sharding_contexts):
             sctx.lengths_after_input_dist = features.lengths().view(-1)
-            out.append(lookup(features))
+            embs = lookup(features)
+            if self.post_lookup_tracker_fn is not None:  # model delta tracker: the ids this rank looked up
+                self.post_lookup_tracker_fn(features, embs, self, None)
+            out.append(embs)
         return out
 
     def output_dist(
         self, ctx: EmbeddingCollectionContext, output: List[torch.Tensor]
     ) -> LazyAwaitable[Dict[str, JaggedTensor]]:
         awaitables = [dist(rows, sctx) for dist, rows, sctx in zip(self._output_dists, output, ctx.sharding_contexts)]
+        if self.post_odist_tracker_fn is not None:
+            self.post_odist_tracker_fn()
         return EmbeddingCollectionAwaitable(
             awaitables, ctx.input_features[0], self._embedding_names_per_sharding, self._feature_of, self._embedding_names,
             self._need_indices,

@@ -186,6 +186,7 @@ class ShardedEmbeddingBagCollection(
         self._module_fqn = module_fqn
         self._is_weighted = module.is_weighted()
         self._embedding_bag_configs = module.embedding_bag_configs()
+        self._table_name_to_config: Dict[str, Any] = {c.name: c for c in self._embedding_bag_configs}
         configs = pooled_table_configs(module)
         params = {c.name: module.embedding_bags[c.name].weight for c in configs}
         self._table_name_to_parameter_sharding = dict(table_name_to_parameter_sharding)
@@ -273,10 +274,18 @@ class ShardedEmbeddingBagCollection(
         return self._body.input_dist(ctx, features, sequence=False, weighted=self._is_weighted, pooled=True)
 
     def compute(self, ctx: EmbeddingBagCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
-        return [lookup(features) for lookup, features in zip(self._lookups, dist_input)]
+        out = []
+        for lookup, features in zip(self._lookups, dist_input):
+            embs = lookup(features)
+            if self.post_lookup_tracker_fn is not None:  # model delta tracker: the ids this rank looked up
+                self.post_lookup_tracker_fn(features, embs, self, None)
+            out.append(embs)
+        return out
 
     def output_dist(self, ctx: EmbeddingBagCollectionContext, output: List[torch.Tensor]) -> LazyAwaitable[KeyedTensor]:
         awaitables = [dist(embs, sctx) for dist, embs, sctx in zip(self._output_dists, output, ctx.sharding_contexts)]
+        if self.post_odist_tracker_fn is not None:
+            self.post_odist_tracker_fn()
         if ctx.variable_batch_per_feature:
             return VariableBatchEmbeddingBagCollectionAwaitable(awaitables, ctx, self._vbe_layout)
         return EmbeddingBagCollectionAwaitable(awaitables, self._embedding_names, self._embedding_dims, self._permute)

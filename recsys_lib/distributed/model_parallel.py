@@ -31,6 +31,8 @@ from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ShardingPlan
 from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
 from recsys_lib.distributed.shard import _shard_modules, default_plan
+from recsys_lib.distributed.model_tracker.model_delta_tracker import ModelDeltaTracker, ModelDeltaTrackerTrec
+from recsys_lib.distributed.model_tracker.types import DeltaTrackerConfig, ModelTrackerConfigs, Trackers
 from recsys_lib.distributed.sharding_plan import get_default_sharders  # noqa: F401  (TorchRec re-export)
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.optim.keyed import CombinedOptimizer, KeyedOptimizer
@@ -173,7 +175,8 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         init_data_parallel: wrap the dense part in DDP now (else call ``init_data_parallel()`` later).
         init_parameters: materialise meta parameters outside sharded modules.
         data_parallel_wrapper: default ``DefaultDataParallelWrapper()``.
-        model_tracker_config: accepted for API compatibility (no model tracking).
+        model_tracker_configs: trackers to build now (``ModelTrackerConfigs``); a delta tracker is added with
+            ``init_torchrec_delta_tracker``. Raw-id tracking is not provided (``ValueError``).
     """
 
     def __init__(
@@ -186,7 +189,7 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         init_data_parallel: bool = True,
         init_parameters: bool = True,
         data_parallel_wrapper: Optional[DataParallelWrapper] = None,
-        model_tracker_config: Optional[Any] = None,
+        model_tracker_configs: Optional[ModelTrackerConfigs] = None,
     ) -> None:
         super().__init__()
         if env is None:
@@ -207,6 +210,10 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         if init_data_parallel:
             self.init_data_parallel()
         self._optim: KeyedOptimizer = self._init_optim()
+        self.model_trackers: Dict[str, ModelDeltaTracker] = {}
+        if model_tracker_configs is not None and model_tracker_configs.raw_id_tracker_config is not None:
+            raise ValueError("DistributedModelParallel: raw-id tracking (RawIdTrackerConfig) is not provided; use "
+                             "init_torchrec_delta_tracker(DeltaTrackerConfig(...)) for row deltas")
 
     def _init_optim(self) -> CombinedOptimizer:
         return CombinedOptimizer([
@@ -215,7 +222,24 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         ])
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        for tracker in self.model_trackers.values():
+            tracker.step()  # batch boundaries for the trackers' per-consumer deltas
         return self._dmp_wrapped_module(*args, **kwargs)
+
+    def init_torchrec_delta_tracker(self, delta_tracker_config: DeltaTrackerConfig) -> ModelDeltaTracker:
+        """The model delta tracker, created on the first call (``model_tracker/model_delta_tracker.py``)."""
+        key = Trackers.DELTA_TRACKER.name
+        if key not in self.model_trackers:
+            c = delta_tracker_config
+            self.model_trackers[key] = ModelDeltaTrackerTrec(
+                model=self._dmp_wrapped_module, consumers=c.consumers, delete_on_read=c.delete_on_read,
+                auto_compact=c.auto_compact, mode=c.tracking_mode, fqns_to_skip=c.fqns_to_skip,
+            )
+        return self.model_trackers[key]
+
+    def get_delta_tracker(self) -> Optional[ModelDeltaTracker]:
+        """The delta tracker, or None before ``init_torchrec_delta_tracker``."""
+        return self.model_trackers.get(Trackers.DELTA_TRACKER.name)
 
     def init_data_parallel(self) -> None:
         """Wraps the dense part with the data-parallel wrapper (once)."""

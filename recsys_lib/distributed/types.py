@@ -60,6 +60,7 @@ from recsys_lib.distributed._core.plan import (  # noqa: F401
     ParameterSharding,
     ShardingPlan,
 )
+from recsys_lib.distributed._pool.plan import ObjectPoolShardingPlan, ObjectPoolShardingType  # noqa: F401
 from recsys_lib.distributed._core.sharder import (  # noqa: F401
     ModuleSharder,
     ParameterShardingGenerator,

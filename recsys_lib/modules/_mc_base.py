@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from recsys_lib._public import public_at
+
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 from recsys_lib._public import public_at
 

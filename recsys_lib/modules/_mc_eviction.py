@@ -25,6 +25,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 import torch
 from recsys_lib._public import public_at
 
+from recsys_lib._public import public_at
+
 _INT64_MAX: int = 9223372036854775807
 ThresholdFilter = Callable[[torch.Tensor], Tuple[torch.Tensor, Union[float, torch.Tensor]]]
 

@@ -18,6 +18,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from recsys_lib._public import public_at
+
 from recsys_lib.modules._mc_base import ManagedCollisionModule
 from recsys_lib.modules._mc_eviction import _INT64_MAX, MCHEvictionPolicy
 from recsys_lib.modules._mch_index import (

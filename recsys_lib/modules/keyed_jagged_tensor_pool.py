@@ -34,6 +34,27 @@ def _gather_segments(values: torch.Tensor, starts: torch.Tensor, lengths: torch.
     return values.index_select(0, index)
 
 
+def pool_feature_order(owner: str, values: KeyedJaggedTensor, keys: List[str]) -> List[int]:
+    """Indices of the pool's ``keys`` in ``values.keys()``; ``ValueError`` naming the missing ones."""
+    missing = [k for k in keys if k not in values.keys()]
+    if missing:
+        raise ValueError(f"{owner}: input KJT lacks feature(s) {missing}")
+    return [values.keys().index(k) for k in keys]
+
+
+def check_bag_lengths(owner: str, kjt: KeyedJaggedTensor, feature_max_lengths: Dict[str, int]) -> KeyedJaggedTensor:
+    """``kjt`` (pool feature order) if every bag fits its feature's max length, else ``ValueError``."""
+    keys = list(feature_max_lengths)
+    if kjt.lengths().numel() == 0:
+        return kjt
+    longest = kjt.lengths().reshape(len(keys), -1).max(dim=1).values
+    caps = torch.tensor(list(feature_max_lengths.values()), dtype=longest.dtype, device=longest.device)
+    if bool((longest > caps).any()):
+        over = {k: int(m) for k, m, cap in zip(keys, longest, feature_max_lengths.values()) if m > cap}
+        raise ValueError(f"{owner}: bags longer than feature_max_lengths: {over} (max {feature_max_lengths})")
+    return kjt
+
+
 class KeyedJaggedTensorPool(ObjectPool[KeyedJaggedTensor]):
     """Per-id jagged features.
 
@@ -133,17 +154,9 @@ class KeyedJaggedTensorPool(ObjectPool[KeyedJaggedTensor]):
     def _update_preproc(self, values: KeyedJaggedTensor) -> KeyedJaggedTensor:
         """The pool's features of ``values``, in pool order, each bag within its max length."""
         if self._permute_feature is None:
-            missing = [k for k in self._keys if k not in values.keys()]
-            if missing:
-                raise ValueError(f"KeyedJaggedTensorPool.update: input KJT lacks feature(s) {missing}")
-            self._permute_feature = [values.keys().index(k) for k in self._keys]
-        kjt = values.permute(self._permute_feature)
-        longest = kjt.lengths().reshape(len(self._keys), -1).max(dim=1).values if kjt.lengths().numel() else None
-        if longest is not None and bool((longest > self._feature_max_lengths_t.to(longest.device)).any()):
-            over = {k: int(m) for k, m, cap in zip(self._keys, longest, self._feature_max_lengths.values()) if m > cap}
-            raise ValueError(f"KeyedJaggedTensorPool.update: bags longer than feature_max_lengths: {over} "
-                             f"(max {self._feature_max_lengths})")
-        return kjt
+            self._permute_feature = pool_feature_order("KeyedJaggedTensorPool.update", values, self._keys)
+        return check_bag_lengths("KeyedJaggedTensorPool.update", values.permute(self._permute_feature),
+                                 self._feature_max_lengths)
 
     def update(self, ids: torch.Tensor, values: KeyedJaggedTensor) -> None:
         """Args: ids ``(N,)``; values: KJT of stride ``N`` holding every pool feature."""

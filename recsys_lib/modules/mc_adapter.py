@@ -20,10 +20,10 @@ from recsys_lib.modules.mc_embedding_modules import (
     ManagedCollisionEmbeddingBagCollection,
     ManagedCollisionEmbeddingCollection,
 )
-from recsys_lib.modules._mc_eviction import DistanceLFU_EvictionPolicy
-from recsys_lib.modules.mc_modules import ManagedCollisionCollection
 from recsys_lib.modules._mc_base import ManagedCollisionModule
+from recsys_lib.modules._mc_eviction import DistanceLFU_EvictionPolicy
 from recsys_lib.modules._mch import MCHManagedCollisionModule
+from recsys_lib.modules.mc_modules import ManagedCollisionCollection
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 
 

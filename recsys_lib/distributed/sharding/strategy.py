@@ -91,6 +91,8 @@ class ShardingStrategy:
         plan_helper: name of the ``sharding_plan`` constructor for this type (``None``: planner-only).
         splits_rows: a table's rows are cut over ranks (row-wise family); the planner offers these types to
             feature-processed modules only when constraints name them (TorchRec's guarded types).
+        manages_collisions: managed-collision modules (``distributed/mc_modules.py``) can be sharded this way: each
+            rank owns a slice of the remapped rows and of the raw-id space.
     """
 
     sharding_type: ShardingType
@@ -112,6 +114,7 @@ class ShardingStrategy:
     splits_rows: bool = False
     infer_pooled_class: Optional[str] = None
     infer_sequence_class: Optional[str] = None
+    manages_collisions: bool = False
 
     @property
     def supports_sequence(self) -> bool:
@@ -177,7 +180,7 @@ def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partiti
            supports_fused_ebc: bool = True, supports_feature_processor: bool = True,
            quant_inference_order: Optional[int] = None, uses_host_groups: bool = False,
            plan_helper: Optional[str] = None, splits_rows: bool = False, infer_pooled_class: Optional[str] = None,
-           infer_sequence_class: Optional[str] = None) -> ShardingStrategy:
+           infer_sequence_class: Optional[str] = None, manages_collisions: bool = False) -> ShardingStrategy:
     return ShardingStrategy(
         sharding_type=sharding_type, folder=folder, short_name=short_name, partition_by=partition_by, layout=layout,
         pooled_class=pooled_class, sequence_class=sequence_class, replicated=replicated,
@@ -186,7 +189,7 @@ def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partiti
         supports_feature_processor=supports_feature_processor,
         quant_inference_order=quant_inference_order, uses_host_groups=uses_host_groups,
         plan_helper=plan_helper, splits_rows=splits_rows, infer_pooled_class=infer_pooled_class,
-        infer_sequence_class=infer_sequence_class,
+        infer_sequence_class=infer_sequence_class, manages_collisions=manages_collisions,
     )
 
 
@@ -212,7 +215,7 @@ _REGISTRY: Mapping[ShardingType, ShardingStrategy] = MappingProxyType({
         ShardingType.ROW_WISE, folder="rw_sharding", short_name="RW", partition_by=PartitionBy.UNIFORM,
         layout=rw_layout.layout, pooled_class="RwPooledEmbeddingSharding",
         sequence_class="RwSequenceEmbeddingSharding", pools_partial_sums=True, offered_on_cpu=False,
-        quant_inference_order=1, plan_helper="row_wise", splits_rows=True,
+        quant_inference_order=1, plan_helper="row_wise", splits_rows=True, manages_collisions=True,
         infer_pooled_class="InferRwPooledEmbeddingSharding", infer_sequence_class="InferRwSequenceEmbeddingSharding"),
     ShardingType.TABLE_ROW_WISE: _entry(
         ShardingType.TABLE_ROW_WISE, folder="twrw_sharding", short_name="TWRW", partition_by=PartitionBy.HOST,

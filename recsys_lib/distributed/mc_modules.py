@@ -1,0 +1,269 @@
+"""Sharded ``ManagedCollisionCollection`` (``torchrec.distributed.mc_modules``): row-wise remapping over ranks.
+
+Rank ``r`` owns rows ``[o_r, o_r + n_r)`` of every MC table and the MC module (eviction state included) that
+hands those rows out: the unsharded module rebuilt for that range. One batch, world ``W``::
+
+    input_dist   permute the KJT into the collection's feature order, preprocess (e.g. hash) per table,
+                 send each raw id to the owner of its block of the raw-id space (``_mc/layout.py``)
+    compute      each owner profiles (training: counts, evictions) and remaps the ids it received, per table
+    output_dist  rows go back to the ranks the ids came from, in their original order: a KJT shaped like
+                 the (permuted) input, values = global rows of the tables
+
+The remapped KJT then takes the normal row-wise path of the sharded EC/EBC (``mc_embedding_modules.py``). Three
+all-to-alls per batch (counts, ids, rows), whatever the number of tables. ``evict()`` returns *local* rows of this
+rank's shard. The state dict keeps TorchRec's keys; the remapping buffers are ``ShardedTensor`` s (``_mc/state.py``).
+"""
+
+from typing import Any, Dict, Iterator, List, Optional, Type
+
+import torch
+from torch import nn
+
+from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable, LazyNoWait, NoWait
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._core.plan import ParameterSharding
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._core.sharder import ShardedModule
+from recsys_lib.distributed._mc.id_exchange import ExchangeFacts, RawIdExchange
+from recsys_lib.distributed._mc.layout import bucket_owners, MCTableLayout, mc_table_layout, raw_id_owner
+from recsys_lib.distributed._mc.state import as_sharded_tensor, local_value, sharded_buffer_names
+from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder
+from recsys_lib.distributed._sharded.shard_tables import shard_rank, spec_shards
+from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed.embedding import EmbeddingCollectionContext
+from recsys_lib.distributed.sharding.strategy import sharding_types_where, strategy_for
+from recsys_lib.modules._mc_base import _mcc_lazy_init_inplace
+from recsys_lib.modules.mc_modules import _rebuild_kjt, ManagedCollisionCollection
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+
+
+class ManagedCollisionCollectionContext(EmbeddingCollectionContext):
+    """Per-batch state of a sharded MCC: the permuted input and how its ids were sent (for the reply)."""
+
+    def __init__(self, sharding_contexts: Optional[List[Any]] = None, input_features: Optional[List[KeyedJaggedTensor]] = None,
+                 reverse_indices: Optional[List[torch.Tensor]] = None, seq_vbe_ctx: Optional[List[Any]] = None) -> None:
+        super().__init__(sharding_contexts, input_features, reverse_indices, seq_vbe_ctx)
+        self.exchange_facts: Optional[ExchangeFacts] = None
+
+
+def _layouts(module: ManagedCollisionCollection, plan: Dict[str, ParameterSharding],
+             world_size: int) -> Dict[str, MCTableLayout]:
+    out: Dict[str, MCTableLayout] = {}
+    for table, config in module._table_name_to_config.items():
+        if table not in plan:
+            raise ValueError(f"ShardedManagedCollisionCollection: the plan has no entry for table {table!r}")
+        ps = plan[table]
+        if not strategy_for(ps.sharding_type).manages_collisions:
+            raise ValueError(
+                f"ShardedManagedCollisionCollection: table {table!r} is planned {ps.sharding_type!r}; managed-collision "
+                f"tables shard only as {sharding_types_where(lambda s: s.manages_collisions)}"
+            )
+        shards = [(shard_rank(md), int(md.shard_offsets[0]), int(md.shard_sizes[0])) for md in spec_shards(table, ps)]
+        mc = module._managed_collision_modules[table]
+        out[table] = mc_table_layout(table, config.num_embeddings, shards, mc.input_size(), world_size)
+    return out
+
+
+class ShardedManagedCollisionCollection(
+    ShardedModule[KJTList, KJTList, KeyedJaggedTensor, ManagedCollisionCollectionContext]
+):
+    """A ``ManagedCollisionCollection`` sharded row-wise (see the module docstring).
+
+    Args:
+        module: the unsharded collection (its modules are rebuilt per rank; it is not modified).
+        table_name_to_parameter_sharding: one row-wise plan entry per table (the embedding tables' plan).
+        env: world, rank and process group.
+        device: where the local MC modules live.
+        embedding_shardings: the sharded EC/EBC's shardings (kept for API compatibility; the row ranges are
+            read from the plan).
+        qcomm_codecs_registry: accepted for API compatibility (ids travel uncompressed).
+        use_index_dedup: accepted for API compatibility (ids are not de-duplicated before sending).
+
+    Raises:
+        ValueError: a table not planned row-wise, or with fewer rows than ranks.
+    """
+
+    def __init__(
+        self,
+        module: ManagedCollisionCollection,
+        table_name_to_parameter_sharding: Dict[str, ParameterSharding],
+        env: ShardingEnv,
+        device: torch.device,
+        embedding_shardings: List[Any],
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        use_index_dedup: bool = False,
+    ) -> None:
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self.need_preprocess: bool = module.need_preprocess
+        self._device = device
+        self._env = env
+        self._embedding_shardings = embedding_shardings
+        self._use_index_dedup = use_index_dedup
+        self._table_name_to_parameter_sharding = dict(table_name_to_parameter_sharding)
+        self._feature_to_table: Dict[str, str] = dict(module._feature_to_table)
+        self._table_to_features: Dict[str, List[str]] = dict(module._table_to_features)
+        self._table_name_to_config = dict(module._table_name_to_config)
+        self._layouts = _layouts(module, self._table_name_to_parameter_sharding, env.world_size)
+        self._tables: List[str] = list(self._table_name_to_config)
+        self._table_feature_splits: List[int] = [len(self._table_to_features[t]) for t in self._tables]
+        self._feature_names: List[str] = [f for t in self._tables for f in self._table_to_features[t]]
+        self._features_order: List[int] = []
+        self._created_feature_order: List[bool] = [False]
+        self._table_to_offset: Dict[str, int] = {}
+        self._bucket_owner: Dict[str, torch.Tensor] = {}
+        self._managed_collision_modules = nn.ModuleDict()
+        for table in self._tables:
+            layout = self._layouts[table]
+            offset, rows = layout.row_ranges[env.rank]
+            self._table_to_offset[table] = offset
+            mc = module._managed_collision_modules[table].rebuild_with_output_id_range(
+                output_id_range=(offset, offset + rows), output_segments=layout.output_segments, device=device
+            )
+            self._managed_collision_modules[table] = mc
+            owners = bucket_owners(table, mc.buckets(), env.world_size)
+            self._bucket_owner[table] = torch.tensor(owners, dtype=torch.int64)
+        self._exchange = RawIdExchange(env.process_group, env.world_size, len(self._tables))
+        self._sharded_names: Dict[str, List[str]] = {
+            t: sharded_buffer_names(m) for t, m in self._managed_collision_modules.items()
+        }
+        self._register_state_dict_hook(_to_sharded_tensors)
+        self._register_load_state_dict_pre_hook(_from_sharded_tensors, with_module=True)
+
+    # ---- the three stages ----
+
+    def create_context(self) -> ManagedCollisionCollectionContext:
+        return ManagedCollisionCollectionContext()
+
+    def input_dist(
+        self, ctx: ManagedCollisionCollectionContext, features: KeyedJaggedTensor, skip_permute: bool = False
+    ) -> Awaitable[Awaitable[KJTList]]:
+        """Sends every raw id to the rank owning its block of the raw-id space; ``(W, T)`` counts first."""
+        with torch.no_grad():
+            if not skip_permute:
+                features = _mcc_lazy_init_inplace(
+                    features, self._feature_names, self._features_order, self._created_feature_order
+                )
+            ctx.input_features.append(features)
+            values: List[torch.Tensor] = []
+            owners: List[torch.Tensor] = []
+            for table, kjt in zip(self._tables, features.split(self._table_feature_splits)):
+                ids = kjt.values()
+                if self.need_preprocess:
+                    mc = self._managed_collision_modules[table]
+                    ids = mc.preprocess({table: JaggedTensor(values=ids, lengths=kjt.lengths())})[table].values()
+                values.append(ids.to(torch.int64))
+                owners.append(raw_id_owner(ids, self._layouts[table].input_size, self._bucket_owner[table]))
+            counts = torch.tensor([v.numel() for v in values], dtype=torch.int64)
+            table_of = torch.repeat_interleave(torch.arange(len(self._tables), dtype=torch.int64), counts)
+            flat = torch.cat(values) if values else torch.empty((0,), dtype=torch.int64)
+            owner = torch.cat(owners) if owners else torch.empty((0,), dtype=torch.int64)
+            received, facts = self._exchange.send(flat, owner, table_of)
+            ctx.exchange_facts = facts
+        lengths = torch.tensor([r.numel() for r in received], dtype=torch.int64)
+        kjt = KeyedJaggedTensor(keys=list(self._tables), values=torch.cat(received) if received else flat,
+                                lengths=lengths, stride=1)
+        return NoWait(NoWait(KJTList([kjt])))
+
+    def compute(self, ctx: ManagedCollisionCollectionContext, dist_input: KJTList) -> KJTList:
+        """Each table's MC module profiles (training) and remaps the ids this rank owns."""
+        kjt = dist_input[0]
+        rows: List[torch.Tensor] = []
+        for table, ids in zip(self._tables, kjt.values().split(kjt.length_per_key())):
+            rows.append(self._remap_owned(table, ids))
+        values = torch.cat(rows) if rows else kjt.values()
+        return KJTList([KeyedJaggedTensor(keys=kjt.keys(), values=values, lengths=kjt.lengths(), stride=1)])
+
+    def _remap_owned(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        """Rows ``(N,)`` (global) of preprocessed ids ``(N,)`` owned here: ``remap(profile(ids))``."""
+        mc = self._managed_collision_modules[table]
+        jt = {table: JaggedTensor(values=ids, lengths=torch.tensor([ids.numel()], dtype=torch.int64))}
+        with torch.no_grad():
+            return mc.remap(mc.profile(jt))[table].values()
+
+    def output_dist(self, ctx: ManagedCollisionCollectionContext, output: KJTList) -> LazyAwaitable[KeyedJaggedTensor]:
+        """Rows back to the ranks the ids came from: a KJT shaped like the permuted input."""
+        kjt = output[0]
+        facts = ctx.exchange_facts
+        assert facts is not None, "output_dist before input_dist"
+        per_table = list(kjt.values().split(kjt.length_per_key()))
+        rows = self._exchange.reply(per_table, facts)
+        features = ctx.input_features[-1]
+        return LazyNoWait(_rebuild_kjt(features, rows.to(features.values().dtype), features.lengths()))
+
+    # ---- eviction and state ----
+
+    def evict(self) -> Dict[str, Optional[torch.Tensor]]:
+        """``{table: local rows (E,) of this rank's shard to re-initialise, or None}``."""
+        out: Dict[str, Optional[torch.Tensor]] = {}
+        for table, mc in self._managed_collision_modules.items():
+            rows = mc.evict()
+            out[table] = None if rows is None else rows - self._table_to_offset[table]
+        return out
+
+    def open_slots(self) -> Dict[str, torch.Tensor]:
+        return {t: m.open_slots() for t, m in self._managed_collision_modules.items()}
+
+    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
+        base = f"{prefix}." if prefix else ""
+        for table, names in self._sharded_names.items():
+            for n in names:
+                yield f"{base}_managed_collision_modules.{table}.{n}"
+
+    @property
+    def unsharded_module_type(self) -> Type[ManagedCollisionCollection]:
+        return ManagedCollisionCollection
+
+
+def _to_sharded_tensors(module: ShardedManagedCollisionCollection, destination: Dict[str, Any], prefix: str,
+                        local_metadata: Any) -> None:
+    pg, rank = module._env.process_group, module._env.rank
+    for table, names in module._sharded_names.items():
+        for n in names:
+            key = f"{prefix}_managed_collision_modules.{table}.{n}"
+            if key in destination:
+                destination[key] = as_sharded_tensor(destination[key], module._layouts[table], rank, pg)
+
+
+def _from_sharded_tensors(module: ShardedManagedCollisionCollection, state_dict: Dict[str, Any], prefix: str,
+                          *args: Any) -> None:
+    for table, names in module._sharded_names.items():
+        for n in names:
+            key = f"{prefix}_managed_collision_modules.{table}.{n}"
+            if key in state_dict:
+                state_dict[key] = local_value(state_dict[key], key)
+
+
+class ManagedCollisionCollectionSharder(BaseEmbeddingSharder[ManagedCollisionCollection]):
+    """Shards a ``ManagedCollisionCollection`` alongside the embedding tables it feeds (row-wise only).
+
+    Args:
+        qcomm_codecs_registry: accepted for API compatibility.
+    """
+
+    def __init__(self, qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None) -> None:
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+
+    def shard(  # type: ignore[override]
+        self,
+        module: ManagedCollisionCollection,
+        params: Dict[str, ParameterSharding],
+        env: ShardingEnv,
+        embedding_shardings: List[Any],
+        device: Optional[torch.device] = None,
+        use_index_dedup: bool = False,
+    ) -> ShardedManagedCollisionCollection:
+        return ShardedManagedCollisionCollection(
+            module, params, env=env, device=device if device is not None else torch.device("cpu"),
+            embedding_shardings=embedding_shardings, use_index_dedup=use_index_dedup,
+        )
+
+    def shardable_parameters(self, module: ManagedCollisionCollection) -> Dict[str, nn.Parameter]:
+        """The MC modules' parameters (MCH modules keep buffers only, so usually none)."""
+        return dict(module._managed_collision_modules.named_parameters())
+
+    @property
+    def module_type(self) -> Type[ManagedCollisionCollection]:
+        return ManagedCollisionCollection
+
+    def sharding_types(self, compute_device_type: str) -> List[str]:
+        return sharding_types_where(lambda s: s.manages_collisions)
