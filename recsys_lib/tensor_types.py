@@ -7,7 +7,7 @@ reported last dimension counts packed elements (2 per byte for INT4, 4 per byte 
     UInt4Tensor    shape (R, 2*C)      dtype uint8
     UInt2Tensor    shape (R, 4*C)      dtype uint8
 
-Only the operations a state dict needs are supported (detach, clone, copy_, to/_to_copy, slicing along rows,
+Only the operations a state dict needs are supported (detach, clone, ``copy_``, to/_to_copy, slicing along rows,
 equality, ``view(torch.uint8)`` to get the bytes back); anything else raises ``NotImplementedError`` naming it.
 """
 

@@ -1,5 +1,7 @@
 """``CPUOffloadedRecMetricModule``: metric updates and computes on CPU worker threads, off the training step.
 
+::
+
     training thread            update thread                          compute thread
     update(model_out) ------>  MetricUpdateJob: update CPU metrics
     compute() --------------> SynchronizationMarker: snapshot states --> MetricComputeJob: load snapshot

@@ -3,13 +3,13 @@
 A hash-ZCH slot carries one int32 of metadata. The eviction module turns a batch into per-id metadata plus a
 threshold; the probe marks a slot evictable when ``metadata < threshold``:
 
-===========================  ==========================================  =================  =====================
-policy                       id metadata written to its slot             threshold          evicts
-===========================  ==========================================  =================  =====================
-``SINGLE_TTL_EVICTION``      ``now_hour + single_ttl`` (expiry hour)     ``now_hour``       first expired slot
-``PER_FEATURE_TTL_EVICTION`` ``now_hour + per_feature_ttl[feature]``     ``now_hour``       first expired slot
-``LRU_EVICTION``             ``now_hour + single_ttl``                   ``now_hour``       most expired in window
-===========================  ==========================================  =================  =====================
+============================  =======================================  ============  ======================
+policy                        id metadata written to its slot          threshold     evicts
+============================  =======================================  ============  ======================
+``SINGLE_TTL_EVICTION``       ``now_hour + single_ttl`` (expiry hour)  ``now_hour``  first expired slot
+``PER_FEATURE_TTL_EVICTION``  ``now_hour + per_feature_ttl[feature]``  ``now_hour``  first expired slot
+``LRU_EVICTION``              ``now_hour + single_ttl``                ``now_hour``  most expired in window
+============================  =======================================  ============  ======================
 """
 
 import time

@@ -10,17 +10,17 @@ Adding a strategy = one folder (``<name>_sharding/`` with ``layout.py``, ``cost.
 entry in ``_REGISTRY`` below. Classes and cost functions are named by folder and imported on first use, so the
 registry (and the layout math) is usable before, and independently of, the sharded modules and the planner.
 
-=================  =====  ==========  ========  =======  ===  ===  =====  ==  ========  =====  =====
-sharding type      short  partition   sequence  partial  cpu  acc  fused  fp  replicat  hosts  quant
-=================  =====  ==========  ========  =======  ===  ===  =====  ==  ========  =====  =====
-data_parallel      DP     uniform     yes       no       yes  yes  yes    yes yes       no     -
-table_wise         TW     device      yes       no       yes  yes  yes    yes no        no     0
-column_wise        CW     device      yes       no       yes  yes  yes    yes no        no     2
-table_column_wise  TWCW   host        no        no       yes  yes  yes    yes no        no     -
-row_wise           RW     uniform     yes       yes      no   yes  yes    yes no        no     1
-table_row_wise     TWRW   host        no        yes      no   yes  yes    no  no        yes    -
-grid_shard         GS     multi_host  no        no       no   yes  no     no  no        yes    -
-=================  =====  ==========  ========  =======  ===  ===  =====  ==  ========  =====  =====
+=================  =====  ==========  ========  =======  ===  ===  =====  ===  ========  =====  =====
+sharding type      short  partition   sequence  partial  cpu  acc  fused  fp   replicat  hosts  quant
+=================  =====  ==========  ========  =======  ===  ===  =====  ===  ========  =====  =====
+data_parallel      DP     uniform     yes       no       yes  yes  yes    yes  yes       no     -
+table_wise         TW     device      yes       no       yes  yes  yes    yes  no        no     0
+column_wise        CW     device      yes       no       yes  yes  yes    yes  no        no     2
+table_column_wise  TWCW   host        no        no       yes  yes  yes    yes  no        no     -
+row_wise           RW     uniform     yes       yes      no   yes  yes    yes  no        no     1
+table_row_wise     TWRW   host        no        yes      no   yes  yes    no   no        yes    -
+grid_shard         GS     multi_host  no        no       no   yes  no     no   no        yes    -
+=================  =====  ==========  ========  =======  ===  ===  =====  ===  ========  =====  =====
 
 (partial: ``pools_partial_sums``; cpu / acc: ``offered_on_cpu`` / ``offered_on_accelerator``; fused / fp:
 ``supports_fused_ebc`` / ``supports_feature_processor``; quant: ``quant_inference_order``.)
