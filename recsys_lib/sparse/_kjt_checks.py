@@ -11,7 +11,6 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from recsys_lib.pt2.checks import is_pt2_compiling
 from recsys_lib.sparse._kjt_ops import _per_key_sums
 
 
@@ -96,10 +95,6 @@ def checked_length_per_key(
     num_keys = len(keys)
     flat = lengths.view(-1)
     sums = _per_key_sums(flat, num_keys, stride_per_key if variable else None)
-    if is_pt2_compiling():
-        # torch.compile / torch.export: no data-dependent checks while tracing (offsets are taken to start at 0)
-        traced: List[int] = sums.tolist()
-        return traced, 0
     extras: List[torch.Tensor] = [flat.min() if flat.numel() > 0 else sums.new_zeros(())]
     diff = flat
     if offsets is not None:
