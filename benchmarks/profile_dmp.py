@@ -33,9 +33,12 @@ BUCKETS = [
     ("gloo wait", ("wait", "gloo:", "barrier")),
     ("collectives", ("all_to_all", "alltoall", "all_gather", "allgather", "reduce_scatter", "broadcast",
                      "all_reduce", "allreduce", "c10d::")),
+    # FBGEMM's fused backward, or recsys_lib's CPU fast path (_tbe/cpu_fused.py: sort, per-row sums, sparse row add)
     ("lookup bwd + update", ("backward_codegen", "split_embedding_backward", "_embedding_bag_backward",
                              "embedding_bag_dense_backward", "embedding_bag_sparse_backward", "rowwise_adagrad",
-                             "index_add", "_fused_bag", "sort", "unique")),
+                             "index_add", "_fused", "sort", "unique", "aten::add", "sparse_coo", "aten::mul",
+                             "aten::sum", "aten::sqrt", "index_copy", "repeat_interleave", "aten::div")),
+    # note: recsys_lib's fast path also sums gradients with embedding_bag in backward (counted here)
     ("lookup fwd", ("split_embedding_codegen_forward", "embedding_bag", "forward_cpu", "_embedding_bag",
                     "index_select")),
     ("bucketize / KJT ops", ("bucketize", "permute", "cumsum", "asynchronous_complete_cumsum", "segment",
@@ -67,21 +70,28 @@ def _worker(rank: int, world: int, port: int, lib: str, sharding: str, steps: in
     keys, lengths, values, kwargs = _batch(rank, False)
     grad = torch.randn(2048, 26 * 64, generator=torch.Generator().manual_seed(rank))
 
-    def step():
+    def step(split=None):
+        t0 = time.perf_counter()
         out = dmp(KJT(keys=keys, values=values, lengths=lengths, **kwargs))
+        t1 = time.perf_counter()
         out.values().backward(grad)
+        if split is not None:
+            split.append((t1 - t0, time.perf_counter() - t1))
 
     for _ in range(3):
         step()
-    times = []
+    times, split = [], []
     for _ in range(steps):
         dist.barrier()
         t0 = time.perf_counter()
-        step()
+        step(split)
         times.append(time.perf_counter() - t0)
     report = []
+    fwd = statistics.median(f for f, _ in split) * 1e3
+    bwd = statistics.median(b for _, b in split) * 1e3
     report.append(f"{lib} {sharding} ws{world}: step median {statistics.median(times) * 1e3:.1f} ms "
-                  f"(min {min(times) * 1e3:.1f}) over {steps}")
+                  f"(min {min(times) * 1e3:.1f}) over {steps}; forward (input dist + lookup + output dist) "
+                  f"{fwd:.1f} ms, backward (output-dist backward + fused update) {bwd:.1f} ms")
     n_prof = 3
     dist.barrier()
     t0 = time.perf_counter()
