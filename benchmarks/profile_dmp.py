@@ -123,6 +123,9 @@ def _worker(rank: int, world: int, port: int, lib: str, sharding: str, steps: in
         s = io.StringIO()
         pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(top)
         report.append(s.getvalue())
+    import resource
+
+    report.append(f"  peak RSS rank {rank}: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if rank == 0:
         out_q.put("\n".join(report))
     dist.barrier()

@@ -8,16 +8,17 @@ EXACT_ROWWISE_ADAGRAD on one thread, vs ~0.1 s for its forward). This path keeps
   zero-based offsets from one cumsum), joined by one ``torch.cat`` into ``(B, F*D)`` (feature ``f`` in columns
   ``[f*D, (f+1)*D)``), the TBE's layout.
 * backward (the optimizer step; nothing is returned to autograd): the ids, shifted into the flat ``(sum_t R_t, D)``
-  view, are sorted (stable) so equal rows are adjacent; then, a block of ``CHUNK_ROWS`` unique rows at a time (so
-  every temporary stays small and cache-resident, and no step allocates hundreds of MB afresh), an
+  view and packed with the gradient row they read into one int64, are sorted so equal rows are adjacent; then,
+  ``CHUNK_ROWS`` unique rows at a time (every temporary stays small and cache-resident: no step allocates hundreds
+  of MB afresh, whose page faults cost more than the arithmetic), an
   ``embedding_bag`` over the incoming gradient viewed as ``(B*F, D)`` sums each row's gradient ``G``
-  (occurrences in batch order), and
+  (occurrences in (sample, feature) order), and
 
     EXACT_ROWWISE_ADAGRAD:  m[r] += sum_d G[r, d]^2 / D;   w[r] -= G[r] * lr / (sqrt(m[r]) + eps)
     EXACT_SGD:              w[r] -= lr * G[r]
 
-  written back with one ``index_add_``. This is FBGEMM's update (same order of operations per row); results agree
-  with it to fp32 rounding (the sum of squares is reduced in a different order).
+  written back with one dense += sparse add per block. This is FBGEMM's update (same operations per row); results
+  agree with it to fp32 rounding (the sum of squares, and repeats of a row, are summed in a different order).
 
 Used only where it is exact to the configured optimizer: CPU, fp32 weights, SUM pooling, no per-sample weights,
 one embedding dim for all tables of the kernel, no weight decay, gradient clipping or max-norm; everything else
@@ -33,6 +34,8 @@ import torch
 # EmbOptimType values this path implements.
 _ROWWISE_ADAGRAD = "exact_row_wise_adagrad"
 _SGD = "exact_sgd"
+# Row id and gradient row are packed into one int64 sort key while their bits fit (else: sort ids, then gather).
+PACKED_SORT_BITS = 62
 # Unique rows updated per block in backward: 16k rows x D=64 fp32 = 4 MiB of gradient sums.
 CHUNK_ROWS = 16384
 
@@ -120,7 +123,16 @@ def update_rows(state: CpuFusedState, indices: torch.Tensor, offsets: torch.Tens
     offsets = offsets.long()
     lengths = offsets[1:] - offsets[:-1]
     bag_row = state.bag_rows(batch).repeat_interleave(lengths, output_size=indices.numel())
-    sorted_ids, order = torch.sort(_flat_ids(state, indices, offsets), stable=True)
+    bag_bits = max(1, (batch * nf - 1).bit_length())
+    if (state.total_rows - 1).bit_length() + bag_bits <= PACKED_SORT_BITS:
+        # One sort of (row id, gradient row) packed in an int64: the gradient rows come out in sorted order
+        # without a random gather through a permutation; a row's occurrences are summed by (sample, feature).
+        packed, _ = torch.sort(_flat_ids(state, indices, offsets).long().bitwise_left_shift_(bag_bits).add_(bag_row))
+        sorted_ids = packed.bitwise_right_shift(bag_bits)
+        bag_row = packed.bitwise_and_((1 << bag_bits) - 1)
+    else:
+        sorted_ids, order = torch.sort(_flat_ids(state, indices, offsets), stable=True)
+        bag_row = bag_row.index_select(0, order)
     unique, counts = torch.unique_consecutive(sorted_ids, return_counts=True)
     seg = torch.zeros(unique.numel() + 1, dtype=torch.int64)
     torch.cumsum(counts, 0, out=seg[1:])
@@ -135,13 +147,14 @@ def update_rows(state: CpuFusedState, indices: torch.Tensor, offsets: torch.Tens
         p0, p1 = bounds[c], bounds[c + 1]
         # summed gradient of each unique row in [u0, u1): its occurrences are sorted positions [p0, p1)
         summed = torch.embedding_bag(
-            g, bag_row.index_select(0, order[p0:p1]), seg[u0: u1 + 1] - p0, False, 0, False, None, True, None
+            g, bag_row[p0:p1], seg[u0: u1 + 1] - p0, False, 0, False, None, True, None
         )[0]
         ids = unique[u0:u1].long()
         if state.optimizer == _SGD:
             _add_rows(rows, ids, summed, -lr)
             continue
-        new_m = momentum.index_select(0, ids) + (summed * summed).sum(1) / state.dim
+        sum_sq = torch.linalg.vector_norm(summed, 2, dim=1).square_()  # one pass, no (rows, D) temporary
+        new_m = momentum.index_select(0, ids).add_(sum_sq.div_(state.dim))
         momentum.index_copy_(0, ids, new_m)
         denominator = new_m.sqrt().add_(state.eps)
         multiplier = torch.full_like(denominator, lr).div_(denominator)  # lr / (sqrt(m) + eps), FBGEMM's order

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from recsys_lib.distributed._tbe import cpu_fused
 from recsys_lib.distributed._tbe.cpu_fused import CpuFusedState, cpu_fast_path_for, fused_lookup
 
 fbgemm_common = pytest.importorskip("fbgemm_gpu.split_table_batched_embeddings_ops_common")
@@ -98,8 +99,11 @@ def _momenta(tbe, rows=ROWS):
     return out
 
 
+@pytest.mark.parametrize("packed_sort", [True, False])
 @pytest.mark.parametrize("optimizer", [EmbOptimType.EXACT_ROWWISE_ADAGRAD, EmbOptimType.EXACT_SGD])
-def test_fast_path_matches_plain_torch(optimizer):
+def test_fast_path_matches_plain_torch(optimizer, packed_sort, monkeypatch):
+    if not packed_sort:  # the path for tables too large to pack row id and gradient row into one int64
+        monkeypatch.setattr(cpu_fused, "PACKED_SORT_BITS", 0)
     tbe = _tbe(optimizer)
     state = cpu_fast_path_for(tbe, torch.device("cpu"), weighted=False)
     assert isinstance(state, CpuFusedState)
