@@ -86,6 +86,9 @@ def _worker(rank: int, world: int, port: int, lib: str, sharding: str, steps: in
         t0 = time.perf_counter()
         step(split)
         times.append(time.perf_counter() - t0)
+    import resource
+
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the profiler adds its own
     report = []
     fwd = statistics.median(f for f, _ in split) * 1e3
     bwd = statistics.median(b for _, b in split) * 1e3
@@ -123,9 +126,7 @@ def _worker(rank: int, world: int, port: int, lib: str, sharding: str, steps: in
         s = io.StringIO()
         pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(top)
         report.append(s.getvalue())
-    import resource
-
-    report.append(f"  peak RSS rank {rank}: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    report.append(f"  peak RSS rank {rank} (timed steps, before profiling): {rss_mib:.0f} MiB")
     if rank == 0:
         out_q.put("\n".join(report))
     dist.barrier()

@@ -127,7 +127,9 @@ def update_rows(state: CpuFusedState, indices: torch.Tensor, offsets: torch.Tens
     if (state.total_rows - 1).bit_length() + bag_bits <= PACKED_SORT_BITS:
         # One sort of (row id, gradient row) packed in an int64: the gradient rows come out in sorted order
         # without a random gather through a permutation; a row's occurrences are summed by (sample, feature).
-        packed, _ = torch.sort(_flat_ids(state, indices, offsets).long().bitwise_left_shift_(bag_bits).add_(bag_row))
+        packed = _flat_ids(state, indices, offsets).long().bitwise_left_shift_(bag_bits).add_(bag_row)
+        del bag_row  # (N,) int64 freed before the sort allocates its outputs: a lower peak
+        packed, _ = torch.sort(packed)
         sorted_ids = packed.bitwise_right_shift(bag_bits)
         bag_row = packed.bitwise_and_((1 << bag_bits) - 1)
     else:
