@@ -8,7 +8,9 @@
     sample 1  []             [2, 2, 5]      ->  out[1] = [ 0           | t1[2]+t1[2]+t1[5] ]
 
 * :class:`BatchedFusedEmbeddingBag`: ``SplitTableBatchedEmbeddingBagsCodegen``, rows updated inside backward
-  by the fused optimizer (``fused_params["optimizer"]``; on CPU exact SGD / Adagrad / row-wise Adagrad).
+  by the fused optimizer (``fused_params["optimizer"]``; on CPU exact SGD / Adagrad / row-wise Adagrad). On CPU,
+  row-wise Adagrad and SGD over fp32 tables of one dim run ``_tbe/cpu_fused.py`` instead of FBGEMM's kernels (same
+  buffers and state, ~1.5x faster train step); other configurations stay on FBGEMM.
 * :class:`BatchedDenseEmbeddingBag`: ``DenseTableBatchedEmbeddingBagsCodegen``, one ordinary autograd
   parameter trained by a dense optimizer (data-parallel tables).
 """
@@ -20,6 +22,7 @@ from torch.distributed import ProcessGroup
 
 from recsys_lib._public import public_at
 from recsys_lib.distributed._tbe.common import check_features, tbe_indices_offsets, vbe_batch_sizes
+from recsys_lib.distributed._tbe.cpu_fused import CpuFusedState, cpu_fast_path_for, fused_lookup
 from recsys_lib.distributed._dist.vbe_layout import rank_major_from_uniform
 from recsys_lib.distributed._tbe.kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
@@ -53,6 +56,15 @@ class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
         # FBGEMM's VBE path builds its metadata with per-row host loops on CPU (~200 ms for 26 features x 512 rows);
         # padding every feature to one batch and cutting the rows out is far cheaper there. CUDA keeps native VBE.
         self._supports_vbe = self._device.type == "cuda"
+        # Set by fused kernels whose configuration the CPU fast path serves (see ``_tbe/cpu_fused.py``).
+        self._cpu_fast: Optional[CpuFusedState] = None
+        self._cpu_fast_placeholder = torch.empty(0, requires_grad=True)
+
+    def _lookup(self, indices: torch.Tensor, offsets: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+        """``(B, sum D)`` pooled rows of a uniform batch: the CPU fast path where it applies, else FBGEMM."""
+        if self._cpu_fast is not None and weights is None:
+            return fused_lookup(self._cpu_fast_placeholder, self._cpu_fast, indices, offsets)
+        return self._emb_module(indices=indices, offsets=offsets, per_sample_weights=weights)
 
     def forward(self, features: Any) -> torch.Tensor:
         check_features(features, self._layout, self._check_ids)
@@ -64,11 +76,11 @@ class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
                 raise ValueError(f"tables {list(self._layout.table_names)} are weighted but the features have no weights")
         batch_sizes = vbe_batch_sizes(features)
         if batch_sizes is None:
-            return self._emb_module(indices=indices, offsets=offsets, per_sample_weights=weights)
+            return self._lookup(indices, offsets, weights)
         if not self._supports_vbe:
             # Pad every feature to one batch, then cut the rows out (FBGEMM's dense TBE ignores VBE batch sizes).
             padded = pad_to_uniform_batch(features.lengths(), batch_sizes).to(indices.dtype)
-            pooled = self._emb_module(indices=indices, offsets=padded, per_sample_weights=weights)
+            pooled = self._lookup(indices, padded, weights)
             return rank_major_from_uniform(pooled, batch_sizes, self._config.embedding_dims())
         return self._emb_module(
             indices=indices, offsets=offsets, per_sample_weights=weights, batch_size_per_feature_per_rank=batch_sizes
@@ -99,6 +111,7 @@ class BatchedFusedEmbeddingBag(FusedTableBatchMethods, BaseBatchedEmbeddingBag, 
     ) -> None:
         super().__init__(config, pg, device, sharding_type)
         self._build_tables(self._pooling_mode)
+        self._cpu_fast = cpu_fast_path_for(self._emb_module, self._device, config.is_weighted)
 
 
 @public_at("recsys_lib.distributed.batched_embedding_kernel")

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
-from recsys_lib.distributed._core.awaitable import Awaitable
+from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
 from recsys_lib.distributed._core.enums import CommOp, ShardingType
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._dist.kjt import KJTAllToAll
@@ -91,6 +91,12 @@ class TwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
     ) -> PooledEmbeddingsAwaitable:
         if sharding_ctx is not None and sharding_ctx.variable_batch_per_feature:
             return self.forward_variable_batch(local_embs, sharding_ctx)
+        if self._world == 1:
+            # One rank: its lookup output already is [B, sum D] in order; skip the all-to-all's copies (forward and
+            # backward) and the gradient scaling by 1.
+            out = PooledEmbeddingsAwaitable(NoWait(local_embs))
+            out.callbacks.extend(self._dist.callbacks)
+            return out
         batch_size_per_rank = None
         if sharding_ctx is not None and len(sharding_ctx.batch_size_per_rank) > 0:
             batch_size_per_rank = sharding_ctx.batch_size_per_rank
