@@ -114,12 +114,12 @@ class _TableStates:
 
 
 class ColumnSplitRowwiseState:
-    """Keeps the fused optimizers' row-wise states of column-split tables in the ``(R,)`` form.
+    """The plan-independent ``(R,)`` form of the fused optimizers' row-wise states of column-split tables.
 
-    At construction every such entry of the kernels' optimizer ``state`` (a ``(R, C)`` view) is replaced by a
-    plan-independent ``(R,)`` ``ShardedTensor``; :meth:`gather` fills it from the kernels (before
-    ``state_dict()``), :meth:`scatter` writes it back (after ``load_state_dict()``). Both are collective over
-    ``pg`` and must run on every rank, in the same order, for every sharded module.
+    The kernels keep their ``(R, C)`` views; :attr:`substitutes` holds, per parameter, the ``(R,)``
+    ``ShardedTensor`` s that the module's fused optimizer shows instead. :meth:`gather` fills them from the
+    kernels (before ``state_dict()``), :meth:`scatter` writes them back (after ``load_state_dict()``). Both are
+    collective over ``pg`` and run on every rank, in the same order, for every sharded module.
 
     Args:
         kernel_optims: the module's fused kernel optimizers (``EmbeddingFusedOptimizer``).
@@ -130,6 +130,8 @@ class ColumnSplitRowwiseState:
         self._pg = pg
         self._tables: Dict[str, _TableStates] = {}
         self._values: Dict[Tuple[str, str], ShardedTensor] = {}
+        self.substitutes: Dict[Any, Dict[str, ShardedTensor]] = {}
+        self._layout: Optional[List[Tuple[str, str, int]]] = None
         if pg is None:
             return
         for opt in kernel_optims:
@@ -145,9 +147,8 @@ class ColumnSplitRowwiseState:
                 self._tables[table] = ts
                 for key in rowwise:
                     value = ts.plan_independent(key, pg)
-                    opt.state[param][key] = value
+                    self.substitutes.setdefault(param, {})[key] = value
                     self._values[(table, key)] = value
-        self._layout: Optional[List[Tuple[str, str, int]]] = None
 
     def _global_layout(self) -> List[Tuple[str, str, int]]:
         """``(table, state key, rows)`` of every rank's column-split row-wise states (one object all-gather, cached)."""
@@ -223,6 +224,11 @@ class RowwiseStateOptimizer(CombinedOptimizer):
     def __init__(self, optims: List[Any], row_state: ColumnSplitRowwiseState) -> None:
         super().__init__(optims)
         self._row_state = row_state
+
+    @property
+    def state(self) -> Dict[Any, Any]:  # type: ignore[override]
+        subs = self._row_state.substitutes
+        return {p: ({**s, **subs[p]} if p in subs else s) for p, s in super().state.items()}
 
     def pre_state_dict(self) -> None:
         super().pre_state_dict()
