@@ -30,7 +30,7 @@ CASES = {
 }
 
 
-def _run_case(root: str, name: str) -> Dict[str, torch.Tensor]:
+def _run_case(root: str, name: str) -> Dict[str, Dict[str, torch.Tensor]]:
     save_plan, load_plan, optimizer, sequence, use_async = CASES[name]
     ws = dist.get_world_size()
     path = os.path.join(root, name)
@@ -61,7 +61,7 @@ def _run_case(root: str, name: str) -> Dict[str, torch.Tensor]:
     check_model(dmp2, saved, f"{name} loaded")
     train_step(dmp2, opt2, STEPS, sequence)
     check_model(dmp2, expected, f"{name} next step")
-    return expected
+    return {"saved": saved, "expected": expected}
 
 
 def _cw_rowwise_case(root: str) -> Dict[str, Any]:
@@ -113,7 +113,7 @@ def _two_rank_cases(rank: int, world_size: int, root: str) -> Dict[str, Any]:
     return out
 
 
-def _one_rank_cases(rank: int, world_size: int, root: str, expected: Dict[str, torch.Tensor]) -> bool:
+def _one_rank_cases(rank: int, world_size: int, root: str, values: Dict[str, Dict[str, torch.Tensor]]) -> bool:
     # M=1: the mixed-plan checkpoint into a table-wise plan on one rank, then the same step on the whole batch.
     save_plan, _, optimizer, _, _ = CASES["mixed_to_twrw_grid"]
     dmp, opt = build(["tw0", "tw0", "tw0", "tw0"], 1, optimizer, seed=3)
@@ -121,13 +121,15 @@ def _one_rank_cases(rank: int, world_size: int, root: str, expected: Dict[str, t
     dcp.load(sd, checkpoint_id=os.path.join(root, "mixed_to_twrw_grid"))
     load(dmp, opt, sd)
     train_step(dmp, opt, STEPS)
-    check_model(dmp, expected, "mixed -> tw at world size 1")
+    check_model(dmp, values["expected"], "mixed -> tw at world size 1")
     # Into the unsharded model: plain tensors come back whole.
     torch.manual_seed(4)
     plain = SparseDense(False, torch.device("cpu"))
     msd = {"model": plain.state_dict()}
     dcp.load(msd, checkpoint_id=os.path.join(root, "mixed_to_twrw_grid"))
     plain.load_state_dict(msd["model"])
+    for k, v in plain.state_dict().items():
+        torch.testing.assert_close(v, values["saved"][k], msg=lambda m: f"unsharded {k}: {m}")
     return True
 
 
@@ -136,7 +138,7 @@ def test_reshard_matrix_two_ranks_then_one(tmp_path) -> None:
     root = str(tmp_path)
     results = run_multiprocess(_two_rank_cases, 2, root=root, timeout_s=240)
     assert all(r["cw_rowwise"] for r in results) and results[0]["gather_matches"]
-    assert run_multiprocess(_one_rank_cases, 1, root=root, expected=results[0]["mixed_to_twrw_grid"])[0]
+    assert run_multiprocess(_one_rank_cases, 1, root=root, values=results[0]["mixed_to_twrw_grid"])[0]
 
 
 def test_owner_pieces_cover_rows_once() -> None:
