@@ -123,7 +123,8 @@ class ColumnSplitRowwiseState:
 
     Args:
         kernel_optims: the module's fused kernel optimizers (``EmbeddingFusedOptimizer``).
-        pg: the module's process group (``None``: nothing is sharded, nothing to do).
+        pg: the module's process group (``None``: no table of the module is split by columns, nothing to do and
+            no collective).
     """
 
     def __init__(self, kernel_optims: List[Any], pg: Optional[dist.ProcessGroup]) -> None:

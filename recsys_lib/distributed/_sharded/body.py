@@ -200,7 +200,11 @@ class ShardedEmbeddingBody:
     def fused_optimizer(self) -> Any:
         """``CombinedOptimizer`` of the fused kernels' optimizers, keyed ``<weights_attr>.<table>.weight``; row-wise
         states of column-split tables are plan-independent ``(R,)`` values (``_checkpoint/rowwise_state.py``)."""
-        from recsys_lib.distributed._checkpoint.rowwise_state import ColumnSplitRowwiseState, RowwiseStateOptimizer
+        from recsys_lib.distributed._checkpoint.rowwise_state import (
+            ColumnSplitRowwiseState,
+            RowwiseStateOptimizer,
+            split_columns,
+        )
         from recsys_lib.optim.fused import FusedOptimizerModule
 
         optims = [(self.weights_attr, k.fused_optimizer) for k in kernels_of(self.lookups)
@@ -209,7 +213,10 @@ class ShardedEmbeddingBody:
         # optimizers (``DistributedModelParallel.copy`` makes new ones).
         ids = tuple(id(o) for _, o in optims)
         if self._row_state is None or self._row_state_ids != ids:
-            self._row_state = ColumnSplitRowwiseState([o for _, o in optims], self.table_state.process_group)
+            # Only modules with a column-split table (known on every rank from the plan) pay collectives.
+            split = any(md is not None and split_columns(md.shards_metadata) for md in self.table_state.global_md.values())
+            pg = self.table_state.process_group if split else None
+            self._row_state = ColumnSplitRowwiseState([o for _, o in optims], pg)
             self._row_state_ids = ids
         return RowwiseStateOptimizer(optims, self._row_state)
 
