@@ -74,7 +74,10 @@ class KeyedOptimizer(optim.Optimizer):
         self._params = value
 
     def state_dict(self) -> Dict[str, Any]:  # type: ignore[override]
-        """Returns ``{"state": {fqn: {name: value}}}`` (+ ``"param_groups"`` if ``save_param_groups(True)``)."""
+        """Returns ``{"state": {fqn: {name: value}}}`` (+ ``"param_groups"`` if ``save_param_groups(True)``).
+
+        Runs :meth:`pre_state_dict` first."""
+        self.pre_state_dict()
         return keyed_state_dict(self.params, self.state, self.param_groups, self.defaults["_save_param_groups"])
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:  # type: ignore[override]
@@ -90,6 +93,11 @@ class KeyedOptimizer(optim.Optimizer):
 
     def post_load_state_dict(self) -> None:
         """Hook run after :meth:`load_state_dict` (e.g. to refresh cached hyper-parameters)."""
+
+    def pre_state_dict(self) -> None:
+        """Hook run at the start of :meth:`state_dict` (e.g. to refresh state kept in a checkpoint-only form).
+
+        May be collective (sharded modules): call ``state_dict()`` on every rank of the process group."""
 
     def save_param_groups(self, save: bool) -> None:
         """Whether :meth:`state_dict` also writes (and :meth:`load_state_dict` reads) ``"param_groups"``."""
@@ -184,6 +192,10 @@ class CombinedOptimizer(KeyedOptimizer):
     def post_load_state_dict(self) -> None:
         for _, opt in self._optims:
             opt.post_load_state_dict()
+
+    def pre_state_dict(self) -> None:
+        for _, opt in self._optims:
+            opt.pre_state_dict()
 
     def save_param_groups(self, save: bool) -> None:
         self.defaults["_save_param_groups"] = bool(save)

@@ -88,8 +88,17 @@ class CollectivePolicy:
         return AllGatherMode.BROADCASTS if big and dist.get_backend(group) == "gloo" else AllGatherMode.SINGLE
 
 
+class CollectiveError(RuntimeError):
+    """A collective that did not complete (a peer crashed or stopped calling collectives, and the process
+    group's ``timeout`` passed); the message names the collective."""
+
+
 class Pending:
-    """An issued collective: ``wait()`` waits the work and returns the finished tensor."""
+    """An issued collective: ``wait()`` waits the work and returns the finished tensor.
+
+    A failed wait raises :class:`CollectiveError` naming the collective (the function that issued it), so a
+    hung peer ends in an error after the process group's ``timeout`` rather than an anonymous gloo message.
+    """
 
     def __init__(self, work: Optional[dist.Work], finish: Callable[[], torch.Tensor]) -> None:
         self._work = work
@@ -97,7 +106,14 @@ class Pending:
 
     def wait(self) -> torch.Tensor:
         if self._work is not None:
-            self._work.wait()
+            try:
+                self._work.wait()
+            except RuntimeError as e:
+                op = getattr(self._finish, "__qualname__", "collective").split(".<locals>")[0]
+                raise CollectiveError(
+                    f"collective {op} did not complete: a peer crashed or stopped calling collectives and the "
+                    f"process group timeout passed ({e})"
+                ) from e
             self._work = None
         return self._finish()
 

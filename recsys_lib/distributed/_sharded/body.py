@@ -118,6 +118,8 @@ class ShardedEmbeddingBody:
                 m._check_ids = False
         self.table_state = TableState(configs, plan, self.lookups, env)
         self.tables = nn.ModuleDict({c.name: TableHolder(self.table_state, c.name) for c in configs})
+        self._row_state: Optional[Any] = None
+        self._row_state_ids: Tuple[int, ...] = ()
         for c in configs:
             p = params[c.name]
             if p.device.type != "meta":
@@ -196,13 +198,27 @@ class ShardedEmbeddingBody:
                 yield f"{base}.{name}", param
 
     def fused_optimizer(self) -> Any:
-        """``CombinedOptimizer`` of the fused kernels' optimizers, keyed ``<weights_attr>.<table>.weight``."""
+        """``CombinedOptimizer`` of the fused kernels' optimizers, keyed ``<weights_attr>.<table>.weight``; row-wise
+        states of column-split tables are plan-independent ``(R,)`` values (``_checkpoint/rowwise_state.py``)."""
+        from recsys_lib.distributed._checkpoint.rowwise_state import (
+            ColumnSplitRowwiseState,
+            RowwiseStateOptimizer,
+            split_columns,
+        )
         from recsys_lib.optim.fused import FusedOptimizerModule
-        from recsys_lib.optim.keyed import CombinedOptimizer
 
         optims = [(self.weights_attr, k.fused_optimizer) for k in kernels_of(self.lookups)
                   if isinstance(k, FusedOptimizerModule)]
-        return CombinedOptimizer(optims)
+        # Column-split row-wise states are swapped for plan-independent values once per set of kernel
+        # optimizers (``DistributedModelParallel.copy`` makes new ones).
+        ids = tuple(id(o) for _, o in optims)
+        if self._row_state is None or self._row_state_ids != ids:
+            # Only modules with a column-split table (known on every rank from the plan) pay collectives.
+            split = any(md is not None and split_columns(md.shards_metadata) for md in self.table_state.global_md.values())
+            pg = self.table_state.process_group if split else None
+            self._row_state = ColumnSplitRowwiseState([o for _, o in optims], pg)
+            self._row_state_ids = ids
+        return RowwiseStateOptimizer(optims, self._row_state)
 
     def reset_parameters(self) -> None:
         """Re-initialises every local shard with its table's ``init_fn`` (default uniform)."""

@@ -137,6 +137,7 @@ class TableState:
         env: ShardingEnv,
     ) -> None:
         self._pg = env.process_group
+        self.process_group = env.process_group
         self.table_names = [c.name for c in configs]
         self.local: Dict[str, List[Tuple[Any, torch.Tensor]]] = {n: [] for n in self.table_names}
         self.global_md: Dict[str, Any] = {}
