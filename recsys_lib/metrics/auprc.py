@@ -14,7 +14,7 @@ import torch
 
 from recsys_lib.metrics._buffered import BufferedWindowComputation
 from recsys_lib.metrics._computation import MetricComputationReport
-from recsys_lib.metrics.auc import _sorted_curve
+from recsys_lib.metrics.auc import group_masses
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
 from recsys_lib.metrics.rec_metric import RecMetric
 
@@ -23,7 +23,11 @@ def _auprc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.T
     zero = torch.zeros((), dtype=torch.double, device=predictions.device)
     if predictions.numel() == 0:
         return zero
-    tp, fp = _sorted_curve(predictions, labels, weights)
+    at_end = group_masses(predictions, labels, weights)
+    # Best first: the mass at or above each threshold is the total minus the mass below the group.
+    below = torch.cat([at_end.new_zeros(1, 2), at_end[:-1]]).flip(0)
+    above = at_end[-1] - below
+    fp, tp = above[:, 0], above[:, 1]
     total = tp[-1]
     if bool(total <= 0):
         return zero

@@ -177,9 +177,10 @@ class CPUOffloadedRecMetricModule(RecMetricModule):
                 self.update_queue.task_done()
                 return
             taken = 1
+            marker: Optional[SynchronizationMarker] = item if isinstance(item, SynchronizationMarker) else None
             try:
-                if isinstance(item, SynchronizationMarker):
-                    self._process_synchronization_marker(item)
+                if marker is not None:
+                    self._process_synchronization_marker(marker)
                 else:
                     jobs, marker, taken = self._drain_update_batch(item)
                     for job in jobs:  # one by one: windows move exactly as in RecMetricModule
@@ -188,8 +189,8 @@ class CPUOffloadedRecMetricModule(RecMetricModule):
                         self._process_synchronization_marker(marker)
             except BaseException as e:  # noqa: B036 - surfaced to the training thread
                 self._error = e
-                if isinstance(item, SynchronizationMarker):
-                    item.future.set_exception(e)
+                if marker is not None and not marker.future.done():  # a waiting compute must not hang
+                    marker.future.set_exception(e)
             finally:
                 for _ in range(taken):
                     self.update_queue.task_done()

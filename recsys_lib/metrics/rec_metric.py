@@ -43,6 +43,11 @@ DefaultValueT = TypeVar("DefaultValueT")
 
 def _check_no_nan(metric: str, predictions: torch.Tensor, tasks: List[RecTaskInfo]) -> None:
     """NaN predictions would turn every later value of the metric into NaN (TorchRec accepts them silently)."""
+    if predictions.numel() == 0:
+        return
+    low, high = torch.aminmax(predictions)  # NaN propagates into both: one cheap pass for the common case
+    if not (bool(torch.isnan(low)) or bool(torch.isnan(high))):
+        return
     bad = torch.isnan(predictions)
     if bool(bad.any()):
         rows = bad.reshape(bad.shape[0], -1).any(-1).nonzero().reshape(-1).tolist()
