@@ -61,10 +61,14 @@ def get_ne_states(
     wy = w * labels.to(torch.double)  # positive mass
     wn = w - wy  # negative mass w * (1 - y)
     p = torch.clamp(predictions.to(torch.double), eta, 1.0 - eta)  # a fresh tensor: updated in place below
-    log_p = torch.log(p)
-    log_not_p = torch.log1p(p.neg_())
+    positive = labels > 0.5
+    if torch.equal(positive.to(labels.dtype), labels):  # hard labels: one logarithm per example
+        ce_sum = -(w * torch.log(torch.where(positive, p, 1.0 - p))).sum(-1)
+    else:
+        log_p = torch.log(p)
+        ce_sum = -((wy * log_p).sum(-1) + (wn * torch.log1p(p.neg_())).sum(-1))
     return {
-        "cross_entropy_sum": -((wy * log_p).sum(-1) + (wn * log_not_p).sum(-1)),
+        "cross_entropy_sum": ce_sum,
         "weighted_num_samples": w.sum(-1),
         "pos_labels": wy.sum(-1),
         "neg_labels": wn.sum(-1),
