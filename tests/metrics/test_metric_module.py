@@ -247,3 +247,40 @@ def test_two_ranks_equal_one_process_over_the_union():
     torch.testing.assert_close(_rec_values(results[0]["rank0_only"]), want)
     assert set(results[1]["rank0_only"]) == {"throughput-throughput|total_examples",
                                              "throughput-throughput|attempt_examples"} | set(TIMING_KEYS)
+
+
+def _two_rank_offloaded(rank, world_size, batches):
+    import torch.distributed as dist
+
+    from recsys_lib.metrics.cpu_offloaded_metric_module import CPUOffloadedRecMetricModule
+
+    cols = slice(rank * B, (rank + 1) * B)
+    m = generate_metric_module(CPUOffloadedRecMetricModule, _config(), batch_size=B, world_size=world_size,
+                               my_rank=rank, state_metrics_mapping={}, device=CPU,
+                               module_kwargs={"model_out_device": CPU, "update_batch_size": 2})
+    gathered_over = []
+    gather = m.comms_module.get_pre_compute_states
+    m.comms_module.get_pre_compute_states = lambda pg=None: gathered_over.append(pg) or gather(pg)
+    try:
+        for b in batches:
+            m.update(_model_out(*b, cols=cols))
+        out = m.compute().resolve()
+    finally:
+        m.shutdown()
+    group = m.cpu_process_group
+    assert gathered_over == [group] and group is not None and group != dist.group.WORLD
+    assert dist.get_backend(group) == "gloo"
+    return out
+
+
+@pytest.mark.dist
+def test_cpu_offloaded_module_at_two_ranks_equals_one_process_over_the_union():
+    """The offloaded module gathers the ranks' states over its own gloo group, then computes once."""
+    batches = ref.make_batches(5, 2, 2 * B, seed=64)
+    reference = _module(2 * B)
+    for b in batches:
+        reference.update(_model_out(*b))
+    want = {k: v for k, v in reference.compute().items() if not k.startswith("throughput")}
+    results = run_multiprocess(_two_rank_offloaded, 2, batches, timeout_s=240)
+    torch.testing.assert_close({k: v for k, v in results[0].items() if not k.startswith("throughput")}, want)
+    assert not any(k in want for k in results[1])  # rank 1 joins the gather but reports no rec metrics
