@@ -222,13 +222,18 @@ def _without_lifetime_auprc(values):
     return {k: v for k, v in values.items() if not k.endswith("lifetime_auprc")}
 
 
-@pytest.mark.dist
-def test_two_ranks_equal_one_process_over_the_union():
-    batches = ref.make_batches(5, 2, 2 * B, seed=63)
+def _union_reference(batches):
+    """One process over both ranks' columns of every batch."""
     reference = _module(2 * B)
     for b in batches:
         reference.update(_model_out(*b))
-    want = _rec_values(reference.compute())
+    return reference.compute()
+
+
+@pytest.mark.dist
+def test_two_ranks_equal_one_process_over_the_union():
+    batches = ref.make_batches(5, 2, 2 * B, seed=63)
+    want = _rec_values(_union_reference(batches))
     results = run_multiprocess(_two_rank_checks, 2, batches, timeout_s=240)
     for rank, res in enumerate(results):
         torch.testing.assert_close(_rec_values(res["UNFUSED_TASKS_COMPUTATION"]), want,
@@ -277,10 +282,7 @@ def _two_rank_offloaded(rank, world_size, batches):
 def test_cpu_offloaded_module_at_two_ranks_equals_one_process_over_the_union():
     """The offloaded module gathers the ranks' states over its own gloo group, then computes once."""
     batches = ref.make_batches(5, 2, 2 * B, seed=64)
-    reference = _module(2 * B)
-    for b in batches:
-        reference.update(_model_out(*b))
-    want = {k: v for k, v in reference.compute().items() if not k.startswith("throughput")}
+    want = {k: v for k, v in _union_reference(batches).items() if not k.startswith("throughput")}
     results = run_multiprocess(_two_rank_offloaded, 2, batches, timeout_s=240)
     torch.testing.assert_close({k: v for k, v in results[0].items() if not k.startswith("throughput")}, want)
     assert not any(k in want for k in results[1])  # rank 1 joins the gather but reports no rec metrics
