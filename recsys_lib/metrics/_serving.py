@@ -7,7 +7,7 @@ from typing import List
 import torch
 
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricPrefix
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
 
 
 def add_num_examples_state(computation: RecMetricComputation) -> None:

@@ -15,7 +15,8 @@ from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics._session import ranking_within_session
 from recsys_lib.metrics.metrics_config import RecComputeMode, RecTaskInfo, SessionMetricDef
 from recsys_lib.metrics.metrics_namespace import MetricName
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 def _as_list(task_config: Union[RecTaskInfo, List[RecTaskInfo]]) -> List[RecTaskInfo]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from recsys_lib.metrics.metrics_namespace import MetricName
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
 
 
 class SingleSumComputation(RecMetricComputation):

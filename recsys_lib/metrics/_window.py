@@ -14,9 +14,12 @@ from typing import Any, Deque, Dict, List, Tuple
 
 import torch
 
+from recsys_lib._public import public_at
+
 MAX_BUFFER_COUNT = 1000
 
 
+@public_at("recsys_lib.metrics.rec_metric")
 class WindowBuffer:
     """Holds ``(size, {state: contribution})`` for the batches inside the window."""
 

@@ -8,7 +8,8 @@ import torch
 from recsys_lib.metrics._recalibrate import check_coefficient, recalibrate
 from recsys_lib.metrics.calibration import compute_calibration, get_calibration_states
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 class RecalibratedCalibrationMetricComputation(RecMetricComputation):

@@ -15,7 +15,8 @@ from torch import nn
 
 from recsys_lib.metrics.metric_module import RecMetricModule
 from recsys_lib.metrics.metric_state_snapshot import MetricStateSnapshot
-from recsys_lib.metrics.rec_metric import RecMetricComputation, RecMetricList
+from recsys_lib.metrics._computation import RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetricList
 
 
 def set_update_called(computation: RecMetricComputation) -> None:

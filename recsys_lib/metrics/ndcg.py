@@ -24,7 +24,8 @@ from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics._session import position_within_session
 from recsys_lib.metrics.metrics_config import RecTaskInfo
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 def _session_ndcg(

@@ -11,7 +11,8 @@ import torch
 
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
 from recsys_lib.metrics.ne import accumulate_ne, check_labels_in_unit_interval, compute_ne, ETA, get_ne_states
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 def compute_cross_entropy_positive(

@@ -14,7 +14,8 @@ import torch
 from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
 from recsys_lib.metrics.mse import compute_error_sum, get_mse_states
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 _CONST_PREDICTION = 1.0
 

@@ -8,7 +8,8 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation, RecMetricException
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation, RecMetricException
+from recsys_lib.metrics.rec_metric import RecMetric
 
 _OUTPUTS = ("latest_imp", "total_latest_imp")
 

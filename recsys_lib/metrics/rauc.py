@@ -14,7 +14,8 @@ import torch
 
 from recsys_lib.metrics._buffered import BufferedWindowComputation
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric
+from recsys_lib.metrics._computation import MetricComputationReport
+from recsys_lib.metrics.rec_metric import RecMetric
 
 _ROW_CHUNK = 2048
 

@@ -14,7 +14,8 @@ import torch
 
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
 from recsys_lib.metrics.ne import check_labels_in_unit_interval, compute_cross_entropy, compute_logloss, ETA  # noqa: F401
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 _LN2 = math.log(2.0)
 _STATES = ("cross_entropy_sum", "weighted_num_samples", "pos_labels", "neg_labels")

@@ -8,7 +8,8 @@ import torch
 from recsys_lib.metrics._serving import add_num_examples_state, count_served, total_examples_report
 from recsys_lib.metrics.calibration import compute_calibration, get_calibration_states
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 class ServingCalibrationMetricComputation(RecMetricComputation):

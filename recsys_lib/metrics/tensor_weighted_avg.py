@@ -10,7 +10,8 @@ import torch
 
 from recsys_lib.metrics.metrics_config import RecTaskInfo
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 from recsys_lib.metrics.weighted_avg import get_mean, get_weighted_avg_states  # noqa: F401 - get_mean public here
 
 

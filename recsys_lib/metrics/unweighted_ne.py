@@ -18,7 +18,8 @@ from recsys_lib.metrics.ne import (  # noqa: F401 - public here, as in TorchRec
     get_ne_states,
     ne_reports,
 )
-from recsys_lib.metrics.rec_metric import MetricComputationReport, RecMetric, RecMetricComputation
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import RecMetric
 
 
 def get_unweighted_ne_states(
