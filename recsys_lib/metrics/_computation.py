@@ -130,27 +130,33 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
         self._sum_states.append(name)
 
     def _accumulate(self, contributions: Dict[str, torch.Tensor], batch_size: int) -> None:
-        if self._row_targets is not None:  # one vectorised update for several one-task computations
-            for i, target in enumerate(self._row_targets):
-                target._accumulate_own({k: v[i:i + 1] for k, v in contributions.items()}, batch_size)
-            return
-        self._accumulate_own(contributions, batch_size)
+        """Adds ``{state: (n_tasks, ...) contribution}`` to the lifetime and window states and moves the window.
 
-    def _accumulate_own(self, contributions: Dict[str, torch.Tensor], batch_size: int) -> None:
+        With ``_row_targets`` (one vectorised update for several one-task computations) row ``i`` goes to
+        target ``i``. All additions are one ``_foreach_add_``: the states are plain tensors owned by their
+        computation (reset/sync/load replace them whole), so adding in place is safe.
+        """
         missing = set(self._sum_states) - set(contributions)
         if missing:
             raise RecMetricException(f"{type(self).__name__}: no contribution for states {sorted(missing)}")
-        # In place: the states are plain tensors owned by this computation (reset/sync/load replace them whole).
+        targets = self._row_targets if self._row_targets is not None else [self]
+        per_target: List[Dict[str, torch.Tensor]] = [{} for _ in targets]
+        states: List[torch.Tensor] = []
+        values: List[torch.Tensor] = []
         for name, value in contributions.items():
-            state = getattr(self, name)
-            value = value.detach().to(torch.double).reshape(state.shape)
-            contributions[name] = value
-            state.add_(value)
-            getattr(self, self.get_window_state_name(name)).add_(value)
-        for old in self._window.push(contributions, batch_size):
-            for name, value in old.items():
-                window = getattr(self, self.get_window_state_name(name))
-                window.sub_(value.to(window.device))
+            shape = getattr(self, name).shape  # (rows, ...) of one target
+            value = value.detach().to(torch.double).reshape([len(targets) * shape[0]] + list(shape[1:]))
+            for i, target in enumerate(targets):
+                row = value if len(targets) == 1 else value[i * shape[0]:(i + 1) * shape[0]]
+                per_target[i][name] = row
+                states += [getattr(target, name), getattr(target, self.get_window_state_name(name))]
+                values += [row, row]
+        torch._foreach_add_(states, values)
+        for target, rows in zip(targets, per_target):
+            for old in target._window.push(rows, batch_size):
+                for name, value in old.items():
+                    window = getattr(target, target.get_window_state_name(name))
+                    window.sub_(value.to(window.device))
 
     def _accumulate_batch(
         self,

@@ -15,6 +15,8 @@ from typing import Any, Deque, Dict, List, Tuple
 import torch
 from recsys_lib._public import public_at
 
+from recsys_lib._public import public_at
+
 MAX_BUFFER_COUNT = 1000
 
 

@@ -5,11 +5,12 @@ that a positive ranks above a negative, ties counting one half:
 
     AUC = sum_{i,j} pos_i * neg_j * ([p_i > p_j] + 0.5 [p_i == p_j]) / (sum pos * sum neg)
 
-computed in O(N log N) by sorting once (a radix sort of ``sort_key``) and summing over groups of equal
-predictions.
+computed in O(N log N) by sorting once (a radix sort of the int32 ``sort_key``, one gather of 8-byte
+(weight, label) pairs) and summing over groups of equal predictions. The buffers keep each task's window
+contiguous (``_buffered``), so nothing is copied before the sort.
 0.5 when there is no positive or no negative mass. Key ``auc-<task>|window_auc`` (no lifetime value);
 ``grouped_auc=True`` adds ``|window_grouped_auc`` = mean AUC over ``grouping_keys`` groups (a required
-input), ``apply_bin=True`` ranks predictions rounded down to 1/1000.
+input), ``apply_bin=True`` turns soft labels into 0/1 at 0.039 (as TorchRec does).
 """
 
 from typing import Any, List, Tuple
@@ -21,7 +22,7 @@ from recsys_lib.metrics._computation import MetricComputationReport
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
 from recsys_lib.metrics.rec_metric import RecMetric
 
-_BINS = 1000
+_LABEL_BIN_THRESHOLD = 0.039  # apply_bin: soft labels at or above count as positive
 
 
 def sort_key(predictions: torch.Tensor) -> torch.Tensor:
@@ -32,42 +33,48 @@ def sort_key(predictions: torch.Tensor) -> torch.Tensor:
     return bits ^ ((bits >> 31) & 0x7FFFFFFF)
 
 
-def _sorted_curve(
-    predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Cumulative (positive, negative) weight at the end of each group of equal predictions, best first."""
-    p = predictions.to(torch.float32)
-    order = torch.sort(sort_key(p), stable=True).indices.flip(0)  # descending; ties grouped below
-    p = p[order]
-    w = weights.to(torch.double)[order]
-    tp = torch.cumsum(w * labels.to(torch.double)[order], 0)
-    fp = torch.cumsum(w, 0) - tp
-    group_end = torch.ones_like(p, dtype=torch.bool)
-    group_end[:-1] = p[1:] != p[:-1]
-    return tp[group_end], fp[group_end]
+def group_masses(
+    predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, binarize_labels: bool = False
+) -> torch.Tensor:
+    """Cumulative (negative, positive) weight at the end of each group of equal predictions, ascending.
+
+    Args:
+        predictions, labels, weights: ``(N,)`` examples of one task, ``N > 0``.
+        binarize_labels: labels ``>= 0.039`` count as 1, the others as 0 (TorchRec's ``apply_bin``).
+
+    Returns:
+        ``(G, 2)`` float64 for ``G`` distinct predictions: row ``g`` holds the negative and positive mass of
+        every example whose prediction is ``<=`` the ``g``-th smallest one.
+    """
+    keys, order = torch.sort(sort_key(predictions))  # a radix sort: ties need no stable order (grouped below)
+    if binarize_labels:
+        labels = (labels >= _LABEL_BIN_THRESHOLD).to(torch.float)
+    # (weight, label) rows of the buffers' dtype (float32, or float64 when given): one gather applies the order.
+    dtype = torch.double if torch.double in (weights.dtype, labels.dtype) else torch.float
+    pairs = torch.stack([weights.to(dtype), labels.to(dtype)], 1)
+    if dtype == torch.float:  # each row as one 8-byte word: a 1-d gather, about twice as fast as gathering rows
+        mass = pairs.view(torch.int64).reshape(-1).index_select(0, order).view(dtype).reshape(-1, 2)
+    else:
+        mass = pairs.index_select(0, order)
+    mass = mass.to(torch.double)
+    mass[:, 1] *= mass[:, 0]  # positive mass w * y
+    mass[:, 0] -= mass[:, 1]  # negative mass w * (1 - y)
+    _, counts = torch.unique_consecutive(keys, return_counts=True)
+    return torch.cumsum(mass, 0).index_select(0, torch.cumsum(counts, 0) - 1)
 
 
 def _auc_one(predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, apply_bin: bool) -> torch.Tensor:
     half = torch.full((), 0.5, dtype=torch.double, device=predictions.device)
     if predictions.numel() == 0:
         return half
-    if apply_bin:
-        predictions = torch.floor(predictions.to(torch.double) * _BINS) / _BINS
-    keys, order = torch.sort(sort_key(predictions), stable=True)  # ascending prediction
-    w = weights.to(torch.double)
-    pos = w * labels.to(torch.double)
-    # (positive, negative) mass per example in sorted order -- one gather of 16-byte rows.
-    cum = torch.cumsum(torch.stack([pos, w - pos], 1).index_select(0, order), 0)
-    # Totals per group of equal predictions: a group's positives beat every negative below it and tie
-    # (one half) with its own negatives.
-    _, counts = torch.unique_consecutive(keys, return_counts=True)
-    at_end = cum.index_select(0, torch.cumsum(counts, 0) - 1)
-    before = torch.cat([at_end.new_zeros(1, 2), at_end[:-1]])
-    group = at_end - before
+    at_end = group_masses(predictions, labels, weights, apply_bin)
+    # A group's positives beat every negative below it and tie (one half) with its own negatives.
+    before_neg = torch.cat([at_end.new_zeros(1), at_end[:-1, 0]])
+    group = torch.diff(at_end, dim=0, prepend=at_end.new_zeros(1, 2))
     denom = at_end[-1, 0] * at_end[-1, 1]
     if bool(denom <= 0):
         return half
-    return (group[:, 0] * (before[:, 1] + 0.5 * group[:, 1])).sum() / denom
+    return torch.dot(group[:, 1], before_neg + 0.5 * group[:, 0]) / denom
 
 
 def compute_auc(

@@ -2,8 +2,9 @@
 
 It owns CPU clones of the rec metrics. The offloaded module's update thread hands it a
 ``MetricStateSnapshot`` of the local states; ``load_local_metric_state_snapshot`` puts those states into
-the clones, and ``compute()`` then syncs them over the metrics' process group (use a gloo group: the
-states live on CPU) and computes, leaving the live metrics untouched.
+the clones; ``get_pre_compute_states(group)`` all-gathers them over a CPU (gloo) group and
+``load_pre_compute_states`` puts the global states back, which ``compute()`` then turns into values without
+syncing again. The live metrics are left untouched.
 """
 
 import copy
@@ -35,6 +36,12 @@ class CPUCommsRecMetricModule(RecMetricModule):
         groups = [c.process_group for m in self.rec_metrics.rec_metrics for c in m._metrics_computations]
         memo: Dict[int, Any] = {id(g): g for g in groups if g is not None}
         clone = copy.deepcopy(self.rec_metrics, memo)
+        for metric in clone.rec_metrics:
+            for computation in metric._metrics_computations:
+                # Loaded states are global already (gathered by ``get_pre_compute_states`` over the offloaded
+                # module's gloo group): computing them must not sync again over the metrics' group.
+                computation.sync_on_compute = False
+                computation._to_sync = False
         return clone.to(torch.device("cpu"))
 
     def _load_metric_states(self, prefix: str, computation: nn.Module, metric_states: Dict[str, Any]) -> None:

@@ -6,7 +6,8 @@
     update(model_out) ------>  MetricUpdateJob: update CPU metrics
     compute() --------------> SynchronizationMarker: snapshot states --> MetricComputeJob: load snapshot
         returns a pending                                                into CPUCommsRecMetricModule,
-        DeferrableMetrics  <------------------------------------------- all-gather (gloo), compute
+        DeferrableMetrics  <------------------------------------------- all-gather over the module's own
+                                                                         gloo group, then compute
 
 Model outputs are copied to CPU in ``update`` (asynchronously from CUDA, see ``transfer_tensors_to_cpu``;
 on CPU they are used as they are, or cloned with ``clone_model_out=True``). The queues are FIFO, so a
@@ -21,6 +22,7 @@ from concurrent.futures import Future
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
+import torch.distributed as dist
 
 from recsys_lib.metrics.cpu_comms_metric_module import CPUCommsRecMetricModule
 from recsys_lib.metrics.deferrable_metrics import DeferrableMetrics, transfer_tensors_to_cpu
@@ -49,6 +51,11 @@ class CPUOffloadedRecMetricModule(RecMetricModule):
         self.update_batch_size = update_batch_size
         self.clone_model_out = clone_model_out
         super().to(torch.device("cpu"))
+        # A dedicated gloo group (created by every rank, like any group): the compute thread's all-gather of
+        # CPU states never shares a communicator with the training step's collectives.
+        self.cpu_process_group: Optional[dist.ProcessGroup] = (
+            dist.new_group(backend="gloo") if dist.is_available() and dist.is_initialized() else None
+        )
         self.comms_module = CPUCommsRecMetricModule(
             batch_size=self.batch_size, world_size=self.world_size, rec_tasks=self.rec_tasks,
             rec_metrics=self.rec_metrics, throughput_metric=None, state_metrics=self.state_metrics,
@@ -179,9 +186,10 @@ class CPUOffloadedRecMetricModule(RecMetricModule):
                 self.update_queue.task_done()
                 return
             taken = 1
+            marker: Optional[SynchronizationMarker] = item if isinstance(item, SynchronizationMarker) else None
             try:
-                if isinstance(item, SynchronizationMarker):
-                    self._process_synchronization_marker(item)
+                if marker is not None:
+                    self._process_synchronization_marker(marker)
                 else:
                     jobs, marker, taken = self._drain_update_batch(item)
                     for job in jobs:  # one by one: windows move exactly as in RecMetricModule
@@ -190,8 +198,8 @@ class CPUOffloadedRecMetricModule(RecMetricModule):
                         self._process_synchronization_marker(marker)
             except BaseException as e:  # noqa: B036 - surfaced to the training thread
                 self._error = e
-                if isinstance(item, SynchronizationMarker):
-                    item.future.set_exception(e)
+                if marker is not None and not marker.future.done():  # a waiting compute must not hang
+                    marker.future.set_exception(e)
             finally:
                 for _ in range(taken):
                     self.update_queue.task_done()
@@ -199,6 +207,11 @@ class CPUOffloadedRecMetricModule(RecMetricModule):
     # -- compute thread --------------------------------------------------------------------------------
     def _process_metric_compute_job(self, metric_compute_job: MetricComputeJob) -> Dict[str, Union[torch.Tensor, float]]:
         self.comms_module.load_local_metric_state_snapshot(metric_compute_job.metric_state_snapshot)
+        if self.cpu_process_group is not None:
+            # Every rank's states, gathered over the gloo group; the clones then compute without syncing.
+            self.comms_module.load_pre_compute_states(
+                self.comms_module.get_pre_compute_states(self.cpu_process_group)
+            )
         return dict(self.comms_module._compute_values())
 
     def _compute_loop(self) -> None:

@@ -280,7 +280,7 @@ class RecMetricModule(nn.Module):
 
 def _copy_state(value: Union[torch.Tensor, List[torch.Tensor]]) -> Union[torch.Tensor, List[torch.Tensor]]:
     if isinstance(value, list):
-        return [torch.cat(value)] if value else []
+        return [torch.cat(value, dim=-1)] if value else []  # buffered chunks join along the example axis
     return value.detach().clone()
 
 

@@ -16,7 +16,7 @@ from recsys_lib.metrics.throughput import ThroughputMetric
 
 def _detached(value: Any) -> Any:
     if isinstance(value, list):
-        return [torch.cat([t.detach() for t in value])] if value else []
+        return [torch.cat([t.detach() for t in value], dim=-1)] if value else []  # chunks join on the example axis
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     return copy.deepcopy(value)

@@ -14,8 +14,8 @@ import torch
 from recsys_lib.metrics._computation import safe_ratio
 from recsys_lib.metrics._inputs import RecModelOutput, to_task_matrix
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace
-from recsys_lib.metrics.rec_metric import _check_no_nan, RecMetric
 from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
+from recsys_lib.metrics.rec_metric import _check_no_nan, RecMetric
 
 
 def compute_true_positives_at_k(

@@ -55,14 +55,23 @@ def compute_logloss(
 def get_ne_states(
     labels: torch.Tensor, predictions: torch.Tensor, weights: torch.Tensor, eta: float
 ) -> Dict[str, torch.Tensor]:
-    """Summed states over the batch (last) dimension: ``(n_tasks,)`` each."""
+    """Summed states over the batch (last) dimension: ``(n_tasks,)`` each (float64; the terms of
+    ``compute_cross_entropy`` summed without materialising the per-example entropy)."""
     w = weights.to(torch.double)
-    y = labels.to(torch.double)
+    wy = w * labels.to(torch.double)  # positive mass
+    wn = w - wy  # negative mass w * (1 - y)
+    p = torch.clamp(predictions.to(torch.double), eta, 1.0 - eta)  # a fresh tensor: updated in place below
+    positive = labels > 0.5
+    if torch.equal(positive.to(labels.dtype), labels):  # hard labels: one logarithm per example
+        ce_sum = -(w * torch.log(torch.where(positive, p, 1.0 - p))).sum(-1)
+    else:
+        log_p = torch.log(p)
+        ce_sum = -((wy * log_p).sum(-1) + (wn * torch.log1p(p.neg_())).sum(-1))
     return {
-        "cross_entropy_sum": compute_cross_entropy(labels, predictions, weights, eta).sum(-1),
+        "cross_entropy_sum": ce_sum,
         "weighted_num_samples": w.sum(-1),
-        "pos_labels": (w * y).sum(-1),
-        "neg_labels": (w * (1.0 - y)).sum(-1),
+        "pos_labels": wy.sum(-1),
+        "neg_labels": wn.sum(-1),
     }
 
 
@@ -72,6 +81,11 @@ def check_labels_in_unit_interval(
     """Raises ``ValueError`` for labels outside [0, 1]; returns labels (zeroed where ignored)."""
     if allow_missing_with_zero_weight:
         labels = torch.where(weights == 0, torch.zeros_like(labels), labels)
+    if labels.numel() == 0:
+        return labels
+    low, high = torch.aminmax(labels)  # NaN propagates into both: one cheap pass decides the common case
+    if bool(low >= 0) and bool(high <= 1):
+        return labels
     bad = (labels < 0) | (labels > 1) | torch.isnan(labels)
     if bool(bad.any()):
         raise ValueError(

@@ -43,6 +43,11 @@ DefaultValueT = TypeVar("DefaultValueT")
 
 def _check_no_nan(metric: str, predictions: torch.Tensor, tasks: List[RecTaskInfo]) -> None:
     """NaN predictions would turn every later value of the metric into NaN (TorchRec accepts them silently)."""
+    if predictions.numel() == 0:
+        return
+    low, high = torch.aminmax(predictions)  # NaN propagates into both: one cheap pass for the common case
+    if not (bool(torch.isnan(low)) or bool(torch.isnan(high))):
+        return
     bad = torch.isnan(predictions)
     if bool(bad.any()):
         rows = bad.reshape(bad.shape[0], -1).any(-1).nonzero().reshape(-1).tolist()
@@ -309,14 +314,19 @@ class RecMetricList(nn.Module):
         weights: Optional[RecModelOutput],
         **kwargs: Any,
     ) -> None:
-        # Inputs keyed by task name may hold every task of the model: give each metric its own tasks.
+        # Inputs keyed by task name may hold every task of the model: give each metric its own tasks, stacked
+        # once per distinct task list (metrics over the same tasks share the (n_tasks, B) matrices).
+        stacked: Dict[Tuple[str, ...], Tuple[Any, Any, Any]] = {}
         for metric in self.rec_metrics:
-            metric.update(
-                predictions=select_tasks(predictions, metric._tasks),
-                labels=select_tasks(labels, metric._tasks),
-                weights=select_tasks(weights, metric._tasks),
-                **kwargs,
-            )
+            names = tuple(t.name for t in metric._tasks)
+            if names not in stacked:
+                stacked[names] = tuple(  # type: ignore[assignment]
+                    to_task_matrix(what, select_tasks(value, metric._tasks), metric._tasks)
+                    if isinstance(value, dict) else value
+                    for what, value in (("predictions", predictions), ("labels", labels), ("weights", weights))
+                )
+            p, lab, w = stacked[names]
+            metric.update(predictions=p, labels=lab, weights=w, **kwargs)
 
     def compute(self) -> Dict[str, torch.Tensor]:
         ret: Dict[str, torch.Tensor] = {}

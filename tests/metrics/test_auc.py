@@ -37,12 +37,13 @@ def test_one_class_only_gives_half():
     assert compute_auc(1, p, torch.zeros(1, 5), torch.ones(1, 5)).item() == 0.5
 
 
-def test_apply_bin_ranks_rounded_predictions():
-    p = torch.tensor([[0.1001, 0.1002, 0.9]])
-    y = torch.tensor([[1.0, 0.0, 1.0]])
-    w = torch.ones(1, 3)
-    assert compute_auc(1, p, y, w).item() == pytest.approx(0.5)  # 0.1002 (neg) above 0.1001 (pos)
-    assert compute_auc(1, p, y, w, apply_bin=True).item() == pytest.approx(0.75)  # tied after binning
+def test_apply_bin_turns_soft_labels_into_hard_ones_at_0_039():
+    rng = np.random.default_rng(34)
+    p, y, w = rng.random(40), rng.random(40) * 0.08, rng.random(40) + 0.5  # labels around the threshold
+    got = compute_auc(1, torch.tensor(p)[None], torch.tensor(y)[None], torch.tensor(w)[None], apply_bin=True)
+    np.testing.assert_allclose(got.numpy(), [ref.auc(p, (y >= 0.039).astype(float), w)], rtol=1e-10)
+    plain = compute_auc(1, torch.tensor(p)[None], torch.tensor(y)[None], torch.tensor(w)[None])
+    assert abs(plain.item() - got.item()) > 1e-3  # binning changed the value
 
 
 def test_grouped_auc_is_the_mean_over_groups():

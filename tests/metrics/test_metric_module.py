@@ -69,7 +69,7 @@ def test_keys_and_values_of_a_generated_module():
     out = module.compute()
     per_task = {
         "ne": ["lifetime_ne", "window_ne", "lifetime_logloss", "window_logloss"], "auc": ["window_auc"],
-        "auprc": ["window_auprc"], "mse": ["lifetime_mse", "window_mse", "lifetime_rmse", "window_rmse"],
+        "auprc": ["window_auprc", "lifetime_auprc"], "mse": ["lifetime_mse", "window_mse", "lifetime_rmse", "window_rmse"],
         **{ns: [f"lifetime_{ns}", f"window_{ns}"] for ns in
            ("ctr", "calibration", "mae", "accuracy", "precision", "recall", "weighted_avg")},
     }
@@ -208,7 +208,9 @@ def _two_rank_checks(rank, world_size, batches):
     m.sync()
     out["synced_local"] = m.local_compute().resolve()
     m.unsync()
-    assert all(torch.equal(local[k], v) for k, v in m.local_compute().items()), "unsync must restore local states"
+    # lifetime_auprc averages the windows of every compute so far (as TorchRec's): it moves with each call
+    assert all(torch.equal(local[k], v) for k, v in m.local_compute().items() if not k.endswith("lifetime_auprc")), \
+        "unsync must restore local states"
     out["local"] = local.resolve()
     fresh = _module(B, world_size, rank)
     fresh.load_pre_compute_states(m.get_pre_compute_states())
@@ -216,19 +218,33 @@ def _two_rank_checks(rank, world_size, batches):
     return out
 
 
-@pytest.mark.dist
-def test_two_ranks_equal_one_process_over_the_union():
-    batches = ref.make_batches(5, 2, 2 * B, seed=63)
+def _without_lifetime_auprc(values):
+    return {k: v for k, v in values.items() if not k.endswith("lifetime_auprc")}
+
+
+def _union_reference(batches):
+    """One process over both ranks' columns of every batch."""
     reference = _module(2 * B)
     for b in batches:
         reference.update(_model_out(*b))
-    want = _rec_values(reference.compute())
+    return reference.compute()
+
+
+@pytest.mark.dist
+def test_two_ranks_equal_one_process_over_the_union():
+    batches = ref.make_batches(5, 2, 2 * B, seed=63)
+    want = _rec_values(_union_reference(batches))
     results = run_multiprocess(_two_rank_checks, 2, batches, timeout_s=240)
     for rank, res in enumerate(results):
-        for mode in ("UNFUSED_TASKS_COMPUTATION", "FUSED_TASKS_COMPUTATION"):
-            torch.testing.assert_close(_rec_values(res[mode]), want, msg=lambda m: f"rank {rank} {mode}: {m}")
+        torch.testing.assert_close(_rec_values(res["UNFUSED_TASKS_COMPUTATION"]), want,
+                                   msg=lambda m: f"rank {rank} unfused: {m}")
+        # fused, lifetime_auprc averages over the tasks together (TorchRec's definition; test_auprc checks it)
+        torch.testing.assert_close(_without_lifetime_auprc(_rec_values(res["FUSED_TASKS_COMPUTATION"])),
+                                   _without_lifetime_auprc(want), msg=lambda m: f"rank {rank} fused: {m}")
         rec_want = {k: v for k, v in want.items() if not k.startswith("throughput")}
-        torch.testing.assert_close(_unlocal(res["synced_local"]), rec_want)
+        # synced_local follows other computes on this rank: its lifetime_auprc averages those windows too
+        torch.testing.assert_close(_without_lifetime_auprc(_unlocal(res["synced_local"])),
+                                   _without_lifetime_auprc(rec_want))
         torch.testing.assert_close(_unlocal(res["pre_compute"]), rec_want)
         local = _unlocal(res["local"])
         assert local.keys() == rec_want.keys()
@@ -236,3 +252,37 @@ def test_two_ranks_equal_one_process_over_the_union():
     torch.testing.assert_close(_rec_values(results[0]["rank0_only"]), want)
     assert set(results[1]["rank0_only"]) == {"throughput-throughput|total_examples",
                                              "throughput-throughput|attempt_examples"} | set(TIMING_KEYS)
+
+
+def _two_rank_offloaded(rank, world_size, batches):
+    import torch.distributed as dist
+
+    from recsys_lib.metrics.cpu_offloaded_metric_module import CPUOffloadedRecMetricModule
+
+    cols = slice(rank * B, (rank + 1) * B)
+    m = generate_metric_module(CPUOffloadedRecMetricModule, _config(), batch_size=B, world_size=world_size,
+                               my_rank=rank, state_metrics_mapping={}, device=CPU,
+                               module_kwargs={"model_out_device": CPU, "update_batch_size": 2})
+    gathered_over = []
+    gather = m.comms_module.get_pre_compute_states
+    m.comms_module.get_pre_compute_states = lambda pg=None: gathered_over.append(pg) or gather(pg)
+    try:
+        for b in batches:
+            m.update(_model_out(*b, cols=cols))
+        out = m.compute().resolve()
+    finally:
+        m.shutdown()
+    group = m.cpu_process_group
+    assert gathered_over == [group] and group is not None and group != dist.group.WORLD
+    assert dist.get_backend(group) == "gloo"
+    return out
+
+
+@pytest.mark.dist
+def test_cpu_offloaded_module_at_two_ranks_equals_one_process_over_the_union():
+    """The offloaded module gathers the ranks' states over its own gloo group, then computes once."""
+    batches = ref.make_batches(5, 2, 2 * B, seed=64)
+    want = {k: v for k, v in _union_reference(batches).items() if not k.startswith("throughput")}
+    results = run_multiprocess(_two_rank_offloaded, 2, batches, timeout_s=240)
+    torch.testing.assert_close({k: v for k, v in results[0].items() if not k.startswith("throughput")}, want)
+    assert not any(k in want for k in results[1])  # rank 1 joins the gather but reports no rec metrics

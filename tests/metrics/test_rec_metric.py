@@ -65,6 +65,8 @@ def test_fused_and_unfused_give_equal_numbers(enum):
         for k in base:
             if k.endswith("_qps"):  # wall-clock rates differ run to run
                 continue
+            if k.endswith("lifetime_auprc") and mode != RecComputeMode.UNFUSED_TASKS_COMPUTATION:
+                continue  # fused: one weighted mean over all tasks, by TorchRec's definition (test_auprc)
             torch.testing.assert_close(got[k], base[k], msg=f"{mode} {k}")
 
 
