@@ -28,7 +28,7 @@ _STAGE_SEED = {"train": 0, "val": 1, "test": 2}
 def _random(args: argparse.Namespace, stage: str, rank: int) -> Iterable[Batch]:
     limit = {"train": args.limit_train_batches, "val": args.limit_val_batches, "test": args.limit_test_batches}[stage]
     sizes = args.num_embeddings_per_feature
-    return RandomRecDataset(
+    dataset = RandomRecDataset(
         keys=DEFAULT_CAT_NAMES,
         batch_size=args.batch_size if stage == "train" else (args.test_batch_size or args.batch_size),
         hash_size=None if sizes else args.num_embeddings,
@@ -39,8 +39,9 @@ def _random(args: argparse.Namespace, stage: str, rank: int) -> Iterable[Batch]:
         num_dense=len(DEFAULT_INT_NAMES),
         manual_seed=args.seed + 1000 * _STAGE_SEED[stage] + rank,
         num_batches=limit if limit is not None else 100,
-        pin_memory=args.pin_memory,
     )
+    # As torchrec_dlrm: the loader pins each Batch (Batch.pin_memory) when --pin_memory is set.
+    return torch.utils.data.DataLoader(dataset, batch_size=None, batch_sampler=None, pin_memory=args.pin_memory)
 
 
 def _day_paths(args: argparse.Namespace, stage: str) -> List[str]:
