@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
+from recsys_lib.distributed.logging_handlers import detect_technique, log_tbe_composition  # noqa: F401
 from recsys_lib.distributed._sharded.module_bases import FeatureShardingMixIn
 from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
