@@ -254,7 +254,7 @@ def maybe_annotate_embedding_event(
 
 
 def create_global_tensor_shape_stride_from_metadata(
-    parameter_sharding: ParameterSharding, devices: Optional[Any] = None
+    parameter_sharding: ParameterSharding, devices_per_node: Optional[int] = None
 ) -> Tuple[torch.Size, Tuple[int, int]]:
     """Global ``[rows, cols]`` (the extent of all shards) and its row-major stride."""
     spec = parameter_sharding.sharding_spec

@@ -114,3 +114,29 @@ def test_local_shards_wrapper_views_shards():
     w = LocalShardsWrapper(shards, [(0, 0), (0, 3)])
     assert tuple(w.shape) == (2, 5)
     assert [tuple(s.shape) for s in w.local_shards()] == [(2, 3), (2, 2)]
+
+
+@pytest.mark.parametrize(
+    "rows,world,buckets,expected",
+    [(10, 4, 5, [4, 2, 2, 2]), (12, 3, 6, [4, 4, 4]), (8, 2, 8, [4, 4])],
+)
+def test_row_wise_num_buckets_whole_buckets_per_rank(rows, world, buckets, expected):
+    from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionSharder
+    from recsys_lib.distributed.sharding_plan import row_wise
+
+    ps = row_wise(num_buckets=buckets)(torch.nn.Parameter(torch.empty(rows, 3)), world, world, "cpu",
+                                       EmbeddingBagCollectionSharder())
+    shards = ps.sharding_spec.shards
+    assert [s.shard_sizes[0] for s in shards] == expected
+    assert [s.shard_offsets[0] for s in shards] == [sum(expected[:i]) for i in range(world)]
+
+
+def test_row_wise_num_buckets_errors():
+    from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionSharder
+    from recsys_lib.distributed.sharding_plan import row_wise
+
+    p = torch.nn.Parameter(torch.empty(10, 3))
+    with pytest.raises(ValueError, match="must be >= the number of ranks"):
+        row_wise(num_buckets=2)(p, 4, 4, "cpu", EmbeddingBagCollectionSharder())
+    with pytest.raises(ValueError, match="must divide"):
+        row_wise(num_buckets=4)(p, 4, 4, "cpu", EmbeddingBagCollectionSharder())
