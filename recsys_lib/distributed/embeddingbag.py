@@ -356,3 +356,14 @@ def create_sharding_infos_by_sharding_device_group(
     params = {c.name: module.embedding_bags[c.name].weight for c in configs}
     infos = create_sharding_infos(configs, params, table_name_to_parameter_sharding, fused_params, type(module).__name__)
     return group_by_sharding_device(infos, [c.name for c in configs])
+
+
+class EmbeddingAwaitable(LazyAwaitable[torch.Tensor]):
+    """Lazy view of an awaitable tensor: ``wait()`` returns ``awaitable.wait()``."""
+
+    def __init__(self, awaitable: Awaitable[torch.Tensor]) -> None:
+        super().__init__()
+        self._awaitable = awaitable
+
+    def _wait_impl(self) -> torch.Tensor:
+        return self._awaitable.wait()

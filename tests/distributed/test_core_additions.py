@@ -140,3 +140,45 @@ def test_row_wise_num_buckets_errors():
         row_wise(num_buckets=2)(p, 4, 4, "cpu", EmbeddingBagCollectionSharder())
     with pytest.raises(ValueError, match="must divide"):
         row_wise(num_buckets=4)(p, 4, 4, "cpu", EmbeddingBagCollectionSharder())
+
+
+def _table(cols, dtype):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(local_cols=cols, data_type=dtype)
+
+
+@pytest.mark.parametrize(
+    "policy,expected_buckets,count",
+    [("single_bucket", [0, 0, 0, 0, 0], 1), ("all_buckets", [0, 1, 2, 3, 0], 4), ("cacheline_buckets", [0, 0, 0, 1, 0], 2)],
+)
+def test_emb_dim_bucketer(policy, expected_buckets, count):
+    from recsys_lib.distributed.embedding_dim_bucketer import EmbDimBucketer, EmbDimBucketerPolicy
+    from recsys_lib.types import DataType
+
+    # widths in bytes: 16, 64, 96, 160 (fp32), and 16 again (dim 8 in fp16); cache lines of 128 bytes
+    tables = [_table(4, DataType.FP32), _table(16, DataType.FP32), _table(24, DataType.FP32),
+              _table(40, DataType.FP32), _table(8, DataType.FP16)]
+    b = EmbDimBucketer(tables, EmbDimBucketerPolicy(policy))
+    assert b.bucket_count() == count
+    assert [b.get_bucket(t.local_cols, t.data_type) for t in tables] == expected_buckets
+    assert b.dim_in_bytes(3, DataType.INT8) == 3
+
+
+def test_small_embedding_types_and_helpers():
+    from recsys_lib.distributed.embedding_types import BaseEmbeddingUpdate, DTensorMetadata, OptimType
+    from recsys_lib.distributed.embeddingbag import EmbeddingAwaitable
+    from recsys_lib.distributed.fp_embeddingbag import param_dp_sync
+    from recsys_lib.distributed.types import NoWait
+    from recsys_lib.sparse.jagged_tensor import KeyedTensor
+
+    assert DTensorMetadata().mesh is None and DTensorMetadata(size=(4, 2)).size == (4, 2)
+    assert OptimType("MUON") is OptimType.MUON
+    with pytest.raises(TypeError):
+        BaseEmbeddingUpdate()
+    t = torch.arange(4.0)
+    assert torch.equal(EmbeddingAwaitable(NoWait(t)).wait(), t)
+    kt = KeyedTensor(keys=["a", "b"], length_per_key=[1, 1], values=torch.ones(2, 2))
+    zero = torch.zeros(1, requires_grad=True)
+    out = param_dp_sync(kt, zero * 1.0)
+    assert out is kt and torch.equal(kt.values(), torch.ones(2, 2))
