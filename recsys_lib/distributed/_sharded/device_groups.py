@@ -3,8 +3,8 @@
 A table's *device group* is its shards' device type, or the tuple of them when a row-wise table spans device types
 (e.g. ``("cuda", "cpu")`` for a table split over HBM and host memory)::
 
-    t0 table_wise on cuda:0            → ("table_wise", "cuda")
-    t1 row_wise on cuda:0, cpu         → ("row_wise", ("cuda", "cpu"))
+    t0 table-wise on cuda:0            → (TABLE_WISE value, "cuda")
+    t1 row-wise on cuda:0 and cpu      → (ROW_WISE value, ("cuda", "cpu"))
 """
 
 from typing import Dict, List, Tuple, Union
@@ -14,6 +14,7 @@ from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
+from recsys_lib.distributed.sharding.strategy import PartitionBy, strategy_for
 
 
 def get_device_from_parameter_sharding(ps: ParameterSharding) -> Union[str, Tuple[str, ...]]:
@@ -27,7 +28,9 @@ def get_device_from_parameter_sharding(ps: ParameterSharding) -> Union[str, Tupl
     types = tuple(torch.device(shard.placement.device()).type for shard in ps.sharding_spec.shards)
     if len(set(types)) == 1:
         return types[0]
-    if ps.sharding_type != "row_wise":
+    strategy = strategy_for(ps.sharding_type)
+    # Only a strategy with one distinct row block per rank (row-wise) may put its blocks on different devices.
+    if strategy.partition_by != PartitionBy.UNIFORM or strategy.replicated:
         raise ValueError(
             f"only row_wise sharding may place a table across device types; got {ps.sharding_type} on {types}"
         )
