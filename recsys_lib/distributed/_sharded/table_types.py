@@ -27,6 +27,7 @@ from torch.distributed._shard.sharded_tensor import ShardedTensorMetadata
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.tensor.placement_types import Placement
 
+from recsys_lib._public import public_at
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
 from recsys_lib.streamable import Multistreamable
 from recsys_lib.types import DataType
@@ -255,6 +256,7 @@ class BaseGroupedFeatureProcessor(nn.Module):
         ...
 
 
+@public_at("recsys_lib.distributed.embedding_types")
 @dataclass
 class DTensorMetadata:
     """How a table's shards form a ``DTensor`` (the state-dict form of 2D / DMPCollection-sharded tables).
@@ -271,6 +273,7 @@ class DTensorMetadata:
     stride: Optional[Tuple[int, ...]] = None
 
 
+@public_at("recsys_lib.distributed.embedding_types")
 class BaseEmbeddingUpdate(abc.ABC, nn.Module, Generic[F]):
     """Writes embeddings into a sharded module's tables (the ``write`` path of key-value tables):
     ``forward(embeddings)`` applies an update and returns nothing."""
