@@ -17,6 +17,7 @@ class _ProcessSettings:
     use_sync_collectives: bool = False
     collective_validation: bool = False
     collective_validation_initialized: bool = False
+    ec_index_dedup: bool = False
 
 
 _SETTINGS = _ProcessSettings()

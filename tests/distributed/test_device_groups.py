@@ -82,3 +82,13 @@ def test_replace_placement_with_meta_device():
         for shard in info.param_sharding.sharding_spec.shards:
             assert shard.placement.device() == torch.device("meta")
     assert [s.placement.rank() for s in infos[2].param_sharding.sharding_spec.shards] == [0, 1]  # ranks kept
+
+
+def test_ec_index_dedup_switch_reaches_new_sharded_ecs():
+    assert embedding.get_ec_index_dedup() is False
+    embedding.set_ec_index_dedup(True)
+    try:
+        assert embedding.get_ec_index_dedup() is True
+    finally:
+        embedding.set_ec_index_dedup(False)
+    assert embedding.get_ec_index_dedup() is False
