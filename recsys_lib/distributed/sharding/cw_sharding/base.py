@@ -1,27 +1,21 @@
 """``BaseCwEmbeddingSharding``: what every column-wise sharding shares (placement queries), for user subclasses.
 
-Queries (``feature_names``, ``embedding_dims``, ``embedding_tables``, ...) come from ``CwPooledEmbeddingSharding`` over the same
-infos; ``create_input_dist`` / ``create_lookup`` / ``create_output_dist`` stay abstract. The strategy's ``CwPooledEmbeddingSharding``, ``CwSequenceEmbeddingSharding``, ``TwCwPooledEmbeddingSharding`` count as subclasses.
+Queries come from the strategy's pooled sharding (``sharding/_delegate.py``); the three factories stay abstract.
 """
 
-from typing import Any, Dict, List, Optional, TypeVar
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from recsys_lib._public import public_at
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
+from recsys_lib.distributed.embedding_sharding import C, F, T, W, EmbeddingSharding
 from recsys_lib.distributed.sharding._delegate import DelegatedQueries, init_base_sharding
 from recsys_lib.distributed.sharding.cw_sharding.pooled import CwPooledEmbeddingSharding
 from recsys_lib.distributed.sharding.cw_sharding.sequence import CwSequenceEmbeddingSharding
 from recsys_lib.distributed.sharding.tw_sharding.base import BaseTwEmbeddingSharding
 from recsys_lib.distributed.sharding.twcw_sharding.pooled import TwCwPooledEmbeddingSharding
-
-C = TypeVar("C", bound=EmbeddingShardingContext)
-F = TypeVar("F")
-T = TypeVar("T")
-W = TypeVar("W")
 
 
 @public_at("recsys_lib.distributed.sharding.cw_sharding")

@@ -1,24 +1,18 @@
 """``BaseDpEmbeddingSharding``: what every data-parallel sharding shares (placement queries), for user subclasses.
 
-Queries (``feature_names``, ``embedding_dims``, ``embedding_tables``, ...) come from ``DpPooledEmbeddingSharding`` over the same
-infos; ``create_input_dist`` / ``create_lookup`` / ``create_output_dist`` stay abstract. The strategy's ``DpPooledEmbeddingSharding``, ``DpSequenceEmbeddingSharding`` count as subclasses.
+Queries come from the strategy's pooled sharding (``sharding/_delegate.py``); the three factories stay abstract.
 """
 
-from typing import Any, List, Optional, TypeVar
+from typing import Any, List, Optional
 
 import torch
 
 from recsys_lib._public import public_at
 from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
+from recsys_lib.distributed.embedding_sharding import C, F, T, W, EmbeddingSharding
 from recsys_lib.distributed.sharding._delegate import DelegatedQueries, init_base_sharding
 from recsys_lib.distributed.sharding.dp_sharding.pooled import DpPooledEmbeddingSharding
 from recsys_lib.distributed.sharding.dp_sharding.sequence import DpSequenceEmbeddingSharding
-
-C = TypeVar("C", bound=EmbeddingShardingContext)
-F = TypeVar("F")
-T = TypeVar("T")
-W = TypeVar("W")
 
 
 @public_at("recsys_lib.distributed.sharding.dp_sharding")

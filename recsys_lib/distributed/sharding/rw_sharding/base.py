@@ -1,25 +1,19 @@
 """``BaseRwEmbeddingSharding``: what every row-wise sharding shares (placement queries), for user subclasses.
 
-Queries (``feature_names``, ``embedding_dims``, ``embedding_tables``, ...) come from ``RwPooledEmbeddingSharding`` over the same
-infos; ``create_input_dist`` / ``create_lookup`` / ``create_output_dist`` stay abstract. The strategy's ``RwPooledEmbeddingSharding``, ``RwSequenceEmbeddingSharding`` count as subclasses.
+Queries come from the strategy's pooled sharding (``sharding/_delegate.py``); the three factories stay abstract.
 """
 
-from typing import Any, Dict, List, Optional, TypeVar, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
 from recsys_lib._public import public_at
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingContext
+from recsys_lib.distributed.embedding_sharding import C, F, T, W, EmbeddingSharding
 from recsys_lib.distributed.sharding._delegate import DelegatedQueries, init_base_sharding
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwPooledEmbeddingSharding
 from recsys_lib.distributed.sharding.rw_sharding.sequence import RwSequenceEmbeddingSharding
-
-C = TypeVar("C", bound=EmbeddingShardingContext)
-F = TypeVar("F")
-T = TypeVar("T")
-W = TypeVar("W")
 
 
 @public_at("recsys_lib.distributed.sharding.rw_sharding")
