@@ -144,3 +144,28 @@ def intra_and_cross_node_pg(
         if my_rank in ranks:
             cross = group
     return intra, cross
+
+
+def get_topology_domain_multiple() -> Optional[int]:
+    """Hosts per topology domain (pod): ``TOPOLOGY_DOMAIN_MULTIPLE``, or ``None`` when unset."""
+    return _first_env_int(("TOPOLOGY_DOMAIN_MULTIPLE",))
+
+
+def get_topology_group_world_size(world_size: Optional[int] = None) -> int:
+    """Ranks linked by high-bandwidth links: ``TORCHREC_RESOLVED_POD_SIZE`` hosts × ranks per host.
+
+    Falls back to the ranks per host (``get_local_size``) when the pod size is not set.
+
+    Raises:
+        ValueError: the world size is not a multiple of the topology group.
+    """
+    local_size = get_local_size(world_size)
+    pods = _first_env_int(("TORCHREC_RESOLVED_POD_SIZE",))
+    if pods is None:
+        logger.warning("TORCHREC_RESOLVED_POD_SIZE not set, utilizing LOCAL_WORLD_SIZE instead.")
+        return local_size
+    group = pods * local_size
+    ws = _world_size(world_size)
+    if ws % group != 0:
+        raise ValueError(f"World size {ws} is not a multiple of the topology group: {group}")
+    return group

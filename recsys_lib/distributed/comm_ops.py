@@ -15,7 +15,7 @@ Shape glossary: ``W`` world size, ``B_r`` batch rows owned by rank r, ``D_r`` po
 """
 
 import contextlib
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -279,3 +279,76 @@ def all_gather_base_pooled(
     pg = _group(group)
     sizes = [input.size(0)] * dist.get_world_size(pg)
     return issue(AllGatherVOp(pg, sizes, codecs, get_gradient_division(), policy), input)
+
+
+# Synchronous forms (TorchRec's ``*_sync``, used under ``torchrec_use_sync_collectives``): the same collective,
+# waited on at once; the result stays connected to autograd like the asynchronous one.
+
+
+def pg_name(pg: dist.ProcessGroup) -> str:
+    """The registered name of ``pg`` (what functional collectives take as ``group_name``)."""
+    return dist.distributed_c10d._get_process_group_name(pg)
+
+
+def all2all_pooled_sync(pg: dist.ProcessGroup, a2ai: All2AllPooledInfo, input_embeddings: torch.Tensor) -> torch.Tensor:
+    """``alltoall_pooled`` waited: ``[ΣB_r, D_me]`` → ``[B_me, ΣD_k]``."""
+    return alltoall_pooled(
+        input_embeddings,
+        a2ai.batch_size_per_rank,
+        a2ai.dim_sum_per_rank,
+        a2ai.dim_sum_per_rank_tensor,
+        a2ai.cumsum_dim_sum_per_rank_tensor,
+        pg,
+        a2ai.codecs,
+    ).wait()
+
+
+def variable_batch_all2all_pooled_sync(
+    pg: dist.ProcessGroup, a2ai: VariableBatchAll2AllPooledInfo, input_embeddings: torch.Tensor
+) -> torch.Tensor:
+    """``variable_batch_alltoall_pooled`` waited (flat input and output)."""
+    return variable_batch_alltoall_pooled(
+        input_embeddings,
+        a2ai.batch_size_per_rank_per_feature,
+        a2ai.batch_size_per_feature_pre_a2a,
+        a2ai.emb_dim_per_rank_per_feature,
+        pg,
+        a2ai.codecs,
+    ).wait()
+
+
+def all2all_sequence_sync(
+    pg: dist.ProcessGroup, a2ai: All2AllSequenceInfo, sharded_input_embeddings: torch.Tensor
+) -> torch.Tensor:
+    """``alltoall_sequence`` waited: ``[ids, D]`` in distributed-KJT order → this rank's rows' embeddings."""
+    return alltoall_sequence(
+        sharded_input_embeddings,
+        a2ai.forward_recat_tensor,
+        a2ai.backward_recat_tensor,
+        a2ai.lengths_after_sparse_data_all2all,
+        a2ai.input_splits,
+        a2ai.output_splits,
+        a2ai.variable_batch_size,
+        pg,
+        a2ai.codecs,
+    ).wait()
+
+
+def reduce_scatter_sync(pg: dist.ProcessGroup, rsi: ReduceScatterInfo, *inputs: Any) -> torch.Tensor:
+    """``reduce_scatter_pooled`` waited: rank r gets ``Σ_k inputs[r]`` of rank k."""
+    return reduce_scatter_pooled(list(inputs), pg, rsi.codecs).wait()
+
+
+def reduce_scatter_base_sync(pg: dist.ProcessGroup, rsi: ReduceScatterBaseInfo, inputs: torch.Tensor) -> torch.Tensor:
+    """``reduce_scatter_base_pooled`` waited: W equal dim-0 chunks, rank r gets the sum of chunk r."""
+    return reduce_scatter_base_pooled(inputs, pg, rsi.codecs).wait()
+
+
+def all_gather_base_sync(pg: dist.ProcessGroup, agi: AllGatherBaseInfo, input: torch.Tensor) -> torch.Tensor:
+    """``all_gather_base_pooled`` waited: every rank's ``input`` concatenated along dim 0."""
+    return all_gather_base_pooled(input, pg, agi.codecs).wait()
+
+
+def reduce_scatter_v_sync(pg: dist.ProcessGroup, rsi: ReduceScatterVInfo, input: torch.Tensor) -> torch.Tensor:
+    """``reduce_scatter_v_pooled`` waited: dim-0 chunks of sizes ``rsi.input_splits``."""
+    return reduce_scatter_v_pooled(input, rsi.input_splits, pg, rsi.codecs).wait()

@@ -5,6 +5,8 @@
   ``PooledEmbeddingsReduceScatter``, ``VariableBatchPooledEmbeddingsReduceScatter``,
   ``PooledEmbeddingsAllGather``, ``PooledEmbeddingsAwaitable``
 * sequence embeddings out: ``SequenceEmbeddingsAllToAll``, ``SequenceEmbeddingsAwaitable``
+* plain tensors / splits / jagged tensors (object pools): ``TensorAllToAll``, ``TensorValuesAllToAll``,
+  ``JaggedTensorAllToAll``, ``SplitsAllToAllAwaitable`` (+ the tensor awaitables)
 * single-host inference gathers: ``EmbeddingsAllToOne``, ``EmbeddingsAllToOneReduce``,
   ``SeqEmbeddingsAllToOne``, ``MergePooledEmbeddingsModule``
 """
@@ -29,6 +31,14 @@ from recsys_lib.distributed._dist.pooled import (  # noqa: F401
     PooledEmbeddingsReduceScatter,
     VariableBatchPooledEmbeddingsAllToAll,
     VariableBatchPooledEmbeddingsReduceScatter,
+)
+from recsys_lib.distributed._dist.tensor_a2a import (  # noqa: F401
+    JaggedTensorAllToAll,
+    SplitsAllToAllAwaitable,
+    TensorAllToAll,
+    TensorAllToAllSplitsAwaitable,
+    TensorAllToAllValuesAwaitable,
+    TensorValuesAllToAll,
 )
 from recsys_lib.distributed._dist.sequence import (  # noqa: F401
     SequenceEmbeddingsAllToAll,

@@ -18,12 +18,15 @@ disagree on VBE) raises ``ValueError`` on every rank: a rank whose input is bad 
 exchange of the input dists, with an error status.
 """
 
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 from torch import nn
 
 from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_table_configs
+from recsys_lib.distributed._sharded.common import create_sharding_infos
+from recsys_lib.distributed.global_settings import process_settings
+from recsys_lib.distributed._sharded.device_groups import get_device_from_parameter_sharding, group_by_sharding_device  # noqa: F401,E501
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
 from recsys_lib.distributed._sharded.table_types import KJTList
@@ -32,7 +35,7 @@ from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
-from recsys_lib.modules.embedding_modules import EmbeddingCollection
+from recsys_lib.modules.embedding_modules import EmbeddingCollection, EmbeddingCollectionInterface
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 from recsys_lib.streamable import Multistreamable
@@ -136,7 +139,7 @@ class ShardedEmbeddingCollection(
         self._env = env
         self._device = torch.device(device) if device is not None else torch.device("cpu")
         self._module_fqn = module_fqn
-        self._use_index_dedup = use_index_dedup
+        self._use_index_dedup = use_index_dedup or get_ec_index_dedup()
         self._need_indices: bool = bool(module.need_indices())
         self._embedding_configs = module.embedding_configs()
         self._table_name_to_config: Dict[str, Any] = {c.name: c for c in self._embedding_configs}
@@ -261,3 +264,26 @@ class EmbeddingCollectionSharder(BaseEmbeddingSharder[EmbeddingCollection]):
     @property
     def sharded_module_type(self) -> Type[ShardedEmbeddingCollection]:
         return ShardedEmbeddingCollection
+
+
+def create_sharding_infos_by_sharding_device_group(
+    module: EmbeddingCollectionInterface,
+    table_name_to_parameter_sharding: Dict[str, ParameterSharding],
+    fused_params: Optional[Dict[str, Any]],
+) -> Dict[Tuple[str, Union[str, Tuple[str, ...]]], List[Any]]:
+    """``{(sharding_type, device group): [EmbeddingShardingInfo]}`` of an EC's tables (plan checked)."""
+    configs = sequence_table_configs(module)
+    params = {c.name: module.embeddings[c.name].weight for c in configs}
+    infos = create_sharding_infos(configs, params, table_name_to_parameter_sharding, fused_params, type(module).__name__)
+    return group_by_sharding_device(infos, [c.name for c in configs])
+
+
+def set_ec_index_dedup(val: bool) -> None:
+    """Process-wide default for ``use_index_dedup`` of sharded ECs built afterwards. Results are the same either
+    way: ids are not de-duplicated before the all-to-all here (docs/deviations.md)."""
+    process_settings().ec_index_dedup = bool(val)
+
+
+def get_ec_index_dedup() -> bool:
+    """The process-wide ``use_index_dedup`` default (False)."""
+    return process_settings().ec_index_dedup

@@ -18,12 +18,13 @@ Also here: :class:`EmbeddingShardingInfo` (one table + its plan entry), :class:`
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar
+from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar, Union
 
 import torch
 from torch import nn
 
 from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
+from recsys_lib.distributed.logging_handlers import detect_technique, log_tbe_composition  # noqa: F401
 from recsys_lib.distributed._sharded.module_bases import FeatureShardingMixIn
 from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
@@ -379,3 +380,41 @@ __all__ = [
     "bucketize_kjt_before_all2all",
     "group_tables",
 ]
+
+
+class BaseSparseFeaturesWriteDist(abc.ABC, nn.Module, Generic[F]):
+    """Write dist (key-value tables): ``forward(embeddings)`` sends rows to be written to the ranks owning them,
+    returning an awaitable (split sizes) of an awaitable (tensors), or the value itself when no exchange is needed."""
+
+    @abc.abstractmethod
+    def forward(self, embeddings: F) -> Union[Awaitable[Awaitable[F]], F]:
+        ...
+
+
+@dataclass
+class KJTSplitsAllToAllMeta:
+    """What a fused KJT splits all-to-all needs from one input dist (several are exchanged in one collective).
+
+    Args:
+        pg: the process group.
+        _input: the KJT being distributed.
+        splits: features per rank.
+        splits_tensors: the split-size tensors sent.
+        input_splits: per tensor (lengths, values, weights, ...) the sizes sent to each rank.
+        input_tensors: the tensors to send after the splits.
+        labels: names of ``input_tensors`` (``"lengths"``, ``"values"``, ...).
+        keys: the KJT's keys.
+        device: the KJT's device.
+        stagger: source-rank stagger of the exchange (table-row-wise: ``W / L``).
+    """
+
+    pg: torch.distributed.ProcessGroup
+    _input: KeyedJaggedTensor
+    splits: List[int]
+    splits_tensors: List[torch.Tensor]
+    input_splits: List[List[int]]
+    input_tensors: List[torch.Tensor]
+    labels: List[str]
+    keys: List[str]
+    device: torch.device
+    stagger: int

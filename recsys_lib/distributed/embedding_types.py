@@ -14,7 +14,9 @@ from recsys_lib.distributed._sharded.module_bases import (
 )
 from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
+    BaseEmbeddingUpdate,
     BaseGroupedFeatureProcessor,
+    DTensorMetadata,
     EmbeddingAttributes,
     EmbeddingComputeKernel,
     GroupedEmbeddingConfig,

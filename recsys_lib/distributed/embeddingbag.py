@@ -13,13 +13,18 @@ sharded tables (plain tensors for data-parallel ones). The shared machinery live
 ``_sharded/body.py`` (``ShardedEmbeddingBody``, written once for pooled and sequence modules).
 """
 
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 from torch import nn
 
 from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_table_configs
 from recsys_lib.distributed._sharded.common import create_sharding_infos
+from recsys_lib.distributed._sharded.device_groups import (  # noqa: F401
+    get_device_from_parameter_sharding,
+    group_by_sharding_device,
+    replace_placement_with_meta_device,
+)
 from recsys_lib.distributed._dist.vbe_layout import split_features
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
@@ -31,7 +36,7 @@ from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
 from recsys_lib.modules._lookup import process_pooled_embeddings, reorder_inverse_indices
-from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
+from recsys_lib.modules.embedding_modules import EmbeddingBagCollection, EmbeddingBagCollectionInterface
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
 from recsys_lib.streamable import Multistreamable
@@ -345,3 +350,29 @@ class EmbeddingBagCollectionSharder(BaseEmbeddingSharder[EmbeddingBagCollection]
     @property
     def sharded_module_type(self) -> Type[ShardedEmbeddingBagCollection]:
         return ShardedEmbeddingBagCollection
+
+
+def create_sharding_infos_by_sharding_device_group(
+    module: EmbeddingBagCollectionInterface,
+    table_name_to_parameter_sharding: Dict[str, ParameterSharding],
+    prefix: str,
+    fused_params: Optional[Dict[str, Any]],
+    suffix: Optional[str] = "weight",
+) -> Dict[Tuple[str, Union[str, Tuple[str, ...]]], List[Any]]:
+    """``{(sharding_type, device group): [EmbeddingShardingInfo]}`` of an EBC's tables (plan checked); the device
+    group is ``get_device_from_parameter_sharding`` of the table's plan entry."""
+    configs = pooled_table_configs(module)
+    params = {c.name: module.embedding_bags[c.name].weight for c in configs}
+    infos = create_sharding_infos(configs, params, table_name_to_parameter_sharding, fused_params, type(module).__name__)
+    return group_by_sharding_device(infos, [c.name for c in configs])
+
+
+class EmbeddingAwaitable(LazyAwaitable[torch.Tensor]):
+    """Lazy view of an awaitable tensor: ``wait()`` returns ``awaitable.wait()``."""
+
+    def __init__(self, awaitable: Awaitable[torch.Tensor]) -> None:
+        super().__init__()
+        self._awaitable = awaitable
+
+    def _wait_impl(self) -> torch.Tensor:
+        return self._awaitable.wait()

@@ -217,3 +217,10 @@ class FeatureProcessedEmbeddingBagCollectionSharder(ModuleSharder[FeatureProcess
     @property
     def module_type(self) -> Type[FeatureProcessedEmbeddingBagCollection]:
         return FeatureProcessedEmbeddingBagCollection
+
+
+def param_dp_sync(kt: KeyedTensor, no_op_tensor: torch.Tensor) -> KeyedTensor:
+    """Adds ``no_op_tensor`` (a zero that depends on the data-parallel feature-processor parameters) to ``kt``'s
+    values in place, so those parameters join the autograd graph and their gradients get all-reduced."""
+    kt._values.add_(no_op_tensor)
+    return kt

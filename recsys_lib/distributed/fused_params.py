@@ -14,6 +14,7 @@ Example::
 
 from typing import Any, Dict, Iterable, Optional
 
+import torch
 from torch import nn
 
 FUSED_PARAM_REGISTER_TBE_BOOL: str = "__register_tbes_in_named_modules"
@@ -23,6 +24,9 @@ FUSED_PARAM_BOUNDS_CHECK_MODE: str = "__register_tbe_bounds_check_mode"
 FUSED_PARAM_LENGTHS_TO_OFFSETS_LOOKUP: str = "__register_lengths_to_offsets_lookup"
 FUSED_PARAM_IS_SSD_TABLE: str = "__register_is_ssd_table"
 FUSED_PARAM_SSD_TABLE_LIST: str = "__register_ssd_table_list"
+# FBGEMM TBE arguments (not private): dtypes of the kernel's indices / offsets.
+FUSED_PARAM_EMBEDDING_TABLE_INDEX_TYPE: str = "embedding_table_index_type"
+FUSED_PARAM_EMBEDDING_TABLE_OFFSET_TYPE: str = "embedding_table_offset_type"
 
 # Every private key; none of them is an FBGEMM argument.
 _PRIVATE_KEYS = (
@@ -92,3 +96,17 @@ def tbe_fused_params(fused_params: Optional[Dict[str, Any]]) -> Optional[Dict[st
     if fused_params is None:
         return None
     return {k: v for k, v in fused_params.items() if k not in _PRIVATE_KEYS}
+
+
+def get_embedding_table_index_type(fused_params: Optional[Dict[str, Any]]) -> torch.dtype:
+    """Index dtype the TBE kernels use (``fused_params["embedding_table_index_type"]``, default ``torch.int64``)."""
+    if fused_params is None or FUSED_PARAM_EMBEDDING_TABLE_INDEX_TYPE not in fused_params:
+        return torch.int64
+    return fused_params[FUSED_PARAM_EMBEDDING_TABLE_INDEX_TYPE]
+
+
+def get_embedding_table_offset_type(fused_params: Optional[Dict[str, Any]]) -> torch.dtype:
+    """Offset dtype the TBE kernels use (``fused_params["embedding_table_offset_type"]``, default ``torch.int64``)."""
+    if fused_params is None or FUSED_PARAM_EMBEDDING_TABLE_OFFSET_TYPE not in fused_params:
+        return torch.int64
+    return fused_params[FUSED_PARAM_EMBEDDING_TABLE_OFFSET_TYPE]

@@ -15,14 +15,17 @@ class _ProcessSettings:
     propagate_device: bool = False
     gradient_division: bool = True
     use_sync_collectives: bool = False
+    collective_validation: bool = False
+    collective_validation_initialized: bool = False
+    ec_index_dedup: bool = False
 
 
 _SETTINGS = _ProcessSettings()
 
 
-def set_propogate_device(propogate_device: bool) -> None:
+def set_propogate_device(val: bool) -> None:
     """When True, quantized sharding places its kernels on the sharding device (spelling as TorchRec's)."""
-    _SETTINGS.propagate_device = bool(propogate_device)
+    _SETTINGS.propagate_device = bool(val)
 
 
 def get_propogate_device() -> bool:

@@ -2,7 +2,9 @@
 
 The definitions live in small private files, one concept each; this module is the public path:
 
-* ``_core/enums``: ``ShardingType``, ``ParameterStorage``, ``PipelineType``, ``ComputeKernel``, ``CommOp``, ``EmbeddingEvent``
+* ``_core/enums``: ``ShardingType``, ``ParameterStorage``, ``PipelineType``, ``ComputeKernel``, ``CommOp``, ``EmbeddingEvent``,
+  ``ComputeDevice``, ``ShardingStrategy``, ``ObjectPoolShardingType``, ``StorageUsageType``
+* ``_core/storage``: ``compute_storage_usage``
 * ``_core/awaitable``: ``Awaitable``, ``NoWait``, ``LazyAwaitable``, ``LazyNoWait``, ``LazyGetItemMixin``, ``GetItemLazyAwaitable``
 * ``_collectives/codec``: ``QuantizedCommCodec``, ``NoOpQuantizedCommCodec``, ``QuantizedCommCodecs``
 * ``_core/plan``: ``ParameterSharding``, ``ModuleShardingPlan``, ``EmbeddingModuleShardingPlan``, ``ShardingPlan``,
@@ -33,6 +35,8 @@ from recsys_lib.distributed._core.awaitable import (  # noqa: F401
     GetItemLazyAwaitable,
     LazyAwaitable,
     LazyGetItemMixin,
+    DeviceToHostTensorAwaitable,
+    GenericMeta,
     LazyNoWait,
     NoWait,
 )
@@ -44,11 +48,15 @@ from recsys_lib.distributed._collectives.codec import (  # noqa: F401
 )
 from recsys_lib.distributed._core.enums import (  # noqa: F401
     CommOp,
+    ComputeDevice,
     ComputeKernel,
     EmbeddingEvent,
+    ObjectPoolShardingType,
     ParameterStorage,
     PipelineType,
+    ShardingStrategy,
     ShardingType,
+    StorageUsageType,
 )
 from recsys_lib.distributed._core.env import NullShardedModuleContext, NullShardingContext, ShardingEnv  # noqa: F401
 from recsys_lib.distributed._core.plan import (  # noqa: F401
@@ -57,6 +65,7 @@ from recsys_lib.distributed._core.plan import (  # noqa: F401
     EmbeddingModuleShardingPlan,
     KeyValueParams,
     ModuleShardingPlan,
+    ObjectPoolShardingPlan,
     ParameterSharding,
     ShardingPlan,
 )
@@ -70,3 +79,5 @@ from recsys_lib.distributed._core.sharder import (  # noqa: F401
     rank_device,
     scope,
 )
+from recsys_lib.distributed._core.storage import compute_storage_usage  # noqa: F401
+from recsys_lib.distributed.utils import ShardingBucketMetadata  # noqa: F401

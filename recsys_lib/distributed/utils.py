@@ -2,6 +2,8 @@
 
 import contextlib
 import copy
+import pdb
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Type, TypeVar
@@ -14,7 +16,7 @@ from torch.distributed._shard.sharded_tensor import ShardedTensor
 from recsys_lib.distributed._core.enums import EmbeddingEvent
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._core.sharder import ShardedModule
-from recsys_lib.optim._emb_opt_type import optimizer_type_to_emb_opt_type  # noqa: F401
+from recsys_lib.optim._emb_opt_type import emb_opt_type_to_optimizer_class, optimizer_type_to_emb_opt_type  # noqa: F401
 from recsys_lib.types import CopyMixIn, DataType
 
 T = TypeVar("T")
@@ -252,7 +254,7 @@ def maybe_annotate_embedding_event(
 
 
 def create_global_tensor_shape_stride_from_metadata(
-    parameter_sharding: ParameterSharding, devices: Optional[Any] = None
+    parameter_sharding: ParameterSharding, devices_per_node: Optional[int] = None
 ) -> Tuple[torch.Size, Tuple[int, int]]:
     """Global ``[rows, cols]`` (the extent of all shards) and its row-major stride."""
     spec = parameter_sharding.sharding_spec
@@ -305,3 +307,23 @@ def weights_bytes_in_emb_kernel(emb: nn.Module) -> int:
         else:
             total += p.numel() * p.element_size()
     return total
+
+
+class ForkedPdb(pdb.Pdb):
+    """``pdb`` usable inside a spawned / forked rank, whose stdin is not the terminal.
+
+    Example::
+
+        if dist.get_rank() == 0:
+            ForkedPdb().set_trace()
+        dist.barrier()
+    """
+
+    def interaction(self, *args: Any, **kwargs: Any) -> None:
+        saved = sys.stdin
+        try:
+            with open("/dev/stdin") as terminal:
+                sys.stdin = terminal
+                pdb.Pdb.interaction(self, *args, **kwargs)
+        finally:
+            sys.stdin = saved

@@ -11,7 +11,7 @@ Public home (TorchRec's path): ``recsys_lib.distributed.utils.optimizer_type_to_
     rowwise_adagrad.RowWiseAdagrad → EXACT_ROWWISE_ADAGRAD
 """
 
-from typing import Any, Dict, Type
+from typing import Any, Dict, Optional, Type
 
 import torch
 from fbgemm_gpu.split_embedding_configs import EmbOptimType
@@ -72,3 +72,21 @@ def convert_optimizer_kwargs_to_fbgemm(kwargs: Dict[str, Any]) -> Dict[str, Any]
             raise ValueError("optimizer kwargs give both 'lr' and 'learning_rate'; pass only one")
         out["learning_rate"] = out.pop("lr")
     return out
+
+
+def emb_opt_type_to_optimizer_class(emb_opt_type: Optional[EmbOptimType]) -> Optional[Type[torch.optim.Optimizer]]:
+    """The recsys_lib optimizer class that selects ``emb_opt_type`` (inverse of the table above, recsys_lib classes).
+
+    Returns ``None`` for ``None`` and for FBGEMM optimizers no recsys_lib class selects (e.g. ``SGD``,
+    ``ROWWISE_ADAGRAD``, ``SHAMPOO``).
+
+    Example::
+
+        emb_opt_type_to_optimizer_class(EmbOptimType.EXACT_ROWWISE_ADAGRAD)  # RowWiseAdagrad
+    """
+    if emb_opt_type is None:
+        return None
+    for cls, value in _table().items():
+        if value == emb_opt_type and not cls.__module__.startswith("torch."):
+            return cls
+    return None

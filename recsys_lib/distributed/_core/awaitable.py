@@ -168,3 +168,39 @@ class GetItemLazyAwaitable(LazyAwaitable[W], Generic[W, ParentW, KT]):
 
     def _wait_impl(self) -> W:
         return _resolve(self._parent)[self._key]
+
+
+@public_at("recsys_lib.distributed.types")
+class GenericMeta(type):
+    """Metaclass kept for TorchRec compatibility (``typing``'s old ``GenericMeta``); adds nothing to ``type``."""
+
+
+@public_at("recsys_lib.distributed.types")
+class DeviceToHostTensorAwaitable(LazyAwaitable[torch.Tensor]):
+    """Copies a tensor to the host without blocking; ``wait()`` returns the CPU tensor.
+
+    On CUDA the copy is issued non-blocking on the current stream and ``wait()`` synchronises on an event
+    recorded after it; a CPU tensor is returned as is (TorchRec needs CUDA here).
+
+    Args:
+        tensor_on_device: any tensor.
+
+    Example::
+
+        host = DeviceToHostTensorAwaitable(loss.detach()).wait()
+    """
+
+    def __init__(self, tensor_on_device: torch.Tensor) -> None:
+        super().__init__()
+        self._event: Optional[torch.cuda.Event] = None
+        if tensor_on_device.device.type == "cuda":
+            self._host = tensor_on_device.to("cpu", non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host = tensor_on_device.to("cpu")
+
+    def _wait_impl(self) -> torch.Tensor:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._host

@@ -70,3 +70,42 @@ class EmbeddingEvent(Enum):
     LOOKUP = "lookup"
     OUTPUT_DIST = "output_dist"
     OUTPUT_DIST_WAIT = "output_dist_wait"
+
+
+@unique
+@public_at("recsys_lib.distributed.types")
+class ComputeDevice(Enum):
+    """Device type a sharded table computes on."""
+
+    CUDA = "cuda"
+    CPU = "cpu"
+    MTIA = "mtia"
+
+
+@unique
+@public_at("recsys_lib.distributed.types")
+class ShardingStrategy(Enum):
+    """How ``DMPCollection`` spreads a model over its sharding groups."""
+
+    DEFAULT = "default"
+    PER_MODULE = "per_module"
+    FULLY_SHARDED = "fully_sharded"
+
+
+@unique
+@public_at("recsys_lib.distributed.types")
+class ObjectPoolShardingType(Enum):
+    """How an object pool (tensor / KJT pool) is split across ranks."""
+
+    ROW_WISE = "row_wise"
+    REPLICATED_ROW_WISE = "replicated_row_wise"
+
+
+@unique
+@public_at("recsys_lib.distributed.types")
+class StorageUsageType(Enum):
+    """Which sharder family asks ``compute_storage_usage`` (values: the sharder base class names)."""
+
+    BASE_QUANT = "BaseQuantEmbeddingSharder"
+    BASE = "BaseEmbeddingSharder"
+    DEFAULT = "ModuleSharder"

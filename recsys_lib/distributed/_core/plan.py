@@ -32,6 +32,7 @@ from fbgemm_gpu.split_table_batched_embeddings_ops_common import (
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec, ShardingSpec
 
 from recsys_lib._public import public_at
+from recsys_lib.distributed._core.enums import ObjectPoolShardingType
 from recsys_lib.types import DataType
 
 
@@ -176,3 +177,19 @@ class ShardingPlan:
     def __str__(self) -> str:
         parts = [f"module: {fqn}\n{module_plan}" for fqn, module_plan in self.plan.items()]
         return "\n\n".join(parts)
+
+
+@public_at("recsys_lib.distributed.types")
+@dataclass
+class ObjectPoolShardingPlan(ModuleShardingPlan):
+    """Plan of an object pool (``TensorPool`` / ``KeyedJaggedTensorPool``).
+
+    Args:
+        sharding_type: row-wise, or row-wise replicated per host.
+        inference: whether the pool serves inference.
+        memory_capacity_per_rank: rows each rank may hold (``None``: split evenly).
+    """
+
+    sharding_type: ObjectPoolShardingType
+    inference: bool = False
+    memory_capacity_per_rank: Optional[list[int]] = None

@@ -18,13 +18,16 @@ Example::
 import abc
 from dataclasses import dataclass
 from enum import Enum, unique
-from typing import Any, Dict, Generic, Iterator, List, Optional, TypeVar
+from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar
 
 import torch
 from torch import nn
 from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharded_tensor import ShardedTensorMetadata
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.tensor.placement_types import Placement
 
+from recsys_lib._public import public_at
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
 from recsys_lib.streamable import Multistreamable
 from recsys_lib.types import DataType
@@ -89,6 +92,8 @@ class OptimType(Enum):
     ADAMW = "ADAMW"
     SHAMPOO_V2_MRS = "SHAMPOO_V2_MRS"
     SHAMPOO_MRS = "SHAMPOO_MRS"
+    MUON = "MUON"
+    SHAMPOO_V3_MRS = "SHAMPOO_V3_MRS"
 
 
 @dataclass
@@ -249,3 +254,30 @@ class BaseGroupedFeatureProcessor(nn.Module):
     @abc.abstractmethod
     def forward(self, features: Any) -> Any:
         ...
+
+
+@public_at("recsys_lib.distributed.embedding_types")
+@dataclass
+class DTensorMetadata:
+    """How a table's shards form a ``DTensor`` (the state-dict form of 2D / DMPCollection-sharded tables).
+
+    Args:
+        mesh: the device mesh the shards live on.
+        placements: one ``Placement`` per mesh dimension.
+        size / stride: the global tensor's shape and stride.
+    """
+
+    mesh: Optional[DeviceMesh] = None
+    placements: Optional[Tuple[Placement, ...]] = None
+    size: Optional[Tuple[int, ...]] = None
+    stride: Optional[Tuple[int, ...]] = None
+
+
+@public_at("recsys_lib.distributed.embedding_types")
+class BaseEmbeddingUpdate(abc.ABC, nn.Module, Generic[F]):
+    """Writes embeddings into a sharded module's tables (the ``write`` path of key-value tables):
+    ``forward(embeddings)`` applies an update and returns nothing."""
+
+    @abc.abstractmethod
+    def forward(self, embeddings: F) -> None:
+        pass

@@ -6,8 +6,8 @@ from typing import Any, Dict, List, Optional
 import torch
 
 
-class DelegatedSharding:
-    """Forwards every ``EmbeddingSharding`` query and factory to ``self._inner``; composers override a few."""
+class DelegatedQueries:
+    """Forwards every ``EmbeddingSharding`` query (names, dims, tables, metadata) to ``self._inner``."""
 
     _inner: Any
 
@@ -41,6 +41,10 @@ class DelegatedSharding:
     def uncombined_embedding_names(self) -> List[str]:
         return self._inner.uncombined_embedding_names()
 
+
+class DelegatedSharding(DelegatedQueries):
+    """Forwards every ``EmbeddingSharding`` query and factory to ``self._inner``; composers override a few."""
+
     def create_input_dist(self, device: Optional[torch.device] = None) -> Any:
         return self._inner.create_input_dist(device)
 
@@ -54,3 +58,14 @@ class DelegatedSharding:
 
     def create_output_dist(self, device: Optional[torch.device] = None) -> Any:
         return self._inner.create_output_dist(device)
+
+
+def init_base_sharding(sharding: Any, inner: Any, env: Any, device: Optional[torch.device]) -> None:
+    """State a TorchRec ``Base*EmbeddingSharding`` subclass reads: ``_env``, ``_pg``, ``_world_size``, ``_rank``,
+    ``_device``; queries answered by ``inner`` (the strategy's pooled sharding over the same infos)."""
+    sharding._inner = inner
+    sharding._env = env
+    sharding._pg = env.process_group
+    sharding._world_size = env.world_size
+    sharding._rank = env.rank
+    sharding._device = device

@@ -160,3 +160,13 @@ def run_multiprocess(
             msg += f"\nranks {missing} did not finish within {timeout_s:.0f} s"
         raise RuntimeError(f"multi-process run of {getattr(fn, '__name__', fn)} failed:\n{msg}")
     return [_loads(results[r][1]) for r in range(world_size)]
+
+
+# TorchRec's unittest-style API (``MultiProcessTestBase`` and friends), kept beside ``run_multiprocess``.
+from recsys_lib.distributed.test_utils.multi_process_testbase import (  # noqa: E402,F401
+    MultiProcessContext,
+    MultiProcessTestBase,
+    init_distributed_single_host,
+    run_multi_process_func,
+    seed_and_log,
+)

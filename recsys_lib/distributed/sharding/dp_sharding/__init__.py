@@ -8,6 +8,7 @@ named (``from recsys_lib.distributed.sharding.dp_sharding import ...``).
 from recsys_lib.distributed.sharding._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "BaseDpEmbeddingSharding": "base",
     "DpPooledEmbeddingDist": "pooled",
     "DpPooledEmbeddingSharding": "pooled",
     "DpSparseFeaturesDist": "pooled",

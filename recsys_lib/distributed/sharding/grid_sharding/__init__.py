@@ -8,5 +8,7 @@ named (``from recsys_lib.distributed.sharding.grid_sharding import ...``).
 from recsys_lib.distributed.sharding._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "BaseGridEmbeddingSharding": "base",
+    "GridPooledEmbeddingDist": "dist",
     "GridPooledEmbeddingSharding": "pooled",
 })

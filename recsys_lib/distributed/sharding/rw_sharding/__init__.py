@@ -8,6 +8,7 @@ named (``from recsys_lib.distributed.sharding.rw_sharding import ...``).
 from recsys_lib.distributed.sharding._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "BaseRwEmbeddingSharding": "base",
     "RwPooledEmbeddingDist": "pooled",
     "RwPooledEmbeddingSharding": "pooled",
     "RwSparseFeaturesDist": "pooled",
@@ -15,4 +16,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "RwSequenceEmbeddingSharding": "sequence",
     "InferRwPooledEmbeddingSharding": "infer",
     "InferRwSequenceEmbeddingSharding": "infer",
+    "convert_tensor": "shard_offsets",
+    "get_embedding_shard_metadata": "shard_offsets",
 })

@@ -9,6 +9,7 @@ named (``from recsys_lib.distributed.sharding.twrw_sharding import ...``).
 from recsys_lib.distributed.sharding._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "BaseTwRwEmbeddingSharding": "base",
     "TwRwPooledEmbeddingDist": "pooled",
     "TwRwPooledEmbeddingSharding": "pooled",
     "TwRwSparseFeaturesDist": "recsys_lib.distributed.sharding.rw_sharding.pooled:RwSparseFeaturesDist",

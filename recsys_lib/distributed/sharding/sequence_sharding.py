@@ -1,0 +1,66 @@
+"""TorchRec path ``sharding.sequence_sharding``: ``SequenceShardingContext``, the per-batch context of the sequence
+(``EmbeddingCollection``) shardings.
+
+Our ``EmbeddingShardingContext`` already carries the sequence fields (``input_splits``, ``output_splits``,
+``lengths_after_input_dist``); this dataclass names them as TorchRec does, adding the KJT before the input dist,
+the feature recat and the unbucketize permutation.
+"""
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+
+from recsys_lib._public import public_at
+from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+
+
+@public_at("recsys_lib.distributed.sharding.sequence_sharding")
+@dataclass
+class SequenceShardingContext(EmbeddingShardingContext):
+    """Sequence sharding context.
+
+    Args:
+        batch_size_per_rank: ``B_r`` of every rank.
+        batch_size_per_rank_per_feature: variable batch ``[r][f]``.
+        batch_size_per_feature_pre_a2a: this rank's batch per feature before the input dist.
+        variable_batch_per_feature: whether the batch is variable per feature.
+        features_before_input_dist: the KJT this rank fed to the input dist.
+        input_splits: ids sent to each rank; output_splits: ids received from each rank.
+        sparse_features_recat: permutation regrouping the received features (feature-major → rank-major).
+        unbucketize_permute_tensor: row-wise: maps bucketized ids back to the input order.
+        lengths_after_input_dist: lengths of the KJT received by this rank.
+    """
+
+    batch_size_per_rank: List[int] = field(default_factory=list)
+    batch_size_per_rank_per_feature: List[List[int]] = field(default_factory=list)
+    batch_size_per_feature_pre_a2a: List[int] = field(default_factory=list)
+    variable_batch_per_feature: bool = False
+    features_before_input_dist: Optional[KeyedJaggedTensor] = None
+    input_splits: List[int] = field(default_factory=list)
+    output_splits: List[int] = field(default_factory=list)
+    sparse_features_recat: Optional[torch.Tensor] = None
+    unbucketize_permute_tensor: Optional[torch.Tensor] = None
+    lengths_after_input_dist: Optional[torch.Tensor] = None
+
+    def __post_init__(self) -> None:
+        splits, lengths = (self.input_splits, self.output_splits), self.lengths_after_input_dist
+        EmbeddingShardingContext.__init__(
+            self,
+            self.batch_size_per_rank,
+            self.batch_size_per_rank_per_feature,
+            self.batch_size_per_feature_pre_a2a,
+            self.variable_batch_per_feature,
+        )
+        self.input_splits, self.output_splits = splits
+        self.lengths_after_input_dist = lengths
+
+    def record_stream(self, stream: torch.Stream) -> None:
+        """Keeps this context's tensors alive on ``stream`` (pipelined training)."""
+        super().record_stream(stream)
+        for t in (self.sparse_features_recat, self.unbucketize_permute_tensor):
+            if t is not None:
+                t.record_stream(stream)
+        if self.features_before_input_dist is not None:
+            self.features_before_input_dist.record_stream(stream)
