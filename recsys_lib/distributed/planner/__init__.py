@@ -7,7 +7,7 @@ Files: ``types`` (Topology, ParameterConstraints, ShardingOption, ABCs), ``enume
 ``estimator/`` (TorchRec's configurable perf estimator: hardware configs, coefficients, evaluators).
 Private siblings: ``_hardware`` (Topology, Storage, Perf), ``_topology_config`` (TopologyFactory and its
 configs), ``_sharder_data``, ``_plan_context`` (PlanLoader, context hashes), ``_plan_checks``
-(validators, ``extract_plan``), ``_planner_logging``, ``_offload_stats``, ``_offload_scaleup``.
+(validators, ``extract_plan``), ``_offload_stats``, ``_offload_scaleup``.
 """
 
 from recsys_lib.distributed.planner.planners import EmbeddingPlannerBase, EmbeddingShardingPlanner  # noqa: F401

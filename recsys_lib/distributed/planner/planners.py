@@ -39,7 +39,7 @@ from recsys_lib.distributed.planner._plan_checks import (  # noqa: F401
     validate_modules_inclusion_in_sharding_plan,
     validate_rank_assignment,
 )
-from recsys_lib.distributed.planner._planner_logging import (  # noqa: F401  (TorchRec's planner hooks)
+from recsys_lib.distributed.logging_handlers import (  # noqa: F401  (TorchRec's planner hooks)
     detect_technique,
     log_kvzch_summary,
     log_mpzch_summary,
