@@ -30,6 +30,7 @@ from torch import nn
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ShardingPlan
 from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
+from recsys_lib.distributed._sharded.state_checks import check_before_load
 from recsys_lib.distributed.shard import _shard_modules, default_plan
 from recsys_lib.distributed.sharding_plan import get_default_sharders  # noqa: F401  (TorchRec re-export)
 from recsys_lib.optim.fused import FusedOptimizerModule
@@ -285,6 +286,8 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
     ) -> Any:
         if prefix:
             state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        # All or nothing: a wrong shape anywhere raises before any parameter (dense or sharded) is copied.
+        check_before_load(get_unwrapped_module(self), state_dict, type(self).__name__)
         return get_unwrapped_module(self).load_state_dict(state_dict, strict=strict)
 
     def named_parameters(
