@@ -286,8 +286,9 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
     ) -> Any:
         if prefix:
             state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        # All or nothing: a wrong shape anywhere raises before any parameter (dense or sharded) is copied.
-        check_before_load(get_unwrapped_module(self), state_dict, type(self).__name__)
+        # All or nothing: a wrong shape anywhere (or, if strict, a missing or extra key) raises before any
+        # parameter, dense or sharded, is copied.
+        check_before_load(get_unwrapped_module(self), state_dict, type(self).__name__, strict)
         return get_unwrapped_module(self).load_state_dict(state_dict, strict=strict)
 
     def named_parameters(

@@ -7,8 +7,8 @@ silently. Dtypes are cast on copy, as ``nn.Module.load_state_dict`` does (``Tens
 * :func:`shape_errors` — ``nn.Module``-style "size mismatch" messages for every entry of a state dict whose
   shape differs from the expected one (keys missing on either side are the caller's business).
 * :func:`expected_shapes` — ``{key: global shape}`` of a state dict as ``state_dict()`` returns it.
-* :func:`check_before_load` — raises one ``RuntimeError`` listing every mismatch (the whole-model pre-check of
-  ``DistributedModelParallel.load_state_dict``).
+* :func:`check_before_load` — raises one ``RuntimeError`` listing every mismatch (and, if strict, missing and
+  unexpected keys): the whole-model pre-check of ``DistributedModelParallel.load_state_dict``.
 * :func:`dedupe_unexpected_keys` — a ``load_state_dict`` post hook: a key under a sharded module is reported
   once even when both the module and one of its children see it.
 """
@@ -58,10 +58,20 @@ def expected_shapes(state: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
     return {k: global_shape(v) for k, v in state.items() if isinstance(v, (torch.Tensor, ShardedTensor))}
 
 
-def check_before_load(module: nn.Module, state_dict: Mapping[str, Any], owner: str) -> None:
+def check_before_load(module: nn.Module, state_dict: Mapping[str, Any], owner: str, strict: bool) -> None:
     """Raises ``RuntimeError`` (``nn.Module``'s wording) listing every entry of ``state_dict`` whose shape differs
-    from ``module.state_dict()``; nothing has been copied when it raises."""
-    errors = shape_errors(expected_shapes(module.state_dict()), state_dict)
+    from ``module.state_dict()`` and, if ``strict``, the missing and unexpected keys; nothing has been copied
+    when it raises (``nn.Module`` copies the entries that fit before raising)."""
+    own = module.state_dict()
+    errors = []
+    if strict:
+        unexpected = [k for k in state_dict if k not in own]
+        missing = [k for k in own if k not in state_dict]
+        if unexpected:
+            errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        if missing:
+            errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+    errors.extend(shape_errors(expected_shapes(own), state_dict))
     if errors:
         raise RuntimeError(f"Error(s) in loading state_dict for {owner}:\n\t" + "\n\t".join(errors))
 
