@@ -250,20 +250,15 @@ class KJTListSplitsAwaitable(Awaitable[Awaitable[KJTList]]):
 def record_batch_sizes(ctx: Any, i: int, batch_size_per_rank: Optional[List[int]]) -> None:
     """Stores the batch size of every rank (learnt in the split-size exchange) in sharding context ``i``.
 
-    Every rank receives every rank's batch size, so a mismatch raises the same error on every rank.
+    Ranks may have different batch sizes: the output dists send each rank its own ``batch_size_per_rank[r]``
+    rows (table-wise / column-wise all-to-all, row-wise reduce-scatter with per-rank splits).
     """
     contexts = getattr(ctx, "sharding_contexts", None)
     sctx = contexts[i] if contexts is not None and i < len(contexts) else None
     if batch_size_per_rank is None or (sctx is not None and sctx.variable_batch_per_feature):
         return  # variable batch: the sizes per (rank, feature) come with the tensors (record_variable_batch_sizes)
-    sizes = [int(b) for b in batch_size_per_rank]
-    if len(set(sizes)) > 1:
-        raise ValueError(
-            f"batch sizes differ across ranks: {sizes} (rank r's batch is entry r); sharded embedding modules "
-            f"need the same batch size on every rank (use a variable-batch KJT for per-feature batch sizes)"
-        )
     if sctx is not None:
-        sctx.batch_size_per_rank = sizes
+        sctx.batch_size_per_rank = [int(b) for b in batch_size_per_rank]
 
 
 class ListOfKJTListAwaitable(Awaitable[ListOfKJTList]):

@@ -30,6 +30,7 @@ from torch import nn
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ShardingPlan
 from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
+from recsys_lib.distributed._sharded.state_checks import check_before_load
 from recsys_lib.distributed.shard import _shard_modules, default_plan
 from recsys_lib.distributed.model_tracker.model_delta_tracker import ModelDeltaTracker, ModelDeltaTrackerTrec
 from recsys_lib.distributed.model_tracker.types import DeltaTrackerConfig, ModelTrackerConfigs, Trackers
@@ -309,6 +310,9 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
     ) -> Any:
         if prefix:
             state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        # All or nothing: a wrong shape anywhere (or, if strict, a missing or extra key) raises before any
+        # parameter, dense or sharded, is copied.
+        check_before_load(get_unwrapped_module(self), state_dict, type(self).__name__, strict)
         return get_unwrapped_module(self).load_state_dict(state_dict, strict=strict)
 
     def named_parameters(

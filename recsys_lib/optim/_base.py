@@ -73,19 +73,23 @@ def keyed_load_state_dict(
     unknown = sorted(set(new_state) - set(params))
     if unknown:
         raise ValueError(f"{owner}.load_state_dict: checkpoint state for unknown parameters {unknown}")
-    for key, p in params.items():
-        if p not in state:
-            continue
-        if key not in new_state:
-            raise ValueError(f"{owner}.load_state_dict: checkpoint has no state for parameter {key!r}")
-        p_state, new_p_state = state[p], new_state[key]
-        if set(p_state) != set(new_p_state):
-            raise ValueError(
-                f"{owner}.load_state_dict: state names of {key!r} differ: optimizer {sorted(p_state)}, "
-                f"checkpoint {sorted(new_p_state)}"
-            )
-        for name in list(p_state):
-            p_state[name] = load_state_value(p_state[name], new_p_state[name], f"{key}/{name}")
+    # Two passes: every entry is checked before any state is copied, so a failed load changes nothing.
+    for apply in (False, True):
+        for key, p in params.items():
+            if p not in state:
+                continue
+            if key not in new_state:
+                raise ValueError(f"{owner}.load_state_dict: checkpoint has no state for parameter {key!r}")
+            p_state, new_p_state = state[p], new_state[key]
+            if set(p_state) != set(new_p_state):
+                raise ValueError(
+                    f"{owner}.load_state_dict: state names of {key!r} differ: optimizer {sorted(p_state)}, "
+                    f"checkpoint {sorted(new_p_state)}"
+                )
+            for name in list(p_state):
+                value = load_state_value(p_state[name], new_p_state[name], f"{key}/{name}", apply)
+                if apply:
+                    p_state[name] = value
     if not load_groups:
         return
     if "param_groups" not in state_dict:

@@ -243,11 +243,6 @@ def _check_bad_input(rank: int, world: int, env: ShardingEnv) -> List[str]:
         sharder.shard(ebc, {**good, "t1": param_sharding("column_wise", 23, 16, [0, 1], widths=[4, 8])}, env,
                       torch.device("cpu"))
     messages.append(str(e.value))
-    sharded = sharder.shard(ebc, good, env, torch.device("cpu"))
-    kjt = global_batch(tables, 1, B + rank, False, seed=rank)[0]  # rank 0: 4 samples, rank 1: 5
-    with pytest.raises(ValueError, match="batch sizes differ") as e:
-        sharded(kjt).wait()
-    messages.append(str(e.value))
     return messages
 
 
@@ -262,5 +257,4 @@ def _all_checks(rank: int, world: int) -> Any:
 
 def test_dmp_shard_tutorial_and_bad_input_world_2() -> None:
     messages = run_multiprocess(_all_checks, 2, timeout_s=600)
-    assert messages[0][-1] == messages[1][-1] and "[4, 5]" in messages[0][-1]
     assert "does not have" in messages[0][0]

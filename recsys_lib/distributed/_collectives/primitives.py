@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodec
+from recsys_lib.distributed._collectives.waits import wait_work
 
 
 class ReduceScatterMode(enum.Enum):
@@ -88,11 +89,6 @@ class CollectivePolicy:
         return AllGatherMode.BROADCASTS if big and dist.get_backend(group) == "gloo" else AllGatherMode.SINGLE
 
 
-class CollectiveError(RuntimeError):
-    """A collective that did not complete (a peer crashed or stopped calling collectives, and the process
-    group's ``timeout`` passed); the message names the collective."""
-
-
 class Pending:
     """An issued collective: ``wait()`` waits the work and returns the finished tensor.
 
@@ -100,20 +96,18 @@ class Pending:
     hung peer ends in an error after the process group's ``timeout`` rather than an anonymous gloo message.
     """
 
-    def __init__(self, work: Optional[dist.Work], finish: Callable[[], torch.Tensor]) -> None:
+    def __init__(
+        self, work: Optional[dist.Work], finish: Callable[[], torch.Tensor], collective: str = "collective",
+        group: Optional[dist.ProcessGroup] = None,
+    ) -> None:
         self._work = work
         self._finish = finish
+        self._collective = collective  # named in the error if the wait fails (dead or stalled peer)
+        self._group = group
 
     def wait(self) -> torch.Tensor:
         if self._work is not None:
-            try:
-                self._work.wait()
-            except RuntimeError as e:
-                op = getattr(self._finish, "__qualname__", "collective").split(".<locals>")[0]
-                raise CollectiveError(
-                    f"collective {op} did not complete: a peer crashed or stopped calling collectives and the "
-                    f"process group timeout passed ({e})"
-                ) from e
+            wait_work(self._work, self._collective, self._group)
             self._work = None
         return self._finish()
 
@@ -189,7 +183,7 @@ def all_to_all_chunks(
         parts = buf_out.split(out_splits)
         return [_decode(codec, p, s, dtype, ctx) for p, s in zip(parts, recv_shapes)]
 
-    return Pending(work, finish)  # type: ignore[arg-type]
+    return Pending(work, finish, "all_to_all (all_to_all_single)", group)  # type: ignore[arg-type]
 
 
 def all_to_all_flat(
@@ -222,7 +216,7 @@ def all_to_all_flat(
     even = len(set(in_splits)) == 1 and in_splits == out_splits
     work = dist.all_to_all_single(out, src, None if even else out_splits, None if even else in_splits,
                                   group=group, async_op=True)
-    return Pending(work, lambda: out.to(dtype))
+    return Pending(work, lambda: out.to(dtype), "all_to_all (all_to_all_single)", group)
 
 
 def reduce_scatter_v(
@@ -253,7 +247,7 @@ def reduce_scatter_v(
         send = [_encode(codec, c, ctx) for c in chunks]
         out = torch.empty_like(send[me])
         work = dist.reduce_scatter(out, send, group=group, async_op=True)
-        return Pending(work, lambda: _decode(codec, out, (splits[me],) + rest, input.dtype, ctx))
+        return Pending(work, lambda: _decode(codec, out, (splits[me],) + rest, input.dtype, ctx), "reduce_scatter", group)
     if codec is None:
         return _reduce_scatter_by_all_to_all(input, splits, group, w, me)
     # Fallback: every rank sends chunk r to rank r; the receiver sums the W copies in rank order.
@@ -310,7 +304,7 @@ def all_gather_v(
             parts = [_decode(codec, p, (sizes[0],) + rest, input.dtype, ctx) for p in out.chunk(w)]
             return torch.cat(parts, dim=0)
 
-        return Pending(work, finish_even)
+        return Pending(work, finish_even, "all_gather", group)
     pending = all_to_all_chunks([input] * w, [(s,) + rest for s in sizes], group, codec, input.dtype)
     return Pending(None, lambda: torch.cat(pending.wait(), dim=0))  # type: ignore[arg-type]
 
@@ -359,7 +353,7 @@ def _reduce_scatter_by_all_to_all(
             total.add_(blocks[k])  # type: ignore[arg-type]
         return total
 
-    return Pending(work, finish)
+    return Pending(work, finish, "reduce_scatter (all_to_all_single)", group)
 
 
 def _all_gather_uncoded(
@@ -381,7 +375,7 @@ def _all_gather_uncoded(
         send = src.reshape(1, -1).expand(w, -1).contiguous().reshape(-1)
         work = dist.all_to_all_single(out.view(-1), send, [s * row for s in sizes], [src.numel()] * w,
                                       group=group, async_op=True)
-    return Pending(work, lambda: out)
+    return Pending(work, lambda: out, "all_gather", group)
 
 
 def _all_gather_by_broadcasts(
@@ -404,7 +398,7 @@ def _all_gather_by_broadcasts(
 
     def finish() -> torch.Tensor:
         for work in works:
-            work.wait()
+            wait_work(work, "all_gather (broadcast)", group)
         return out
 
     return Pending(None, finish)

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from recsys_lib._public import public_at
+from recsys_lib.distributed._collectives.waits import wait_work
 from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -70,6 +71,7 @@ class KJTAllToAllTensorsAwaitable(Awaitable[KeyedJaggedTensor]):
         self._recat: Optional[torch.Tensor] = torch.tensor(recat, dtype=torch.int64, device=device) if recat else None
         self._outputs: List[torch.Tensor] = []
         self._works: List[dist.Work] = []
+        self._pg = pg
         for tensor, ins, outs in zip(input_tensors, input_splits, output_splits):
             out = torch.empty(sum(outs), dtype=tensor.dtype, device=tensor.device)
             work = dist.all_to_all_single(out, tensor.contiguous(), outs, ins, group=pg, async_op=True)
@@ -77,8 +79,8 @@ class KJTAllToAllTensorsAwaitable(Awaitable[KeyedJaggedTensor]):
             self._works.append(work)
 
     def _wait_impl(self) -> KeyedJaggedTensor:
-        for work in self._works:
-            work.wait()
+        for work, label in zip(self._works, self._labels):
+            wait_work(work, f"KJTAllToAll {label} (all_to_all_single)", self._pg)
         return KeyedJaggedTensor.dist_init(
             keys=self._keys,
             tensors=self._outputs,
@@ -143,7 +145,7 @@ class KJTAllToAllSplitsAwaitable(Awaitable[KJTAllToAllTensorsAwaitable]):
                                             async_op=True)
 
     def _wait_impl(self) -> KJTAllToAllTensorsAwaitable:
-        self._work.wait()
+        wait_work(self._work, "KJTAllToAll splits (all_to_all_single)", self._pg)
         recv = self._recv.view(-1, _HEADER)
         if self._error is not None:
             raise ValueError(self._error)

@@ -25,6 +25,7 @@ from recsys_lib.distributed._sharded.common import (
     unwrap,
 )
 from recsys_lib.distributed._sharded.routing import ShardingRouter, fail_on_every_rank, input_error
+from recsys_lib.distributed._sharded.state_checks import dedupe_unexpected_keys, shape_errors
 from recsys_lib.distributed.embedding_sharding import (
     EmbeddingSharding,
     EmbeddingShardingContext,
@@ -117,6 +118,7 @@ class ShardedEmbeddingBody:
             if hasattr(m, "_check_ids"):
                 m._check_ids = False
         self.table_state = TableState(configs, plan, self.lookups, env)
+        self.table_shapes: Dict[str, Tuple[int, int]] = {c.name: (c.num_embeddings, c.embedding_dim) for c in configs}
         self.tables = nn.ModuleDict({c.name: TableHolder(self.table_state, c.name) for c in configs})
         self._row_state: Optional[Any] = None
         self._row_state_ids: Tuple[int, ...] = ()
@@ -166,27 +168,52 @@ class ShardedEmbeddingBody:
 
     def load_from_state_dict(
         self, state_dict: Mapping[str, Any], prefix: str, strict: bool, missing_keys: List[str],
-        unexpected_keys: List[str],
+        unexpected_keys: List[str], error_msgs: Optional[List[str]] = None,
     ) -> None:
-        """Copies this module's table entries in; other keys under ``prefix`` are unexpected."""
+        """Copies this module's table entries in; other keys under ``prefix`` are unexpected.
+
+        All or nothing: every entry is checked (global shape, then this rank's pieces) before any table is
+        copied. Errors go to ``error_msgs`` (``nn.Module.load_state_dict`` raises them together) or, without
+        it, raise ``RuntimeError``. Dtypes are cast on copy, as ``nn.Module`` does.
+        """
         own = {self._key(prefix, t): t for t in self.table_state.table_names}
-        for key, table in own.items():
-            if key in state_dict:
-                self.table_state.load(table, state_dict[key], key)
-            elif strict:
-                missing_keys.append(key)
+        errors = shape_errors({key: self.table_shapes[t] for key, t in own.items()}, state_dict)
+        copies: List[Tuple[torch.Tensor, torch.Tensor]] = []
+        if not errors:
+            for key, table in own.items():
+                if key in state_dict:
+                    try:
+                        copies.extend(self.table_state.pieces(table, state_dict[key], key))
+                    except (ValueError, TypeError) as e:
+                        errors.append(str(e))
+        if errors:
+            if error_msgs is None:
+                raise RuntimeError(f"Error(s) in loading state_dict for {self.owner_name}:\n\t" + "\n\t".join(errors))
+            error_msgs.extend(errors)
+        else:
+            with torch.no_grad():
+                for dst, piece in copies:
+                    dst.copy_(piece)
         if strict:
+            missing_keys.extend(key for key in own if key not in state_dict)
             unexpected_keys.extend(k for k in state_dict if k.startswith(prefix) and k not in own)
 
     def missing_keys_hook(self) -> Any:
         """A ``load_state_dict`` post hook dropping the dists' and kernels' internals from ``missing_keys``
-        (the module's own ``<weights_attr>.<table>.weight`` entries replace them)."""
+        (the module's own ``<weights_attr>.<table>.weight`` entries replace them) and reporting each unexpected
+        key once (the module and its table dict both see an extra ``<weights_attr>.<x>`` key)."""
         internal: List[str] = []
         for child, sub in (("_input_dists", self.input_dists), ("_lookups", self.lookups),
                            ("_output_dists", self.output_dists)):
             internal.extend(n for n, _ in nn.Module.named_parameters(sub, prefix=child))
             internal.extend(n for n, _ in nn.Module.named_buffers(sub, prefix=child))
-        return drop_internal_missing_keys(internal)
+        drop_internal = drop_internal_missing_keys(internal)
+
+        def hook(module: nn.Module, incompatible_keys: Any) -> None:
+            drop_internal(module, incompatible_keys)
+            dedupe_unexpected_keys(module, incompatible_keys)
+
+        return hook
 
     def named_parameters(self, prefix: str, recurse: bool) -> Iterator[Tuple[str, nn.Parameter]]:
         """The kernels' parameters under the unsharded names (``<weights_attr>.<table>.weight``)."""

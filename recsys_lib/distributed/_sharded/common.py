@@ -162,8 +162,13 @@ class TableState:
     def load(self, name: str, src: Any, key: str) -> None:
         """Copies ``src`` (a full tensor, or a ``ShardedTensor`` with the same shards here) into the local shards."""
         with torch.no_grad():
-            for md, dst in self.local[name]:
-                dst.copy_(self._piece(src, md, tuple(dst.shape), key))
+            for dst, piece in self.pieces(name, src, key):
+                dst.copy_(piece)
+
+    def pieces(self, name: str, src: Any, key: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """``(local shard, the piece of src it takes)`` for every local shard of ``name``; copies nothing
+        (``ValueError`` / ``TypeError`` naming ``key`` if ``src`` lacks a piece)."""
+        return [(dst, self._piece(src, md, tuple(dst.shape), key)) for md, dst in self.local[name]]
 
     @staticmethod
     def _piece(src: Any, md: Any, shape: Tuple[int, ...], key: str) -> torch.Tensor:

@@ -104,7 +104,7 @@ class ShardedEmbeddingModule(
             super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                           error_msgs)
             return
-        self._body.load_from_state_dict(state_dict, prefix, strict, missing_keys, unexpected_keys)
+        self._body.load_from_state_dict(state_dict, prefix, strict, missing_keys, unexpected_keys, error_msgs)
 
     def named_parameters(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
