@@ -12,8 +12,9 @@ import os
 import torchx.specs as specs
 from torchx.components.dist import ddp
 
-_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dlrm_main.py")
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# torchx loads this file through its own loader (``__file__`` is not this path), and ``local_cwd`` starts the
+# trainers in the directory torchx was run from: paths are relative to the repository root.
+_SCRIPT = os.path.join("examples", "dlrm", "dlrm_main.py")
 
 
 def run_dlrm_main(*script_args: str, num_trainers: int = 2, cpu: int = 2, memMB: int = 4096) -> specs.AppDef:
@@ -25,5 +26,8 @@ def run_dlrm_main(*script_args: str, num_trainers: int = 2, cpu: int = 2, memMB:
         cpu: CPUs per process (schedulers that reserve resources).
         memMB: memory per process in MB.
     """
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)}
+    root = os.getcwd()
+    if not os.path.isfile(os.path.join(root, _SCRIPT)):
+        raise ValueError(f"run torchx from the repository root: {os.path.join(root, _SCRIPT)} does not exist")
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     return ddp(*script_args, script=_SCRIPT, name="dlrm_main", j=f"1x{num_trainers}", cpu=cpu, memMB=memMB, env=env)

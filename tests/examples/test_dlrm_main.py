@@ -23,6 +23,8 @@ SMALL = ["--batch_size", "32", "--num_embeddings", "200", "--embedding_dim", "8"
 def _env():
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    # as with an activated environment: torchx's dist.ddp starts `torchrun` from PATH
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
 
 
