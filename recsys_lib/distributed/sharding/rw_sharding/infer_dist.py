@@ -20,6 +20,7 @@ from recsys_lib.distributed._dist.kjt import KJTOneToAll
 from recsys_lib.distributed._sharded.routing import check_ids
 from recsys_lib.distributed._sharded.table_types import InputDistOutputs
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, BaseSparseFeaturesDist
+from recsys_lib.distributed.sharding.rw_sharding.shard_offsets import convert_tensor
 from recsys_lib.distributed.sharding.sequence_sharding import InferSequenceShardingContext
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -130,13 +131,23 @@ class InferRwSparseFeaturesDist(BaseSparseFeaturesDist[InputDistOutputs]):
         self._need_pos = need_pos
         self._keep_original_indices = keep_original_indices
 
+    def get_block_bucketize_row_pos(self) -> Optional[List[torch.Tensor]]:
+        """Each feature's row boundaries (``embedding_shard_metadata``), or ``None`` for even row blocks."""
+        return self._row_pos
+
+    def move_buffer(self, sparse_features: KeyedJaggedTensor) -> None:
+        """Puts the block sizes, bucket counts and row boundaries on the KJT's device with its ids' dtype."""
+        self.feature_block_sizes = convert_tensor(self.feature_block_sizes, sparse_features)
+        if self._total_num_buckets is not None:
+            self._total_num_buckets = convert_tensor(self._total_num_buckets, sparse_features)
+        if self._row_pos is not None:
+            self._row_pos = [convert_tensor(p, sparse_features) for p in self._row_pos]
+
     def forward(self, sparse_features: KeyedJaggedTensor) -> InputDistOutputs:
         if self._total_num_buckets is None:  # FBGEMM would send an out-of-range id to some rank's wrong row
             check_ids(sparse_features, self._hash_sizes, "row-wise inference input dist")
-        values = sparse_features.values()
-        row_pos: Optional[List[torch.Tensor]] = None
-        if self._row_pos is not None:
-            row_pos = [p.to(device=values.device, dtype=values.dtype) for p in self._row_pos]
+        self.move_buffer(sparse_features)
+        row_pos = self.get_block_bucketize_row_pos()
         pos = self._has_feature_processor if sparse_features.weights_or_none() is None else self._need_pos
         bucketized, permute, mapping = bucketize_for_inference(
             sparse_features, self._world_size, self.feature_block_sizes, self._total_num_buckets, pos, row_pos,
