@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.awaitable import Awaitable
@@ -29,6 +30,7 @@ from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProces
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist, codecs_for, require_pg
+from recsys_lib.distributed.sharding.rw_sharding.write_dist import RowWriteUpdate, RwSparseFeaturesWriteDist
 from recsys_lib.distributed.sharding.tw_sharding.sequence import as_rows, return_splits, send_rows_back, uniform_dim
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -122,3 +124,11 @@ class RwSequenceEmbeddingSharding(
         )
         out._embedding_dim = self._dim
         return out
+
+    def create_write_dist(self, device: Optional[torch.device] = None) -> RwSparseFeaturesWriteDist:
+        """Sends rows to be written to the ranks owning them (this sharding's row blocks)."""
+        return RwSparseFeaturesWriteDist.from_row_buckets(self._pg, self._placement.row_buckets(), is_sequence=True)
+
+    def create_update(self, grouped_embeddings_lookup: nn.Module) -> RowWriteUpdate:
+        """Writes what :meth:`create_write_dist` delivers into ``grouped_embeddings_lookup``'s local rows."""
+        return RowWriteUpdate(grouped_embeddings_lookup)
