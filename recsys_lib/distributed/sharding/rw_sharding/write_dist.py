@@ -11,7 +11,7 @@ all-to-all of the rows; the result (on the second ``wait``) is this rank's KJT, 
 order, sources in rank order, ``weights`` the received rows.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -71,17 +71,16 @@ class _RowsAwaitable(Awaitable[KeyedJaggedTensor]):
 
 
 class _SplitsAwaitable(Awaitable[Awaitable[KeyedJaggedTensor]]):
-    def __init__(self, ids: Awaitable[Awaitable[KeyedJaggedTensor]], rows: torch.Tensor, send: List[int],
-                 counts: torch.Tensor, pg: dist.ProcessGroup) -> None:
+    """The ids' split sizes in flight; ``wait()`` issues the ids' tensors and hands them to ``then``."""
+
+    def __init__(self, ids: Awaitable[Awaitable[KeyedJaggedTensor]],
+                 then: Callable[[Awaitable[KeyedJaggedTensor]], Awaitable[KeyedJaggedTensor]]) -> None:
         super().__init__()
         self._ids = ids
-        self._rows = rows
-        self._send = send
-        self._counts = counts
-        self._pg = pg
+        self._then = then
 
     def _wait_impl(self) -> Awaitable[KeyedJaggedTensor]:
-        return _RowsAwaitable(self._ids.wait(), self._rows, self._send, self._counts, self._pg)
+        return self._then(self._ids.wait())
 
 
 @public_at("recsys_lib.distributed.sharding.rw_sharding")
@@ -160,7 +159,8 @@ class RwSparseFeaturesWriteDist(BaseSparseFeaturesWriteDist[KeyedJaggedTensor]):
         counts = torch.empty_like(per_key)  # (W sources, F): what each rank sends me per feature
         work = dist.all_to_all_single(counts.view(-1), per_key.view(-1).contiguous(), group=self._pg, async_op=True)
         wait_work(work, "RwSparseFeaturesWriteDist counts (all_to_all_single)", self._pg)
-        return _SplitsAwaitable(self._dist(bucketized), bucket_rows, per_key.sum(1).tolist(), counts, self._pg)
+        send, pg = per_key.sum(1).tolist(), self._pg
+        return _SplitsAwaitable(self._dist(bucketized), lambda ids: _RowsAwaitable(ids, bucket_rows, send, counts, pg))
 
 
 class RowWriteUpdate(BaseEmbeddingUpdate[KeyedJaggedTensor]):
