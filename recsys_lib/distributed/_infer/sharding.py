@@ -17,7 +17,7 @@ from recsys_lib.distributed._infer.modules import InferInputSplit, InferRowSplit
 from recsys_lib.distributed._infer.shards import InferShard, shard_config, shard_weights, table_shards
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.fused_params import FUSED_PARAM_REGISTER_TBE_BOOL, FUSED_PARAM_TBE_ROW_ALIGNMENT
-from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig, PoolingType
+from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Ranks past the last row get zero-row shards (offset R). The input dist sends id 
 combined by a reduce-scatter.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 
