@@ -6,7 +6,7 @@ Only ranks holding a shard ("active ranks") get a local module; all "ranks" are 
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -65,6 +65,9 @@ class InferEmbeddingShardingBase:
 
     row_split: bool = False
     pooled: bool = True
+    # pooled, not row split: the dist that puts the active ranks' outputs side by side (the strategy's TorchRec
+    # ``Infer*PooledEmbeddingDist``)
+    concat_dist: Optional[Callable[[torch.device, int], nn.Module]] = None
 
     def __init__(
         self,
@@ -212,7 +215,9 @@ class InferEmbeddingShardingBase:
         device = torch.device(device) if device is not None else self._device
         if self.pooled:
             if not self.row_split:
-                return EmbeddingsAllToOne(device, len(self._active), cat_dim=1)
+                if self.concat_dist is None:
+                    return EmbeddingsAllToOne(device, len(self._active), cat_dim=1)
+                return self.concat_dist(device, len(self._active))
             pos = self._global_position()
             columns = [[pos[c] for c in cols] for cols in self._local_columns(lookups)]
             return InferRowSplitPooledSum(columns, len(pos))
