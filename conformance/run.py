@@ -13,7 +13,7 @@ import sys
 import warnings
 from typing import Any, Dict, List, Tuple
 
-from conformance import cases_modules, cases_other, cases_sparse
+from conformance import cases_modules, cases_other, cases_sharding, cases_sparse
 from conformance._compare import Raised, results, same
 from conformance._lib import Lib
 
@@ -27,12 +27,14 @@ KNOWN_DEVIATIONS: Dict[Tuple[str, str], str] = {
     ("sparse.odd_inputs", "lengths/offsets disagree: getitem"): "TorchRec follows the lengths silently; we raise",
     ("optim", "RowWiseAdagrad"): "TorchRec crashes on a 1-D parameter (IndexError); we treat it as one row",
     ("optim", "WarmupOptimizer schedule"): "POLY past decay_iters: TorchRec's multiplier goes negative; we clamp at 0",
+    ("sharding.layouts", "row_wise R=0 W=2"): "TorchRec: ZeroDivisionError for a table of 0 rows; we give empty shards",
+    ("sharding.layouts", "row_wise R=0 W=2 buckets=0"): "TorchRec: ZeroDivisionError for 0 rows; we give empty shards",
 }
 
 
 def _all_cases() -> Dict[str, Any]:
     out: Dict[str, Any] = {}
-    for mod in (cases_sparse, cases_modules, cases_other):
+    for mod in (cases_sparse, cases_modules, cases_other, cases_sharding):
         out.update(mod.CASES)
     return out
 

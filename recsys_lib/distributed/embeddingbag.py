@@ -254,8 +254,8 @@ class ShardedEmbeddingBagCollection(
         types = {i.param_sharding.sharding_type for i in sharding_infos}
         if len(types) != 1:
             raise ValueError(f"create_embedding_bag_sharding: infos of one sharding type expected, got {sorted(types)}")
-        return strategy_for(types.pop()).create_pooled(
-            sharding_infos, env, device=device, qcomm_codecs_registry=qcomm_codecs_registry
+        return strategy_for(types.pop()).create_for_module(
+            False, sharding_infos, env, device, permute_embeddings, qcomm_codecs_registry
         )
 
     @staticmethod

@@ -21,7 +21,7 @@ from recsys_lib.distributed._core.sharder import ShardedModule
 from recsys_lib.distributed._infer.build import infos_by_sharding_type, state_dict_weight_cols
 from recsys_lib.distributed._infer.dist import check_input, jagged_outputs
 from recsys_lib.distributed._infer.modules import InferSequenceShards
-from recsys_lib.distributed._infer.sharding import LocalModuleOptions
+from recsys_lib.distributed._infer.sharding import local_module_fused_params
 from recsys_lib.distributed._sharded.module_bases import BaseQuantEmbeddingSharder
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.quant_embeddingbag import _one_env
@@ -71,8 +71,7 @@ class ShardedQuantEmbeddingCollection(ShardedModule):
         names = {c.name: list(n) for c, n in zip(configs, module.embedding_names_by_table())}
         infos = infos_by_sharding_type(owner, configs, stored, names, table_name_to_parameter_sharding, False,
                                        state_dict_weight_cols(module))
-        options = LocalModuleOptions(output_dtype=module.output_dtype(), register_tbes=module.register_tbes,
-                                     row_alignment=module.row_alignment)
+        local_params = local_module_fused_params(module.output_dtype(), module.register_tbes, module.row_alignment)
         self._env = env
         self._device: torch.device = torch.device(device) if device is not None else torch.device("cpu")
         self._embedding_configs = configs
@@ -84,9 +83,9 @@ class ShardedQuantEmbeddingCollection(ShardedModule):
         for st, st_infos in infos.items():
             sharding = create_infer_embedding_sharding(st, st_infos, env, self._device)
             self._sharding_type_to_sharding[st] = sharding
-            lookups = sharding.create_lookup(options)
+            lookups = sharding.create_lookup(self._device, local_params)
             parts.append(InferSequenceShards(sharding.create_input_dist(), lookups,
-                                             sharding.create_output_dist(lookups)))
+                                             sharding.create_output_dist()))
         self._shards: nn.ModuleList = nn.ModuleList(parts)
         self._embedding_names: List[str] = list(module._embedding_names)
         self._feature_of_name: List[str] = list(module._feature_order)

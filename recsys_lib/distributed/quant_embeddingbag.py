@@ -33,7 +33,7 @@ from recsys_lib.distributed._core.sharder import ShardedModule
 from recsys_lib.distributed._infer.build import infos_by_sharding_type, state_dict_weight_cols
 from recsys_lib.distributed._infer.dist import check_input
 from recsys_lib.distributed._infer.modules import InferPooledShards
-from recsys_lib.distributed._infer.sharding import LocalModuleOptions
+from recsys_lib.distributed._infer.sharding import local_module_fused_params
 from recsys_lib.distributed._sharded.module_bases import BaseQuantEmbeddingSharder
 from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
@@ -92,8 +92,7 @@ class ShardedQuantEmbeddingBagCollection(ShardedModule):
             names[t].append(n)
         infos = infos_by_sharding_type(owner, configs, stored, names, table_name_to_parameter_sharding,
                                        module.is_weighted(), state_dict_weight_cols(module))
-        options = LocalModuleOptions(is_weighted=module.is_weighted(), output_dtype=module.output_dtype(),
-                                     register_tbes=module.register_tbes, row_alignment=module.row_alignment)
+        local_params = local_module_fused_params(module.output_dtype(), module.register_tbes, module.row_alignment)
         self._env = env
         self._device: torch.device = torch.device(device) if device is not None else torch.device("cpu")
         self._embedding_bag_configs = configs
@@ -105,14 +104,14 @@ class ShardedQuantEmbeddingBagCollection(ShardedModule):
         for st, st_infos in infos.items():
             sharding = create_infer_embedding_bag_sharding(st, st_infos, env, self._device)
             self._sharding_type_to_sharding[st] = sharding
-            lookups = sharding.create_lookup(options)
+            lookups = sharding.create_lookup(self._device, local_params)
             mean = [i.embedding_config.pooling == PoolingType.MEAN and sharding.row_split
                     for i in st_infos for _ in i.embedding_config.feature_names]
             parts.append(InferPooledShards(
-                sharding.create_input_dist(), lookups, sharding.create_output_dist(lookups), self._output_dtype,
+                sharding.create_input_dist(), lookups, sharding.create_output_dist(), self._output_dtype,
                 sharding.feature_names(), sharding.embedding_dims(), mean,
             ))
-            columns.extend(sharding.output_columns(lookups))
+            columns.extend(sharding.output_columns())
         self._shards: nn.ModuleList = nn.ModuleList(parts)
         where = {c: i for i, c in enumerate(columns)}
         order = [where[(n, c)] for n, d in zip(module._embedding_names, module._length_per_key) for c in range(d)]

@@ -140,36 +140,20 @@ def table_wise(rank: int, device: Optional[str] = None, compute_kernel: Optional
     return gen
 
 
-def _bucket_row_sizes(rows: int, world_size: int, num_buckets: int) -> List[int]:
-    """Whole buckets of ``rows / num_buckets`` rows per rank: ``num_buckets // W`` each, one more on the first
-    ``num_buckets % W`` ranks (``rows=10, W=4, num_buckets=5`` → ``[4, 2, 2, 2]``)."""
-    if num_buckets < world_size:
-        raise ValueError(
-            f"Number of buckets ({num_buckets}) must be >= the number of ranks ({world_size}): a bucket cannot be "
-            "split across ranks. Increase total_num_buckets or reduce world_size."
-        )
-    if rows % num_buckets != 0:
-        raise ValueError(f"row_wise: num_buckets={num_buckets} must divide the {rows} rows")
-    per_rank, extra = divmod(num_buckets, world_size)
-    return [(rows // num_buckets) * (per_rank + (1 if r < extra else 0)) for r in range(world_size)]
-
-
 def row_wise(
     sizes_placement: Optional[Tuple[List[int], Union[str, List[str]]]] = None,
     compute_kernel: Optional[str] = None,
     num_buckets: Optional[int] = None,
 ) -> ParameterShardingGenerator:
     """Row blocks of ``ceil(rows / world)`` on every rank, or explicit ``(row_sizes, device(s))``; with
-    ``num_buckets`` (zero-collision tables) whole buckets per rank (see ``_bucket_row_sizes``)."""
+    ``num_buckets`` (zero-collision tables) whole buckets per rank (``rw_sharding/layout.py``)."""
 
     def gen(param: nn.Parameter, local_size: int, world_size: int, device_type: str,
             sharder: ModuleSharder[nn.Module]) -> ParameterSharding:
         rows, cols = _rows_cols(param)
-        if sizes_placement is None and num_buckets:
-            sizes, offsets = rw_layout.sizes_to_layout(_bucket_row_sizes(rows, world_size, num_buckets), cols)
-            devices = [device_type] * world_size
-        elif sizes_placement is None:
-            sizes, offsets = strategy_for(ShardingType.ROW_WISE).shard_sizes_and_offsets(rows, cols, world_size, local_size)
+        if sizes_placement is None:
+            sizes, offsets = strategy_for(ShardingType.ROW_WISE).shard_sizes_and_offsets(
+                rows, cols, world_size, local_size, num_buckets=num_buckets)
             devices = [device_type] * world_size
         else:
             row_counts, devs = sizes_placement

@@ -11,6 +11,8 @@ from recsys_lib.distributed.quant_embeddingbag import (
     QuantFeatureProcessedEmbeddingBagCollectionSharder,
     ShardedQuantEmbeddingBagCollection,
 )
+from recsys_lib.distributed.sharding.cw_sharding import InferCwPooledEmbeddingDist
+from recsys_lib.distributed.sharding.tw_sharding import InferTwPooledEmbeddingDist
 from recsys_lib.distributed.sharding_plan import construct_module_sharding_plan, get_default_sharders
 from recsys_lib.distributed.types import ShardingEnv
 from recsys_lib.fx import symbolic_trace
@@ -48,6 +50,10 @@ def test_mixed_plan_traces_and_scripts():
     want_model = copy.deepcopy(model)
     model.sparse = _shard(model, mixed_generators(), 2)
     assert set(model.sparse.shardings()) == {"table_wise", "row_wise", "column_wise"}
+    # the side-by-side output dists are TorchRec's classes
+    shardings = model.sparse.shardings()
+    assert isinstance(shardings["table_wise"].create_output_dist(), InferTwPooledEmbeddingDist)
+    assert isinstance(shardings["column_wise"].create_output_dist(), InferCwPooledEmbeddingDist)
     scripted = torch.jit.script(symbolic_trace(model))
     for seed in (0, 3):
         kjt = batch(True, batch_size=2 + seed, seed=seed)

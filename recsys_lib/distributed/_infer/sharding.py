@@ -6,7 +6,7 @@ Only ranks holding a shard ("active ranks") get a local module; all "ranks" are 
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -16,7 +16,8 @@ from recsys_lib.distributed._dist.all_to_one import EmbeddingsAllToOne
 from recsys_lib.distributed._infer.modules import InferInputSplit, InferRowSplitPooledSum, InferSequenceGather
 from recsys_lib.distributed._infer.shards import InferShard, shard_config, shard_weights, table_shards
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
-from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig, PoolingType
+from recsys_lib.distributed.fused_params import FUSED_PARAM_REGISTER_TBE_BOOL, FUSED_PARAM_TBE_ROW_ALIGNMENT
+from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,29 @@ class LocalModuleOptions:
     output_dtype: torch.dtype = torch.float32
     register_tbes: bool = False
     row_alignment: int = 16
+
+
+def local_module_fused_params(output_dtype: torch.dtype, register_tbes: bool, row_alignment: int) -> Dict[str, Any]:
+    """The ``fused_params`` that ask :meth:`InferEmbeddingShardingBase.create_lookup` for these local modules."""
+    return {"output_dtype": output_dtype, FUSED_PARAM_REGISTER_TBE_BOOL: register_tbes,
+            FUSED_PARAM_TBE_ROW_ALIGNMENT: row_alignment}
+
+
+def options_from_fused_params(infos: List[EmbeddingShardingInfo],
+                              fused_params: Optional[Dict[str, Any]]) -> LocalModuleOptions:
+    """Local module options from ``fused_params`` (defaults: float32 outputs, no TBE registration, 16-byte
+    rows); weighted when the tables' configs are."""
+    fp = fused_params or {}
+    dtype = fp.get("output_dtype", torch.float32)
+    if not isinstance(dtype, torch.dtype):
+        as_dtype = getattr(dtype, "as_dtype", None)  # an FBGEMM SparseType
+        if as_dtype is None:
+            raise ValueError(f"fused_params['output_dtype'] must be a torch.dtype or SparseType, got {dtype!r}")
+        dtype = as_dtype()
+    weighted = any(bool(getattr(i.embedding_config, "is_weighted", False)) for i in infos)
+    return LocalModuleOptions(is_weighted=weighted, output_dtype=dtype,
+                              register_tbes=bool(fp.get(FUSED_PARAM_REGISTER_TBE_BOOL, False)),
+                              row_alignment=int(fp.get(FUSED_PARAM_TBE_ROW_ALIGNMENT, 16)))
 
 
 class InferEmbeddingShardingBase:
@@ -41,6 +65,9 @@ class InferEmbeddingShardingBase:
 
     row_split: bool = False
     pooled: bool = True
+    # pooled, not row split: the dist that puts the active ranks' outputs side by side (the strategy's TorchRec
+    # ``Infer*PooledEmbeddingDist``)
+    concat_dist: Optional[Callable[[torch.device, int], nn.Module]] = None
 
     def __init__(
         self,
@@ -67,6 +94,7 @@ class InferEmbeddingShardingBase:
                 if group:
                     self._active.append(r)
                     self._by_rank.append(group)
+        self._lookups: Optional[nn.ModuleList] = None
         self._names: Dict[Tuple[str, str], str] = {}
         for info in self._infos:
             cfg = info.embedding_config
@@ -102,8 +130,26 @@ class InferEmbeddingShardingBase:
         tables = {f: i.embedding_config.name for i in self._infos for f in i.embedding_config.feature_names}
         return InferInputSplit(features, lo, hi, self.row_split, rows, tables)
 
-    def create_lookup(self, options: LocalModuleOptions) -> nn.ModuleList:
-        """One local quantized module per active rank over its shards (weights copied from ``param``)."""
+    def create_lookup(
+        self,
+        device: Optional[torch.device] = None,
+        fused_params: Optional[Dict[str, Any]] = None,
+        feature_processor: Optional[Any] = None,
+    ) -> nn.ModuleList:
+        """One local quantized module per active rank over its shards (weights copied from ``param``).
+
+        Args:
+            device: where the local modules live (default: this sharding's device; ``meta`` tables stay on meta).
+            fused_params: how to build them: ``"output_dtype"`` (``torch.dtype`` or FBGEMM ``SparseType``),
+                ``FUSED_PARAM_REGISTER_TBE_BOOL``, ``FUSED_PARAM_TBE_ROW_ALIGNMENT`` (see :func:`local_module_fused_params`).
+            feature_processor: not supported by quantized inference sharding (``ValueError`` if given).
+        """
+        if feature_processor is not None:
+            raise ValueError(f"{type(self).__name__}: quantized inference sharding has no feature processors")
+        self._lookups = self._build_lookups(options_from_fused_params(self._infos, fused_params), device)
+        return self._lookups
+
+    def _build_lookups(self, options: LocalModuleOptions, target: Optional[torch.device]) -> nn.ModuleList:
         from recsys_lib.quant.embedding_modules import EmbeddingBagCollection, EmbeddingCollection
 
         out: List[nn.Module] = []
@@ -122,7 +168,8 @@ class InferEmbeddingShardingBase:
                 weights[cfg.name] = shard_weights(info.param, cfg, s)
             # A model built on meta (weights loaded later) shards on meta; otherwise on this sharding's device.
             on_meta = shards[0][0].param.device.type == "meta"
-            device = torch.device("meta") if on_meta else self._device
+            device = torch.device("meta") if on_meta else (torch.device(target) if target is not None
+                                                            else self._device)
             # Row shards pool partial sums: keep them in float32 until they are added (as the kernel would).
             dtype = torch.float32 if self.row_split else options.output_dtype
             if self.pooled:
@@ -155,23 +202,32 @@ class InferEmbeddingShardingBase:
             out.append(cols)
         return out
 
-    def create_output_dist(self, lookups: nn.ModuleList, device: Optional[torch.device] = None) -> nn.Module:
+    def _created_lookups(self) -> nn.ModuleList:
+        """The local modules of the last :meth:`create_lookup`, or (not created yet) their layout on meta."""
+        if self._lookups is None:
+            return self._build_lookups(options_from_fused_params(self._infos, None), torch.device("meta"))
+        return self._lookups
+
+    def create_output_dist(self, device: Optional[torch.device] = None) -> nn.Module:
         """Pooled: the per-rank outputs side by side (``EmbeddingsAllToOne``), or summed (row split).
-        Sequence: ``InferSequenceGather``."""
+        Sequence: ``InferSequenceGather``. Column order follows the local modules of :meth:`create_lookup`."""
+        lookups = self._created_lookups()
         device = torch.device(device) if device is not None else self._device
         if self.pooled:
             if not self.row_split:
-                return EmbeddingsAllToOne(device, len(self._active), cat_dim=1)
+                if self.concat_dist is None:
+                    return EmbeddingsAllToOne(device, len(self._active), cat_dim=1)
+                return self.concat_dist(device, len(self._active))
             pos = self._global_position()
             columns = [[pos[c] for c in cols] for cols in self._local_columns(lookups)]
             return InferRowSplitPooledSum(columns, len(pos))
         return self._sequence_gather(lookups)
 
-    def output_columns(self, lookups: nn.ModuleList) -> List[Tuple[str, int]]:
+    def output_columns(self) -> List[Tuple[str, int]]:
         """``(embedding name, column)`` of each column the pooled output dist returns."""
         if self.row_split:
             return list(self._global_position())
-        return [c for cols in self._local_columns(lookups) for c in cols]
+        return [c for cols in self._local_columns(self._created_lookups()) for c in cols]
 
     def _sequence_gather(self, lookups: nn.ModuleList) -> InferSequenceGather:
         names: List[str] = []

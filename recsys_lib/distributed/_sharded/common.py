@@ -102,8 +102,9 @@ def create_shardings(
     out: Dict[str, EmbeddingSharding] = {}
     for st, st_infos in infos.items():
         strategy = strategy_for(st)
-        make = strategy.create_sequence if sequence else strategy.create_pooled
-        out[st] = make(st_infos, env, device=device, qcomm_codecs_registry=qcomm_codecs_registry)
+        # Sharded modules always want each feature's column shards back in column order.
+        out[st] = strategy.create_for_module(sequence, st_infos, env, device, permute_embeddings=True,
+                                             qcomm_codecs_registry=qcomm_codecs_registry)
     return out
 
 

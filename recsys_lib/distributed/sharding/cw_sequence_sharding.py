@@ -5,3 +5,4 @@ from recsys_lib.distributed.sharding.cw_sharding.sequence import (  # noqa: F401
     CwSequenceEmbeddingSharding,
 )
 from recsys_lib.distributed.sharding.cw_sharding.infer import InferCwSequenceEmbeddingSharding  # noqa: F401
+from recsys_lib.distributed.sharding.cw_sharding.infer_dist import InferCwSequenceEmbeddingDist  # noqa: F401

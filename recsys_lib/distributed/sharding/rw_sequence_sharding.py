@@ -7,3 +7,4 @@ from recsys_lib.distributed.sharding.rw_sharding.sequence import (  # noqa: F401
 )
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist  # noqa: F401
 from recsys_lib.distributed.sharding.rw_sharding.infer import InferRwSequenceEmbeddingSharding  # noqa: F401
+from recsys_lib.distributed.sharding.rw_sharding.infer_dist import InferRwSequenceEmbeddingDist  # noqa: F401

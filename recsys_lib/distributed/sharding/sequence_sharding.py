@@ -1,5 +1,5 @@
 """TorchRec path ``sharding.sequence_sharding``: ``SequenceShardingContext``, the per-batch context of the sequence
-(``EmbeddingCollection``) shardings.
+(``EmbeddingCollection``) shardings, and ``InferSequenceShardingContext``, its inference counterpart.
 
 Our ``EmbeddingShardingContext`` already carries the sequence fields (``input_splits``, ``output_splits``,
 ``lengths_after_input_dist``); this dataclass names them as TorchRec does, adding the KJT before the input dist,
@@ -12,6 +12,8 @@ from typing import List, Optional
 import torch
 
 from recsys_lib._public import public_at
+from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.streamable import Multistreamable
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -64,3 +66,35 @@ class SequenceShardingContext(EmbeddingShardingContext):
                 t.record_stream(stream)
         if self.features_before_input_dist is not None:
             self.features_before_input_dist.record_stream(stream)
+
+
+@public_at("recsys_lib.distributed.sharding.sequence_sharding")
+@dataclass
+class InferSequenceShardingContext(Multistreamable):
+    """Per-batch context of a sequence inference sharding (one host, no process group).
+
+    Args:
+        features: the KJT of every rank after the input dist (``KJTList``).
+        features_before_input_dist: the KJT the sharding received.
+        unbucketize_permute_tensor: row-wise: position of each input id among the bucketized ids.
+        bucket_mapping_tensor: row-wise: the rank each input id went to.
+        bucketized_length: row-wise: bag lengths after bucketizing, ``(W * F, B)``.
+        embedding_names_per_rank: the embedding names each rank looks up.
+    """
+
+    features: KJTList
+    features_before_input_dist: Optional[KeyedJaggedTensor] = None
+    unbucketize_permute_tensor: Optional[torch.Tensor] = None
+    bucket_mapping_tensor: Optional[torch.Tensor] = None
+    bucketized_length: Optional[torch.Tensor] = None
+    embedding_names_per_rank: Optional[List[List[str]]] = None
+
+    def record_stream(self, stream: torch.Stream) -> None:
+        """Keeps this context's tensors alive on ``stream``."""
+        for f in self.features:
+            f.record_stream(stream)
+        if self.features_before_input_dist is not None:
+            self.features_before_input_dist.record_stream(stream)
+        for t in (self.unbucketize_permute_tensor, self.bucket_mapping_tensor, self.bucketized_length):
+            if t is not None:
+                t.record_stream(stream)

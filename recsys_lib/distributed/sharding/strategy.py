@@ -93,6 +93,8 @@ class ShardingStrategy:
             feature-processed modules only when constraints name them (TorchRec's guarded types).
         manages_collisions: managed-collision modules (``distributed/mc_modules.py``) can be sharded this way: each
             rank owns a slice of the remapped rows and of the raw-id space.
+        permutes_columns: the sharding classes take ``permute_embeddings`` (column shards put back in column
+            order on output); sharded modules pass ``True``, the constructors default to ``False`` as TorchRec's.
     """
 
     sharding_type: ShardingType
@@ -115,6 +117,7 @@ class ShardingStrategy:
     infer_pooled_class: Optional[str] = None
     infer_sequence_class: Optional[str] = None
     manages_collisions: bool = False
+    permutes_columns: bool = False
 
     @property
     def supports_sequence(self) -> bool:
@@ -153,6 +156,25 @@ class ShardingStrategy:
         """Constructs the strategy's sequence (EC) ``EmbeddingSharding``; ``ValueError`` if unsupported."""
         return self.sequence_sharding_class()(*args, **kwargs)
 
+    def create_for_module(
+        self,
+        sequence: bool,
+        sharding_infos: List[Any],
+        env: Any,
+        device: Any = None,
+        permute_embeddings: bool = False,
+        qcomm_codecs_registry: Optional[Any] = None,
+    ) -> Any:
+        """The pooled (EBC) or sequence (EC) sharding, given the keyword arguments its constructor takes:
+        replicated strategies send nothing and take no codecs; column-splitting ones take ``permute_embeddings``."""
+        kwargs = {}
+        if not self.replicated:
+            kwargs["qcomm_codecs_registry"] = qcomm_codecs_registry
+        if self.permutes_columns:
+            kwargs["permute_embeddings"] = permute_embeddings
+        make = self.create_sequence if sequence else self.create_pooled
+        return make(sharding_infos, env, device, **kwargs)
+
     def _infer_class(self, name: Optional[str], what: str) -> Any:
         if name is None:
             raise ValueError(f"Sharding not supported for quantized inference: {self.sharding_type.value}")
@@ -180,7 +202,8 @@ def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partiti
            supports_fused_ebc: bool = True, supports_feature_processor: bool = True,
            quant_inference_order: Optional[int] = None, uses_host_groups: bool = False,
            plan_helper: Optional[str] = None, splits_rows: bool = False, infer_pooled_class: Optional[str] = None,
-           infer_sequence_class: Optional[str] = None, manages_collisions: bool = False) -> ShardingStrategy:
+           infer_sequence_class: Optional[str] = None, manages_collisions: bool = False,
+           permutes_columns: bool = False) -> ShardingStrategy:
     return ShardingStrategy(
         sharding_type=sharding_type, folder=folder, short_name=short_name, partition_by=partition_by, layout=layout,
         pooled_class=pooled_class, sequence_class=sequence_class, replicated=replicated,
@@ -190,6 +213,7 @@ def _entry(sharding_type: ShardingType, *, folder: str, short_name: str, partiti
         quant_inference_order=quant_inference_order, uses_host_groups=uses_host_groups,
         plan_helper=plan_helper, splits_rows=splits_rows, infer_pooled_class=infer_pooled_class,
         infer_sequence_class=infer_sequence_class, manages_collisions=manages_collisions,
+        permutes_columns=permutes_columns,
     )
 
 
@@ -207,10 +231,11 @@ _REGISTRY: Mapping[ShardingType, ShardingStrategy] = MappingProxyType({
         ShardingType.COLUMN_WISE, folder="cw_sharding", short_name="CW", partition_by=PartitionBy.DEVICE,
         layout=cw_layout.layout, pooled_class="CwPooledEmbeddingSharding",
         sequence_class="CwSequenceEmbeddingSharding", quant_inference_order=2, plan_helper="column_wise",
+        permutes_columns=True,
         infer_pooled_class="InferCwPooledEmbeddingSharding", infer_sequence_class="InferCwSequenceEmbeddingSharding"),
     ShardingType.TABLE_COLUMN_WISE: _entry(
         ShardingType.TABLE_COLUMN_WISE, folder="twcw_sharding", short_name="TWCW", partition_by=PartitionBy.HOST,
-        layout=twcw_layout.layout, pooled_class="TwCwPooledEmbeddingSharding"),
+        layout=twcw_layout.layout, pooled_class="TwCwPooledEmbeddingSharding", permutes_columns=True),
     ShardingType.ROW_WISE: _entry(
         ShardingType.ROW_WISE, folder="rw_sharding", short_name="RW", partition_by=PartitionBy.UNIFORM,
         layout=rw_layout.layout, pooled_class="RwPooledEmbeddingSharding",

@@ -5,3 +5,4 @@ from recsys_lib.distributed.sharding.tw_sharding.sequence import (  # noqa: F401
     TwSequenceEmbeddingSharding,
 )
 from recsys_lib.distributed.sharding.tw_sharding.infer import InferTwSequenceEmbeddingSharding  # noqa: F401
+from recsys_lib.distributed.sharding.tw_sharding.infer_dist import InferTwSequenceEmbeddingDist  # noqa: F401

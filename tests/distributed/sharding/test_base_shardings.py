@@ -89,7 +89,8 @@ class _MyTw(BaseTwEmbeddingSharding):
         raise AssertionError("not used")
 
     def create_output_dist(self, device=None):
-        return TwPooledEmbeddingDist(self._pg, [sum(d) for d in self._inner._placement.embedding_dims_per_rank()])
+        dims = self._inner._placement.embedding_dims_per_rank()
+        return TwPooledEmbeddingDist(self._pg, [sum(d) for d in dims], dims)
 
 
 def _user_subclass_and_grid_dist(rank, world):

@@ -14,4 +14,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "CwSequenceEmbeddingSharding": "sequence",
     "InferCwPooledEmbeddingSharding": "infer",
     "InferCwSequenceEmbeddingSharding": "infer",
+    "InferCwPooledEmbeddingDist": "infer_dist",
+    "InferCwPooledEmbeddingDistWithPermute": "infer_dist",
 })

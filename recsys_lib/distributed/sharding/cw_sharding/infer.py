@@ -12,6 +12,7 @@ from recsys_lib._public import public_at
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._infer.sharding import InferEmbeddingShardingBase
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
+from recsys_lib.distributed.sharding.cw_sharding.infer_dist import InferCwPooledEmbeddingDist
 
 
 @public_at("recsys_lib.distributed.sharding.cw_sharding")
@@ -25,6 +26,7 @@ class InferCwPooledEmbeddingSharding(InferEmbeddingShardingBase):
 
     row_split = False
     pooled = True
+    concat_dist = InferCwPooledEmbeddingDist
 
     def __init__(
         self,

@@ -5,9 +5,10 @@ Rank → rows/columns (table R × 12, ``column_wise(ranks=[0, 1, 0])``, block 4)
     rank 0: rows [0, R), cols [0, 4)  and  cols [8, 12)
     rank 1: rows [0, R), cols [4, 8)
 
-With a planner shard dim (``col_wise_shard_dim``, default ``MIN_CW_DIM=128``) the last block absorbs
-the remainder: 300 columns, block 128 → ``[128, 172]``. The pooled output, gathered in rank order,
-is put back in column order by ``output_permute``.
+With a planner shard dim (``col_wise_shard_dim``, default ``MIN_CW_DIM=128``) blocks are the smallest multiple of
+4 at least that wide which divides the columns; without one, the table stays whole: 256 columns → ``[128, 128]``,
+300 → ``[300]``, 12 with dim 4 → ``[4, 4, 4]``, 14 with dim 4 → ``[14]`` (TorchRec's rule). The pooled output,
+gathered in rank order, is put back in column order by ``output_permute``.
 """
 
 from typing import List, Optional, Sequence, Tuple
@@ -17,18 +18,30 @@ from recsys_lib.distributed.sharding._layout_types import Layout, LayoutRequest,
 MIN_CW_DIM = 128
 
 
+def base_dim(lower_bound: int, cols: int) -> int:
+    """The smallest multiple of 4 in ``[lower_bound, cols)`` that divides ``cols``, else ``cols``."""
+    for width in range(max(lower_bound, 1), cols):
+        if cols % width == 0 and width % 4 == 0:
+            return width
+    return cols
+
+
+def block_width(cols: int, col_wise_shard_dim: Optional[int]) -> int:
+    """Column block width (see the module docstring); a falsy ``col_wise_shard_dim`` means ``MIN_CW_DIM``."""
+    if col_wise_shard_dim is not None and col_wise_shard_dim < 0:
+        raise ValueError(f"col_wise_shard_dim must be >= 0, got {col_wise_shard_dim}")
+    block = min(base_dim(col_wise_shard_dim or MIN_CW_DIM, cols), cols)
+    return block if block > 0 and cols % block == 0 else cols
+
+
 def layout(request: LayoutRequest) -> Layout:
-    """Blocks of ``min(col_wise_shard_dim or MIN_CW_DIM, cols)`` columns; the last one takes the remainder."""
+    """Equal blocks of :func:`block_width` columns (one block when no such width divides the columns)."""
     rows, cols, world_size, local_world_size = check_request(request)
-    col_wise_shard_dim = request.col_wise_shard_dim
-    block = min(col_wise_shard_dim if col_wise_shard_dim is not None else MIN_CW_DIM, cols)
-    if block <= 0:
-        raise ValueError(f"col_wise_shard_dim must be > 0, got {col_wise_shard_dim}")
-    n, rem = divmod(cols, block)
-    widths = [block] * n
-    if rem:
-        widths[-1] += rem
-    return [[rows, w] for w in widths], [[0, block * i] for i in range(n)]
+    if cols <= 0:
+        raise ValueError(f"column-wise sharding needs a table with columns, got {cols}")
+    block = block_width(cols, request.col_wise_shard_dim)
+    n = cols // block
+    return [[rows, block] for _ in range(n)], [[0, block * i] for i in range(n)]
 
 
 def even_column_split(cols: int, num_shards: int) -> List[int]:

@@ -96,8 +96,8 @@ class CwPooledEmbeddingSharding(
     Args:
         sharding_infos: tables planned ``column_wise`` (or ``table_column_wise``).
         env / device / qcomm_codecs_registry: as ``TwPooledEmbeddingSharding``.
-        permute_embeddings: put shard columns back in column order (default True; False leaves the
-            table-wise order, as TorchRec's flag).
+        permute_embeddings: put shard columns back in column order (sharded modules pass ``True``; ``False``
+            leaves the table-wise order and one output name per shard, as TorchRec's flag).
     """
 
     def __init__(
@@ -105,7 +105,7 @@ class CwPooledEmbeddingSharding(
         sharding_infos: List[Any],
         env: ShardingEnv,
         device: Optional[torch.device] = None,
-        permute_embeddings: bool = True,
+        permute_embeddings: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)

@@ -72,16 +72,20 @@ class CwSequenceEmbeddingSharding(
     DelegatedSharding,
     EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor, torch.Tensor],
 ):
-    """Column-wise sequence sharding (see the module docstring). Args as ``CwPooledEmbeddingSharding``."""
+    """Column-wise sequence sharding (see the module docstring). Args as ``CwPooledEmbeddingSharding``;
+    ``permute_embeddings`` is kept for TorchRec's signature: sequence rows always come back whole (each id's
+    shards side by side, :func:`combine_rows`), which is what the sharded EC expects either way."""
 
     def __init__(
         self,
         sharding_infos: List[Any],
         env: ShardingEnv,
         device: Optional[torch.device] = None,
+        permute_embeddings: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._permute_embeddings = permute_embeddings
         check_column_shards(sharding_infos, "column-wise")
         self._inner = TwSequenceEmbeddingSharding(sharding_infos, env, device, qcomm_codecs_registry)
         self._segments = output_segments(self._inner._placement)

@@ -31,7 +31,6 @@ from recsys_lib.distributed._sharded.table_types import (
     ShardedEmbeddingTable,
 )
 from recsys_lib.distributed._core.awaitable import Awaitable, NoWait
-from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.enums import ShardingType
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
@@ -40,12 +39,18 @@ from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 class DpSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
     """No input dist: each rank looks up its own batch."""
 
+    def __init__(self) -> None:
+        super().__init__()
+
     def forward(self, sparse_features: KeyedJaggedTensor) -> Awaitable[Awaitable[KeyedJaggedTensor]]:
         return NoWait(NoWait(sparse_features))
 
 
 class DpPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
     """No output dist: the local pooled embeddings are already this rank's."""
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
@@ -87,9 +92,9 @@ class ReplicatedShardingMixin:
         sharding_infos: List[Any],
         env: ShardingEnv,
         device: Optional[torch.device] = None,
-        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
     ) -> None:
-        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)  # type: ignore[call-arg]  (next: EmbeddingSharding)
+        # Replicated tables send nothing, so there are no wire codecs (TorchRec's constructor takes none).
+        super().__init__()  # type: ignore[call-arg]  (next: EmbeddingSharding)
         self._env = env
         self._device = device
         self._grouped_configs = replicated_grouped_configs(sharding_infos)

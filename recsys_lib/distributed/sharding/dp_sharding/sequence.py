@@ -20,6 +20,9 @@ from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 class DpSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
     """No output dist: the local rows are already this rank's."""
 
+    def __init__(self) -> None:
+        super().__init__()
+
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
     ) -> Awaitable[torch.Tensor]:

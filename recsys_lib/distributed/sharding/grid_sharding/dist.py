@@ -44,24 +44,17 @@ class GridPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
     ) -> None:
         super().__init__()
-        sums = [sum(d) for d in emb_dim_per_node_per_feature]
-        if list(dim_sum_per_node) != sums:
-            raise ValueError(
-                f"dim_sum_per_node={list(dim_sum_per_node)} does not match emb_dim_per_node_per_feature sums {sums}"
-            )
         self._rank = rank
         self._device = device
         self._dist = TwRwPooledEmbeddingDist(
-            intra_pg,
-            cross_pg,
-            dist.get_world_size(intra_pg),
-            emb_dim_per_node_per_feature,
-            qcomm_codecs_registry,
-            callbacks,
+            rank, cross_pg, intra_pg, dim_sum_per_node, emb_dim_per_node_per_feature, device, qcomm_codecs_registry
         )
+        self._callbacks = list(callbacks or [])
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
     ) -> Awaitable[torch.Tensor]:
         """``sharding_ctx.batch_size_per_rank`` gives every rank's batch (required)."""
-        return self._dist(local_embs, sharding_ctx)
+        out = self._dist(local_embs, sharding_ctx)
+        out.callbacks.extend(self._callbacks)
+        return out

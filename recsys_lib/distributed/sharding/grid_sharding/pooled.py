@@ -6,7 +6,7 @@ Rank → rows/columns (table 10 x 8, ``grid_shard(host_indexes=[0, 1])``, W=4, L
     rank 1 (host 0): rows [5, 10), cols [0, 4)      rank 3 (host 1): rows [5, 10), cols [4, 8)
 
 Composition, no new collectives: every column block is a table-row-wise unit (``TwRwPooledEmbeddingSharding``
-with ``column_blocks=True``: bucketized input, intra-host reduce-scatter, cross-host all-to-all), and
+built by ``of_column_blocks``: bucketized input, intra-host reduce-scatter, cross-host all-to-all), and
 column-wise's :func:`combine_permute` puts each feature's column blocks back side by side on wait (after the
 MEAN division, which is per block and so unaffected by the order).
 """
@@ -34,7 +34,8 @@ class GridPooledEmbeddingSharding(
     Args:
         sharding_infos: tables planned ``grid_shard`` (column blocks, each on all ranks of one host in row order).
         env / device / need_pos / qcomm_codecs_registry: as ``RwPooledEmbeddingSharding``.
-        permute_embeddings: restore column order (default True; False leaves the block order).
+
+    Outputs always come in column order (each feature's blocks side by side), as TorchRec's.
     """
 
     def __init__(
@@ -44,12 +45,10 @@ class GridPooledEmbeddingSharding(
         device: Optional[torch.device] = None,
         need_pos: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        permute_embeddings: bool = True,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
-        self._inner = TwRwPooledEmbeddingSharding(sharding_infos, env, device, need_pos, qcomm_codecs_registry,
-                                                  column_blocks=True)
-        self._permute_embeddings = permute_embeddings
+        self._inner = TwRwPooledEmbeddingSharding.of_column_blocks(sharding_infos, env, device, need_pos,
+                                                                   qcomm_codecs_registry)
         self._names, self._dims, _ = combine_permute(self._inner.segments())
 
     @property
@@ -57,13 +56,10 @@ class GridPooledEmbeddingSharding(
         return self._inner.need_pos
 
     def embedding_names(self) -> List[str]:
-        return list(self._names) if self._permute_embeddings else self._inner.embedding_names()
+        return list(self._names)
 
     def embedding_dims(self) -> List[int]:
-        return list(self._dims) if self._permute_embeddings else self._inner.embedding_dims()
+        return list(self._dims)
 
     def create_output_dist(self, device: Optional[torch.device] = None) -> nn.Module:
-        dist = self._inner.create_output_dist(device)
-        if not self._permute_embeddings:
-            return dist
-        return ColumnCombiningDist(dist, self._inner.segments())
+        return ColumnCombiningDist(self._inner.create_output_dist(device), self._inner.segments())

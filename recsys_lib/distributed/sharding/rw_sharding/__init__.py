@@ -16,6 +16,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "RwSequenceEmbeddingSharding": "sequence",
     "InferRwPooledEmbeddingSharding": "infer",
     "InferRwSequenceEmbeddingSharding": "infer",
+    "InferRwSparseFeaturesDist": "infer_dist",
+    "InferRwPooledEmbeddingDist": "infer_dist",
+    "RwSparseFeaturesWriteDist": "write_dist",
     "convert_tensor": "shard_offsets",
     "get_embedding_shard_metadata": "shard_offsets",
 })

@@ -34,7 +34,7 @@ class RowBuckets:
     """Row buckets of the features of one row-split sharding (a value: built once from the plan).
 
     Attributes:
-        feature_names: features in the sharding's order.
+        feature_names: features in the sharding's order (empty: any keys, as many as ``rows``).
         rows: table rows of each feature.
         boundaries: ``W + 1`` row boundaries of each feature's table.
     """
@@ -93,8 +93,11 @@ def bucketize_features(
     for a single bucket, where it would be the identity). A variable-batch KJT stays variable-batch (each
     bucket copy keeps the per-key batch sizes).
     """
-    if list(kjt.keys()) != list(buckets.feature_names):
+    if buckets.feature_names and list(kjt.keys()) != list(buckets.feature_names):
         raise ValueError(f"row-wise bucketize: KJT keys {kjt.keys()} differ from {list(buckets.feature_names)}")
+    if len(kjt.keys()) != len(buckets.rows):
+        raise ValueError(f"row-wise bucketize: KJT has {len(kjt.keys())} keys {kjt.keys()}, the dist was built for "
+                         f"{len(buckets.rows)} features")
     w = buckets.num_buckets
     if w == 1:  # one shard: ids, order and local rows are unchanged (FBGEMM's op would cost a full pass)
         return _single_bucket(kjt, bucketize_pos), None

@@ -10,7 +10,7 @@ Ranks past the last row get zero-row shards (offset R). The input dist sends id 
 combined by a reduce-scatter.
 """
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 
@@ -48,11 +48,21 @@ def uneven_row_sizes(rows: int, device_memory_sizes: List[int]) -> List[int]:
 
 
 def bucketed_row_sizes(rows: int, num_shards: int, num_buckets: int) -> List[int]:
-    """Whole buckets per shard (``ceil(num_buckets / num_shards)`` each); ``rows`` must divide into buckets."""
-    if num_buckets < 1 or rows % num_buckets != 0:
-        raise ValueError(f"num_buckets={num_buckets} must be >= 1 and divide the number of rows {rows}")
+    """Whole buckets of ``rows / num_buckets`` rows per shard: ``num_buckets // W`` each, one more on the first
+    ``num_buckets % W`` shards (``rows=10, W=4, num_buckets=5`` → ``[4, 2, 2, 2]``; ``5, 4, 5`` → ``[2, 1, 1, 1]``).
+
+    ``rows`` must divide into buckets and a bucket is never split, so ``num_buckets >= W``.
+    """
+    if num_buckets < num_shards:
+        raise ValueError(
+            f"Number of buckets ({num_buckets}) must be >= the number of ranks ({num_shards}): a bucket cannot be "
+            "split across ranks. Increase total_num_buckets or reduce world_size."
+        )
+    if rows % num_buckets != 0:
+        raise ValueError(f"num_buckets={num_buckets} must divide the number of rows {rows}")
+    per_shard, extra = divmod(num_buckets, num_shards)
     per_bucket = rows // num_buckets
-    return [n * per_bucket for n in row_sizes(num_buckets, num_shards)]
+    return [per_bucket * (per_shard + (1 if r < extra else 0)) for r in range(num_shards)]
 
 
 def layout(request: LayoutRequest) -> Layout:
@@ -63,7 +73,7 @@ def layout(request: LayoutRequest) -> Layout:
         if len(memory) != world_size:
             raise ValueError(f"device_memory_sizes has {len(memory)} entries for {world_size} ranks")
         return sizes_to_layout(uneven_row_sizes(rows, memory), cols)
-    if request.num_buckets is not None:
+    if request.num_buckets:  # 0 / None: plain row blocks
         return sizes_to_layout(bucketed_row_sizes(rows, world_size, request.num_buckets), cols)
     return sizes_to_layout(row_sizes(rows, world_size), cols)
 

@@ -15,7 +15,7 @@ Per batch (``F`` features, this rank's batch ``B``):
    several shards averages over all its ids (TorchRec divides per shard, torchrec#2362).
 """
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -44,6 +44,7 @@ from recsys_lib.distributed.embedding_sharding import (
 from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, bucketize_features, mean_divisor
+from recsys_lib.distributed.sharding.rw_sharding.layout import bucketed_row_sizes, row_sizes
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -82,21 +83,90 @@ class LocalTensors(Awaitable[KeyedJaggedTensor]):
         return self._kjt
 
 
+def default_row_buckets(
+    feature_hash_sizes: List[int],
+    num_buckets: int,
+    feature_total_num_buckets: Optional[List[int]] = None,
+) -> RowBuckets:
+    """Row buckets of the plan helpers' layouts (pure): ``ceil(R / W)`` blocks, or whole hash buckets per rank
+    when a feature has ``feature_total_num_buckets`` (``rw_sharding/layout.py``). Feature names are left empty:
+    the dist then takes the KJT's keys as they come (TorchRec's constructor knows only the row counts)."""
+    bounds: List[Tuple[int, ...]] = []
+    for i, rows in enumerate(feature_hash_sizes):
+        total = None if feature_total_num_buckets is None else feature_total_num_buckets[i]
+        sizes = bucketed_row_sizes(rows, num_buckets, total) if total else row_sizes(rows, num_buckets)
+        b = [0]
+        for n in sizes:
+            b.append(b[-1] + n)
+        bounds.append(tuple(b))
+    return RowBuckets((), tuple(int(r) for r in feature_hash_sizes), tuple(bounds))
+
+
+def restore_global_ids(bucketized: KeyedJaggedTensor, buckets: RowBuckets) -> KeyedJaggedTensor:
+    """Local rows back to table rows: bucket ``b``'s ids of feature ``f`` plus the bucket's first row."""
+    starts = [bounds[b] for b in range(buckets.num_buckets) for bounds in buckets.boundaries]
+    values = bucketized.values()
+    shift = torch.repeat_interleave(
+        torch.tensor(starts, dtype=values.dtype, device=values.device),
+        torch.tensor(bucketized.length_per_key(), dtype=torch.int64, device=values.device),
+    )
+    return KeyedJaggedTensor(
+        keys=bucketized.keys(), values=values + shift, weights=bucketized.weights_or_none(),
+        lengths=bucketized.lengths(), stride=None if bucketized.variable_stride_per_key() else bucketized.stride(),
+        stride_per_key_per_rank=bucketized.stride_per_key_per_rank() if bucketized.variable_stride_per_key() else None,
+    )
+
+
 class RwSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
     """Checks ids, bucketizes by row block and all-to-alls the buckets (see the module docstring).
 
     Args:
-        pg: process group of the all-to-all.
-        buckets: row buckets of the features (in the sharding's feature order).
-        mean_features: per feature, whether its table pools by MEAN (the divisor is computed for those).
-        is_sequence: also compute the unbucketize permutation.
-        bucketize_pos: send each id's position in its original bag as its weight.
-        key_permute / splits / stagger: two-level strategies reorder the bucketized keys rank-major and send
-            ``splits[r]`` of them to rank r (default: bucket r → rank r, ``[F] * W``).
+        pg: process group of the all-to-all (``W`` ranks, one row block each).
+        num_features: features of the KJTs it receives (in the sharding's order).
+        feature_hash_sizes: table rows of each feature (blocks of ``ceil(R / W)`` rows per rank).
+        feature_total_num_buckets: per feature, hash buckets of its table (whole buckets per rank, as
+            ``row_wise(num_buckets=...)`` places them); ``None``: row blocks.
+        device: kept for TorchRec's signature (tensors follow the input).
+        is_sequence: also compute the unbucketize permutation (EC).
+        has_feature_processor: send each id's position in its bag as its weight when the KJT has no weights.
+        need_pos: send positions as weights when the KJT has weights.
+        keep_original_indices: send table rows instead of rows local to the block.
+        virtual_table_feature_num_buckets: hash buckets of virtual tables (used as ``feature_total_num_buckets``
+            when that is not given).
+        zch_sizes: per feature, the zero-collision table size (kept; buckets come from the counts above).
+
+    Sharding classes build it from their plan's actual row boundaries with :meth:`from_row_buckets`.
     """
 
     def __init__(
         self,
+        pg: dist.ProcessGroup,
+        num_features: int,
+        feature_hash_sizes: List[int],
+        feature_total_num_buckets: Optional[List[int]] = None,
+        device: Optional[torch.device] = None,
+        is_sequence: bool = False,
+        has_feature_processor: bool = False,
+        need_pos: bool = False,
+        keep_original_indices: bool = False,
+        virtual_table_feature_num_buckets: Optional[List[int]] = None,
+        zch_sizes: Optional[List[int]] = None,
+    ) -> None:
+        super().__init__()
+        if len(feature_hash_sizes) != num_features:
+            raise ValueError(f"RwSparseFeaturesDist: {len(feature_hash_sizes)} feature_hash_sizes for "
+                             f"{num_features} features")
+        totals = feature_total_num_buckets if feature_total_num_buckets is not None \
+            else virtual_table_feature_num_buckets
+        buckets = default_row_buckets(feature_hash_sizes, dist.get_world_size(pg), totals)
+        self._setup(pg, buckets, None, is_sequence, has_feature_processor, need_pos, None, None, 1)
+        self._keep_original_indices = keep_original_indices
+        self._zch_sizes = zch_sizes
+        self._device = device
+
+    @classmethod
+    def from_row_buckets(
+        cls,
         pg: dist.ProcessGroup,
         buckets: RowBuckets,
         mean_features: Optional[List[bool]] = None,
@@ -105,17 +175,47 @@ class RwSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
         key_permute: Optional[List[int]] = None,
         splits: Optional[List[int]] = None,
         stagger: int = 1,
+    ) -> "RwSparseFeaturesDist":
+        """The dist of a sharding, from its plan's row boundaries.
+
+        Args:
+            buckets: row buckets of the features (in the sharding's feature order).
+            mean_features: per feature, whether its table pools by MEAN (the divisor is computed for those).
+            bucketize_pos: send each id's position in its original bag as its weight.
+            key_permute / splits / stagger: two-level strategies reorder the bucketized keys rank-major and send
+                ``splits[r]`` of them to rank r (default: bucket r → rank r, ``[F] * W``).
+        """
+        out = cls.__new__(cls)
+        BaseSparseFeaturesDist.__init__(out)
+        out._setup(pg, buckets, mean_features, is_sequence, bucketize_pos, bucketize_pos, key_permute, splits,
+                   stagger)
+        return out
+
+    def _setup(
+        self,
+        pg: dist.ProcessGroup,
+        buckets: RowBuckets,
+        mean_features: Optional[List[bool]],
+        is_sequence: bool,
+        has_feature_processor: bool,
+        need_pos: bool,
+        key_permute: Optional[List[int]],
+        splits: Optional[List[int]],
+        stagger: int,
     ) -> None:
-        super().__init__()
         self._buckets = buckets
-        self._mean_features = list(mean_features or [False] * len(buckets.feature_names))
+        num_features = len(buckets.rows)
+        self._mean_features = list(mean_features or [False] * num_features)
         self._is_sequence = is_sequence
-        self._bucketize_pos = bucketize_pos
+        self._has_feature_processor = has_feature_processor
+        self._need_pos = need_pos
         self._key_permute = key_permute
         self._key_permute_t = None if key_permute is None else torch.tensor(key_permute, dtype=torch.int64)
-        num_features = len(buckets.feature_names)
         self._world = dist.get_world_size(pg)
         self._dist = KJTAllToAll(pg, splits if splits is not None else [num_features] * buckets.num_buckets, stagger)
+        self._keep_original_indices = False
+        self._zch_sizes: Optional[List[int]] = None
+        self._device: Optional[torch.device] = None
         self.unbucketize_permute_tensor: Optional[torch.Tensor] = None  # last batch's (TorchRec attribute)
         self._check_ids = True  # off inside sharded modules, which check every input id before any input dist
 
@@ -123,9 +223,13 @@ class RwSparseFeaturesDist(BaseSparseFeaturesDist[KeyedJaggedTensor]):
         if self._check_ids:
             check_ids(sparse_features, self._buckets.rows, "row-wise input dist")
         divisor = mean_divisor(sparse_features, self._mean_features)
+        # Positions replace the weights: for a feature processor when there are none, else only when asked.
+        pos = self._has_feature_processor if sparse_features.weights_or_none() is None else self._need_pos
         bucketized, permute = bucketize_features(
-            sparse_features, self._buckets, bucketize_pos=self._bucketize_pos, sequence=self._is_sequence
+            sparse_features, self._buckets, bucketize_pos=pos, sequence=self._is_sequence
         )
+        if self._keep_original_indices:
+            bucketized = restore_global_ids(bucketized, self._buckets)
         if self._key_permute is not None:
             bucketized = bucketized.permute(self._key_permute, self._key_permute_t)
         self.unbucketize_permute_tensor = permute
@@ -143,8 +247,9 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         pg: process group of the reduce-scatter.
         embedding_dims: output width of each feature (for the MEAN divisor's columns).
         qcomm_codecs_registry: wire codecs (``CommOp.POOLED_EMBEDDINGS_REDUCE_SCATTER``).
-        divide: apply the MEAN division here (two-level strategies divide after their last collective).
-        callbacks: run on the result after the division (e.g. a column permutation).
+
+    Two-level strategies call :meth:`reduce_scatter` / :meth:`reduce_scatter_variable_batch` themselves and
+    divide after their last collective.
     """
 
     def __init__(
@@ -152,8 +257,6 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         pg: dist.ProcessGroup,
         embedding_dims: List[int],
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        divide: bool = True,
-        callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
     ) -> None:
         super().__init__()
         codecs = codecs_for(qcomm_codecs_registry, CommOp.POOLED_EMBEDDINGS_REDUCE_SCATTER)
@@ -162,8 +265,6 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         self._world = dist.get_world_size(pg)
         self._embedding_dims = list(embedding_dims)
         self._col_feature = column_features(embedding_dims)
-        self._divide = divide
-        self._callbacks = list(callbacks or [])
 
     def reduce_scatter(self, local_embs: torch.Tensor, input_splits: Optional[List[int]]) -> Awaitable[torch.Tensor]:
         if self._world == 1:  # the sum over one rank is the input itself (no copy, no gradient scaling by 1)
@@ -188,20 +289,18 @@ class RwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
             splits = sharding_ctx.batch_size_per_rank
         out = self.reduce_scatter(local_embs, splits)
         batch = None if sharding_ctx is None else sharding_ctx.input_dist_facts
-        if self._divide and batch is not None and batch.divisor is not None:
+        if batch is not None and batch.divisor is not None:
             divisor, col_feature = batch.divisor, self._col_feature
             out.callbacks.append(lambda t: divide_by_bag_lengths(t, divisor, col_feature))
-        out.callbacks.extend(self._callbacks)
         return out
 
     def _forward_variable_batch(self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext) -> Awaitable[torch.Tensor]:
         dims = self._embedding_dims
         out = self.reduce_scatter_variable_batch(local_embs, sharding_ctx.batch_size_per_rank_per_feature, dims)
         batch = None if sharding_ctx is None else sharding_ctx.input_dist_facts
-        if self._divide and batch is not None and batch.divisor is not None:
+        if batch is not None and batch.divisor is not None:
             divisor, rows = batch.divisor, sharding_ctx.batch_size_per_feature_pre_a2a
             out.callbacks.append(lambda t: divide_rows(t, divisor, row_widths(dims, rows)))
-        out.callbacks.extend(self._callbacks)
         return out
 
 
@@ -224,6 +323,8 @@ class RwPooledEmbeddingSharding(
         need_pos: send ids' positions in their bags as weights (position-weighted feature processors); also
             on when a table's config has ``need_pos``.
         qcomm_codecs_registry: wire codecs keyed by ``CommOp.value``.
+        device_type_from_sharding_infos: the shards' device type(s) as the sharder read them from the plan
+            (kept for TorchRec's signature; lookups and outputs follow ``device``).
     """
 
     def __init__(
@@ -233,8 +334,10 @@ class RwPooledEmbeddingSharding(
         device: Optional[torch.device] = None,
         need_pos: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        device_type_from_sharding_infos: Optional[Union[str, Tuple[str, ...]]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._device_type_from_sharding_infos = device_type_from_sharding_infos
         self._env = env
         self._pg = require_pg(env, "row-wise")
         self._device = device
@@ -248,7 +351,7 @@ class RwPooledEmbeddingSharding(
         return self._need_pos
 
     def create_input_dist(self, device: Optional[torch.device] = None) -> RwSparseFeaturesDist:
-        return RwSparseFeaturesDist(
+        return RwSparseFeaturesDist.from_row_buckets(
             self._pg, self._placement.row_buckets(), self._placement.mean_features(),
             bucketize_pos=self._need_pos,
         )

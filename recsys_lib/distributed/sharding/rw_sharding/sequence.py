@@ -13,10 +13,11 @@ Split sizes of the all-to-all: ``input_splits[k]`` = ids of rank k's samples in 
 ``output_splits[k]`` = ids I sent to rank k (bucket k), carried from the input dist.
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.awaitable import Awaitable
@@ -29,7 +30,8 @@ from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProces
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist, codecs_for, require_pg
-from recsys_lib.distributed.sharding.tw_sharding.sequence import return_splits, send_rows_back, uniform_dim
+from recsys_lib.distributed.sharding.rw_sharding.write_dist import RowWriteUpdate, RwSparseFeaturesWriteDist
+from recsys_lib.distributed.sharding.tw_sharding.sequence import as_rows, return_splits, send_rows_back, uniform_dim
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -47,13 +49,13 @@ class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         num_features: int,
         device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        embedding_dim: int = 0,
     ) -> None:
         super().__init__()
         self._pg = pg
         self._world = dist.get_world_size(pg)
         self._num_features = num_features
-        self._embedding_dim = embedding_dim
+        # Row width for ranks whose lookup returns a flat (empty) tensor; the sharding sets it from its tables.
+        self._embedding_dim: Optional[int] = None
         self._codecs = codecs_for(qcomm_codecs_registry, CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL)
         recat = sequence_recat(num_features, self._world)
         self._recat: Optional[torch.Tensor] = torch.tensor(recat, dtype=torch.int64) if recat else None
@@ -67,9 +69,7 @@ class RwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         sent = batch.bucketized_length_per_key
         if sent is None:
             raise RuntimeError("row-wise sequence output dist: the input dist was not built for sequences")
-        rows = local_embs if local_embs.dim() == 2 else local_embs.reshape(-1, self._embedding_dim)
-        if rows.size(1) != self._embedding_dim:
-            rows = rows.reshape(-1, self._embedding_dim)
+        rows = as_rows(local_embs, self._embedding_dim, "row-wise sequence output dist")
         output_splits = return_splits(sent, [self._num_features] * self._world)
         return send_rows_back(
             rows, sharding_ctx, self._num_features, output_splits, self._recat, self._pg, self._codecs,
@@ -90,8 +90,11 @@ class RwSequenceEmbeddingSharding(
         device: Optional[torch.device] = None,
         need_pos: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        device_type_from_sharding_infos: Optional[Union[str, Tuple[str, ...]]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._device_type_from_sharding_infos = device_type_from_sharding_infos
+        self._need_pos = need_pos
         self._env = env
         self._pg = require_pg(env, "row-wise")
         self._device = device
@@ -100,7 +103,7 @@ class RwSequenceEmbeddingSharding(
         self._dim = uniform_dim(self.embedding_dims(), "row-wise")
 
     def create_input_dist(self, device: Optional[torch.device] = None) -> RwSparseFeaturesDist:
-        return RwSparseFeaturesDist(self._pg, self._placement.row_buckets(), is_sequence=True)
+        return RwSparseFeaturesDist.from_row_buckets(self._pg, self._placement.row_buckets(), is_sequence=True)
 
     def create_lookup(
         self,
@@ -115,7 +118,17 @@ class RwSequenceEmbeddingSharding(
         return prepare_lookup(lookup, self._placement.local_feature_order(), self._placement.feature_dims(), True)
 
     def create_output_dist(self, device: Optional[torch.device] = None) -> RwSequenceEmbeddingDist:
-        return RwSequenceEmbeddingDist(
+        out = RwSequenceEmbeddingDist(
             self._pg, len(self.feature_names()), device if device is not None else self._device,
-            self.qcomm_codecs_registry, embedding_dim=self._dim,
+            self.qcomm_codecs_registry,
         )
+        out._embedding_dim = self._dim
+        return out
+
+    def create_write_dist(self, device: Optional[torch.device] = None) -> RwSparseFeaturesWriteDist:
+        """Sends rows to be written to the ranks owning them (this sharding's row blocks)."""
+        return RwSparseFeaturesWriteDist.from_row_buckets(self._pg, self._placement.row_buckets(), is_sequence=True)
+
+    def create_update(self, grouped_embeddings_lookup: nn.Module) -> RowWriteUpdate:
+        """Writes what :meth:`create_write_dist` delivers into ``grouped_embeddings_lookup``'s local rows."""
+        return RowWriteUpdate(grouped_embeddings_lookup)

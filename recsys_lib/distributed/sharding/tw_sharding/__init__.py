@@ -16,4 +16,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "TwSequenceEmbeddingSharding": "sequence",
     "InferTwEmbeddingSharding": "infer",
     "InferTwSequenceEmbeddingSharding": "infer",
+    "InferTwSparseFeaturesDist": "infer_dist",
+    "InferTwPooledEmbeddingDist": "infer_dist",
 })

@@ -12,6 +12,7 @@ from recsys_lib._public import public_at
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._infer.sharding import InferEmbeddingShardingBase
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
+from recsys_lib.distributed.sharding.tw_sharding.infer_dist import InferTwPooledEmbeddingDist
 
 
 @public_at("recsys_lib.distributed.sharding.tw_sharding")
@@ -23,6 +24,7 @@ class InferTwEmbeddingSharding(InferEmbeddingShardingBase):
 
     row_split = False
     pooled = True
+    concat_dist = InferTwPooledEmbeddingDist
 
     def __init__(
         self,

@@ -68,7 +68,7 @@ class TwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         self,
         pg: dist.ProcessGroup,
         dim_sum_per_rank: List[int],
-        emb_dim_per_rank_per_feature: Optional[List[List[int]]] = None,
+        emb_dim_per_rank_per_feature: List[List[int]],
         device: Optional[torch.device] = None,
         callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
@@ -80,11 +80,8 @@ class TwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         )
         self._emb_dim_per_rank_per_feature = emb_dim_per_rank_per_feature
         self._world = dist.get_world_size(pg)
-        self._vbe_dist: Optional[VariableBatchPooledEmbeddingsAllToAll] = None
-        if emb_dim_per_rank_per_feature is not None:
-            self._vbe_dist = VariableBatchPooledEmbeddingsAllToAll(
-                pg, emb_dim_per_rank_per_feature, device, callbacks, codecs
-            )
+        self._vbe_dist = VariableBatchPooledEmbeddingsAllToAll(pg, emb_dim_per_rank_per_feature, device, callbacks,
+                                                               codecs)
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
@@ -106,8 +103,6 @@ class TwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Te
         self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext
     ) -> PooledEmbeddingsAwaitable:
         """VBE: flat ``[r][f][B[r][f]][D_f]`` → this rank's flat ``[f][b_f][D_f]`` in sharding feature order."""
-        if self._vbe_dist is None:
-            raise ValueError("table-wise output dist: variable-batch inputs need emb_dim_per_rank_per_feature")
         per_rank = sharding_ctx.batch_size_per_rank_per_feature or [[] for _ in range(self._world)]
         return self._vbe_dist(local_embs, per_rank, sharding_ctx.batch_size_per_feature_pre_a2a)
 
@@ -124,6 +119,8 @@ class TwPooledEmbeddingSharding(
         env: world, rank and process group.
         device: where lookups and outputs live.
         qcomm_codecs_registry: wire codecs keyed by ``CommOp.value``.
+        storage_device_type_from_sharding_infos: the tables' storage device type as the sharder read it from the
+            plan (kept for TorchRec's signature; lookups and outputs follow ``device``).
     """
 
     def __init__(
@@ -132,8 +129,10 @@ class TwPooledEmbeddingSharding(
         env: ShardingEnv,
         device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        storage_device_type_from_sharding_infos: Optional[str] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._storage_device_type_from_sharding_infos = storage_device_type_from_sharding_infos
         self._env = env
         self._pg = _pg(env)
         self._device = device
@@ -156,12 +155,8 @@ class TwPooledEmbeddingSharding(
             sharding_type=ShardingType.TABLE_WISE,
         )
 
-    def create_output_dist(
-        self,
-        device: Optional[torch.device] = None,
-        callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
-    ) -> TwPooledEmbeddingDist:
+    def create_output_dist(self, device: Optional[torch.device] = None) -> TwPooledEmbeddingDist:
         return TwPooledEmbeddingDist(
             self._pg, self.dim_sum_per_rank(), self._placement.embedding_dims_per_rank(),
-            device if device is not None else self._device, callbacks, self.qcomm_codecs_registry,
+            device if device is not None else self._device, None, self.qcomm_codecs_registry,
         )

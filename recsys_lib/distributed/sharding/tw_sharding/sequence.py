@@ -165,14 +165,14 @@ class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
         features_per_rank: List[int],
         device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        embedding_dim: int = 0,
     ) -> None:
         super().__init__()
         self._pg = pg
         self._world = dist.get_world_size(pg)
         self._features_per_rank = list(features_per_rank)
         self._local_features = features_per_rank[dist.get_rank(pg)]
-        self._embedding_dim = embedding_dim
+        # Row width for ranks whose lookup returns a flat (empty) tensor; the sharding sets it from its tables.
+        self._embedding_dim: Optional[int] = None
         self._codecs = _codecs(qcomm_codecs_registry, CommOp.SEQUENCE_EMBEDDINGS_ALL_TO_ALL)
         recat = sequence_recat(self._local_features, self._world)
         self._recat: Optional[torch.Tensor] = torch.tensor(recat, dtype=torch.int64) if recat else None
@@ -182,12 +182,22 @@ class TwSequenceEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
     ) -> Awaitable[torch.Tensor]:
         if sharding_ctx is None or sharding_ctx.lengths_after_input_dist is None:
             raise ValueError("sequence output dist needs the sharding context filled by the sharded module")
-        if local_embs.dim() != 2 or local_embs.size(1) != self._embedding_dim:
-            local_embs = local_embs.reshape(-1, self._embedding_dim)
+        local_embs = as_rows(local_embs, self._embedding_dim, "table-wise sequence output dist")
         output_splits = return_splits(sharding_ctx.length_per_key_before_input_dist, self._features_per_rank)
         return send_rows_back(
             local_embs, sharding_ctx, self._local_features, output_splits, self._recat, self._pg, self._codecs
         )
+
+
+def as_rows(local_embs: torch.Tensor, embedding_dim: Optional[int], what: str) -> torch.Tensor:
+    """``[ids, D]`` rows of a lookup's output: as is when 2-D and ``D`` is unknown or equal, else reshaped to
+    ``embedding_dim`` columns (a flat or empty output)."""
+    if local_embs.dim() == 2 and (embedding_dim is None or local_embs.size(1) == embedding_dim):
+        return local_embs
+    if embedding_dim is None:
+        raise ValueError(f"{what}: got a {local_embs.dim()}-D lookup output {tuple(local_embs.shape)} and no "
+                         "embedding dim to read it as rows")
+    return local_embs.reshape(-1, embedding_dim)
 
 
 def uniform_dim(dims: List[int], what: str) -> int:
@@ -211,8 +221,10 @@ class TwSequenceEmbeddingSharding(
         env: ShardingEnv,
         device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        storage_device_type_from_sharding_infos: Optional[str] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._storage_device_type_from_sharding_infos = storage_device_type_from_sharding_infos
         self._env = env
         self._pg = _pg(env)
         self._device = device
@@ -234,7 +246,9 @@ class TwSequenceEmbeddingSharding(
         )
 
     def create_output_dist(self, device: Optional[torch.device] = None) -> TwSequenceEmbeddingDist:
-        return TwSequenceEmbeddingDist(
+        out = TwSequenceEmbeddingDist(
             self._pg, self.features_per_rank(), device if device is not None else self._device,
-            self.qcomm_codecs_registry, embedding_dim=self._dim,
+            self.qcomm_codecs_registry,
         )
+        out._embedding_dim = self._dim
+        return out

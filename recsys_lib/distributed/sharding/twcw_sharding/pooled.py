@@ -44,7 +44,7 @@ class TwCwPooledEmbeddingSharding(
         sharding_infos: List[Any],
         env: ShardingEnv,
         device: Optional[torch.device] = None,
-        permute_embeddings: bool = True,
+        permute_embeddings: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)

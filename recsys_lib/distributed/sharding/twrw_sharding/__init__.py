@@ -12,5 +12,5 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "BaseTwRwEmbeddingSharding": "base",
     "TwRwPooledEmbeddingDist": "pooled",
     "TwRwPooledEmbeddingSharding": "pooled",
-    "TwRwSparseFeaturesDist": "recsys_lib.distributed.sharding.rw_sharding.pooled:RwSparseFeaturesDist",
+    "TwRwSparseFeaturesDist": "input_dist",
 })

@@ -37,26 +37,14 @@ from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacement, RowUnit, units_by_column_block
 from recsys_lib.distributed.sharding.rw_sharding.pooled import (
     RwPooledEmbeddingDist,
-    RwSparseFeaturesDist,
     column_features,
     divide_by_bag_lengths,
     require_pg,
     row_widths,
 )
 from recsys_lib.distributed.sharding.tw_sharding.pooled import TwPooledEmbeddingDist
+from recsys_lib.distributed.sharding.twrw_sharding.input_dist import TwRwSparseFeaturesDist, rank_major_key_order
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
-
-
-def rank_major_key_order(features_per_host: List[int], local_world_size: int) -> List[int]:
-    """Permutation of bucket-major keys (``bucket j: all features, host-major``) into rank-major order:
-    rank ``h*L + j`` takes bucket ``j`` of host ``h``'s features (pure).
-
-    Example: hosts with ``[2, 1]`` features, L=2 → ``[0, 1, 3, 4, 2, 5]``.
-    """
-    total = sum(features_per_host)
-    starts = [sum(features_per_host[:h]) for h in range(len(features_per_host))]
-    return [j * total + starts[h] + i for h, n in enumerate(features_per_host) for j in range(local_world_size)
-            for i in range(n)]
 
 
 def staggered_batch_sizes(batch_size_per_rank: List[int], local_world_size: int) -> List[List[int]]:
@@ -88,29 +76,46 @@ class _Waited(Awaitable[torch.Tensor]):
 
 
 class TwRwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.Tensor, torch.Tensor]):
-    """Intra-host reduce-scatter, then cross-host all-to-all, then the MEAN division (module docstring)."""
+    """Intra-host reduce-scatter, then cross-host all-to-all, then the MEAN division (module docstring).
+
+    Args:
+        rank: this rank (global).
+        cross_pg: the ranks with this rank's local rank, one per host.
+        intra_pg: the ranks of this host (``L`` of them).
+        dim_sum_per_node: ``D_h``, pooled width computed by host ``h`` (must equal the sums below).
+        emb_dim_per_node_per_feature: ``[h][f]`` width of host ``h``'s feature ``f``.
+        device: where outputs live.
+        qcomm_codecs_registry: wire codecs keyed by ``CommOp.value``.
+    """
 
     def __init__(
         self,
-        intra_pg: dist.ProcessGroup,
+        rank: int,
         cross_pg: dist.ProcessGroup,
-        local_world_size: int,
-        host_dims: List[List[int]],
+        intra_pg: dist.ProcessGroup,
+        dim_sum_per_node: List[int],
+        emb_dim_per_node_per_feature: List[List[int]],
+        device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
     ) -> None:
         super().__init__()
-        self._local = local_world_size
+        host_dims = [list(d) for d in emb_dim_per_node_per_feature]
+        sums = [sum(d) for d in host_dims]
+        if list(dim_sum_per_node) != sums:
+            raise ValueError(
+                f"dim_sum_per_node={list(dim_sum_per_node)} does not match emb_dim_per_node_per_feature sums {sums}"
+            )
+        self._rank = rank
+        self._device = device
+        self._local = dist.get_world_size(intra_pg)
         self._local_rank = dist.get_rank(intra_pg)
         self._host = dist.get_rank(cross_pg)
-        self._intra = RwPooledEmbeddingDist(intra_pg, host_dims[self._host], qcomm_codecs_registry, divide=False)
-        self._cross = TwPooledEmbeddingDist(cross_pg, [sum(d) for d in host_dims], [list(d) for d in host_dims],
-                                            qcomm_codecs_registry=qcomm_codecs_registry)
+        self._intra = RwPooledEmbeddingDist(intra_pg, host_dims[self._host], qcomm_codecs_registry)
+        self._cross = TwPooledEmbeddingDist(cross_pg, sums, host_dims, qcomm_codecs_registry=qcomm_codecs_registry)
         self._hosts = len(host_dims)
-        self._host_dims = [list(d) for d in host_dims]
+        self._host_dims = host_dims
         self._dims = [d for dims in host_dims for d in dims]
         self._col_feature = column_features(self._dims)
-        self._callbacks = list(callbacks or [])
 
     def forward(
         self, local_embs: torch.Tensor, sharding_ctx: Optional[EmbeddingShardingContext] = None
@@ -130,9 +135,7 @@ class TwRwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
             out = self._cross(reduced.wait(), cross_ctx).wait()
             return divide_by_bag_lengths(out, divisor, col_feature)
 
-        result = _Waited(finish)
-        result.callbacks.extend(self._callbacks)
-        return result
+        return _Waited(finish)
 
     def _forward_variable_batch(
         self, local_embs: torch.Tensor, sharding_ctx: EmbeddingShardingContext
@@ -157,9 +160,7 @@ class TwRwPooledEmbeddingDist(BaseEmbeddingDist[EmbeddingShardingContext, torch.
             out = self._cross(reduced.wait(), cross_ctx).wait()
             return out if divisor is None else divide_rows(out, divisor, row_widths(dims, pre))
 
-        result = _Waited(finish)
-        result.callbacks.extend(self._callbacks)
-        return result
+        return _Waited(finish)
 
 
 class TwRwPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, KeyedJaggedTensor, torch.Tensor,
@@ -171,7 +172,8 @@ class TwRwPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, Ke
             of the host, in row order).
         env: world, rank, process group; ranks per host from ``env.local_world_size``.
         device / need_pos / qcomm_codecs_registry: as ``RwPooledEmbeddingSharding``.
-        column_blocks: accept column-split tables (each column block on its own host); grid sharding's use.
+
+    Grid sharding runs it on column blocks (each block on its own host): :meth:`of_column_blocks`.
     """
 
     def __init__(
@@ -181,9 +183,33 @@ class TwRwPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, Ke
         device: Optional[torch.device] = None,
         need_pos: bool = False,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        column_blocks: bool = False,
     ) -> None:
-        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._setup(sharding_infos, env, device, need_pos, qcomm_codecs_registry, False)
+
+    @classmethod
+    def of_column_blocks(
+        cls,
+        sharding_infos: List[Any],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        need_pos: bool = False,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> "TwRwPooledEmbeddingSharding":
+        """The sharding of column-split tables (grid): every column block is a table-row-wise unit."""
+        out = cls.__new__(cls)
+        out._setup(sharding_infos, env, device, need_pos, qcomm_codecs_registry, True)
+        return out
+
+    def _setup(
+        self,
+        sharding_infos: List[Any],
+        env: ShardingEnv,
+        device: Optional[torch.device],
+        need_pos: bool,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]],
+        column_blocks: bool,
+    ) -> None:
+        EmbeddingSharding.__init__(self, qcomm_codecs_registry=qcomm_codecs_registry)
         what = "grid" if column_blocks else "table-row-wise"
         self._env = env
         self._pg = require_pg(env, what)
@@ -240,14 +266,14 @@ class TwRwPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, Ke
 
     # ---- factories ----
 
-    def create_input_dist(self, device: Optional[torch.device] = None) -> RwSparseFeaturesDist:
+    def create_input_dist(self, device: Optional[torch.device] = None) -> TwRwSparseFeaturesDist:
         parts = [p.row_buckets() for p in self._per_host]
         buckets = RowBuckets(
             tuple(f for b in parts for f in b.feature_names), tuple(r for b in parts for r in b.rows),
             tuple(x for b in parts for x in b.boundaries),
         )
         features_per_host = [len(b.feature_names) for b in parts]
-        return RwSparseFeaturesDist(
+        return TwRwSparseFeaturesDist.from_row_buckets(
             self._pg, buckets, [m for p in self._per_host for m in p.mean_features()],
             key_permute=rank_major_key_order(features_per_host, self._local),
             splits=[features_per_host[r // self._local] for r in range(self._env.world_size)],
@@ -271,15 +297,12 @@ class TwRwPooledEmbeddingSharding(EmbeddingSharding[EmbeddingShardingContext, Ke
         )
         return prepare_lookup(lookup, placement.local_feature_order(), placement.feature_dims(), False)
 
-    def create_output_dist(
-        self,
-        device: Optional[torch.device] = None,
-        callbacks: Optional[List[Callable[[torch.Tensor], torch.Tensor]]] = None,
-    ) -> TwRwPooledEmbeddingDist:
+    def create_output_dist(self, device: Optional[torch.device] = None) -> TwRwPooledEmbeddingDist:
         intra, cross = self._env.intra_and_cross_node_pg(device)
         if intra is None or cross is None:
             raise RuntimeError("table-row-wise sharding: no intra-/cross-host process group for this rank")
+        dims = [p.embedding_dims() for p in self._per_host]
         return TwRwPooledEmbeddingDist(
-            intra, cross, self._local, [p.embedding_dims() for p in self._per_host], self.qcomm_codecs_registry,
-            callbacks,
+            self._env.rank, cross, intra, [sum(d) for d in dims], dims,
+            device if device is not None else self._device, self.qcomm_codecs_registry,
         )

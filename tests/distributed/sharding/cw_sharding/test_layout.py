@@ -6,9 +6,11 @@ from tests.distributed.sharding._tiling import coverage
 
 @pytest.mark.parametrize(
     "cols,shard_dim,widths",
-    [(256, None, [128, 128]), (300, None, [128, 172]), (64, None, [64]), (12, 4, [4, 4, 4]), (14, 4, [4, 4, 6])],
+    # TorchRec 1.8.0's blocks: the smallest multiple of 4 >= the shard dim dividing the columns, else one block
+    [(256, None, [128, 128]), (300, None, [300]), (64, None, [64]), (12, 4, [4, 4, 4]), (14, 4, [14]),
+     (8, 3, [4, 4]), (10, 4, [10]), (24, 5, [8, 8, 8]), (512, 0, [128] * 4), (384, 100, [128] * 3)],
 )
-def test_blocks_with_remainder_in_the_last(cols, shard_dim, widths):
+def test_equal_blocks_of_the_base_width(cols, shard_dim, widths):
     sizes, offsets = layout.shard_sizes_and_offsets(5, cols, 2, 2, col_wise_shard_dim=shard_dim)
     assert [s[1] for s in sizes] == widths
     assert all(s[0] == 5 for s in sizes)

@@ -11,7 +11,11 @@ def test_documented_grid():
 
 
 def test_planner_grid_uses_column_blocks():
+    sizes, offsets = layout.shard_sizes_and_offsets(7, 256, world_size=4, local_world_size=2)
+    # columns [128, 128] (column-wise rule), rows [4, 3] within the host
+    assert sizes == [[4, 128], [3, 128], [4, 128], [3, 128]]
+    assert offsets == [[0, 0], [4, 0], [0, 128], [4, 128]]
+    assert bool((coverage(7, 256, sizes, offsets) == 1).all())
+    # 300 columns: no multiple of 4 in [128, 300) divides them, so one column block (TorchRec's rule)
     sizes, offsets = layout.shard_sizes_and_offsets(7, 300, world_size=4, local_world_size=2)
-    # columns [128, 172] (column-wise rule), rows [4, 3] within the host
-    assert sizes == [[4, 128], [3, 128], [4, 172], [3, 172]]
-    assert bool((coverage(7, 300, sizes, offsets) == 1).all())
+    assert sizes == [[4, 300], [3, 300]] and offsets == [[0, 0], [4, 0]]

@@ -38,6 +38,27 @@ def test_memory_proportional_and_bucketed():
         layout.shard_sizes_and_offsets(10, 2, 2, 2, num_buckets=3)
 
 
+@pytest.mark.parametrize(
+    "rows,world,buckets,sizes",
+    # whole buckets: num_buckets // W each, the remainder one by one on the first ranks (TorchRec 1.8.0's
+    # placement, so a checkpoint written by TorchRec lands on the same ranks)
+    [(5, 4, 5, [2, 1, 1, 1]), (10, 4, 5, [4, 2, 2, 2]), (6, 4, 6, [2, 2, 1, 1]), (14, 4, 7, [4, 4, 4, 2]),
+     (12, 4, 4, [3, 3, 3, 3])],
+)
+def test_bucketed_rows_spread_the_remainder_over_the_first_ranks(rows, world, buckets, sizes):
+    got, offsets = layout.shard_sizes_and_offsets(rows, 2, world, world, num_buckets=buckets)
+    assert [s[0] for s in got] == sizes
+    assert [o[0] for o in offsets] == [sum(sizes[:i]) for i in range(world)]
+    # num_buckets=0 means no buckets (plain ceil blocks)
+    plain, _ = layout.shard_sizes_and_offsets(rows, 2, world, world, num_buckets=0)
+    assert plain == layout.shard_sizes_and_offsets(rows, 2, world, world)[0]
+
+
+def test_fewer_buckets_than_ranks_is_an_error():
+    with pytest.raises(ValueError, match="Number of buckets \\(2\\) must be >= the number of ranks \\(4\\)"):
+        layout.shard_sizes_and_offsets(10, 2, 4, 4, num_buckets=2)
+
+
 def test_bucketize_maps_ids_to_rank_and_local_row():
     shard, local = layout.bucketize(torch.tensor([0, 2, 3, 9]), block=3, num_shards=4)
     assert shard.tolist() == [0, 0, 1, 3] and local.tolist() == [0, 2, 0, 0]
