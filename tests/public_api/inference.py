@@ -37,11 +37,21 @@ NAMES = [
     *[("recsys_lib.distributed.quant_embeddingbag", n) for n in [
         "ShardedQuantEmbeddingBagCollection", "QuantEmbeddingBagCollectionSharder",
         "ShardedQuantFeatureProcessedEmbeddingBagCollection", "QuantFeatureProcessedEmbeddingBagCollectionSharder",
-        "create_infer_embedding_bag_sharding",
+        "create_infer_embedding_bag_sharding", "ShardedQuantEbcInputDist", "flatten_feature_lengths",
+        "get_device_from_parameter_sharding", "get_device_from_sharding_infos",
+        "get_device_for_first_shard_from_sharding_infos",
+    ]],
+    *[("recsys_lib.distributed.quant_state", n) for n in [
+        "ShardedQuantEmbeddingModuleState", "WeightSpec", "sharded_tbes_weights_spec", "get_param_id_from_type",
+        "post_state_dict_hook", "get_bucket_offsets_per_virtual_table",
     ]],
     *[("recsys_lib.distributed.quant_embedding", n) for n in [
         "ShardedQuantEmbeddingCollection", "QuantEmbeddingCollectionSharder", "create_infer_embedding_sharding",
+        "ShardedQuantEcInputDist", "EmbeddingCollectionContext", "input_dist_permute", "annotate_embedding_names",
+        "format_embedding_names_per_rank_per_sharding", "get_device_from_parameter_sharding",
+        "get_device_from_sharding_infos", "get_device_for_first_shard_from_sharding_infos",
     ]],
+    ("recsys_lib.distributed.quant_embedding_kernel", "IntNBitTableBatchedEmbeddingBagsCodegenWithLength"),
     *[("recsys_lib.distributed.infer_utils", n) for n in [
         "get_tbes_from_sharded_module", "get_tbe_specs_from_sharded_module", "get_path_device_tuples",
         "get_all_torchrec_modules", "get_non_scriptable_trec_module",

@@ -27,6 +27,7 @@ class LocalModuleOptions:
     output_dtype: torch.dtype = torch.float32
     register_tbes: bool = False
     row_alignment: int = 16
+    split_scale_bias: bool = False  # local state dicts: weight + weight_qscale + weight_qbias
 
 
 class InferEmbeddingShardingBase:
@@ -128,13 +129,19 @@ class InferEmbeddingShardingBase:
             if self.pooled:
                 module: nn.Module = EmbeddingBagCollection(
                     configs, options.is_weighted, device, dtype, weights,  # type: ignore[arg-type]
-                    register_tbes=options.register_tbes, row_alignment=options.row_alignment)
+                    register_tbes=options.register_tbes, row_alignment=options.row_alignment,
+                    quant_state_dict_split_scale_bias=options.split_scale_bias)
             else:
                 module = EmbeddingCollection(configs, device, False, dtype, weights,  # type: ignore[arg-type]
                                              register_tbes=options.register_tbes,
-                                             row_alignment=options.row_alignment)
+                                             row_alignment=options.row_alignment,
+                                             quant_state_dict_split_scale_bias=options.split_scale_bias)
             out.append(module)
         return nn.ModuleList(out)
+
+    def local_shards(self) -> List[List[Tuple[EmbeddingShardingInfo, InferShard]]]:
+        """Per local module (in ``create_lookup`` order): its ``(table info, shard)`` pairs."""
+        return [list(group) for group in self._by_rank]
 
     def _global_position(self) -> Dict[Tuple[str, int], int]:
         pos: Dict[Tuple[str, int], int] = {}
