@@ -73,6 +73,11 @@ NAMES = [
                                                          "create_training_batch", "DEFAULT_CAT_NAMES",
                                                          "DEFAULT_INT_NAMES"]],
     *[("recsys_lib.inference.dlrm_packager", n) for n in ["parse_args", "main"]],
+    *[("recsys_lib.inference.inference_legacy.state_dict_transform", n)
+      for n in ["state_dict_gather", "state_dict_all_gather_keys", "state_dict_to_device"]],
+    *[("recsys_lib.inference.inference_legacy.model_packager", n)
+      for n in ["PredictFactoryPackager", "load_config_text", "load_pickle_config"]],
+    ("recsys_lib.inference.inference_legacy", "model_packager"),
 ]
 
 _QUANT_TAIL = [("table_name_to_quantized_weights", None), ("register_tbes", False),
@@ -99,6 +104,8 @@ SIGNATURES = [
     (_I, "quantize_dense", [("predict_module", REQUIRED), ("dtype", REQUIRED),
                             ("additional_embedding_module_type", [])]),
     (_I, "PredictModule", [("module", REQUIRED), ("device", None)]),
+    ("recsys_lib.inference.dlrm_predict", "DLRMPredictFactory.create_predict_module",
+     [("self", REQUIRED), ("world_size", REQUIRED), ("device", REQUIRED)]),
     (_I, "BatchingMetadata", [("type", REQUIRED), ("device", REQUIRED), ("pinned", REQUIRED)]),
     (_I, "set_pruning_data", [("model", REQUIRED), ("tables_to_rows_post_pruning", REQUIRED), ("module_types", None)]),
     (_I, "shard_quant_model", [("model", REQUIRED), ("world_size", 1), ("compute_device", "cuda"),
