@@ -1116,7 +1116,7 @@ def _jt_dict_from_parts(
             offsets_2d = torch.zeros(
                 (num_keys, lengths_2d.size(1) + 1), dtype=lengths.dtype, device=lengths.device
             )
-            torch.cumsum(lengths_2d, 1, out=offsets_2d[:, 1:])
+            offsets_2d[:, 1:] = torch.cumsum(lengths_2d, 1)  # (dynamo cannot trace a non-contiguous out=)
             offsets_list = list(offsets_2d.unbind(0))
     else:
         lengths_list = list(lengths.view(-1).split_with_sizes(stride_per_key))
