@@ -140,6 +140,7 @@ class JsonSerializer(SerializerInterface):
     module_to_serializer_cls: Dict[str, Type["JsonSerializer"]] = {}  # type: ignore[assignment]
     _module_cls: Optional[Type[nn.Module]] = None
     _children: Optional[List[str]] = None
+    _meta_forward: Optional[Any] = None
 
     @classmethod
     def children(cls, module: nn.Module) -> List[str]:
@@ -156,7 +157,10 @@ class JsonSerializer(SerializerInterface):
 
     @classmethod
     def swap_meta_forward(cls, module: nn.Module) -> None:
-        pass
+        """Bind the serializer's shape-only forward (``_meta_forward``, if any) as ``module.forward``."""
+        meta_forward = getattr(cls, "_meta_forward", None)  # a staticmethod: the plain function here
+        if meta_forward is not None:
+            module.forward = meta_forward.__get__(module, type(module))  # type: ignore[method-assign]
 
     @classmethod
     def _serializer_for(cls, typename: str) -> Type["JsonSerializer"]:
@@ -193,10 +197,7 @@ class JsonSerializer(SerializerInterface):
 
 class EBCJsonSerializer(JsonSerializer):
     _module_cls = EmbeddingBagCollection
-
-    @classmethod
-    def swap_meta_forward(cls, module: nn.Module) -> None:
-        module.forward = ebc_meta_forward.__get__(module, type(module))  # type: ignore[method-assign]
+    _meta_forward = staticmethod(ebc_meta_forward)
 
     @classmethod
     def serialize_to_dict(cls, module: nn.Module) -> Dict[str, Any]:
@@ -283,10 +284,7 @@ class FPEBCJsonSerializer(JsonSerializer):
 
 class KTRegroupAsDictJsonSerializer(JsonSerializer):
     _module_cls = KTRegroupAsDict
-
-    @classmethod
-    def swap_meta_forward(cls, module: nn.Module) -> None:
-        module.forward = kt_regroup_meta_forward.__get__(module, type(module))  # type: ignore[method-assign]
+    _meta_forward = staticmethod(kt_regroup_meta_forward)
 
     @classmethod
     def serialize_to_dict(cls, module: nn.Module) -> Dict[str, Any]:
