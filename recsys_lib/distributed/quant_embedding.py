@@ -38,7 +38,7 @@ from recsys_lib.distributed._infer.names import (  # noqa: F401  (TorchRec's nam
 from recsys_lib.distributed._infer.sharding import LocalModuleOptions
 from recsys_lib.distributed._infer.state import kernel_configs
 from recsys_lib.distributed._sharded.module_bases import BaseQuantEmbeddingSharder
-from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig
+from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, KJTList
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.fused_params import (
     is_fused_param_quant_state_dict_split_scale_bias,
@@ -165,6 +165,45 @@ class ShardedQuantEmbeddingCollection(ShardedQuantEmbeddingModuleState):
     def shardings(self) -> Dict[str, Any]:
         """``{sharding type: its Infer*SequenceEmbeddingSharding}``."""
         return self._sharding_type_to_sharding
+
+    def output_jt_dict(
+        self,
+        emb_per_sharding: List[List[torch.Tensor]],
+        features_per_sharding: List[KJTList],
+        features_before_input_dist_per_sharding: List[KeyedJaggedTensor],
+        unbucketize_tensors: List[Optional[torch.Tensor]],
+        bucket_mapping_tensors: List[Optional[torch.Tensor]],
+        bucketized_lengths: List[Optional[torch.Tensor]],
+    ) -> Dict[str, JaggedTensor]:
+        """Assemble ``{embedding name: JaggedTensor}`` from per-sharding, per-rank lookup rows.
+
+        Args:
+            emb_per_sharding: per sharding type, per active rank: rows ``(N_r, D)`` for the ids of that rank's KJT
+                (its keys in order).
+            features_per_sharding: the per-rank KJTs (``ShardedQuantEcInputDist``'s first output).
+            features_before_input_dist_per_sharding: each sharding's input (its second output).
+            unbucketize_tensors / bucket_mapping_tensors / bucketized_lengths: accepted (row-split rows are put
+                back from the kept positions, recomputed from the inputs).
+        """
+        parts: List[Dict[str, torch.Tensor]] = []
+        jts: Dict[str, JaggedTensor] = {}
+        for part, embs, kjts, before in zip(self._shards, emb_per_sharding, features_per_sharding,
+                                            features_before_input_dist_per_sharding):
+            positions = part._input_dist(before)[1]
+            outs: List[Dict[str, JaggedTensor]] = []
+            for lookup, emb, kjt in zip(part._lookups, embs, kjts):
+                name_of = dict(zip(lookup._feature_order, lookup._embedding_names))
+                rows = emb.split(kjt.length_per_key())
+                outs.append({name_of[f]: JaggedTensor(values=r, lengths=kjt[f].lengths())
+                             for f, r in zip(kjt.keys(), rows)})
+            parts.append(part._output_dist(before, outs, positions))
+            jts.update(before.to_dict())
+        out: Dict[str, JaggedTensor] = {}
+        for name, f in zip(self._embedding_names, self._feature_of_name):
+            rows_ = [p[name] for p in parts if name in p][0]
+            out[name] = JaggedTensor(values=rows_, lengths=jts[f].lengths(),
+                                     weights=jts[f].values() if self._need_indices else None)
+        return out
 
     def tbes_configs(self) -> Dict[nn.Module, GroupedEmbeddingConfig]:
         """``{kernel (one local quantized EC per rank, sharding type and width): its tables' shards}``."""

@@ -14,15 +14,15 @@ from torch.fx.experimental.symbolic_shapes import guard_or_true as _torch_guard_
 
 
 @torch.jit.unused
-def guard_or_false(x: bool) -> bool:
-    """``x`` where the tracer knows it; ``False`` where it depends on data (torch's ``guard_or_false``)."""
-    return _torch_guard_or_false(x)
+def guard_or_false(a: bool) -> bool:
+    """``a`` where the tracer knows it; ``False`` where it depends on data (torch's ``guard_or_false``)."""
+    return _torch_guard_or_false(a)
 
 
 @torch.jit.unused
-def guard_or_true(x: bool) -> bool:
-    """``x`` where the tracer knows it; ``True`` where it depends on data (torch's ``guard_or_true``)."""
-    return _torch_guard_or_true(x)
+def guard_or_true(a: bool) -> bool:
+    """``a`` where the tracer knows it; ``True`` where it depends on data (torch's ``guard_or_true``)."""
+    return _torch_guard_or_true(a)
 
 
 class _DynamoPathSwitch:

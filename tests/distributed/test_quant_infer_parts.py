@@ -104,3 +104,28 @@ def test_tbe_with_length_equals_offsets_tbe():
     ref = type(tbe).__mro__[1].forward(tbe, indices, offsets)
     torch.testing.assert_close(want, ref)
     assert torch.equal(want[1], torch.zeros(8))  # the empty bag
+
+
+def test_ec_output_jt_dict_from_per_rank_rows_equals_unsharded():
+    sharder = QuantEmbeddingCollectionSharder()
+    model = quantized(pooled=False)
+    sharded = sharder.shard(model.sparse, logical_plan(mixed_generators(), 2, sharder, pooled=False),
+                            ShardingEnv.from_local(2, 0), torch.device("cpu"))
+    order = model.sparse._feature_order
+    kjt = batch(False, seed=5)
+    kjt = kjt.permute([kjt.keys().index(f) for f in order])
+    per_sharding, before, unbucketize, mapping, lengths = sharded._input_dist(kjt)
+    embs = []
+    for part, kjts in zip(sharded._shards, per_sharding):
+        rows = []
+        for lookup, k in zip(part._lookups, kjts):  # the kernels' rows, in each rank KJT's key order
+            out = lookup(k)
+            name_of = dict(zip(lookup._feature_order, lookup._embedding_names))
+            rows.append(torch.cat([out[name_of[f]].values() for f in k.keys()], dim=0))
+        embs.append(rows)
+    got = sharded.output_jt_dict(embs, per_sharding, before, unbucketize, mapping, lengths)
+    want = model.sparse(kjt)
+    assert list(got) == list(want)
+    for name in want:
+        assert torch.equal(got[name].values(), want[name].values()), name
+        assert torch.equal(got[name].lengths(), want[name].lengths()), name
