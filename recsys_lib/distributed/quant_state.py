@@ -165,24 +165,43 @@ class ShardedQuantEmbeddingModuleState(ShardedModule):
                         qmeta = ShardMetadata(shard_offsets=[r0, 0], shard_sizes=[int(q.size(0)), int(q.size(1))],
                                               placement=torch.distributed._remote_device(q.device))
                         _append_table_shard(local, name, Shard(tensor=q, metadata=qmeta))
-        for local, out in ((self._table_name_to_local_shards, self._table_name_to_sharded_tensor),
-                           (self._table_name_to_local_shards_qscale, self._table_name_to_sharded_tensor_qscale),
-                           (self._table_name_to_local_shards_qbias, self._table_name_to_sharded_tensor_qbias)):
-            for name, shards_ in local.items():
-                if len(shards_) == 1:
-                    out[name] = shards_[0].tensor
-                    continue
-                rows = max(s.metadata.shard_offsets[0] + s.metadata.shard_sizes[0] for s in shards_)
-                cols = max(s.metadata.shard_offsets[1] + s.metadata.shard_sizes[1] for s in shards_)
-                global_md = ShardedTensorMetadata(shards_metadata=[s.metadata for s in shards_],
-                                                  size=torch.Size([rows, cols]))
-                out[name] = ShardedTensorBase._init_from_local_shards_and_global_metadata(
-                    local_shards=shards_, sharded_tensor_metadata=global_md)
+        self._build_sharded_tensors()
         self._kernels: List[nn.Module] = list(tbes)
         self._state_load_prefix: str = ""
         self._register_state_dict_hook(_kernel_keys_hook)
         self._register_state_dict_hook(partial(post_state_dict_hook, tables_weights_prefix=tables_weights_prefix))
         self.register_load_state_dict_post_hook(_forget_kernel_keys)
+
+    def _build_sharded_tensors(self) -> None:
+        """``_table_name_to_sharded_tensor*`` from the local shards: one shard → its tensor, several → a
+        ``ShardedTensorBase`` over them."""
+        for local, out in ((self._table_name_to_local_shards, self._table_name_to_sharded_tensor),
+                           (self._table_name_to_local_shards_qscale, self._table_name_to_sharded_tensor_qscale),
+                           (self._table_name_to_local_shards_qbias, self._table_name_to_sharded_tensor_qbias)):
+            out.clear()
+            for name, shards in local.items():
+                if len(shards) == 1:
+                    out[name] = shards[0].tensor
+                    continue
+                rows = max(s.metadata.shard_offsets[0] + s.metadata.shard_sizes[0] for s in shards)
+                cols = max(s.metadata.shard_offsets[1] + s.metadata.shard_sizes[1] for s in shards)
+                global_md = ShardedTensorMetadata(shards_metadata=[s.metadata for s in shards],
+                                                  size=torch.Size([rows, cols]))
+                out[name] = ShardedTensorBase._init_from_local_shards_and_global_metadata(
+                    local_shards=shards, sharded_tensor_metadata=global_md)
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "ShardedQuantEmbeddingModuleState":
+        # ShardedTensorBase cannot be deep-copied: copy everything else (the local shards' tensors keep aliasing the
+        # copied kernels' storage through ``memo``) and rebuild the sharded tensors over the copies.
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        skip = {"_table_name_to_sharded_tensor", "_table_name_to_sharded_tensor_qscale",
+                "_table_name_to_sharded_tensor_qbias"}
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = {} if key in skip else copy.deepcopy(value, memo)
+        if "_table_name_to_local_shards" in new.__dict__:
+            new._build_sharded_tensors()
+        return new
 
     def _load_from_state_dict(
         self,
@@ -195,9 +214,11 @@ class ShardedQuantEmbeddingModuleState(ShardedModule):
         error_msgs: List[str],
     ) -> None:
         self._state_load_prefix = prefix
-        own = prefix + "_shards."  # the kernels' own keys: their modules load those themselves
-        unexpected = [k for k in state_dict.keys() if not k.startswith(own)]
+        # keys under a child module (the kernels' ``_shards``, a feature processor, ...) are the child's to load
+        unexpected = [k for k in state_dict.keys() if k[len(prefix):].split(".")[0] not in self._modules]
         for name, dst in self.state_dict().items():
+            if name.split(".")[0] in self._modules:
+                continue
             key = prefix + name
             if key not in state_dict:
                 missing_keys.append(key)

@@ -181,3 +181,13 @@ def test_ebc_int4_and_ec_state_round_trip(pooled):
         torch.testing.assert_close(got.values(), want.values())  # row-wise: partial sums; INT4 t2 column-wise
     else:
         assert all(torch.equal(got[k].values(), want[k].values()) for k in want)
+
+
+def test_deepcopy_keeps_the_state_on_the_copy():
+    sharded, unsharded = _sharded()
+    clone = copy.deepcopy(sharded)
+    dense, kjt = batch(4, 1)
+    assert torch.equal(clone(dense, kjt), sharded(dense, kjt))
+    clone.state_dict()[PREFIX + "embedding_bags.t1.weight"].local_shards()[1].tensor.zero_()  # rows 30.. of t1
+    assert not torch.equal(clone(dense, kjt), sharded(dense, kjt))
+    torch.testing.assert_close(sharded(dense, kjt), unsharded(dense, kjt))  # the original is untouched
