@@ -3,8 +3,9 @@
     .venv-compare/bin/python benchmarks/quant_ebc.py --tables 26 --rows 100000 --dim 128 --batch 512
 
 Both libraries quantize the same float weights and run the same batch (ids uniform, bag length uniform in
-[0, 2*mean]), one thread, interleaved iteration by iteration; prints the median forward time (ms), the ratio
-TorchRec / recsys_lib (above 1: recsys_lib faster) and the bytes of the quantized tables.
+[0, 2*mean]), interleaved iteration by iteration, at each of ``--threads`` (``torch.set_num_threads``); prints the
+median forward times (ms), the median of the per-iteration ratios TorchRec / recsys_lib (above 1: recsys_lib
+faster; robust to load from other processes) and the bytes of the quantized tables.
 """
 
 import argparse
@@ -44,8 +45,8 @@ def main() -> None:
     p.add_argument("--mean_ids", type=int, default=20)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--dtypes", type=str, default="FP32,FP16,INT8,INT4")
+    p.add_argument("--threads", type=str, default="1,2", help="comma-separated torch.set_num_threads values")
     args = p.parse_args()
-    torch.set_num_threads(1)
 
     import torchrec
     import torchrec.quant.embedding_modules as tq
@@ -60,7 +61,7 @@ def main() -> None:
     keys = ["f" + str(i) for i in range(args.tables)]
     lengths = torch.randint(0, 2 * args.mean_ids + 1, (args.tables * args.batch,), generator=g, dtype=torch.int32)
     values = torch.randint(0, args.rows, (int(lengths.sum()),), generator=g)
-    print("shape: %d tables x %d rows x D=%d, batch %d, %d ids, 1 thread" % (
+    print("shape: %d tables x %d rows x D=%d, batch %d, %d ids" % (
         args.tables, args.rows, args.dim, args.batch, values.numel()))
     fp32_bytes = None
     for name in args.dtypes.split(","):
@@ -70,23 +71,26 @@ def main() -> None:
         nbytes = sum(v.view(torch.uint8).numel() if v.dtype == torch.uint8 else v.numel() * v.element_size()
                      for v in ours.state_dict().values())
         fp32_bytes = nbytes if name == "FP32" else fp32_bytes
-        times = {"ours": [], "torchrec": []}
-        out = {}
-        for it in range(args.repeats + 3):
-            for lib_name, mod, lib in (("ours", ours, recsys_lib), ("torchrec", theirs, torchrec)):
-                kjt = lib.KeyedJaggedTensor(keys=keys, values=values, lengths=lengths)
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    res = mod(kjt).values()
-                dt = time.perf_counter() - t0
-                if it >= 3:
-                    times[lib_name].append(dt * 1e3)
-                out[lib_name] = res
-        same = torch.equal(out["ours"], out["torchrec"])
-        mo, mt = statistics.median(times["ours"]), statistics.median(times["torchrec"])
-        ratio = "" if fp32_bytes is None else "  bytes vs FP32: %.3f" % (nbytes / fp32_bytes)
-        print("%-5s ours %8.2f ms  torchrec %8.2f ms  ratio %.2f  outputs equal: %s  table bytes %.1f MB%s" % (
-            name, mo, mt, mt / mo, same, nbytes / 1e6, ratio))
+        for threads in [int(t) for t in args.threads.split(",")]:
+            torch.set_num_threads(threads)
+            times = {"ours": [], "torchrec": []}
+            out = {}
+            for it in range(args.repeats + 3):
+                for lib_name, mod, lib in (("ours", ours, recsys_lib), ("torchrec", theirs, torchrec)):
+                    kjt = lib.KeyedJaggedTensor(keys=keys, values=values, lengths=lengths)
+                    t0 = time.perf_counter()
+                    with torch.inference_mode():
+                        res = mod(kjt).values()
+                    dt = time.perf_counter() - t0
+                    if it >= 3:
+                        times[lib_name].append(dt * 1e3)
+                    out[lib_name] = res
+            same = torch.equal(out["ours"], out["torchrec"])
+            mo, mt = statistics.median(times["ours"]), statistics.median(times["torchrec"])
+            ratio = statistics.median(t / o for t, o in zip(times["torchrec"], times["ours"]))
+            size = "" if fp32_bytes is None else "  bytes vs FP32: %.3f" % (nbytes / fp32_bytes)
+            print("%-5s %d thr  ours %8.2f ms  torchrec %8.2f ms  median ratio %.2f  outputs equal: %s  table bytes "
+                  "%.1f MB%s" % (name, threads, mo, mt, ratio, same, nbytes / 1e6, size))
         del ours, theirs
 
 

@@ -11,6 +11,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from recsys_lib.distributed._infer.tbe_with_length import (  # noqa: F401  (TorchRec's name here)
+    IntNBitTableBatchedEmbeddingBagsCodegenWithLength,
+)
 from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig

@@ -29,14 +29,27 @@ from torch import nn
 
 from recsys_lib.distributed._core.env import NullShardedModuleContext, ShardingEnv
 from recsys_lib.distributed._core.plan import ParameterSharding
-from recsys_lib.distributed._core.sharder import ShardedModule
-from recsys_lib.distributed._infer.build import infos_by_sharding_type, state_dict_weight_cols
+from recsys_lib.distributed._infer.build import (  # noqa: F401  (TorchRec's names here)
+    get_device_for_first_shard_from_sharding_infos,
+    get_device_from_parameter_sharding,
+    get_device_from_sharding_infos,
+    infos_by_sharding_type,
+    state_dict_weight_cols,
+)
 from recsys_lib.distributed._infer.dist import check_input
+from recsys_lib.distributed._infer.input_dist import ShardedQuantEbcInputDist
 from recsys_lib.distributed._infer.modules import InferPooledShards
+from recsys_lib.distributed._infer.names import flatten_feature_lengths  # noqa: F401  (TorchRec's name here)
 from recsys_lib.distributed._infer.sharding import local_module_fused_params
+from recsys_lib.distributed._infer.state import kernel_configs
 from recsys_lib.distributed._sharded.module_bases import BaseQuantEmbeddingSharder
-from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel, GroupedEmbeddingConfig, KJTList
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
+from recsys_lib.distributed.fused_params import (
+    is_fused_param_quant_state_dict_split_scale_bias,
+    is_fused_param_register_tbe,
+)
+from recsys_lib.distributed.quant_state import ShardedQuantEmbeddingModuleState
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.modules.embedding_configs import PoolingType
 from recsys_lib.quant.embedding_modules import (
@@ -59,17 +72,19 @@ def create_infer_embedding_bag_sharding(
 torch.fx.wrap("check_input")
 
 
-class ShardedQuantEmbeddingBagCollection(ShardedModule):
+class ShardedQuantEmbeddingBagCollection(ShardedQuantEmbeddingModuleState):
     """A quantized ``EmbeddingBagCollection`` sharded over the devices of this process (see module docstring).
 
-    ``forward(KJT) -> KeyedTensor`` with the unsharded module's keys, order, dims and ``output_dtype``.
+    ``forward(KJT) -> KeyedTensor`` with the unsharded module's keys, order, dims and ``output_dtype``. The state
+    dict names the unsharded tables (``embedding_bags.<table>.weight`` ..., see ``quant_state``).
 
     Args:
         module: the quantized EBC (``recsys_lib.quant.embedding_modules.EmbeddingBagCollection``).
         table_name_to_parameter_sharding: a plan entry per table; shard offsets and sizes in the table's logical
             ``(stored rows, embedding_dim)`` coordinates; types TW / RW / CW.
         env: ``world_size`` "ranks" (``ShardingEnv.from_local``).
-        fused_params: accepted (kernel options come from ``module``).
+        fused_params: ``register_tbes`` / ``quant_state_dict_split_scale_bias`` switches (``fused_params.py``);
+            other kernel options come from ``module``.
         device: where the outputs are gathered (default CPU).
     """
 
@@ -92,19 +107,25 @@ class ShardedQuantEmbeddingBagCollection(ShardedModule):
             names[t].append(n)
         infos = infos_by_sharding_type(owner, configs, stored, names, table_name_to_parameter_sharding,
                                        module.is_weighted(), state_dict_weight_cols(module))
-        local_params = local_module_fused_params(module.output_dtype(), module.register_tbes, module.row_alignment)
+        local_params = local_module_fused_params(
+            module.output_dtype(), module.register_tbes or is_fused_param_register_tbe(fused_params), module.row_alignment,
+            is_fused_param_quant_state_dict_split_scale_bias(fused_params))
         self._env = env
         self._device: torch.device = torch.device(device) if device is not None else torch.device("cpu")
         self._embedding_bag_configs = configs
         self._is_weighted: bool = module.is_weighted()
         self._output_dtype: torch.dtype = module.output_dtype()
         self._sharding_type_to_sharding: Dict[str, Any] = {}
+        self._sharding_type_device_group_to_sharding_infos: Dict[Tuple[str, str], List[EmbeddingShardingInfo]] = {
+            (st, self._device.type): st_infos for st, st_infos in infos.items()}
         parts: List[nn.Module] = []
         columns: List[Tuple[str, int]] = []
+        all_lookups: List[nn.ModuleList] = []
         for st, st_infos in infos.items():
             sharding = create_infer_embedding_bag_sharding(st, st_infos, env, self._device)
             self._sharding_type_to_sharding[st] = sharding
             lookups = sharding.create_lookup(self._device, local_params)
+            all_lookups.append(lookups)
             mean = [i.embedding_config.pooling == PoolingType.MEAN and sharding.row_split
                     for i in st_infos for _ in i.embedding_config.feature_names]
             parts.append(InferPooledShards(
@@ -120,6 +141,12 @@ class ShardedQuantEmbeddingBagCollection(ShardedModule):
         self._length_per_key: List[int] = list(module._length_per_key)
         self._all_features: Dict[str, int] = {f: 0 for f in module._feature_order}
         self._owner: str = owner
+        self._sharding_type_device_group_to_sharding: Dict[Tuple[str, str], Any] = {
+            (st, self._device.type): sh for st, sh in self._sharding_type_to_sharding.items()}
+        self._input_dist = ShardedQuantEbcInputDist(self._sharding_type_device_group_to_sharding, self._device)
+        self._tbes_configs: Dict[nn.Module, GroupedEmbeddingConfig] = kernel_configs(
+            list(self._sharding_type_to_sharding.values()), all_lookups, self._device, fused_params)
+        self._initialize_torch_state(self._tbes_configs, table_name_to_parameter_sharding, "embedding_bags")
 
     def _pool(self, features: KeyedJaggedTensor) -> torch.Tensor:
         check_input(features, self._all_features, self._owner)
@@ -129,10 +156,20 @@ class ShardedQuantEmbeddingBagCollection(ShardedModule):
         values = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return values.index_select(1, self._column_order)
 
-    def forward(self, features: KeyedJaggedTensor) -> KeyedTensor:
-        """Pooled embeddings ``KeyedTensor`` (values ``(B, sum(D))``), as the unsharded module returns them."""
+    def forward(self, *input: Any, **kwargs: Any) -> KeyedTensor:  # noqa: A002  (TorchRec's signature)
+        """``forward(features: KJT)``: pooled embeddings ``KeyedTensor`` (values ``(B, sum(D))``), as the unsharded
+        module returns them."""
+        features = input[0] if input else kwargs["features"]
         return KeyedTensor(keys=self._embedding_names, length_per_key=self._length_per_key,
                            values=self._pool(features))
+
+    def tbes_configs(self) -> Dict[nn.Module, GroupedEmbeddingConfig]:
+        """``{kernel (one local quantized EBC per rank and sharding type): its tables' shards}``."""
+        return self._tbes_configs
+
+    def sharding_type_device_group_to_sharding_infos(self) -> Dict[Tuple[str, str], List[EmbeddingShardingInfo]]:
+        """``{(sharding type, device type): the tables' sharding infos}``."""
+        return self._sharding_type_device_group_to_sharding_infos
 
     # ShardedModule's steps (TorchRec's names); ``forward`` runs them as one scriptable call.
     def create_context(self) -> NullShardedModuleContext:
@@ -215,10 +252,12 @@ class ShardedQuantFeatureProcessedEmbeddingBagCollection(ShardedQuantEmbeddingBa
             raise ValueError(type(self).__name__ + " needs a feature_processor")
         self.feature_processor: nn.Module = processor
 
-    def apply_feature_processor(self, kjt: KeyedJaggedTensor) -> KeyedJaggedTensor:
-        return self.feature_processor(kjt)
+    def apply_feature_processor(self, kjt_list: KJTList) -> KJTList:
+        """The feature processor applied to each KJT of ``kjt_list`` (e.g. an input dist's per-rank KJTs)."""
+        return KJTList([self.feature_processor(kjt) for kjt in kjt_list])
 
-    def forward(self, features: KeyedJaggedTensor) -> KeyedTensor:
+    def forward(self, *input: Any, **kwargs: Any) -> KeyedTensor:  # noqa: A002  (TorchRec's signature)
+        features = input[0] if input else kwargs["features"]
         return super().forward(self.feature_processor(features))
 
 

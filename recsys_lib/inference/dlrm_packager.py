@@ -50,7 +50,7 @@ def main(argv: List[str]) -> None:
         over_arch_layer_sizes=[int(x) for x in args.over_arch_layer_sizes.split(",")],
         sample_input=batch,
     )
-    scripted = DLRMPredictFactory(config).create_predict_module(world_size=1)
+    scripted = DLRMPredictFactory(config).create_predict_module(world_size=1, device="cpu")
     scripted.save(args.output_path)
     print("Package is saved to " + str(args.output_path))
 

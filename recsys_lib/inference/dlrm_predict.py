@@ -97,7 +97,7 @@ class DLRMPredictFactory(PredictFactory):
     def __init__(self, model_config: DLRMModelConfig) -> None:
         self.model_config = model_config
 
-    def create_predict_module(self, world_size: int = 1, device: str = "cpu") -> torch.nn.Module:  # type: ignore
+    def create_predict_module(self, world_size: int, device: str) -> torch.nn.Module:  # type: ignore
         cfg = self.model_config
         tables = [
             EmbeddingBagConfig(

@@ -326,8 +326,10 @@ def _default_sharders() -> List[ModuleSharder[nn.Module]]:
         QuantFeatureProcessedEmbeddingBagCollectionSharder,
     )
 
-    return [QuantEmbeddingBagCollectionSharder(), QuantEmbeddingCollectionSharder(),  # type: ignore[list-item]
-            QuantFeatureProcessedEmbeddingBagCollectionSharder()]
+    # TorchRec's defaults: registered TBEs and split scale / bias state dicts (``DEFAULT_FUSED_PARAMS``)
+    return [QuantEmbeddingBagCollectionSharder(fused_params=DEFAULT_FUSED_PARAMS),  # type: ignore[list-item]
+            QuantEmbeddingCollectionSharder(fused_params=DEFAULT_FUSED_PARAMS),
+            QuantFeatureProcessedEmbeddingBagCollectionSharder(fused_params=DEFAULT_FUSED_PARAMS)]
 
 
 def _plan(model: nn.Module, world_size: int, compute_device: str, sharders: List[ModuleSharder[nn.Module]],

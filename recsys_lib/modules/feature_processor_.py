@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.modules.module import _IncompatibleKeys
 
+from recsys_lib.pt2.checks import is_pt2_compiling, pt2_guard_or_false
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 
 
@@ -31,7 +32,8 @@ def positions_in_bags(offsets: torch.Tensor, numel: int) -> torch.Tensor:
 @torch.fx.wrap
 def gather_position_weights(position_weight: torch.Tensor, positions: torch.Tensor, what: str) -> torch.Tensor:
     """``position_weight[positions]`` with a clear error for a bag longer than the weight vector."""
-    if positions.numel() > 0:
+    # the range check reads data: skipped while a PT2 tracer runs (the traced program trusts its inputs)
+    if not is_pt2_compiling() and positions.numel() > 0:
         longest = int(positions.max()) + 1
         if longest > position_weight.numel():
             raise ValueError(
@@ -50,7 +52,8 @@ def position_weighted_kjt(features: KeyedJaggedTensor, position_weights: Dict[st
     lpk: List[int] = features.length_per_key()  # first: may re-base values (offsets not starting at 0)
     values = features.values()
     total = features.offset_per_key()[-1]
-    if values.size(0) != total:  # values past the last bag (accepted, as in TorchRec) get no weight: drop them
+    # values past the last bag (accepted, as in TorchRec) get no weight: drop them (a traced size is trusted)
+    if pt2_guard_or_false(values.size(0) != total):
         values = values[:total]
     positions = positions_in_bags(features.offsets(), values.numel())
     parts: List[torch.Tensor] = []

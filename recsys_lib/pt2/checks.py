@@ -9,20 +9,53 @@ kernel does) and states the size facts the tracer cannot infer with ``torch._che
 from typing import List
 
 import torch
+from torch.fx.experimental.symbolic_shapes import guard_or_false as _torch_guard_or_false
+from torch.fx.experimental.symbolic_shapes import guard_or_true as _torch_guard_or_true
+
+
+@torch.jit.unused
+def guard_or_false(a: bool) -> bool:
+    """``a`` where the tracer knows it; ``False`` where it depends on data (torch's ``guard_or_false``)."""
+    return _torch_guard_or_false(a)
+
+
+@torch.jit.unused
+def guard_or_true(a: bool) -> bool:
+    """``a`` where the tracer knows it; ``True`` where it depends on data (torch's ``guard_or_true``)."""
+    return _torch_guard_or_true(a)
+
+
+class _DynamoPathSwitch:
+    """TorchRec's process-wide switch (``set_use_torchdynamo_compiling_path``): when on, the library takes its
+    dynamo-tracing code paths even outside dynamo (e.g. to trace them with another tracer). Off by default; the only
+    process-wide state of ``pt2`` (TorchRec's API is a global switch)."""
+
+    enabled: bool = False
+
+
+def set_use_torchdynamo_compiling_path(val: bool) -> None:
+    """Turn the dynamo code paths on or off for this process (see ``_DynamoPathSwitch``)."""
+    _DynamoPathSwitch.enabled = bool(val)
+
+
+@torch.jit.unused
+def get_use_torchdynamo_compiling_path() -> bool:
+    """Whether ``set_use_torchdynamo_compiling_path(True)`` is in effect."""
+    return _DynamoPathSwitch.enabled
 
 
 def is_torchdynamo_compiling() -> bool:
-    """True while dynamo traces (``torch.compile``, strict ``torch.export``)."""
+    """True while dynamo traces (``torch.compile``, strict ``torch.export``) or the dynamo path is switched on."""
     if torch.jit.is_scripting():
         return False
-    return torch.compiler.is_compiling()
+    return get_use_torchdynamo_compiling_path() or torch.compiler.is_compiling()
 
 
 def is_non_strict_exporting() -> bool:
     """True while non-strict ``torch.export`` traces (tensors are fake, dynamo is not running)."""
     if torch.jit.is_scripting():
         return False
-    if torch.compiler.is_compiling():
+    if is_torchdynamo_compiling():
         return False
     return torch.compiler.is_exporting() or torch._guards.detect_fake_mode() is not None
 
@@ -65,8 +98,6 @@ def pt2_guard_or_false(x: bool) -> bool:
     """``x`` where it is known; ``False`` where it depends on data the tracer cannot see."""
     if torch.jit.is_scripting() or not is_pt2_compiling():
         return x
-    from torch.fx.experimental.symbolic_shapes import guard_or_false
-
     return guard_or_false(x)
 
 
@@ -74,6 +105,4 @@ def pt2_guard_or_true(x: bool) -> bool:
     """``x`` where it is known; ``True`` where it depends on data the tracer cannot see."""
     if torch.jit.is_scripting() or not is_pt2_compiling():
         return x
-    from torch.fx.experimental.symbolic_shapes import guard_or_true
-
     return guard_or_true(x)

@@ -42,6 +42,7 @@ from recsys_lib.modules.embedding_modules import (
 )
 from recsys_lib.quant._kernels import kernel_inputs, pooled_reference, sequence_reference
 from recsys_lib.quant._layout import plan_layout
+from recsys_lib.quant._tbe_call import tbe_lookup_functional
 from recsys_lib.quant._prep import (  # noqa: F401  (TorchRec's names live in this module)
     DEFAULT_ROW_ALIGNMENT,
     MODULE_ATTR_CACHE_FEATURES_ORDER,
@@ -70,6 +71,7 @@ from recsys_lib.quant._tables import (
     make_table_storage,
     table_rows,
 )
+from recsys_lib.pt2.checks import is_torchdynamo_compiling
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
 
 # One fx node each (wrapped where they are called): their work depends on host-side per-key lengths.
@@ -180,12 +182,22 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         self.embedding_bags: nn.ModuleDict = nn.ModuleDict(store.weights)
         self.tbes: nn.ModuleList = store.tbes
 
+    @torch.jit.unused
+    def _traced_tbe_lookup(
+        self, inputs: List[Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]]
+    ) -> torch.Tensor:
+        """Under dynamo: the TBEs' lookup op on their tensors (see ``_tbe_call``)."""
+        outs = [tbe_lookup_functional(tbe, *inputs[g]) for g, tbe in enumerate(self.tbes)]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
     def _lookup(self, features: KeyedJaggedTensor) -> torch.Tensor:
         inputs = kernel_inputs(
             features, self._feature_order, self._all_features, self._group_bounds, self._rows_per_feature,
             self._table_per_feature, self._is_weighted, self._get_name(),
         )
         outs: List[torch.Tensor] = []
+        if self._use_tbe and is_torchdynamo_compiling():
+            return self._traced_tbe_lookup(inputs)
         if self._use_tbe:
             for g, tbe in enumerate(self.tbes):
                 outs.append(tbe(inputs[g][0], inputs[g][1], inputs[g][2]))
@@ -342,13 +354,20 @@ class EmbeddingCollection(EmbeddingCollectionInterface):
         self.embeddings: nn.ModuleDict = nn.ModuleDict(store.weights)
         self.tbes: nn.ModuleList = store.tbes
 
+    @torch.jit.unused
+    def _traced_tbe_lookup(self, indices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Under dynamo: the TBE's lookup op on its tensors (see ``_tbe_call``)."""
+        return tbe_lookup_functional(self.tbes[0], indices, offsets, None)
+
     def forward(self, features: KeyedJaggedTensor) -> Dict[str, JaggedTensor]:
         """One row per id: ``{embedding name: JaggedTensor(values (N_f, D), lengths L_f)}``."""
         inputs = kernel_inputs(
             features, self._feature_order, self._all_features, self._group_bounds, self._rows_per_feature,
             self._table_per_feature, False, self._get_name(),
         )
-        if self._use_tbe:
+        if self._use_tbe and is_torchdynamo_compiling():
+            embeddings = self._traced_tbe_lookup(inputs[0][0], inputs[0][1])
+        elif self._use_tbe:
             embeddings = self.tbes[0](inputs[0][0], inputs[0][1], None)
         else:
             embeddings = sequence_reference(inputs[0][0], inputs[0][1], self._rows, self._embedding_dim, self._types,

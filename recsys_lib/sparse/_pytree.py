@@ -27,8 +27,19 @@ def _jt_unflatten(values: List[Optional[torch.Tensor]], context: None) -> Jagged
     return JaggedTensor(values=values[0], weights=values[1], lengths=values[2], offsets=values[3])
 
 
+def _static(x: Any) -> Any:
+    """``x`` if it holds only plain ints, else ``None``: sizes a tracer made symbolic (a KJT built inside a traced
+    program) are left out of the context, which must stay a static, copyable spec (they are recomputed)."""
+    if x is None or type(x) is int:
+        return x
+    if isinstance(x, (list, tuple)) and all(type(v) is int for v in x):
+        return x
+    return None
+
+
 def _kjt_context(kjt: KeyedJaggedTensor) -> Tuple[Any, ...]:
-    return (kjt._keys, kjt._stride, kjt._stride_per_key_per_rank, kjt._length_per_key, kjt._offset_per_key)
+    return (kjt._keys, _static(kjt._stride), kjt._stride_per_key_per_rank, _static(kjt._length_per_key),
+            _static(kjt._offset_per_key))
 
 
 def _kjt_flatten(kjt: KeyedJaggedTensor) -> Tuple[List[Optional[torch.Tensor]], Tuple[Any, ...]]:

@@ -33,7 +33,7 @@ from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
 from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
 from recsys_lib.ops.permute import permute_rows_by_sizes, permute_segments
 from recsys_lib.ops.regroup import plan_regroup, regroup_slices
-from recsys_lib.pt2.checks import is_pt2_compiling
+from recsys_lib.pt2.checks import is_pt2_compiling, pt2_guard_or_false
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._errors import UnknownKeyError
@@ -1099,7 +1099,8 @@ def _jt_dict_from_parts(
     if num_keys == 0:
         return out  # no keys: nothing to view (and lengths.view(0, -1) would be ambiguous)
     total = sum(length_per_key)
-    if values.size(0) != total:  # values past the last bag (TorchRec accepts them) belong to no key
+    # values past the last bag (TorchRec accepts them) belong to no key; a traced (unbacked) size is trusted
+    if pt2_guard_or_false(values.size(0) != total):
         values = values[:total]
         if weights is not None:
             weights = weights[:total]
@@ -1115,7 +1116,7 @@ def _jt_dict_from_parts(
             offsets_2d = torch.zeros(
                 (num_keys, lengths_2d.size(1) + 1), dtype=lengths.dtype, device=lengths.device
             )
-            torch.cumsum(lengths_2d, 1, out=offsets_2d[:, 1:])
+            offsets_2d[:, 1:] = torch.cumsum(lengths_2d, 1)  # (dynamo cannot trace a non-contiguous out=)
             offsets_list = list(offsets_2d.unbind(0))
     else:
         lengths_list = list(lengths.view(-1).split_with_sizes(stride_per_key))

@@ -121,6 +121,14 @@ def test_feature_processed_ebc(sharding_type):
     sharded = sharder.shard(model.sparse, plan, ShardingEnv.from_local(2, 0), CPU)
     kjt = batch(False)
     assert torch.equal(sharded(kjt).values(), model.sparse(kjt).values())
+    # state dict: TorchRec's table keys plus the feature processor's; it loads back strictly
+    state = sharded.state_dict()
+    assert {k for k in state if k.startswith("feature_processor.")} == {f"feature_processor.position_weights.{k}"
+                                                                         for k in KEYS}
+    assert "embedding_bags.t0.weight" in state and not any(k.startswith("_shards.") for k in state)
+    fresh = sharder.shard(model.sparse, plan, ShardingEnv.from_local(2, 0), CPU)
+    result = fresh.load_state_dict(state)
+    assert not result.missing_keys and not result.unexpected_keys
 
 
 def test_default_sharders_include_the_quant_sharders():

@@ -29,7 +29,7 @@ def _export(model, strict):
                                dynamic_shapes=({0: b}, {0: n}, {0: len(KEYS) * b}), strict=strict)
 
 
-@pytest.mark.parametrize("quantized,strict", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("quantized,strict", [(False, False), (False, True), (True, False), (True, True)])
 def test_exported_dlrm_dynamic_batch_round_trip(quantized, strict, tmp_path):
     register_fake_classes()
     model = dlrm()
@@ -84,3 +84,35 @@ def test_pt2_compile_callable_compiles_only_when_enabled(monkeypatch):
     assert hasattr(m, "_update_pt2_compiled") and len(compiled) == 1
     m.update(torch.ones(3))
     assert len(compiled) == 1  # compiled once per object
+
+
+class _Sequence(torch.nn.Module):
+    def __init__(self, ec: torch.nn.Module) -> None:
+        super().__init__()
+        self.ec = ec
+
+    def forward(self, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out = self.ec(KeyedJaggedTensor(keys=["f0", "f1"], values=values, lengths=lengths))
+        return torch.cat([out["f0"].values(), out["f1"].values()], dim=0)
+
+
+def test_quantized_ec_strict_export_dynamic_batch():
+    from recsys_lib import EmbeddingCollection, EmbeddingConfig
+
+    register_fake_classes()
+    torch.manual_seed(0)
+    ec = EmbeddingCollection([EmbeddingConfig(num_embeddings=20, embedding_dim=8, name="t0", feature_names=["f0"]),
+                              EmbeddingConfig(num_embeddings=30, embedding_dim=8, name="t1", feature_names=["f1"])])
+    model = quantize_inference_model(torch.nn.Sequential(ec))[0]
+    wrapped = _Sequence(model).eval()
+    g = torch.Generator().manual_seed(1)
+
+    def inputs(b):
+        lengths = torch.randint(1, 4, (2 * b,), generator=g)
+        return torch.randint(0, 20, (int(lengths.sum()),), generator=g), lengths
+
+    b, n = torch.export.Dim("batch", min=2, max=1024), torch.export.Dim("ids", min=2, max=1 << 16)
+    ep = torch.export.export(wrapped, inputs(4), dynamic_shapes=({0: n}, {0: 2 * b}), strict=True)
+    for size in (3, 17):
+        values, lengths = inputs(size)
+        assert torch.equal(ep.module()(values, lengths), wrapped(values, lengths))

@@ -37,11 +37,21 @@ NAMES = [
     *[("recsys_lib.distributed.quant_embeddingbag", n) for n in [
         "ShardedQuantEmbeddingBagCollection", "QuantEmbeddingBagCollectionSharder",
         "ShardedQuantFeatureProcessedEmbeddingBagCollection", "QuantFeatureProcessedEmbeddingBagCollectionSharder",
-        "create_infer_embedding_bag_sharding",
+        "create_infer_embedding_bag_sharding", "ShardedQuantEbcInputDist", "flatten_feature_lengths",
+        "get_device_from_parameter_sharding", "get_device_from_sharding_infos",
+        "get_device_for_first_shard_from_sharding_infos",
+    ]],
+    *[("recsys_lib.distributed.quant_state", n) for n in [
+        "ShardedQuantEmbeddingModuleState", "WeightSpec", "sharded_tbes_weights_spec", "get_param_id_from_type",
+        "post_state_dict_hook", "get_bucket_offsets_per_virtual_table",
     ]],
     *[("recsys_lib.distributed.quant_embedding", n) for n in [
         "ShardedQuantEmbeddingCollection", "QuantEmbeddingCollectionSharder", "create_infer_embedding_sharding",
+        "ShardedQuantEcInputDist", "EmbeddingCollectionContext", "input_dist_permute", "annotate_embedding_names",
+        "format_embedding_names_per_rank_per_sharding", "get_device_from_parameter_sharding",
+        "get_device_from_sharding_infos", "get_device_for_first_shard_from_sharding_infos",
     ]],
+    ("recsys_lib.distributed.quant_embedding_kernel", "IntNBitTableBatchedEmbeddingBagsCodegenWithLength"),
     *[("recsys_lib.distributed.infer_utils", n) for n in [
         "get_tbes_from_sharded_module", "get_tbe_specs_from_sharded_module", "get_path_device_tuples",
         "get_all_torchrec_modules", "get_non_scriptable_trec_module",
@@ -63,6 +73,11 @@ NAMES = [
                                                          "create_training_batch", "DEFAULT_CAT_NAMES",
                                                          "DEFAULT_INT_NAMES"]],
     *[("recsys_lib.inference.dlrm_packager", n) for n in ["parse_args", "main"]],
+    *[("recsys_lib.inference.inference_legacy.state_dict_transform", n)
+      for n in ["state_dict_gather", "state_dict_all_gather_keys", "state_dict_to_device"]],
+    *[("recsys_lib.inference.inference_legacy.model_packager", n)
+      for n in ["PredictFactoryPackager", "load_config_text", "load_pickle_config"]],
+    ("recsys_lib.inference.inference_legacy", "model_packager"),
 ]
 
 _QUANT_TAIL = [("table_name_to_quantized_weights", None), ("register_tbes", False),
@@ -89,6 +104,8 @@ SIGNATURES = [
     (_I, "quantize_dense", [("predict_module", REQUIRED), ("dtype", REQUIRED),
                             ("additional_embedding_module_type", [])]),
     (_I, "PredictModule", [("module", REQUIRED), ("device", None)]),
+    ("recsys_lib.inference.dlrm_predict", "DLRMPredictFactory.create_predict_module",
+     [("self", REQUIRED), ("world_size", REQUIRED), ("device", REQUIRED)]),
     (_I, "BatchingMetadata", [("type", REQUIRED), ("device", REQUIRED), ("pinned", REQUIRED)]),
     (_I, "set_pruning_data", [("model", REQUIRED), ("tables_to_rows_post_pruning", REQUIRED), ("module_types", None)]),
     (_I, "shard_quant_model", [("model", REQUIRED), ("world_size", 1), ("compute_device", "cuda"),

@@ -1,7 +1,7 @@
 """From a quantized collection and its plan entries to sharding infos grouped by sharding type (pure)."""
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch.distributed._shard.metadata import ShardMetadata
@@ -9,7 +9,8 @@ from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
-from recsys_lib.distributed.sharding.strategy import as_sharding_type
+from recsys_lib.distributed.fused_params import FUSED_PARAM_IS_SSD_TABLE
+from recsys_lib.distributed.sharding.strategy import as_sharding_type, strategy_for
 from recsys_lib.modules.embedding_configs import BaseEmbeddingConfig, EmbeddingTableConfig, PoolingType
 from recsys_lib.quant._tables import table_rows
 
@@ -79,3 +80,37 @@ def state_dict_weight_cols(module: torch.nn.Module) -> Dict[str, int]:
     """``{table: columns of its state-dict weight}`` (what sharders offer the planner)."""
     return {name.split(".")[-2]: int(t.shape[1]) for name, t in module.state_dict().items()
             if name.endswith(".weight") and "." in name and t.dim() == 2}
+
+
+def get_device_from_parameter_sharding(ps: ParameterSharding) -> Union[str, Tuple[str, ...]]:
+    """The device type of a table's shards (from its spec's placements), or one per shard when they differ
+    (allowed for row-splitting types only)."""
+    if not isinstance(ps.sharding_spec, EnumerableShardingSpec):
+        raise ValueError("Expected EnumerableShardingSpec as input to the function, got "
+                         f"{type(ps.sharding_spec).__name__} for a {ps.sharding_type} plan entry")
+    types = tuple(md.placement.device().type for md in ps.sharding_spec.shards)  # type: ignore[union-attr]
+    if len(set(types)) == 1:
+        return types[0]
+    if not strategy_for(ps.sharding_type).splits_rows:
+        raise ValueError(f"only row-wise sharding places one table's shards on several device types; got "
+                         f"{ps.sharding_type} over {types}")
+    return types
+
+
+def get_device_from_sharding_infos(emb_shard_infos: List[EmbeddingShardingInfo]) -> Union[str, Tuple[str, ...]]:
+    """The one device type (``"ssd"`` for SSD tables) all the tables' shards live on (``ValueError`` if several)."""
+    found = set()
+    for info in emb_shard_infos:
+        if info.fused_params and info.fused_params.get(FUSED_PARAM_IS_SSD_TABLE, False):
+            found.add("ssd")
+        else:
+            found.add(get_device_from_parameter_sharding(info.param_sharding))
+    if len(found) != 1:
+        raise ValueError(f"All shards should be on the same type of device, got {sorted(map(str, found))}")
+    return found.pop()
+
+
+def get_device_for_first_shard_from_sharding_infos(emb_shard_infos: List[EmbeddingShardingInfo]) -> str:
+    """``get_device_from_sharding_infos``, the first shard's type when there is one per shard."""
+    device_type = get_device_from_sharding_infos(emb_shard_infos)
+    return device_type[0] if isinstance(device_type, tuple) else device_type

@@ -16,7 +16,11 @@ from recsys_lib.distributed._dist.all_to_one import EmbeddingsAllToOne
 from recsys_lib.distributed._infer.modules import InferInputSplit, InferRowSplitPooledSum, InferSequenceGather
 from recsys_lib.distributed._infer.shards import InferShard, shard_config, shard_weights, table_shards
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
-from recsys_lib.distributed.fused_params import FUSED_PARAM_REGISTER_TBE_BOOL, FUSED_PARAM_TBE_ROW_ALIGNMENT
+from recsys_lib.distributed.fused_params import (
+    FUSED_PARAM_QUANT_STATE_DICT_SPLIT_SCALE_BIAS,
+    FUSED_PARAM_REGISTER_TBE_BOOL,
+    FUSED_PARAM_TBE_ROW_ALIGNMENT,
+)
 from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig
 
 
@@ -28,12 +32,15 @@ class LocalModuleOptions:
     output_dtype: torch.dtype = torch.float32
     register_tbes: bool = False
     row_alignment: int = 16
+    split_scale_bias: bool = False  # local state dicts: weight + weight_qscale + weight_qbias
 
 
-def local_module_fused_params(output_dtype: torch.dtype, register_tbes: bool, row_alignment: int) -> Dict[str, Any]:
+def local_module_fused_params(output_dtype: torch.dtype, register_tbes: bool, row_alignment: int,
+                              split_scale_bias: bool = False) -> Dict[str, Any]:
     """The ``fused_params`` that ask :meth:`InferEmbeddingShardingBase.create_lookup` for these local modules."""
     return {"output_dtype": output_dtype, FUSED_PARAM_REGISTER_TBE_BOOL: register_tbes,
-            FUSED_PARAM_TBE_ROW_ALIGNMENT: row_alignment}
+            FUSED_PARAM_TBE_ROW_ALIGNMENT: row_alignment,
+            FUSED_PARAM_QUANT_STATE_DICT_SPLIT_SCALE_BIAS: split_scale_bias}
 
 
 def options_from_fused_params(infos: List[EmbeddingShardingInfo],
@@ -50,7 +57,8 @@ def options_from_fused_params(infos: List[EmbeddingShardingInfo],
     weighted = any(bool(getattr(i.embedding_config, "is_weighted", False)) for i in infos)
     return LocalModuleOptions(is_weighted=weighted, output_dtype=dtype,
                               register_tbes=bool(fp.get(FUSED_PARAM_REGISTER_TBE_BOOL, False)),
-                              row_alignment=int(fp.get(FUSED_PARAM_TBE_ROW_ALIGNMENT, 16)))
+                              row_alignment=int(fp.get(FUSED_PARAM_TBE_ROW_ALIGNMENT, 16)),
+                              split_scale_bias=bool(fp.get(FUSED_PARAM_QUANT_STATE_DICT_SPLIT_SCALE_BIAS, False)))
 
 
 class InferEmbeddingShardingBase:
@@ -175,13 +183,19 @@ class InferEmbeddingShardingBase:
             if self.pooled:
                 module: nn.Module = EmbeddingBagCollection(
                     configs, options.is_weighted, device, dtype, weights,  # type: ignore[arg-type]
-                    register_tbes=options.register_tbes, row_alignment=options.row_alignment)
+                    register_tbes=options.register_tbes, row_alignment=options.row_alignment,
+                    quant_state_dict_split_scale_bias=options.split_scale_bias)
             else:
                 module = EmbeddingCollection(configs, device, False, dtype, weights,  # type: ignore[arg-type]
                                              register_tbes=options.register_tbes,
-                                             row_alignment=options.row_alignment)
+                                             row_alignment=options.row_alignment,
+                                             quant_state_dict_split_scale_bias=options.split_scale_bias)
             out.append(module)
         return nn.ModuleList(out)
+
+    def local_shards(self) -> List[List[Tuple[EmbeddingShardingInfo, InferShard]]]:
+        """Per local module (in ``create_lookup`` order): its ``(table info, shard)`` pairs."""
+        return [list(group) for group in self._by_rank]
 
     def _global_position(self) -> Dict[Tuple[str, int], int]:
         pos: Dict[Tuple[str, int], int] = {}
