@@ -85,7 +85,7 @@ PUBLIC_PATHS = [
         "LazyNoWait", "ModuleSharder", "ModuleShardingPlan", "NoOpQuantizedCommCodec", "NoWait",
         "NullShardedModuleContext", "NullShardingContext", "ParameterSharding", "ParameterStorage", "PipelineType",
         "QuantizedCommCodec", "QuantizedCommCodecs", "ShardedModule", "ShardingEnv", "ShardingPlan",
-        "ShardingPlanner", "ShardingType",
+        "ShardingPlanner", "ShardingType", "ShardingEnv2D", "DMPCollectionConfig", "DMPCollectionContext",
     ]),
     ("recsys_lib.distributed.comm_ops", [
         "All2AllDenseInfo", "All2AllPooledInfo", "All2AllSequenceInfo", "All2AllVInfo", "AllGatherBaseInfo",

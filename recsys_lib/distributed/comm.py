@@ -169,3 +169,6 @@ def get_topology_group_world_size(world_size: Optional[int] = None) -> int:
     if ws % group != 0:
         raise ValueError(f"World size {ws} is not a multiple of the topology group: {group}")
     return group
+
+
+from recsys_lib.distributed._parallel2d.groups import intra_and_cross_node_pg_2D  # noqa: E402,F401
