@@ -102,6 +102,7 @@ PUBLIC_PATHS = [
         "BaseBatchedEmbedding", "BaseBatchedEmbeddingBag", "BatchedDenseEmbedding", "BatchedDenseEmbeddingBag",
         "BatchedFusedEmbedding", "BatchedFusedEmbeddingBag", "EmbeddingFusedOptimizer",
     ]),
+    ("recsys_lib.distributed.sharding.dynamic_sharding", ["CommP2PMetadata", "CommStrategy"]),
     ("recsys_lib.metrics.rec_metric", ["MetricComputationReport", "RecMetricComputation", "RecMetricException"]),
     ("recsys_lib.models.dlrm", ["DenseArch", "InteractionArch", "InteractionDCNArch", "InteractionProjectionArch",
                                 "OverArch"]),

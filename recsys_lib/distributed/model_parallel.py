@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 
 from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed._core.plan import EmbeddingModuleShardingPlan, ShardingPlan
 from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
 from recsys_lib.distributed._sharded.state_checks import check_before_load
 from recsys_lib.distributed._core.enums import ShardingStrategy
@@ -305,6 +305,64 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
                     k._optim = EmbeddingFusedOptimizer(k.config, k.emb_module, pg=k._pg)
         copied._optim = copied._init_optim()
         return copied  # type: ignore[return-value]
+
+    def reshard(
+        self,
+        changed_shard_to_params: Dict[str, Tuple[float, EmbeddingModuleShardingPlan]],
+        sharded_module_fqn: Optional[str] = None,
+    ) -> float:
+        """Moves tables of one sharded module to new placements mid-training (collective); returns the data volume
+        given with the plan delta.
+
+        Args:
+            changed_shard_to_params: ``{module fqn: (volume, {table: new ParameterSharding})}``, e.g. from
+                ``sharding.dynamic_sharding.output_sharding_plans_delta(old_plan, new_plan)``.
+            sharded_module_fqn: the module to reshard; default the first sharded module (breadth first) whose sharder
+                has ``reshard``.
+
+        Weights and fused optimizer state move with the tables; ``fused_optimizer`` and ``plan`` are rebuilt.
+        Data-parallel tables are new parameters afterwards: an optimizer holding them must be rebuilt too.
+        """
+        root = get_unwrapped_module(self)
+        found: Optional[Tuple[str, ShardedModule]] = None
+        if sharded_module_fqn is None:
+            queue: List[Tuple[str, nn.Module]] = [("", root)]
+            while queue and found is None:
+                path, m = queue.pop(0)
+                sharder = self._sharder_map.get(m.unsharded_module_type) if isinstance(m, ShardedModule) else None
+                if sharder is not None and hasattr(sharder, "reshard"):
+                    found = (path, m)  # type: ignore[assignment]
+                    break
+                queue += [(f"{path}.{n}" if path else n, c) for n, c in m.named_children()]
+        else:
+            m = root.get_submodule(sharded_module_fqn) if sharded_module_fqn else root
+            if not isinstance(m, ShardedModule):
+                raise ValueError(f"DistributedModelParallel.reshard: {sharded_module_fqn!r} is not a sharded module")
+            found = (sharded_module_fqn, m)
+        if found is None:
+            raise ValueError("DistributedModelParallel.reshard: no sharded module whose sharder can reshard")
+        fqn, module = found
+        sharder = self._sharder_map.get(module.unsharded_module_type)
+        if sharder is None or not hasattr(sharder, "reshard"):
+            raise ValueError(f"DistributedModelParallel.reshard: the sharder of {fqn!r} cannot reshard")
+        if fqn not in changed_shard_to_params:
+            raise KeyError(f"DistributedModelParallel.reshard: no plan delta for {fqn!r} "
+                           f"(given: {sorted(changed_shard_to_params)})")
+        data_volume, delta = changed_shard_to_params[fqn]
+        module = sharder.reshard(module, delta, self._env, self.device)
+        self._optim = self._init_optim()
+        self._plan.plan[fqn] = EmbeddingModuleShardingPlan(module.module_sharding_plan)
+        return data_volume
+
+    def write(self, *input: Any, **kwargs: Any) -> None:
+        """Writes features into the sharded modules built with ``enable_embedding_update``; none of the sharded
+        modules here is (TorchRec's ``RuntimeError`` when there are none)."""
+        writable = [m for _, m in sharded_modules(get_unwrapped_module(self)) if callable(getattr(m, "write", None))]
+        if not writable:
+            raise RuntimeError("No writable sharded modules found. Please check `enable_embedding_update` flag in "
+                               "your embedding config")
+        for m in writable:
+            m.write(*input, **kwargs)
 
     # ---- unsharded-model names ----
 
