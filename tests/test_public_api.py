@@ -103,6 +103,10 @@ PUBLIC_PATHS = [
         "BatchedFusedEmbedding", "BatchedFusedEmbeddingBag", "EmbeddingFusedOptimizer",
     ]),
     ("recsys_lib.distributed.sharding.dynamic_sharding", ["CommP2PMetadata", "CommStrategy"]),
+    ("recsys_lib.distributed.embedding_tower_sharding", [
+        "EmbeddingTowerCollectionContext", "EmbeddingTowerCollectionSharder", "EmbeddingTowerSharder",
+        "ShardedEmbeddingTower", "ShardedEmbeddingTowerCollection", "TowerLazyAwaitable",
+    ]),
     ("recsys_lib.metrics.rec_metric", ["MetricComputationReport", "RecMetricComputation", "RecMetricException"]),
     ("recsys_lib.models.dlrm", ["DenseArch", "InteractionArch", "InteractionDCNArch", "InteractionProjectionArch",
                                 "OverArch"]),

@@ -1,4 +1,5 @@
-"""Public names and pinned signatures of 2-D parallelism (DMPCollection) and dynamic resharding."""
+"""Public names and pinned signatures of 2-D parallelism (DMPCollection), dynamic resharding and embedding-tower
+sharding (issue 16)."""
 
 from recsys_lib.distributed._core.enums import ShardingStrategy
 from tests.public_api import REQUIRED
@@ -16,6 +17,11 @@ NAMES = [
         "CommP2PMetadata", "CommStrategy", "move_sharded_tensors_to_cpu", "output_sharding_plan_delta_single",
         "output_sharding_plans_delta", "prepare_comm_ops", "transfer_data", "update_module_sharding_plan",
         "update_state_dictionaries",
+    ]
+] + [
+    (f"{_D}.embedding_tower_sharding", n) for n in [
+        "EmbeddingTowerSharder", "EmbeddingTowerCollectionSharder", "ShardedEmbeddingTower",
+        "ShardedEmbeddingTowerCollection", "EmbeddingTowerCollectionContext", "TowerLazyAwaitable",
     ]
 ]
 
@@ -57,6 +63,15 @@ SIGNATURES = [
         ("old_state", REQUIRED), ("new_state", REQUIRED), ("changed_sharding_params", REQUIRED)]),
     (f"{_D}.sharding.dynamic_sharding", "update_module_sharding_plan", [
         ("module", REQUIRED), ("changed_sharding_params", REQUIRED), ("sharding_type_to_sharding_infos", REQUIRED)]),
+    (f"{_D}.embedding_tower_sharding", "ShardedEmbeddingTower", [
+        ("module", REQUIRED), ("table_name_to_parameter_sharding", REQUIRED), ("embedding_sharder", REQUIRED),
+        ("kjt_features", REQUIRED), ("wkjt_features", REQUIRED), ("env", REQUIRED), ("fused_params", None),
+        ("device", None), ("qcomm_codecs_registry", None)]),
+    (f"{_D}.embedding_tower_sharding", "ShardedEmbeddingTowerCollection", [
+        ("module", REQUIRED), ("table_name_to_parameter_sharding", REQUIRED), ("tower_sharder", REQUIRED),
+        ("env", REQUIRED), ("fused_params", None), ("device", None), ("qcomm_codecs_registry", None)]),
+    (f"{_D}.embedding_tower_sharding", "EmbeddingTowerCollectionSharder", [
+        ("fused_params", None), ("qcomm_codecs_registry", None)]),
     (f"{_D}.sharding.dynamic_sharding", "CommP2PMetadata", [
         ("shard_name", REQUIRED), ("offsets", REQUIRED), ("comm_op", REQUIRED), ("requires_copy", REQUIRED),
         ("is_optimizer_state", REQUIRED)]),

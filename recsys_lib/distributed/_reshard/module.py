@@ -27,6 +27,10 @@ from recsys_lib.distributed._reshard.moves import prepare_comm_ops, transfer_dat
 from recsys_lib.distributed._sharded.common import kernels_of
 
 
+_FROM_PLAN = ("cache_algorithm", "cache_load_factor", "cache_reserved_memory", "cache_precision", "prefetch_pipeline",
+              "stochastic_rounding", "bounds_check_mode", "output_dtype")
+
+
 def _fused_params_now(module: nn.Module, env: ShardingEnv) -> Optional[Dict[str, Any]]:
     """The fused parameters every table was built with (the learning rate as it is now); ``ValueError`` when tables
     differ (one sharder-level dict rebuilds them)."""
@@ -34,7 +38,8 @@ def _fused_params_now(module: nn.Module, env: ShardingEnv) -> Optional[Dict[str,
     for kernel in kernels_of(module._lookups):
         lr = float(kernel.emb_module.get_learning_rate()) if getattr(kernel, "_optim", None) is not None else None
         for table in kernel.config.embedding_tables:
-            fused = dict(table.fused_params or {})
+            # Plan-entry options are merged again from the new plan: leave them out.
+            fused = {k: v for k, v in (table.fused_params or {}).items() if k not in _FROM_PLAN}
             if lr is not None:
                 fused["learning_rate"] = lr
             mine[table.name] = fused
