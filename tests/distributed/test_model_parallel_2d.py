@@ -27,7 +27,7 @@ from tests.distributed._sharding_helpers import check_local_shards
 from tests.distributed.checkpoint._ckpt_models import GENERATORS, LR, OPTIMIZERS, SparseDense, batch, build
 
 W, G = 4, 2
-PLAN_2D = ["tw0", "rw", "cw", "dp"]  # for the 2-rank sharding group
+PLAN_2D = ["tw0", "dp", "cw", "twrw"]  # for the 2-rank sharding group (TWRW: the 2-D intra/cross groups)
 PLAN_1D = ["tw1", "rw", "tw0", "dp"]  # another plan for the 4-rank reference
 
 
@@ -107,19 +107,28 @@ def _two_d(rank: int, world_size: int, root: str) -> Dict[str, Any]:
         check_local_shards(v, full[k], f"2-D vs 1-D {k}")
     # Without sync the replicas drift apart (the check above is not vacuous).
     step(two, two_opt, 3)
-    replicas = two._env.replica_pg  # the replica of this rank's t1 shard has the same shape
+    replicas = two._env.replica_pg  # the replica of this rank's t3 shard has the same shape
 
     def replica_values() -> List[torch.Tensor]:
-        mine = two.state_dict()["sparse.embedding_bags.t1.weight"].local_shards()[0].tensor.clone()
+        mine = two.state_dict()["sparse.embedding_bags.t3.weight"].local_shards()[0].tensor.clone()
         both = [torch.zeros_like(mine) for _ in range(2)]
         dist.all_gather(both, mine, group=replicas)
         return both
 
     a, b = replica_values()
     out["drift"] = not torch.equal(a, b)
+    calls = []
+
+    def hook(tensors: List[torch.Tensor]) -> None:  # a user's all-reduce: average over the replica group
+        calls.append(len(tensors))
+        for t in tensors:
+            dist.all_reduce(t, group=replicas)
+            t.div_(2)
+
+    two.set_all_reduce_hook(hook)
     two.sync()
     a, b = replica_values()
-    out["synced"] = torch.equal(a, b)
+    out["synced"] = torch.equal(a, b) and len(calls) > 0
 
     # 2. DCP: a row-wise Adagrad 2-D model saved, loaded into a fresh 2-D model and into a 1-D model.
     two, two_opt = build_2d("rowwise", seed=1)
@@ -128,7 +137,7 @@ def _two_d(rank: int, world_size: int, root: str) -> Dict[str, Any]:
         two.sync()
     path = os.path.join(root, "two_d")
     dcp.save({"model": two.state_dict(), "optim": two.fused_optimizer.state_dict()}, checkpoint_id=path)
-    one, _ = build(["rw", "rw", "rw", "dp"], W, "rowwise", seed=5)  # every rank holds a piece of every state
+    one, _ = build(["rw", "dp", "rw", "rw"], W, "rowwise", seed=5)  # every rank holds a piece of every state
     target = {"model": one.state_dict(), "optim": one.fused_optimizer.state_dict()}
     dcp.load(target, checkpoint_id=path)
     one.load_state_dict(target["model"])
