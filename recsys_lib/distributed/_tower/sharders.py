@@ -19,7 +19,24 @@ from recsys_lib.modules.embedding_tower import EmbeddingTower, EmbeddingTowerCol
 
 @public_at("recsys_lib.distributed.embedding_tower_sharding")
 class EmbeddingTowerSharder(BaseEmbeddingSharder[EmbeddingTower]):
-    """Shards an ``EmbeddingTower`` onto one host (its tables TWRW or TWCW there; ``ShardedEmbeddingTower``)."""
+    """Shards an ``EmbeddingTower`` onto one host (its tables TWRW or TWCW there; ``ShardedEmbeddingTower``).
+
+    Args:
+        fused_params / qcomm_codecs_registry: as ``EmbeddingBagCollectionSharder``.
+        sharded_module_order_overwrite: accepted and kept (lower-cased), as TorchRec's embedding sharders do;
+            towers have one sharded module each, so it orders nothing.
+    """
+
+    def __init__(
+        self,
+        fused_params: Optional[Dict[str, Any]] = None,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        sharded_module_order_overwrite: Optional[List[str]] = None,
+    ) -> None:
+        super().__init__(fused_params=fused_params, qcomm_codecs_registry=qcomm_codecs_registry)
+        self._sharded_module_order_overwrite: Optional[List[str]] = (
+            [s.lower() for s in sharded_module_order_overwrite] if sharded_module_order_overwrite is not None else None
+        )
 
     def shard(
         self,
