@@ -25,8 +25,9 @@ from recsys_lib.distributed._tower.sharded import (
     _ddp,
     _embeddings_of,
     _host_layout,
-    _join,
     _remap_keys,
+    parts_named,
+    parts_state_dict,
 )
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.optim.keyed import CombinedOptimizer, KeyedOptimizer
@@ -121,16 +122,13 @@ class ShardedEmbeddingTowerCollection(
     def output_dist(self, ctx: EmbeddingTowerCollectionContext, output: torch.Tensor) -> LazyAwaitable[torch.Tensor]:
         return self._routing.output_dist(output)
 
+    def _parts(self) -> List[Tuple[str, nn.Module, nn.Module]]:
+        return [(f"towers.{i}.", e, self.interactions[i]) for i, e in self.embeddings.items()]
+
     def state_dict(  # type: ignore[override]
         self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
     ) -> Dict[str, Any]:
-        destination = {} if destination is None else destination
-        for i, embedding in self.embeddings.items():
-            embedding.state_dict(destination=destination, prefix=f"{prefix}towers.{i}.embedding.", keep_vars=keep_vars)
-        for i, interaction in self.interactions.items():
-            interaction.module.state_dict(destination=destination, prefix=f"{prefix}towers.{i}.interaction.",
-                                          keep_vars=keep_vars)
-        return destination
+        return parts_state_dict(self._parts(), {} if destination is None else destination, prefix, keep_vars)
 
     @property
     def fused_optimizer(self) -> KeyedOptimizer:
@@ -138,17 +136,11 @@ class ShardedEmbeddingTowerCollection(
 
     def named_parameters(self, prefix: str = "", recurse: bool = True,
                          remove_duplicate: bool = True) -> Iterator[Tuple[str, nn.Parameter]]:
-        for i, embedding in self.embeddings.items():
-            yield from embedding.named_parameters(_join(prefix, f"towers.{i}.embedding"), recurse)
-        for i, interaction in self.interactions.items():
-            yield from interaction.module.named_parameters(_join(prefix, f"towers.{i}.interaction"), recurse)
+        yield from parts_named(self._parts(), "named_parameters", prefix, recurse)
 
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True) -> Iterator[Tuple[str, torch.Tensor]]:
-        for i, embedding in self.embeddings.items():
-            yield from embedding.named_buffers(_join(prefix, f"towers.{i}.embedding"), recurse)
-        for i, interaction in self.interactions.items():
-            yield from interaction.module.named_buffers(_join(prefix, f"towers.{i}.interaction"), recurse)
+        yield from parts_named(self._parts(), "named_buffers", prefix, recurse)
 
     def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
         for name, _ in self.named_parameters(prefix):

@@ -145,6 +145,26 @@ def _remap_keys(renames: List[Tuple[str, str]]) -> Any:
     return hook
 
 
+def parts_state_dict(parts: List[Tuple[str, nn.Module, nn.Module]], destination: Dict[str, Any], prefix: str,
+                     keep_vars: bool) -> Dict[str, Any]:
+    """State of ``(name, sharded embedding, DDP interaction)`` parts: ``<name>embedding.*`` (every part), then
+    ``<name>interaction.*`` (the interactions' own keys, without DDP's ``module.``)."""
+    for name, embedding, _ in parts:
+        embedding.state_dict(destination=destination, prefix=f"{prefix}{name}embedding.", keep_vars=keep_vars)
+    for name, _, interaction in parts:
+        interaction.module.state_dict(destination=destination, prefix=f"{prefix}{name}interaction.", keep_vars=keep_vars)
+    return destination
+
+
+def parts_named(parts: List[Tuple[str, nn.Module, nn.Module]], kind: str, prefix: str,
+                recurse: bool) -> Iterator[Tuple[str, Any]]:
+    """``named_parameters`` / ``named_buffers`` (``kind``) of the parts, keyed as :func:`parts_state_dict`."""
+    for name, embedding, _ in parts:
+        yield from getattr(embedding, kind)(_join(prefix, f"{name}embedding"), recurse)
+    for name, _, interaction in parts:
+        yield from getattr(interaction.module, kind)(_join(prefix, f"{name}interaction"), recurse)
+
+
 def _host_layout(env: ShardingEnv, device: Optional[torch.device]) -> Tuple[dist.ProcessGroup, dist.ProcessGroup, int, int]:
     intra, cross = env.intra_and_cross_node_pg(device)
     if intra is None or cross is None:
@@ -217,15 +237,15 @@ class ShardedEmbeddingTower(ShardedEmbeddingModule[KJTList, torch.Tensor, torch.
     def output_dist(self, ctx: NullShardedModuleContext, output: torch.Tensor) -> LazyAwaitable[torch.Tensor]:
         return self._routing.output_dist(output)
 
+    def _parts(self) -> List[Tuple[str, nn.Module, nn.Module]]:
+        if self.embedding is None or self.interaction is None:
+            return []
+        return [("", self.embedding, self.interaction)]
+
     def state_dict(  # type: ignore[override]
         self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
     ) -> Dict[str, Any]:
-        destination = {} if destination is None else destination
-        if self.embedding is not None and self.interaction is not None:
-            self.embedding.state_dict(destination=destination, prefix=prefix + "embedding.", keep_vars=keep_vars)
-            self.interaction.module.state_dict(destination=destination, prefix=prefix + "interaction.",
-                                               keep_vars=keep_vars)
-        return destination
+        return parts_state_dict(self._parts(), {} if destination is None else destination, prefix, keep_vars)
 
     @property
     def fused_optimizer(self) -> KeyedOptimizer:
@@ -233,17 +253,11 @@ class ShardedEmbeddingTower(ShardedEmbeddingModule[KJTList, torch.Tensor, torch.
 
     def named_parameters(self, prefix: str = "", recurse: bool = True,
                          remove_duplicate: bool = True) -> Iterator[Tuple[str, nn.Parameter]]:
-        if self.embedding is None or self.interaction is None:
-            return
-        yield from self.embedding.named_parameters(_join(prefix, "embedding"), recurse)
-        yield from self.interaction.module.named_parameters(_join(prefix, "interaction"), recurse)
+        yield from parts_named(self._parts(), "named_parameters", prefix, recurse)
 
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True) -> Iterator[Tuple[str, torch.Tensor]]:
-        if self.embedding is None or self.interaction is None:
-            return
-        yield from self.embedding.named_buffers(_join(prefix, "embedding"), recurse)
-        yield from self.interaction.module.named_buffers(_join(prefix, "interaction"), recurse)
+        yield from parts_named(self._parts(), "named_buffers", prefix, recurse)
 
     def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
         for name, _ in self.named_parameters(prefix):

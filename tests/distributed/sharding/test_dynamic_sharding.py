@@ -130,3 +130,26 @@ def test_plan_moves_pairs_every_overlap() -> None:
                                               Move(1, 0, (0, 4), (4, 4)), Move(1, 1, (0, 4), (4, 4))]
     with pytest.raises(ValueError, match="cannot become"):
         plan_moves(old, ((4, 4), []), 2)
+
+
+def test_update_module_sharding_plan_moves_infos_between_types() -> None:
+    from types import SimpleNamespace
+
+    from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
+    from recsys_lib.distributed.sharding.dynamic_sharding import update_module_sharding_plan
+
+    ebc = EmbeddingBagCollection(ebc_tables(PoolingType.SUM, dims=(8, 16, 8, 16)), device=torch.device("meta"))
+    configs = {c.name: c for c in ebc.embedding_bag_configs()}
+    old = construct_module_sharding_plan(ebc, {f"t{i}": table_wise(rank=0) for i in range(4)}, world_size=2,
+                                         local_size=2, device_type="cpu")
+    new = construct_module_sharding_plan(ebc, {"t0": table_wise(rank=1), "t1": row_wise(), "t2": table_wise(rank=0),
+                                               "t3": table_wise(rank=0)}, world_size=2, local_size=2, device_type="cpu")
+    module = SimpleNamespace(_table_name_to_parameter_sharding=dict(old))
+    infos = {"table_wise": [EmbeddingShardingInfo(configs[t], old[t], torch.empty(0)) for t in sorted(configs)]}
+    _, delta = output_sharding_plan_delta_single(old, new)
+    update_module_sharding_plan(module, dict(delta), infos)
+    assert module._table_name_to_parameter_sharding["t0"].ranks == [1]
+    assert module._table_name_to_parameter_sharding["t1"] is delta["t1"]
+    assert [i.embedding_config.name for i in infos["table_wise"]] == ["t0", "t2", "t3"]
+    assert [i.embedding_config.name for i in infos["row_wise"]] == ["t1"]
+    assert infos["table_wise"][0].param_sharding.ranks == [1]
