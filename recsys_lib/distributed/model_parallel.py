@@ -569,5 +569,15 @@ class DMPCollection(DistributedModelParallel):
             warnings.warn("DMPCollection: replacing the custom all-reduce already set")
         self._custom_all_reduce = reduce_hook
 
+    def reshard(
+        self,
+        changed_shard_to_params: Dict[str, Tuple[float, EmbeddingModuleShardingPlan]],
+        sharded_module_fqn: Optional[str] = None,
+    ) -> float:
+        """Not provided under 2-D parallelism (``ValueError``): the replicas of every sharding group would have to
+        move together; reshard a 1-D ``DistributedModelParallel`` or build a new ``DMPCollection``."""
+        raise ValueError("DMPCollection.reshard: dynamic resharding under 2-D parallelism is not provided; save a "
+                         "checkpoint and load it into a DMPCollection built with the new plan")
+
     def ensure_reduce_scatter_complete(self) -> None:
         """Nothing to wait for: no context uses ``FULLY_SHARDED`` (rejected at construction)."""

@@ -168,3 +168,23 @@ def test_dmp_collection_2x2(tmp_path) -> None:
     # LOCAL_WORLD_SIZE=2 = the sharding group size: intra = the whole group, cross = the rank alone.
     assert results[0]["intra"] == [0, 2] and results[0]["cross"] == [0]
     assert results[3]["intra"] == [1, 3] and results[3]["cross"] == [3]
+
+
+def test_rank_layout_and_plan_remap_are_pure() -> None:
+    from torch.distributed._shard.metadata import ShardMetadata
+    from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
+
+    from recsys_lib.distributed._parallel2d.groups import intra_and_cross_groups, peer_matrix, remap_plan
+    from recsys_lib.distributed.types import ParameterSharding
+
+    assert peer_matrix(8, 4) == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    assert peer_matrix(8, 4, use_inter_host_allreduce=True) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert intra_and_cross_groups(8, 4, 2, False) == ([[0, 2], [4, 6], [1, 3], [5, 7]], [[0, 4], [2, 6], [1, 5], [3, 7]])
+    with pytest.raises(ValueError, match="divide"):
+        peer_matrix(6, 4)
+    shards = [ShardMetadata([0, 0], [4, 2], "rank:0/cpu"), ShardMetadata([0, 2], [4, 2], "rank:1/cpu")]
+    ps = ParameterSharding("column_wise", "fused", ranks=[0, 1], sharding_spec=EnumerableShardingSpec(shards))
+    plan = ShardingPlan({"sparse": {"t": ps}})
+    remap_plan(plan, 5, peer_matrix(8, 4), "cpu")  # rank 5 is in sharding group [1, 3, 5, 7]
+    assert ps.ranks == [1, 3]
+    assert [str(md.placement) for md in ps.sharding_spec.shards] == ["rank:1/cpu", "rank:3/cpu"]

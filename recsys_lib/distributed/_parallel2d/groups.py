@@ -67,10 +67,14 @@ def remap_plan(plan: Any, global_rank: int, matrix: List[List[int]], device_type
             spec = ps.sharding_spec
             if isinstance(spec, EnumerableShardingSpec):
                 for md in spec.shards:
-                    r = md.placement.rank()
+                    new_rank = global_rank_of(md.placement.rank(), global_rank, matrix)
                     device = md.placement.device()
                     kind = device.type if device is not None else device_type
-                    md.placement = _remote_device(f"rank:{global_rank_of(r, global_rank, matrix)}/{kind}")
+                    if kind != "cpu":  # an accelerator: the global rank's local device, as TorchRec places it
+                        from recsys_lib.distributed.comm import get_local_size
+
+                        kind = f"{kind}:{new_rank % get_local_size(sum(len(p) for p in matrix))}"
+                    md.placement = _remote_device(f"rank:{new_rank}/{kind}")
 
 
 def group_local_plan(plan: Any) -> Any:
