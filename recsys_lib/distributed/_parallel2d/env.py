@@ -18,7 +18,7 @@ from recsys_lib.distributed.sharding.strategy import PartitionBy, strategy_for
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ShardingPlan
 from recsys_lib.distributed._core.sharder import ShardedModule
-from recsys_lib.distributed._parallel2d.groups import intra_and_cross_node_pg_2D
+from recsys_lib.distributed._parallel2d.groups import node_groups_2d
 
 
 def _dividing(size: Optional[int], world_size: int) -> Optional[int]:
@@ -89,7 +89,7 @@ class ShardingEnv2D(ShardingEnv):
         self, device: Optional[torch.device] = None, backend: Optional[str] = None
     ) -> Tuple[Optional[dist.ProcessGroup], Optional[dist.ProcessGroup]]:
         """The 2-D intra/cross groups inside this rank's sharding group (``intra_and_cross_node_pg_2D``)."""
-        return intra_and_cross_node_pg_2D(self, device)
+        return node_groups_2d(self, device)
 
     def __repr__(self) -> str:
         return (f"ShardingEnv2D(world_size={self.world_size}, rank={self.rank}, "
@@ -107,7 +107,7 @@ class _ShardingGroupEnv(ShardingEnv):
     def intra_and_cross_node_pg(
         self, device: Optional[torch.device] = None, backend: Optional[str] = None
     ) -> Tuple[Optional[dist.ProcessGroup], Optional[dist.ProcessGroup]]:
-        return intra_and_cross_node_pg_2D(self._env2d, device)
+        return node_groups_2d(self._env2d, device)
 
 
 def sharding_env(env2d: ShardingEnv2D) -> ShardingEnv:

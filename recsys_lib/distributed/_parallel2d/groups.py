@@ -106,10 +106,10 @@ def intra_and_cross_groups(
     return intra, cross
 
 
-def intra_and_cross_node_pg_2D(
+def node_groups_2d(
     env: Any, device: Optional[torch.device] = None
 ) -> Tuple[Optional[dist.ProcessGroup], Optional[dist.ProcessGroup]]:
-    """This rank's (intra, cross) groups inside its sharding group (``comm.intra_and_cross_node_pg_2D``).
+    """This rank's (intra, cross) groups inside its sharding group (behind ``comm.intra_and_cross_node_pg_2D``).
 
     Created on the first call (a collective over the global group: every rank creates every group, in the same
     order) and cached on ``env``; ``(None, None)`` on a ``meta`` device.
