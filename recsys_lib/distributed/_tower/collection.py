@@ -26,8 +26,7 @@ from recsys_lib.distributed._tower.sharded import (
     _embeddings_of,
     _host_layout,
     _remap_keys,
-    parts_named,
-    parts_state_dict,
+    TowerParts,
 )
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.optim.keyed import CombinedOptimizer, KeyedOptimizer
@@ -53,6 +52,7 @@ def towers_per_host(tables_per_tower: List[Set[str]], plan: Dict[str, ParameterS
 
 @public_at("recsys_lib.distributed.embedding_tower_sharding")
 class ShardedEmbeddingTowerCollection(
+    TowerParts,
     ShardedEmbeddingModule[KJTList, torch.Tensor, torch.Tensor, EmbeddingTowerCollectionContext], FusedOptimizerModule
 ):
     """An ``EmbeddingTowerCollection`` with each tower on its host (see the module docstring).
@@ -125,26 +125,9 @@ class ShardedEmbeddingTowerCollection(
     def _parts(self) -> List[Tuple[str, nn.Module, nn.Module]]:
         return [(f"towers.{i}.", e, self.interactions[i]) for i, e in self.embeddings.items()]
 
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        return parts_state_dict(self._parts(), {} if destination is None else destination, prefix, keep_vars)
-
     @property
     def fused_optimizer(self) -> KeyedOptimizer:
         return CombinedOptimizer([(f"towers.{i}.embedding", e.fused_optimizer) for i, e in self.embeddings.items()])
-
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from parts_named(self._parts(), "named_parameters", prefix, recurse)
-
-    def named_buffers(self, prefix: str = "", recurse: bool = True,
-                      remove_duplicate: bool = True) -> Iterator[Tuple[str, torch.Tensor]]:
-        yield from parts_named(self._parts(), "named_buffers", prefix, recurse)
-
-    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
-        for name, _ in self.named_parameters(prefix):
-            yield name
 
     @property
     def unsharded_module_type(self) -> Any:

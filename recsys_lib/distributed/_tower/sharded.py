@@ -172,9 +172,35 @@ def _host_layout(env: ShardingEnv, device: Optional[torch.device]) -> Tuple[dist
     return intra, cross, dist.get_world_size(intra), dist.get_world_size(cross)
 
 
+class TowerParts:
+    """State dict and parameter walks of a sharded tower module from its ``_parts()``: ``(name, sharded embedding,
+    DDP interaction)`` triples (keys as the unsharded tower's, see :func:`parts_state_dict`)."""
+
+    def _parts(self) -> List[Tuple[str, nn.Module, nn.Module]]:
+        raise NotImplementedError
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        return parts_state_dict(self._parts(), {} if destination is None else destination, prefix, keep_vars)
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[Tuple[str, nn.Parameter]]:
+        yield from parts_named(self._parts(), "named_parameters", prefix, recurse)
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[Tuple[str, torch.Tensor]]:
+        yield from parts_named(self._parts(), "named_buffers", prefix, recurse)
+
+    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
+        for name, _ in self.named_parameters(prefix):
+            yield name
+
+
 @public_at("recsys_lib.distributed.embedding_tower_sharding")
-class ShardedEmbeddingTower(ShardedEmbeddingModule[KJTList, torch.Tensor, torch.Tensor, NullShardedModuleContext],
-                            FusedOptimizerModule):
+class ShardedEmbeddingTower(
+    TowerParts, ShardedEmbeddingModule[KJTList, torch.Tensor, torch.Tensor, NullShardedModuleContext], FusedOptimizerModule
+):
     """One ``EmbeddingTower`` on the ranks of its host (see the module docstring).
 
     Args:
@@ -242,26 +268,9 @@ class ShardedEmbeddingTower(ShardedEmbeddingModule[KJTList, torch.Tensor, torch.
             return []
         return [("", self.embedding, self.interaction)]
 
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        return parts_state_dict(self._parts(), {} if destination is None else destination, prefix, keep_vars)
-
     @property
     def fused_optimizer(self) -> KeyedOptimizer:
         return self.embedding.fused_optimizer if self.embedding is not None else CombinedOptimizer([])
-
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True) -> Iterator[Tuple[str, nn.Parameter]]:
-        yield from parts_named(self._parts(), "named_parameters", prefix, recurse)
-
-    def named_buffers(self, prefix: str = "", recurse: bool = True,
-                      remove_duplicate: bool = True) -> Iterator[Tuple[str, torch.Tensor]]:
-        yield from parts_named(self._parts(), "named_buffers", prefix, recurse)
-
-    def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
-        for name, _ in self.named_parameters(prefix):
-            yield name
 
     @property
     def unsharded_module_type(self) -> Any:
