@@ -83,8 +83,12 @@ def reshard_sharded_module(
     fused = _fused_params_now(module, env)
     old_state = module.state_dict()
     old_opt = module.fused_optimizer.state_dict()  # plan-independent forms (collective for column splits)
-    new = type(module)(_meta_copy(module), new_plan, env, fused, device, module._qcomm_codecs_registry,
-                       module._module_fqn)
+    from recsys_lib.distributed.embeddingbag import ShardedEmbeddingBagCollection
+
+    # The EBC body under the new plan (subclasses such as the fused EBC's add no state of their own; the fused
+    # parameters gathered above carry their optimizer).
+    new = ShardedEmbeddingBagCollection(_meta_copy(module), new_plan, env, fused, device,
+                                        module._qcomm_codecs_registry, module._module_fqn)
     new_state = new.state_dict()
     new_optimizer = new.fused_optimizer
     new_opt = new_optimizer.state_dict()
