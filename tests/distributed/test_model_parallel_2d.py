@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed._shard.sharded_tensor import ShardedTensor
 
-from recsys_lib.distributed._checkpoint.gather import full_tensors
+from recsys_lib.distributed._checkpoint.gather import full_tensors, state_dict_gather
 from recsys_lib.distributed.comm import intra_and_cross_node_pg_2D
 from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionSharder
 from recsys_lib.distributed.model_parallel import DMPCollection
@@ -157,6 +157,12 @@ def _two_d(rank: int, world_size: int, root: str) -> Dict[str, Any]:
                 continue
             check_pieces(v, full_optim[k], f"{name} optimizer {k}")
     out["optim_keys"] = sorted(full_optim)
+    # Unsharded for serving: each sharding group gathers to its first rank (rank 0 holds the dense dict).
+    dense = {k: torch.zeros(v.shape) for k, v in full_model.items()}
+    state_dict_gather(two.state_dict(), dense)
+    if rank == 0:
+        for k, v in dense.items():
+            torch.testing.assert_close(v, full_model[k], msg=lambda m: f"state_dict_gather {k}: {m}")
     return out
 
 
