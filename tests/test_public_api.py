@@ -85,7 +85,7 @@ PUBLIC_PATHS = [
         "LazyNoWait", "ModuleSharder", "ModuleShardingPlan", "NoOpQuantizedCommCodec", "NoWait",
         "NullShardedModuleContext", "NullShardingContext", "ParameterSharding", "ParameterStorage", "PipelineType",
         "QuantizedCommCodec", "QuantizedCommCodecs", "ShardedModule", "ShardingEnv", "ShardingPlan",
-        "ShardingPlanner", "ShardingType",
+        "ShardingPlanner", "ShardingType", "ShardingEnv2D", "DMPCollectionConfig", "DMPCollectionContext",
     ]),
     ("recsys_lib.distributed.comm_ops", [
         "All2AllDenseInfo", "All2AllPooledInfo", "All2AllSequenceInfo", "All2AllVInfo", "AllGatherBaseInfo",
@@ -101,6 +101,11 @@ PUBLIC_PATHS = [
     ("recsys_lib.distributed.batched_embedding_kernel", [
         "BaseBatchedEmbedding", "BaseBatchedEmbeddingBag", "BatchedDenseEmbedding", "BatchedDenseEmbeddingBag",
         "BatchedFusedEmbedding", "BatchedFusedEmbeddingBag", "EmbeddingFusedOptimizer",
+    ]),
+    ("recsys_lib.distributed.sharding.dynamic_sharding", ["CommP2PMetadata", "CommStrategy"]),
+    ("recsys_lib.distributed.embedding_tower_sharding", [
+        "EmbeddingTowerCollectionContext", "EmbeddingTowerCollectionSharder", "EmbeddingTowerSharder",
+        "ShardedEmbeddingTower", "ShardedEmbeddingTowerCollection", "TowerLazyAwaitable",
     ]),
     ("recsys_lib.metrics.rec_metric", ["MetricComputationReport", "RecMetricComputation", "RecMetricException"]),
     ("recsys_lib.models.dlrm", ["DenseArch", "InteractionArch", "InteractionDCNArch", "InteractionProjectionArch",

@@ -12,7 +12,7 @@ them (``ShardingEnv.intra_and_cross_node_pg`` caches them on the environment).
 
 import logging
 import os
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -169,3 +169,14 @@ def get_topology_group_world_size(world_size: Optional[int] = None) -> int:
     if ws % group != 0:
         raise ValueError(f"World size {ws} is not a multiple of the topology group: {group}")
     return group
+
+
+def intra_and_cross_node_pg_2D(
+    env: Any, device: Optional[torch.device] = None
+) -> Tuple[Optional[dist.ProcessGroup], Optional[dist.ProcessGroup]]:
+    """This rank's (intra, cross) groups inside its 2-D sharding group (``env``: a ``ShardingEnv2D``), created once
+    (a collective over the global group) and cached on ``env``; ``(None, None)`` on ``meta``. See
+    ``distributed/_parallel2d/groups.py`` (``node_groups_2d``) for the layout."""
+    from recsys_lib.distributed._parallel2d.groups import node_groups_2d
+
+    return node_groups_2d(env, device)

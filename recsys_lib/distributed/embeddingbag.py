@@ -315,6 +315,20 @@ class ShardedEmbeddingBagCollection(
     def embedding_bag_configs(self) -> List[Any]:
         return self._embedding_bag_configs
 
+    def update_shards(
+        self, changed_sharding_params: Dict[str, ParameterSharding], env: ShardingEnv, device: Optional[torch.device]
+    ) -> None:
+        """Moves the tables named in ``changed_sharding_params`` to their new placement, weights and fused optimizer
+        state carried (collective; ``_reshard/module.py``). Fetch ``fused_optimizer`` again afterwards."""
+        from recsys_lib.distributed._reshard.module import reshard_sharded_module
+
+        reshard_sharded_module(self, changed_sharding_params, env, device)
+
+    @property
+    def module_sharding_plan(self) -> Dict[str, ParameterSharding]:
+        """Table name → ``ParameterSharding`` the module is sharded by now."""
+        return dict(self._table_name_to_parameter_sharding)
+
 
 class EmbeddingBagCollectionSharder(BaseEmbeddingSharder[EmbeddingBagCollection]):
     """Shards ``EmbeddingBagCollection`` s. Sharding types: cpu ``data_parallel, table_wise, column_wise,
@@ -338,6 +352,19 @@ class EmbeddingBagCollectionSharder(BaseEmbeddingSharder[EmbeddingBagCollection]
         return ShardedEmbeddingBagCollection(
             module, params, env, self.fused_params, device, self.qcomm_codecs_registry, module_fqn
         )
+
+    def reshard(
+        self,
+        sharded_module: ShardedEmbeddingBagCollection,
+        changed_shard_to_params: Dict[str, ParameterSharding],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+    ) -> ShardedEmbeddingBagCollection:
+        """Updates ``sharded_module`` in place so the tables of ``changed_shard_to_params`` (only those that move)
+        take their new placement, weights and optimizer state carried; returns it."""
+        if len(changed_shard_to_params) > 0:
+            sharded_module.update_shards(changed_shard_to_params, env, device)
+        return sharded_module
 
     def shardable_parameters(self, module: EmbeddingBagCollection) -> Dict[str, nn.Parameter]:
         """``{table_name: weight}``."""

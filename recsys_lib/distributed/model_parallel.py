@@ -21,16 +21,20 @@ Example::
 import abc
 import copy
 import warnings
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Type
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._core.plan import ShardingPlan
+from recsys_lib.distributed._core.plan import EmbeddingModuleShardingPlan, ShardingPlan
 from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
 from recsys_lib.distributed._sharded.state_checks import check_before_load
+from recsys_lib.distributed._core.enums import ShardingStrategy
+from recsys_lib.distributed._parallel2d.env import DMPCollectionConfig, DMPCollectionContext, ShardingEnv2D, sharding_env
+from recsys_lib.distributed._parallel2d.groups import check_sizes, group_local_plan, peer_matrix, remap_plan
+from recsys_lib.distributed._parallel2d.sync import average, kernels_to_sync, sync_tensors
 from recsys_lib.distributed.shard import _shard_modules, default_plan
 from recsys_lib.distributed.model_tracker.model_delta_tracker import ModelDeltaTracker, ModelDeltaTrackerTrec
 from recsys_lib.distributed.model_tracker.types import DeltaTrackerConfig, ModelTrackerConfigs, Trackers
@@ -205,7 +209,7 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         self._data_parallel_wrapper = data_parallel_wrapper or DefaultDataParallelWrapper()
         self._ddp_wrapped = False
         self._plan: ShardingPlan = plan if plan is not None else default_plan(module, self.sharders, env, self.device)
-        self._dmp_wrapped_module: nn.Module = _shard_modules(module, env, self.device, self._plan, self.sharders)
+        self._dmp_wrapped_module: nn.Module = self._shard_modules_impl(module)
         if init_parameters:
             materialize_meta(self._dmp_wrapped_module, self.device)
         if init_data_parallel:
@@ -215,6 +219,11 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         if model_tracker_configs is not None and model_tracker_configs.raw_id_tracker_config is not None:
             raise ValueError("DistributedModelParallel: raw-id tracking (RawIdTrackerConfig) is not provided; use "
                              "init_torchrec_delta_tracker(DeltaTrackerConfig(...)) for row deltas")
+
+    def _shard_modules_impl(self, module: nn.Module) -> nn.Module:
+        """Swaps the planned submodules of ``module`` for their sharded versions (``DMPCollection`` shards each
+        on its sharding group)."""
+        return _shard_modules(module, self._env, self.device, self._plan, self.sharders)
 
     def _init_optim(self) -> CombinedOptimizer:
         return CombinedOptimizer([
@@ -297,6 +306,64 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         copied._optim = copied._init_optim()
         return copied  # type: ignore[return-value]
 
+    def reshard(
+        self,
+        changed_shard_to_params: Dict[str, Tuple[float, EmbeddingModuleShardingPlan]],
+        sharded_module_fqn: Optional[str] = None,
+    ) -> float:
+        """Moves tables of one sharded module to new placements mid-training (collective); returns the data volume
+        given with the plan delta.
+
+        Args:
+            changed_shard_to_params: ``{module fqn: (volume, {table: new ParameterSharding})}``, e.g. from
+                ``sharding.dynamic_sharding.output_sharding_plans_delta(old_plan, new_plan)``.
+            sharded_module_fqn: the module to reshard; default the first sharded module (breadth first) whose sharder
+                has ``reshard``.
+
+        Weights and fused optimizer state move with the tables; ``fused_optimizer`` and ``plan`` are rebuilt.
+        Data-parallel tables are new parameters afterwards: an optimizer holding them must be rebuilt too.
+        """
+        root = get_unwrapped_module(self)
+        found: Optional[Tuple[str, ShardedModule]] = None
+        if sharded_module_fqn is None:
+            queue: List[Tuple[str, nn.Module]] = [("", root)]
+            while queue and found is None:
+                path, m = queue.pop(0)
+                sharder = self._sharder_map.get(m.unsharded_module_type) if isinstance(m, ShardedModule) else None
+                if sharder is not None and hasattr(sharder, "reshard"):
+                    found = (path, m)  # type: ignore[assignment]
+                    break
+                queue += [(f"{path}.{n}" if path else n, c) for n, c in m.named_children()]
+        else:
+            m = root.get_submodule(sharded_module_fqn) if sharded_module_fqn else root
+            if not isinstance(m, ShardedModule):
+                raise ValueError(f"DistributedModelParallel.reshard: {sharded_module_fqn!r} is not a sharded module")
+            found = (sharded_module_fqn, m)
+        if found is None:
+            raise ValueError("DistributedModelParallel.reshard: no sharded module whose sharder can reshard")
+        fqn, module = found
+        sharder = self._sharder_map.get(module.unsharded_module_type)
+        if sharder is None or not hasattr(sharder, "reshard"):
+            raise ValueError(f"DistributedModelParallel.reshard: the sharder of {fqn!r} cannot reshard")
+        if fqn not in changed_shard_to_params:
+            raise KeyError(f"DistributedModelParallel.reshard: no plan delta for {fqn!r} "
+                           f"(given: {sorted(changed_shard_to_params)})")
+        data_volume, delta = changed_shard_to_params[fqn]
+        module = sharder.reshard(module, delta, self._env, self.device)
+        self._optim = self._init_optim()
+        self._plan.plan[fqn] = EmbeddingModuleShardingPlan(module.module_sharding_plan)
+        return data_volume
+
+    def write(self, *input: Any, **kwargs: Any) -> None:
+        """Writes features into the sharded modules built with ``enable_embedding_update``; none of the sharded
+        modules here is (TorchRec's ``RuntimeError`` when there are none)."""
+        writable = [m for _, m in sharded_modules(get_unwrapped_module(self)) if callable(getattr(m, "write", None))]
+        if not writable:
+            raise RuntimeError("No writable sharded modules found. Please check `enable_embedding_update` flag in "
+                               "your embedding config")
+        for m in writable:
+            m.write(*input, **kwargs)
+
     # ---- unsharded-model names ----
 
     def state_dict(  # type: ignore[override]
@@ -361,3 +428,156 @@ def _walk_buffers(module: nn.Module, prefix: str, recurse: bool) -> Iterator[Tup
     if recurse:
         for name, child in module.named_children():
             yield from _walk_buffers(child, _join(prefix, name), recurse)
+
+
+class DMPCollection(DistributedModelParallel):
+    """2-D parallelism: the model is sharded over each *sharding group* of ``sharding_group_size`` ranks and
+    replicated across the groups; :meth:`sync` averages the replicas' tables (and fused optimizer state).
+
+    ``W = world_size`` ranks form ``W / G`` sharding groups (layout: ``_parallel2d/groups.py``)::
+
+        W = 4, G = 2:   sharding groups [0, 2], [1, 3]     replica groups [0, 1], [2, 3]
+
+    ``plan`` is made for ``G`` ranks (group ranks ``0..G-1``); it is rewritten in place to each group's global
+    ranks (as TorchRec does). Sparse inputs are data parallel over all ``W`` ranks, the dense part is DDP over
+    ``global_pg``; the embedding tables of each sharding group see only that group's batches, until ``sync()``.
+    With plain SGD, ``sync()`` after every step gives the 1-D model's weights exactly.
+
+    Args:
+        module: the model. device: its device (CPU works, on gloo).
+        plan: sharding plan for ``sharding_group_size`` ranks. world_size: ``W``. sharding_group_size: ``G``.
+        global_pg: the group of all ``W`` ranks.
+        sharding_strategy: ``DEFAULT`` / ``PER_MODULE`` (``FULLY_SHARDED``: ``ValueError``).
+        node_group_size: ranks per logical node for TWRW / GRID inside a sharding group.
+        sharders / init_data_parallel / init_parameters / data_parallel_wrapper: as ``DistributedModelParallel``.
+        use_inter_host_allreduce: sharding groups of consecutive ranks (replicas on different hosts).
+        custom_all_reduce: replaces the averaging all-reduce of ``sync()`` (gets each dtype's tensor list).
+        submodule_configs: other plans / group sizes for given module types (``DMPCollectionConfig``).
+        rs_awaitable_hook_module: only with ``FULLY_SHARDED``. use_sharded_relay: an NCCL relay; the plain
+            all-reduce is used instead.
+
+    Example::
+
+        model = DMPCollection(module=m, device=torch.device("cpu"), plan=plan_for_2_ranks, world_size=4,
+                              sharding_group_size=2, global_pg=dist.group.WORLD)
+        loss = model(batch); loss.backward(); opt.step()
+        model.sync()
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        device: torch.device,
+        plan: ShardingPlan,
+        world_size: int,
+        sharding_group_size: int,
+        global_pg: dist.ProcessGroup,
+        sharding_strategy: ShardingStrategy = ShardingStrategy.DEFAULT,
+        node_group_size: Optional[int] = None,
+        sharders: Optional[List[ModuleSharder[nn.Module]]] = None,
+        init_data_parallel: bool = True,
+        init_parameters: bool = True,
+        data_parallel_wrapper: Optional[DataParallelWrapper] = None,
+        use_inter_host_allreduce: bool = False,
+        custom_all_reduce: Optional[Callable[[List[torch.Tensor]], None]] = None,
+        submodule_configs: Optional[List[DMPCollectionConfig]] = None,
+        rs_awaitable_hook_module: Optional[str] = None,
+        use_sharded_relay: bool = False,
+    ) -> None:
+        from torch.distributed.device_mesh import DeviceMesh
+
+        device = torch.device(device)
+        if dist.get_world_size(global_pg) != world_size:
+            raise ValueError(f"DMPCollection: world_size={world_size} but global_pg has "
+                             f"{dist.get_world_size(global_pg)} ranks")
+        configs = [DMPCollectionConfig(None, plan, sharding_group_size, node_group_size,  # type: ignore[arg-type]
+                                       use_inter_host_allreduce, sharding_strategy)] + list(submodule_configs or [])
+        for c in configs:
+            check_sizes(world_size, c.sharding_group_size)
+            if c.sharding_strategy == ShardingStrategy.FULLY_SHARDED:
+                raise ValueError("DMPCollection: ShardingStrategy.FULLY_SHARDED (weights reduce-scattered across "
+                                 "replicas every step) is not provided; use DEFAULT or PER_MODULE with sync()")
+        self._pg = global_pg
+        self._global_rank = dist.get_rank(global_pg)
+        self._custom_all_reduce = custom_all_reduce
+        sharders = list(sharders) if sharders is not None else get_default_sharders()
+        self._ctxs: List[DMPCollectionContext] = []
+        self._group_envs: List[ShardingEnv2D] = []
+        self._local_plans: List[ShardingPlan] = []
+        for c in configs:
+            ctx = DMPCollectionContext(c.module, c.plan, c.sharding_group_size, c.node_group_size,
+                                       c.use_inter_host_allreduce, c.sharding_strategy)
+            matrix = peer_matrix(world_size, c.sharding_group_size, c.use_inter_host_allreduce)
+            ctx.device_mesh = DeviceMesh(device.type, matrix, mesh_dim_names=("replicate", "shard"))
+            ctx.sharding_pg = ctx.device_mesh.get_group("shard")
+            ctx.replica_pg = ctx.device_mesh.get_group("replicate")
+            self._local_plans.append(group_local_plan(c.plan))
+            remap_plan(ctx.plan, self._global_rank, matrix, device.type)
+            self._group_envs.append(ShardingEnv2D(ctx.sharding_pg, ctx.replica_pg, global_pg, ctx.device_mesh,
+                                                  c.node_group_size if c.module is not None else node_group_size,
+                                                  c.use_inter_host_allreduce, c.sharding_strategy))
+            self._ctxs.append(ctx)
+        self._default_ctx = self._ctxs[0]
+        consolidated = self._default_ctx.plan
+        for ctx in self._ctxs[1:]:
+            consolidated.plan.update(ctx.plan.plan)
+        super().__init__(module, self._group_envs[0], device, consolidated, sharders, init_data_parallel,
+                         init_parameters, data_parallel_wrapper)
+        by_fqn = dict(sharded_modules(get_unwrapped_module(self)))
+        for i, ctx in enumerate(self._ctxs):
+            mine = [m for fqn, m in by_fqn.items() if self._fqn_ctx.get(fqn, 0) == i]
+            ctx.sharded_module = type(mine[0]) if ctx.module is not None and mine else None
+            ctx.modules_to_sync = kernels_to_sync(mine)
+            ctx.weights_by_dtype, ctx.optimizer_tensors_by_dtype = sync_tensors(ctx.modules_to_sync)
+
+    def _shard_modules_impl(self, module: nn.Module) -> nn.Module:
+        """Each planned submodule sharded on its context's sharding group (group-rank plan, group env)."""
+        modules = dict(module.named_modules())
+        self._fqn_ctx: Dict[str, int] = {}  # planned submodule -> index of the context sharding it
+        for fqn in list(self._plan.plan):
+            if fqn not in modules:
+                raise ValueError(f"DMPCollection: the plan names submodule {fqn!r} that the model does not have")
+            index = next((i for i, c in enumerate(self._ctxs) if i > 0 and c.module is type(modules[fqn])), 0)
+            if fqn not in self._local_plans[index].plan:
+                index = next(i for i, p in enumerate(self._local_plans) if fqn in p.plan)
+            self._fqn_ctx[fqn] = index
+            sub_plan = ShardingPlan({fqn: self._local_plans[index].plan[fqn]})
+            sharded = _shard_modules(module, sharding_env(self._group_envs[index]), self.device, sub_plan, self.sharders)
+            if fqn == "":
+                return sharded
+        return module
+
+    @property
+    def device_mesh(self) -> Any:
+        """The default context's 2-D mesh (dimensions ``("replicate", "shard")``)."""
+        return self._default_ctx.device_mesh
+
+    def sync(self, include_optimizer_state: bool = True) -> None:
+        """Averages every replicated table (and, with ``include_optimizer_state``, the fused optimizers'
+        floating-point states) over its replica group: one flat all-reduce per context and dtype."""
+        for ctx in self._ctxs:
+            assert ctx.replica_pg is not None
+            for tensors in ctx.weights_by_dtype.values():
+                average(tensors, ctx.replica_pg, self._custom_all_reduce)
+            if include_optimizer_state:
+                for tensors in ctx.optimizer_tensors_by_dtype.values():
+                    average(tensors, ctx.replica_pg, self._custom_all_reduce)
+
+    def set_all_reduce_hook(self, reduce_hook: Callable[[List[torch.Tensor]], None]) -> None:
+        """Replaces the averaging all-reduce of :meth:`sync` (the hook reduces each list in place)."""
+        if self._custom_all_reduce is not None:
+            warnings.warn("DMPCollection: replacing the custom all-reduce already set")
+        self._custom_all_reduce = reduce_hook
+
+    def reshard(
+        self,
+        changed_shard_to_params: Dict[str, Tuple[float, EmbeddingModuleShardingPlan]],
+        sharded_module_fqn: Optional[str] = None,
+    ) -> float:
+        """Not provided under 2-D parallelism (``ValueError``): the replicas of every sharding group would have to
+        move together; reshard a 1-D ``DistributedModelParallel`` or build a new ``DMPCollection``."""
+        raise ValueError("DMPCollection.reshard: dynamic resharding under 2-D parallelism is not provided; save a "
+                         "checkpoint and load it into a DMPCollection built with the new plan")
+
+    def ensure_reduce_scatter_complete(self) -> None:
+        """Nothing to wait for: no context uses ``FULLY_SHARDED`` (rejected at construction)."""

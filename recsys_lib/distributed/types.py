@@ -81,3 +81,4 @@ from recsys_lib.distributed._core.sharder import (  # noqa: F401
 )
 from recsys_lib.distributed._core.storage import compute_storage_usage  # noqa: F401
 from recsys_lib.distributed.utils import ShardingBucketMetadata  # noqa: F401
+from recsys_lib.distributed._parallel2d.env import DMPCollectionConfig, DMPCollectionContext, ShardingEnv2D  # noqa: F401

@@ -11,11 +11,35 @@ Example::
     state_dict_gather(dmp.state_dict(), dense)       # on rank 0: dense holds every table's full weight
 """
 
-from typing import Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 import torch.distributed as dist
 from torch.distributed._shard.sharded_tensor import ShardedTensor
+
+from recsys_lib.distributed._parallel2d.placements import group_to_global
+
+
+def gather_to_group_leader(value: ShardedTensor, out: Optional[torch.Tensor]) -> None:
+    """The whole of ``value`` into ``out`` on rank 0 of its process group (``out``: ``None`` elsewhere).
+
+    ``ShardedTensor.gather`` when the group is the world; for a sub-group (a 2-D sharding group, whose shards
+    are placed on global ranks, which ``ShardedTensor.gather`` cannot index) each rank's local shards are sent to
+    the group's first rank as objects."""
+    pg = value._process_group
+    if group_to_global(pg) is None:
+        value.gather(dst=0, out=out)
+        return
+    pieces = [(list(s.metadata.shard_offsets), s.tensor.detach().cpu()) for s in value.local_shards()]
+    leader = dist.get_rank(pg) == 0
+    everyone: Optional[List[Any]] = [None] * dist.get_world_size(pg) if leader else None
+    dist.gather_object(pieces, everyone, dst=dist.get_global_rank(pg, 0), group=pg)
+    if out is None or everyone is None:
+        return
+    with torch.no_grad():
+        for per_rank in everyone:
+            for offsets, t in per_rank:
+                out[tuple(slice(o, o + n) for o, n in zip(offsets, t.shape))].copy_(t)
 
 
 def state_dict_gather(src: Dict[str, Union[torch.Tensor, ShardedTensor]], dst: Dict[str, torch.Tensor]) -> None:
@@ -35,7 +59,7 @@ def state_dict_gather(src: Dict[str, Union[torch.Tensor, ShardedTensor]], dst: D
                                  f"{list(dst_tensor.shape)} in dst")
             rank = dist.get_rank(src_value._process_group) if src_value._process_group is not None else dist.get_rank()
             out = torch.empty_like(dst_tensor) if rank == 0 else None
-            src_value.gather(dst=0, out=out)
+            gather_to_group_leader(src_value, out)
             if out is not None:
                 with torch.no_grad():
                     dst_tensor.copy_(out)
@@ -64,7 +88,7 @@ def full_tensors(state_dict: Dict[str, Union[torch.Tensor, ShardedTensor]]) -> D
         if isinstance(value, ShardedTensor):
             pg = value._process_group
             full = torch.zeros(list(value.size()), dtype=value.dtype)
-            value.gather(dst=0, out=full if dist.get_rank(pg) == 0 else None)
+            gather_to_group_leader(value, full if dist.get_rank(pg) == 0 else None)
             dist.broadcast(full, src=dist.get_global_rank(pg, 0) if pg is not None else 0, group=pg)
             out[key] = full
         else:

@@ -2,16 +2,22 @@
 
 FBGEMM keeps one row-wise state (e.g. row-wise Adagrad's ``momentum1``) per *column shard*: a table split into
 ``C`` column blocks has ``C`` values per row, a layout that depends on the plan. In ``state_dict()`` such a state
-is one value per row instead, shape ``(R,)`` whatever the plan, defined as the **column-width-weighted mean**
-over the column shards::
+appears under two keys, both plan-independent:
 
-    value[r] = sum_c  width_c / D * state_c[r]
+* ``<table>.momentum1``, shape ``(R,)``: the **column-width-weighted mean** over the column shards::
 
-which is exactly what the same table holds when it is not split by columns (row-wise Adagrad adds the mean of
-``g**2`` over a shard's columns; the weighted mean of the shard means is the mean over all ``D`` columns).
-Loading gives every column shard that value, so a checkpoint moves between CW and any other plan; under a
-column split the shards' individual values are not kept (they agree only when their gradients' mean squares
-did).
+      value[r] = sum_c  width_c / D * state_c[r]
+
+  which is exactly what the same table holds when it is not split by columns (row-wise Adagrad adds the mean of
+  ``g**2`` over a shard's columns; the weighted mean of the shard means is the mean over all ``D`` columns).
+* ``<table>.momentum1_by_column``, shape ``(R, D)`` placed like the weight: every column holds the value of the
+  column shard it belongs to (the shards' own values, kept exactly).
+
+Loading: a table whose ``_by_column`` values reproduce the loaded ``(R,)`` mean bit for bit (the same plan, or
+any plan with the same column blocks) gives every column shard its own value back, exactly; otherwise (the
+checkpoint came from a plan without this column split, so its ``_by_column`` key was absent and left as it was)
+every column shard takes the ``(R,)`` mean. A checkpoint saved without a column split lacks the ``_by_column``
+key: ``checkpoint.load_checkpoint`` skips it, plain ``dcp.load`` needs ``DefaultLoadPlanner(allow_partial_load=True)``.
 
 The ``(R,)`` ``ShardedTensor`` needs shards that do not overlap, while the column shards of a row block all
 cover it. :func:`owner_pieces` splits each row interval among the column shards covering it (pure, below);
@@ -33,6 +39,14 @@ from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor, ShardedTensorMetadata, TensorProperties
 
 from recsys_lib.optim.keyed import CombinedOptimizer
+
+
+BY_COLUMN = "_by_column"  # suffix of the (R, D) per-column key
+
+
+def _props(like: torch.Tensor) -> TensorProperties:
+    return TensorProperties(dtype=like.dtype, layout=like.layout, requires_grad=False,
+                            memory_format=torch.contiguous_format)
 
 
 def owner_pieces(shards: List[ShardMetadata]) -> List[Tuple[int, int, int]]:
@@ -93,6 +107,16 @@ class _TableStates:
         self.global_pieces = [
             ShardMetadata([a], [n], self.shards[i].placement) for i, a, n in pieces
         ]
+        # The (R, D) per-column form: one (nr, width) block per local weight shard, placed like the weight.
+        self.blocks: Dict[str, List[torch.Tensor]] = {}
+        self.by_column: Dict[str, ShardedTensor] = {}
+        for key, views in self.views.items():
+            blocks = [torch.zeros(list(md.shard_sizes), dtype=v.dtype, device=v.device) for md, v in zip(self.local_md, views)]
+            gmd_cols = ShardedTensorMetadata(self.shards, torch.Size([self.rows, self.dim]), _props(views[0]))
+            local = [Shard(tensor=b, metadata=md) for b, md in zip(blocks, self.local_md)]
+            self.blocks[key] = blocks
+            self.by_column[key] = ShardedTensor._init_from_local_shards_and_global_metadata(
+                local, gmd_cols, process_group=weight._process_group)
 
     def plan_independent(self, key: str, pg: Optional[dist.ProcessGroup]) -> ShardedTensor:
         """A fresh ``(R,)`` ``ShardedTensor`` holding this rank's pieces (values filled by ``gather``)."""
@@ -101,9 +125,7 @@ class _TableStates:
             Shard(tensor=torch.zeros(n, dtype=like.dtype, device=like.device), metadata=ShardMetadata([a], [n], self._placement(a)))
             for a, n in self.local_pieces
         ]
-        props = TensorProperties(dtype=like.dtype, layout=like.layout, requires_grad=False,
-                                 memory_format=torch.contiguous_format)
-        gmd = ShardedTensorMetadata(self.global_pieces, torch.Size([self.rows]), props)
+        gmd = ShardedTensorMetadata(self.global_pieces, torch.Size([self.rows]), _props(like))
         return ShardedTensor._init_from_local_shards_and_global_metadata(local, gmd, process_group=pg)
 
     def _placement(self, start: int) -> Any:
@@ -149,6 +171,7 @@ class ColumnSplitRowwiseState:
                 for key in rowwise:
                     value = ts.plan_independent(key, pg)
                     self.substitutes.setdefault(param, {})[key] = value
+                    self.substitutes[param][key + BY_COLUMN] = ts.by_column[key]
                     self._values[(table, key)] = value
 
     def _global_layout(self) -> List[Tuple[str, str, int]]:
@@ -183,9 +206,10 @@ class ColumnSplitRowwiseState:
         buf = self._buffer(total)
         for (table, key), _ in self._values.items():
             ts, base = self._tables[table], offsets[(table, key)]
-            for md, view in zip(ts.local_md, ts.views[key]):
+            for md, view, block in zip(ts.local_md, ts.views[key], ts.blocks[key]):
                 r0, nr = md.shard_offsets[0], md.shard_sizes[0]
                 buf[base + r0: base + r0 + nr] += view.detach().to(buf) * (md.shard_sizes[1] / ts.dim)
+                block.copy_(view.detach().unsqueeze(1).expand_as(block))
         dist.all_reduce(buf, group=self._pg)
         for (table, key), value in self._values.items():
             base = offsets[(table, key)]
@@ -194,23 +218,38 @@ class ColumnSplitRowwiseState:
                 shard.tensor.copy_(buf[base + a: base + a + n])
 
     def scatter(self) -> None:
-        """``(R,)`` values → every column shard's kernel state (one ``all_reduce``)."""
+        """Loaded values → every column shard's kernel state (one ``all_reduce``).
+
+        Per table: the shards' own ``_by_column`` values when they reproduce the loaded ``(R,)`` mean exactly
+        (computed as in :meth:`gather`), else the mean (module docstring)."""
         if self._pg is None or not self._global_layout():
             return
         offsets, total = self._segments()
-        buf = self._buffer(total)
+        buf = self._buffer(2 * total)  # [0, total): the loaded means; [total, 2 total): means of the by-column values
         for (table, key), value in self._values.items():
-            base = offsets[(table, key)]
+            ts, base = self._tables[table], offsets[(table, key)]
             for shard in value.local_shards():
                 a, n = shard.metadata.shard_offsets[0], shard.metadata.shard_sizes[0]
                 buf[base + a: base + a + n] = shard.tensor.to(buf)
+            for md, block in zip(ts.local_md, ts.blocks[key]):
+                r0, nr = md.shard_offsets[0], md.shard_sizes[0]
+                buf[total + base + r0: total + base + r0 + nr] += _own(block) * (md.shard_sizes[1] / ts.dim)
         dist.all_reduce(buf, group=self._pg)
         with torch.no_grad():
             for (table, key), _ in self._values.items():
                 ts, base = self._tables[table], offsets[(table, key)]
-                for md, view in zip(ts.local_md, ts.views[key]):
+                dtype = ts.views[key][0].dtype
+                loaded = buf[base: base + ts.rows]
+                exact = torch.equal(loaded.to(dtype), buf[total + base: total + base + ts.rows].to(dtype))
+                for md, view, block in zip(ts.local_md, ts.views[key], ts.blocks[key]):
                     r0, nr = md.shard_offsets[0], md.shard_sizes[0]
-                    view.copy_(buf[base + r0: base + r0 + nr])
+                    view.copy_(_own(block) if exact else loaded[r0: r0 + nr])
+
+
+def _own(block: torch.Tensor) -> torch.Tensor:
+    """A column shard's own value per row from its ``(nr, width)`` by-column block: the mean over its columns in
+    float64 (exact when the columns agree, as :meth:`ColumnSplitRowwiseState.gather` writes them)."""
+    return block.to(torch.float64).mean(dim=1)
 
 
 class RowwiseStateOptimizer(CombinedOptimizer):

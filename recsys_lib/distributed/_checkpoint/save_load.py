@@ -7,11 +7,12 @@ refuses an uncommitted folder, then ``dcp.load`` s into ``state`` in place and r
 (empty dicts, such as a stateless optimizer's per-parameter state, are dropped: DCP cannot store them).
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set
 
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 
+from recsys_lib.distributed._checkpoint.rowwise_state import BY_COLUMN
 from recsys_lib.distributed._checkpoint.committed import checkpoint_dir, commit, drop_empty, read_marker
 
 
@@ -42,10 +43,23 @@ def load_checkpoint(path: str, state: Dict[str, Any], group: Optional[dist.Proce
     ``dmp.fused_optimizer.load_state_dict(state["optim"])``.
     """
     facts = read_marker(path)
-    pruned = drop_empty(state)
+    pruned = _drop_absent_by_column(drop_empty(state), set(dcp.FileSystemReader(path).read_metadata().state_dict_metadata))
     dcp.load(pruned, checkpoint_id=path, process_group=group)
     _copy_back(state, pruned)
     return facts
+
+
+def _drop_absent_by_column(state: Dict[str, Any], stored: Set[str], prefix: str = "") -> Dict[str, Any]:
+    """``state`` without the per-column row-wise states (``*_by_column``) that the checkpoint lacks: it was saved
+    under a plan without that column split, and loading falls back to the ``(R,)`` mean (``rowwise_state.py``)."""
+    out: Dict[str, Any] = {}
+    for k, v in state.items():
+        fqn = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out[k] = _drop_absent_by_column(v, stored, fqn + ".")
+        elif not (str(k).endswith(BY_COLUMN) and fqn not in stored):
+            out[k] = v
+    return out
 
 
 def _copy_back(dst: Dict[str, Any], src: Dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+from recsys_lib.distributed._parallel2d.env import ShardingEnv2D, sharding_env
 from recsys_lib.distributed._sharded.common import (
     TableHolder,
     TableState,
@@ -96,6 +97,8 @@ class ShardedEmbeddingBody:
     ) -> None:
         self.owner_name = owner_name
         self.weights_attr = weights_attr
+        if isinstance(env, ShardingEnv2D):  # 2-D parallel: the tables are sharded over the sharding group
+            env = sharding_env(env)
         infos = create_sharding_infos(configs, params, plan, fused_params, owner_name)
         self.sharding_type_to_sharding: Dict[str, EmbeddingSharding] = create_shardings(
             infos, env, device, qcomm_codecs_registry, sequence

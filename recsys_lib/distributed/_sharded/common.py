@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
 
+from recsys_lib.distributed._parallel2d.placements import sharded_tensor
 from recsys_lib.distributed._sharded.shard_tables import global_metadata, spec_shards
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingInfo
 from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
@@ -158,7 +159,7 @@ class TableState:
         if gmd is None:
             return pieces[0][1]
         shards = [Shard(tensor=w, metadata=md) for md, w in pieces]
-        return ShardedTensor._init_from_local_shards_and_global_metadata(shards, gmd, process_group=self._pg)
+        return sharded_tensor(shards, gmd, self._pg)  # placements on global ranks (2-D: group ranks differ)
 
     def load(self, name: str, src: Any, key: str) -> None:
         """Copies ``src`` (a full tensor, or a ``ShardedTensor`` with the same shards here) into the local shards."""

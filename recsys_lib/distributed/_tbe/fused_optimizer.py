@@ -18,6 +18,7 @@ from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor, ShardedTensorMetadata, TensorProperties
 
 from recsys_lib._public import public_at
+from recsys_lib.distributed._parallel2d.placements import sharded_tensor
 from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
 from recsys_lib.optim.fused import FusedOptimizer
 
@@ -62,7 +63,7 @@ def _state_shard(state: torch.Tensor, table: ShardedEmbeddingTable) -> Tuple[Sha
 
 
 def _sharded(shards: List[Shard], global_md: ShardedTensorMetadata, pg: ProcessGroup) -> ShardedTensor:
-    return ShardedTensor._init_from_local_shards_and_global_metadata(shards, global_md, process_group=pg)
+    return sharded_tensor(shards, global_md, pg)  # placements on global ranks (2-D: group ranks differ)
 
 
 @public_at("recsys_lib.distributed.batched_embedding_kernel")

@@ -289,3 +289,24 @@ def quant_inference_sharding_types() -> List[str]:
     """Plan strings offered by quantized (inference) sharders, in their order."""
     offered = [s for s in _REGISTRY.values() if s.quant_inference_order is not None]
     return [s.sharding_type.value for s in sorted(offered, key=lambda s: s.quant_inference_order)]
+
+
+# Embedding towers live on one host: a two-level (host) plan entry is sharded over that host's ranks with the
+# one-level strategy it is made of (``distributed/_tower/``).
+_HOST_LOCAL: Mapping[ShardingType, ShardingType] = MappingProxyType({
+    ShardingType.TABLE_ROW_WISE: ShardingType.ROW_WISE,
+    ShardingType.TABLE_COLUMN_WISE: ShardingType.COLUMN_WISE,
+})
+
+
+def tower_sharding_types() -> List[str]:
+    """Plan strings an embedding-tower sharder offers (TorchRec's order: table-row-wise, table-column-wise)."""
+    return [st.value for st in _HOST_LOCAL]
+
+
+def host_local_sharding_type(sharding_type: Union[str, ShardingType]) -> str:
+    """The plan string of the one-host form of a tower's sharding type; ``ValueError`` for other types."""
+    st = as_sharding_type(sharding_type)
+    if st not in _HOST_LOCAL:
+        raise ValueError(f"Sharding type not supported {st.value}: embedding towers take {tower_sharding_types()}")
+    return _HOST_LOCAL[st].value
