@@ -6,7 +6,7 @@ import torch
 from fbgemm_gpu.split_embedding_configs import EmbOptimType
 
 from recsys_lib.distributed._sharded.common import check_plan, merge_fused_params
-from recsys_lib.distributed._sharded.routing import ShardingRouter
+from recsys_lib.distributed._sharded.body import ShardingRouter
 from recsys_lib.distributed.embedding_sharding import (
     EmbeddingShardingContext,
     bucketize_kjt_before_all2all,
