@@ -326,7 +326,19 @@ class KJTListSplitsAwaitable(Awaitable[Awaitable[KJTList]]):
         self.ctx = ctx
 
     def _wait_impl(self) -> KJTListAwaitable:
-        tensors = [w.wait() for w in self.awaitables]
+        tensors = []
+        for i, w in enumerate(self.awaitables):
+            try:
+                tensors.append(w.wait())
+            except Exception:
+                # A bad batch (every rank sees its error status): wait this batch's other exchanges too, so that
+                # no collective of it is left in flight and the next batch starts in step on every rank.
+                for rest in self.awaitables[i + 1:]:
+                    try:
+                        rest.wait()
+                    except Exception:
+                        pass
+                raise
         for i, t in enumerate(tensors):
             record_batch_sizes(self.ctx, i, getattr(t, "_stride_per_rank", None))
         return KJTListAwaitable(tensors, self.ctx)

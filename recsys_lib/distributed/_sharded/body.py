@@ -46,15 +46,17 @@ from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingTy
 from recsys_lib.modules.embedding_modules import get_embedding_names_by_table
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, _unchecked_kjt
 
-_NO_LIMIT = 2**62
+_NO_LIMIT = 2**63 - 1
+_NO_LOW = -(2**63)
 
 
 # ---- per-batch input: checks (before any collective), then the split per sharding ----
 
 
-def check_ids(kjt: KeyedJaggedTensor, rows: Sequence[int], owner: str) -> None:
+def check_ids(kjt: KeyedJaggedTensor, rows: Sequence[Optional[int]], owner: str) -> None:
     """``ValueError`` if any id of feature ``f`` is outside ``[0, rows[f])`` (names the feature and the id);
-    ``TypeError`` for non-integer ids. Values after the last bag belong to no feature and are not read."""
+    ``TypeError`` for non-integer ids. Features with ``rows[f] = None`` are read by no table and not checked (as
+    TorchRec ignores them); values after the last bag belong to no feature and are not read."""
     lpk = kjt.length_per_key()
     values = kjt.values()
     total = sum(lpk)
@@ -64,17 +66,20 @@ def check_ids(kjt: KeyedJaggedTensor, rows: Sequence[int], owner: str) -> None:
         raise TypeError(f"{owner}: ids must be integers, got {values.dtype}")
     if values.numel() != total:
         values = values[:total]
-    if len(set(rows)) == 1:
+    if len(set(rows)) == 1 and rows[0] is not None:
         lo, hi = torch.aminmax(values)  # one pass
         if int(lo) >= 0 and int(hi) < rows[0]:
             return
     else:
-        limit = torch.repeat_interleave(torch.tensor(list(rows), device=values.device),
-                                        torch.tensor(lpk, device=values.device))
-        if not bool(((values < 0) | (values >= limit)).any()):
+        counts = torch.tensor(lpk, device=values.device)
+        low = torch.repeat_interleave(
+            torch.tensor([_NO_LOW if r is None else 0 for r in rows], device=values.device), counts)
+        high = torch.repeat_interleave(
+            torch.tensor([_NO_LIMIT if r is None else r for r in rows], device=values.device), counts)
+        if not bool(((values < low) | (values >= high)).any()):
             return
     for key, jt_rows, jt in zip(kjt.keys(), rows, values.split(lpk)):
-        if jt.numel() and (int(jt.min()) < 0 or int(jt.max()) >= jt_rows):
+        if jt_rows is not None and jt.numel() and (int(jt.min()) < 0 or int(jt.max()) >= jt_rows):
             bad = jt[(jt < 0) | (jt >= jt_rows)][0]
             raise ValueError(
                 f"{owner}: feature {key!r} has id {int(bad)} outside its table's rows [0, {jt_rows})"
@@ -125,7 +130,7 @@ def input_error(
                 )
         if weighted and features.weights_or_none() is None:
             raise ValueError(f"{owner}: the module is weighted but the input KJT has no weights")
-        check_ids(features, [rows_of.get(k, _NO_LIMIT) for k in keys], owner)
+        check_ids(features, [rows_of.get(k, None) for k in keys], owner)
     except (ValueError, TypeError, RuntimeError) as e:
         return f"{owner}: {e}" if not str(e).startswith(owner) else str(e)
     return None
