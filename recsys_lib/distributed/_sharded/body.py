@@ -46,8 +46,6 @@ from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingTy
 from recsys_lib.modules.embedding_modules import get_embedding_names_by_table
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, _unchecked_kjt
 
-_NO_LIMIT = 2**63 - 1
-_NO_LOW = -(2**63)
 
 
 # ---- per-batch input: checks (before any collective), then the split per sharding ----
@@ -70,19 +68,20 @@ def check_ids(kjt: KeyedJaggedTensor, rows: Sequence[Optional[int]], owner: str)
         lo, hi = torch.aminmax(values)  # one pass
         if int(lo) >= 0 and int(hi) < rows[0]:
             return
-    else:
-        counts = torch.tensor(lpk, device=values.device)
-        low = torch.repeat_interleave(
-            torch.tensor([_NO_LOW if r is None else 0 for r in rows], device=values.device), counts)
-        high = torch.repeat_interleave(
-            torch.tensor([_NO_LIMIT if r is None else r for r in rows], device=values.device), counts)
-        if not bool(((values < low) | (values >= high)).any()):
-            return
-    for key, jt_rows, jt in zip(kjt.keys(), rows, values.split(lpk)):
-        if jt_rows is not None and jt.numel() and (int(jt.min()) < 0 or int(jt.max()) >= jt_rows):
+    per_key = values.split(lpk)
+    read = [i for i, r in enumerate(rows) if r is not None and lpk[i] > 0]
+    if not read:
+        return
+    # one min/max per read feature, one host transfer (cheaper than expanding the row limits to every id)
+    bounds: List[List[int]] = torch.stack([torch.stack(torch.aminmax(per_key[i])) for i in read]).tolist()
+    for i, (lo, hi) in zip(read, bounds):
+        jt_rows = rows[i]
+        assert jt_rows is not None
+        if lo < 0 or hi >= jt_rows:
+            jt = per_key[i]
             bad = jt[(jt < 0) | (jt >= jt_rows)][0]
             raise ValueError(
-                f"{owner}: feature {key!r} has id {int(bad)} outside its table's rows [0, {jt_rows})"
+                f"{owner}: feature {kjt.keys()[i]!r} has id {int(bad)} outside its table's rows [0, {jt_rows})"
             )
 
 
