@@ -128,6 +128,15 @@ def _check_valid(dmp: Any, ref: Any, rank: int, specs: List[Dict[str, Any]], see
     torch.testing.assert_close(out.values(), full.values()[lo:lo + n], msg=lambda m: f"{what}: {m}")
 
 
+def _outcome(dmp: Any, kjt: KeyedJaggedTensor, label: str) -> str:
+    """``"<label>: <error>"``, or ``"NOT RAISED <label>"`` when the forward succeeds."""
+    try:
+        dmp(kjt).values()
+    except (ValueError, TypeError) as e:
+        return f"{label}: {e}"
+    return f"NOT RAISED {label}"
+
+
 def _run(rank: int, world: int, cases: List[Any]) -> List[str]:
     dmp, ref = _dmp(weighted=False)
     errors = []
@@ -137,12 +146,7 @@ def _run(rank: int, world: int, cases: List[Any]) -> List[str]:
             _check_valid(dmp, ref, rank, specs, i, False, f"case {i}")
             continue
         mine = _corrupt(kind, specs[rank]) if rank == bad_rank else _kjt(specs[rank], i * 2 + rank)
-        try:
-            dmp(mine).values()
-        except (ValueError, TypeError) as e:
-            errors.append(f"{kind}@{bad_rank}: {e}")
-        else:
-            errors.append(f"NOT RAISED {kind}@{bad_rank}")
+        errors.append(_outcome(dmp, mine, f"{kind}@{bad_rank}"))
     return errors
 
 
@@ -169,12 +173,7 @@ def _run_fixed(rank: int, world: int) -> List[str]:
             step += 1
             specs = [_fixed_spec(step * 2 + r, weighted=False) for r in range(world)]
             mine = _corrupt(kind, specs[rank]) if rank == bad_rank else _kjt(specs[rank], 0)
-            try:
-                dmp(mine).values()
-            except (ValueError, TypeError) as e:
-                messages.append(f"{kind}@{bad_rank}: {e}")
-            else:
-                messages.append(f"NOT RAISED {kind}@{bad_rank}")
+            messages.append(_outcome(dmp, mine, f"{kind}@{bad_rank}"))
             # the next batch runs in step on every rank and is correct
             _check_valid(dmp, ref, rank, [_fixed_spec(step * 2 + 100 + r, weighted=r == 0) for r in range(world)],
                          step, False, f"batch after {kind}@{bad_rank}")
@@ -182,12 +181,7 @@ def _run_fixed(rank: int, world: int) -> List[str]:
     specs = [_fixed_spec(500 + r, weighted=True) for r in range(world)]
     _check_valid(wdmp, wref, rank, specs, 500, True, "weighted EBC")
     mine = _kjt(dict(specs[rank], weighted=rank != 1), 0)  # rank 1 sends no weights
-    try:
-        wdmp(mine).values()
-    except ValueError as e:
-        messages.append(f"weights_missing@1: {e}")
-    else:
-        messages.append("NOT RAISED weights_missing@1")
+    messages.append(_outcome(wdmp, mine, "weights_missing@1"))
     _check_valid(wdmp, wref, rank, specs, 501, True, "weighted EBC after a rank without weights")
     return messages
 
