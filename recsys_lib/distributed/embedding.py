@@ -27,9 +27,8 @@ from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_t
 from recsys_lib.distributed._sharded.common import create_sharding_infos
 from recsys_lib.distributed.global_settings import process_settings
 from recsys_lib.distributed._sharded.device_groups import get_device_from_parameter_sharding, group_by_sharding_device  # noqa: F401,E501
-from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
+from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext, KJTList
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
-from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs

@@ -11,26 +11,26 @@ plus the names/dims of what it outputs, in *sharding order* (the order its outpu
 rows). Strategies live one per folder under ``distributed/sharding/`` and are found through
 ``sharding.strategy.strategy_for(sharding_type)``; nothing else branches on the sharding type.
 
-Also here: :class:`EmbeddingShardingInfo` (one table + its plan entry), :class:`EmbeddingShardingContext`
-(per-batch facts), the KJTList awaitables a sharded module's ``input_dist`` returns, ``group_tables`` and
-``bucketize_kjt_before_all2all`` (row-wise input bucketing, pure + one FBGEMM op).
+Also here: :class:`FeatureShardingMixIn` (the contract's feature placement), :class:`EmbeddingShardingInfo` (one
+table + its plan entry), :class:`EmbeddingShardingContext` (per-batch facts), what input dists deliver
+(:class:`KJTList`, one KJT per sharding; :class:`ListOfKJTList`; :class:`InputDistOutputs`) and the awaitables a
+sharded module's ``input_dist`` returns, ``group_tables`` and ``bucketize_kjt_before_all2all`` (row-wise input
+bucketing, pure + one FBGEMM op). The first four are public at ``embedding_types`` (TorchRec's path).
 """
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import torch
 from torch import nn
 
+from recsys_lib._public import public_at
 from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
 from recsys_lib.distributed.logging_handlers import detect_technique, log_tbe_composition  # noqa: F401
-from recsys_lib.distributed._sharded.module_bases import FeatureShardingMixIn
 from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
     BaseGroupedFeatureProcessor,
-    KJTList,
-    ListOfKJTList,
     ShardedEmbeddingTable,
 )
 from recsys_lib.distributed._core.awaitable import Awaitable
@@ -147,6 +147,20 @@ class BaseEmbeddingDist(abc.ABC, nn.Module, Generic[C, T, W]):
         ...
 
 
+@public_at("recsys_lib.distributed.embedding_types")
+class FeatureShardingMixIn:
+    """Feature placement of one sharding: names in rank order and counts per rank."""
+
+    def feature_names(self) -> List[str]:
+        raise NotImplementedError
+
+    def feature_names_per_rank(self) -> List[List[str]]:
+        raise NotImplementedError
+
+    def features_per_rank(self) -> List[int]:
+        raise NotImplementedError
+
+
 class EmbeddingSharding(abc.ABC, Generic[C, F, T, W], FeatureShardingMixIn):
     """One strategy over the tables of one module that share a sharding type (see the module docstring).
 
@@ -204,7 +218,78 @@ class EmbeddingSharding(abc.ABC, Generic[C, F, T, W], FeatureShardingMixIn):
         return self.embedding_names()
 
 
-# ---- awaitables over several shardings' input dists (what ShardedModule.input_dist returns) ----
+# ---- what the input dists deliver, and the awaitables over several shardings' input dists (what
+#      ShardedModule.input_dist returns) ----
+
+
+@public_at("recsys_lib.distributed.embedding_types")
+class KJTList(Multistreamable):
+    """A list of KeyedJaggedTensors (one per sharding of a module), streamable as a whole."""
+
+    def __init__(self, features: List[Any]) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __setitem__(self, key: int, item: Any) -> None:
+        self.features[key] = item
+
+    def __getitem__(self, key: int) -> Any:
+        return self.features[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.features)
+
+    def record_stream(self, stream: Any) -> None:
+        for f in self.features:
+            f.record_stream(stream)
+
+    def __repr__(self) -> str:
+        return f"KJTList({self.features!r})"
+
+
+@public_at("recsys_lib.distributed.embedding_types")
+class ListOfKJTList(Multistreamable):
+    """A list of :class:`KJTList` (one per sub-module of a fused sharded module)."""
+
+    def __init__(self, features: List[KJTList]) -> None:
+        self.features_list = features
+
+    def __len__(self) -> int:
+        return len(self.features_list)
+
+    def __setitem__(self, key: int, item: KJTList) -> None:
+        self.features_list[key] = item
+
+    def __getitem__(self, key: int) -> KJTList:
+        return self.features_list[key]
+
+    def __iter__(self) -> Iterator[KJTList]:
+        return iter(self.features_list)
+
+    def record_stream(self, stream: Any) -> None:
+        for f in self.features_list:
+            f.record_stream(stream)
+
+
+@public_at("recsys_lib.distributed.embedding_types")
+@dataclass
+class InputDistOutputs(Multistreamable):
+    """What an input distribution hands to the lookup: features plus row-wise bucketization extras."""
+
+    features: KJTList
+    unbucketize_permute_tensor: Optional[torch.Tensor] = None
+    bucket_mapping_tensor: Optional[torch.Tensor] = None
+    bucketized_length: Optional[torch.Tensor] = None
+
+    def record_stream(self, stream: Any) -> None:
+        self.features.record_stream(stream)
+        for t in (self.unbucketize_permute_tensor, self.bucket_mapping_tensor, self.bucketized_length):
+            if t is not None:
+                t.record_stream(stream)
+
+
 
 
 class KJTListAwaitable(Awaitable[KJTList]):
@@ -241,7 +326,19 @@ class KJTListSplitsAwaitable(Awaitable[Awaitable[KJTList]]):
         self.ctx = ctx
 
     def _wait_impl(self) -> KJTListAwaitable:
-        tensors = [w.wait() for w in self.awaitables]
+        tensors = []
+        for i, w in enumerate(self.awaitables):
+            try:
+                tensors.append(w.wait())
+            except Exception:
+                # A bad batch (every rank sees its error status): wait this batch's other exchanges too, so that
+                # no collective of it is left in flight and the next batch starts in step on every rank.
+                for rest in self.awaitables[i + 1:]:
+                    try:
+                        rest.wait()
+                    except Exception:
+                        pass
+                raise
         for i, t in enumerate(tensors):
             record_batch_sizes(self.ctx, i, getattr(t, "_stride_per_rank", None))
         return KJTListAwaitable(tensors, self.ctx)

@@ -1,14 +1,14 @@
 """TorchRec's ``torchrec.distributed.embedding_types``: the public face of the embedding-sharding types.
 
-The names are owned by ``_sharded.table_types`` (compute kernels, sharded-table and grouped configs, ``KJTList``)
-and ``_sharded.module_bases`` (sharder and sharded-module bases); this module re-exports them and imports nothing
-else. Code inside the package imports the owners.
+The names are owned by ``_sharded.table_types`` (compute kernels, sharded-table and grouped configs),
+``_sharded.module_bases`` (sharder and sharded-module bases) and ``embedding_sharding`` (``KJTList`` and the other
+values input dists deliver, ``FeatureShardingMixIn``: the sharding contract's base); this module re-exports them
+and imports nothing else. Code inside the package imports the owners.
 """
 
 from recsys_lib.distributed._sharded.module_bases import (
     BaseEmbeddingSharder,
     BaseQuantEmbeddingSharder,
-    FeatureShardingMixIn,
     ModuleShardingMixIn,
     ShardedEmbeddingModule,
 )
@@ -20,15 +20,13 @@ from recsys_lib.distributed._sharded.table_types import (
     EmbeddingAttributes,
     EmbeddingComputeKernel,
     GroupedEmbeddingConfig,
-    InputDistOutputs,
-    KJTList,
-    ListOfKJTList,
     OptimType,
     ShardedConfig,
     ShardedEmbeddingTable,
     ShardedMetaConfig,
     compute_kernel_to_embedding_location,
 )
+from recsys_lib.distributed.embedding_sharding import FeatureShardingMixIn, InputDistOutputs, KJTList, ListOfKJTList
 
 __all__ = [
     "BaseEmbeddingLookup",

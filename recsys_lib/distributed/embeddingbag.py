@@ -26,9 +26,8 @@ from recsys_lib.distributed._sharded.device_groups import (  # noqa: F401
     replace_placement_with_meta_device,
 )
 from recsys_lib.distributed._dist.vbe_layout import split_features
-from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
+from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext, KJTList
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
-from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable, LazyGetItemMixin
 from recsys_lib.distributed._core.plan import ParameterSharding

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from recsys_lib.distributed._sharded.module_bases import ShardedEmbeddingModule
-from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionContext, EmbeddingBagCollectionSharder
 from recsys_lib.distributed.grouped_position_weighted import SumGradAcrossRanks, apply_position_weights
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable

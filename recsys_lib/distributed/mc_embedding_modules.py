@@ -25,7 +25,7 @@ from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
-from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.distributed.mc_modules import ManagedCollisionCollectionSharder, ShardedManagedCollisionCollection
 from recsys_lib.modules.mc_embedding_modules import BaseManagedCollisionEmbeddingCollection
 from recsys_lib.optim.fused import FusedOptimizerModule

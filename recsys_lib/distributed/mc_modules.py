@@ -29,7 +29,7 @@ from recsys_lib.distributed._mc.layout import bucket_owners, MCTableLayout, mc_t
 from recsys_lib.distributed._mc.state import as_sharded_tensor, local_value, sharded_buffer_names
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder
 from recsys_lib.distributed._sharded.shard_tables import shard_rank, spec_shards
-from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.distributed.embedding import EmbeddingCollectionContext
 from recsys_lib.distributed.sharding.strategy import sharding_types_where, strategy_for
 from recsys_lib.modules._mc_base import _mcc_lazy_init_inplace

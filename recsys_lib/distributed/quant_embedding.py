@@ -38,7 +38,8 @@ from recsys_lib.distributed._infer.names import (  # noqa: F401  (TorchRec's nam
 from recsys_lib.distributed._infer.sharding import local_module_fused_params
 from recsys_lib.distributed._infer.state import kernel_configs
 from recsys_lib.distributed._sharded.module_bases import BaseQuantEmbeddingSharder
-from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, KJTList
+from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig
+from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.fused_params import (
     is_fused_param_quant_state_dict_split_scale_bias,

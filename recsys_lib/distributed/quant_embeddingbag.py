@@ -43,7 +43,8 @@ from recsys_lib.distributed._infer.names import flatten_feature_lengths  # noqa:
 from recsys_lib.distributed._infer.sharding import local_module_fused_params
 from recsys_lib.distributed._infer.state import kernel_configs
 from recsys_lib.distributed._sharded.module_bases import BaseQuantEmbeddingSharder
-from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel, GroupedEmbeddingConfig, KJTList
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel, GroupedEmbeddingConfig
+from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.fused_params import (
     is_fused_param_quant_state_dict_split_scale_bias,

@@ -25,9 +25,12 @@ where                                   checks                                  
 Under TorchScript the Python-side checks are skipped.
 """
 
-from typing import Dict, List, Optional, Tuple, Union
+import abc
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
+from torch.fx import _symbolic_trace
+from torch.fx._symbolic_trace import ProxyableClassMeta
 
 from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
 from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
@@ -39,9 +42,21 @@ from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._errors import UnknownKeyError
 from recsys_lib.sparse._kjt_checks import check_kjt_layout, checked_length_per_key
 from recsys_lib.sparse._kjt_dist import dist_init_parts
-from recsys_lib.sparse._meta import JaggedTensorMeta
 from recsys_lib.sparse._utils import cumsum_list, optional_to
 from recsys_lib.streamable import Pipelineable
+
+
+class JaggedTensorMeta(abc.ABCMeta, ProxyableClassMeta):
+    """Metaclass of the jagged types: ``ABCMeta`` (for the ``Pipelineable`` contract) combined with fx's
+    ``ProxyableClassMeta``, so ``KeyedJaggedTensor(keys, proxy_values, ...)`` inside a traced ``forward`` records a
+    constructor call instead of running ``__init__`` on proxies. Outside tracing it goes straight to
+    ``type.__call__`` (cheaper, and it skips fx's "is_fx_tracing" log line)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not _symbolic_trace._is_fx_tracing_flag:
+            return type.__call__(cls, *args, **kwargs)
+        return ProxyableClassMeta.__call__(cls, *args, **kwargs)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # JaggedTensor

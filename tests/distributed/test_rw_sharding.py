@@ -12,13 +12,9 @@ from torch.distributed._shard.sharding_spec import EnumerableShardingSpec
 
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
 from recsys_lib.distributed.sharding.rw_sharding import layout
-from recsys_lib.distributed.sharding.rw_sharding.bucketize import (
-    RowBuckets,
-    bucketize_features,
-    check_ids,
-    mean_divisor,
-    row_boundaries,
-)
+from recsys_lib.distributed._sharded.body import check_ids
+from recsys_lib.distributed.sharding.rw_sharding.layout import RowBuckets, row_boundaries
+from recsys_lib.distributed.sharding.rw_sharding.pooled import bucketize_features, mean_divisor
 from recsys_lib.distributed.sharding.rw_sharding._local_order import pooled_column_index
 from recsys_lib.distributed.sharding.rw_sharding.placement import row_wise_placement
 from recsys_lib.distributed.types import ParameterSharding

@@ -6,7 +6,7 @@ import torch
 from fbgemm_gpu.split_embedding_configs import EmbOptimType
 
 from recsys_lib.distributed._sharded.common import check_plan, merge_fused_params
-from recsys_lib.distributed._sharded.routing import ShardingRouter
+from recsys_lib.distributed._sharded.body import ShardingRouter, check_ids, input_error, split_by_keys
 from recsys_lib.distributed.embedding_sharding import (
     EmbeddingShardingContext,
     bucketize_kjt_before_all2all,
@@ -60,6 +60,52 @@ def test_router_permutes_repeats_and_splits() -> None:
     assert second.keys() == ["b", "a"] and second.values().tolist() == [1, 2, 3]
     with pytest.raises(ValueError, match=r"lacks features \['c'\]"):
         ShardingRouter([_Sharding(["c"])], "M").split(kjt)
+
+
+def _pieces(kjts):
+    return [(k.keys(), k.values().tolist(), k.lengths().tolist(), k.stride_per_key(),
+             None if k.weights_or_none() is None else k.weights().tolist()) for k in kjts]
+
+
+@pytest.mark.parametrize("vbe", [False, True])
+def test_split_by_keys_equals_kjt_split(vbe) -> None:
+    kw = ({"stride_per_key_per_rank": [[2], [1], [3]]} if vbe else {"stride": 2})
+    lengths = torch.tensor([1, 0, 2, 1, 1, 0] if vbe else [1, 0, 2, 1, 1, 0], dtype=torch.int32)
+    kjt = KeyedJaggedTensor(keys=["a", "b", "c"], values=torch.arange(5), lengths=lengths,
+                            weights=torch.arange(5, dtype=torch.float32), **kw)
+    for splits in ([1, 2], [0, 3], [3], [2, 0, 1]):
+        assert _pieces(split_by_keys(kjt, splits, True)) == _pieces(kjt.split(splits))
+        no_w = _pieces(split_by_keys(kjt, splits, False))
+        assert no_w == [p[:4] + (None,) for p in _pieces(kjt.split(splits))]
+
+
+def test_router_drops_weights_for_unweighted_modules() -> None:
+    kjt = KeyedJaggedTensor(keys=["a"], values=torch.tensor([1, 2]), lengths=torch.tensor([1, 1]),
+                            weights=torch.tensor([0.5, 2.0]))
+    router = ShardingRouter([_Sharding(["a"])], "M")
+    assert router.split(kjt)[0].weights().tolist() == [0.5, 2.0]
+    (piece,) = router.split(kjt, keep_weights=False)
+    assert piece.weights_or_none() is None and piece.values().tolist() == [1, 2]
+
+
+def test_check_ids_reads_only_table_features_and_bags() -> None:
+    # "x" is read by no table (rows None): any id is fine there; the trailing value 99 belongs to no bag
+    kjt = KeyedJaggedTensor(keys=["a", "x"], values=torch.tensor([1, -5, 99]), lengths=torch.tensor([1, 1]))
+    check_ids(kjt, [2, None], "M")
+    with pytest.raises(ValueError, match=r"feature 'a' has id 1 outside its table's rows \[0, 1\)"):
+        check_ids(kjt, [1, None], "M")
+    with pytest.raises(TypeError, match="ids must be integers"):
+        check_ids(KeyedJaggedTensor(keys=["a"], values=torch.tensor([0.5]), lengths=torch.tensor([1])), [3], "M")
+
+
+def test_input_error_checks_lengths_even_without_ids() -> None:
+    kjt = KeyedJaggedTensor(keys=["a"], values=torch.empty(0, dtype=torch.long), lengths=torch.tensor([-1, 1]))
+    assert "lengths must be >= 0" in input_error("M", kjt, ["a"], {"a": 3}, False)
+    kjt = KeyedJaggedTensor(keys=["a"], values=torch.tensor([0]), lengths=torch.tensor([1, 2]))
+    assert "needs values up to index 3" in input_error("M", kjt, ["a"], {"a": 3}, False)
+    kjt = KeyedJaggedTensor(keys=["a"], values=torch.tensor([0, 1]), lengths=torch.tensor([1, 1]))
+    assert input_error("M", kjt, ["a"], {"a": 3}, False) is None
+    assert "weighted but the input KJT has no weights" in input_error("M", kjt, ["a"], {"a": 3}, True)
 
 
 def test_record_batch_sizes_stores_per_rank_sizes() -> None:

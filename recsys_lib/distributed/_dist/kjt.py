@@ -236,7 +236,7 @@ class KJTOneToAll(nn.Module):
         self._device_type = "cpu" if device is None else device.type
 
     def forward(self, kjt: KeyedJaggedTensor) -> "KJTList":  # noqa: F821
-        from recsys_lib.distributed._sharded.table_types import KJTList
+        from recsys_lib.distributed.embedding_sharding import KJTList
 
         parts = kjt.split(self._splits)
         out = []

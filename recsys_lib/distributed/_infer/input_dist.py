@@ -11,7 +11,7 @@ from torch import nn
 
 from recsys_lib._public import public_at
 from recsys_lib.distributed._infer.names import flatten_feature_lengths, input_dist_permute
-from recsys_lib.distributed._sharded.table_types import KJTList, ListOfKJTList
+from recsys_lib.distributed.embedding_sharding import KJTList, ListOfKJTList
 from recsys_lib.streamable import Multistreamable
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 

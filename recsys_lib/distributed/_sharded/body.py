@@ -7,10 +7,17 @@ per-sharding dists and lookups, and this rank's table shards (state dict, parame
 
     body = ShardedEmbeddingBody(configs, params, plan, env, device, fused_params, codecs,
                                 sequence=False, weights_attr="embedding_bags", owner_name="ShardedEBC")
-    awaitable = body.input_dist(ctx, kjt, sequence=False)   # checks ids, routes, starts every input dist
+    awaitable = body.input_dist(ctx, kjt, sequence=False)   # checks the KJT, routes, starts every input dist
+
+Per batch, the input KJT is checked *before* any collective (:func:`input_error`: keys, lengths, ids, weights,
+variable batch; one vectorised pass), so that bad input on one rank raises on every rank: the bad rank takes part
+in every input dist's split-size exchange with an error status (:func:`fail_on_every_rank`), its peers read that
+status and raise "rank(s) [k] passed an invalid KJT", and every exchange of the batch is consumed on every rank,
+so the next batch starts in step. Then :class:`ShardingRouter` puts the features in sharding order and cuts one
+KJT per sharding (views of the input's tensors).
 """
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -25,7 +32,6 @@ from recsys_lib.distributed._sharded.common import (
     kernels_of,
     unwrap,
 )
-from recsys_lib.distributed._sharded.routing import ShardingRouter, fail_on_every_rank, input_error
 from recsys_lib.distributed._sharded.state_checks import dedupe_unexpected_keys, shape_errors
 from recsys_lib.distributed.embedding_sharding import (
     EmbeddingSharding,
@@ -36,9 +42,184 @@ from recsys_lib.distributed.embedding_sharding import (
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._dist.kjt import KJTAllToAll
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
 from recsys_lib.modules.embedding_modules import get_embedding_names_by_table
-from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, _unchecked_kjt
+
+
+
+# ---- per-batch input: checks (before any collective), then the split per sharding ----
+
+
+def check_ids(kjt: KeyedJaggedTensor, rows: Sequence[Optional[int]], owner: str) -> None:
+    """``ValueError`` if any id of feature ``f`` is outside ``[0, rows[f])`` (names the feature and the id);
+    ``TypeError`` for non-integer ids. Features with ``rows[f] = None`` are read by no table and not checked (as
+    TorchRec ignores them); values after the last bag belong to no feature and are not read."""
+    lpk = kjt.length_per_key()
+    values = kjt.values()
+    total = sum(lpk)
+    if total == 0:
+        return
+    if values.is_floating_point() or values.dtype == torch.bool:
+        raise TypeError(f"{owner}: ids must be integers, got {values.dtype}")
+    if values.numel() != total:
+        values = values[:total]
+    if len(set(rows)) == 1 and rows[0] is not None:
+        lo, hi = torch.aminmax(values)  # one pass
+        if int(lo) >= 0 and int(hi) < rows[0]:
+            return
+    per_key = values.split(lpk)
+    read = [i for i, r in enumerate(rows) if r is not None and lpk[i] > 0]
+    if not read:
+        return
+    # one min/max per read feature, one host transfer (cheaper than expanding the row limits to every id)
+    bounds: List[List[int]] = torch.stack([torch.stack(torch.aminmax(per_key[i])) for i in read]).tolist()
+    for i, (lo, hi) in zip(read, bounds):
+        jt_rows = rows[i]
+        assert jt_rows is not None
+        if lo < 0 or hi >= jt_rows:
+            jt = per_key[i]
+            bad = jt[(jt < 0) | (jt >= jt_rows)][0]
+            raise ValueError(
+                f"{owner}: feature {kjt.keys()[i]!r} has id {int(bad)} outside its table's rows [0, {jt_rows})"
+            )
+
+
+def check_vbe_input(features: KeyedJaggedTensor, owner: str) -> None:
+    """A variable-batch input of a sharded module holds this rank's batch only: one batch size per key."""
+    per_rank = features.stride_per_key_per_rank()
+    bad = [(k, s) for k, s in zip(features.keys(), per_rank) if len(s) != 1]
+    if bad:
+        raise ValueError(
+            f"{owner}: a variable-batch input KJT must give one batch size per key (this rank's), but "
+            f"(key, stride_per_key_per_rank) {bad} do not"
+        )
+
+
+def input_error(
+    owner: str, features: KeyedJaggedTensor, needed: List[str], rows_of: Dict[str, int], weighted: bool,
+    pooled: bool = False,
+) -> Optional[str]:
+    """Why ``features`` cannot be distributed, or None. Every check of the batch is here, so that nothing an input
+    dist does afterwards can fail on one rank only.
+
+    Checked: every needed feature present; lengths non-negative and within the values (``length_per_key``, one
+    host transfer, which the split needs anyway); ids integers inside their tables' rows; weights present for a
+    weighted module; a variable-batch KJT with one batch size per key (and ``inverse_indices`` when pooled).
+
+    Args:
+        owner: named in the message.
+        needed: the module's features (the KJT may have more keys).
+        rows_of: rows of the (smallest) table each feature reads.
+        weighted: the module needs per-id weights.
+        pooled: a variable-batch KJT must carry ``inverse_indices`` (pooled outputs are expanded to the full batch).
+    """
+    keys = features.keys()
+    present = set(keys)
+    missing = sorted({f for f in needed if f not in present})
+    if missing:
+        return f"{owner}: input KJT lacks features {missing}; its keys are {keys}"
+    try:
+        if features.variable_stride_per_key():
+            check_vbe_input(features, owner)
+            if pooled and features.inverse_indices_or_none() is None:
+                raise ValueError(
+                    f"{owner}: a variable-batch (VBE) KJT needs inverse_indices to expand the pooled embeddings back "
+                    f"to the full batch (KeyedJaggedTensor(..., inverse_indices=(keys, T[F, B])))"
+                )
+        if weighted and features.weights_or_none() is None:
+            raise ValueError(f"{owner}: the module is weighted but the input KJT has no weights")
+        check_ids(features, [rows_of.get(k, None) for k in keys], owner)
+    except (ValueError, TypeError, RuntimeError) as e:
+        return f"{owner}: {e}" if not str(e).startswith(owner) else str(e)
+    return None
+
+
+def fail_on_every_rank(input_dists: nn.ModuleList, error: str) -> None:
+    """Raises ``ValueError(error)`` after taking part, with an error status, in the split-size exchange of every
+    KJT all-to-all of ``input_dists`` (the peers, whose inputs may be fine, then raise too)."""
+    empty = KeyedJaggedTensor(keys=[], values=torch.empty(0, dtype=torch.long), lengths=torch.empty(0, dtype=torch.int))
+    requests = []
+    for a2a in (m for d in input_dists for m in d.modules() if isinstance(m, KJTAllToAll)):
+        try:
+            requests.append(a2a(empty))
+        except ValueError:  # a world of one: no exchange to take part in
+            pass
+    for request in requests:
+        try:
+            request.wait()
+        except ValueError:
+            pass
+    raise ValueError(error)
+
+
+def split_by_keys(features: KeyedJaggedTensor, splits: List[int], keep_weights: bool) -> List[KeyedJaggedTensor]:
+    """Consecutive groups of ``splits[i]`` keys as KJTs viewing ``features``' tensors (weights dropped unless
+    ``keep_weights``). The input was checked (:func:`input_error`), so the pieces skip the KJT constructor."""
+    keys = features.keys()
+    values = features.values()
+    weights = features.weights_or_none() if keep_weights else None
+    lengths = features.lengths().view(-1)
+    lpk = features.length_per_key()
+    spk = features.stride_per_key()
+    spkpr = features.stride_per_key_per_rank() if features.variable_stride_per_key() else None
+    stride = features.stride()
+    inverse = features.inverse_indices_or_none()
+    out: List[KeyedJaggedTensor] = []
+    k0 = v0 = l0 = 0
+    for n in splits:
+        k1 = k0 + n
+        seg_lpk = lpk[k0:k1]
+        seg_spk = spk[k0:k1]
+        v1 = v0 + sum(seg_lpk)
+        l1 = l0 + sum(seg_spk)
+        opk = [0]
+        for x in seg_lpk:
+            opk.append(opk[-1] + x)
+        # an empty piece carries int32 lengths whatever the input's dtype, as KeyedJaggedTensor.split does
+        seg_lengths = lengths[l0:l1] if n else torch.empty(0, dtype=torch.int32, device=lengths.device)
+        out.append(_unchecked_kjt(
+            keys[k0:k1], values[v0:v1], None if weights is None else weights[v0:v1], seg_lengths, stride,
+            None if spkpr is None else spkpr[k0:k1], seg_spk, seg_lpk, opk, inverse,
+        ))
+        k0, v0, l0 = k1, v1, l1
+    return out
+
+
+class ShardingRouter:
+    """Puts an input KJT's features into sharding order (each sharding's ``feature_names()``, concatenated;
+    a feature may repeat, e.g. once per column shard) and splits it per sharding."""
+
+    def __init__(self, shardings: List[EmbeddingSharding], owner: str) -> None:
+        self._owner = owner
+        self.feature_names: List[str] = [f for s in shardings for f in s.feature_names()]
+        self.feature_splits: List[int] = [len(s.feature_names()) for s in shardings]
+        self._cache: Dict[Tuple[str, ...], Tuple[bool, List[int], torch.Tensor]] = {}
+
+    def _order(self, keys: List[str]) -> Tuple[bool, List[int], torch.Tensor]:
+        key = tuple(keys)
+        if key not in self._cache:
+            index = {k: i for i, k in enumerate(keys)}
+            missing = sorted({f for f in self.feature_names if f not in index})
+            if missing:
+                raise ValueError(f"{self._owner}: input KJT lacks features {missing}; its keys are {keys}")
+            order = [index[f] for f in self.feature_names]
+            identity = order == list(range(len(keys)))
+            self._cache[key] = (identity, order, torch.tensor(order, dtype=torch.int64))
+        return self._cache[key]
+
+    def split(self, features: KeyedJaggedTensor, keep_weights: bool = True) -> List[KeyedJaggedTensor]:
+        """One KJT per sharding, keys in that sharding's ``feature_names()`` order; weights dropped unless
+        ``keep_weights`` (an unweighted module ignores them, so they are not sent)."""
+        identity, order, order_t = self._order(features.keys())
+        if not keep_weights and features.weights_or_none() is not None:
+            features = split_by_keys(features, [len(features.keys())], False)[0]
+        if not identity:
+            features = features.permute(order, order_t.to(features.device()))
+        if len(self.feature_splits) == 1:
+            return [features]
+        return split_by_keys(features, self.feature_splits, True)
 
 
 def sharded_table_configs(
@@ -135,15 +316,15 @@ class ShardedEmbeddingBody:
     def input_dist(
         self, ctx: Any, features: KeyedJaggedTensor, sequence: bool, weighted: bool = False, pooled: bool = False
     ) -> KJTListSplitsAwaitable:
-        """Checks ``features`` (on error: raises on every rank, see ``routing``), routes them per sharding
-        and starts every sharding's input dist (split sizes first); appends one sharding context per sharding to
-        ``ctx.sharding_contexts``."""
+        """Checks ``features`` (on error: raises on every rank, see the module docstring), routes them per
+        sharding (weights dropped unless ``weighted``: unweighted modules ignore them) and starts every sharding's
+        input dist (split sizes first); appends one sharding context per sharding to ``ctx.sharding_contexts``."""
         error = input_error(self.owner_name, features, self.router.feature_names, self.rows_of, weighted, pooled)
         if error is not None:
             fail_on_every_rank(self.input_dists, error)
         vbe = features.variable_stride_per_key()
         awaitables = []
-        for features_i, dist in zip(self.router.split(features), self.input_dists):
+        for features_i, dist in zip(self.router.split(features, keep_weights=weighted), self.input_dists):
             sctx = EmbeddingShardingContext(variable_batch_per_feature=vbe)
             if vbe:
                 sctx.batch_size_per_feature_pre_a2a = features_i.stride_per_key()

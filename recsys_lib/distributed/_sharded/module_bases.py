@@ -17,7 +17,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
 import torch
 from torch import nn
 
-from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel, KJTList
+from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel
+from recsys_lib.distributed.embedding_sharding import FeatureShardingMixIn, KJTList
 from recsys_lib.distributed._core.sharder import ModuleSharder, ShardedModule
 from recsys_lib.distributed._core.enums import ParameterStorage
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
@@ -46,19 +47,6 @@ def _check_device_type(compute_device_type: str) -> None:
 
 def _tensor_bytes(tensor: torch.Tensor) -> int:
     return tensor.element_size() * tensor.nelement()
-
-
-class FeatureShardingMixIn:
-    """Feature placement of one sharding: names in rank order and counts per rank."""
-
-    def feature_names(self) -> List[str]:
-        raise NotImplementedError
-
-    def feature_names_per_rank(self) -> List[List[str]]:
-        raise NotImplementedError
-
-    def features_per_rank(self) -> List[int]:
-        raise NotImplementedError
 
 
 class ModuleShardingMixIn:

@@ -18,9 +18,8 @@ Example::
 import abc
 from dataclasses import dataclass
 from enum import Enum, unique
-from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar
 
-import torch
 from torch import nn
 from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharded_tensor import ShardedTensorMetadata
@@ -173,71 +172,6 @@ class GroupedEmbeddingConfig:
     def embedding_shard_metadata(self) -> List[Optional[ShardMetadata]]:
         """Shard metadata of the table behind each feature."""
         return [t.local_metadata for t in self.embedding_tables for _ in t.feature_names]
-
-
-class KJTList(Multistreamable):
-    """A list of KeyedJaggedTensors (one per sharding of a module), streamable as a whole."""
-
-    def __init__(self, features: List[Any]) -> None:
-        self.features = features
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __setitem__(self, key: int, item: Any) -> None:
-        self.features[key] = item
-
-    def __getitem__(self, key: int) -> Any:
-        return self.features[key]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.features)
-
-    def record_stream(self, stream: Any) -> None:
-        for f in self.features:
-            f.record_stream(stream)
-
-    def __repr__(self) -> str:
-        return f"KJTList({self.features!r})"
-
-
-class ListOfKJTList(Multistreamable):
-    """A list of :class:`KJTList` (one per sub-module of a fused sharded module)."""
-
-    def __init__(self, features: List[KJTList]) -> None:
-        self.features_list = features
-
-    def __len__(self) -> int:
-        return len(self.features_list)
-
-    def __setitem__(self, key: int, item: KJTList) -> None:
-        self.features_list[key] = item
-
-    def __getitem__(self, key: int) -> KJTList:
-        return self.features_list[key]
-
-    def __iter__(self) -> Iterator[KJTList]:
-        return iter(self.features_list)
-
-    def record_stream(self, stream: Any) -> None:
-        for f in self.features_list:
-            f.record_stream(stream)
-
-
-@dataclass
-class InputDistOutputs(Multistreamable):
-    """What an input distribution hands to the lookup: features plus row-wise bucketization extras."""
-
-    features: KJTList
-    unbucketize_permute_tensor: Optional[torch.Tensor] = None
-    bucket_mapping_tensor: Optional[torch.Tensor] = None
-    bucketized_length: Optional[torch.Tensor] = None
-
-    def record_stream(self, stream: Any) -> None:
-        self.features.record_stream(stream)
-        for t in (self.unbucketize_permute_tensor, self.bucket_mapping_tensor, self.bucketized_length):
-            if t is not None:
-                t.record_stream(stream)
 
 
 class BaseEmbeddingLookup(abc.ABC, nn.Module, Generic[F, T]):

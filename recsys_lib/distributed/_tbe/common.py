@@ -1,4 +1,6 @@
-"""Pure helpers shared by the batched (TBE) kernels: table layout, FBGEMM arguments, input checks.
+"""Pure helpers shared by the batched (TBE) kernels at construction: table layout, FBGEMM arguments.
+
+The per-batch input helpers (feature/id checks, indices/offsets) live beside the pooled forward in ``pooled.py``.
 
 Layout of a TBE's flat weight buffer (tables in group order, each row-major)::
 
@@ -167,48 +169,3 @@ def check_fused_dims(layout: TableLayout) -> None:
         raise ValueError(
             f"fused embedding kernels need local embedding dims divisible by 4; tables (name, dim) {bad} are not"
         )
-
-
-def check_features(features: Any, layout: TableLayout, check_ids: bool) -> None:
-    """Raises ``ValueError`` unless ``features`` has one key per kernel feature and, when ``check_ids``,
-    every id of feature ``f`` lies in ``[0, rows of its table)``."""
-    keys = features.keys()
-    if len(keys) != len(layout.feature_table_map):
-        raise ValueError(
-            f"kernel over tables {list(layout.table_names)} expects {len(layout.feature_table_map)} features "
-            f"{list(layout.feature_names)}, got {len(keys)}: {keys}"
-        )
-    if not check_ids:
-        return
-    values = features.values()
-    if values.numel() == 0:
-        return
-    if values.is_floating_point() or values.dtype == torch.bool:
-        raise TypeError(f"embedding ids must be an integer tensor, got dtype {values.dtype}")
-    per_key = values.split(features.length_per_key())
-    for f, ids in enumerate(per_key):
-        if ids.numel() == 0:
-            continue
-        lo, hi = torch.aminmax(ids)
-        rows = layout.rows[layout.feature_table_map[f]]
-        if int(lo) < 0 or int(hi) >= rows:
-            bad = int(lo) if int(lo) < 0 else int(hi)
-            raise ValueError(
-                f"feature {keys[f]!r}: id {bad} is out of range for table {layout.table_of_feature(f)!r} "
-                f"with {rows} rows (ids must be in [0, {rows}))"
-            )
-
-
-def tbe_indices_offsets(features: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-    """KJT values/offsets in one integer dtype (FBGEMM wants both the same)."""
-    indices, offsets = features.values(), features.offsets()
-    if indices.dtype != offsets.dtype:
-        indices, offsets = indices.long(), offsets.long()
-    return indices, offsets
-
-
-def vbe_batch_sizes(features: Any) -> Optional[List[List[int]]]:
-    """``batch_size_per_feature_per_rank`` for a variable-batch KJT, else None."""
-    if features.variable_stride_per_key():
-        return features.stride_per_key_per_rank()
-    return None

@@ -15,13 +15,13 @@
   parameter trained by a dense optimizer (data-parallel tables).
 """
 
-from typing import Any, Optional
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch.distributed import ProcessGroup
 
 from recsys_lib._public import public_at
-from recsys_lib.distributed._tbe.common import check_features, tbe_indices_offsets, vbe_batch_sizes
+from recsys_lib.distributed._tbe.common import TableLayout
 from recsys_lib.distributed._tbe.cpu_fused import CpuFusedState, cpu_fast_path_for, fused_lookup
 from recsys_lib.distributed._dist.vbe_layout import rank_major_from_uniform
 from recsys_lib.distributed._tbe.kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
@@ -30,6 +30,54 @@ from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig
 from recsys_lib.modules.embedding_configs import pooling_type_to_pooling_mode
 from recsys_lib.ops.pad_batch import pad_to_uniform_batch
 from recsys_lib.optim.fused import FusedOptimizerModule
+
+
+# ---- per-batch input of a TBE (the sequence kernels use these too) ----
+
+
+def check_features(features: Any, layout: TableLayout, check_ids: bool) -> None:
+    """Raises ``ValueError`` unless ``features`` has one key per kernel feature and, when ``check_ids``,
+    every id of feature ``f`` lies in ``[0, rows of its table)``."""
+    keys = features.keys()
+    if len(keys) != len(layout.feature_table_map):
+        raise ValueError(
+            f"kernel over tables {list(layout.table_names)} expects {len(layout.feature_table_map)} features "
+            f"{list(layout.feature_names)}, got {len(keys)}: {keys}"
+        )
+    if not check_ids:
+        return
+    values = features.values()
+    if values.numel() == 0:
+        return
+    if values.is_floating_point() or values.dtype == torch.bool:
+        raise TypeError(f"embedding ids must be an integer tensor, got dtype {values.dtype}")
+    per_key = values.split(features.length_per_key())
+    for f, ids in enumerate(per_key):
+        if ids.numel() == 0:
+            continue
+        lo, hi = torch.aminmax(ids)
+        rows = layout.rows[layout.feature_table_map[f]]
+        if int(lo) < 0 or int(hi) >= rows:
+            bad = int(lo) if int(lo) < 0 else int(hi)
+            raise ValueError(
+                f"feature {keys[f]!r}: id {bad} is out of range for table {layout.table_of_feature(f)!r} "
+                f"with {rows} rows (ids must be in [0, {rows}))"
+            )
+
+
+def tbe_indices_offsets(features: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    """KJT values/offsets in one integer dtype (FBGEMM wants both the same)."""
+    indices, offsets = features.values(), features.offsets()
+    if indices.dtype != offsets.dtype:
+        indices, offsets = indices.long(), offsets.long()
+    return indices, offsets
+
+
+def vbe_batch_sizes(features: Any) -> Optional[List[List[int]]]:
+    """``batch_size_per_feature_per_rank`` for a variable-batch KJT, else None."""
+    if features.variable_stride_per_key():
+        return features.stride_per_key_per_rank()
+    return None
 
 
 @public_at("recsys_lib.distributed.batched_embedding_kernel")

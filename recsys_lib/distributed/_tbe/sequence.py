@@ -38,7 +38,7 @@ from torch.distributed import ProcessGroup
 
 from recsys_lib._public import public_at
 from recsys_lib.distributed._tbe.sequence_ref import sequence_lookup_reference
-from recsys_lib.distributed._tbe.common import check_features, tbe_indices_offsets
+from recsys_lib.distributed._tbe.pooled import check_features, tbe_indices_offsets
 from recsys_lib.distributed._tbe.kernel import DenseTableBatchMethods, FusedTableBatchMethods, TableBatchMethods
 from recsys_lib.distributed.embedding_kernel import BaseEmbedding
 from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig

@@ -17,7 +17,7 @@ from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._sharded.module_bases import ShardedEmbeddingModule
-from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.distributed._tower.placement import host_local_plan
 from recsys_lib.distributed._tower.sharded import (
     EmbeddingTowerCollectionContext,

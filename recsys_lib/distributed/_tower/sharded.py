@@ -28,7 +28,7 @@ from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._dist.kjt import KJTAllToAll
 from recsys_lib.distributed._dist.pooled import PooledEmbeddingsAllToAll
 from recsys_lib.distributed._sharded.module_bases import ShardedEmbeddingModule
-from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.distributed._tower.placement import host_local_plan, tower_host
 from recsys_lib.distributed.embedding_sharding import KJTListSplitsAwaitable
 from recsys_lib.optim.fused import FusedOptimizerModule

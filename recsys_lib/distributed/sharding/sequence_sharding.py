@@ -12,7 +12,7 @@ from typing import List, Optional
 import torch
 
 from recsys_lib._public import public_at
-from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.streamable import Multistreamable
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor

@@ -17,8 +17,8 @@ from recsys_lib._public import public_at
 from recsys_lib.distributed._core.env import NullShardingContext
 from recsys_lib.distributed._dist.all_to_one import EmbeddingsAllToOneReduce, SeqEmbeddingsAllToOne
 from recsys_lib.distributed._dist.kjt import KJTOneToAll
-from recsys_lib.distributed._sharded.routing import check_ids
-from recsys_lib.distributed._sharded.table_types import InputDistOutputs
+from recsys_lib.distributed._sharded.body import check_ids
+from recsys_lib.distributed.embedding_sharding import InputDistOutputs
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, BaseSparseFeaturesDist
 from recsys_lib.distributed.sharding.rw_sharding.shard_offsets import convert_tensor
 from recsys_lib.distributed.sharding.sequence_sharding import InferSequenceShardingContext

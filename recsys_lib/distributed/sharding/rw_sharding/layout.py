@@ -8,9 +8,17 @@ Rank → rows (R=10, W=4, block 3; R=5, W=4, block 2)::
 Ranks past the last row get zero-row shards (offset R). The input dist sends id ``i`` to rank
 ``i // block`` as local row ``i - rank * block`` (``bucketize``); pooled outputs are partial sums,
 combined by a reduce-scatter.
+
+A plan's row blocks are a :class:`RowBuckets` value: per feature, the row boundaries ``[o_0=0, o_1, ..., o_W=R]``
+of its table (:func:`row_boundaries` reads them from the shards). Id ``i`` goes to the bucket ``b`` with
+``o_b <= i < o_{b+1}`` and becomes the local row ``i - o_b``::
+
+    R=10, W=4: boundaries [0, 3, 6, 9, 10]     id 7 -> bucket 2, local row 1
+    R=5,  W=4: boundaries [0, 2, 4, 5, 5]      bucket 3 is empty (a zero-row shard)
 """
 
-from typing import List, Tuple
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -89,6 +97,60 @@ def bucketize(ids: torch.Tensor, block: int, num_shards: int) -> Tuple[torch.Ten
             raise ValueError(f"row-wise bucketize: ids must be in [0, {block * num_shards}), got range [{lo}, {hi}]")
     shard = torch.div(ids, block, rounding_mode="floor")
     return shard, ids - shard * block
+
+
+@dataclass(frozen=True)
+class RowBuckets:
+    """Row buckets of the features of one row-split sharding (a value: built once from the plan).
+
+    Attributes:
+        feature_names: features in the sharding's order (empty: any keys, as many as ``rows``).
+        rows: table rows of each feature.
+        boundaries: ``W + 1`` row boundaries of each feature's table.
+        num_buckets: ``W`` (derived).
+        blocks: per-feature block sizes when every table is split in equal blocks (last one partial), else None
+            (derived once here, so the per-batch bucketing reads plain fields).
+    """
+
+    feature_names: Tuple[str, ...]
+    rows: Tuple[int, ...]
+    boundaries: Tuple[Tuple[int, ...], ...]
+    num_buckets: int = field(init=False, repr=False, compare=False)
+    blocks: Optional[Tuple[int, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "num_buckets", len(self.boundaries[0]) - 1 if self.boundaries else 0)
+        blocks: Optional[Tuple[int, ...]] = ()
+        for rows, bounds in zip(self.rows, self.boundaries):
+            w = len(bounds) - 1
+            block = max(1, -(-rows // w))
+            if list(bounds) != [min(rows, b * block) for b in range(w + 1)]:
+                blocks = None
+                break
+            blocks = blocks + (block,)
+        object.__setattr__(self, "blocks", blocks)
+
+    def uniform_blocks(self) -> Optional[List[int]]:
+        """:attr:`blocks` as a list (None when some table's row blocks are not equal)."""
+        return None if self.blocks is None else list(self.blocks)
+
+
+def row_boundaries(table: str, rows: int, shard_rows: Sequence[Tuple[int, int]]) -> Tuple[int, ...]:
+    """Boundaries from ``(row_offset, row_count)`` of a table's shards in bucket order; they must tile the rows.
+
+    Example: ``row_boundaries("t", 5, [(0, 2), (2, 2), (4, 1), (5, 0)]) == (0, 2, 4, 5, 5)``.
+    """
+    bounds = [0]
+    for offset, count in shard_rows:
+        if offset != bounds[-1] or count < 0:
+            raise ValueError(
+                f"table {table!r}: row-wise shards must be consecutive row blocks in rank order; got "
+                f"(offset, rows) = {list(shard_rows)}"
+            )
+        bounds.append(offset + count)
+    if bounds[-1] != rows:
+        raise ValueError(f"table {table!r}: row-wise shards cover {bounds[-1]} of {rows} rows")
+    return tuple(bounds)
 
 
 shard_sizes_and_offsets = positional(layout)

@@ -29,7 +29,7 @@ from recsys_lib.distributed._sharded.table_types import (
     GroupedEmbeddingConfig,
     ShardedEmbeddingTable,
 )
-from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, row_boundaries
+from recsys_lib.distributed.sharding.rw_sharding.layout import RowBuckets, row_boundaries
 from recsys_lib.modules.embedding_configs import PoolingType
 
 

@@ -7,15 +7,16 @@ Rank → rows (t0: R=10, t1: R=5; W=4)::
 
 Per batch (``F`` features, this rank's batch ``B``):
 
-1. input dist: ids checked against their table's rows, bucketized by row block (``bucketize.py``),
-   one ``KJTAllToAll`` with ``splits = [F] * W``: rank r receives bucket r of every rank's batch;
+1. input dist: ids checked against their table's rows, bucketized by row block (:func:`bucketize_features`:
+   one FBGEMM op over the boundaries in ``layout.RowBuckets``), one ``KJTAllToAll`` with ``splits = [F] * W``:
+   rank r receives bucket r of every rank's batch;
 2. lookup: partial pooled sums ``[ΣB_k, ΣD]`` over the local rows (MEAN tables are looked up as SUM);
 3. output dist: one reduce-scatter sums the partials and hands rank r its rows ``[B, ΣD]``; MEAN columns
    are then divided by the *global* bag length (this rank's original lengths), so a bag split over
    several shards averages over all its ids (TorchRec divides per shard, torchrec#2362).
 """
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -31,7 +32,7 @@ from recsys_lib.distributed._dist.pooled import (
     VariableBatchPooledEmbeddingsReduceScatter,
 )
 from recsys_lib.distributed._dist.vbe_layout import divide_rows
-from recsys_lib.distributed._sharded.routing import check_ids
+from recsys_lib.distributed._sharded.body import check_ids
 from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.embedding_sharding import (
     BaseEmbeddingDist,
@@ -43,8 +44,7 @@ from recsys_lib.distributed.embedding_sharding import (
 )
 from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
-from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, bucketize_features, mean_divisor
-from recsys_lib.distributed.sharding.rw_sharding.layout import bucketed_row_sizes, row_sizes
+from recsys_lib.distributed.sharding.rw_sharding.layout import RowBuckets, bucketed_row_sizes, row_sizes
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacementQueries, row_wise_placement
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -69,6 +69,100 @@ def divide_by_bag_lengths(pooled: torch.Tensor, divisor: Optional[torch.Tensor],
     if divisor is None:
         return pooled
     return pooled / divisor.index_select(1, col_feature.to(divisor.device)).to(pooled.dtype)
+
+
+# ---- input dist: row bucketing (pure + one FBGEMM op, see layout.RowBuckets) ----
+
+
+def bucketize_features(
+    kjt: KeyedJaggedTensor,
+    buckets: RowBuckets,
+    bucketize_pos: bool = False,
+    sequence: bool = False,
+) -> Tuple[KeyedJaggedTensor, Optional[torch.Tensor]]:
+    """Cuts ``kjt`` (keys = ``buckets.feature_names``) into row buckets (see the module docstring).
+
+    Returns ``(bucketized, unbucketize_permute)``; the permute is ``None`` unless ``sequence`` (and ``None``
+    for a single bucket, where it would be the identity). A variable-batch KJT stays variable-batch (each
+    bucket copy keeps the per-key batch sizes).
+    """
+    if buckets.feature_names and list(kjt.keys()) != list(buckets.feature_names):
+        raise ValueError(f"row-wise bucketize: KJT keys {kjt.keys()} differ from {list(buckets.feature_names)}")
+    if len(kjt.keys()) != len(buckets.rows):
+        raise ValueError(f"row-wise bucketize: KJT has {len(kjt.keys())} keys {kjt.keys()}, the dist was built for "
+                         f"{len(buckets.rows)} features")
+    w = buckets.num_buckets
+    if w == 1:  # one shard: ids, order and local rows are unchanged (FBGEMM's op would cost a full pass)
+        return _single_bucket(kjt, bucketize_pos), None
+    values = kjt.values()
+    lengths = kjt.lengths()
+    vbe = kjt.variable_stride_per_key()
+    blocks: Optional[Sequence[int]] = buckets.blocks
+    row_pos: Optional[List[torch.Tensor]] = None
+    if blocks is None:
+        blocks = [max(1, -(-r // w)) for r in buckets.rows]
+        row_pos = [torch.tensor(list(b), dtype=values.dtype, device=values.device) for b in buckets.boundaries]
+    batch_per_feature: Optional[torch.Tensor] = None
+    max_b = -1
+    if vbe:
+        strides = kjt.stride_per_key()
+        batch_per_feature = torch.tensor(strides, dtype=values.dtype, device=values.device)
+        max_b = max(strides) if strides else 0
+    out_lengths, out_values, out_weights, out_pos, permute = torch.ops.fbgemm.block_bucketize_sparse_features(
+        lengths.to(values.dtype),
+        values,
+        bucketize_pos,
+        sequence,
+        torch.tensor(blocks, dtype=values.dtype, device=values.device),
+        w,
+        kjt.weights_or_none(),
+        batch_size_per_feature=batch_per_feature,
+        max_B=max_b,
+        block_bucketize_pos=row_pos,
+    )
+    weights = out_pos.to(torch.float32) if bucketize_pos and out_pos is not None else out_weights
+    keys = list(kjt.keys()) * w
+    if vbe:
+        spkpr = kjt.stride_per_key_per_rank() * w
+        out = KeyedJaggedTensor(keys=keys, values=out_values, weights=weights, lengths=out_lengths.to(lengths.dtype),
+                                stride_per_key_per_rank=spkpr)
+    else:
+        out = KeyedJaggedTensor(keys=keys, values=out_values, weights=weights, lengths=out_lengths.to(lengths.dtype),
+                                stride=kjt.stride())
+    return out, permute if sequence else None
+
+
+def _single_bucket(kjt: KeyedJaggedTensor, bucketize_pos: bool) -> KeyedJaggedTensor:
+    if not bucketize_pos:
+        return kjt
+    values = kjt.values()
+    pos = torch.ops.fbgemm.offsets_range(kjt.offsets().to(torch.int64), values.numel()).to(torch.float32)
+    vbe = kjt.variable_stride_per_key()
+    return KeyedJaggedTensor(
+        keys=kjt.keys(), values=values, weights=pos, lengths=kjt.lengths(), stride=None if vbe else kjt.stride(),
+        stride_per_key_per_rank=kjt.stride_per_key_per_rank() if vbe else None,
+    )
+
+
+def mean_divisor(kjt: KeyedJaggedTensor, feature_mask: Sequence[bool]) -> Optional[torch.Tensor]:
+    """``[B, F]`` bag lengths of the features with ``feature_mask`` (others 1), clamped to >= 1; ``None`` if no
+    feature is masked (variable-batch KJT: 1-D, one entry per bag in key-major order). Dividing partial sums, once summed over shards, by this gives the global mean."""
+    if not any(feature_mask):
+        return None
+    if kjt.variable_stride_per_key():  # one entry per bag, feature-major (the layout of VBE pooled outputs)
+        mask = torch.repeat_interleave(
+            torch.tensor(list(feature_mask), dtype=torch.bool, device=kjt.device()),
+            torch.tensor(kjt.stride_per_key(), dtype=torch.int64, device=kjt.device()),
+        )
+        bags = kjt.lengths().view(-1).to(torch.float32)
+        return torch.where(mask, bags.clamp(min=1.0), torch.ones_like(bags))
+    f = len(kjt.keys())
+    lengths = kjt.lengths().view(f, -1).t().to(torch.float32)
+    mask = torch.tensor(list(feature_mask), dtype=torch.bool, device=lengths.device)
+    return torch.where(mask, lengths.clamp(min=1.0), torch.ones_like(lengths))
+
+
+# ---- the strategy's dists and sharding ----
 
 
 class LocalTensors(Awaitable[KeyedJaggedTensor]):

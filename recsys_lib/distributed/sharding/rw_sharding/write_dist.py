@@ -21,11 +21,11 @@ from recsys_lib._public import public_at
 from recsys_lib.distributed._collectives.waits import wait_work
 from recsys_lib.distributed._core.awaitable import Awaitable
 from recsys_lib.distributed._dist.kjt import KJTAllToAll
-from recsys_lib.distributed._sharded.routing import check_ids
+from recsys_lib.distributed._sharded.body import check_ids
 from recsys_lib.distributed._sharded.table_types import BaseEmbeddingUpdate
 from recsys_lib.distributed.embedding_sharding import BaseSparseFeaturesWriteDist
-from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets, bucketize_features
-from recsys_lib.distributed.sharding.rw_sharding.pooled import default_row_buckets, restore_global_ids
+from recsys_lib.distributed.sharding.rw_sharding.layout import RowBuckets
+from recsys_lib.distributed.sharding.rw_sharding.pooled import bucketize_features, default_row_buckets, restore_global_ids
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 

@@ -15,7 +15,7 @@ from recsys_lib._public import public_at
 from recsys_lib.distributed._core.env import NullShardingContext
 from recsys_lib.distributed._dist.all_to_one import EmbeddingsAllToOne, SeqEmbeddingsAllToOne
 from recsys_lib.distributed._dist.kjt import KJTOneToAll
-from recsys_lib.distributed._sharded.table_types import InputDistOutputs
+from recsys_lib.distributed.embedding_sharding import InputDistOutputs
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, BaseSparseFeaturesDist
 from recsys_lib.distributed.sharding.sequence_sharding import InferSequenceShardingContext
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor

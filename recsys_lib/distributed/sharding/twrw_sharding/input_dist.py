@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from recsys_lib._public import public_at
 from recsys_lib.distributed.embedding_sharding import BaseSparseFeaturesDist
-from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets
+from recsys_lib.distributed.sharding.rw_sharding.layout import RowBuckets
 from recsys_lib.distributed.sharding.rw_sharding.layout import row_sizes
 from recsys_lib.distributed.sharding.rw_sharding.pooled import RwSparseFeaturesDist
 

@@ -33,7 +33,7 @@ from recsys_lib.distributed.embedding_lookup import GroupedPooledEmbeddingsLooku
 from recsys_lib.distributed.embedding_sharding import BaseEmbeddingDist, EmbeddingSharding, EmbeddingShardingContext
 from recsys_lib.distributed._sharded.table_types import BaseGroupedFeatureProcessor, ShardedEmbeddingTable
 from recsys_lib.distributed.sharding.rw_sharding._local_order import prepare_lookup
-from recsys_lib.distributed.sharding.rw_sharding.bucketize import RowBuckets
+from recsys_lib.distributed.sharding.rw_sharding.layout import RowBuckets
 from recsys_lib.distributed.sharding.rw_sharding.placement import RowPlacement, RowUnit, units_by_column_block
 from recsys_lib.distributed.sharding.rw_sharding.pooled import (
     RwPooledEmbeddingDist,
