@@ -5,13 +5,21 @@ where the per-key lengths are first read back (``sync()``, ``length_per_key()``,
 it folds its checks (negative lengths, non-decreasing offsets, lengths vs offsets, lengths past the values) into
 that one transfer, so a batch costs no extra sync. Id ranges live in
 ``jagged_tensor_validator.validate_keyed_jagged_tensor``.
+
+Cost on CPU (the common case, a plain host tensor): the lengths are read through a zero-copy NumPy view, so a
+batch pays one fused per-key sum and one bitwise-OR pass (its sign bit says whether any length is negative, its
+magnitude bounds the largest length, which proves the int32 per-key sums exact) -- no extra torch dispatches.
+Everything else is a few integer comparisons; the slow, precise diagnosis runs only when a check fails.
 """
 
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 
+from recsys_lib.pt2.checks import is_pt2_compiling
 from recsys_lib.sparse._kjt_ops import _per_key_sums
+from recsys_lib.sparse._utils import cumsum_list
 
 
 def check_kjt_layout(
@@ -63,6 +71,11 @@ def check_kjt_layout(
         )
 
 
+def is_traced(t: torch.Tensor) -> bool:
+    """Whether a PT2 tracer sees ``t`` (its data cannot be read): cheap tests first, fake-mode lookup last."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return True
+    return type(t) is not torch.Tensor and is_pt2_compiling()
 
 
 def _locate(keys: List[str], stride_per_key: List[int], index: int) -> str:
@@ -75,6 +88,85 @@ def _locate(keys: List[str], stride_per_key: List[int], index: int) -> str:
     return f"position {index}"
 
 
+# torch integer dtype -> NumPy type string (native byte order); read-only constant
+_NUMPY_TYPESTR = {
+    torch.int32: np.dtype(np.int32).str,
+    torch.int64: np.dtype(np.int64).str,
+    torch.int16: np.dtype(np.int16).str,
+    torch.int8: np.dtype(np.int8).str,
+    torch.uint8: np.dtype(np.uint8).str,
+}
+
+
+class _HostView:
+    """NumPy's array interface over a contiguous CPU tensor's memory.
+
+    Unlike ``Tensor.numpy()``, this leaves the tensor's storage resizable (``numpy()`` pins it for good). The
+    array must not outlive the tensor: callers use it only while they hold the tensor.
+    """
+
+    __slots__ = ("__array_interface__",)
+
+    def __init__(self, t: torch.Tensor) -> None:
+        self.__array_interface__ = {
+            "data": (t.data_ptr(), True), "shape": (t.numel(),), "typestr": _NUMPY_TYPESTR[t.dtype], "version": 3,
+        }
+
+
+def _host_array(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of a contiguous 1-D CPU integer tensor (valid while the caller holds ``t``)."""
+    return np.asarray(_HostView(t))
+
+
+def _host_stats(
+    flat: torch.Tensor, offsets: Optional[torch.Tensor], num_keys: int, stride_per_key: List[int], variable: bool
+) -> Tuple[List[int], bool, int, bool]:
+    """CPU: ``(length_per_key, any negative length, offsets[0], lengths disagree with offsets)`` via NumPy views."""
+    flat = flat.contiguous()  # no-op when already contiguous; the local keeps any copy alive for the views
+    arr = _host_array(flat)
+    if arr.size == 0:
+        negative = False
+        lpk = [0] * num_keys
+    else:
+        bits = int(np.bitwise_or.reduce(arr))  # < 0 iff some length is negative; else max <= bits < 2 * max
+        negative = bits < 0
+        if variable:
+            ends = np.asarray(cumsum_list(stride_per_key), dtype=np.int64)
+            cs = np.zeros(arr.size + 1, dtype=np.int64)
+            np.cumsum(arr, dtype=np.int64, out=cs[1:])
+            lpk = (cs[ends[1:]] - cs[ends[:-1]]).tolist()
+        else:
+            per = arr.size // num_keys
+            # the input's own dtype when no per-key sum can overflow it (int32: ~2x faster than widening)
+            exact = arr.dtype == np.int32 and not negative and bits * per < 2**31
+            acc = np.int32 if exact else np.int64
+            lpk = np.add.reduce(arr.reshape(num_keys, per), axis=1, dtype=acc).tolist()
+    base = 0
+    mismatch = False
+    if offsets is not None:
+        offsets = offsets.reshape(-1).contiguous()
+        off = _host_array(offsets)
+        base = int(off[0])
+        mismatch = not np.array_equal(off[1:] - off[:-1], arr)
+    return lpk, negative, base, mismatch
+
+
+def _device_stats(
+    flat: torch.Tensor, offsets: Optional[torch.Tensor], num_keys: int, stride_per_key: List[int], variable: bool
+) -> Tuple[List[int], bool, int, bool]:
+    """Accelerators (and tensor subclasses): the same facts, read back in ONE device-to-host transfer."""
+    sums = _per_key_sums(flat, num_keys, stride_per_key if variable else None)
+    extras: List[torch.Tensor] = [flat.min() if flat.numel() > 0 else sums.new_zeros(())]
+    if offsets is not None:
+        extras.append(offsets[0])
+        extras.append(((offsets[1:] - offsets[:-1]) != flat).sum())
+    host: List[int] = torch.cat([sums.to(torch.int64), torch.stack(extras).to(torch.int64)]).tolist()
+    tail = host[num_keys:]
+    base = tail[1] if offsets is not None else 0
+    mismatch = offsets is not None and tail[2] != 0
+    return host[:num_keys], tail[0] < 0, base, mismatch
+
+
 def checked_length_per_key(
     keys: List[str],
     values: torch.Tensor,
@@ -83,10 +175,10 @@ def checked_length_per_key(
     stride_per_key: List[int],
     variable: bool,
 ) -> Tuple[List[int], int]:
-    """Per-key value counts plus the first offset, read back in ONE host transfer, then checked on the host.
+    """Per-key value counts plus the first offset, read back once, then checked on the host.
 
-    One vectorised pass per batch (the sums ``length_per_key`` needs anyway, a min, and, when both lengths and
-    offsets were given, a count of disagreements). Errors name the key, batch index and expected range.
+    One vectorised pass per batch (the sums ``length_per_key`` needs anyway plus a sign test, and, when offsets
+    were given, a comparison with the lengths). Errors name the key, batch index and expected range.
 
     Returns:
         ``(length_per_key, base)`` where ``base = offsets[0]`` when offsets were given (else 0): offsets are read
@@ -94,34 +186,40 @@ def checked_length_per_key(
     """
     num_keys = len(keys)
     flat = lengths.view(-1)
-    sums = _per_key_sums(flat, num_keys, stride_per_key if variable else None)
-    extras: List[torch.Tensor] = [flat.min() if flat.numel() > 0 else sums.new_zeros(())]
-    diff = flat
-    if offsets is not None:
-        diff = offsets[1:] - offsets[:-1]
-        extras.append(offsets[0])
-        extras.append((diff != flat).sum())
-    if flat.device.type == "cpu":
-        # host tensors: reading each scalar is a plain memory read, cheaper than concatenating first
-        lpk: List[int] = sums.tolist()
-        tail = [int(t) for t in extras]
+    host = flat.device.type == "cpu" and type(flat) is torch.Tensor
+    if host and offsets is not None:
+        host = offsets.device.type == "cpu" and type(offsets) is torch.Tensor
+    if host:
+        lpk, negative, base, mismatch = _host_stats(flat, offsets, num_keys, stride_per_key, variable)
     else:
-        # accelerators: everything comes back in ONE device-to-host transfer
-        host: List[int] = torch.cat([sums.to(torch.int64), torch.stack(extras).to(torch.int64)]).tolist()
-        lpk = host[:num_keys]
-        tail = host[num_keys:]
-    min_len = tail[0]
-    base = tail[1] if offsets is not None else 0
-    mismatches = tail[2] if offsets is not None else 0
+        lpk, negative, base, mismatch = _device_stats(flat, offsets, num_keys, stride_per_key, variable)
+    if negative or mismatch or base < 0 or base + sum(lpk) > values.numel():
+        _raise_bad_lengths(keys, values, flat, offsets, stride_per_key, lpk, base, negative, mismatch)
+    return lpk, base
+
+
+def _raise_bad_lengths(
+    keys: List[str],
+    values: torch.Tensor,
+    flat: torch.Tensor,
+    offsets: Optional[torch.Tensor],
+    stride_per_key: List[int],
+    lpk: List[int],
+    base: int,
+    negative: bool,
+    mismatch: bool,
+) -> None:
+    """The precise error for a batch that failed a check (slow path: reads what it needs to name the culprit)."""
     owner = "KeyedJaggedTensor"
-    if mismatches != 0:
+    if mismatch and offsets is not None:
+        diff = offsets[1:] - offsets[:-1]
         at = int(torch.nonzero(diff != flat)[0].item())
         raise ValueError(
             f"{owner}: lengths and offsets were both given and disagree at {_locate(keys, stride_per_key, at)}: "
             f"lengths[{at}]={int(flat[at])} but offsets[{at + 1}]-offsets[{at}]={int(diff[at])}. "
             "Pass only one of them (or consistent ones)."
         )
-    if min_len < 0:
+    if negative:
         at = int(torch.nonzero(flat < 0)[0].item())
         where = _locate(keys, stride_per_key, at)
         if offsets is not None and int(offsets[at]) > int(offsets[at + 1]):
@@ -132,15 +230,12 @@ def checked_length_per_key(
         raise ValueError(f"{owner}: lengths must be >= 0, got lengths[{at}]={int(flat[at])} at {where}")
     if base < 0:
         raise ValueError(f"{owner}: offsets[0] must be in [0, {values.numel()}], got {base}")
-    total = base + sum(lpk)
-    if total > values.numel():
-        end = base
-        for k, n in zip(keys, lpk):
-            end += n
-            if end > values.numel():
-                raise ValueError(
-                    f"{owner}: key '{k}' needs values up to index {end} but there are only {values.numel()} "
-                    f"values (lengths per key {dict(zip(keys, lpk))}"
-                    + (f", offsets start at {base}" if base != 0 else "") + ")"
-                )
-    return lpk, base
+    end = base
+    for k, n in zip(keys, lpk):
+        end += n
+        if end > values.numel():
+            raise ValueError(
+                f"{owner}: key '{k}' needs values up to index {end} but there are only {values.numel()} "
+                f"values (lengths per key {dict(zip(keys, lpk))}"
+                + (f", offsets start at {base}" if base != 0 else "") + ")"
+            )

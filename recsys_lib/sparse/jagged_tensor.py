@@ -33,11 +33,10 @@ from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
 from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
 from recsys_lib.ops.permute import permute_rows_by_sizes, permute_segments
 from recsys_lib.ops.regroup import plan_regroup, regroup_slices
-from recsys_lib.pt2.checks import is_pt2_compiling
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._errors import UnknownKeyError
-from recsys_lib.sparse._kjt_checks import check_kjt_layout, checked_length_per_key
+from recsys_lib.sparse._kjt_checks import check_kjt_layout, checked_length_per_key, is_traced
 from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._meta import JaggedTensorMeta
 from recsys_lib.sparse._utils import cumsum_list, optional_to
@@ -701,7 +700,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         """
         offsets = self._offsets
         lengths = self.lengths()
-        if is_pt2_compiling():  # the checks read data (data-dependent under PT2): a traced program trusts its ids
+        if is_traced(lengths):  # the checks read data (data-dependent under PT2): a traced program trusts its ids
             return ops.compute_length_per_key(lengths, len(self._keys), self._stride_per_key)
         lpk, base = checked_length_per_key(
             self._keys, self._values, lengths, offsets, self.stride_per_key(),
