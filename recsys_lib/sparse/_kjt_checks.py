@@ -18,8 +18,43 @@ import numpy as np
 import torch
 
 from recsys_lib.pt2.checks import is_pt2_compiling
+from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._kjt_ops import _per_key_sums
 from recsys_lib.sparse._utils import cumsum_list
+
+_INDEX_DTYPES = (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8)
+_HOST_INDEX_DTYPES = (torch.int32, torch.int64)  # the hot path's lengths dtypes
+
+
+def check_kjt_inputs(
+    keys: List[str],
+    values: torch.Tensor,
+    weights: Optional[torch.Tensor],
+    lengths: Optional[torch.Tensor],
+    offsets: Optional[torch.Tensor],
+    stride: Optional[int],
+    stride_per_key_per_rank: Optional[List[List[int]]],
+) -> List[str]:
+    """All constructor checks (shapes and dtypes only); returns ``keys`` as a list.
+
+    The common input (a list of str keys, 1-D values, integer lengths of ``len(keys) * B`` entries, nothing else)
+    is accepted after a few attribute reads; anything else takes the full checks, which name what is wrong.
+    """
+    if (
+        type(keys) is list and weights is None and offsets is None and stride is None
+        and stride_per_key_per_rank is None and isinstance(lengths, torch.Tensor) and isinstance(values, torch.Tensor)
+        and lengths.dtype in _INDEX_DTYPES and values.dim() == 1 and len(keys) > 0
+        and lengths.numel() % len(keys) == 0
+    ):
+        try:
+            "".join(keys)  # C-speed: every key is a str
+            return keys
+        except TypeError:
+            pass
+    keys = check_keys("KeyedJaggedTensor", keys)
+    check_jagged_parts("KeyedJaggedTensor", values, weights, lengths, offsets)
+    check_kjt_layout(keys, values, lengths, offsets, stride, stride_per_key_per_rank)
+    return keys
 
 
 def check_kjt_layout(
@@ -118,8 +153,34 @@ def _host_array(t: torch.Tensor) -> np.ndarray:
     return np.asarray(_HostView(t))
 
 
+def uniform_host_length_per_key(lengths: torch.Tensor, num_keys: int, num_values: int) -> Optional[List[int]]:
+    """The hot path: per-key value counts of a uniform-batch KJT given by contiguous CPU lengths, checked.
+
+    ``None`` when a check fails (or the input is unusual): the caller then takes :func:`checked_length_per_key`,
+    which names the problem. int32 lengths are summed as unsigned into int64, so one pass also catches negative
+    lengths (each adds at least ``2**31`` to its key's total, which then exceeds ``num_values``).
+    """
+    n = lengths.numel()
+    if n == 0 or num_values >= 2**31:
+        return None
+    arr = np.asarray(_HostView(lengths))
+    per = n // num_keys
+    if arr.dtype == np.int32 and n <= 16384:
+        lpk: List[int] = np.add.reduce(arr.view(np.uint32).reshape(num_keys, per), axis=1, dtype=np.int64).tolist()
+    else:
+        bits = int(np.bitwise_or.reduce(arr))  # < 0 iff some length is negative; else max <= bits < 2 * max
+        if bits < 0:
+            return None
+        limit = 2**31 if arr.dtype == np.int32 else 2**63
+        acc = arr.dtype if bits * per < limit else np.int64
+        lpk = np.add.reduce(arr.reshape(num_keys, per), axis=1, dtype=acc).tolist()
+    if sum(lpk) > num_values:
+        return None
+    return lpk
+
+
 def _host_stats(
-    flat: torch.Tensor, offsets: Optional[torch.Tensor], num_keys: int, stride_per_key: List[int], variable: bool
+    flat: torch.Tensor, offsets: Optional[torch.Tensor], num_keys: int, stride_per_key: Optional[List[int]]
 ) -> Tuple[List[int], bool, int, bool]:
     """CPU: ``(length_per_key, any negative length, offsets[0], lengths disagree with offsets)`` via NumPy views."""
     flat = flat.contiguous()  # no-op when already contiguous; the local keeps any copy alive for the views
@@ -130,7 +191,7 @@ def _host_stats(
     else:
         bits = int(np.bitwise_or.reduce(arr))  # < 0 iff some length is negative; else max <= bits < 2 * max
         negative = bits < 0
-        if variable:
+        if stride_per_key is not None:
             ends = np.asarray(cumsum_list(stride_per_key), dtype=np.int64)
             cs = np.zeros(arr.size + 1, dtype=np.int64)
             np.cumsum(arr, dtype=np.int64, out=cs[1:])
@@ -152,10 +213,10 @@ def _host_stats(
 
 
 def _device_stats(
-    flat: torch.Tensor, offsets: Optional[torch.Tensor], num_keys: int, stride_per_key: List[int], variable: bool
+    flat: torch.Tensor, offsets: Optional[torch.Tensor], num_keys: int, stride_per_key: Optional[List[int]]
 ) -> Tuple[List[int], bool, int, bool]:
     """Accelerators (and tensor subclasses): the same facts, read back in ONE device-to-host transfer."""
-    sums = _per_key_sums(flat, num_keys, stride_per_key if variable else None)
+    sums = _per_key_sums(flat, num_keys, stride_per_key)
     extras: List[torch.Tensor] = [flat.min() if flat.numel() > 0 else sums.new_zeros(())]
     if offsets is not None:
         extras.append(offsets[0])
@@ -172,10 +233,11 @@ def checked_length_per_key(
     values: torch.Tensor,
     lengths: torch.Tensor,
     offsets: Optional[torch.Tensor],
-    stride_per_key: List[int],
-    variable: bool,
+    stride_per_key: Optional[List[int]],
 ) -> Tuple[List[int], int]:
     """Per-key value counts plus the first offset, read back once, then checked on the host.
+
+    ``stride_per_key``: the per-key batch sizes of a variable-batch (VBE) KJT, ``None`` for a uniform one.
 
     One vectorised pass per batch (the sums ``length_per_key`` needs anyway plus a sign test, and, when offsets
     were given, a comparison with the lengths). Errors name the key, batch index and expected range.
@@ -190,11 +252,12 @@ def checked_length_per_key(
     if host and offsets is not None:
         host = offsets.device.type == "cpu" and type(offsets) is torch.Tensor
     if host:
-        lpk, negative, base, mismatch = _host_stats(flat, offsets, num_keys, stride_per_key, variable)
+        lpk, negative, base, mismatch = _host_stats(flat, offsets, num_keys, stride_per_key)
     else:
-        lpk, negative, base, mismatch = _device_stats(flat, offsets, num_keys, stride_per_key, variable)
+        lpk, negative, base, mismatch = _device_stats(flat, offsets, num_keys, stride_per_key)
     if negative or mismatch or base < 0 or base + sum(lpk) > values.numel():
-        _raise_bad_lengths(keys, values, flat, offsets, stride_per_key, lpk, base, negative, mismatch)
+        spk = stride_per_key if stride_per_key is not None else [flat.numel() // num_keys] * num_keys
+        _raise_bad_lengths(keys, values, flat, offsets, spk, lpk, base, negative, mismatch)
     return lpk, base
 
 

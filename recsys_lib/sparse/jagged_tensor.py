@@ -31,12 +31,18 @@ import torch
 
 from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
 from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
-from recsys_lib.ops.permute import permute_rows_by_sizes, permute_segments
+from recsys_lib.ops.permute import permute_key_views, permute_rows_by_sizes, permute_segments
 from recsys_lib.ops.regroup import plan_regroup, regroup_slices
 from recsys_lib.sparse import _kjt_ops as ops
-from recsys_lib.sparse._checks import check_jagged_parts, check_keys
+from recsys_lib.sparse._checks import check_jagged_parts
 from recsys_lib.sparse._errors import UnknownKeyError
-from recsys_lib.sparse._kjt_checks import check_kjt_layout, checked_length_per_key, is_traced
+from recsys_lib.sparse._kjt_checks import (
+    _HOST_INDEX_DTYPES,
+    check_kjt_inputs,
+    checked_length_per_key,
+    is_traced,
+    uniform_host_length_per_key,
+)
 from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._meta import JaggedTensorMeta
 from recsys_lib.sparse._utils import cumsum_list, optional_to
@@ -392,9 +398,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             else:
                 spkpr = stride_per_key_per_rank
         if not torch.jit.is_scripting():
-            keys = check_keys("KeyedJaggedTensor", keys)
-            check_jagged_parts("KeyedJaggedTensor", values, weights, lengths, offsets)
-            check_kjt_layout(keys, values, lengths, offsets, stride, spkpr)
+            keys = check_kjt_inputs(keys, values, weights, lengths, offsets, stride, spkpr)
         if lengths is None and offsets is None:
             raise ValueError("KeyedJaggedTensor: one of lengths or offsets is required")
         self._keys: List[str] = keys
@@ -700,11 +704,19 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         """
         offsets = self._offsets
         lengths = self.lengths()
+        if (
+            offsets is None and not self._variable_stride_per_key and type(lengths) is torch.Tensor
+            and lengths.device.type == "cpu" and lengths.dtype in _HOST_INDEX_DTYPES and lengths.is_contiguous()
+            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+        ):
+            fast = uniform_host_length_per_key(lengths, len(self._keys), self._values.numel())
+            if fast is not None:
+                return fast
         if is_traced(lengths):  # the checks read data (data-dependent under PT2): a traced program trusts its ids
             return ops.compute_length_per_key(lengths, len(self._keys), self._stride_per_key)
         lpk, base = checked_length_per_key(
-            self._keys, self._values, lengths, offsets, self.stride_per_key(),
-            self._variable_stride_per_key,
+            self._keys, self._values, lengths, offsets,
+            self.stride_per_key() if self._variable_stride_per_key else None,
         )
         if base != 0 and offsets is not None:
             self._values = self._values[base:]
@@ -737,6 +749,10 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def index_per_key(self) -> Dict[str, int]:
         ipk = self._index_per_key
         if ipk is None:
+            if not torch.jit.is_scripting():
+                fast_ipk: Dict[str, int] = dict(zip(self._keys, range(len(self._keys))))  # last repeat wins
+                self._index_per_key = fast_ipk
+                return fast_ipk
             new_ipk: Dict[str, int] = {}
             for i, k in enumerate(self._keys):
                 new_ipk[k] = i
@@ -849,6 +865,9 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), all_values, all_weights)
             full = self._spkpr_or_uniform()
             spkpr = [full[i] for i in indices]
+        elif not torch.jit.is_scripting():
+            # Eager, equal rows: each key's lengths and values are contiguous views; one cat each (no index tensor)
+            lengths, values, weights = permute_key_views(indices, lpk, self.lengths(), all_values, all_weights)
         else:
             # Equal rows: the lengths move with one index_select; values and weights as whole per-key segments.
             if indices_tensor is None:
@@ -1227,6 +1246,10 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def _key_indices(self) -> Dict[str, int]:
         ipk = self._index_per_key
         if ipk is None:
+            if not torch.jit.is_scripting():
+                fast_ipk: Dict[str, int] = dict(zip(self._keys, range(len(self._keys))))  # last repeat wins
+                self._index_per_key = fast_ipk
+                return fast_ipk
             new_ipk: Dict[str, int] = {}
             for i, k in enumerate(self._keys):
                 new_ipk[k] = i
