@@ -17,6 +17,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
+from recsys_lib.ops._host import host_array
 from recsys_lib.pt2.checks import is_pt2_compiling
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
 from recsys_lib.sparse._kjt_ops import _per_key_sums
@@ -123,36 +124,6 @@ def _locate(keys: List[str], stride_per_key: List[int], index: int) -> str:
     return f"position {index}"
 
 
-# torch integer dtype -> NumPy type string (native byte order); read-only constant
-_NUMPY_TYPESTR = {
-    torch.int32: np.dtype(np.int32).str,
-    torch.int64: np.dtype(np.int64).str,
-    torch.int16: np.dtype(np.int16).str,
-    torch.int8: np.dtype(np.int8).str,
-    torch.uint8: np.dtype(np.uint8).str,
-}
-
-
-class _HostView:
-    """NumPy's array interface over a contiguous CPU tensor's memory.
-
-    Unlike ``Tensor.numpy()``, this leaves the tensor's storage resizable (``numpy()`` pins it for good). The
-    array must not outlive the tensor: callers use it only while they hold the tensor.
-    """
-
-    __slots__ = ("__array_interface__",)
-
-    def __init__(self, t: torch.Tensor) -> None:
-        self.__array_interface__ = {
-            "data": (t.data_ptr(), True), "shape": (t.numel(),), "typestr": _NUMPY_TYPESTR[t.dtype], "version": 3,
-        }
-
-
-def _host_array(t: torch.Tensor) -> np.ndarray:
-    """A NumPy view of a contiguous 1-D CPU integer tensor (valid while the caller holds ``t``)."""
-    return np.asarray(_HostView(t))
-
-
 def uniform_host_length_per_key(lengths: torch.Tensor, num_keys: int, num_values: int) -> Optional[List[int]]:
     """The hot path: per-key value counts of a uniform-batch KJT given by contiguous CPU lengths, checked.
 
@@ -163,7 +134,7 @@ def uniform_host_length_per_key(lengths: torch.Tensor, num_keys: int, num_values
     n = lengths.numel()
     if n == 0 or num_values >= 2**31:
         return None
-    arr = np.asarray(_HostView(lengths))
+    arr = host_array(lengths)
     per = n // num_keys
     if arr.dtype == np.int32 and n <= 16384:
         lpk: List[int] = np.add.reduce(arr.view(np.uint32).reshape(num_keys, per), axis=1, dtype=np.int64).tolist()
@@ -184,7 +155,7 @@ def _host_stats(
 ) -> Tuple[List[int], bool, int, bool]:
     """CPU: ``(length_per_key, any negative length, offsets[0], lengths disagree with offsets)`` via NumPy views."""
     flat = flat.contiguous()  # no-op when already contiguous; the local keeps any copy alive for the views
-    arr = _host_array(flat)
+    arr = host_array(flat)
     if arr.size == 0:
         negative = False
         lpk = [0] * num_keys
@@ -206,7 +177,7 @@ def _host_stats(
     mismatch = False
     if offsets is not None:
         offsets = offsets.reshape(-1).contiguous()
-        off = _host_array(offsets)
+        off = host_array(offsets)
         base = int(off[0])
         mismatch = not np.array_equal(off[1:] - off[:-1], arr)
     return lpk, negative, base, mismatch
