@@ -82,7 +82,7 @@ def jagged_to_padded_dense_masked(
 
 
 def _pack_min_rows() -> int:
-    """Below this many rows the torch-side data checks of ``_packable`` cost more than ``pack_segments`` saves."""
+    """Below this many rows ``pack_segments`` plus its data check is no faster than ``jagged_1d_to_dense`` (CPU)."""
     return 4096
 
 
@@ -92,10 +92,12 @@ def _packable(values: torch.Tensor, lengths: torch.Tensor, max_length: int) -> b
     Its CPU kernel lacks int64/float64, its backward leaves the gradient of truncated values uninitialised and it
     writes out of bounds on negative lengths: so it serves only CPU tensors outside autograd whose lengths are
     non-negative and sum to the number of values (reading CPU lengths is no device sync; plain host lengths are
-    checked in one NumPy pass, others with two torch reductions when large enough to pay off). Anything else takes
-    ``jagged_1d_to_dense``, whose behaviour on such input is unchanged.
+    checked in one NumPy pass, others with two torch reductions); small inputs skip it (see ``_pack_min_rows``).
+    Anything else takes ``jagged_1d_to_dense``, whose behaviour on such input is unchanged.
     """
-    if max_length <= 0 or values.device.type != "cpu" or lengths.device.type != "cpu":
+    if max_length <= 0 or lengths.numel() < _pack_min_rows():
+        return False
+    if values.device.type != "cpu" or lengths.device.type != "cpu":
         return False
     if values.requires_grad and torch.is_grad_enabled():
         return False
@@ -106,8 +108,6 @@ def _packable(values: torch.Tensor, lengths: torch.Tensor, max_length: int) -> b
         exact = lengths_fill_exactly(lengths, values.size(0))
         if exact is not None:
             return exact
-    if lengths.numel() < _pack_min_rows():
-        return False
     return int(lengths.min()) >= 0 and int(lengths.sum()) == values.size(0)
 
 
