@@ -124,6 +124,20 @@ def _locate(keys: List[str], stride_per_key: List[int], index: int) -> str:
     return f"position {index}"
 
 
+def _row_sums(rows: np.ndarray, bits: int) -> List[int]:
+    """Exact row sums of a 2-D integer array whose elements OR to ``bits``.
+
+    The input's int32 when no row can overflow it (~2x faster than widening), else int64, else (absurd lengths
+    near ``2**63``) exact Python ints. ``bits < 0`` (negative lengths: the caller raises) sums in int64.
+    """
+    per = rows.shape[1]
+    if bits >= 0 and rows.dtype == np.int32 and bits * per < 2**31:
+        return np.add.reduce(rows, axis=1, dtype=np.int32).tolist()
+    if bits < 0 or bits * per < 2**63:
+        return np.add.reduce(rows, axis=1, dtype=np.int64).tolist()
+    return [int(x) for x in np.add.reduce(rows.astype(object), axis=1)]
+
+
 def uniform_host_length_per_key(lengths: torch.Tensor, num_keys: int, num_values: int) -> Optional[List[int]]:
     """The hot path: per-key value counts of a uniform-batch KJT given by contiguous CPU lengths, checked.
 
@@ -142,9 +156,7 @@ def uniform_host_length_per_key(lengths: torch.Tensor, num_keys: int, num_values
         bits = int(np.bitwise_or.reduce(arr))  # < 0 iff some length is negative; else max <= bits < 2 * max
         if bits < 0:
             return None
-        limit = 2**31 if arr.dtype == np.int32 else 2**63
-        acc = arr.dtype if bits * per < limit else np.int64
-        lpk = np.add.reduce(arr.reshape(num_keys, per), axis=1, dtype=acc).tolist()
+        lpk = _row_sums(arr.reshape(num_keys, per), bits)
     if sum(lpk) > num_values:
         return None
     return lpk
@@ -162,17 +174,13 @@ def _host_stats(
     else:
         bits = int(np.bitwise_or.reduce(arr))  # < 0 iff some length is negative; else max <= bits < 2 * max
         negative = bits < 0
-        if stride_per_key is not None:
+        if stride_per_key is not None:  # VBE: one int64 running sum, read at the key boundaries
             ends = np.asarray(cumsum_list(stride_per_key), dtype=np.int64)
-            cs = np.zeros(arr.size + 1, dtype=np.int64)
-            np.cumsum(arr, dtype=np.int64, out=cs[1:])
-            lpk = (cs[ends[1:]] - cs[ends[:-1]]).tolist()
+            cs = np.zeros(arr.size + 1, dtype=np.int64 if bits < 0 or bits * arr.size < 2**63 else object)
+            np.cumsum(arr, dtype=cs.dtype, out=cs[1:])
+            lpk = [int(x) for x in (cs[ends[1:]] - cs[ends[:-1]])]
         else:
-            per = arr.size // num_keys
-            # the input's own dtype when no per-key sum can overflow it (int32: ~2x faster than widening)
-            exact = arr.dtype == np.int32 and not negative and bits * per < 2**31
-            acc = np.int32 if exact else np.int64
-            lpk = np.add.reduce(arr.reshape(num_keys, per), axis=1, dtype=acc).tolist()
+            lpk = _row_sums(arr.reshape(num_keys, arr.size // num_keys), bits)
     base = 0
     mismatch = False
     if offsets is not None:
