@@ -350,11 +350,6 @@ def _copy_parts(dst: object, src: object, non_blocking: bool) -> None:
 # the cache is empty, ``dist_init`` (VBE strides, and the recat sizes), and ``to_padded_dense`` without
 # ``desired_length``. The constructor checks read only shapes and dtypes: no sync.
 
-# Below this many values ``permute`` moves per-key views with ``torch.cat`` (fewer dispatches); from here on
-# FBGEMM's segment copy, steadier than ``torch.cat`` on a busy CPU (a read-only constant).
-_PERMUTE_VIEWS_MAX_VALUES = 1 << 16
-
-
 class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     """Keyed batch of jagged features (the input of every embedding module).
 
@@ -870,9 +865,10 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), all_values, all_weights)
             full = self._spkpr_or_uniform()
             spkpr = [full[i] for i in indices]
-        elif not torch.jit.is_scripting() and total < _PERMUTE_VIEWS_MAX_VALUES:
-            # Eager, small batch, equal rows: each key's lengths and values are contiguous views; one cat each and
-            # no index tensor to build (host overhead dominates here; large batches take FBGEMM's copy below)
+        elif not torch.jit.is_scripting() and total < 65536:
+            # Eager, below 64k values, equal rows: each key's lengths and values are contiguous views; one cat each
+            # and no index tensor to build (host overhead dominates there). Larger batches take FBGEMM's segment
+            # copy below, steadier than torch.cat on a busy CPU.
             lengths, values, weights = permute_key_views(indices, lpk, self.lengths(), all_values, all_weights)
         else:
             # Equal rows: the lengths move with one index_select; values and weights as whole per-key segments.
