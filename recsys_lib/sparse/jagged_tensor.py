@@ -783,7 +783,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         opk = self.offset_per_key()
         lopk = self.lengths_offset_per_key()
         start, end = opk[i], opk[i + 1]
-        lengths = self.lengths().view(-1)[lopk[i] : lopk[i + 1]]
+        lengths = _flat(self.lengths())[lopk[i] : lopk[i + 1]]
         w = self._weights
         return trusted_jt(self._values[start:end], None if w is None else w[start:end], lengths, None)
 
@@ -807,7 +807,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         lopk = self.lengths_offset_per_key()
         spk = self.stride_per_key()
         variable = self._variable_stride_per_key
-        lengths = self.lengths().view(-1)
+        lengths = _flat(self.lengths())
         stride = self.stride()
         out: List[KeyedJaggedTensor] = []
         start = 0
@@ -1066,6 +1066,11 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
                 weights = [t.tolist() for t in dense_w]
                 lines.append(f'    "{k}": {{\n        "values": {values},\n        "weights": {weights}\n    }}')
         return "KeyedJaggedTensor({\n" + ",\n".join(lines) + "\n})\n"
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """``t.view(-1)`` without a dispatch when ``t`` is already 1-D (lengths usually are)."""
+    return t if t.dim() == 1 else t.view(-1)
 
 
 def _dist_splits(
