@@ -1,15 +1,16 @@
 """Input checks of ``KeyedJaggedTensor`` (Python only; skipped under TorchScript).
 
-``check_kjt_layout`` runs in the constructor and reads only shapes (no host sync). ``checked_length_per_key`` runs
-where the per-key lengths are first read back (``sync()``, ``length_per_key()``, and so every op that needs them):
-it folds its checks (negative lengths, non-decreasing offsets, lengths vs offsets, lengths past the values) into
-that one transfer, so a batch costs no extra sync. Id ranges live in
-``jagged_tensor_validator.validate_keyed_jagged_tensor``.
+``check_kjt_inputs`` runs in the constructor and reads only shapes (no host sync). Where the per-key lengths are
+first read back (``sync()``, ``length_per_key()``, and so every op that needs them), ``uniform_host_length_per_key``
+(the hot path: uniform batch, contiguous CPU lengths, no offsets) or ``checked_length_per_key`` (everything else)
+fold the checks (negative lengths, non-decreasing offsets, lengths vs offsets, lengths past the values) into that
+one read, so a batch costs no extra sync. Id ranges live in ``jagged_tensor_validator.validate_keyed_jagged_tensor``.
 
-Cost on CPU (the common case, a plain host tensor): the lengths are read through a zero-copy NumPy view, so a
-batch pays one fused per-key sum and one bitwise-OR pass (its sign bit says whether any length is negative, its
-magnitude bounds the largest length, which proves the int32 per-key sums exact) -- no extra torch dispatches.
-Everything else is a few integer comparisons; the slow, precise diagnosis runs only when a check fails.
+Cost on CPU (a plain host tensor): the lengths are read through a zero-copy NumPy view (``ops/_host.py``), so no
+torch dispatch. Small int32 batches pay ONE pass (per-key sums of the lengths read as unsigned: a negative length
+adds ``2**32`` to its key's total); larger ones a bitwise-OR pass (its sign bit says whether any length is
+negative, its magnitude bounds the largest length, which proves int32 per-key sums exact) plus the sums. The
+slow, precise diagnosis (which key, which batch index) runs only when a check fails.
 """
 
 from typing import List, Optional, Tuple
