@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
-from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
+from recsys_lib.ops.cumsum import complete_cumsum, complete_cumsum_rows, lengths_from_offsets
 from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
 from recsys_lib.ops.permute import permute_key_views, permute_rows_by_sizes, permute_segments
 from recsys_lib.ops.regroup import plan_regroup, regroup_slices
@@ -494,7 +494,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         weights_list: List[Optional[torch.Tensor]] = [k.weights_or_none() for k in kjt_list]
         values = torch.cat([k.values() for k in kjt_list])
         weights = ops.concat_optional(weights_list, "weights")
-        lengths = torch.cat([k.lengths().view(-1) for k in kjt_list])
+        lengths = torch.cat([_flat(k.lengths()) for k in kjt_list])
         stride: Optional[int] = None if variable else first_stride
         opk: Optional[List[int]] = None if length_per_key is None else cumsum_list(length_per_key)
         if not torch.jit.is_scripting():
@@ -1137,11 +1137,7 @@ def _jt_dict_from_parts(
         lengths_2d = lengths.view(num_keys, -1)
         lengths_list = list(lengths_2d.unbind(0))
         if compute_offsets:
-            offsets_2d = torch.zeros(
-                (num_keys, lengths_2d.size(1) + 1), dtype=lengths.dtype, device=lengths.device
-            )
-            torch.cumsum(lengths_2d, 1, out=offsets_2d[:, 1:])
-            offsets_list = list(offsets_2d.unbind(0))
+            offsets_list = list(complete_cumsum_rows(lengths_2d).unbind(0))
     else:
         lengths_list = list(lengths.view(-1).split_with_sizes(stride_per_key))
         if compute_offsets:
