@@ -163,11 +163,7 @@ def permute_key_views(
     """
     if len(order) == 0:
         return lengths[:0].clone(), values[:0].clone(), None if weights is None else weights[:0].clone()
-    stride = lengths.numel() // len(value_sizes)
-    if lengths.dim() == 1 and stride > 0:
-        rows = lengths.split(stride)  # one dispatch: the per-row views
-    else:
-        rows = lengths.view(len(value_sizes), -1).unbind(0)
+    rows = lengths.view(len(value_sizes), -1).unbind(0)
     out_lengths = torch.cat([rows[i] for i in order])
     chunks = values.split_with_sizes(value_sizes)
     out_values = torch.cat([chunks[i] for i in order])
