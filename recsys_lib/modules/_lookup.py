@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from recsys_lib.modules._feature_layout import all_ids_below, check_ids, check_keys, feature_runs
+from recsys_lib.pt2.checks import is_pt2_compiling
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 
 
@@ -57,6 +58,25 @@ def _key_starts(features: KeyedJaggedTensor) -> List[int]:
     return starts
 
 
+@torch.jit.unused
+def _bag_naming_bad_ids(
+    weight: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    mode: int,
+    per_sample_weights: Optional[torch.Tensor],
+    num_embeddings: int,
+    table: str,
+) -> torch.Tensor:
+    """CPU ``embedding_bag`` (it checks every id and raises before writing); an id outside the table is re-raised
+    as the ``ValueError`` naming the table and the range, as the up-front check would."""
+    try:
+        return torch.embedding_bag(weight, ids, offsets, False, mode, False, per_sample_weights, True, None)[0]
+    except (RuntimeError, IndexError):
+        check_ids(ids, num_embeddings, table)
+        raise
+
+
 def pool_tables(
     features: KeyedJaggedTensor,
     tables: List[torch.Tensor],
@@ -87,8 +107,11 @@ def pool_tables(
     offsets = torch.empty(0)
     have_offsets = False
     need_grad = torch.is_grad_enabled()
-    # One min/max over the whole batch usually proves every id valid; otherwise check table by table.
-    ids_ok = all_ids_below(values, min(num_embeddings))
+    # On CPU (eager) aten's kernel validates every id itself and raises before writing anything: a bad id is then
+    # named (table, range) from the error path, so a good batch pays no extra pass. Elsewhere one min/max over the
+    # whole batch usually proves every id valid; otherwise check table by table.
+    kernel_checks = values.device.type == "cpu" and not torch.jit.is_scripting() and not is_pt2_compiling()
+    ids_ok = kernel_checks or all_ids_below(values, min(num_embeddings))
     pooled: List[torch.Tensor] = []
     for t in range(len(tables)):
         name = table_names[t]
@@ -118,7 +141,10 @@ def pool_tables(
             if weights is not None:
                 w = weights[lo:hi].to(weight.dtype)
             # The aten op directly: nn.EmbeddingBag.forward's kernel without its Python-side checks.
-            out = torch.embedding_bag(weight, ids, o, False, modes[t], False, w, True, None)[0]
+            if kernel_checks:
+                out = _bag_naming_bad_ids(weight, ids, o, modes[t], w, num_embeddings[t], name)
+            else:
+                out = torch.embedding_bag(weight, ids, o, False, modes[t], False, w, True, None)[0]
             if n > 1:
                 # (n*B, D) bag-major per feature → (B, n*D) feature-minor columns
                 d = out.size(1)

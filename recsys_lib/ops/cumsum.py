@@ -40,3 +40,22 @@ complete_cumsum = _complete_cumsum_fast if FBGEMM_AVAILABLE else complete_cumsum
 def lengths_from_offsets(offsets: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`complete_cumsum`: ``offsets[1:] - offsets[:-1]``."""
     return offsets[1:] - offsets[:-1]
+
+
+def complete_cumsum_rows_reference(lengths_2d: torch.Tensor) -> torch.Tensor:
+    """Plain torch: ``(R, C) -> (R, C + 1)`` offsets of every row (leading zero), in the dtype of ``lengths_2d``."""
+    out = torch.zeros((lengths_2d.size(0), lengths_2d.size(1) + 1), dtype=lengths_2d.dtype, device=lengths_2d.device)
+    out[:, 1:] = torch.cumsum(lengths_2d, 1)  # (dynamo cannot trace a non-contiguous out=)
+    return out
+
+
+def _complete_cumsum_rows_fast(lengths_2d: torch.Tensor) -> torch.Tensor:
+    # FBGEMM's complete cumsum takes 2-D input row by row: one dispatch instead of zeros + slice + cumsum
+    if lengths_2d.is_contiguous() and (lengths_2d.dtype == torch.int32 or lengths_2d.dtype == torch.int64):
+        return torch.ops.fbgemm.asynchronous_complete_cumsum(lengths_2d)
+    return complete_cumsum_rows_reference(lengths_2d)
+
+
+# Offsets of every row of a 2-D lengths matrix, ``(R, C) -> (R, C + 1)`` (dispatch chosen once at import).
+complete_cumsum_rows = _complete_cumsum_rows_fast if FBGEMM_AVAILABLE else complete_cumsum_rows_reference
+

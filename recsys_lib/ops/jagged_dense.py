@@ -16,6 +16,7 @@ from typing import Optional
 import torch
 
 from recsys_lib.ops._fbgemm import FBGEMM_AVAILABLE
+from recsys_lib.ops._host import lengths_fill_exactly
 from recsys_lib.ops.cumsum import complete_cumsum
 
 
@@ -81,7 +82,7 @@ def jagged_to_padded_dense_masked(
 
 
 def _pack_min_rows() -> int:
-    """Below this many rows the two data checks of ``_packable`` cost more than ``pack_segments`` saves (CPU)."""
+    """Below this many rows ``pack_segments`` plus its data check is no faster than ``jagged_1d_to_dense`` (CPU)."""
     return 4096
 
 
@@ -90,8 +91,9 @@ def _packable(values: torch.Tensor, lengths: torch.Tensor, max_length: int) -> b
 
     Its CPU kernel lacks int64/float64, its backward leaves the gradient of truncated values uninitialised and it
     writes out of bounds on negative lengths: so it serves only CPU tensors outside autograd whose lengths are
-    non-negative and sum to the number of values (reading CPU lengths is no device sync). Anything else takes
-    ``jagged_1d_to_dense``, whose behaviour on such input is unchanged. Small inputs skip it (see ``_pack_min_rows``).
+    non-negative and sum to the number of values (reading CPU lengths is no device sync; plain host lengths are
+    checked in one NumPy pass, others with two torch reductions); small inputs skip it (see ``_pack_min_rows``).
+    Anything else takes ``jagged_1d_to_dense``, whose behaviour on such input is unchanged.
     """
     if max_length <= 0 or lengths.numel() < _pack_min_rows():
         return False
@@ -102,6 +104,10 @@ def _packable(values: torch.Tensor, lengths: torch.Tensor, max_length: int) -> b
     dt = values.dtype
     if not (dt == torch.float32 or dt == torch.int32 or dt == torch.float16 or dt == torch.bfloat16):
         return False
+    if not torch.jit.is_scripting():
+        exact = lengths_fill_exactly(lengths, values.size(0))
+        if exact is not None:
+            return exact
     return int(lengths.min()) >= 0 and int(lengths.sum()) == values.size(0)
 
 

@@ -151,3 +151,24 @@ def permute_rows_by_sizes(
     out_lengths, _ = permute_segments(order, order_tensor, row_lengths, lengths.view(-1), None)
     out_values, out_weights = permute_segments(order, order_tensor, row_value_sizes, values, weights)
     return out_lengths, out_values, out_weights
+
+
+def permute_key_views(
+    order: List[int], value_sizes: List[int], lengths: torch.Tensor, values: torch.Tensor, weights: Optional[torch.Tensor]
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Equal rows (``lengths`` is ``(F*B,)``), eager: ``(lengths, values, weights)`` with rows in ``order``.
+
+    Each row's lengths and values are contiguous views; every output is one ``torch.cat`` of views (a single
+    memory copy into a new tensor, no index tensor to build). Differentiable in values and weights.
+    """
+    if len(order) == 0:
+        return lengths[:0].clone(), values[:0].clone(), None if weights is None else weights[:0].clone()
+    rows = lengths.view(len(value_sizes), -1).unbind(0)
+    out_lengths = torch.cat([rows[i] for i in order])
+    chunks = values.split_with_sizes(value_sizes)
+    out_values = torch.cat([chunks[i] for i in order])
+    out_weights: Optional[torch.Tensor] = None
+    if weights is not None:
+        w_chunks = weights.split_with_sizes(value_sizes)
+        out_weights = torch.cat([w_chunks[i] for i in order])
+    return out_lengths, out_values, out_weights

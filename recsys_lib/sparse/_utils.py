@@ -1,5 +1,6 @@
 """Small host-side helpers shared by the jagged types (TorchScript-safe)."""
 
+import itertools
 from typing import List, Optional
 
 import torch
@@ -7,6 +8,8 @@ import torch
 
 def cumsum_list(xs: List[int]) -> List[int]:
     """``[0, x0, x0+x1, ...]`` on the host (offsets from lengths)."""
+    if not torch.jit.is_scripting():
+        return list(itertools.accumulate(xs, initial=0))  # C loop (eager only: TorchScript has no itertools)
     out: List[int] = [0]
     total = 0
     for x in xs:

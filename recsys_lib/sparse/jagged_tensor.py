@@ -32,15 +32,21 @@ import torch
 from torch.fx import _symbolic_trace
 from torch.fx._symbolic_trace import ProxyableClassMeta
 
-from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
+from recsys_lib.ops.cumsum import complete_cumsum, complete_cumsum_rows, lengths_from_offsets
 from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
-from recsys_lib.ops.permute import permute_rows_by_sizes, permute_segments
+from recsys_lib.ops.permute import permute_key_views, permute_rows_by_sizes, permute_segments
 from recsys_lib.ops.regroup import plan_regroup, regroup_slices
-from recsys_lib.pt2.checks import is_pt2_compiling, pt2_guard_or_false
+from recsys_lib.pt2.checks import pt2_guard_or_false
 from recsys_lib.sparse import _kjt_ops as ops
-from recsys_lib.sparse._checks import check_jagged_parts, check_keys
+from recsys_lib.sparse._checks import check_jagged_parts
 from recsys_lib.sparse._errors import UnknownKeyError
-from recsys_lib.sparse._kjt_checks import check_kjt_layout, checked_length_per_key
+from recsys_lib.sparse._kjt_checks import (
+    _HOST_INDEX_DTYPES,
+    check_kjt_inputs,
+    checked_length_per_key,
+    is_traced,
+    uniform_host_length_per_key,
+)
 from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._utils import cumsum_list, optional_to
 from recsys_lib.streamable import Pipelineable
@@ -408,9 +414,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             else:
                 spkpr = stride_per_key_per_rank
         if not torch.jit.is_scripting():
-            keys = check_keys("KeyedJaggedTensor", keys)
-            check_jagged_parts("KeyedJaggedTensor", values, weights, lengths, offsets)
-            check_kjt_layout(keys, values, lengths, offsets, stride, spkpr)
+            keys = check_kjt_inputs(keys, values, weights, lengths, offsets, stride, spkpr)
         if lengths is None and offsets is None:
             raise ValueError("KeyedJaggedTensor: one of lengths or offsets is required")
         self._keys: List[str] = keys
@@ -506,7 +510,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         weights_list: List[Optional[torch.Tensor]] = [k.weights_or_none() for k in kjt_list]
         values = torch.cat([k.values() for k in kjt_list])
         weights = ops.concat_optional(weights_list, "weights")
-        lengths = torch.cat([k.lengths().view(-1) for k in kjt_list])
+        lengths = torch.cat([_flat(k.lengths()) for k in kjt_list])
         stride: Optional[int] = None if variable else first_stride
         opk: Optional[List[int]] = None if length_per_key is None else cumsum_list(length_per_key)
         if not torch.jit.is_scripting():
@@ -716,11 +720,19 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         """
         offsets = self._offsets
         lengths = self.lengths()
-        if is_pt2_compiling():  # the checks read data (data-dependent under PT2): a traced program trusts its ids
+        if (
+            offsets is None and not self._variable_stride_per_key and type(lengths) is torch.Tensor
+            and lengths.device.type == "cpu" and lengths.dtype in _HOST_INDEX_DTYPES and lengths.is_contiguous()
+            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+        ):
+            fast = uniform_host_length_per_key(lengths, len(self._keys), self._values.numel())
+            if fast is not None:
+                return fast
+        if is_traced(lengths):  # the checks read data (data-dependent under PT2): a traced program trusts its ids
             return ops.compute_length_per_key(lengths, len(self._keys), self._stride_per_key)
         lpk, base = checked_length_per_key(
-            self._keys, self._values, lengths, offsets, self.stride_per_key(),
-            self._variable_stride_per_key,
+            self._keys, self._values, lengths, offsets,
+            self.stride_per_key() if self._variable_stride_per_key else None,
         )
         if base != 0 and offsets is not None:
             self._values = self._values[base:]
@@ -753,6 +765,10 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def index_per_key(self) -> Dict[str, int]:
         ipk = self._index_per_key
         if ipk is None:
+            if not torch.jit.is_scripting():
+                fast_ipk: Dict[str, int] = dict(zip(self._keys, range(len(self._keys))))  # last repeat wins
+                self._index_per_key = fast_ipk
+                return fast_ipk
             new_ipk: Dict[str, int] = {}
             for i, k in enumerate(self._keys):
                 new_ipk[k] = i
@@ -783,7 +799,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         opk = self.offset_per_key()
         lopk = self.lengths_offset_per_key()
         start, end = opk[i], opk[i + 1]
-        lengths = self.lengths().view(-1)[lopk[i] : lopk[i + 1]]
+        lengths = _flat(self.lengths())[lopk[i] : lopk[i + 1]]
         w = self._weights
         return trusted_jt(self._values[start:end], None if w is None else w[start:end], lengths, None)
 
@@ -807,7 +823,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         lopk = self.lengths_offset_per_key()
         spk = self.stride_per_key()
         variable = self._variable_stride_per_key
-        lengths = self.lengths().view(-1)
+        lengths = _flat(self.lengths())
         stride = self.stride()
         out: List[KeyedJaggedTensor] = []
         start = 0
@@ -865,6 +881,11 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), all_values, all_weights)
             full = self._spkpr_or_uniform()
             spkpr = [full[i] for i in indices]
+        elif not torch.jit.is_scripting() and total < 65536:
+            # Eager, below 64k values, equal rows: each key's lengths and values are contiguous views; one cat each
+            # and no index tensor to build (host overhead dominates there). Larger batches take FBGEMM's segment
+            # copy below, steadier than torch.cat on a busy CPU.
+            lengths, values, weights = permute_key_views(indices, lpk, self.lengths(), all_values, all_weights)
         else:
             # Equal rows: the lengths move with one index_select; values and weights as whole per-key segments.
             if indices_tensor is None:
@@ -1063,6 +1084,11 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         return "KeyedJaggedTensor({\n" + ",\n".join(lines) + "\n})\n"
 
 
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """``t.view(-1)`` without a dispatch when ``t`` is already 1-D (lengths usually are)."""
+    return t if t.dim() == 1 else t.view(-1)
+
+
 def _dist_splits(
     key_splits: List[int], stride_per_key: List[int], length_per_key: List[int], variable: bool, weighted: bool
 ) -> List[List[int]]:
@@ -1128,11 +1154,7 @@ def _jt_dict_from_parts(
         lengths_2d = lengths.view(num_keys, -1)
         lengths_list = list(lengths_2d.unbind(0))
         if compute_offsets:
-            offsets_2d = torch.zeros(
-                (num_keys, lengths_2d.size(1) + 1), dtype=lengths.dtype, device=lengths.device
-            )
-            offsets_2d[:, 1:] = torch.cumsum(lengths_2d, 1)  # (dynamo cannot trace a non-contiguous out=)
-            offsets_list = list(offsets_2d.unbind(0))
+            offsets_list = list(complete_cumsum_rows(lengths_2d).unbind(0))
     else:
         lengths_list = list(lengths.view(-1).split_with_sizes(stride_per_key))
         if compute_offsets:
@@ -1244,6 +1266,10 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def _key_indices(self) -> Dict[str, int]:
         ipk = self._index_per_key
         if ipk is None:
+            if not torch.jit.is_scripting():
+                fast_ipk: Dict[str, int] = dict(zip(self._keys, range(len(self._keys))))  # last repeat wins
+                self._index_per_key = fast_ipk
+                return fast_ipk
             new_ipk: Dict[str, int] = {}
             for i, k in enumerate(self._keys):
                 new_ipk[k] = i
