@@ -18,6 +18,11 @@ from recsys_lib.distributed._tbe.sequence import (  # noqa: F401
     BatchedFusedEmbedding,
 )
 from recsys_lib.distributed._tbe.fused_optimizer import EmbeddingFusedOptimizer  # noqa: F401
+from recsys_lib.distributed._tbe.fully_sharded import (  # noqa: F401
+    ReduceScatterResizeAwaitable,
+    ShardedBatchedFusedEmbedding,
+    ShardedBatchedFusedEmbeddingBag,
+)
 from recsys_lib.distributed.composable.table_batched_embedding_slice import TableBatchedEmbeddingSlice  # noqa: F401
 
 __all__ = [
@@ -28,5 +33,8 @@ __all__ = [
     "BatchedFusedEmbedding",
     "BatchedFusedEmbeddingBag",
     "EmbeddingFusedOptimizer",
+    "ReduceScatterResizeAwaitable",
+    "ShardedBatchedFusedEmbedding",
+    "ShardedBatchedFusedEmbeddingBag",
     "TableBatchedEmbeddingSlice",
 ]
