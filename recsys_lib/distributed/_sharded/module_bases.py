@@ -34,6 +34,7 @@ _CUDA_ONLY_KERNELS = (
     EmbeddingComputeKernel.KEY_VALUE.value,
     EmbeddingComputeKernel.SSD_VIRTUAL_TABLE.value,
     EmbeddingComputeKernel.DRAM_VIRTUAL_TABLE.value,
+    EmbeddingComputeKernel.DRAM_SSD_VIRTUAL_TABLE.value,
 )
 _UVM_KERNELS = (EmbeddingComputeKernel.FUSED_UVM.value, EmbeddingComputeKernel.FUSED_UVM_CACHING.value)
 _QUANT_UVM_KERNELS = (EmbeddingComputeKernel.QUANT_UVM.value, EmbeddingComputeKernel.QUANT_UVM_CACHING.value)
