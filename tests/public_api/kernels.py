@@ -32,7 +32,9 @@ NAMES = [
     *[(_EL, n) for n in (
         "GroupedPooledEmbeddingsLookup", "GroupedEmbeddingsLookup", "CommOpGradientScaling",
         "embeddings_cat_empty_rank_handle", "embeddings_cat_empty_rank_handle_inference", "dummy_tensor",
-        "fx_wrap_tensor_view2d")],
+        "fx_wrap_tensor_view2d", "GroupedEmbeddingsUpdate", "InferGroupedEmbeddingsLookup", "InferGroupedLookupMixin",
+        "InferGroupedPooledEmbeddingsLookup", "MetaInferGroupedEmbeddingsLookup",
+        "MetaInferGroupedPooledEmbeddingsLookup")],
     *[(_FP, n) for n in (
         "FUSED_PARAM_REGISTER_TBE_BOOL", "FUSED_PARAM_QUANT_STATE_DICT_SPLIT_SCALE_BIAS",
         "FUSED_PARAM_TBE_ROW_ALIGNMENT", "FUSED_PARAM_BOUNDS_CHECK_MODE", "FUSED_PARAM_LENGTHS_TO_OFFSETS_LOOKUP",
@@ -85,10 +87,18 @@ SIGNATURES = [
     (_BK, "EmbeddingFusedOptimizer.update_hyper_parameters", [("self", REQUIRED), ("params_dict", REQUIRED)]),
     (_EL, "GroupedPooledEmbeddingsLookup", [
         ("grouped_configs", REQUIRED), ("device", None), ("pg", None), ("feature_processor", None),
-        ("sharding_type", None)]),
+        ("scale_weight_gradients", True), ("sharding_type", None), ("env", None)]),
     (_EL, "GroupedPooledEmbeddingsLookup.prefetch", [("self", REQUIRED), ("sparse_features", REQUIRED),
                                                      ("forward_stream", None)]),
-    (_EL, "GroupedEmbeddingsLookup", [("grouped_configs", REQUIRED), ("pg", None), ("device", None)]),
+    (_EL, "GroupedEmbeddingsLookup", [("grouped_configs", REQUIRED), ("pg", None), ("device", None), ("env", None)]),
+    (_EL, "dummy_tensor", [("sparse_features", REQUIRED), ("dtype", REQUIRED)]),
+    (_EL, "GroupedEmbeddingsUpdate", [("grouped_embeddings_lookup", REQUIRED)]),
+    (_EL, "InferGroupedPooledEmbeddingsLookup", [
+        ("grouped_configs_per_rank", REQUIRED), ("world_size", REQUIRED), ("fused_params", None), ("device", None),
+        ("device_type_from_sharding_infos", None)]),
+    (_EL, "MetaInferGroupedPooledEmbeddingsLookup", [
+        ("grouped_configs", REQUIRED), ("device", None), ("feature_processor", None), ("fused_params", None),
+        ("shard_index", None)]),
     (_EL, "embeddings_cat_empty_rank_handle", [("embeddings", REQUIRED), ("dummy_embs_tensor", REQUIRED), ("dim", 0)]),
     (_SL, "TableBatchedEmbeddingSlice", [
         ("original_tensor", REQUIRED), ("start_offset", REQUIRED), ("end_offset", REQUIRED),
