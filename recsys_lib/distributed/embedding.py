@@ -18,6 +18,7 @@ disagree on VBE) raises ``ValueError`` on every rank: a rank whose input is bad 
 exchange of the input dists, with an error status.
 """
 
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
@@ -41,20 +42,27 @@ from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 from recsys_lib.streamable import Multistreamable
 
 
+@dataclass
 class EmbeddingCollectionContext(Multistreamable):
-    """Per-batch state of a sharded EC: sharding contexts and the input KJT (its lengths shape the output)."""
+    """Per-batch state of a sharded EC: sharding contexts and the input KJT (its lengths shape the output).
 
-    def __init__(
-        self,
-        sharding_contexts: Optional[List[EmbeddingShardingContext]] = None,
-        input_features: Optional[List[KeyedJaggedTensor]] = None,
-        reverse_indices: Optional[List[torch.Tensor]] = None,
-        seq_vbe_ctx: Optional[List[Any]] = None,
-    ) -> None:
-        self.sharding_contexts: List[EmbeddingShardingContext] = list(sharding_contexts or [])
-        self.input_features: List[KeyedJaggedTensor] = list(input_features or [])
-        self.reverse_indices: List[torch.Tensor] = list(reverse_indices or [])
-        self.seq_vbe_ctx: List[Any] = list(seq_vbe_ctx or [])
+    ``None`` for a list field means empty (subclasses pass their arguments through).
+    """
+
+    sharding_contexts: List[EmbeddingShardingContext] = field(default_factory=list)
+    input_features: List[KeyedJaggedTensor] = field(default_factory=list)
+    reverse_indices: List[torch.Tensor] = field(default_factory=list)
+    seq_vbe_ctx: List[Any] = field(default_factory=list)
+    table_name_to_unpruned_hash_sizes: Dict[str, int] = field(default_factory=dict)
+    early_releasable_inputs: List[KeyedJaggedTensor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("sharding_contexts", "input_features", "reverse_indices", "seq_vbe_ctx",
+                     "early_releasable_inputs"):
+            value = getattr(self, name)
+            setattr(self, name, [] if value is None else list(value))
+        if self.table_name_to_unpruned_hash_sizes is None:
+            self.table_name_to_unpruned_hash_sizes = {}
 
     def record_stream(self, stream: torch.Stream) -> None:
         for ctx in self.sharding_contexts:
@@ -67,44 +75,78 @@ class EmbeddingCollectionAwaitable(LazyAwaitable[Dict[str, JaggedTensor]]):
     """Waits every sharding's rows and cuts them into one ``JaggedTensor`` per embedding name.
 
     Args:
-        awaitables: per sharding, ``[ids, D]`` rows in the order of ``names_per_sharding[i]``.
-        features: this rank's input KJT (lengths and, with ``need_indices``, ids of the output).
-        names_per_sharding: embedding names of each sharding, in its row order.
-        feature_of: embedding name → input feature.
-        output_names: keys of the result, in the unsharded module's order.
+        awaitables_per_sharding: per sharding, ``[ids, D]`` rows in the order of its embedding names.
+        features_per_sharding: per sharding, this rank's input KJT with one key per embedding name (key ``j``
+            feeds name ``j``): its lengths (and, with ``need_indices``, ids) shape the output.
+        embedding_names_per_sharding: embedding names of each sharding, in its row order.
+        ctx: the batch's context.
+        need_indices: put each feature's ids in the output's ``weights``.
+        features_to_permute_indices / use_gather_select / use_gather_select_per_sharding: layout options of
+            TorchRec's de-duplicating paths; ids here are not de-duplicated, so they do not change the result.
+        module_fqn / sharding_types: names for profiling ranges.
+        resize_awaitables: waited after the rows (fully sharded kernels free their weights there).
+
+    The result lists the names sharding by sharding, as TorchRec does (``with_output_order`` changes that; the
+    sharded EC asks for the unsharded module's order).
     """
 
     def __init__(
         self,
-        awaitables: List[Awaitable[torch.Tensor]],
-        features: KeyedJaggedTensor,
-        names_per_sharding: List[List[str]],
-        feature_of: Dict[str, str],
-        output_names: List[str],
+        awaitables_per_sharding: List[Awaitable[torch.Tensor]],
+        features_per_sharding: List[KeyedJaggedTensor],
+        embedding_names_per_sharding: List[List[str]],
+        ctx: EmbeddingCollectionContext,
         need_indices: bool = False,
+        features_to_permute_indices: Optional[Dict[str, List[int]]] = None,
+        module_fqn: Optional[str] = None,
+        sharding_types: Optional[List[str]] = None,
+        use_gather_select: bool = False,
+        use_gather_select_per_sharding: Optional[Dict[str, bool]] = None,
+        resize_awaitables: Optional[List[Awaitable[torch.Tensor]]] = None,
     ) -> None:
         super().__init__()
-        self._awaitables = awaitables
-        self._features = features
-        self._embedding_names_per_sharding = names_per_sharding
-        self._feature_of = feature_of
-        self._output_names = output_names
+        self._awaitables_per_sharding = awaitables_per_sharding
+        self._features_per_sharding = features_per_sharding
+        self._embedding_names_per_sharding = embedding_names_per_sharding
+        self._ctx = ctx
         self._need_indices = need_indices
+        self._features_to_permute_indices = features_to_permute_indices or {}
+        self._module_fqn = module_fqn
+        self._sharding_types = sharding_types
+        self._use_gather_select = use_gather_select
+        self._use_gather_select_per_sharding = use_gather_select_per_sharding
+        self._resize_awaitables = resize_awaitables
+        self._output_names: Optional[List[str]] = None
+
+    def with_output_order(self, names: List[str]) -> "EmbeddingCollectionAwaitable":
+        """Lists the result's names in ``names`` order (the unsharded module's) instead of sharding order."""
+        self._output_names = list(names)
+        return self
 
     def _wait_impl(self) -> Dict[str, JaggedTensor]:
-        per_feature = self._features.to_dict()
         out: Dict[str, JaggedTensor] = {}
-        for rows_aw, names in zip(self._awaitables, self._embedding_names_per_sharding):
+        for rows_aw, features, names in zip(
+            self._awaitables_per_sharding, self._features_per_sharding, self._embedding_names_per_sharding
+        ):
             rows = rows_aw.wait()
-            jts = [per_feature[self._feature_of[n]] for n in names]
-            counts = [int(jt.values().numel()) for jt in jts]
-            if sum(counts) != rows.size(0):
-                raise RuntimeError(f"sequence output: {rows.size(0)} rows for {sum(counts)} ids of {names}")
-            for name, jt, values in zip(names, jts, rows.split(counts, dim=0)):
-                out[name] = JaggedTensor(
-                    values=values, lengths=jt.lengths(), weights=jt.values() if self._need_indices else None
+            counts = features.length_per_key()
+            if len(counts) != len(names) or sum(counts) != rows.size(0):
+                raise RuntimeError(
+                    f"sequence output: {rows.size(0)} rows for {sum(counts)} ids of {names} "
+                    f"(features {features.keys()})"
                 )
-        return {n: out[n] for n in self._output_names}
+            lengths = features.lengths().split(features.stride_per_key())
+            ids = features.values().split(counts) if self._need_indices else None
+            for j, (name, values) in enumerate(zip(names, rows.split(counts, dim=0))):
+                out[name] = JaggedTensor(
+                    values=values, lengths=lengths[j], weights=ids[j] if ids is not None else None
+                )
+        if self._resize_awaitables is not None:
+            for pending in self._resize_awaitables:
+                pending.wait()
+        if self._output_names is not None:
+            return {n: out[n] for n in self._output_names}
+        return out
 
 
 def sequence_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
@@ -188,10 +230,21 @@ class ShardedEmbeddingCollection(
         awaitables = [dist(rows, sctx) for dist, rows, sctx in zip(self._output_dists, output, ctx.sharding_contexts)]
         if self.post_odist_tracker_fn is not None:
             self.post_odist_tracker_fn()
+        features = ctx.input_features[0]
         return EmbeddingCollectionAwaitable(
-            awaitables, ctx.input_features[0], self._embedding_names_per_sharding, self._feature_of, self._embedding_names,
-            self._need_indices,
-        )
+            awaitables_per_sharding=awaitables,
+            features_per_sharding=[features.permute(idx) for idx in self._feature_index_per_sharding(features)],
+            embedding_names_per_sharding=self._embedding_names_per_sharding,
+            ctx=ctx,
+            need_indices=self._need_indices,
+            module_fqn=self._module_fqn,
+            sharding_types=list(self._sharding_type_to_sharding.keys()),
+        ).with_output_order(self._embedding_names)
+
+    def _feature_index_per_sharding(self, features: KeyedJaggedTensor) -> List[List[int]]:
+        """Per sharding, the input key index feeding each of its embedding names."""
+        index = {k: i for i, k in enumerate(features.keys())}
+        return [[index[self._feature_of[n]] for n in names] for names in self._embedding_names_per_sharding]
 
     # ---- optimizer and shardings (state dict and parameters: ShardedEmbeddingModule asks the body) ----
 

@@ -1,6 +1,10 @@
 """Public names and signatures of the sharded modules, sharders, strategies and entry points (issue 4, items 5-7)."""
 
+import dataclasses
+
 from tests.public_api import REQUIRED
+
+_FACTORY = dataclasses._HAS_DEFAULT_FACTORY  # a dataclass field with default_factory
 
 _ES = "recsys_lib.distributed.embedding_sharding"
 _EBC = "recsys_lib.distributed.embeddingbag"
@@ -60,8 +64,12 @@ SIGNATURES = [
     (_EBC, "EmbeddingBagCollectionSharder.shard", [
         ("self", REQUIRED), ("module", REQUIRED), ("params", REQUIRED), ("env", REQUIRED), ("device", None),
         ("module_fqn", None)]),
-    (_EBC, "EmbeddingBagCollectionContext", [("sharding_contexts", None), ("inverse_indices", None),
-                                             ("variable_batch_per_feature", False), ("divisor", None)]),
+    (_EBC, "EmbeddingBagCollectionContext", [("sharding_contexts", _FACTORY), ("inverse_indices", None),
+                                             ("variable_batch_per_feature", False), ("divisor", None),
+                                             ("early_releasable_inputs", _FACTORY)]),
+    (_EBC, "EmbeddingBagCollectionAwaitable", [("awaitables", REQUIRED), ("embedding_dims", REQUIRED),
+                                               ("embedding_names", REQUIRED), ("module_fqn", None),
+                                               ("sharding_types", None), ("resize_awaitables", None)]),
     (_EBC, "construct_output_kt", [("embeddings", REQUIRED), ("embedding_names", REQUIRED),
                                    ("embedding_dims", REQUIRED)]),
     (_EC, "EmbeddingCollectionSharder", [("fused_params", None), ("qcomm_codecs_registry", None),
@@ -70,8 +78,15 @@ SIGNATURES = [
         ("module", REQUIRED), ("table_name_to_parameter_sharding", REQUIRED), ("env", REQUIRED),
         ("fused_params", None), ("device", None), ("qcomm_codecs_registry", None), ("use_index_dedup", False),
         ("module_fqn", None)]),
-    (_EC, "EmbeddingCollectionContext", [("sharding_contexts", None), ("input_features", None),
-                                         ("reverse_indices", None), ("seq_vbe_ctx", None)]),
+    (_EC, "EmbeddingCollectionContext", [("sharding_contexts", _FACTORY), ("input_features", _FACTORY),
+                                         ("reverse_indices", _FACTORY), ("seq_vbe_ctx", _FACTORY),
+                                         ("table_name_to_unpruned_hash_sizes", _FACTORY),
+                                         ("early_releasable_inputs", _FACTORY)]),
+    (_EC, "EmbeddingCollectionAwaitable", [
+        ("awaitables_per_sharding", REQUIRED), ("features_per_sharding", REQUIRED),
+        ("embedding_names_per_sharding", REQUIRED), ("ctx", REQUIRED), ("need_indices", False),
+        ("features_to_permute_indices", None), ("module_fqn", None), ("sharding_types", None),
+        ("use_gather_select", False), ("use_gather_select_per_sharding", None), ("resize_awaitables", None)]),
     (_SH, "shard", [("module", REQUIRED), ("plan", REQUIRED), ("env", None), ("device", None), ("sharder", None)]),
     (_SH, "shard_modules", [("module", REQUIRED), ("env", None), ("device", None), ("plan", None),
                             ("sharders", None), ("init_params", False)]),
