@@ -28,7 +28,9 @@ from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_t
 from recsys_lib.distributed._sharded.common import create_sharding_infos
 from recsys_lib.distributed.global_settings import process_settings
 from recsys_lib.distributed._sharded.device_groups import get_device_from_parameter_sharding, group_by_sharding_device  # noqa: F401,E501
-from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
+from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext, KJTListSplitsAwaitable
+from recsys_lib.distributed.embeddingbag import broadcast_replicated_lookups, create_rocksdb_hard_link_snapshots
+from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
 from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
@@ -206,6 +208,79 @@ class ShardedEmbeddingCollection(
         self._feature_of = {n: f for c in configs for n, f in zip(c.embedding_names, c.feature_names)}
         self._embedding_names_per_sharding = [s.embedding_names() for s in body.sharding_type_to_sharding.values()]
         self._embedding_dim = module.embedding_dim()
+
+    # ---- TorchRec's construction helpers ----
+
+    @staticmethod
+    def create_grouped_sharding_infos(
+        module: EmbeddingCollectionInterface,
+        table_name_to_parameter_sharding: Dict[str, ParameterSharding],
+        fused_params: Optional[Dict[str, Any]],
+    ) -> Dict[str, List[Any]]:
+        """``{sharding_type: [EmbeddingShardingInfo]}`` of ``module``'s tables (plan checked)."""
+        configs = sequence_table_configs(module)
+        params = {c.name: module.embeddings[c.name].weight for c in configs}
+        return create_sharding_infos(configs, params, table_name_to_parameter_sharding, fused_params,
+                                     type(module).__name__)
+
+    @staticmethod
+    def create_embedding_sharding(
+        sharding_type: str,
+        sharding_infos: List[Any],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> Any:
+        """The registry's sequence sharding of ``sharding_type`` over ``sharding_infos``."""
+        return strategy_for(sharding_type).create_sequence(
+            sharding_infos, env, device=device, qcomm_codecs_registry=qcomm_codecs_registry
+        )
+
+    def reset_parameters(self) -> None:
+        """Re-initialises every local shard with its table's ``init_fn`` (default uniform)."""
+        self._body.reset_parameters()
+
+    def init_data_parallel(self) -> None:
+        """Makes the data-parallel tables equal on every rank (rank 0's weights)."""
+        broadcast_replicated_lookups(list(self._sharding_type_to_sharding.keys()), self._lookups, self._env)
+
+    def create_rocksdb_hard_link_snapshot(self) -> None:
+        """A RocksDB checkpoint of every key-value table shard on this rank (no-op without key-value tables)."""
+        create_rocksdb_hard_link_snapshots(self._lookups)
+
+    # ---- embedding writes (caches of key-value tables with enable_embedding_update) ----
+
+    @property
+    def enable_embedding_update(self) -> bool:
+        return any(c.enable_embedding_update for c in self._embedding_configs)
+
+    def _writable_shardings(self) -> List[Tuple[Any, nn.Module]]:
+        return [
+            (sharding, lookup)
+            for sharding, lookup in zip(self._sharding_type_to_sharding.values(), self._lookups)
+            if any(t.enable_embedding_update for t in sharding.embedding_tables())
+        ]
+
+    def write_dist(
+        self, ctx: EmbeddingCollectionContext, embeddings: KeyedJaggedTensor
+    ) -> Awaitable[Awaitable[KJTList]]:
+        """Sends rows to write (``embeddings``: ids as values, rows as weights) to the ranks holding them."""
+        if not self.enable_embedding_update:
+            raise ValueError("enable_embedding_update is False for this collection")
+        writable = self._writable_shardings()
+        names = {n for sharding, _ in writable for n in sharding.embedding_names()}
+        if set(embeddings.keys()) != names:
+            raise ValueError(f"write_dist feature names {embeddings.keys()} do not match expected {sorted(names)}")
+        splits = [len(sharding.embedding_names()) for sharding, _ in writable]
+        with torch.no_grad():
+            parts = embeddings.split(splits) if len(splits) > 1 else [embeddings]
+            awaitables = [sharding.create_write_dist(self._device)(part) for (sharding, _), part in zip(writable, parts)]
+        return KJTListSplitsAwaitable(awaitables, ctx, self._module_fqn, None)
+
+    def update(self, ctx: EmbeddingCollectionContext, dist_input: KJTList) -> None:
+        """Applies the distributed writes to this rank's key-value caches."""
+        for (sharding, lookup), embeddings in zip(self._writable_shardings(), dist_input):
+            sharding.create_update(lookup)(embeddings)
 
     def create_context(self) -> EmbeddingCollectionContext:
         return EmbeddingCollectionContext()

@@ -22,6 +22,7 @@ from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar, Union
 
 import torch
 from torch import nn
+from torch.distributed import ProcessGroup
 
 from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
 from recsys_lib.distributed.logging_handlers import detect_technique, log_tbe_composition  # noqa: F401
@@ -200,6 +201,22 @@ class EmbeddingSharding(abc.ABC, Generic[C, F, T, W], FeatureShardingMixIn):
     def uncombined_embedding_dims(self) -> List[int]:
         return self.embedding_dims()
 
+    def create_write_dist(self, device: Optional[torch.device] = None) -> Any:
+        """The distribution of embedding *writes* (embedding-cache updates); a strategy that supports updates
+        overrides it (TorchRec: row-wise sequence sharding)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not distribute embedding updates (enable_embedding_update needs a "
+            f"row-wise sequence sharding)"
+        )
+
+    def create_update(self, grouped_embeddings_lookup: BaseEmbeddingLookup[F, T]) -> Any:
+        """The module applying embedding writes to this sharding's lookup; a strategy that supports updates
+        overrides it (TorchRec: row-wise sequence sharding)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not apply embedding updates (enable_embedding_update needs a row-wise "
+            f"sequence sharding)"
+        )
+
     def uncombined_embedding_names(self) -> List[str]:
         return self.embedding_names()
 
@@ -235,10 +252,18 @@ def record_variable_batch_sizes(sctx: EmbeddingShardingContext, kjt: KeyedJagged
 class KJTListSplitsAwaitable(Awaitable[Awaitable[KJTList]]):
     """Waits each sharding's split-size awaitable (phase 1) and returns the tensor phase as one awaitable."""
 
-    def __init__(self, awaitables: List[Awaitable[Awaitable[KeyedJaggedTensor]]], ctx: Any) -> None:
+    def __init__(
+        self,
+        awaitables: List[Awaitable[Awaitable[KeyedJaggedTensor]]],
+        ctx: Any,
+        module_fqn: Optional[str] = None,
+        sharding_types: Optional[List[str]] = None,
+    ) -> None:
         super().__init__()
         self.awaitables = awaitables
         self.ctx = ctx
+        self._module_fqn = module_fqn  # names for profiling ranges
+        self._sharding_types = sharding_types
 
     def _wait_impl(self) -> KJTListAwaitable:
         tensors = [w.wait() for w in self.awaitables]
@@ -284,10 +309,13 @@ class ListOfKJTListSplitsAwaitable(Awaitable[Awaitable[ListOfKJTList]]):
 class FusedKJTListSplitsAwaitable(Awaitable[List[KJTListAwaitable]]):
     """Several :class:`KJTListSplitsAwaitable` s waited as one (their collectives already issued)."""
 
-    def __init__(self, requests: List[KJTListSplitsAwaitable], contexts: List[Any]) -> None:
+    def __init__(
+        self, requests: List[KJTListSplitsAwaitable], contexts: List[Any], pg: Optional[ProcessGroup]
+    ) -> None:
         super().__init__()
         self._requests = requests
         self._contexts = contexts
+        self._pg = pg  # the group the fused split exchanges ran on
 
     def _wait_impl(self) -> List[KJTListAwaitable]:
         return [r.wait() for r in self._requests]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
+import torch.distributed as dist
 from fbgemm_gpu.permute_pooled_embedding_modules import PermutePooledEmbeddings
 from torch import nn
 
@@ -29,6 +30,7 @@ from recsys_lib.distributed._sharded.device_groups import (  # noqa: F401
 )
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
+from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup, GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable, LazyGetItemMixin
@@ -197,6 +199,33 @@ class VariableBatchEmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.T
         return construct_output_kt([values], self._embedding_names, self._embedding_dims)
 
 
+def _grouped_lookups(lookups: nn.ModuleList) -> List[nn.Module]:
+    """The grouped lookups inside ``lookups`` (unwrapping DDP and other wrappers)."""
+    return [m for lookup in lookups for m in lookup.modules()
+            if isinstance(m, (GroupedPooledEmbeddingsLookup, GroupedEmbeddingsLookup))]
+
+
+def create_rocksdb_hard_link_snapshots(lookups: nn.ModuleList) -> None:
+    """A RocksDB checkpoint of every key-value kernel behind ``lookups`` (other kernels have no store)."""
+    for lookup in _grouped_lookups(lookups):
+        lookup.create_rocksdb_hard_link_snapshot()
+
+
+def broadcast_replicated_lookups(sharding_types: List[str], lookups: nn.ModuleList, env: ShardingEnv) -> None:
+    """Copies rank 0's weights of every replicated (data-parallel) lookup to the other ranks of ``env``, so the
+    replicas start equal (what wrapping them in ``DistributedDataParallel`` does at construction)."""
+    pg = env.process_group
+    if pg is None or env.world_size == 1:
+        return
+    src = dist.get_global_rank(pg, 0)
+    for sharding_type, lookup in zip(sharding_types, lookups):
+        if not strategy_for(sharding_type).replicated:
+            continue
+        with torch.no_grad():
+            for param in lookup.parameters():
+                dist.broadcast(param.data, src=src, group=pg)
+
+
 def pooled_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
     """``EmbeddingTableConfig`` s of an (fused) EBC's tables, with output names and weighting."""
     return sharded_table_configs(module.embedding_bag_configs(), None, module.is_weighted())
@@ -216,6 +245,7 @@ class ShardedEmbeddingBagCollection(
         device: where tables and outputs live (default cpu).
         qcomm_codecs_registry: wire codecs keyed by ``CommOp.value``.
         module_fqn: the module's name in the model (for logging).
+        sharded_module_order_overwrite: sharding types (any case) to run first, in this order.
     """
 
     def __init__(
@@ -227,8 +257,12 @@ class ShardedEmbeddingBagCollection(
         device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
         module_fqn: Optional[str] = None,
+        sharded_module_order_overwrite: Optional[List[str]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._sharded_module_order_overwrite: Optional[List[str]] = (
+            None if sharded_module_order_overwrite is None else [s.lower() for s in sharded_module_order_overwrite]
+        )
         self._env = env
         self._device = torch.device(device) if device is not None else torch.device("cpu")
         self._module_fqn = module_fqn
@@ -241,6 +275,7 @@ class ShardedEmbeddingBagCollection(
         body = ShardedEmbeddingBody(
             configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
             qcomm_codecs_registry, sequence=False, weights_attr="embedding_bags", owner_name=type(self).__name__,
+            sharding_order=self._sharded_module_order_overwrite,
         )
         self._body = body
         self._sharding_type_to_sharding = body.sharding_type_to_sharding
@@ -311,6 +346,15 @@ class ShardedEmbeddingBagCollection(
     def reset_parameters(self) -> None:
         """Re-initialises every local shard with its table's ``init_fn`` (default uniform)."""
         self._body.reset_parameters()
+
+    def init_data_parallel(self) -> None:
+        """Makes the data-parallel tables equal on every rank (rank 0's weights); their lookups already
+        average gradients with ``DistributedDataParallel``."""
+        broadcast_replicated_lookups(list(self._sharding_type_to_sharding.keys()), self._lookups, self._env)
+
+    def create_rocksdb_hard_link_snapshot(self) -> None:
+        """A RocksDB checkpoint of every key-value table shard on this rank (no-op without key-value tables)."""
+        create_rocksdb_hard_link_snapshots(self._lookups)
 
     # ---- the three stages ----
 
@@ -402,7 +446,8 @@ class EmbeddingBagCollectionSharder(BaseEmbeddingSharder[EmbeddingBagCollection]
         module_fqn: Optional[str] = None,
     ) -> ShardedEmbeddingBagCollection:
         return ShardedEmbeddingBagCollection(
-            module, params, env, self.fused_params, device, self.qcomm_codecs_registry, module_fqn
+            module, params, env, self.fused_params, device, self.qcomm_codecs_registry, module_fqn,
+            self._sharded_module_order_overwrite,
         )
 
     def shardable_parameters(self, module: EmbeddingBagCollection) -> Dict[str, nn.Parameter]:
