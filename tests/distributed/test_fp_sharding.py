@@ -180,3 +180,17 @@ def test_unsharded_fp_ebc_vbe_equals_the_expanded_batch():
         values.append(torch.cat(picked))
     expanded = KeyedJaggedTensor(keys=keys, values=torch.cat(values), lengths=torch.cat(lengths))
     torch.testing.assert_close(m(kjt).values(), m(expanded).values())
+
+
+def test_grouped_position_weighted_module_reads_positions_from_weights():
+    # TorchRec: a KJT that carries weights gives the positions (row-wise shards receive them that way)
+    gpw = GroupedPositionWeightedModule({"a": 3})
+    with torch.no_grad():
+        gpw.position_weights["a"].copy_(torch.tensor([10.0, 20.0, 30.0]))
+    kjt = KeyedJaggedTensor(keys=["a"], values=torch.tensor([7, 8, 9]), lengths=torch.tensor([2, 1]))
+    assert gpw(kjt).weights().tolist() == [10.0, 20.0, 10.0]
+    with_pos = KeyedJaggedTensor(keys=["a"], values=torch.tensor([7, 8, 9]), lengths=torch.tensor([2, 1]),
+                                 weights=torch.tensor([2.0, 0.0, 1.0]))
+    assert gpw(with_pos).weights().tolist() == [30.0, 10.0, 20.0]
+    assert list(gpw.state_dict(prefix="p.")) == ["p.position_weights.a"]
+    assert [n for n, _ in gpw.named_parameters("m")] == ["m.position_weights.a"]

@@ -187,14 +187,9 @@ class ShardedBatchedFusedEmbeddingBag(_FullyShardedMethods, BatchedFusedEmbeddin
         self._cpu_fast = None
         self._setup_full_sharding(env)
 
-    def forward(  # type: ignore[override]
-        self,
-        features: Any,
-        vbe_output: Optional[torch.Tensor] = None,
-        vbe_output_offsets: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
+    def forward(self, features: Any) -> torch.Tensor:  # type: ignore[override]
         self._all_gather_table_weights()
-        return self._sharded_forward(super().forward(features, vbe_output, vbe_output_offsets))
+        return self._sharded_forward(super().forward(features))
 
 
 @public_at("recsys_lib.distributed.batched_embedding_kernel")
