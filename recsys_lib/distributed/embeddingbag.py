@@ -487,3 +487,7 @@ class EmbeddingAwaitable(LazyAwaitable[torch.Tensor]):
 
     def _wait_impl(self) -> torch.Tensor:
         return self._awaitable.wait()
+
+
+# A single ``nn.EmbeddingBag`` (defined in ``_sharded/single_bag.py``; TorchRec's path is this module).
+from recsys_lib.distributed._sharded.single_bag import EmbeddingBagSharder, ShardedEmbeddingBag  # noqa: E402,F401
