@@ -23,7 +23,8 @@ NAMES = [
         "CACHE_LOAD_FACTOR_STR", "USE_ONE_TBE_PER_TABLE")],
     *[(_EBC, n) for n in (
         "EmbeddingBagCollectionSharder", "ShardedEmbeddingBagCollection", "EmbeddingBagCollectionContext",
-        "EmbeddingBagCollectionAwaitable", "construct_output_kt")],
+        "EmbeddingBagCollectionAwaitable", "construct_output_kt", "EmbeddingBagSharder", "ShardedEmbeddingBag",
+        "VariableBatchEmbeddingBagCollectionAwaitable")],
     *[(_EC, n) for n in (
         "EmbeddingCollectionSharder", "ShardedEmbeddingCollection", "EmbeddingCollectionContext",
         "EmbeddingCollectionAwaitable")],
@@ -107,4 +108,11 @@ SIGNATURES = [
         ("bucket_cap_mb", 25), ("static_graph", True), ("find_unused_parameters", False),
         ("allreduce_comm_precision", None), ("params_to_ignore", None), ("ddp_kwargs", None)]),
     (_MP, "DataParallelWrapper.wrap", [("self", REQUIRED), ("dmp", REQUIRED), ("env", REQUIRED), ("device", REQUIRED)]),
+    (_EBC, "ShardedEmbeddingBag", [("module", REQUIRED), ("table_name_to_parameter_sharding", REQUIRED),
+                                   ("env", REQUIRED), ("fused_params", None), ("device", None)]),
+    (_EBC, "EmbeddingBagSharder", [("fused_params", None), ("qcomm_codecs_registry", None),
+                                   ("sharded_module_order_overwrite", None)]),
+    (_EBC, "EmbeddingBagCollectionSharder", [("fused_params", None), ("qcomm_codecs_registry", None),
+                                             ("sharded_module_order_overwrite", None)]),
+    ("recsys_lib.distributed.model_parallel", "HybridEvalDMP", [("module", REQUIRED)]),
 ]
