@@ -44,6 +44,33 @@ from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
 from recsys_lib.streamable import Multistreamable
 
 
+def pad_vbe_kjt_lengths(features: KeyedJaggedTensor) -> KeyedJaggedTensor:
+    """A variable-batch KJT as a uniform-batch one: every key padded with empty bags to the largest batch.
+
+    ``values`` are unchanged (the padding bags are empty)::
+
+        a: bags [1, 2] | [3]        (batch 2)       a: [1, 2] | [3] | []
+        b: bags [4]                 (batch 1)  ->   b: [4]    | []  | []     stride 3 (= max batch)
+        c: bags [] | [5] | [6, 7]   (batch 3)       c: []     | [5] | [6, 7]
+    """
+    strides = features.stride_per_key()
+    max_stride = max(strides)
+    lengths = features.lengths()
+    new_lengths = torch.zeros(max_stride * len(features.keys()), device=features.device(), dtype=lengths.dtype)
+    start = 0
+    for i, stride in enumerate(strides):
+        new_lengths[i * max_stride : i * max_stride + stride] = lengths[start : start + stride]
+        start += stride
+    return KeyedJaggedTensor(
+        keys=features.keys(),
+        values=features.values(),
+        lengths=new_lengths,
+        stride=max_stride,
+        length_per_key=features.length_per_key(),
+        offset_per_key=features.offset_per_key(),
+    )
+
+
 @dataclass
 class EmbeddingCollectionContext(Multistreamable):
     """Per-batch state of a sharded EC: sharding contexts and the input KJT (its lengths shape the output).

@@ -387,6 +387,12 @@ def bucketize_kjt_before_all2all(
     return out, unbucketize_permute
 
 
+# Variants for inference and embedding writes (defined in ``_dist/bucketize_variants.py``).
+from recsys_lib.distributed._dist.bucketize_variants import (  # noqa: E402,F401
+    bucketize_embeddings_before_all2all_write,
+    bucketize_kjt_inference,
+)
+
 __all__ = [
     "BaseEmbeddingDist",
     "BaseSparseFeaturesDist",

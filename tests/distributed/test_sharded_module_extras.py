@@ -80,3 +80,16 @@ def _ec_case(rank, world):
 
 def test_ec_construction_helpers_and_writes_world_2():
     assert run_multiprocess(_ec_case, 2) == [True, True]
+
+
+def test_pad_vbe_kjt_lengths_pads_every_key_to_the_largest_batch():
+    from recsys_lib.distributed.embedding import pad_vbe_kjt_lengths
+    from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
+
+    kjt = KeyedJaggedTensor(keys=["a", "b", "c"], values=torch.arange(1, 8), lengths=torch.tensor([2, 1, 1, 0, 1, 2]),
+                            stride_per_key_per_rank=[[2], [1], [3]])
+    padded = pad_vbe_kjt_lengths(kjt)
+    assert padded.stride() == 3 and not padded.variable_stride_per_key()
+    assert padded.lengths().tolist() == [2, 1, 0, 1, 0, 0, 0, 1, 2]
+    assert padded.values().tolist() == list(range(1, 8))
+    assert padded["c"].to_dense()[2].tolist() == [6, 7]

@@ -115,4 +115,13 @@ SIGNATURES = [
     (_EBC, "EmbeddingBagCollectionSharder", [("fused_params", None), ("qcomm_codecs_registry", None),
                                              ("sharded_module_order_overwrite", None)]),
     ("recsys_lib.distributed.model_parallel", "HybridEvalDMP", [("module", REQUIRED)]),
+    (_EC, "pad_vbe_kjt_lengths", [("features", REQUIRED)]),
+    (_ES, "bucketize_kjt_inference", [
+        ("kjt", REQUIRED), ("num_buckets", REQUIRED), ("block_sizes", REQUIRED), ("total_num_buckets", None),
+        ("bucketize_pos", False), ("block_bucketize_row_pos", None), ("is_sequence", False),
+        ("keep_original_indices", False)]),
+    (_ES, "bucketize_embeddings_before_all2all_write", [
+        ("kjt", REQUIRED), ("num_buckets", REQUIRED), ("block_sizes", REQUIRED), ("total_num_blocks", None),
+        ("output_permute", False), ("bucketize_pos", False), ("block_bucketize_row_pos", None),
+        ("keep_original_indices", False)]),
 ]
