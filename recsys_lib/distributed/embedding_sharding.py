@@ -17,7 +17,7 @@ Also here: :class:`EmbeddingShardingInfo` (one table + its plan entry), :class:`
 """
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar, Union
 
 import torch
@@ -91,25 +91,24 @@ class SplitsWithFacts(Awaitable[Awaitable[KeyedJaggedTensor]]):
         return self._inner.wait()
 
 
+@dataclass
 class EmbeddingShardingContext(Multistreamable):
-    """Per-batch facts an output dist needs (batch size of every rank; variable-batch bookkeeping)."""
+    """Per-batch facts an output dist needs (batch size of every rank; variable-batch bookkeeping).
 
-    def __init__(
-        self,
-        batch_size_per_rank: Optional[List[int]] = None,
-        batch_size_per_rank_per_feature: Optional[List[List[int]]] = None,
-        batch_size_per_feature_pre_a2a: Optional[List[int]] = None,
-        variable_batch_per_feature: bool = False,
-    ) -> None:
-        self.batch_size_per_rank: List[int] = batch_size_per_rank if batch_size_per_rank is not None else []
-        self.batch_size_per_rank_per_feature: List[List[int]] = (
-            batch_size_per_rank_per_feature if batch_size_per_rank_per_feature is not None else []
-        )
-        self.batch_size_per_feature_pre_a2a: List[int] = (
-            batch_size_per_feature_pre_a2a if batch_size_per_feature_pre_a2a is not None else []
-        )
-        self.variable_batch_per_feature = variable_batch_per_feature
-        # Sequence shardings: ids sent to / received from each rank by the input dist (they return the rows).
+    Besides the fields, sequence shardings record the ids sent to / received from each rank (``input_splits``,
+    ``output_splits``), the received lengths and the lengths per key before the input dist; row-split
+    shardings record :class:`InputDistFacts` (``input_dist_facts``). ``None`` for a list field means empty.
+    """
+
+    batch_size_per_rank: List[int] = field(default_factory=list)
+    batch_size_per_rank_per_feature: List[List[int]] = field(default_factory=list)
+    batch_size_per_feature_pre_a2a: List[int] = field(default_factory=list)
+    variable_batch_per_feature: bool = False
+
+    def __post_init__(self) -> None:
+        self.batch_size_per_rank = list(self.batch_size_per_rank or [])
+        self.batch_size_per_rank_per_feature = list(self.batch_size_per_rank_per_feature or [])
+        self.batch_size_per_feature_pre_a2a = list(self.batch_size_per_feature_pre_a2a or [])
         self.input_splits: List[int] = []
         self.output_splits: List[int] = []
         self.lengths_after_input_dist: Optional[torch.Tensor] = None
