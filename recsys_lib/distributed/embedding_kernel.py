@@ -36,6 +36,24 @@ class BaseEmbedding(abc.ABC, nn.Module):
         ...
 
 
+def load_kernels_state_dict(kernels: Sequence[nn.Module], state_dict: Mapping[str, Any], strict: bool) -> Any:
+    """Loads ``state_dict`` into grouped kernels whose state dicts share one flat namespace (``"<table>.weight"``).
+
+    Each kernel takes the entries it owns; returns ``_IncompatibleKeys``, and with ``strict`` raises ``KeyError``
+    naming the missing and unexpected keys.
+    """
+    missing: List[str] = []
+    consumed = set()
+    for kernel in kernels:
+        own = kernel.state_dict(keep_vars=True)
+        consumed.update(k for k in own if k in state_dict)
+        missing.extend(kernel.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False).missing_keys)
+    unexpected = [k for k in state_dict if k not in consumed]
+    if strict and (missing or unexpected):
+        raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+    return nn.modules.module._IncompatibleKeys(missing, unexpected)
+
+
 def create_virtual_table_local_metadata(
     local_metadata: ShardMetadata,
     param: torch.Tensor,

@@ -34,7 +34,7 @@ from recsys_lib.distributed._tbe.zero_collision import (
     ZeroCollisionKeyValueEmbeddingBag,
 )
 from recsys_lib.distributed._dist.vbe_layout import merge_groups, transpose
-from recsys_lib.distributed.embedding_kernel import BaseEmbedding
+from recsys_lib.distributed.embedding_kernel import BaseEmbedding, load_kernels_state_dict
 from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
     BaseEmbeddingUpdate,
@@ -202,17 +202,7 @@ class _LookupStateMixin:
         return destination
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:  # type: ignore[override]
-        missing: List[str] = []
-        consumed = set()
-        for kernel in self._emb_modules:
-            own = kernel.state_dict(keep_vars=True)
-            consumed.update(k for k in own if k in state_dict)
-            result = kernel.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
-            missing.extend(result.missing_keys)
-        unexpected = [k for k in state_dict if k not in consumed]
-        if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        return nn.modules.module._IncompatibleKeys(missing, unexpected)
+        return load_kernels_state_dict(list(self._emb_modules), state_dict, strict)
 
     def named_parameters(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True

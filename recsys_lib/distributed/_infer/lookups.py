@@ -23,6 +23,7 @@ from recsys_lib.distributed._sharded.table_types import (
     BaseGroupedFeatureProcessor,
     GroupedEmbeddingConfig,
 )
+from recsys_lib.distributed.embedding_kernel import load_kernels_state_dict
 from recsys_lib.distributed.fused_params import TBEToRegisterMixIn, get_tbes_to_register_from_iterable
 from recsys_lib.distributed.quant_embedding_kernel import QuantBatchedEmbedding, QuantBatchedEmbeddingBag
 
@@ -66,16 +67,7 @@ class _MetaInferBase(BaseEmbeddingLookup[Any, torch.Tensor], TBEToRegisterMixIn)
         return destination
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:  # type: ignore[override]
-        missing: List[str] = []
-        consumed = set()
-        for kernel in self._emb_modules:
-            own = kernel.state_dict(keep_vars=True)
-            consumed.update(k for k in own if k in state_dict)
-            missing.extend(kernel.load_state_dict({k: v for k, v in state_dict.items() if k in own}, False).missing_keys)
-        unexpected = [k for k in state_dict if k not in consumed]
-        if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        return nn.modules.module._IncompatibleKeys(missing, unexpected)
+        return load_kernels_state_dict(list(self._emb_modules), state_dict, strict)
 
     def named_parameters(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
@@ -179,17 +171,7 @@ class InferGroupedLookupMixin:
         return destination
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
-        missing: List[str] = []
-        unexpected: List[str] = []
-        for lookup in self._embedding_lookups_per_rank:
-            own = lookup.state_dict(keep_vars=True)
-            result = lookup.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
-            missing.extend(result.missing_keys)
-        claimed = {k for lookup in self._embedding_lookups_per_rank for k in lookup.state_dict(keep_vars=True)}
-        unexpected = [k for k in state_dict if k not in claimed]
-        if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        return nn.modules.module._IncompatibleKeys(missing, unexpected)
+        return load_kernels_state_dict(list(self._embedding_lookups_per_rank), state_dict, strict)
 
     def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[Tuple[str, nn.Parameter]]:
         for lookup in self._embedding_lookups_per_rank:

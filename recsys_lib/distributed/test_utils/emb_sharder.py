@@ -17,7 +17,20 @@ from recsys_lib.distributed.fused_embedding import FusedEmbeddingCollectionShard
 from recsys_lib.distributed.fused_embeddingbag import FusedEmbeddingBagCollectionSharder
 
 
-class TestECSharder(EmbeddingCollectionSharder):
+class _OneTypeOneKernel:
+    """Offers exactly ``self._sharding_type`` and ``self._kernel_type`` (flat mix-in before the sharder)."""
+
+    _sharding_type: str
+    _kernel_type: str
+
+    def sharding_types(self, compute_device_type: str) -> List[str]:
+        return [self._sharding_type]
+
+    def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
+        return [self._kernel_type]
+
+
+class TestECSharder(_OneTypeOneKernel, EmbeddingCollectionSharder):
     """``EmbeddingCollectionSharder`` offering only ``sharding_type`` and ``kernel_type``."""
 
     __test__ = False  # not a pytest test class
@@ -33,14 +46,8 @@ class TestECSharder(EmbeddingCollectionSharder):
         self._kernel_type = kernel_type
         super().__init__(fused_params if fused_params is not None else {}, qcomm_codecs_registry)
 
-    def sharding_types(self, compute_device_type: str) -> List[str]:
-        return [self._sharding_type]
 
-    def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
-        return [self._kernel_type]
-
-
-class TestEBCSharder(EmbeddingBagCollectionSharder):
+class TestEBCSharder(_OneTypeOneKernel, EmbeddingBagCollectionSharder):
     """``EmbeddingBagCollectionSharder`` offering only ``sharding_type`` and ``kernel_type``."""
 
     __test__ = False
@@ -55,12 +62,6 @@ class TestEBCSharder(EmbeddingBagCollectionSharder):
         self._sharding_type = sharding_type
         self._kernel_type = kernel_type
         super().__init__(fused_params if fused_params is not None else {}, qcomm_codecs_registry)
-
-    def sharding_types(self, compute_device_type: str) -> List[str]:
-        return [self._sharding_type]
-
-    def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
-        return [self._kernel_type]
 
 
 class TestFusedEBCSharder(FusedEmbeddingBagCollectionSharder):
@@ -91,7 +92,7 @@ class TestFusedECSharder(FusedEmbeddingCollectionSharder):
         return [self._sharding_type]
 
 
-class TestEBSharder(EmbeddingBagSharder):
+class TestEBSharder(_OneTypeOneKernel, EmbeddingBagSharder):
     """``EmbeddingBagSharder`` (one ``nn.EmbeddingBag``) offering only ``sharding_type`` and ``kernel_type``."""
 
     __test__ = False
@@ -106,12 +107,6 @@ class TestEBSharder(EmbeddingBagSharder):
         super().__init__(fused_params, qcomm_codecs_registry)
         self._sharding_type = sharding_type
         self._kernel_type = kernel_type
-
-    def sharding_types(self, compute_device_type: str) -> List[str]:
-        return [self._sharding_type]
-
-    def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
-        return [self._kernel_type]
 
     @property
     def fused_params(self) -> Optional[Dict[str, Any]]:
