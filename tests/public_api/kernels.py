@@ -101,7 +101,7 @@ SIGNATURES = [
         ("shard_index", None)]),
     (_EL, "embeddings_cat_empty_rank_handle", [("embeddings", REQUIRED), ("dummy_embs_tensor", REQUIRED), ("dim", 0)]),
     (_SL, "TableBatchedEmbeddingSlice", [
-        ("original_tensor", REQUIRED), ("start_offset", REQUIRED), ("end_offset", REQUIRED),
+        ("data", REQUIRED), ("start_offset", REQUIRED), ("end_offset", REQUIRED),
         ("num_embeddings", REQUIRED), ("embedding_dim", REQUIRED)]),
     (_FP, "tbe_fused_params", [("fused_params", REQUIRED)]),
 ]
