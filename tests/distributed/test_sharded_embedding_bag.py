@@ -81,5 +81,22 @@ def _table_wise(rank, world):
     return True
 
 
-def test_sharded_embedding_bag_refuses_table_wise_and_mean():
-    assert run_multiprocess(_table_wise, 2) == [True, True]
+def _refusals_and_helpers(rank, world):
+    return _table_wise(rank, world), _create_sharding(rank, world)
+
+
+def test_sharded_embedding_bag_refuses_table_wise_and_mean_and_builds_shardings():
+    # column shards combine into the full dim
+    assert run_multiprocess(_refusals_and_helpers, 2) == [(True, [DIM]), (True, [DIM])]
+
+
+def _create_sharding(rank, world):
+    from recsys_lib.distributed.embedding_sharding import EmbeddingShardingInfo
+    from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
+
+    env = ShardingEnv.from_process_group(dist.group.WORLD)
+    config = EmbeddingTableConfig(num_embeddings=ROWS, embedding_dim=DIM, name="t", feature_names=["f"],
+                                  pooling=PoolingType.SUM, embedding_names=["f"])
+    info = EmbeddingShardingInfo(config, _plan("column_wise")["weight"], torch.zeros(ROWS, DIM), None)
+    sharding = ShardedEmbeddingBag.create_embedding_bag_sharding([info], env)
+    return sharding.embedding_dims()

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from recsys_lib._public import public_at
+from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ParameterSharding
@@ -85,6 +86,20 @@ class ShardedEmbeddingBag(
             raise RuntimeError("table-wise sharding of a single EmbeddingBag is not supported; keep it unsharded")
         self._ebc = ShardedEmbeddingBagCollection(
             _BagAsCollection(module), {TABLE: self.parameter_sharding}, env, fused_params, device
+        )
+
+    @classmethod
+    def create_embedding_bag_sharding(
+        cls,
+        sharding_infos: List[Any],
+        env: ShardingEnv,
+        device: Optional[torch.device] = None,
+        permute_embeddings: bool = False,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> Any:
+        """The registry's pooled sharding of the (single) sharding type of ``sharding_infos``."""
+        return ShardedEmbeddingBagCollection.create_embedding_bag_sharding(
+            sharding_infos, env, device, permute_embeddings, qcomm_codecs_registry
         )
 
     def create_context(self) -> EmbeddingBagCollectionContext:
