@@ -52,8 +52,9 @@ NAMES = [
 SIGNATURES = [
     (_ES, "EmbeddingShardingInfo", [("embedding_config", REQUIRED), ("param_sharding", REQUIRED), ("param", REQUIRED),
                                     ("fused_params", None)]),
-    (_ES, "EmbeddingShardingContext", [("batch_size_per_rank", None), ("batch_size_per_rank_per_feature", None),
-                                       ("batch_size_per_feature_pre_a2a", None), ("variable_batch_per_feature", False)]),
+    (_ES, "EmbeddingShardingContext", [("batch_size_per_rank", _FACTORY), ("batch_size_per_rank_per_feature", _FACTORY),
+                                       ("batch_size_per_feature_pre_a2a", _FACTORY),
+                                       ("variable_batch_per_feature", False)]),
     (_ES, "bucketize_kjt_before_all2all", [
         ("kjt", REQUIRED), ("num_buckets", REQUIRED), ("block_sizes", REQUIRED), ("total_num_blocks", None),
         ("output_permute", False), ("bucketize_pos", False), ("block_bucketize_row_pos", None),

@@ -3,7 +3,7 @@ every table gets exactly the layout under test.
 
 Example::
 
-    sharder = TestEBCSharder("row_wise", "fused", fused_params={"learning_rate": 0.1})
+    sharder = TestEBCSharder(ShardingType.ROW_WISE.value, "fused", fused_params={"learning_rate": 0.1})
     plan = EmbeddingShardingPlanner(topology).plan(model, [sharder])   # every table row-wise, fused
 """
 
