@@ -8,7 +8,7 @@ group each value is a ``ShardedTensor`` holding this rank's shard(s), without on
 import abc
 import copy
 from collections import defaultdict
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -52,6 +52,37 @@ def load_kernels_state_dict(kernels: Sequence[nn.Module], state_dict: Mapping[st
     if strict and (missing or unexpected):
         raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
     return nn.modules.module._IncompatibleKeys(missing, unexpected)
+
+
+class KernelStateViews:
+    """State dict and parameters of a lookup as its kernels' entries, merged in one flat namespace (no
+    ``_emb_modules.i`` prefixes); a flat mix-in over ``self._emb_modules``."""
+
+    _emb_modules: nn.ModuleList
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        if destination is None:
+            destination = {}
+        for kernel in self._emb_modules:
+            kernel.state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        return destination
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:  # type: ignore[override]
+        return load_kernels_state_dict(list(self._emb_modules), state_dict, strict)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        for kernel in self._emb_modules:
+            yield from kernel.named_parameters(prefix, recurse)
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, torch.Tensor]]:
+        for kernel in self._emb_modules:
+            yield from kernel.named_buffers(prefix, recurse)
 
 
 def create_virtual_table_local_metadata(

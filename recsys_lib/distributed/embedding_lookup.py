@@ -34,7 +34,7 @@ from recsys_lib.distributed._tbe.zero_collision import (
     ZeroCollisionKeyValueEmbeddingBag,
 )
 from recsys_lib.distributed._dist.vbe_layout import merge_groups, transpose
-from recsys_lib.distributed.embedding_kernel import BaseEmbedding, load_kernels_state_dict
+from recsys_lib.distributed.embedding_kernel import BaseEmbedding, KernelStateViews
 from recsys_lib.distributed._sharded.table_types import (
     BaseEmbeddingLookup,
     BaseEmbeddingUpdate,
@@ -186,35 +186,11 @@ def _split_by_group(features: Any, splits: List[int]) -> List[Any]:
     return features.split(splits)
 
 
-class _LookupStateMixin:
+class _LookupStateMixin(KernelStateViews):
     """State-dict and parameter views of a lookup: the kernels' entries, flattened (no ``_emb_modules.i``)."""
 
     _emb_modules: nn.ModuleList
     _optim_state_tracker_fn: Optional[Callable[[Any, torch.Tensor, Optional[nn.Module]], None]] = None
-
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        if destination is None:
-            destination = {}
-        for kernel in self._emb_modules:
-            kernel.state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
-        return destination
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:  # type: ignore[override]
-        return load_kernels_state_dict(list(self._emb_modules), state_dict, strict)
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        for kernel in self._emb_modules:
-            yield from kernel.named_parameters(prefix, recurse)
-
-    def named_buffers(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, torch.Tensor]]:
-        for kernel in self._emb_modules:
-            yield from kernel.named_buffers(prefix, recurse)
 
     def named_split_embedding_weights(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True

@@ -23,7 +23,7 @@ from recsys_lib.distributed._sharded.table_types import (
     BaseGroupedFeatureProcessor,
     GroupedEmbeddingConfig,
 )
-from recsys_lib.distributed.embedding_kernel import load_kernels_state_dict
+from recsys_lib.distributed.embedding_kernel import KernelStateViews, load_kernels_state_dict
 from recsys_lib.distributed.fused_params import TBEToRegisterMixIn, get_tbes_to_register_from_iterable
 from recsys_lib.distributed.quant_embedding_kernel import QuantBatchedEmbedding, QuantBatchedEmbeddingBag
 
@@ -36,7 +36,7 @@ def _inference_cat(embeddings: List[torch.Tensor], dim: int, device: Optional[to
     return torch.cat(embeddings, dim=dim)
 
 
-class _MetaInferBase(BaseEmbeddingLookup[Any, torch.Tensor], TBEToRegisterMixIn):
+class _MetaInferBase(KernelStateViews, BaseEmbeddingLookup[Any, torch.Tensor], TBEToRegisterMixIn):
     """One rank's quantized kernels (one per group) and their merged state views."""
 
     _emb_modules: nn.ModuleList
@@ -57,29 +57,6 @@ class _MetaInferBase(BaseEmbeddingLookup[Any, torch.Tensor], TBEToRegisterMixIn)
             return [sparse_features]
         return sparse_features.split(self._feature_splits)
 
-    def state_dict(  # type: ignore[override]
-        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
-    ) -> Dict[str, Any]:
-        if destination is None:
-            destination = {}
-        for kernel in self._emb_modules:
-            kernel.state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
-        return destination
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:  # type: ignore[override]
-        return load_kernels_state_dict(list(self._emb_modules), state_dict, strict)
-
-    def named_parameters(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, nn.Parameter]]:
-        for kernel in self._emb_modules:
-            yield from kernel.named_parameters(prefix, recurse)
-
-    def named_buffers(
-        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
-    ) -> Iterator[Tuple[str, torch.Tensor]]:
-        for kernel in self._emb_modules:
-            yield from kernel.named_buffers(prefix, recurse)
 
     def flush(self) -> None:
         """Inference kernels cache nothing: a no-op."""
