@@ -6,19 +6,25 @@ group each value is a ``ShardedTensor`` holding this rank's shard(s), without on
 """
 
 import abc
+import copy
 from collections import defaultdict
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed import ProcessGroup
-from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
+from torch.distributed._shard.metadata import ShardMetadata
+from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor, ShardedTensorMetadata
 
 from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
 
 
 class BaseEmbedding(abc.ABC, nn.Module):
     """One grouped kernel: ``forward(features: KeyedJaggedTensor) -> embeddings``."""
+
+    def __init__(self) -> None:
+        super().__init__()
 
     @abc.abstractmethod
     def forward(self, features: Any) -> torch.Tensor:
@@ -28,6 +34,144 @@ class BaseEmbedding(abc.ABC, nn.Module):
     @abc.abstractmethod
     def config(self) -> GroupedEmbeddingConfig:
         ...
+
+
+def load_kernels_state_dict(kernels: Sequence[nn.Module], state_dict: Mapping[str, Any], strict: bool) -> Any:
+    """Loads ``state_dict`` into grouped kernels whose state dicts share one flat namespace (``"<table>.weight"``).
+
+    Each kernel takes the entries it owns; returns ``_IncompatibleKeys``, and with ``strict`` raises ``KeyError``
+    naming the missing and unexpected keys.
+    """
+    missing: List[str] = []
+    consumed = set()
+    for kernel in kernels:
+        own = kernel.state_dict(keep_vars=True)
+        consumed.update(k for k in own if k in state_dict)
+        missing.extend(kernel.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False).missing_keys)
+    unexpected = [k for k in state_dict if k not in consumed]
+    if strict and (missing or unexpected):
+        raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+    return nn.modules.module._IncompatibleKeys(missing, unexpected)
+
+
+class KernelStateViews:
+    """State dict and parameters of a lookup as its kernels' entries, merged in one flat namespace (no
+    ``_emb_modules.i`` prefixes); a flat mix-in over ``self._emb_modules``."""
+
+    _emb_modules: nn.ModuleList
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        if destination is None:
+            destination = {}
+        for kernel in self._emb_modules:
+            kernel.state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        return destination
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:  # type: ignore[override]
+        return load_kernels_state_dict(list(self._emb_modules), state_dict, strict)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        for kernel in self._emb_modules:
+            yield from kernel.named_parameters(prefix, recurse)
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, torch.Tensor]]:
+        for kernel in self._emb_modules:
+            yield from kernel.named_buffers(prefix, recurse)
+
+
+def create_virtual_table_local_metadata(
+    local_metadata: ShardMetadata,
+    param: torch.Tensor,
+    my_rank: int,
+    offset: Optional[int] = None,
+    weight_count_per_rank: Optional[List[int]] = None,
+) -> None:
+    """Rewrites ``local_metadata`` in place for a virtual (key-value) table shard holding ``param``.
+
+    A virtual table has as many rows as ids seen so far, so its shard is ``param.shape`` at row ``offset``
+    (default: the rows of the lower ranks, ``sum(weight_count_per_rank[:my_rank])``, or ``my_rank`` without
+    counts), column 0.
+    """
+    if offset is None:
+        offset = my_rank if weight_count_per_rank is None else sum(weight_count_per_rank[:my_rank])
+    local_metadata.shard_sizes = list(param.size())
+    local_metadata.shard_offsets = [offset if dim == 0 else 0 for dim in range(param.dim())]
+
+
+def create_virtual_table_global_metadata(
+    metadata: ShardedTensorMetadata,
+    my_rank: int,
+    param: torch.Tensor,
+    weight_count_per_rank: Optional[List[int]],
+    use_param_size_as_rows: bool,
+) -> None:
+    """Rewrites a virtual table's global ``metadata`` in place: shards stacked by rank along dim 0.
+
+    Rank ``r`` holds ``weight_count_per_rank[r]`` rows (1 without counts; with ``use_param_size_as_rows``,
+    ``param.size(0)`` scaled by the ratio of the planned shard sizes); this rank's shard is ``param.shape``.
+    The global size becomes ``[sum of rows, *param.shape[1:]]`` and dtype / requires_grad follow ``param``.
+    """
+    metadata.tensor_properties.dtype = param.dtype
+    metadata.tensor_properties.requires_grad = param.requires_grad
+    my_planned_rows = metadata.shards_metadata[my_rank].shard_sizes[0]
+    offset = 0
+    for rank, shard in enumerate(metadata.shards_metadata):
+        if rank == my_rank:
+            rows = param.size(0)
+            create_virtual_table_local_metadata(shard, param, my_rank, offset)
+        else:
+            if use_param_size_as_rows:
+                rows = param.size(0) * shard.shard_sizes[0] // my_planned_rows
+            else:
+                rows = weight_count_per_rank[rank] if weight_count_per_rank is not None else 1
+            shard.shard_sizes = [rows if dim == 0 else param.size(dim) for dim in range(param.dim())]
+            shard.shard_offsets = [offset if dim == 0 else 0 for dim in range(param.dim())]
+        offset += rows
+    metadata.size = torch.Size([offset if dim == 0 else param.size(dim) for dim in range(param.dim())])
+
+
+def create_virtual_sharded_tensors(
+    embedding_tables: List[ShardedEmbeddingTable],
+    params: List[torch.Tensor],
+    pg: Optional[ProcessGroup] = None,
+    prefix: str = "",
+    table_name_to_weight_count_per_rank: Optional[Dict[str, List[int]]] = None,
+    use_param_size_as_rows: bool = False,
+) -> List[ShardedTensor]:
+    """One ShardedTensor per virtual table (key ``prefix + table name``) over this rank's ``params``.
+
+    The metadata of each table is recomputed from the current row counts (see
+    :func:`create_virtual_table_global_metadata`); without a process group the result is empty (there is no
+    group to build ShardedTensors over).
+    """
+    local_shards: Dict[str, List[Shard]] = defaultdict(list)
+    global_metadata: Dict[str, ShardedTensorMetadata] = {}
+    my_rank = dist.get_rank(pg) if pg is not None else (dist.get_rank() if dist.is_initialized() else 0)
+    counts = table_name_to_weight_count_per_rank or {}
+    for table, param in zip(embedding_tables, params):
+        if not table.use_virtual_table:
+            raise ValueError(f"table {table.name!r} is not a virtual table (use_virtual_table=False)")
+        if table.global_metadata is None or table.local_metadata is None:
+            raise ValueError(f"table {table.name!r}: virtual sharded tensors need local and global shard metadata")
+        key = f"{prefix}{table.name}"
+        md = copy.deepcopy(table.global_metadata)
+        create_virtual_table_global_metadata(md, my_rank, param, counts.get(table.name), use_param_size_as_rows)
+        global_metadata[key] = md
+        local_md = copy.deepcopy(md.shards_metadata[my_rank])
+        local_md.placement = table.local_metadata.placement
+        local_shards[key].append(Shard(tensor=param, metadata=local_md))
+    if pg is None:
+        return []
+    return [
+        ShardedTensor._init_from_local_shards_and_global_metadata(shards, global_metadata[key], process_group=pg)
+        for key, shards in local_shards.items()
+    ]
 
 
 def get_state_dict(

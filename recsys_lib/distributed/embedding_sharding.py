@@ -19,11 +19,12 @@ bucketing, pure + one FBGEMM op). The first four are public at ``embedding_types
 """
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import torch
 from torch import nn
+from torch.distributed import ProcessGroup
 
 from recsys_lib._public import public_at
 from recsys_lib.distributed._tbe.grouping import USE_ONE_TBE_PER_TABLE, group_tables  # noqa: F401
@@ -90,25 +91,24 @@ class SplitsWithFacts(Awaitable[Awaitable[KeyedJaggedTensor]]):
         return self._inner.wait()
 
 
+@dataclass
 class EmbeddingShardingContext(Multistreamable):
-    """Per-batch facts an output dist needs (batch size of every rank; variable-batch bookkeeping)."""
+    """Per-batch facts an output dist needs (batch size of every rank; variable-batch bookkeeping).
 
-    def __init__(
-        self,
-        batch_size_per_rank: Optional[List[int]] = None,
-        batch_size_per_rank_per_feature: Optional[List[List[int]]] = None,
-        batch_size_per_feature_pre_a2a: Optional[List[int]] = None,
-        variable_batch_per_feature: bool = False,
-    ) -> None:
-        self.batch_size_per_rank: List[int] = batch_size_per_rank if batch_size_per_rank is not None else []
-        self.batch_size_per_rank_per_feature: List[List[int]] = (
-            batch_size_per_rank_per_feature if batch_size_per_rank_per_feature is not None else []
-        )
-        self.batch_size_per_feature_pre_a2a: List[int] = (
-            batch_size_per_feature_pre_a2a if batch_size_per_feature_pre_a2a is not None else []
-        )
-        self.variable_batch_per_feature = variable_batch_per_feature
-        # Sequence shardings: ids sent to / received from each rank by the input dist (they return the rows).
+    Besides the fields, sequence shardings record the ids sent to / received from each rank (``input_splits``,
+    ``output_splits``), the received lengths and the lengths per key before the input dist; row-split
+    shardings record :class:`InputDistFacts` (``input_dist_facts``). ``None`` for a list field means empty.
+    """
+
+    batch_size_per_rank: List[int] = field(default_factory=list)
+    batch_size_per_rank_per_feature: List[List[int]] = field(default_factory=list)
+    batch_size_per_feature_pre_a2a: List[int] = field(default_factory=list)
+    variable_batch_per_feature: bool = False
+
+    def __post_init__(self) -> None:
+        self.batch_size_per_rank = list(self.batch_size_per_rank or [])
+        self.batch_size_per_rank_per_feature = list(self.batch_size_per_rank_per_feature or [])
+        self.batch_size_per_feature_pre_a2a = list(self.batch_size_per_feature_pre_a2a or [])
         self.input_splits: List[int] = []
         self.output_splits: List[int] = []
         self.lengths_after_input_dist: Optional[torch.Tensor] = None
@@ -213,6 +213,22 @@ class EmbeddingSharding(abc.ABC, Generic[C, F, T, W], FeatureShardingMixIn):
 
     def uncombined_embedding_dims(self) -> List[int]:
         return self.embedding_dims()
+
+    def create_write_dist(self, device: Optional[torch.device] = None) -> Any:
+        """The distribution of embedding *writes* (embedding-cache updates); a strategy that supports updates
+        overrides it (TorchRec: row-wise sequence sharding)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not distribute embedding updates (enable_embedding_update needs a "
+            f"row-wise sequence sharding)"
+        )
+
+    def create_update(self, grouped_embeddings_lookup: BaseEmbeddingLookup[F, T]) -> Any:
+        """The module applying embedding writes to this sharding's lookup; a strategy that supports updates
+        overrides it (TorchRec: row-wise sequence sharding)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not apply embedding updates (enable_embedding_update needs a row-wise "
+            f"sequence sharding)"
+        )
 
     def uncombined_embedding_names(self) -> List[str]:
         return self.embedding_names()
@@ -320,10 +336,18 @@ def record_variable_batch_sizes(sctx: EmbeddingShardingContext, kjt: KeyedJagged
 class KJTListSplitsAwaitable(Awaitable[Awaitable[KJTList]]):
     """Waits each sharding's split-size awaitable (phase 1) and returns the tensor phase as one awaitable."""
 
-    def __init__(self, awaitables: List[Awaitable[Awaitable[KeyedJaggedTensor]]], ctx: Any) -> None:
+    def __init__(
+        self,
+        awaitables: List[Awaitable[Awaitable[KeyedJaggedTensor]]],
+        ctx: Any,
+        module_fqn: Optional[str] = None,
+        sharding_types: Optional[List[str]] = None,
+    ) -> None:
         super().__init__()
         self.awaitables = awaitables
         self.ctx = ctx
+        self._module_fqn = module_fqn  # names for profiling ranges
+        self._sharding_types = sharding_types
 
     def _wait_impl(self) -> KJTListAwaitable:
         tensors = []
@@ -381,10 +405,13 @@ class ListOfKJTListSplitsAwaitable(Awaitable[Awaitable[ListOfKJTList]]):
 class FusedKJTListSplitsAwaitable(Awaitable[List[KJTListAwaitable]]):
     """Several :class:`KJTListSplitsAwaitable` s waited as one (their collectives already issued)."""
 
-    def __init__(self, requests: List[KJTListSplitsAwaitable], contexts: List[Any]) -> None:
+    def __init__(
+        self, requests: List[KJTListSplitsAwaitable], contexts: List[Any], pg: Optional[ProcessGroup]
+    ) -> None:
         super().__init__()
         self._requests = requests
         self._contexts = contexts
+        self._pg = pg  # the group the fused split exchanges ran on
 
     def _wait_impl(self) -> List[KJTListAwaitable]:
         return [r.wait() for r in self._requests]
@@ -455,6 +482,12 @@ def bucketize_kjt_before_all2all(
     )
     return out, unbucketize_permute
 
+
+# Variants for inference and embedding writes (defined in ``_dist/bucketize_variants.py``).
+from recsys_lib.distributed._dist.bucketize_variants import (  # noqa: E402,F401
+    bucketize_embeddings_before_all2all_write,
+    bucketize_kjt_inference,
+)
 
 __all__ = [
     "BaseEmbeddingDist",

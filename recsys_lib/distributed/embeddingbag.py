@@ -13,9 +13,12 @@ sharded tables (plain tensors for data-parallel ones). The shared machinery live
 ``_sharded/body.py`` (``ShardedEmbeddingBody``, written once for pooled and sequence modules).
 """
 
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
+import torch.distributed as dist
+from fbgemm_gpu.permute_pooled_embedding_modules import PermutePooledEmbeddings
 from torch import nn
 
 from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_table_configs
@@ -28,34 +31,34 @@ from recsys_lib.distributed._sharded.device_groups import (  # noqa: F401
 from recsys_lib.distributed._dist.vbe_layout import split_features
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext, KJTList
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
+from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsLookup, GroupedPooledEmbeddingsLookup
 from recsys_lib.distributed.sharding.strategy import strategy_for
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable, LazyGetItemMixin
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig
-from recsys_lib.modules._lookup import process_pooled_embeddings, reorder_inverse_indices
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection, EmbeddingBagCollectionInterface
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, KeyedTensor
 from recsys_lib.streamable import Multistreamable
 
 
+@dataclass
 class EmbeddingBagCollectionContext(Multistreamable):
-    """Per-batch state of a sharded EBC: one ``EmbeddingShardingContext`` per sharding."""
+    """Per-batch state of a sharded EBC: one ``EmbeddingShardingContext`` per sharding, and the variable-batch
+    inputs (``inverse_indices``; ``batch_size_per_feature``: this rank's batch of every input key)."""
 
-    def __init__(
-        self,
-        sharding_contexts: Optional[List[Optional[EmbeddingShardingContext]]] = None,
-        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
-        variable_batch_per_feature: bool = False,
-        divisor: Optional[torch.Tensor] = None,
-    ) -> None:
-        self.sharding_contexts: List[Optional[EmbeddingShardingContext]] = list(sharding_contexts or [])
-        self.inverse_indices = inverse_indices
-        self.variable_batch_per_feature = variable_batch_per_feature
-        self.divisor = divisor
-        self.batch_size_per_feature: Dict[str, int] = {}  # variable batch: this rank's batch of every input key
+    sharding_contexts: List[Optional[EmbeddingShardingContext]] = field(default_factory=list)
+    inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None
+    variable_batch_per_feature: bool = False
+    divisor: Optional[torch.Tensor] = None
+    early_releasable_inputs: List[KeyedJaggedTensor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sharding_contexts = [] if self.sharding_contexts is None else list(self.sharding_contexts)
+        self.early_releasable_inputs = list(self.early_releasable_inputs or [])
+        self.batch_size_per_feature: Dict[str, int] = {}
 
     def record_stream(self, stream: torch.Stream) -> None:
         for ctx in self.sharding_contexts:
@@ -84,73 +87,143 @@ def output_column_permute(
     return None if index == list(range(col)) else index
 
 
+def _wait_all(awaitables: List[Awaitable[torch.Tensor]]) -> List[torch.Tensor]:
+    return [w.wait() for w in awaitables]
+
+
 class EmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.Tensor], LazyAwaitable[KeyedTensor]):
-    """Waits every sharding's output dist and builds the ``KeyedTensor`` (unsharded key and column order)."""
+    """Waits every sharding's output dist and builds the ``KeyedTensor`` (outputs concatenated along dim 1).
+
+    Args:
+        awaitables: per sharding, ``[B, sum D]`` pooled rows.
+        embedding_dims / embedding_names: the columns of the concatenation.
+        module_fqn / sharding_types: names for profiling ranges.
+        resize_awaitables: waited after the rows (fully sharded kernels free their weights there).
+    """
 
     def __init__(
         self,
         awaitables: List[Awaitable[torch.Tensor]],
-        embedding_names: List[str],
         embedding_dims: List[int],
-        permute: Optional[torch.Tensor] = None,
+        embedding_names: List[str],
+        module_fqn: Optional[str] = None,
+        sharding_types: Optional[List[str]] = None,
+        resize_awaitables: Optional[List[Awaitable[torch.Tensor]]] = None,
     ) -> None:
         super().__init__()
         self._awaitables = awaitables
-        self._embedding_names = embedding_names
         self._embedding_dims = embedding_dims
+        self._embedding_names = embedding_names
+        self._module_fqn = module_fqn
+        self._sharding_types = sharding_types
+        self._resize_awaitables = resize_awaitables
+        self._permute: Optional[torch.Tensor] = None
+
+    def with_column_permute(self, permute: Optional[torch.Tensor]) -> "EmbeddingBagCollectionAwaitable":
+        """Picks the concatenation's columns with ``permute`` (index along dim 1) before keying them (the
+        sharded EBC puts sharding-ordered columns back into the unsharded order)."""
         self._permute = permute
+        return self
 
     def _wait_impl(self) -> KeyedTensor:
-        embeddings = [w.wait() for w in self._awaitables]
+        embeddings = _wait_all(self._awaitables)
         values = embeddings[0] if len(embeddings) == 1 else torch.cat(embeddings, dim=1)
         if self._permute is not None:
             values = values.index_select(1, self._permute.to(values.device))
+        if self._resize_awaitables is not None:
+            _wait_all(self._resize_awaitables)
         return KeyedTensor(keys=self._embedding_names, length_per_key=self._embedding_dims, values=values)
 
 
-class VariableBatchLayout:
-    """Where a variable-batch (VBE) output comes from: each sharding delivers this rank's rows flat and
-    feature-major (``[b_f, D_f]`` per embedding name, the sharding's order); the module cuts them per name,
-    puts them in the unsharded order and expands every name to the full batch with ``inverse_indices``."""
+class VariableBatchEmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.Tensor], LazyAwaitable[KeyedTensor]):
+    """Waits every sharding's variable-batch (VBE) output and expands it to the full batch.
+
+    Each sharding delivers this rank's rows flat and feature-major (``b_f x D_f`` per feature, in the shardings'
+    concatenated order). Feature ``f``'s rows are picked with its row of ``inverse_indices`` (``[F, B]``; rows
+    reordered by ``inverse_indices_permute_indices`` into the shardings' feature order), giving ``[B, sum D]`` in
+    that order; ``permute_op`` (a ``PermutePooledEmbeddings``) then orders the columns as ``embedding_names``.
+
+    Args:
+        awaitables: per sharding, the flat VBE rows.
+        inverse_indices: ``(keys, [F, B] indices)`` of the input KJT.
+        inverse_indices_permute_indices: rows of ``inverse_indices`` in the shardings' feature order (None: as is).
+        batch_size_per_feature_pre_a2a: ``b_f`` per feature, shardings' order.
+        uncombined_embedding_dims: ``D_f`` per feature, shardings' order.
+        embedding_names / embedding_dims: the output's keys and widths.
+        permute_op: column reorder from the shardings' order to ``embedding_names``.
+        module_fqn / sharding_types / resize_awaitables: as :class:`EmbeddingBagCollectionAwaitable`.
+    """
 
     def __init__(
         self,
+        awaitables: List[Awaitable[torch.Tensor]],
+        inverse_indices: Tuple[List[str], torch.Tensor],
+        inverse_indices_permute_indices: Optional[torch.Tensor],
+        batch_size_per_feature_pre_a2a: List[int],
+        uncombined_embedding_dims: List[int],
         embedding_names: List[str],
         embedding_dims: List[int],
-        feature_of: Dict[str, str],
-        per_sharding: List[Tuple[List[str], List[int]]],
+        permute_op: nn.Module,
+        module_fqn: Optional[str] = None,
+        sharding_types: Optional[List[str]] = None,
+        resize_awaitables: Optional[List[Awaitable[torch.Tensor]]] = None,
     ) -> None:
-        self.embedding_names = embedding_names
-        self.embedding_dims = embedding_dims
-        self.feature_of = feature_of
-        self.per_sharding = per_sharding
-        self.features = [feature_of[n] for n in embedding_names]
-
-    def assemble(self, flats: List[torch.Tensor], batch_size_per_feature: Dict[str, int],
-                 inverse_indices: Tuple[List[str], torch.Tensor]) -> KeyedTensor:
-        pooled: Dict[str, torch.Tensor] = {}
-        for flat, (names, dims) in zip(flats, self.per_sharding):
-            batches = [batch_size_per_feature[self.feature_of[n]] for n in names]
-            pooled.update(zip(names, split_features(flat, batches, dims)))
-        inverse = reorder_inverse_indices(inverse_indices, self.features)
-        values = process_pooled_embeddings([pooled[n] for n in self.embedding_names], inverse)
-        return KeyedTensor(keys=self.embedding_names, length_per_key=self.embedding_dims, values=values)
-
-
-class VariableBatchEmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.Tensor], LazyAwaitable[KeyedTensor]):
-    """Waits every sharding's variable-batch output dist and builds the full-batch ``KeyedTensor``."""
-
-    def __init__(self, awaitables: List[Awaitable[torch.Tensor]], ctx: "EmbeddingBagCollectionContext",
-                 layout: VariableBatchLayout) -> None:
         super().__init__()
         self._awaitables = awaitables
-        self._ctx = ctx
-        self._layout = layout
+        self._inverse_indices = inverse_indices
+        self._inverse_indices_permute_indices = inverse_indices_permute_indices
+        self._batch_size_per_feature_pre_a2a = batch_size_per_feature_pre_a2a
+        self._uncombined_embedding_dims = uncombined_embedding_dims
+        self._embedding_names = embedding_names
+        self._embedding_dims = embedding_dims
+        self._permute_op = permute_op
+        self._module_fqn = module_fqn
+        self._sharding_types = sharding_types
+        self._resize_awaitables = resize_awaitables
 
     def _wait_impl(self) -> KeyedTensor:
-        flats = [w.wait() for w in self._awaitables]
-        assert self._ctx.inverse_indices is not None
-        return self._layout.assemble(flats, self._ctx.batch_size_per_feature, self._ctx.inverse_indices)
+        flats = _wait_all(self._awaitables)
+        flat = flats[0] if len(flats) == 1 else torch.cat(flats)
+        indices = self._inverse_indices[1]
+        if self._inverse_indices_permute_indices is not None:
+            indices = indices.index_select(0, self._inverse_indices_permute_indices.to(indices.device))
+        rows = flat.view(-1).split([b * d for b, d in zip(self._batch_size_per_feature_pre_a2a,
+                                                           self._uncombined_embedding_dims)])
+        columns = [
+            r.view(b, d).index_select(0, indices[f].long())
+            for f, (r, b, d) in enumerate(zip(rows, self._batch_size_per_feature_pre_a2a, self._uncombined_embedding_dims))
+        ]
+        values = self._permute_op(torch.cat(columns, dim=1)) if columns else flat.new_zeros(indices.size(-1), 0)
+        if self._resize_awaitables is not None:
+            _wait_all(self._resize_awaitables)
+        return construct_output_kt([values], self._embedding_names, self._embedding_dims)
+
+
+def _grouped_lookups(lookups: nn.ModuleList) -> List[nn.Module]:
+    """The grouped lookups inside ``lookups`` (unwrapping DDP and other wrappers)."""
+    return [m for lookup in lookups for m in lookup.modules()
+            if isinstance(m, (GroupedPooledEmbeddingsLookup, GroupedEmbeddingsLookup))]
+
+
+def create_rocksdb_hard_link_snapshots(lookups: nn.ModuleList) -> None:
+    """A RocksDB checkpoint of every key-value kernel behind ``lookups`` (other kernels have no store)."""
+    for lookup in _grouped_lookups(lookups):
+        lookup.create_rocksdb_hard_link_snapshot()
+
+
+def broadcast_replicated_lookups(sharding_types: List[str], lookups: nn.ModuleList, env: ShardingEnv) -> None:
+    """Copies rank 0's weights of every replicated (data-parallel) lookup to the other ranks of ``env``, so the
+    replicas start equal (what wrapping them in ``DistributedDataParallel`` does at construction)."""
+    pg = env.process_group
+    if pg is None or env.world_size == 1:
+        return
+    src = dist.get_global_rank(pg, 0)
+    for sharding_type, lookup in zip(sharding_types, lookups):
+        if not strategy_for(sharding_type).replicated:
+            continue
+        with torch.no_grad():
+            for param in lookup.parameters():
+                dist.broadcast(param.data, src=src, group=pg)
 
 
 def pooled_table_configs(module: nn.Module) -> List[EmbeddingTableConfig]:
@@ -172,6 +245,7 @@ class ShardedEmbeddingBagCollection(
         device: where tables and outputs live (default cpu).
         qcomm_codecs_registry: wire codecs keyed by ``CommOp.value``.
         module_fqn: the module's name in the model (for logging).
+        sharded_module_order_overwrite: sharding types (any case) to run first, in this order.
     """
 
     def __init__(
@@ -183,8 +257,12 @@ class ShardedEmbeddingBagCollection(
         device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
         module_fqn: Optional[str] = None,
+        sharded_module_order_overwrite: Optional[List[str]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        self._sharded_module_order_overwrite: Optional[List[str]] = (
+            None if sharded_module_order_overwrite is None else [s.lower() for s in sharded_module_order_overwrite]
+        )
         self._env = env
         self._device = torch.device(device) if device is not None else torch.device("cpu")
         self._module_fqn = module_fqn
@@ -197,6 +275,7 @@ class ShardedEmbeddingBagCollection(
         body = ShardedEmbeddingBody(
             configs, params, table_name_to_parameter_sharding, env, self._device, fused_params,
             qcomm_codecs_registry, sequence=False, weights_attr="embedding_bags", owner_name=type(self).__name__,
+            sharding_order=self._sharded_module_order_overwrite,
         )
         self._body = body
         self._sharding_type_to_sharding = body.sharding_type_to_sharding
@@ -218,10 +297,13 @@ class ShardedEmbeddingBagCollection(
             self._embedding_names,
         )
         self._permute: Optional[torch.Tensor] = None if permute is None else torch.tensor(permute, device=self._device)
-        self._vbe_layout = VariableBatchLayout(
-            self._embedding_names, self._embedding_dims,
-            {n: f for c in configs for n, f in zip(c.embedding_names, c.feature_names)},
-            [(s.embedding_names(), s.embedding_dims()) for s in shardings],
+        # Variable batch: features in the shardings' order, and the column reorder back to the unsharded order.
+        self._feature_of = {n: f for c in configs for n, f in zip(c.embedding_names, c.feature_names)}
+        self._uncombined_names = [n for s in shardings for n in s.embedding_names()]
+        self._uncombined_embedding_dims = [d for s in shardings for d in s.embedding_dims()]
+        position = {n: i for i, n in enumerate(self._uncombined_names)}
+        self._permute_op = PermutePooledEmbeddings(
+            self._uncombined_embedding_dims, [position[n] for n in self._embedding_names], self._device
         )
 
     # ---- TorchRec's construction helpers ----
@@ -265,6 +347,15 @@ class ShardedEmbeddingBagCollection(
         """Re-initialises every local shard with its table's ``init_fn`` (default uniform)."""
         self._body.reset_parameters()
 
+    def init_data_parallel(self) -> None:
+        """Makes the data-parallel tables equal on every rank (rank 0's weights); their lookups already
+        average gradients with ``DistributedDataParallel``."""
+        broadcast_replicated_lookups(list(self._sharding_type_to_sharding.keys()), self._lookups, self._env)
+
+    def create_rocksdb_hard_link_snapshot(self) -> None:
+        """A RocksDB checkpoint of every key-value table shard on this rank (no-op without key-value tables)."""
+        create_rocksdb_hard_link_snapshots(self._lookups)
+
     # ---- the three stages ----
 
     def create_context(self) -> EmbeddingBagCollectionContext:
@@ -290,9 +381,29 @@ class ShardedEmbeddingBagCollection(
         awaitables = [dist(embs, sctx) for dist, embs, sctx in zip(self._output_dists, output, ctx.sharding_contexts)]
         if self.post_odist_tracker_fn is not None:
             self.post_odist_tracker_fn()
+        sharding_types = list(self._sharding_type_to_sharding.keys())
         if ctx.variable_batch_per_feature:
-            return VariableBatchEmbeddingBagCollectionAwaitable(awaitables, ctx, self._vbe_layout)
-        return EmbeddingBagCollectionAwaitable(awaitables, self._embedding_names, self._embedding_dims, self._permute)
+            assert ctx.inverse_indices is not None
+            keys = ctx.inverse_indices[0]
+            row = {k: i for i, k in enumerate(keys)}
+            rows = [row[self._feature_of[n]] for n in self._uncombined_names]
+            return VariableBatchEmbeddingBagCollectionAwaitable(
+                awaitables=awaitables,
+                inverse_indices=ctx.inverse_indices,
+                inverse_indices_permute_indices=None if rows == list(range(len(keys))) else torch.tensor(rows),
+                batch_size_per_feature_pre_a2a=[
+                    ctx.batch_size_per_feature[self._feature_of[n]] for n in self._uncombined_names
+                ],
+                uncombined_embedding_dims=self._uncombined_embedding_dims,
+                embedding_names=self._embedding_names,
+                embedding_dims=self._embedding_dims,
+                permute_op=self._permute_op,
+                module_fqn=self._module_fqn,
+                sharding_types=sharding_types,
+            )
+        return EmbeddingBagCollectionAwaitable(
+            awaitables, self._embedding_dims, self._embedding_names, self._module_fqn, sharding_types
+        ).with_column_permute(self._permute)
 
     # ---- optimizer and shardings (state dict and parameters: ShardedEmbeddingModule asks the body) ----
 
@@ -349,7 +460,8 @@ class EmbeddingBagCollectionSharder(BaseEmbeddingSharder[EmbeddingBagCollection]
         module_fqn: Optional[str] = None,
     ) -> ShardedEmbeddingBagCollection:
         return ShardedEmbeddingBagCollection(
-            module, params, env, self.fused_params, device, self.qcomm_codecs_registry, module_fqn
+            module, params, env, self.fused_params, device, self.qcomm_codecs_registry, module_fqn,
+            self._sharded_module_order_overwrite,
         )
 
     def reshard(
@@ -402,3 +514,7 @@ class EmbeddingAwaitable(LazyAwaitable[torch.Tensor]):
 
     def _wait_impl(self) -> torch.Tensor:
         return self._awaitable.wait()
+
+
+# A single ``nn.EmbeddingBag`` (defined in ``_sharded/single_bag.py``; TorchRec's path is this module).
+from recsys_lib.distributed._sharded.single_bag import EmbeddingBagSharder, ShardedEmbeddingBag  # noqa: E402,F401

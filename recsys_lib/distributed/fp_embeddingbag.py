@@ -16,7 +16,8 @@ are the unsharded module's: ``_embedding_bag_collection.embedding_bags.<table>.w
 
 import copy
 import dataclasses
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Type
+from functools import partial
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -93,7 +94,7 @@ class ShardedFeatureProcessedEmbeddingBagCollection(
         table_name_to_parameter_sharding: Dict[str, ParameterSharding],
         ebc_sharder: EmbeddingBagCollectionSharder,
         env: ShardingEnv,
-        device: Optional[torch.device] = None,
+        device: torch.device,
         module_fqn: Optional[str] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=ebc_sharder.qcomm_codecs_registry)
@@ -124,13 +125,38 @@ class ShardedFeatureProcessedEmbeddingBagCollection(
             )
         return self._embedding_bag_collection.input_dist(ctx, features)
 
-    def compute(self, ctx: EmbeddingBagCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
+    def _synced_position_weights(self) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """The position weights flattened through :class:`SumGradAcrossRanks` (gradients summed over ranks),
+        and per feature views of that flat tensor."""
         names = list(self._fp_params)
         flat = SumGradAcrossRanks.apply(torch.cat([self._fp_params[n].view(-1) for n in names]), self._pg)
-        synced = dict(zip(names, flat.split([self._fp_params[n].numel() for n in names])))
-        processed = [apply_position_weights(kjt, synced, pos, scale)
-                     for kjt, pos, scale in zip(dist_input, self._positions_in_weights, self._grad_scales)]
-        out = self._embedding_bag_collection.compute(ctx, KJTList(processed))
+        return flat, dict(zip(names, flat.split([self._fp_params[n].numel() for n in names])))
+
+    def _process(self, dist_input: KJTList, synced: Dict[str, torch.Tensor]) -> KJTList:
+        return KJTList([apply_position_weights(kjt, synced, pos, scale)
+                        for kjt, pos, scale in zip(dist_input, self._positions_in_weights, self._grad_scales)])
+
+    def apply_feature_processors_to_kjt_list(self, dist_input: KJTList) -> KJTList:
+        """Each sharding's received KJT with its position weights applied (positions from the bag offsets, or
+        from the weights a row-split input dist sent)."""
+        return self._process(dist_input, self._synced_position_weights()[1])
+
+    def add_fp_params_grad_sync_callback(self, lazy_awaitable_kt: LazyAwaitable[KeyedTensor]) -> LazyAwaitable[KeyedTensor]:
+        """Ties every feature-processor parameter into the awaited ``KeyedTensor`` with a zero term, so each
+        rank produces a (possibly zero) gradient for all of them and gradient synchronisation never waits on a
+        rank that looked none of them up."""
+        no_op = torch.cat([p.flatten() for p in self._feature_processors.parameters()]).sum() * 0.0
+        lazy_awaitable_kt.callbacks.append(partial(param_dp_sync, no_op_tensor=no_op))
+        return lazy_awaitable_kt
+
+    def preprocess_input(self, args: List[Any], kwargs: Mapping[str, Any]) -> Tuple[List[Any], Mapping[str, Any]]:
+        """Inputs need no change before the input dist: row-split shardings send each id's bag position with
+        it (``need_pos``), so the positions are known wherever the id is looked up."""
+        return args, kwargs
+
+    def compute(self, ctx: EmbeddingBagCollectionContext, dist_input: KJTList) -> List[torch.Tensor]:
+        flat, synced = self._synced_position_weights()
+        out = self._embedding_bag_collection.compute(ctx, self._process(dist_input, synced))
         # every rank must run the gradient all-reduce, also where no position-weighted feature is looked up
         out[0] = out[0] + 0.0 * flat.sum()
         return out
@@ -217,6 +243,15 @@ class FeatureProcessedEmbeddingBagCollectionSharder(ModuleSharder[FeatureProcess
     @property
     def module_type(self) -> Type[FeatureProcessedEmbeddingBagCollection]:
         return FeatureProcessedEmbeddingBagCollection
+
+    @property
+    def sharded_module_type(self) -> Type[ShardedFeatureProcessedEmbeddingBagCollection]:
+        return ShardedFeatureProcessedEmbeddingBagCollection
+
+    @property
+    def fused_params(self) -> Optional[Dict[str, Any]]:
+        """The inner EBC sharder's FBGEMM arguments (they configure this module's kernels)."""
+        return self._ebc_sharder.fused_params
 
 
 def param_dp_sync(kt: KeyedTensor, no_op_tensor: torch.Tensor) -> KeyedTensor:

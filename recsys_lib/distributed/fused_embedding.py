@@ -3,7 +3,7 @@
 A ``ShardedEmbeddingCollection`` whose fused kernels keep the module's optimizer (see ``fused_embeddingbag``).
 """
 
-from typing import Any, Dict, Optional, Type
+from typing import Any, Dict, List, Optional, Type
 
 import torch
 from torch import nn
@@ -24,15 +24,10 @@ class ShardedFusedEmbeddingCollection(ShardedEmbeddingCollection):
         module: FusedEmbeddingCollection,
         table_name_to_parameter_sharding: Dict[str, ParameterSharding],
         env: ShardingEnv,
-        fused_params: Optional[Dict[str, Any]] = None,
         device: Optional[torch.device] = None,
-        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        module_fqn: Optional[str] = None,
     ) -> None:
-        super().__init__(
-            module, table_name_to_parameter_sharding, env, module_fused_params(module, fused_params), device,
-            qcomm_codecs_registry, module_fqn=module_fqn,
-        )
+        # The module's own optimizer drives the fused kernels (the sharder's fused_params are not used).
+        super().__init__(module, table_name_to_parameter_sharding, env, module_fused_params(module, None), device)
 
     @property
     def unsharded_module_type(self) -> Type[nn.Module]:
@@ -40,7 +35,22 @@ class ShardedFusedEmbeddingCollection(ShardedEmbeddingCollection):
 
 
 class FusedEmbeddingCollectionSharder(EmbeddingCollectionSharder):
-    """Shards ``FusedEmbeddingCollection`` s (sharding types as ``EmbeddingCollectionSharder``)."""
+    """Shards ``FusedEmbeddingCollection`` s (sharding types as ``EmbeddingCollectionSharder``).
+
+    Args:
+        fused_params / qcomm_codecs_registry / sharded_module_order_overwrite: as ``BaseEmbeddingSharder``.
+    """
+
+    def __init__(
+        self,
+        fused_params: Optional[Dict[str, Any]] = None,
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        sharded_module_order_overwrite: Optional[List[str]] = None,
+    ) -> None:
+        super().__init__(fused_params, qcomm_codecs_registry)
+        self._sharded_module_order_overwrite = (
+            None if sharded_module_order_overwrite is None else [s.lower() for s in sharded_module_order_overwrite]
+        )
 
     def shard(  # type: ignore[override]
         self,
@@ -50,9 +60,7 @@ class FusedEmbeddingCollectionSharder(EmbeddingCollectionSharder):
         device: Optional[torch.device] = None,
         module_fqn: Optional[str] = None,
     ) -> ShardedFusedEmbeddingCollection:
-        return ShardedFusedEmbeddingCollection(
-            module, params, env, self.fused_params, device, self.qcomm_codecs_registry, module_fqn
-        )
+        return ShardedFusedEmbeddingCollection(module, params, env, device)
 
     def shardable_parameters(self, module: FusedEmbeddingCollection) -> Dict[str, nn.Parameter]:  # type: ignore[override]
         return {name: holder.weight for name, holder in module.embeddings.items()}

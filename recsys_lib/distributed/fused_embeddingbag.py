@@ -36,14 +36,13 @@ class ShardedFusedEmbeddingBagCollection(ShardedEmbeddingBagCollection):
         module: FusedEmbeddingBagCollection,
         table_name_to_parameter_sharding: Dict[str, ParameterSharding],
         env: ShardingEnv,
-        fused_params: Optional[Dict[str, Any]] = None,
         device: Optional[torch.device] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-        module_fqn: Optional[str] = None,
     ) -> None:
+        # The module's own optimizer drives the fused kernels (the sharder's fused_params are not used).
         super().__init__(
-            module, table_name_to_parameter_sharding, env, module_fused_params(module, fused_params), device,
-            qcomm_codecs_registry, module_fqn,
+            module, table_name_to_parameter_sharding, env, module_fused_params(module, None), device,
+            qcomm_codecs_registry,
         )
 
     @property
@@ -62,9 +61,7 @@ class FusedEmbeddingBagCollectionSharder(BaseEmbeddingSharder[FusedEmbeddingBagC
         device: Optional[torch.device] = None,
         module_fqn: Optional[str] = None,
     ) -> ShardedFusedEmbeddingBagCollection:
-        return ShardedFusedEmbeddingBagCollection(
-            module, params, env, self.fused_params, device, self.qcomm_codecs_registry, module_fqn
-        )
+        return ShardedFusedEmbeddingBagCollection(module, params, env, device, self.qcomm_codecs_registry)
 
     def shardable_parameters(self, module: FusedEmbeddingBagCollection) -> Dict[str, nn.Parameter]:
         return {name: holder.weight for name, holder in module.embedding_bags.items()}

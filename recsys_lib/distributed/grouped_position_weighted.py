@@ -14,7 +14,8 @@ Every rank keeps all position-weight parameters (data parallel); :class:`SumGrad
 gradients over the ranks (each rank only computes the part of the batch it looked up).
 """
 
-from typing import Any, Dict, List, Optional, Tuple
+from collections import OrderedDict
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -122,5 +123,35 @@ class GroupedPositionWeightedModule(BaseGroupedFeatureProcessor):
             {f: nn.Parameter(torch.ones(n, device=device)) for f, n in max_feature_lengths.items()}
         )
 
-    def forward(self, features: KeyedJaggedTensor, positions_in_weights: bool = False) -> KeyedJaggedTensor:
+    def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:
+        """Weights every listed feature's ids by position. Positions are the features' weights when present
+        (what a row-split input dist sends), else each id's index in its bag."""
+        positions_in_weights = features.weights_or_none() is not None
         return apply_position_weights(features, dict(self.position_weights.items()), positions_in_weights)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        for name, param in self.position_weights.items():
+            yield _append_prefix(prefix, f"position_weights.{name}"), param
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, torch.Tensor]]:
+        yield from ()
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        """``{prefix + "position_weights.<feature>": weights}``."""
+        if destination is None:
+            destination = OrderedDict()
+        for name, param in self.position_weights.items():
+            destination[prefix + f"position_weights.{name}"] = param if keep_vars else param.detach()
+        return destination
+
+
+def _append_prefix(prefix: str, name: str) -> str:
+    if prefix == "" or prefix.endswith("."):
+        return prefix + name
+    return f"{prefix}.{name}"

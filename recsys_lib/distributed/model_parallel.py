@@ -35,6 +35,7 @@ from recsys_lib.distributed._core.enums import ShardingStrategy
 from recsys_lib.distributed._parallel2d.env import DMPCollectionConfig, DMPCollectionContext, ShardingEnv2D, sharding_env
 from recsys_lib.distributed._parallel2d.groups import check_sizes, group_local_plan, peer_matrix, remap_plan
 from recsys_lib.distributed._parallel2d.sync import average, kernels_to_sync, sync_tensors
+from recsys_lib.distributed.collective_utils import create_on_rank_and_share_result
 from recsys_lib.distributed.shard import _shard_modules, default_plan
 from recsys_lib.distributed.model_tracker.model_delta_tracker import ModelDeltaTracker, ModelDeltaTrackerTrec
 from recsys_lib.distributed.model_tracker.types import DeltaTrackerConfig, ModelTrackerConfigs, Trackers
@@ -581,3 +582,66 @@ class DMPCollection(DistributedModelParallel):
 
     def ensure_reduce_scatter_complete(self) -> None:
         """Nothing to wait for: no context uses ``FULLY_SHARDED`` (rejected at construction)."""
+
+
+class HybridEvalDMP(DistributedModelParallel):
+    """A ``DistributedModelParallel`` for evaluation with split placement (e.g. embeddings on CPU, dense on GPU).
+
+    Differences from the parent: ``init_data_parallel`` defaults to False (no gradient synchronisation for
+    eval); ``to()`` moves only the dense part (subtrees under a ``ShardedModule`` keep their placement);
+    ``share_embedding_memory(pg)`` maps the CPU embedding storage of every rank of ``pg`` onto rank 0's copy in
+    shared memory (``/dev/shm``), so one host keeps one copy.
+
+    Args:
+        module: the model; ``init_data_parallel``: wrap the dense part in DDP; ``kwargs``: as the parent.
+    """
+
+    def __init__(self, module: nn.Module, *, init_data_parallel: bool = False, **kwargs: Any) -> None:
+        super().__init__(module, init_data_parallel=init_data_parallel, **kwargs)
+
+    def to(self, *args: Any, **kwargs: Any) -> "HybridEvalDMP":  # type: ignore[override]
+        """Moves parameters and buffers outside sharded modules (``Tensor.to`` arguments)."""
+
+        def move(mod: nn.Module) -> None:
+            for key, param in mod._parameters.items():
+                if param is not None:
+                    mod._parameters[key] = nn.Parameter(param.data.to(*args, **kwargs), requires_grad=param.requires_grad)
+            for key, buf in mod._buffers.items():
+                if buf is not None:
+                    mod._buffers[key] = buf.to(*args, **kwargs)
+            for child in mod.children():
+                if not isinstance(child, ShardedModule):
+                    move(child)
+
+        move(self.module)
+        return self
+
+    def share_embedding_memory(self, pg: dist.ProcessGroup) -> None:
+        """Makes the CPU parameters of every sharded module use rank 0's storage, placed in shared memory.
+
+        Storages are de-duplicated (several views of one buffer share it once); ranks other than 0 keep their
+        views' offsets, shapes and strides over the shared storage. ``pg`` must hold ranks of one host.
+        """
+        first: Dict[int, torch.Tensor] = {}
+        params: List[Tuple[torch.Tensor, int]] = []
+        for _, module in self.module.named_modules():
+            if isinstance(module, ShardedModule):
+                for _, param in module.named_parameters():
+                    if param.device.type == "cpu":
+                        ptr = param.data.untyped_storage().data_ptr()
+                        first.setdefault(ptr, param.data)
+                        params.append((param, ptr))
+        if not first:
+            return
+        ptrs = list(first)
+        shared = create_on_rank_and_share_result(
+            pg, 0, creator=lambda: [first[p] for p in ptrs], extractor=lambda ts: list(ts),
+            constructor=lambda ts: [t for t in ts if t is not None],
+        )
+        if dist.get_rank(pg) == 0:
+            return
+        storage_of = {ptr: shared[i].untyped_storage() for i, ptr in enumerate(ptrs)}
+        with torch.no_grad():
+            for param, ptr in params:
+                # on the parameter itself (``param.data`` would re-point only a temporary alias)
+                param.set_(storage_of[ptr], param.storage_offset(), param.shape, param.stride())

@@ -16,6 +16,7 @@ from recsys_lib.distributed.embedding_sharding import group_tables
 from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel
 from recsys_lib.modules.embedding_configs import PoolingType
 from recsys_lib.types import DataType
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 from tests.distributed._embedding_refs import pooled_reference, random_kjt, sequence_reference, table
 
 FUSED, DENSE = EmbeddingComputeKernel.FUSED, EmbeddingComputeKernel.DENSE
@@ -142,8 +143,9 @@ def test_helpers():
     x = torch.randn(3, requires_grad=True)
     CommOpGradientScaling.apply(x, 4).sum().backward()
     torch.testing.assert_close(x.grad, torch.full((3,), 0.25))
-    d = dummy_tensor(torch.device("cpu"))
-    assert d.shape == (0,) and d.requires_grad
+    kjt = KeyedJaggedTensor.from_lengths_sync(keys=["f"], values=torch.tensor([1]), lengths=torch.tensor([1]))
+    d = dummy_tensor(kjt, torch.float16)
+    assert d.shape == (0,) and d.requires_grad and d.dtype == torch.float16 and d.device == kjt.device()
     assert embeddings_cat_empty_rank_handle([], d) is d
     one = torch.ones(2, 3)
     assert embeddings_cat_empty_rank_handle([one], d) is one
@@ -174,3 +176,34 @@ def test_weight_gradients_scaled_by_world_size(sharding_type, factor):
     plain, scaled = weight_grad(None), weight_grad(_FakeGroup())
     assert float(plain.abs().sum()) > 0
     torch.testing.assert_close(scaled, plain / factor)
+
+
+class _RecordingKernel(torch.nn.Module):
+    """A kernel accepting updates: records the KJT each ``update`` receives."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.seen = []
+
+    def update(self, features):
+        self.seen.append(features)
+
+
+def test_grouped_embeddings_update_splits_by_update_enabled_group():
+    from recsys_lib.distributed.embedding_lookup import GroupedEmbeddingsUpdate
+
+    groups = group_tables([[table("a", 5, 8, ["fa"], pooling=PoolingType.NONE),
+                            table("b", 5, 16, ["fb", "fc"], pooling=PoolingType.NONE)]])[0]
+    lookup = GroupedEmbeddingsLookup(groups)
+    assert len(GroupedEmbeddingsUpdate(lookup)._emb_modules) == 0  # nothing enables updates
+    for g in groups:
+        g.enable_embedding_update = True
+    with pytest.raises(ValueError, match="has no update"):
+        GroupedEmbeddingsUpdate(lookup)
+    lookup._emb_modules = torch.nn.ModuleList([_RecordingKernel(g) for g in groups])
+    upd = GroupedEmbeddingsUpdate(lookup)
+    keys = [f for g in groups for f in g.feature_names()]
+    kjt = KeyedJaggedTensor.from_lengths_sync(keys, torch.arange(3), torch.tensor([1, 0, 1, 1, 0, 0]))
+    upd(kjt)
+    assert [k.seen[0].keys() for k in upd._emb_modules] == [g.feature_names() for g in groups]

@@ -76,7 +76,8 @@ def test_embedding_sharder_offers_torchrecs_lists():
     assert s.compute_kernels("data_parallel", "cpu") == ["dense"]
     assert s.compute_kernels("table_wise", "cpu") == ["fused"]
     assert s.compute_kernels("row_wise", "cuda") == [
-        "fused", "fused_uvm", "fused_uvm_caching", "key_value", "ssd_virtual_table", "dram_virtual_table"]
+        "fused", "fused_uvm", "fused_uvm_caching", "key_value", "ssd_virtual_table", "dram_virtual_table",
+        "dram_ssd_virtual_table"]  # TorchRec 1.8.0's list
     w = torch.zeros(10, 4)
     assert s.storage_usage(w, "cpu", "fused") == {"ddr": 160}
     assert s.storage_usage(w, "cuda", "fused") == {"hbm": 160}

@@ -99,7 +99,10 @@ def _run(kind, rank, world):
     sharded = sharder.shard(copy.deepcopy(ref), plan, ShardingEnv.from_process_group(dist.group.WORLD))
     for step in range(2):
         kjts = _batches(world, step, vbe=vbe)
-        out = sharded(kjts[rank]).wait().values()
+        awaitable = sharded(kjts[rank])
+        if step == 0:  # the zero tie to the feature-processor parameters leaves the output as it is
+            assert sharded.add_fp_params_grad_sync_callback(awaitable) is awaitable
+        out = awaitable.wait().values()
         ref_outs = [ref(k).values() for k in kjts]
         grads = [torch.randn(o.shape, generator=torch.Generator().manual_seed(9 + step * 10 + r))
                  for r, o in enumerate(ref_outs)]
@@ -180,3 +183,17 @@ def test_unsharded_fp_ebc_vbe_equals_the_expanded_batch():
         values.append(torch.cat(picked))
     expanded = KeyedJaggedTensor(keys=keys, values=torch.cat(values), lengths=torch.cat(lengths))
     torch.testing.assert_close(m(kjt).values(), m(expanded).values())
+
+
+def test_grouped_position_weighted_module_reads_positions_from_weights():
+    # TorchRec: a KJT that carries weights gives the positions (row-wise shards receive them that way)
+    gpw = GroupedPositionWeightedModule({"a": 3})
+    with torch.no_grad():
+        gpw.position_weights["a"].copy_(torch.tensor([10.0, 20.0, 30.0]))
+    kjt = KeyedJaggedTensor(keys=["a"], values=torch.tensor([7, 8, 9]), lengths=torch.tensor([2, 1]))
+    assert gpw(kjt).weights().tolist() == [10.0, 20.0, 10.0]
+    with_pos = KeyedJaggedTensor(keys=["a"], values=torch.tensor([7, 8, 9]), lengths=torch.tensor([2, 1]),
+                                 weights=torch.tensor([2.0, 0.0, 1.0]))
+    assert gpw(with_pos).weights().tolist() == [30.0, 10.0, 20.0]
+    assert list(gpw.state_dict(prefix="p.")) == ["p.position_weights.a"]
+    assert [n for n, _ in gpw.named_parameters("m")] == ["m.position_weights.a"]

@@ -275,15 +275,19 @@ class ShardedEmbeddingBody:
         sequence: bool,
         weights_attr: str,
         owner_name: str,
+        sharding_order: Optional[List[str]] = None,
     ) -> None:
         self.owner_name = owner_name
         self.weights_attr = weights_attr
         if isinstance(env, ShardingEnv2D):  # 2-D parallel: the tables are sharded over the sharding group
             env = sharding_env(env)
         infos = create_sharding_infos(configs, params, plan, fused_params, owner_name)
-        self.sharding_type_to_sharding: Dict[str, EmbeddingSharding] = create_shardings(
-            infos, env, device, qcomm_codecs_registry, sequence
-        )
+        by_type = create_shardings(infos, env, device, qcomm_codecs_registry, sequence)
+        # ``sharding_order`` (sharder's ``sharded_module_order_overwrite``): listed types first, the rest after.
+        first = [t for t in (sharding_order or []) if t in by_type]
+        self.sharding_type_to_sharding: Dict[str, EmbeddingSharding] = {
+            t: by_type[t] for t in first + [t for t in by_type if t not in first]
+        }
         shardings = list(self.sharding_type_to_sharding.values())
         self.router = ShardingRouter(shardings, owner_name)
         self.rows_of: Dict[str, int] = {}

@@ -35,6 +35,7 @@ _CUDA_ONLY_KERNELS = (
     EmbeddingComputeKernel.KEY_VALUE.value,
     EmbeddingComputeKernel.SSD_VIRTUAL_TABLE.value,
     EmbeddingComputeKernel.DRAM_VIRTUAL_TABLE.value,
+    EmbeddingComputeKernel.DRAM_SSD_VIRTUAL_TABLE.value,
 )
 _UVM_KERNELS = (EmbeddingComputeKernel.FUSED_UVM.value, EmbeddingComputeKernel.FUSED_UVM_CACHING.value)
 _QUANT_UVM_KERNELS = (EmbeddingComputeKernel.QUANT_UVM.value, EmbeddingComputeKernel.QUANT_UVM_CACHING.value)
@@ -155,15 +156,21 @@ class BaseEmbeddingSharder(ModuleSharder[M]):
     Args:
         fused_params: FBGEMM arguments for every fused kernel this sharder creates (optimizer, lr, ...).
         qcomm_codecs_registry: quantized communication codecs keyed by ``CommOp.value``.
+        sharded_module_order_overwrite: sharding types (any case) in the order the sharded module runs its
+            shardings; types not listed follow in plan order.
     """
 
     def __init__(
         self,
         fused_params: Optional[Dict[str, Any]] = None,
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+        sharded_module_order_overwrite: Optional[List[str]] = None,
     ) -> None:
         super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
         self._fused_params: Optional[Dict[str, Any]] = fused_params
+        self._sharded_module_order_overwrite: Optional[List[str]] = (
+            None if sharded_module_order_overwrite is None else [s.lower() for s in sharded_module_order_overwrite]
+        )
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
         """The registry's strategies offered on ``compute_device_type`` (registry order)."""

@@ -50,6 +50,8 @@ class EmbeddingComputeKernel(Enum):
     CUSTOMIZED_KERNEL = "customized_kernel"
     SSD_VIRTUAL_TABLE = "ssd_virtual_table"
     DRAM_VIRTUAL_TABLE = "dram_virtual_table"
+    DRAM_SSD_VIRTUAL_TABLE = "dram_ssd_virtual_table"
+    FUSED_TRITON = "fused_triton"
 
 
 def compute_kernel_to_embedding_location(compute_kernel: EmbeddingComputeKernel) -> Any:
@@ -168,6 +170,10 @@ class GroupedEmbeddingConfig:
 
     def embedding_names(self) -> List[str]:
         return [n for t in self.embedding_tables for n in t.embedding_names]
+
+    def is_using_virtual_table(self) -> bool:
+        """Whether any table of the group is a virtual (key-value, zero-collision) table."""
+        return any(t.use_virtual_table for t in self.embedding_tables)
 
     def embedding_shard_metadata(self) -> List[Optional[ShardMetadata]]:
         """Shard metadata of the table behind each feature."""

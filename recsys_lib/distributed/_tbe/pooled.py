@@ -21,6 +21,7 @@ import torch
 from torch.distributed import ProcessGroup
 
 from recsys_lib._public import public_at
+from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._tbe.common import TableLayout
 from recsys_lib.distributed._tbe.cpu_fused import CpuFusedState, cpu_fast_path_for, fused_lookup
 from recsys_lib.distributed._dist.vbe_layout import rank_major_from_uniform
@@ -114,7 +115,20 @@ class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
             return fused_lookup(self._cpu_fast_placeholder, self._cpu_fast, indices, offsets)
         return self._emb_module(indices=indices, offsets=offsets, per_sample_weights=weights)
 
-    def forward(self, features: Any) -> torch.Tensor:
+    def forward(
+        self,
+        features: Any,
+        vbe_output: Optional[torch.Tensor] = None,
+        vbe_output_offsets: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Pooled rows ``[B, sum D]``; a variable-batch KJT gives the flat rank-major VBE output instead.
+
+        Args:
+            features: the group's features (a KeyedJaggedTensor).
+            vbe_output / vbe_output_offsets: a preallocated 1-D output and its ``[W, F]`` start offsets; with a
+                variable-batch KJT, feature ``f``'s rows for rank ``r`` (``B_{f,r} * D_f`` values) are written at
+                ``vbe_output[vbe_output_offsets[r][f]:]`` and ``vbe_output`` is returned.
+        """
         check_features(features, self._layout, self._check_ids)
         indices, offsets = tbe_indices_offsets(features)
         weights = None
@@ -123,16 +137,68 @@ class BaseBatchedEmbeddingBag(TableBatchMethods, BaseEmbedding):
             if weights is None:
                 raise ValueError(f"tables {list(self._layout.table_names)} are weighted but the features have no weights")
         batch_sizes = vbe_batch_sizes(features)
+        if (vbe_output is None) != (vbe_output_offsets is None):
+            raise ValueError("vbe_output and vbe_output_offsets must be given together")
         if batch_sizes is None:
+            if vbe_output is not None:
+                raise ValueError("vbe_output is only used with a variable-batch KeyedJaggedTensor")
             return self._lookup(indices, offsets, weights)
         if not self._supports_vbe:
             # Pad every feature to one batch, then cut the rows out (FBGEMM's dense TBE ignores VBE batch sizes).
             padded = pad_to_uniform_batch(features.lengths(), batch_sizes).to(indices.dtype)
             pooled = self._lookup(indices, padded, weights)
-            return rank_major_from_uniform(pooled, batch_sizes, self._config.embedding_dims())
-        return self._emb_module(
-            indices=indices, offsets=offsets, per_sample_weights=weights, batch_size_per_feature_per_rank=batch_sizes
+            out = rank_major_from_uniform(pooled, batch_sizes, self._config.embedding_dims())
+        else:
+            out = self._emb_module(
+                indices=indices, offsets=offsets, per_sample_weights=weights, batch_size_per_feature_per_rank=batch_sizes
+            )
+        if vbe_output is None:
+            return out
+        assert vbe_output_offsets is not None
+        return write_vbe_output(out, batch_sizes, self._config.embedding_dims(), vbe_output, vbe_output_offsets)
+
+    def wait_for_forward(self) -> None:
+        """Waits for an asynchronous forward kernel (Triton TBEs record one); the FBGEMM kernels are ordered
+        on their stream already, so this returns at once for them."""
+        wait = getattr(self._emb_module, "wait_for_forward", None)
+        if wait is not None:
+            wait()
+
+
+def write_vbe_output(
+    out: torch.Tensor,
+    batch_per_feature_per_rank: List[List[int]],
+    dims: List[int],
+    vbe_output: torch.Tensor,
+    vbe_output_offsets: torch.Tensor,
+) -> torch.Tensor:
+    """Copies the rank-major VBE output ``out`` into ``vbe_output`` at ``vbe_output_offsets[r][f]`` (``[W, F]``).
+
+    ``out`` holds, for each rank ``r`` then feature ``f``, ``B_{f,r} * D_f`` values; each block goes to its offset.
+    """
+    num_features = len(batch_per_feature_per_rank)
+    num_ranks = len(batch_per_feature_per_rank[0]) if num_features else 0
+    if vbe_output.dim() != 1:
+        raise ValueError(f"vbe_output must be 1-D, got shape {list(vbe_output.shape)}")
+    if tuple(vbe_output_offsets.shape) != (num_ranks, num_features):
+        raise ValueError(
+            f"vbe_output_offsets must have shape [{num_ranks}, {num_features}] (ranks, features), "
+            f"got {list(vbe_output_offsets.shape)}"
         )
+    starts = vbe_output_offsets.tolist()
+    flat = out.reshape(-1)
+    pos = 0
+    for r in range(num_ranks):
+        for f in range(num_features):
+            n = batch_per_feature_per_rank[f][r] * dims[f]
+            start = int(starts[r][f])
+            if start + n > vbe_output.numel():
+                raise ValueError(
+                    f"vbe_output has {vbe_output.numel()} values; rank {r} feature {f} needs [{start}, {start + n})"
+                )
+            vbe_output[start : start + n] = flat[pos : pos + n].to(vbe_output.dtype)
+            pos += n
+    return vbe_output
 
 
 @public_at("recsys_lib.distributed.batched_embedding_kernel")
@@ -156,8 +222,11 @@ class BatchedFusedEmbeddingBag(FusedTableBatchMethods, BaseBatchedEmbeddingBag, 
         pg: Optional[ProcessGroup] = None,
         device: Optional[torch.device] = None,
         sharding_type: Optional[Any] = None,
+        env: Optional[ShardingEnv] = None,
     ) -> None:
         super().__init__(config, pg, device, sharding_type)
+        # The sharding environment (fully sharded 2-D kernels read their replica group from it).
+        self._env = env
         self._build_tables(self._pooling_mode)
         self._cpu_fast = cpu_fast_path_for(self._emb_module, self._device, config.is_weighted)
 

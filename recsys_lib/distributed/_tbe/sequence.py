@@ -99,7 +99,6 @@ class BaseBatchedEmbedding(TableBatchMethods, BaseEmbedding):
         config: the tables of this kernel (local shard shapes in ``local_rows``/``local_cols``).
         pg: process group of the sharding (state dicts become ShardedTensors with it).
         device: where the tables live (default cpu).
-        sharding_type: accepted for symmetry with the pooled kernels.
     """
 
     def __init__(
@@ -107,10 +106,9 @@ class BaseBatchedEmbedding(TableBatchMethods, BaseEmbedding):
         config: GroupedEmbeddingConfig,
         pg: Optional[ProcessGroup] = None,
         device: Optional[torch.device] = None,
-        sharding_type: Optional[Any] = None,
     ) -> None:
         super().__init__()
-        self._init_fields(config, pg, device, sharding_type)
+        self._init_fields(config, pg, device, None)
         self._dim = self._layout.uniform_dim
 
 
@@ -130,11 +128,10 @@ class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedO
         config: GroupedEmbeddingConfig,
         pg: Optional[ProcessGroup] = None,
         device: Optional[torch.device] = None,
-        sharding_type: Optional[Any] = None,
     ) -> None:
         from fbgemm_gpu.split_table_batched_embeddings_ops_common import PoolingMode
 
-        super().__init__(config, pg, device, sharding_type)
+        super().__init__(config, pg, device)
         # Mixed dims: pooled TBE with one id per bag (FBGEMM's NONE mode needs equal dims on CPU).
         self._one_id_per_bag = self._dim is None
         self._build_tables(PoolingMode.SUM if self._one_id_per_bag else PoolingMode.NONE)
@@ -148,6 +145,12 @@ class BatchedFusedEmbedding(FusedTableBatchMethods, BaseBatchedEmbedding, FusedO
         if features.variable_stride_per_key():
             offsets = _feature_offsets(features, indices)
         return self._emb_module(indices=indices, offsets=offsets)
+
+    def wait_for_forward(self) -> None:
+        """Waits for an asynchronous forward kernel (Triton TBEs record one); returns at once for FBGEMM's."""
+        wait = getattr(self._emb_module, "wait_for_forward", None)
+        if wait is not None:
+            wait()
 
 
 @public_at("recsys_lib.distributed.batched_embedding_kernel")
@@ -163,11 +166,10 @@ class BatchedDenseEmbedding(DenseTableBatchMethods, BaseBatchedEmbedding):
         config: GroupedEmbeddingConfig,
         pg: Optional[ProcessGroup] = None,
         device: Optional[torch.device] = None,
-        sharding_type: Optional[Any] = None,
     ) -> None:
         from fbgemm_gpu.split_table_batched_embeddings_ops_common import PoolingMode
 
-        super().__init__(config, pg, device, sharding_type)
+        super().__init__(config, pg, device)
         self._use_tbe = self._device.type == "cuda" and self._dim is not None
         self._build_tables(PoolingMode.NONE)
 

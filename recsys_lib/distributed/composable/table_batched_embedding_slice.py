@@ -22,36 +22,34 @@ from torch import nn
 
 
 class TableBatchedEmbeddingSlice(nn.Parameter):
-    """``original_tensor[start_offset:end_offset].view(num_embeddings, embedding_dim)`` as a Parameter.
+    """``data[start_offset:end_offset].view(num_embeddings, embedding_dim)`` as a Parameter.
 
     Args:
-        original_tensor: the TBE's flat buffer (1-D).
+        data: the TBE's flat buffer (1-D).
         start_offset / end_offset: element range of this table in the buffer.
         num_embeddings / embedding_dim: the table's shape ``R x D`` (``R * D == end_offset - start_offset``).
     """
 
     def __new__(
         cls,
-        original_tensor: torch.Tensor,
+        data: torch.Tensor,
         start_offset: int,
         end_offset: int,
         num_embeddings: int,
         embedding_dim: int,
     ) -> "TableBatchedEmbeddingSlice":
-        if original_tensor.dim() != 1:
-            raise ValueError(f"original_tensor must be the 1-D TBE buffer, got shape {list(original_tensor.shape)}")
-        if not 0 <= start_offset <= end_offset <= original_tensor.numel():
-            raise ValueError(
-                f"slice [{start_offset}, {end_offset}) does not fit a buffer of {original_tensor.numel()} elements"
-            )
+        if data.dim() != 1:
+            raise ValueError(f"data must be the 1-D TBE buffer, got shape {list(data.shape)}")
+        if not 0 <= start_offset <= end_offset <= data.numel():
+            raise ValueError(f"slice [{start_offset}, {end_offset}) does not fit a buffer of {data.numel()} elements")
         if (end_offset - start_offset) != num_embeddings * embedding_dim:
             raise ValueError(
                 f"slice [{start_offset}, {end_offset}) holds {end_offset - start_offset} elements, "
                 f"expected num_embeddings * embedding_dim = {num_embeddings} * {embedding_dim}"
             )
-        data = original_tensor.detach()[start_offset:end_offset].view(num_embeddings, embedding_dim)
-        self = torch.Tensor._make_subclass(cls, data, original_tensor.requires_grad)
-        self._original_tensor = original_tensor
+        view = data.detach()[start_offset:end_offset].view(num_embeddings, embedding_dim)
+        self = torch.Tensor._make_subclass(cls, view, data.requires_grad)
+        self._original_tensor = data
         self._start_offset = start_offset
         self._end_offset = end_offset
         self._num_embeddings = num_embeddings
@@ -60,7 +58,7 @@ class TableBatchedEmbeddingSlice(nn.Parameter):
 
     def __init__(
         self,
-        original_tensor: torch.Tensor,
+        data: torch.Tensor,
         start_offset: int,
         end_offset: int,
         num_embeddings: int,

@@ -32,7 +32,7 @@ from recsys_lib.distributed.sharding.strategy import strategy_for
 
 logger = logging.getLogger(__name__)
 
-_KERNELS = frozenset(k.value for k in EmbeddingComputeKernel) | {"dram_ssd_virtual_table"}
+_KERNELS = frozenset(k.value for k in EmbeddingComputeKernel)
 _CACHING = ("fused_uvm_caching", "quant_uvm_caching")
 
 

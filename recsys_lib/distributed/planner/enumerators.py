@@ -43,9 +43,14 @@ logger = logging.getLogger(__name__)
 
 # kernels enumerated only when a table's constraints name them
 GUARDED_COMPUTE_KERNELS = frozenset(
-    {EmbeddingComputeKernel.KEY_VALUE, EmbeddingComputeKernel.SSD_VIRTUAL_TABLE, EmbeddingComputeKernel.DRAM_VIRTUAL_TABLE}
+    {
+        EmbeddingComputeKernel.KEY_VALUE,
+        EmbeddingComputeKernel.SSD_VIRTUAL_TABLE,
+        EmbeddingComputeKernel.DRAM_VIRTUAL_TABLE,
+        EmbeddingComputeKernel.DRAM_SSD_VIRTUAL_TABLE,
+    }
 )
-_GUARDED_KERNEL_VALUES = frozenset(k.value for k in GUARDED_COMPUTE_KERNELS) | {"dram_ssd_virtual_table"}
+_GUARDED_KERNEL_VALUES = frozenset(k.value for k in GUARDED_COMPUTE_KERNELS)
 # sharding types of feature-processed modules enumerated only when a table's constraints name them
 GUARDED_SHARDING_TYPES_FOR_FP_MODULES = frozenset(sharding_types_where(lambda s: s.splits_rows))
 

@@ -48,13 +48,7 @@ class SequenceShardingContext(EmbeddingShardingContext):
 
     def __post_init__(self) -> None:
         splits, lengths = (self.input_splits, self.output_splits), self.lengths_after_input_dist
-        EmbeddingShardingContext.__init__(
-            self,
-            self.batch_size_per_rank,
-            self.batch_size_per_rank_per_feature,
-            self.batch_size_per_feature_pre_a2a,
-            self.variable_batch_per_feature,
-        )
+        EmbeddingShardingContext.__post_init__(self)
         self.input_splits, self.output_splits = splits
         self.lengths_after_input_dist = lengths
 
