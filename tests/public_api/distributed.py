@@ -83,8 +83,9 @@ SIGNATURES = [
         ("sharding_type", REQUIRED), ("compute_kernel", REQUIRED), ("ranks", None), ("sharding_spec", None),
         ("cache_params", None), ("enforce_hbm", None), ("stochastic_rounding", None), ("bounds_check_mode", None),
         ("output_dtype", None), ("key_value_params", None)]),
+    # TorchRec declares it an abstract class method, so the bound signature starts at ``module``
     (f"{_D}.types", "ModuleSharder.shard", [
-        ("self", REQUIRED), ("module", REQUIRED), ("params", REQUIRED), ("env", REQUIRED), ("device", None),
+        ("module", REQUIRED), ("params", REQUIRED), ("env", REQUIRED), ("device", None),
         ("module_fqn", None)]),
     (f"{_D}.types", "ModuleSharder.storage_usage", [
         ("self", REQUIRED), ("tensor", REQUIRED), ("compute_device_type", REQUIRED), ("compute_kernel", REQUIRED)]),
