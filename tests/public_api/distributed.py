@@ -46,7 +46,7 @@ NAMES = [
 ] + [
     (f"{_D}.dist_data", n) for n in [
         "KJTAllToAll", "KJTAllToAllSplitsAwaitable", "KJTAllToAllTensorsAwaitable", "KJTOneToAll",
-        "PooledEmbeddingsAllToAll", "VariableBatchPooledEmbeddingsAllToAll", "PooledEmbeddingsReduceScatter",
+        "KJEAllToAll", "PooledEmbeddingsAllToAll", "VariableBatchPooledEmbeddingsAllToAll", "PooledEmbeddingsReduceScatter",
         "VariableBatchPooledEmbeddingsReduceScatter", "PooledEmbeddingsAllGather", "PooledEmbeddingsAwaitable",
         "SequenceEmbeddingsAllToAll", "SequenceEmbeddingsAwaitable", "EmbeddingsAllToOne", "EmbeddingsAllToOneReduce",
         "SeqEmbeddingsAllToOne", "MergePooledEmbeddingsModule",
