@@ -6,7 +6,7 @@ import pdb
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Type, TypeVar
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Type, TypeVar, Union
 
 import torch
 import torch.distributed as dist
@@ -17,6 +17,8 @@ from recsys_lib.distributed._core.enums import EmbeddingEvent
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._core.sharder import ShardedModule
 from recsys_lib.optim._emb_opt_type import emb_opt_type_to_optimizer_class, optimizer_type_to_emb_opt_type  # noqa: F401
+from recsys_lib.modules.feature_processor_ import FeatureProcessorsCollection
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 from recsys_lib.types import CopyMixIn, DataType
 
 T = TypeVar("T")
@@ -307,6 +309,35 @@ def weights_bytes_in_emb_kernel(emb: nn.Module) -> int:
         else:
             total += p.numel() * p.element_size()
     return total
+
+
+def modify_input_for_feature_processor(
+    features: KeyedJaggedTensor,
+    feature_processors: Union[nn.ModuleDict, FeatureProcessorsCollection],
+    is_collection: bool,
+) -> None:
+    """Runs the feature processors' input step on ``features`` before the input dist (in place).
+
+    Position-weighted processors write each id's position in its bag into the weights, so the positions survive
+    a row-wise split of the KJT. ``features`` gets float weights first if it has none (zeros). Per-feature
+    processors (``is_collection=False``, a ``ModuleDict`` by feature) handle their features; the weights of
+    features without a processor become 1. Processors without ``pre_process_input`` are skipped.
+    """
+    with torch.no_grad():
+        if features.weights_or_none() is None:
+            features._weights = torch.zeros_like(features.values(), dtype=torch.float32)
+        if is_collection:
+            step = getattr(feature_processors, "pre_process_input", None)  # optional hook of a processor
+            if step is not None:
+                step(features)
+            return
+        for key in features.keys():
+            if key in feature_processors:
+                step = getattr(feature_processors[key], "pre_process_input", None)
+                if step is not None:
+                    step(features[key])
+            else:
+                features[key].weights().fill_(1.0)
 
 
 class ForkedPdb(pdb.Pdb):
