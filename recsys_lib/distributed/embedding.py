@@ -30,6 +30,7 @@ from recsys_lib.distributed._sharded.device_groups import get_device_from_parame
 from recsys_lib.distributed.embedding_sharding import EmbeddingShardingContext
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
 from recsys_lib.distributed._sharded.table_types import KJTList
+from recsys_lib.distributed._sharded.vbe_lengths import pad_vbe_kjt_lengths  # noqa: F401
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs

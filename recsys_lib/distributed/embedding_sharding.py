@@ -359,6 +359,112 @@ def bucketize_kjt_before_all2all(
     return out, unbucketize_permute
 
 
+def _vbe_batches(kjt: KeyedJaggedTensor) -> Tuple[Optional[torch.Tensor], int]:
+    """(batch size per feature, max batch) of a variable-batch KJT, for FBGEMM's bucketize ops; else (None, -1)."""
+    if not kjt.variable_stride_per_key():
+        return None, -1
+    strides = kjt.stride_per_key()
+    return torch.tensor(strides, dtype=torch.int32, device=kjt.device()), max(strides) if strides else 0
+
+
+def bucketize_embeddings_before_all2all_write(
+    kjt: KeyedJaggedTensor,
+    num_buckets: int,
+    block_sizes: torch.Tensor,
+    total_num_blocks: Optional[torch.Tensor] = None,
+    output_permute: bool = False,
+    bucketize_pos: bool = False,
+    block_bucketize_row_pos: Optional[List[torch.Tensor]] = None,
+    keep_original_indices: bool = False,
+) -> Tuple[KeyedJaggedTensor, Optional[torch.Tensor]]:
+    """``bucketize_kjt_before_all2all`` for writes: the KJT's weights are 2-D rows (``[ids, D]``, the embeddings to
+    write) and travel with their ids; variable-batch KJTs keep their per-key batch sizes.
+
+    Returns:
+        ``(bucketized_kjt, unbucketize_permute)`` (the permute only with ``output_permute``).
+    """
+    num_features = len(kjt.keys())
+    if block_sizes.numel() != num_features:
+        raise ValueError(
+            f"bucketize_embeddings_before_all2all_write: block_sizes has {block_sizes.numel()} entries for "
+            f"{num_features} keys"
+        )
+    rows = kjt.weights_or_none()
+    if rows is None or rows.dim() != 2:
+        raise ValueError("bucketize_embeddings_before_all2all_write: the KJT's weights must be 2-D rows [ids, D]")
+    values = kjt.values()
+    batch_per_feature, max_b = _vbe_batches(kjt)
+    lengths, indices, out_rows, pos, permute = torch.ops.fbgemm.block_bucketize_sparse_features_2d_weights(
+        lengths=kjt.lengths().view(-1),
+        indices=values,
+        bucketize_pos=bucketize_pos,
+        sequence=output_permute,
+        block_sizes=block_sizes.to(device=values.device, dtype=values.dtype),
+        my_size=num_buckets,
+        weights=rows,
+        weights_dim=rows.size(1),
+        batch_size_per_feature=batch_per_feature,
+        max_B=max_b,
+        block_bucketize_pos=(
+            None if block_bucketize_row_pos is None
+            else [t.to(device=values.device, dtype=values.dtype) for t in block_bucketize_row_pos]
+        ),
+        keep_orig_idx=keep_original_indices,
+        total_num_blocks=None if total_num_blocks is None else total_num_blocks.to(values.device, values.dtype),
+    )
+    variable = kjt.variable_stride_per_key()
+    out = KeyedJaggedTensor(
+        keys=kjt.keys() * num_buckets,
+        values=indices,
+        weights=pos if bucketize_pos else out_rows,
+        lengths=lengths.view(-1),
+        stride=None if variable else kjt.stride(),
+        stride_per_key_per_rank=kjt.stride_per_key_per_rank() * num_buckets if variable else None,
+    )
+    return out, permute
+
+
+def bucketize_kjt_inference(
+    kjt: KeyedJaggedTensor,
+    num_buckets: int,
+    block_sizes: torch.Tensor,
+    total_num_buckets: Optional[torch.Tensor] = None,
+    bucketize_pos: bool = False,
+    block_bucketize_row_pos: Optional[List[torch.Tensor]] = None,
+    is_sequence: bool = False,
+    keep_original_indices: bool = False,
+) -> Tuple[KeyedJaggedTensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Row-block bucketing for inference sharding (see ``bucketize_kjt_before_all2all`` for the layout).
+
+    With ``is_sequence`` it also returns, per original id, its position in the bucketized values
+    (``unbucketize_permute``) and its bucket (``bucket_mapping``); otherwise both are ``None``.
+    """
+    num_features = len(kjt.keys())
+    if block_sizes.numel() != num_features:
+        raise ValueError(f"bucketize_kjt_inference: block_sizes has {block_sizes.numel()} entries for {num_features} keys")
+    values = kjt.values()
+    lengths, indices, weights, pos, permute, mapping = torch.ops.fbgemm.block_bucketize_sparse_features_inference(
+        lengths=kjt.lengths().view(-1),
+        indices=values,
+        bucketize_pos=bucketize_pos,
+        sequence=is_sequence,
+        block_sizes=block_sizes.to(device=values.device, dtype=values.dtype),
+        my_size=num_buckets,
+        weights=kjt.weights_or_none(),
+        block_bucketize_pos=block_bucketize_row_pos,
+        return_bucket_mapping=is_sequence,
+        keep_orig_idx=keep_original_indices,
+        total_num_blocks=None if total_num_buckets is None else total_num_buckets.to(values.device, values.dtype),
+    )
+    out = KeyedJaggedTensor(
+        keys=kjt.keys() * num_buckets,
+        values=indices,
+        weights=pos if bucketize_pos else weights,
+        lengths=lengths.view(-1),
+    )
+    return out, (permute if is_sequence else None), (mapping if is_sequence else None)
+
+
 __all__ = [
     "BaseEmbeddingDist",
     "BaseSparseFeaturesDist",
@@ -372,7 +478,9 @@ __all__ = [
     "ListOfKJTListAwaitable",
     "ListOfKJTListSplitsAwaitable",
     "USE_ONE_TBE_PER_TABLE",
+    "bucketize_embeddings_before_all2all_write",
     "bucketize_kjt_before_all2all",
+    "bucketize_kjt_inference",
     "group_tables",
 ]
 

@@ -47,6 +47,8 @@ NAMES = (
     ]]
     + [(f"{_D}.fused_params", n) for n in ["get_embedding_table_index_type", "get_embedding_table_offset_type"]]
     + [(f"{_D}.utils", n) for n in ["emb_opt_type_to_optimizer_class", "ForkedPdb", "modify_input_for_feature_processor"]]
+    + [(f"{_D}.embedding", "pad_vbe_kjt_lengths")]
+    + [(f"{_D}.embedding_sharding", n) for n in ["bucketize_embeddings_before_all2all_write", "bucketize_kjt_inference"]]
     + [(f"{_D}.feature_score_utils", n) for n in [
         "create_sharding_type_to_feature_score_mapping", "may_collect_feature_scores"]]
     + [(f"{_D}.logger", "LazyStr"), (f"{_D}.memory_stashing", "chunked_copy_"),
