@@ -48,6 +48,8 @@ NAMES = (
     + [(f"{_D}.fused_params", n) for n in ["get_embedding_table_index_type", "get_embedding_table_offset_type"]]
     + [(f"{_D}.utils", n) for n in ["emb_opt_type_to_optimizer_class", "ForkedPdb", "modify_input_for_feature_processor"]]
     + [(f"{_D}.embedding", "pad_vbe_kjt_lengths")]
+    + [(f"{_D}.sharded_relay_utils", n) for n in [
+        "ShardedRelayState", "setup_sharded_relay", "cleanup_sharded_relay", "allreduce_tensors_with_sharded_relay"]]
     + [(f"{_D}.embedding_sharding", n) for n in ["bucketize_embeddings_before_all2all_write", "bucketize_kjt_inference"]]
     + [(f"{_D}.feature_score_utils", n) for n in [
         "create_sharding_type_to_feature_score_mapping", "may_collect_feature_scores"]]
