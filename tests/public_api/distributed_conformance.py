@@ -53,7 +53,7 @@ NAMES = (
     + [(f"{_D}.embedding_sharding", n) for n in ["bucketize_embeddings_before_all2all_write", "bucketize_kjt_inference"]]
     + [(f"{_D}.feature_score_utils", n) for n in [
         "create_sharding_type_to_feature_score_mapping", "may_collect_feature_scores"]]
-    + [(f"{_D}.logger", "LazyStr"), (f"{_D}.memory_stashing", "chunked_copy_"),
+    + [(f"{_D}.logger", "LazyStr"), (f"{_D}.memory_stashing", "chunked_copy_"), (f"{_D}.memory_stashing", "MemoryStashingManager"),
        (f"{_D}.shards_wrapper", "LocalShardsWrapper")]
     + [(f"{_D}.embedding_dim_bucketer", n) for n in ["EmbDimBucketer", "EmbDimBucketerPolicy"]]
     + [(f"{_D}.embedding_types", n) for n in ["DTensorMetadata", "BaseEmbeddingUpdate"]]
