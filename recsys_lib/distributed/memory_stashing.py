@@ -297,7 +297,7 @@ class MemoryStashingManager:
 
         Returns ``(await_restore, restore, execute_stash)``, or ``None`` when no CUDA weights qualify.
         """
-        from recsys_lib.distributed.embedding_types import GroupedEmbeddingConfig
+        from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig
 
         body = _lookup_body(lookup)
         tensors: List[torch.Tensor] = []
@@ -328,7 +328,7 @@ class MemoryStashingManager:
     def stash_emo_cache(cls, lookup: nn.Module, features: KeyedJaggedTensor) -> Optional[Tuple[StashCallback, StashCallback]]:
         """Frees the UVM-caching kernels' device caches (after flushing them); ``restore`` re-allocates the caches
         and prefetches ``features`` again. ``None`` when no such cache is held."""
-        from recsys_lib.distributed.embedding_types import EmbeddingComputeKernel, GroupedEmbeddingConfig
+        from recsys_lib.distributed._sharded.table_types import EmbeddingComputeKernel, GroupedEmbeddingConfig
 
         body = _lookup_body(lookup)
         splits = getattr(body, "_feature_splits", None)
