@@ -340,6 +340,84 @@ def modify_input_for_feature_processor(
                 features[key].weights().fill_(1.0)
 
 
+def _tbe_kernels(module: nn.Module) -> List[nn.Module]:
+    """The FBGEMM split TBEs (weights in ``weights_dev``/``weights_host``/``weights_uvm``) under ``module``."""
+    from fbgemm_gpu.split_table_batched_embeddings_ops_training import SplitTableBatchedEmbeddingBagsCodegen
+
+    return [m for m in module.modules() if isinstance(m, SplitTableBatchedEmbeddingBagsCodegen)]
+
+
+def _convert_weights(weights: torch.Tensor, dtype: torch.dtype, use_cpu_turnaround_optimization: bool) -> torch.Tensor:
+    """``weights`` in ``dtype``; the old device storage is freed (through the host when asked, to lower the peak)."""
+    if weights.numel() == 0 or torch.ops.fbgemm.is_uvm_tensor(weights):
+        return weights.to(dtype=dtype)
+    if use_cpu_turnaround_optimization and weights.is_cuda:
+        host = weights.cpu()
+        weights.untyped_storage().resize_(0)
+        return host.to(dtype=dtype).to(weights.device)
+    converted = weights.to(dtype=dtype)
+    if converted.data_ptr() != weights.data_ptr():
+        weights.untyped_storage().resize_(0)
+    return converted
+
+
+class EmbeddingQuantizationUtils:
+    """Switches the fused embedding kernels of a (sharded) model to another weight precision and back, e.g. FP16
+    tables for evaluation to halve their memory, then the training precision again.
+
+    ``quantize_embedding_modules`` converts every split TBE's weight buffers (smallest first) and remembers
+    each one's precision; ``recreate_embedding_modules`` converts back. Both rebuild the per-table views (state
+    dict, parameters) over the new buffers (TorchRec does so only on the way back, leaving views onto freed
+    memory in between). Values go through the lower precision (the round trip rounds them).
+
+    Example::
+
+        utils = EmbeddingQuantizationUtils()
+        utils.quantize_embedding_modules(dmp, DataType.FP16)
+        evaluate(dmp)
+        utils.recreate_embedding_modules(dmp)
+    """
+
+    def __init__(self) -> None:
+        self._emb_kernel_to_sparse_dtype: Dict[nn.Module, Any] = {}
+
+    def quantize_embedding_modules(
+        self, module: nn.Module, converted_dtype: DataType, use_cpu_turnaround_optimization: bool = False
+    ) -> None:
+        sparse_dtype = _data_type_to_sparse_type(converted_dtype)
+        for tbe in sorted(_tbe_kernels(module), key=weights_bytes_in_emb_kernel):
+            self._emb_kernel_to_sparse_dtype.setdefault(tbe, tbe.weights_precision)
+            self._convert(tbe, sparse_dtype, use_cpu_turnaround_optimization)
+        # the old buffers are freed: views onto them (state dict, parameters) must move to the new ones now
+        self._recalculate_torch_state(module)
+
+    def recreate_embedding_modules(self, module: nn.Module, use_cpu_turnaround_optimization: bool = False) -> None:
+        for tbe in sorted(_tbe_kernels(module), key=weights_bytes_in_emb_kernel):
+            if tbe not in self._emb_kernel_to_sparse_dtype:
+                raise ValueError("recreate_embedding_modules: a kernel was not converted by quantize_embedding_modules")
+            self._convert(tbe, self._emb_kernel_to_sparse_dtype[tbe], use_cpu_turnaround_optimization)
+        self._recalculate_torch_state(module)
+
+    @staticmethod
+    def _convert(tbe: nn.Module, sparse_dtype: Any, turnaround: bool) -> None:
+        dtype = sparse_dtype.as_dtype()
+        for name in ("weights_dev", "weights_host", "weights_uvm"):
+            old = getattr(tbe, name)
+            new = _convert_weights(old, dtype, turnaround)
+            if isinstance(old, nn.Parameter):  # CPU TBEs hold weights_host as a parameter (TorchRec fails here)
+                new = nn.Parameter(new, requires_grad=old.requires_grad)
+            setattr(tbe, name, new)
+        tbe.weights_precision = sparse_dtype
+
+    def _recalculate_torch_state(self, module: nn.Module) -> None:
+        """Every sharded embedding module re-reads its kernels' per-table views over the new buffers."""
+        from recsys_lib.distributed._sharded.module_bases import ShardedEmbeddingModule
+
+        for sub in module.modules():
+            if isinstance(sub, ShardedEmbeddingModule):
+                sub._initialize_torch_state(skip_registering=True)
+
+
 class ForkedPdb(pdb.Pdb):
     """``pdb`` usable inside a spawned / forked rank, whose stdin is not the terminal.
 

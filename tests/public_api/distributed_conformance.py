@@ -46,7 +46,8 @@ NAMES = (
         "create_on_rank_and_share_result", "init_collective_validation", "validate_collectives_enabled",
     ]]
     + [(f"{_D}.fused_params", n) for n in ["get_embedding_table_index_type", "get_embedding_table_offset_type"]]
-    + [(f"{_D}.utils", n) for n in ["emb_opt_type_to_optimizer_class", "ForkedPdb", "modify_input_for_feature_processor"]]
+    + [(f"{_D}.utils", n) for n in [
+        "emb_opt_type_to_optimizer_class", "ForkedPdb", "modify_input_for_feature_processor", "EmbeddingQuantizationUtils"]]
     + [(f"{_D}.embedding", "pad_vbe_kjt_lengths")]
     + [(f"{_D}.sharded_relay_utils", n) for n in [
         "ShardedRelayState", "setup_sharded_relay", "cleanup_sharded_relay", "allreduce_tensors_with_sharded_relay"]]

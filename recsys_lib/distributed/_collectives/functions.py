@@ -116,7 +116,7 @@ class All2All_Pooled_Req(torch.autograd.Function):
         myreq: Request,
         a2ai: All2AllPooledInfo,
         input_embeddings: torch.Tensor,
-        all_to_all_single_comm: Any = None,
+        all_to_all_single_comm: Any,
     ) -> torch.Tensor:
         op = PooledAllToAllOp(pg, a2ai.batch_size_per_rank, a2ai.dim_sum_per_rank, a2ai.codecs, _division(),
                               all_to_all_single_comm)
@@ -152,7 +152,7 @@ class Variable_Batch_All2All_Pooled_Req(torch.autograd.Function):
         myreq: Request,
         a2ai: VariableBatchAll2AllPooledInfo,
         input_embeddings: torch.Tensor,
-        all_to_all_single_comm: Any = None,
+        all_to_all_single_comm: Any,
     ) -> torch.Tensor:
         ins, outs = variable_batch_split_sizes(
             dist.get_rank(pg), a2ai.batch_size_per_rank_per_feature, a2ai.batch_size_per_feature_pre_a2a,
