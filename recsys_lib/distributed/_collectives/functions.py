@@ -105,6 +105,19 @@ def sequence_segment_lengths(a2ai: All2AllSequenceInfo) -> Optional[torch.Tensor
     return lengths.view(n_seg, -1).sum(1)
 
 
+class _RequestWait(torch.autograd.Function):
+    """The wait half shared by the ``*_Wait`` functions: forward waits ``myreq``; backward issues the transposed
+    collective on the gradient (``*_Req.backward`` waits it)."""
+
+    @staticmethod
+    def forward(ctx: Any, pg: dist.ProcessGroup, myreq: Request, *dummy_tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return wait_request(ctx, myreq)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> Tuple[None, None, torch.Tensor]:  # type: ignore[override]
+        return None, None, start_request_backward(ctx, grad_output)
+
+
 @public_at("recsys_lib.distributed.comm_ops")
 class All2All_Pooled_Req(torch.autograd.Function):
     """Issues a pooled all-to-all: ``[ΣB_r, D_me]`` → ``[B_me, ΣD_k]`` (sizes from ``a2ai``)."""
@@ -129,16 +142,8 @@ class All2All_Pooled_Req(torch.autograd.Function):
 
 
 @public_at("recsys_lib.distributed.comm_ops")
-class All2All_Pooled_Wait(torch.autograd.Function):
+class All2All_Pooled_Wait(_RequestWait):
     """Waits a pooled all-to-all; backward issues the transposed all-to-all of the gradient."""
-
-    @staticmethod
-    def forward(ctx: Any, pg: dist.ProcessGroup, myreq: Request, *dummy_tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return wait_request(ctx, myreq)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> Tuple[None, None, torch.Tensor]:  # type: ignore[override]
-        return None, None, start_request_backward(ctx, grad_output)
 
 
 @public_at("recsys_lib.distributed.comm_ops")
@@ -169,16 +174,8 @@ class Variable_Batch_All2All_Pooled_Req(torch.autograd.Function):
 
 
 @public_at("recsys_lib.distributed.comm_ops")
-class Variable_Batch_All2All_Pooled_Wait(torch.autograd.Function):
+class Variable_Batch_All2All_Pooled_Wait(_RequestWait):
     """Waits a variable-batch pooled all-to-all; backward sends the gradient back."""
-
-    @staticmethod
-    def forward(ctx: Any, pg: dist.ProcessGroup, myreq: Request, *dummy_tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return wait_request(ctx, myreq)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> Tuple[None, None, torch.Tensor]:  # type: ignore[override]
-        return None, None, start_request_backward(ctx, grad_output)
 
 
 @public_at("recsys_lib.distributed.comm_ops")
@@ -206,12 +203,8 @@ class All2All_Seq_Req(torch.autograd.Function):
 
 
 @public_at("recsys_lib.distributed.comm_ops")
-class All2All_Seq_Req_Wait(torch.autograd.Function):
+class All2All_Seq_Req_Wait(_RequestWait):
     """Waits a sequence all-to-all; backward sends the gradient rows back (and undoes the re-ordering)."""
-
-    @staticmethod
-    def forward(ctx: Any, pg: dist.ProcessGroup, myreq: Request, *dummy_tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return wait_request(ctx, myreq)
 
     @staticmethod
     def backward(ctx: Any, sharded_grad_output: torch.Tensor) -> Tuple[None, None, torch.Tensor]:  # type: ignore[override]
@@ -324,16 +317,12 @@ class ReduceScatterBase_Req(torch.autograd.Function):
 
 
 @public_at("recsys_lib.distributed.comm_ops")
-class ReduceScatterBase_Wait(torch.autograd.Function):
+class ReduceScatterBase_Wait(_RequestWait):
     """Waits a ``ReduceScatterBase_Req``; backward all-gathers the gradient."""
 
     @staticmethod
     def forward(ctx: Any, pg: dist.ProcessGroup, myreq: Request, *dummy_Tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return wait_request(ctx, myreq)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> Tuple[None, None, torch.Tensor]:  # type: ignore[override]
-        return None, None, start_request_backward(ctx, grad_output)
 
 
 @public_at("recsys_lib.distributed.comm_ops")
@@ -354,16 +343,8 @@ class ReduceScatterV_Req(torch.autograd.Function):
 
 
 @public_at("recsys_lib.distributed.comm_ops")
-class ReduceScatterV_Wait(torch.autograd.Function):
+class ReduceScatterV_Wait(_RequestWait):
     """Waits a ``ReduceScatterV_Req``; backward all-gathers the (unequal) gradient chunks."""
-
-    @staticmethod
-    def forward(ctx: Any, pg: dist.ProcessGroup, myreq: Request, *dummy_tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return wait_request(ctx, myreq)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> Tuple[None, None, torch.Tensor]:  # type: ignore[override]
-        return None, None, start_request_backward(ctx, grad_output)
 
 
 @public_at("recsys_lib.distributed.comm_ops")
@@ -384,12 +365,8 @@ class AllGatherBase_Req(torch.autograd.Function):
 
 
 @public_at("recsys_lib.distributed.comm_ops")
-class AllGatherBase_Wait(torch.autograd.Function):
+class AllGatherBase_Wait(_RequestWait):
     """Waits an ``AllGatherBase_Req``; backward reduce-scatters the gradient."""
-
-    @staticmethod
-    def forward(ctx: Any, pg: dist.ProcessGroup, myreq: Request, *dummy_tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return wait_request(ctx, myreq)
 
     @staticmethod
     def backward(ctx: Any, grad_outputs: torch.Tensor) -> Tuple[None, None, torch.Tensor]:  # type: ignore[override]
