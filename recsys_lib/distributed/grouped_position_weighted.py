@@ -14,7 +14,8 @@ Every rank keeps all position-weight parameters (data parallel); :class:`SumGrad
 gradients over the ranks (each rank only computes the part of the batch it looked up).
 """
 
-from typing import Any, Dict, List, Optional, Tuple
+from collections import OrderedDict
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -122,5 +123,28 @@ class GroupedPositionWeightedModule(BaseGroupedFeatureProcessor):
             {f: nn.Parameter(torch.ones(n, device=device)) for f, n in max_feature_lengths.items()}
         )
 
-    def forward(self, features: KeyedJaggedTensor, positions_in_weights: bool = False) -> KeyedJaggedTensor:
+    def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:
+        """``features`` weighted by position; a KJT that carries weights carries the positions in them (as a
+        row-wise input dist sends them), as in TorchRec."""
+        positions_in_weights = features.weights_or_none() is not None
         return apply_position_weights(features, dict(self.position_weights.items()), positions_in_weights)
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, nn.Parameter]]:
+        for name, param in self.position_weights.items():
+            yield (f"{prefix}." if prefix else "") + f"position_weights.{name}", param
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, torch.Tensor]]:
+        yield from ()
+
+    def state_dict(  # type: ignore[override]
+        self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
+    ) -> Dict[str, Any]:
+        """``{prefix + "position_weights.<feature>": weights}``."""
+        out: Dict[str, Any] = OrderedDict() if destination is None else destination
+        for name, param in self.position_weights.items():
+            out[f"{prefix}position_weights.{name}"] = param if keep_vars else param.detach()
+        return out
