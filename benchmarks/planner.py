@@ -140,7 +140,7 @@ def rate_foreign_plan(ours_result: dict, tables: dict) -> float:
     from recsys_lib.distributed.planner.report import plan_report
     from recsys_lib.distributed.types import EmbeddingModuleShardingPlan, ParameterSharding, ShardingPlan
 
-    plan = ShardingPlan()
+    plan = ShardingPlan({})
     for name, t in tables.items():
         spec = None
         if t["shards"] is not None:

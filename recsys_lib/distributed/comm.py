@@ -108,9 +108,6 @@ def cross_host_ranks(local_rank: int, world_size: int, local_size: int) -> List[
 def intra_and_cross_node_pg(
     device: Optional[torch.device] = None,
     backend: Optional[str] = None,
-    world_size: Optional[int] = None,
-    rank: Optional[int] = None,
-    local_size: Optional[int] = None,
 ) -> Tuple[Optional[dist.ProcessGroup], Optional[dist.ProcessGroup]]:
     """Builds this rank's intra-host and cross-host process groups and returns ``(intra, cross)``.
 
@@ -120,8 +117,19 @@ def intra_and_cross_node_pg(
     Args:
         device: the compute device; ``cuda`` picks ``nccl`` unless ``backend`` is given.
         backend: backend of the new groups (default: the world group's backend).
-        world_size / rank / local_size: default to the world group and ``get_local_size``.
     """
+    return node_groups(device, backend)
+
+
+def node_groups(
+    device: Optional[torch.device] = None,
+    backend: Optional[str] = None,
+    world_size: Optional[int] = None,
+    rank: Optional[int] = None,
+    local_size: Optional[int] = None,
+) -> Tuple[Optional[dist.ProcessGroup], Optional[dist.ProcessGroup]]:
+    """``intra_and_cross_node_pg`` with the world size, rank and ranks per host given (default: the world
+    group and ``get_local_size``), e.g. for a ``ShardingEnv`` that simulates several hosts."""
     if not dist.is_initialized():
         raise RuntimeError("intra_and_cross_node_pg needs an initialised default process group")
     ws = dist.get_world_size() if world_size is None else world_size

@@ -20,6 +20,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
+from recsys_lib.distributed._core.awaitable import Awaitable
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._collectives.counter import CollectiveCounter, count_collectives  # noqa: F401
 from recsys_lib.distributed._collectives.primitives import AllGatherMode, CollectivePolicy, ReduceScatterMode  # noqa: F401
@@ -43,6 +44,41 @@ from recsys_lib.distributed._collectives.infos import (  # noqa: F401
     ReduceScatterInfo,
     ReduceScatterVInfo,
     VariableBatchAll2AllPooledInfo,
+)
+from recsys_lib.distributed._collectives.functional import (  # noqa: F401
+    All2AllSingle,
+    AllToAllSingle,
+    Comm,
+    DefaultAll2AllSingle,
+    DefaultAllocMixin,
+    all_gather_into_tensor,
+    all_gather_into_tensor_backward,
+    all_gather_into_tensor_fake,
+    all_gather_into_tensor_setup_context,
+    reduce_scatter_tensor,
+    reduce_scatter_tensor_backward,
+    reduce_scatter_tensor_fake,
+    reduce_scatter_tensor_setup_context,
+)
+from recsys_lib.distributed._collectives.functions import (  # noqa: F401
+    All2All_Pooled_Req,
+    All2All_Pooled_Wait,
+    All2All_Seq_Req,
+    All2All_Seq_Req_Wait,
+    All2Allv_Req,
+    All2Allv_Wait,
+    AllGatherBase_Req,
+    AllGatherBase_Wait,
+    ReduceScatter_Req,
+    ReduceScatter_Wait,
+    ReduceScatterBase_Req,
+    ReduceScatterBase_Wait,
+    ReduceScatterV_Req,
+    ReduceScatterV_Wait,
+    Variable_Batch_All2All_Pooled_Req,
+    Variable_Batch_All2All_Pooled_Wait,
+    sequence_segment_lengths,
+    variable_batch_split_sizes,
 )
 from recsys_lib.distributed.global_settings import process_settings
 
@@ -90,48 +126,20 @@ def alltoall_pooled(
     cumsum_dim_sum_per_rank_tensor: Optional[torch.Tensor] = None,
     group: Optional[dist.ProcessGroup] = None,
     codecs: Optional[QuantizedCommCodecs] = None,
-) -> Request:
+    all_to_all_single_comm: Optional[All2AllSingle] = None,
+) -> Awaitable[torch.Tensor]:
     """Model-parallel → data-parallel pooled embeddings.
 
     Input on rank k: ``[ΣB_r, D_k]`` (rows = the global batch, rank r's rows contiguous).
     Output on rank r: ``[B_r, ΣD_k]`` (columns = rank 0's, then rank 1's, ...).
+    ``all_to_all_single_comm`` replaces ``dist.all_to_all_single`` (and its buffer allocation).
     """
     pg = _group(group)
-    op = PooledAllToAllOp(pg, batch_size_per_rank, dim_sum_per_rank, codecs, get_gradient_division())
-    return issue(op, a2a_pooled_embs_tensor)
-
-
-def variable_batch_split_sizes(
-    rank: int,
-    batch_size_per_rank_per_feature: List[List[int]],
-    batch_size_per_feature_pre_a2a: List[int],
-    emb_dim_per_rank_per_feature: List[List[int]],
-) -> Tuple[List[int], List[int]]:
-    """Element split sizes of a variable-batch pooled all-to-all on ``rank`` (pure).
-
-    input_splits[r]  = Σ_f B[r][f] · D[rank][f]       (this rank's features, rows of rank r)
-    output_splits[k] = Σ_f pre[k's f] · D[k][f]        (rank k's features, this rank's rows)
-    """
-    dims_me = emb_dim_per_rank_per_feature[rank]
-    input_splits = []
-    for r, per_feature in enumerate(batch_size_per_rank_per_feature):
-        if len(per_feature) != len(dims_me):
-            raise ValueError(
-                f"batch_size_per_rank_per_feature[{r}] has {len(per_feature)} entries, rank {rank} has "
-                f"{len(dims_me)} features"
-            )
-        input_splits.append(sum(b * d for b, d in zip(per_feature, dims_me)))
-    total_features = sum(len(d) for d in emb_dim_per_rank_per_feature)
-    if len(batch_size_per_feature_pre_a2a) != total_features:
-        raise ValueError(
-            f"batch_size_per_feature_pre_a2a has {len(batch_size_per_feature_pre_a2a)} entries, expected "
-            f"{total_features} (all ranks' features)"
-        )
-    output_splits, offset = [], 0
-    for dims in emb_dim_per_rank_per_feature:
-        output_splits.append(sum(b * d for b, d in zip(batch_size_per_feature_pre_a2a[offset:offset + len(dims)], dims)))
-        offset += len(dims)
-    return input_splits, output_splits
+    a2ai = All2AllPooledInfo(batch_size_per_rank, dim_sum_per_rank, dim_sum_per_rank_tensor,
+                             cumsum_dim_sum_per_rank_tensor, codecs)
+    myreq = Request(pg, a2a_pooled_embs_tensor.device)
+    All2All_Pooled_Req.apply(pg, myreq, a2ai, a2a_pooled_embs_tensor, all_to_all_single_comm)
+    return myreq
 
 
 def variable_batch_alltoall_pooled(
@@ -141,7 +149,8 @@ def variable_batch_alltoall_pooled(
     emb_dim_per_rank_per_feature: List[List[int]],
     group: Optional[dist.ProcessGroup] = None,
     codecs: Optional[QuantizedCommCodecs] = None,
-) -> Request:
+    all_to_all_single_comm: Optional[All2AllSingle] = None,
+) -> Awaitable[torch.Tensor]:
     """Pooled all-to-all with a batch size per (rank, feature); input and output are flat (1-D).
 
     Input layout (this rank's lookup output): for each destination rank r, for each local feature f,
@@ -149,92 +158,102 @@ def variable_batch_alltoall_pooled(
     rank's rows. See ``variable_batch_split_sizes``.
     """
     pg = _group(group)
-    ins, outs = variable_batch_split_sizes(
-        dist.get_rank(pg), batch_size_per_rank_per_feature, batch_size_per_feature_pre_a2a, emb_dim_per_rank_per_feature
-    )
-    return issue(FlatAllToAllOp(pg, ins, outs, codecs, get_gradient_division()), a2a_pooled_embs_tensor)
+    a2ai = VariableBatchAll2AllPooledInfo(batch_size_per_rank_per_feature, batch_size_per_feature_pre_a2a,
+                                          emb_dim_per_rank_per_feature, codecs)
+    myreq = Request(pg, a2a_pooled_embs_tensor.device)
+    Variable_Batch_All2All_Pooled_Req.apply(pg, myreq, a2ai, a2a_pooled_embs_tensor, all_to_all_single_comm)
+    return myreq
 
 
 def alltoall_sequence(
     a2a_sequence_embs_tensor: torch.Tensor,
-    forward_recat_tensor: Optional[torch.Tensor],
-    backward_recat_tensor: Optional[torch.Tensor],
+    forward_recat_tensor: torch.Tensor,
+    backward_recat_tensor: torch.Tensor,
     lengths_after_sparse_data_all2all: torch.Tensor,
     input_splits: List[int],
     output_splits: List[int],
     variable_batch_size: bool = False,
     group: Optional[dist.ProcessGroup] = None,
     codecs: Optional[QuantizedCommCodecs] = None,
-    batch_size_per_rank: Optional[List[int]] = None,
-) -> Request:
+) -> Awaitable[torch.Tensor]:
     """Sequence (unpooled) embeddings back to the ranks that own the batch rows.
 
-    Input ``[ids, D]`` in the order of the distributed KJT (feature-major: for each local feature, the
-    ids of rank 0's rows, rank 1's rows, ...). ``forward_recat_tensor`` re-orders the (feature, rank)
-    segments rank-major; segment sizes come from ``lengths_after_sparse_data_all2all`` (per-sample
-    lengths; with ``variable_batch_size`` the rows per rank are ``batch_size_per_rank``). Then
-    ``input_splits[r]`` rows go to rank r and ``output_splits[k]`` rows arrive from rank k.
+    ``input_splits`` / ``output_splits`` are the splits of the sparse-feature all-to-all that brought the ids
+    here (ids sent to / received from each rank), so this sends ``output_splits[r]`` rows to rank r and
+    receives ``input_splits[k]`` rows from rank k.
+
+    Input ``[ids, D]`` in the order of the distributed KJT (feature-major: for each local feature, the ids of
+    rank 0's rows, rank 1's rows, ...). ``forward_recat_tensor`` first re-orders the segments rank-major:
+    with a fixed batch a segment is one (feature, rank) run of ``lengths_after_sparse_data_all2all``; with
+    ``variable_batch_size`` the recat indexes the per-sample lengths (each sample a segment). ``None``: rows
+    already in send order.
     """
     pg = _group(group)
-    segment_lengths: Optional[torch.Tensor] = None
-    if forward_recat_tensor is not None:
-        n_seg = int(forward_recat_tensor.numel())
-        lengths = lengths_after_sparse_data_all2all.to(torch.long)
-        if variable_batch_size:
-            if batch_size_per_rank is None:
-                raise ValueError("alltoall_sequence: variable_batch_size=True needs batch_size_per_rank")
-            w = len(batch_size_per_rank)
-            if n_seg % w != 0:
-                raise ValueError(f"alltoall_sequence: {n_seg} segments do not split over {w} ranks")
-            counts = torch.tensor(batch_size_per_rank * (n_seg // w), dtype=torch.long)
-            seg_ids = torch.repeat_interleave(torch.arange(n_seg), counts, output_size=int(counts.sum()))
-            if seg_ids.numel() != lengths.numel():
-                raise ValueError(
-                    f"alltoall_sequence: {lengths.numel()} lengths, expected {seg_ids.numel()} from batch_size_per_rank"
-                )
-            segment_lengths = torch.zeros(n_seg, dtype=torch.long).index_add_(0, seg_ids, lengths)
-        else:
-            if lengths.numel() % n_seg != 0:
-                raise ValueError(
-                    f"alltoall_sequence: {lengths.numel()} lengths do not split into {n_seg} equal segments"
-                )
-            segment_lengths = lengths.view(n_seg, -1).sum(1)
-    op = SequenceAllToAllOp(pg, input_splits, output_splits, forward_recat_tensor, backward_recat_tensor,
-                            segment_lengths, codecs, get_gradient_division())
-    return issue(op, a2a_sequence_embs_tensor)
+    a2ai = All2AllSequenceInfo(
+        embedding_dim=a2a_sequence_embs_tensor.size(1) if a2a_sequence_embs_tensor.dim() == 2 else 0,
+        lengths_after_sparse_data_all2all=lengths_after_sparse_data_all2all,
+        forward_recat_tensor=forward_recat_tensor,
+        backward_recat_tensor=backward_recat_tensor,
+        input_splits=input_splits,
+        output_splits=output_splits,
+        variable_batch_size=variable_batch_size,
+        codecs=codecs,
+    )
+    myreq = Request(pg, a2a_sequence_embs_tensor.device)
+    All2All_Seq_Req.apply(pg, myreq, a2ai, a2a_sequence_embs_tensor)
+    return myreq
+
+
+def _reduce_scatter_request(group: Optional[dist.ProcessGroup], device: torch.device,
+                            policy: Optional[CollectivePolicy]) -> Tuple[dist.ProcessGroup, Request]:
+    pg = _group(group)
+    myreq = Request(pg, device)
+    myreq.policy = policy
+    return pg, myreq
 
 
 def reduce_scatter_pooled(
     inputs: List[torch.Tensor],
     group: Optional[dist.ProcessGroup] = None,
     codecs: Optional[QuantizedCommCodecs] = None,
-    policy: Optional[CollectivePolicy] = None,
-) -> Request:
+) -> Awaitable[torch.Tensor]:
     """Rank r receives ``Σ_k inputs[r]`` of rank k (``inputs[r]`` may differ in shape across r)."""
-    pg = _group(group)
-    w, me = dist.get_world_size(pg), dist.get_rank(pg)
-    if len(inputs) != w:
-        raise ValueError(f"reduce_scatter_pooled: {len(inputs)} inputs, expected one per rank ({w})")
-    flat = torch.cat([t.reshape(-1) for t in inputs])
-    splits = [int(t.numel()) for t in inputs]
-    req = issue(ReduceScatterVOp(pg, splits, codecs, get_gradient_division(), policy), flat)
-    req.callbacks.append(lambda out: out.view(inputs[me].shape))
-    return req
+    return issue_reduce_scatter_pooled(inputs, group, codecs, None)
+
+
+def issue_reduce_scatter_pooled(inputs: List[torch.Tensor], group: Optional[dist.ProcessGroup],
+                                codecs: Optional[QuantizedCommCodecs], policy: Optional[CollectivePolicy]) -> Request:
+    """``reduce_scatter_pooled`` with an explicit ``CollectivePolicy`` (None: per backend)."""
+    if not inputs:
+        raise ValueError("reduce_scatter_pooled: no inputs")
+    pg, myreq = _reduce_scatter_request(group, inputs[0].device, policy)
+    ReduceScatter_Req.apply(pg, myreq, ReduceScatterInfo([t.size() for t in inputs], codecs), *inputs)
+    return myreq
 
 
 def reduce_scatter_base_pooled(
     input: torch.Tensor,
     group: Optional[dist.ProcessGroup] = None,
     codecs: Optional[QuantizedCommCodecs] = None,
-    policy: Optional[CollectivePolicy] = None,
-) -> Request:
+) -> Awaitable[torch.Tensor]:
     """``input`` = W equal dim-0 chunks; rank r receives the sum over ranks of chunk r."""
-    pg = _group(group)
-    w = dist.get_world_size(pg)
-    if input.size(0) % w != 0:
-        raise ValueError(f"reduce_scatter_base_pooled: input.size(0)={input.size(0)} is not divisible by {w} ranks")
-    splits = [input.size(0) // w] * w
-    return issue(ReduceScatterVOp(pg, splits, codecs, get_gradient_division(), policy), input)
+    return issue_reduce_scatter_base_pooled(input, group, codecs, None)
+
+
+def issue_reduce_scatter_base_pooled(input: torch.Tensor, group: Optional[dist.ProcessGroup],
+                                     codecs: Optional[QuantizedCommCodecs], policy: Optional[CollectivePolicy]) -> Request:
+    """``reduce_scatter_base_pooled`` with an explicit ``CollectivePolicy`` (None: per backend)."""
+    pg, myreq = _reduce_scatter_request(group, input.device, policy)
+    ReduceScatterBase_Req.apply(pg, myreq, ReduceScatterBaseInfo(input.size(), codecs), input)
+    return myreq
+
+
+def _rsv_info(input: torch.Tensor, input_splits: List[int], codecs: Optional[QuantizedCommCodecs]) -> ReduceScatterVInfo:
+    rest = list(input.shape[1:])
+    return ReduceScatterVInfo(
+        input_sizes=[[n] + rest for n in input_splits], input_splits=list(input_splits),
+        equal_splits=len(set(input_splits)) <= 1, total_input_size=list(input.shape), codecs=codecs,
+    )
 
 
 def reduce_scatter_v_pooled(
@@ -242,11 +261,17 @@ def reduce_scatter_v_pooled(
     input_splits: List[int],
     group: Optional[dist.ProcessGroup] = None,
     codecs: Optional[QuantizedCommCodecs] = None,
-    policy: Optional[CollectivePolicy] = None,
-) -> Request:
+) -> Awaitable[torch.Tensor]:
     """Like ``reduce_scatter_base_pooled`` with dim-0 chunk sizes ``input_splits`` (row-wise sharding, uneven batches)."""
-    pg = _group(group)
-    return issue(ReduceScatterVOp(pg, input_splits, codecs, get_gradient_division(), policy), input)
+    return issue_reduce_scatter_v_pooled(input, input_splits, group, codecs, None)
+
+
+def issue_reduce_scatter_v_pooled(input: torch.Tensor, input_splits: List[int], group: Optional[dist.ProcessGroup],
+                                  codecs: Optional[QuantizedCommCodecs], policy: Optional[CollectivePolicy]) -> Request:
+    """``reduce_scatter_v_pooled`` with an explicit ``CollectivePolicy`` (None: per backend)."""
+    pg, myreq = _reduce_scatter_request(group, input.device, policy)
+    ReduceScatterV_Req.apply(pg, myreq, _rsv_info(input, input_splits, codecs), input)
+    return myreq
 
 
 def reduce_scatter_v_per_feature_pooled(
@@ -255,10 +280,17 @@ def reduce_scatter_v_per_feature_pooled(
     embedding_dims: List[int],
     group: Optional[dist.ProcessGroup] = None,
     codecs: Optional[QuantizedCommCodecs] = None,
-    policy: Optional[CollectivePolicy] = None,
-) -> Request:
+) -> Awaitable[torch.Tensor]:
     """Variable-batch reduce-scatter of a flat input laid out [rank][feature][row][dim]."""
-    pg = _group(group)
+    return issue_reduce_scatter_v_per_feature_pooled(input, batch_size_per_rank_per_feature, embedding_dims, group,
+                                                     codecs, None)
+
+
+def issue_reduce_scatter_v_per_feature_pooled(
+    input: torch.Tensor, batch_size_per_rank_per_feature: List[List[int]], embedding_dims: List[int],
+    group: Optional[dist.ProcessGroup], codecs: Optional[QuantizedCommCodecs], policy: Optional[CollectivePolicy],
+) -> Request:
+    """``reduce_scatter_v_per_feature_pooled`` with an explicit ``CollectivePolicy`` (None: per backend)."""
     splits = []
     for r, per_feature in enumerate(batch_size_per_rank_per_feature):
         if len(per_feature) != len(embedding_dims):
@@ -266,19 +298,24 @@ def reduce_scatter_v_per_feature_pooled(
                 f"batch_size_per_rank_per_feature[{r}] has {len(per_feature)} entries, expected {len(embedding_dims)}"
             )
         splits.append(sum(b * d for b, d in zip(per_feature, embedding_dims)))
-    return issue(ReduceScatterVOp(pg, splits, codecs, get_gradient_division(), policy), input)
+    return issue_reduce_scatter_v_pooled(input, splits, group, codecs, policy)
 
 
 def all_gather_base_pooled(
     input: torch.Tensor,
     group: Optional[dist.ProcessGroup] = None,
     codecs: Optional[QuantizedCommCodecs] = None,
-    policy: Optional[CollectivePolicy] = None,
-) -> Request:
+) -> Awaitable[torch.Tensor]:
     """Concatenates every rank's (equal-shaped) ``input`` along dim 0; backward reduce-scatters the grads."""
-    pg = _group(group)
-    sizes = [input.size(0)] * dist.get_world_size(pg)
-    return issue(AllGatherVOp(pg, sizes, codecs, get_gradient_division(), policy), input)
+    return issue_all_gather_base_pooled(input, group, codecs, None)
+
+
+def issue_all_gather_base_pooled(input: torch.Tensor, group: Optional[dist.ProcessGroup],
+                                 codecs: Optional[QuantizedCommCodecs], policy: Optional[CollectivePolicy]) -> Request:
+    """``all_gather_base_pooled`` with an explicit ``CollectivePolicy`` (None: per backend)."""
+    pg, myreq = _reduce_scatter_request(group, input.device, policy)
+    AllGatherBase_Req.apply(pg, myreq, AllGatherBaseInfo(input.size(), codecs), input)
+    return myreq
 
 
 # Synchronous forms (TorchRec's ``*_sync``, used under ``torchrec_use_sync_collectives``): the same collective,

@@ -18,6 +18,7 @@ from recsys_lib.distributed._dist.all_to_one import (  # noqa: F401
     SeqEmbeddingsAllToOne,
 )
 from recsys_lib.distributed._dist.kjt import (  # noqa: F401
+    KJEAllToAll,
     KJTAllToAll,
     KJTAllToAllSplitsAwaitable,
     KJTAllToAllTensorsAwaitable,

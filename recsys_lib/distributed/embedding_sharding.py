@@ -502,7 +502,9 @@ __all__ = [
     "ListOfKJTListAwaitable",
     "ListOfKJTListSplitsAwaitable",
     "USE_ONE_TBE_PER_TABLE",
+    "bucketize_embeddings_before_all2all_write",
     "bucketize_kjt_before_all2all",
+    "bucketize_kjt_inference",
     "group_tables",
 ]
 

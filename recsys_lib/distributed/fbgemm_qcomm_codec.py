@@ -16,11 +16,12 @@ Fallbacks (documented, with a warning):
 import logging
 from dataclasses import dataclass
 from enum import Enum, unique
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from fbgemm_gpu.quantize_comm import QuantizedCommCodec as FbgemmQuantizedCommCodec
 from fbgemm_gpu.split_embedding_configs import SparseType
+from fbgemm_gpu.triton.common import RoundingMode
 
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.enums import CommOp
@@ -71,11 +72,17 @@ class QCommsConfig:
     fp8_quantize_dim: Optional[int] = None
     fp8_quantize_dim_bwd: Optional[int] = None
     fp8_bwd_uses_143: Optional[bool] = False
+    fp8_output_dtype: Optional[SparseType] = None  # deprecated spelling of output_dtype
     mx4_quantize_dim: Optional[int] = None
     mx4_quantize_dim_bwd: Optional[int] = None
-    mx4_rounding_mode: Optional[object] = None
+    mx4_rounding_mode: Optional[RoundingMode] = None
+    output_dtype: Optional[SparseType] = None  # dtype decoded payloads come back in (default: the input's)
 
     def __post_init__(self) -> None:
+        if self.fp8_output_dtype is not None:
+            if self.output_dtype is None:
+                self.output_dtype = self.fp8_output_dtype
+            logger.warning("QCommsConfig.fp8_output_dtype is deprecated; use output_dtype")
         for name in ("forward_precision", "backward_precision"):
             value = getattr(self, name)
             if not isinstance(value, CommType):
@@ -91,13 +98,17 @@ class QCommsConfig:
 
 
 def _codec(precision: CommType, loss_scale: Optional[float], row_dim: Optional[int], is_fwd: bool,
-           rounding_mode: Optional[object]) -> FbgemmQuantizedCommCodec:
+           rounding_mode: Optional[RoundingMode], output_dtype: Optional[SparseType]) -> FbgemmQuantizedCommCodec:
+    kwargs: Dict[str, Any] = {}
+    if output_dtype is not None:  # only when set: older FBGEMM codecs lack the argument
+        kwargs["output_dtype"] = output_dtype
     return FbgemmQuantizedCommCodec(
         comm_precision=comm_type_to_sparse_type(precision),
         loss_scale=loss_scale,
         row_dim=row_dim,
         is_fwd=is_fwd,
-        rounding_mode=rounding_mode,  # type: ignore[arg-type]
+        rounding_mode=rounding_mode,
+        **kwargs,
     )
 
 
@@ -109,9 +120,9 @@ def get_qcomm_codecs(qcomms_config: Optional[QCommsConfig]) -> QuantizedCommCode
     fwd_dim = c.fp8_quantize_dim if c.forward_precision == CommType.FP8 else c.mx4_quantize_dim
     bwd_dim = c.fp8_quantize_dim_bwd if c.backward_precision == CommType.FP8 else c.mx4_quantize_dim_bwd
     return QuantizedCommCodecs(
-        forward=_codec(c.forward_precision, c.forward_loss_scale, fwd_dim, True, c.mx4_rounding_mode),
+        forward=_codec(c.forward_precision, c.forward_loss_scale, fwd_dim, True, c.mx4_rounding_mode, c.output_dtype),
         backward=_codec(c.backward_precision, c.backward_loss_scale, bwd_dim,
-                        not bool(c.fp8_bwd_uses_143), c.mx4_rounding_mode),
+                        not bool(c.fp8_bwd_uses_143), c.mx4_rounding_mode, c.output_dtype),
     )
 
 

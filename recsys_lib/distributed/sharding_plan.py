@@ -204,7 +204,7 @@ def column_wise(
     return gen
 
 
-def table_row_wise(host_index: int, compute_kernel: Optional[str] = None) -> ParameterShardingGenerator:
+def table_row_wise(host_index: int) -> ParameterShardingGenerator:
     """Row blocks over the ``local_size`` ranks of host ``host_index``."""
 
     def gen(param: nn.Parameter, local_size: int, world_size: int, device_type: str,
@@ -213,14 +213,14 @@ def table_row_wise(host_index: int, compute_kernel: Optional[str] = None) -> Par
         shard_ranks = twrw_layout.shard_ranks(host_index, local_size, world_size)
         sizes, offsets = strategy_for(ShardingType.TABLE_ROW_WISE).shard_sizes_and_offsets(
             rows, cols, world_size, local_size)
-        kernel = compute_kernel or _get_compute_kernel(sharder, param, ShardingType.TABLE_ROW_WISE.value, device_type)
+        kernel = _get_compute_kernel(sharder, param, ShardingType.TABLE_ROW_WISE.value, device_type)
         places = [placement(device_type, r, local_size) for r in shard_ranks]
         return _parameter_sharding(ShardingType.TABLE_ROW_WISE, sizes, offsets, shard_ranks, places, kernel)
 
     return gen
 
 
-def grid_shard(host_indexes: List[int], compute_kernel: Optional[str] = None) -> ParameterShardingGenerator:
+def grid_shard(host_indexes: List[int]) -> ParameterShardingGenerator:
     """Equal column blocks, one per host in ``host_indexes``, each split row-wise over that host's ranks."""
     if not host_indexes:
         raise ValueError("grid_shard: host_indexes must not be empty")
@@ -230,7 +230,7 @@ def grid_shard(host_indexes: List[int], compute_kernel: Optional[str] = None) ->
         rows, cols = _rows_cols(param)
         shard_ranks = grid_layout.shard_ranks(host_indexes, local_size, world_size)
         sizes, offsets = grid_layout.host_grid(rows, cols, host_indexes, world_size, local_size)
-        kernel = compute_kernel or _get_compute_kernel(sharder, param, ShardingType.GRID_SHARD.value, device_type)
+        kernel = _get_compute_kernel(sharder, param, ShardingType.GRID_SHARD.value, device_type)
         places = [placement(device_type, r, local_size) for r in shard_ranks]
         return _parameter_sharding(ShardingType.GRID_SHARD, sizes, offsets, shard_ranks, places, kernel)
 

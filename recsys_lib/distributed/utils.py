@@ -6,7 +6,7 @@ import pdb
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Type, TypeVar
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Type, TypeVar, Union
 
 import torch
 import torch.distributed as dist
@@ -17,6 +17,8 @@ from recsys_lib.distributed._core.enums import EmbeddingEvent
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._core.sharder import ShardedModule
 from recsys_lib.optim._emb_opt_type import emb_opt_type_to_optimizer_class, optimizer_type_to_emb_opt_type  # noqa: F401
+from recsys_lib.modules.feature_processor_ import FeatureProcessorsCollection
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 from recsys_lib.types import CopyMixIn, DataType
 
 T = TypeVar("T")
@@ -307,6 +309,113 @@ def weights_bytes_in_emb_kernel(emb: nn.Module) -> int:
         else:
             total += p.numel() * p.element_size()
     return total
+
+
+def modify_input_for_feature_processor(
+    features: KeyedJaggedTensor,
+    feature_processors: Union[nn.ModuleDict, FeatureProcessorsCollection],
+    is_collection: bool,
+) -> None:
+    """Runs the feature processors' input step on ``features`` before the input dist (in place).
+
+    Position-weighted processors write each id's position in its bag into the weights, so the positions survive
+    a row-wise split of the KJT. ``features`` gets float weights first if it has none (zeros). Per-feature
+    processors (``is_collection=False``, a ``ModuleDict`` by feature) handle their features; the weights of
+    features without a processor become 1. Processors without ``pre_process_input`` are skipped.
+    """
+    with torch.no_grad():
+        if features.weights_or_none() is None:
+            features._weights = torch.zeros_like(features.values(), dtype=torch.float32)
+        if is_collection:
+            step = getattr(feature_processors, "pre_process_input", None)  # optional hook of a processor
+            if step is not None:
+                step(features)
+            return
+        for key in features.keys():
+            if key in feature_processors:
+                step = getattr(feature_processors[key], "pre_process_input", None)
+                if step is not None:
+                    step(features[key])
+            else:
+                features[key].weights().fill_(1.0)
+
+
+def _tbe_kernels(module: nn.Module) -> List[nn.Module]:
+    """The FBGEMM split TBEs (weights in ``weights_dev``/``weights_host``/``weights_uvm``) under ``module``."""
+    from fbgemm_gpu.split_table_batched_embeddings_ops_training import SplitTableBatchedEmbeddingBagsCodegen
+
+    return [m for m in module.modules() if isinstance(m, SplitTableBatchedEmbeddingBagsCodegen)]
+
+
+def _convert_weights(weights: torch.Tensor, dtype: torch.dtype, use_cpu_turnaround_optimization: bool) -> torch.Tensor:
+    """``weights`` in ``dtype``; the old device storage is freed (through the host when asked, to lower the peak)."""
+    if weights.numel() == 0 or torch.ops.fbgemm.is_uvm_tensor(weights):
+        return weights.to(dtype=dtype)
+    if use_cpu_turnaround_optimization and weights.is_cuda:
+        host = weights.cpu()
+        weights.untyped_storage().resize_(0)
+        return host.to(dtype=dtype).to(weights.device)
+    converted = weights.to(dtype=dtype)
+    if converted.data_ptr() != weights.data_ptr():
+        weights.untyped_storage().resize_(0)
+    return converted
+
+
+class EmbeddingQuantizationUtils:
+    """Switches the fused embedding kernels of a (sharded) model to another weight precision and back, e.g. FP16
+    tables for evaluation to halve their memory, then the training precision again.
+
+    ``quantize_embedding_modules`` converts every split TBE's weight buffers (smallest first) and remembers
+    each one's precision; ``recreate_embedding_modules`` converts back. Both rebuild the per-table views (state
+    dict, parameters) over the new buffers (TorchRec does so only on the way back, leaving views onto freed
+    memory in between). Values go through the lower precision (the round trip rounds them).
+
+    Example::
+
+        utils = EmbeddingQuantizationUtils()
+        utils.quantize_embedding_modules(dmp, DataType.FP16)
+        evaluate(dmp)
+        utils.recreate_embedding_modules(dmp)
+    """
+
+    def __init__(self) -> None:
+        self._emb_kernel_to_sparse_dtype: Dict[nn.Module, Any] = {}
+
+    def quantize_embedding_modules(
+        self, module: nn.Module, converted_dtype: DataType, use_cpu_turnaround_optimization: bool = False
+    ) -> None:
+        sparse_dtype = _data_type_to_sparse_type(converted_dtype)
+        for tbe in sorted(_tbe_kernels(module), key=weights_bytes_in_emb_kernel):
+            self._emb_kernel_to_sparse_dtype.setdefault(tbe, tbe.weights_precision)
+            self._convert(tbe, sparse_dtype, use_cpu_turnaround_optimization)
+        # the old buffers are freed: views onto them (state dict, parameters) must move to the new ones now
+        self._recalculate_torch_state(module)
+
+    def recreate_embedding_modules(self, module: nn.Module, use_cpu_turnaround_optimization: bool = False) -> None:
+        for tbe in sorted(_tbe_kernels(module), key=weights_bytes_in_emb_kernel):
+            if tbe not in self._emb_kernel_to_sparse_dtype:
+                raise ValueError("recreate_embedding_modules: a kernel was not converted by quantize_embedding_modules")
+            self._convert(tbe, self._emb_kernel_to_sparse_dtype[tbe], use_cpu_turnaround_optimization)
+        self._recalculate_torch_state(module)
+
+    @staticmethod
+    def _convert(tbe: nn.Module, sparse_dtype: Any, turnaround: bool) -> None:
+        dtype = sparse_dtype.as_dtype()
+        for name in ("weights_dev", "weights_host", "weights_uvm"):
+            old = getattr(tbe, name)
+            new = _convert_weights(old, dtype, turnaround)
+            if isinstance(old, nn.Parameter):  # CPU TBEs hold weights_host as a parameter (TorchRec fails here)
+                new = nn.Parameter(new, requires_grad=old.requires_grad)
+            setattr(tbe, name, new)
+        tbe.weights_precision = sparse_dtype
+
+    def _recalculate_torch_state(self, module: nn.Module) -> None:
+        """Every sharded embedding module re-reads its kernels' per-table views over the new buffers."""
+        from recsys_lib.distributed._sharded.module_bases import ShardedEmbeddingModule
+
+        for sub in module.modules():
+            if isinstance(sub, ShardedEmbeddingModule):
+                sub._initialize_torch_state(skip_registering=True)
 
 
 class ForkedPdb(pdb.Pdb):

@@ -31,4 +31,5 @@ from recsys_lib.optim.optimizers import (  # noqa: F401
     SGD,
 )
 from recsys_lib.optim.rowwise_adagrad import RowWiseAdagrad  # noqa: F401
+from recsys_lib.optim.semi_sync import SemisyncOptimizer  # noqa: F401
 from recsys_lib.optim.warmup import WarmupOptimizer, WarmupPolicy, WarmupStage  # noqa: F401

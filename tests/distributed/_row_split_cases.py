@@ -94,6 +94,7 @@ def batches(world: int, step: int, weighted: bool, batch: int = BATCH) -> List[A
 
 
 def plan_for(case: Case, module: torch.nn.Module, sharder: Any, world: int, local: int) -> Any:
+    from tests.distributed._sharding_helpers import with_compute_kernel
     from recsys_lib.distributed.sharding_plan import (
         column_wise,
         construct_module_sharding_plan,
@@ -113,9 +114,9 @@ def plan_for(case: Case, module: torch.nn.Module, sharder: Any, world: int, loca
         elif case.sharding == "column_wise":
             gens[name] = column_wise(ranks=list(range(world)), compute_kernel=case.kernel)
         elif case.sharding == "table_row_wise":
-            gens[name] = table_row_wise(host_index=i % hosts, compute_kernel=case.kernel)
+            gens[name] = with_compute_kernel(table_row_wise(host_index=i % hosts), case.kernel)
         else:
-            gens[name] = grid_shard(host_indexes=list(range(hosts)), compute_kernel=case.kernel)
+            gens[name] = with_compute_kernel(grid_shard(host_indexes=list(range(hosts))), case.kernel)
     return construct_module_sharding_plan(module, gens, sharder=sharder, local_size=local, world_size=world,
                                           device_type="cpu")
 

@@ -1,6 +1,7 @@
 """Shared pieces of the sharded-module tests: plans built by hand, deterministic models and batches,
 and the unsharded reference (plain modules on the global batch)."""
 
+import dataclasses
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -27,6 +28,15 @@ def param_sharding(
         col += w
     return ParameterSharding(sharding_type, kernel or "fused", ranks=list(ranks),
                              sharding_spec=EnumerableShardingSpec(shards))
+
+
+def with_compute_kernel(gen, compute_kernel: str):
+    """A parameter-sharding generator (``sharding_plan.table_row_wise(...)`` etc.) with its kernel replaced."""
+
+    def wrapped(*args, **kwargs) -> ParameterSharding:
+        return dataclasses.replace(gen(*args, **kwargs), compute_kernel=compute_kernel)
+
+    return wrapped
 
 
 def ebc_tables(pooling: PoolingType, dims: Sequence[int] = (8, 16, 8, 12)) -> List[EmbeddingBagConfig]:

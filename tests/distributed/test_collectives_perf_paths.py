@@ -39,7 +39,7 @@ def _reduce_scatter_case(rank, world, splits, rest, divide, dtype=torch.float64)
         x = inputs[rank].detach().clone().requires_grad_()
         policy = CollectivePolicy(reduce_scatter=ReduceScatterMode.ALL_TO_ALL_SUM)
         with count_collectives() as c:
-            out = comm_ops.reduce_scatter_v_pooled(x, splits, policy=policy).wait()
+            out = comm_ops.issue_reduce_scatter_v_pooled(x, splits, None, None, policy).wait()
             (out * targets[rank]).sum().backward()
         # sum order is rank order, as in the reference: bitwise equal
         torch.testing.assert_close(out, ref(rank).detach(), rtol=0, atol=0)
@@ -75,7 +75,7 @@ def _all_gather_case(rank, world, sizes, rest, mode, expected_kind):
     policy = CollectivePolicy(all_gather=mode)
     with count_collectives() as fwd:
         if all(s == sizes[0] for s in sizes):
-            out = comm_ops.all_gather_base_pooled(x, policy=policy).wait()
+            out = comm_ops.issue_all_gather_base_pooled(x, None, None, policy).wait()
         else:
             op = comm_ops.AllGatherVOp(torch.distributed.group.WORLD, sizes, None, True, policy)
             out = comm_ops.issue(op, x).wait()
@@ -141,7 +141,7 @@ def _in_place_outputs(rank, world):
     seq_ref = lambda r: torch.cat([inputs[k][B * r:B * r + B] for k in range(world)], dim=0)  # noqa: E731
     x = inputs[rank].detach().clone().requires_grad_()
     pooled = comm_ops.alltoall_pooled(x, [B] * world, [D] * world).wait()
-    seq = comm_ops.alltoall_sequence(x, None, None, torch.ones(B * world, dtype=torch.long), [B] * world,
+    seq = comm_ops.alltoall_sequence(x, None, None, torch.ones(B * world, dtype=torch.long), [B] * world,  # type: ignore[arg-type]
                                      [B] * world).wait()
     pooled.mul_(3)
     seq.add_(1)

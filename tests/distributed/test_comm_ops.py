@@ -124,15 +124,21 @@ def _sequence_a2a(rank, world, variable):
     x = x.detach().clone().requires_grad_()
     lengths_after = torch.tensor([v for f in mine for r in range(world) for v in lengths[(f, r)]], dtype=torch.long)
     F = len(mine)
-    recat = torch.tensor([f * world + r for r in range(world) for f in range(F)], dtype=torch.int32)
+    if variable:  # TorchRec's variable-batch recat indexes single samples: (f, r, b) input order → (r, f, b)
+        pos = {key: i for i, key in enumerate((f, r, b) for f in range(F) for r in range(world) for b in range(bs[r]))}
+        recat = torch.tensor([pos[(f, r, b)] for r in range(world) for f in range(F) for b in range(bs[r])],
+                             dtype=torch.int32)
+    else:
+        recat = torch.tensor([f * world + r for r in range(world) for f in range(F)], dtype=torch.int32)
     back = torch.argsort(recat.long()).to(torch.int32)
-    in_splits = [sum(sum(lengths[(f, r)]) for f in mine) for r in range(world)]
-    out_splits = [sum(sum(lengths[(f, rank)]) for f in feats[k]) for k in range(world)]
+    rows_sent = [sum(sum(lengths[(f, r)]) for f in mine) for r in range(world)]
+    rows_received = [sum(sum(lengths[(f, rank)]) for f in feats[k]) for k in range(world)]
     ref = lambda r: torch.cat([block[(f, r)] for k in range(world) for f in feats[k]])  # noqa: E731
     with count_collectives() as c:
+        # TorchRec convention: the splits of the sparse all-to-all (ids sent = rows received back), reversed
         out = comm_ops.alltoall_sequence(
-            x, recat if F else None, back if F else None, lengths_after, in_splits, out_splits,
-            variable_batch_size=variable, batch_size_per_rank=bs if variable else None,
+            x, recat if F else None, back if F else None, lengths_after, rows_received, rows_sent,
+            variable_batch_size=variable,
         ).wait()
         (out * _rand(900 + rank, *out.shape)).sum().backward()
     torch.testing.assert_close(out, ref(rank).detach())
@@ -153,7 +159,7 @@ def _reduce_scatters(rank, world, mode):
     ref = lambda r: sum(inputs[k][offs[r]:offs[r] + splits[r]] for k in range(world))  # noqa: E731
     x = inputs[rank].detach().clone().requires_grad_()
     with count_collectives() as c:
-        out = comm_ops.reduce_scatter_v_pooled(x, splits, policy=policy).wait()
+        out = comm_ops.issue_reduce_scatter_v_pooled(x, splits, None, None, policy).wait()
         (out * _rand(900 + rank, *out.shape)).sum().backward()
     torch.testing.assert_close(out, ref(rank).detach())
     torch.testing.assert_close(x.grad, _check_grads(inputs, ref, rank, world, True))
@@ -166,7 +172,7 @@ def _reduce_scatters(rank, world, mode):
     ref = lambda r: sum(inputs[k][2 * r:2 * r + 2] for k in range(world))  # noqa: E731
     x = inputs[rank].detach().clone().requires_grad_()
     with count_collectives() as c:
-        out = comm_ops.reduce_scatter_base_pooled(x, policy=policy).wait()
+        out = comm_ops.issue_reduce_scatter_base_pooled(x, None, None, policy).wait()
         (out * _rand(900 + rank, *out.shape)).sum().backward()
     torch.testing.assert_close(out, ref(rank).detach())
     torch.testing.assert_close(x.grad, _check_grads(inputs, ref, rank, world, True))
@@ -177,7 +183,7 @@ def _reduce_scatters(rank, world, mode):
     lists = [[_rand(60 + 10 * k + r, *shapes[r]).requires_grad_() for r in range(world)] for k in range(world)]
     ref = lambda r: sum(lists[k][r] for k in range(world))  # noqa: E731
     mine = [t.detach().clone().requires_grad_() for t in lists[rank]]
-    out = comm_ops.reduce_scatter_pooled(mine, policy=policy).wait()
+    out = comm_ops.issue_reduce_scatter_pooled(mine, None, None, policy).wait()
     (out * _rand(900 + rank, *out.shape)).sum().backward()
     torch.testing.assert_close(out, ref(rank).detach())
     loss = sum((ref(r) * _rand(900 + r, *ref(r).shape)).sum() for r in range(world))
@@ -193,7 +199,7 @@ def _reduce_scatters(rank, world, mode):
     offs = [sum(n[:r]) for r in range(world)]
     ref = lambda r: sum(flat[k][offs[r]:offs[r] + n[r]] for k in range(world))  # noqa: E731
     x = flat[rank].detach().clone().requires_grad_()
-    out = comm_ops.reduce_scatter_v_per_feature_pooled(x, bsz, dims, policy=policy).wait()
+    out = comm_ops.issue_reduce_scatter_v_per_feature_pooled(x, bsz, dims, None, None, policy).wait()
     (out * _rand(900 + rank, *out.shape)).sum().backward()
     torch.testing.assert_close(out, ref(rank).detach())
     torch.testing.assert_close(x.grad, _check_grads(flat, ref, rank, world, True))
@@ -248,8 +254,8 @@ def _fbgemm_codecs(rank, world):
     expected = sum(t[offs[rank]:offs[rank] + splits[rank]] for t in ins)
     for mode in (ReduceScatterMode.NATIVE, ReduceScatterMode.ALL_TO_ALL_SUM):
         with count_collectives() as c:
-            got = comm_ops.reduce_scatter_v_pooled(ins[rank].clone(), splits, codecs=int8,
-                                                   policy=CollectivePolicy(reduce_scatter=mode)).wait()
+            got = comm_ops.issue_reduce_scatter_v_pooled(ins[rank].clone(), splits, None, int8,
+                                                         CollectivePolicy(reduce_scatter=mode)).wait()
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-2 * world)  # int8 row-wise: ~2e-3 per term
         assert c.by_kind() == {"all_to_all": 1}, c.calls
 

@@ -182,3 +182,16 @@ def test_small_embedding_types_and_helpers():
     zero = torch.zeros(1, requires_grad=True)
     out = param_dp_sync(kt, zero * 1.0)
     assert out is kt and torch.equal(kt.values(), torch.ones(2, 2))
+
+
+def test_local_shards_wrapper_copy_zeros_empty_like():
+    a = LocalShardsWrapper([torch.arange(6.0).view(2, 3), torch.arange(4.0).view(2, 2) + 10], [(0, 0), (0, 3)])
+    z = torch.zeros_like(a)
+    assert isinstance(z, LocalShardsWrapper) and z.local_offsets() == a.local_offsets()
+    assert all(torch.equal(s, torch.zeros_like(t)) for s, t in zip(z.local_shards(), a.local_shards()))
+    e = torch.empty_like(a, dtype=torch.float64)
+    assert [s.dtype for s in e.local_shards()] == [torch.float64, torch.float64]
+    assert [tuple(s.shape) for s in e.local_shards()] == [(2, 3), (2, 2)]
+    z.copy_(a)
+    for s, t in zip(z.local_shards(), a.local_shards()):
+        assert torch.equal(s, t)

@@ -150,10 +150,11 @@ def _sequence_module(rank, world):
     outs = [sum(sum(n[(f, rank)]) for f in range(nfeat) if owner[f] == k) for k in range(world)]
     expected = torch.cat([rows[(f, rank)] for f in range(nfeat)])
     a2a = SequenceEmbeddingsAllToAll(pg, features_per_rank)
-    torch.testing.assert_close(a2a(local, lengths, ins, outs).wait(), expected)
+    # TorchRec convention: the sparse all-to-all's splits (ids sent = rows received back, and the reverse)
+    torch.testing.assert_close(a2a(local, lengths, outs, ins).wait(), expected)
     # an unbucketize permutation is applied on the way out: out[i] = received[perm[i]]
     perm = torch.randperm(expected.size(0), generator=torch.Generator().manual_seed(5))
-    torch.testing.assert_close(a2a(local, lengths, ins, outs, unbucketize_permute_tensor=perm).wait(), expected[perm])
+    torch.testing.assert_close(a2a(local, lengths, outs, ins, unbucketize_permute_tensor=perm).wait(), expected[perm])
 
 
 def _run_all(rank, world):

@@ -87,7 +87,7 @@ def _sync_ops(rank, world):
     torch.testing.assert_close(gathered, torch.cat([g(k)[:1] for k in range(world)]))
     B, D = [1 + k for k in range(world)], [2 + k for k in range(world)]
     inp = lambda k: torch.full((sum(B), D[k]), float(k)) + torch.arange(sum(B)).unsqueeze(1)  # noqa: E731
-    pooled = comm_ops.all2all_pooled_sync(pg, comm_ops.All2AllPooledInfo(B, D), inp(rank))
+    pooled = comm_ops.all2all_pooled_sync(pg, comm_ops.All2AllPooledInfo(B, D, None, None), inp(rank))
     lo = sum(B[:rank])
     torch.testing.assert_close(pooled, torch.cat([inp(k)[lo:lo + B[rank]] for k in range(world)], dim=1))
 

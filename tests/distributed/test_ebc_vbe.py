@@ -37,7 +37,7 @@ from recsys_lib.distributed.types import ShardingEnv
 from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
-from tests.distributed._sharding_helpers import check_local_shards, param_sharding
+from tests.distributed._sharding_helpers import check_local_shards, param_sharding, with_compute_kernel
 
 LR = 0.5
 B_FULL = 4
@@ -86,8 +86,8 @@ def _plan(strategy: Any, kernel: str, ebc: EmbeddingBagCollection, sharder: Any,
             "table_wise": lambda: table_wise(rank=(i + 1) % world, compute_kernel=k),
             "column_wise": lambda: column_wise(ranks=[world - 1, 0], compute_kernel=k),  # fused: widths % 4 == 0
             "row_wise": lambda: row_wise(compute_kernel=k),
-            "table_row_wise": lambda: table_row_wise(host_index=i % hosts, compute_kernel=k),
-            "grid_shard": lambda: grid_shard(host_indexes=list(range(hosts)), compute_kernel=k),
+            "table_row_wise": lambda: with_compute_kernel(table_row_wise(host_index=i % hosts), k),
+            "grid_shard": lambda: with_compute_kernel(grid_shard(host_indexes=list(range(hosts))), k),
         }[st]()
     return construct_module_sharding_plan(ebc, gens, sharder=sharder, local_size=local, world_size=world,
                                           device_type="cpu")

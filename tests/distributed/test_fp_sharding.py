@@ -33,6 +33,12 @@ def test_positions_from_offsets_or_from_weights():
         apply_position_weights(cut, {"a": torch.tensor([1.0])}, positions_in_weights=True)
     gpw = GroupedPositionWeightedModule({"a": 3})
     assert gpw(kjt).weights().tolist() == [1.0] * 5
+    with torch.no_grad():
+        gpw.position_weights["a"].copy_(pw["a"])
+    assert gpw(kjt).weights().tolist() == [10.0, 20.0, 10.0, 1.0, 1.0]
+    assert gpw(cut).weights().tolist() == [30.0, 20.0]  # weights present: they hold the positions (TorchRec)
+    assert list(gpw.state_dict(prefix="p.")) == ["p.position_weights.a"]
+    assert [n for n, _ in gpw.named_parameters("m")] == ["m.position_weights.a"] and not list(gpw.named_buffers())
 
 
 def _fp_module():

@@ -100,8 +100,8 @@ def test_sharding_env_checks_and_local():
     with pytest.raises(ValueError, match=r"rank must be in \[0, 2\), got 2"):
         ShardingEnv(2, 2)
     with pytest.raises(ValueError, match="local_world_size=3 must be >= 1 and divide world_size=4"):
-        ShardingEnv(4, 0, local_world_size=3)
-    assert ShardingEnv(4, 0, local_world_size=2).local_world_size == 2
+        ShardingEnv(4, 0)._set_local_world_size(3)
+    assert ShardingEnv(4, 0)._set_local_world_size(2).local_world_size == 2
 
 
 class _Doubler(ShardedModule):

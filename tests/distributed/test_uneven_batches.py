@@ -27,7 +27,7 @@ from recsys_lib.distributed.test_utils import run_multiprocess
 from recsys_lib.distributed.types import ShardingEnv, ShardingPlan
 from recsys_lib.modules.embedding_configs import PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection, EmbeddingCollection
-from tests.distributed._sharding_helpers import check_local_shards, concat_batches, ebc_tables, ec_tables, global_batch
+from tests.distributed._sharding_helpers import check_local_shards, concat_batches, ebc_tables, ec_tables, global_batch, with_compute_kernel
 
 BATCH = [3, 5]
 LR = 0.1
@@ -35,7 +35,7 @@ GENS = {
     "table_wise": lambda i: table_wise(rank=i % 2, compute_kernel="fused"),
     "column_wise": lambda i: column_wise(ranks=[0, 1], compute_kernel="fused"),
     "row_wise": lambda i: row_wise(compute_kernel="fused"),
-    "table_row_wise": lambda i: table_row_wise(host_index=0, compute_kernel="fused"),
+    "table_row_wise": lambda i: with_compute_kernel(table_row_wise(host_index=0), "fused"),
     "data_parallel": lambda i: data_parallel(),
 }
 CASES = [("ebc", s) for s in GENS] + [("ec", s) for s in GENS if s != "table_row_wise"]

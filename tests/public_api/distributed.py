@@ -34,12 +34,19 @@ NAMES = [
         "all_gather_base_pooled", "All2AllPooledInfo", "VariableBatchAll2AllPooledInfo", "All2AllSequenceInfo",
         "All2AllVInfo", "All2AllDenseInfo", "ReduceScatterInfo", "ReduceScatterBaseInfo", "ReduceScatterVInfo",
         "AllGatherBaseInfo", "Request", "set_gradient_division", "get_gradient_division", "set_use_sync_collectives",
-        "get_use_sync_collectives", "torchrec_use_sync_collectives",
+        "get_use_sync_collectives", "torchrec_use_sync_collectives", "Comm", "All2AllSingle", "DefaultAllocMixin",
+        "DefaultAll2AllSingle", "AllToAllSingle", "All2All_Pooled_Req", "All2All_Pooled_Wait",
+        "Variable_Batch_All2All_Pooled_Req", "Variable_Batch_All2All_Pooled_Wait", "All2All_Seq_Req",
+        "All2All_Seq_Req_Wait", "All2Allv_Req", "All2Allv_Wait", "ReduceScatter_Req", "ReduceScatter_Wait",
+        "ReduceScatterBase_Req", "ReduceScatterBase_Wait", "ReduceScatterV_Req", "ReduceScatterV_Wait",
+        "AllGatherBase_Req", "AllGatherBase_Wait", "all_gather_into_tensor", "all_gather_into_tensor_fake",
+        "all_gather_into_tensor_setup_context", "all_gather_into_tensor_backward", "reduce_scatter_tensor",
+        "reduce_scatter_tensor_fake", "reduce_scatter_tensor_setup_context", "reduce_scatter_tensor_backward",
     ]
 ] + [
     (f"{_D}.dist_data", n) for n in [
         "KJTAllToAll", "KJTAllToAllSplitsAwaitable", "KJTAllToAllTensorsAwaitable", "KJTOneToAll",
-        "PooledEmbeddingsAllToAll", "VariableBatchPooledEmbeddingsAllToAll", "PooledEmbeddingsReduceScatter",
+        "KJEAllToAll", "PooledEmbeddingsAllToAll", "VariableBatchPooledEmbeddingsAllToAll", "PooledEmbeddingsReduceScatter",
         "VariableBatchPooledEmbeddingsReduceScatter", "PooledEmbeddingsAllGather", "PooledEmbeddingsAwaitable",
         "SequenceEmbeddingsAllToAll", "SequenceEmbeddingsAwaitable", "EmbeddingsAllToOne", "EmbeddingsAllToOneReduce",
         "SeqEmbeddingsAllToOne", "MergePooledEmbeddingsModule",
@@ -83,8 +90,9 @@ SIGNATURES = [
         ("sharding_type", REQUIRED), ("compute_kernel", REQUIRED), ("ranks", None), ("sharding_spec", None),
         ("cache_params", None), ("enforce_hbm", None), ("stochastic_rounding", None), ("bounds_check_mode", None),
         ("output_dtype", None), ("key_value_params", None)]),
+    # TorchRec declares it an abstract class method, so the bound signature starts at ``module``
     (f"{_D}.types", "ModuleSharder.shard", [
-        ("self", REQUIRED), ("module", REQUIRED), ("params", REQUIRED), ("env", REQUIRED), ("device", None),
+        ("module", REQUIRED), ("params", REQUIRED), ("env", REQUIRED), ("device", None),
         ("module_fqn", None)]),
     (f"{_D}.types", "ModuleSharder.storage_usage", [
         ("self", REQUIRED), ("tensor", REQUIRED), ("compute_device_type", REQUIRED), ("compute_kernel", REQUIRED)]),
@@ -101,11 +109,12 @@ SIGNATURES = [
     (f"{_D}.comm", "intra_and_cross_node_pg", [("device", None), ("backend", None)]),
     (f"{_D}.comm_ops", "alltoall_pooled", [
         ("a2a_pooled_embs_tensor", REQUIRED), ("batch_size_per_rank", REQUIRED), ("dim_sum_per_rank", REQUIRED),
-        ("dim_sum_per_rank_tensor", None), ("cumsum_dim_sum_per_rank_tensor", None), ("group", None), ("codecs", None)]),
+        ("dim_sum_per_rank_tensor", None), ("cumsum_dim_sum_per_rank_tensor", None), ("group", None), ("codecs", None),
+        ("all_to_all_single_comm", None)]),
     (f"{_D}.comm_ops", "variable_batch_alltoall_pooled", [
         ("a2a_pooled_embs_tensor", REQUIRED), ("batch_size_per_rank_per_feature", REQUIRED),
         ("batch_size_per_feature_pre_a2a", REQUIRED), ("emb_dim_per_rank_per_feature", REQUIRED), ("group", None),
-        ("codecs", None)]),
+        ("codecs", None), ("all_to_all_single_comm", None)]),
     (f"{_D}.comm_ops", "alltoall_sequence", [
         ("a2a_sequence_embs_tensor", REQUIRED), ("forward_recat_tensor", REQUIRED), ("backward_recat_tensor", REQUIRED),
         ("lengths_after_sparse_data_all2all", REQUIRED), ("input_splits", REQUIRED), ("output_splits", REQUIRED),
@@ -118,7 +127,7 @@ SIGNATURES = [
         ("input", REQUIRED), ("batch_size_per_rank_per_feature", REQUIRED), ("embedding_dims", REQUIRED),
         ("group", None), ("codecs", None)]),
     (f"{_D}.comm_ops", "all_gather_base_pooled", [("input", REQUIRED), ("group", None), ("codecs", None)]),
-    (f"{_D}.comm_ops", "Request", [("pg", REQUIRED), ("device", None)]),
+    (f"{_D}.comm_ops", "Request", [("pg", REQUIRED), ("device", REQUIRED)]),
     (f"{_D}.dist_data", "KJTAllToAll", [("pg", REQUIRED), ("splits", REQUIRED), ("stagger", 1)]),
     (f"{_D}.dist_data", "KJTOneToAll", [("splits", REQUIRED), ("world_size", REQUIRED), ("device", None)]),
     (f"{_D}.dist_data", "PooledEmbeddingsAllToAll", [

@@ -46,8 +46,15 @@ NAMES = (
         "create_on_rank_and_share_result", "init_collective_validation", "validate_collectives_enabled",
     ]]
     + [(f"{_D}.fused_params", n) for n in ["get_embedding_table_index_type", "get_embedding_table_offset_type"]]
-    + [(f"{_D}.utils", n) for n in ["emb_opt_type_to_optimizer_class", "ForkedPdb"]]
-    + [(f"{_D}.logger", "LazyStr"), (f"{_D}.memory_stashing", "chunked_copy_"),
+    + [(f"{_D}.utils", n) for n in [
+        "emb_opt_type_to_optimizer_class", "ForkedPdb", "modify_input_for_feature_processor", "EmbeddingQuantizationUtils"]]
+    + [(f"{_D}.embedding", "pad_vbe_kjt_lengths")]
+    + [(f"{_D}.sharded_relay_utils", n) for n in [
+        "ShardedRelayState", "setup_sharded_relay", "cleanup_sharded_relay", "allreduce_tensors_with_sharded_relay"]]
+    + [(f"{_D}.embedding_sharding", n) for n in ["bucketize_embeddings_before_all2all_write", "bucketize_kjt_inference"]]
+    + [(f"{_D}.feature_score_utils", n) for n in [
+        "create_sharding_type_to_feature_score_mapping", "may_collect_feature_scores"]]
+    + [(f"{_D}.logger", "LazyStr"), (f"{_D}.memory_stashing", "chunked_copy_"), (f"{_D}.memory_stashing", "MemoryStashingManager"),
        (f"{_D}.shards_wrapper", "LocalShardsWrapper")]
     + [(f"{_D}.embedding_dim_bucketer", n) for n in ["EmbDimBucketer", "EmbDimBucketerPolicy"]]
     + [(f"{_D}.embedding_types", n) for n in ["DTensorMetadata", "BaseEmbeddingUpdate"]]

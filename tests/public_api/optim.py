@@ -7,7 +7,7 @@ _OPTIM_NAMES = [
     "FusedOptimizer", "EmptyFusedOptimizer", "FusedOptimizerModule",
     "WarmupOptimizer", "WarmupPolicy", "WarmupStage",
     "GradientClipping", "GradientClippingOptimizer",
-    "RowWiseAdagrad",
+    "RowWiseAdagrad", "SemisyncOptimizer",
     "SGD", "LarsSGD", "LAMB", "PartialRowWiseLAMB", "Adam", "PartialRowWiseAdam", "Adagrad",
     "in_backward_optimizer_filter", "apply_optimizer_in_backward",
 ]
@@ -27,6 +27,7 @@ NAMES = [("recsys_lib.optim", n) for n in _OPTIM_NAMES] + [
     ("recsys_lib.optim.clipping", "GradientClippingOptimizer"),
     ("recsys_lib.optim.rowwise_adagrad", "RowWiseAdagrad"),
     ("recsys_lib.optim.rowwise_adagrad", "adagrad"),
+    ("recsys_lib.optim.semi_sync", "SemisyncOptimizer"),
     ("recsys_lib.optim.optimizers", "SGD"),
     ("recsys_lib.optim.optimizers", "LarsSGD"),
     ("recsys_lib.optim.optimizers", "LAMB"),

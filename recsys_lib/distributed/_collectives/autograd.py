@@ -59,12 +59,16 @@ class _CollectiveOp(abc.ABC):
 class Request(Awaitable[torch.Tensor]):
     """An issued collective; ``wait()`` returns its (autograd-connected) result.
 
+    A ``*_Req`` autograd function (``comm_ops.All2All_Pooled_Req`` ...) issues the collective and fills this
+    object; ``wait()`` runs the matching ``*_Wait`` function (``wait_function``) on ``dummy_tensor``, the
+    ``*_Req`` output that links the two in the autograd graph.
+
     Args:
         pg: the process group the collective runs on.
         device: device of the result.
     """
 
-    def __init__(self, pg: Optional[dist.ProcessGroup], device: Optional[torch.device] = None) -> None:
+    def __init__(self, pg: dist.ProcessGroup, device: torch.device) -> None:
         super().__init__()
         self.pg = pg
         self.device = device
@@ -72,35 +76,44 @@ class Request(Awaitable[torch.Tensor]):
         self.tensor: Optional[torch.Tensor] = None
         self.a2ai: Any = None
         self.qcomm_ctx: Any = None
-        self.wait_function = _Wait
+        self.rsi: Any = None
+        self.agi: Any = None
+        self.wait_function: Any = None
         self.dummy_tensor: Optional[torch.Tensor] = None
         self.op: Optional[_CollectiveOp] = None
         self.bwd_req: Optional[Pending] = None
+        # implementation choice for reduce-scatters / all-gathers issued on this request (None: per backend)
+        self.policy: Optional[CollectivePolicy] = None
 
     def _wait_impl(self) -> torch.Tensor:
-        if self.dummy_tensor is None:
+        if self.dummy_tensor is None or self.wait_function is None:
             raise RuntimeError("Request.wait(): the collective was never issued (or was already waited)")
-        out = self.wait_function.apply(self, self.dummy_tensor)
+        out = self.wait_function.apply(self.pg, self, self.dummy_tensor)
         self.dummy_tensor = None
+        self.req = None
+        self.tensor = None
         return out
 
 
-class _Req(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, req: Request, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        assert req.op is not None
-        req.req = req.op.start_forward(x)
-        ctx.req = req
-        return torch.empty(0, device=x.device)
+def start_request(ctx: Any, myreq: Request, op: "_CollectiveOp", x: torch.Tensor, wait_function: Any) -> torch.Tensor:
+    """Forward of a ``*_Req`` function: issues ``op`` on ``x`` into ``myreq``; returns the linking dummy."""
+    myreq.op = op
+    myreq.wait_function = wait_function
+    myreq.req = op.start_forward(x)
+    ctx.myreq = myreq
+    # the returned tensor is this very object (autograd attaches the Req node to it), so wait() can pass it on
+    myreq.dummy_tensor = torch.empty(0, device=x.device)
+    return myreq.dummy_tensor
 
-    @staticmethod
-    def backward(ctx: Any, *unused: torch.Tensor) -> Tuple[None, torch.Tensor]:  # type: ignore[override]
-        req: Request = ctx.req
-        if req.bwd_req is None:
-            raise RuntimeError("collective backward: the transposed collective was not issued")
-        grad = req.bwd_req.wait()
-        req.bwd_req = None
-        return None, grad
+
+def finish_request_backward(ctx: Any) -> torch.Tensor:
+    """Backward of a ``*_Req`` function: waits the transposed collective; returns the input's gradient."""
+    req: Request = ctx.myreq
+    if req.bwd_req is None:
+        raise RuntimeError("collective backward: the transposed collective was not issued")
+    grad = req.bwd_req.wait()
+    req.bwd_req = None
+    return grad
 
 
 def _own_tensor(t: torch.Tensor) -> torch.Tensor:
@@ -109,34 +122,58 @@ def _own_tensor(t: torch.Tensor) -> torch.Tensor:
     return alias.set_(t.untyped_storage(), t.storage_offset(), t.size(), t.stride())
 
 
+def wait_request(ctx: Any, myreq: Request) -> torch.Tensor:
+    """Forward of a ``*_Wait`` function: waits the forward collective; returns its result."""
+    if myreq.req is None:
+        raise RuntimeError("Request.wait(): nothing in flight on this request")
+    out = myreq.req.wait()
+    myreq.req = None
+    ctx.myreq = myreq
+    if out._is_view():
+        # A view made inside a custom Function's forward makes any in-place use of the output an autograd
+        # error. The collectives' results are fresh buffers (never the input), so re-wrapping is safe.
+        out = _own_tensor(out)
+    return out
+
+
+def start_request_backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+    """Backward of a ``*_Wait`` function: issues the transposed collective on ``grad``; returns the dummy's grad."""
+    req: Request = ctx.myreq
+    assert req.op is not None
+    # no .contiguous() here: every op's backward copies or divides the gradient into a fresh buffer
+    # anyway, and that first pass reads strided input at no extra cost (saves one full copy)
+    req.bwd_req = req.op.start_backward(grad)
+    return torch.zeros(0, device=grad.device)
+
+
+class _Req(torch.autograd.Function):
+    """Issues any ``_CollectiveOp`` (the generic form of the ``comm_ops.*_Req`` functions)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, pg: Optional[dist.ProcessGroup], myreq: Request, op: "_CollectiveOp", x: torch.Tensor
+    ) -> torch.Tensor:
+        return start_request(ctx, myreq, op, x, _Wait)
+
+    @staticmethod
+    def backward(ctx: Any, *unused: torch.Tensor) -> Tuple[None, None, None, torch.Tensor]:  # type: ignore[override]
+        return None, None, None, finish_request_backward(ctx)
+
+
 class _Wait(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, req: Request, dummy: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        assert req.req is not None
-        out = req.req.wait()
-        req.req = None
-        ctx.req = req
-        if out._is_view():
-            # A view made inside a custom Function's forward makes any in-place use of the output an autograd
-            # error. The collectives' results are fresh buffers (never the input), so re-wrapping is safe.
-            out = _own_tensor(out)
-        return out
+    def forward(ctx: Any, pg: Optional[dist.ProcessGroup], myreq: Request, *dummy: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return wait_request(ctx, myreq)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> Tuple[None, torch.Tensor]:  # type: ignore[override]
-        req: Request = ctx.req
-        assert req.op is not None
-        # no .contiguous() here: every op's backward copies or divides the gradient into a fresh buffer
-        # anyway, and that first pass reads strided input at no extra cost (saves one full copy)
-        req.bwd_req = req.op.start_backward(grad)
-        return None, torch.zeros(0, device=grad.device)
+    def backward(ctx: Any, grad: torch.Tensor) -> Tuple[None, None, torch.Tensor]:  # type: ignore[override]
+        return None, None, start_request_backward(ctx, grad)
 
 
-def issue(op: _CollectiveOp, x: torch.Tensor) -> Request:
+def issue(op: "_CollectiveOp", x: torch.Tensor) -> Request:
     """Issues ``op`` on ``x`` and returns the ``Request`` to wait on."""
-    req = Request(op.group, x.device)
-    req.op = op
-    req.dummy_tensor = _Req.apply(req, x)
+    req = Request(op.group, x.device)  # type: ignore[arg-type]
+    _Req.apply(op.group, req, op, x)
     return req
 
 
@@ -144,8 +181,9 @@ class PooledAllToAllOp(_CollectiveOp):
     """``[ΣB_r, D_me]`` on each rank → ``[B_me, ΣD_k]``: rank r receives its batch rows of every rank's columns."""
 
     def __init__(self, group: Optional[dist.ProcessGroup], batch_size_per_rank: List[int], dim_sum_per_rank: List[int],
-                 codecs: Optional[QuantizedCommCodecs], gradient_division: bool) -> None:
+                 codecs: Optional[QuantizedCommCodecs], gradient_division: bool, comm: Optional[Any] = None) -> None:
         super().__init__(group, codecs, gradient_division)
+        self.comm = comm  # a comm_ops.All2AllSingle, or None for dist.all_to_all_single
         if len(batch_size_per_rank) != self.world or len(dim_sum_per_rank) != self.world:
             raise ValueError(
                 f"pooled all-to-all: batch_size_per_rank {batch_size_per_rank} and dim_sum_per_rank "
@@ -161,7 +199,8 @@ class PooledAllToAllOp(_CollectiveOp):
             raise ValueError(f"pooled all-to-all on rank {me}: input shape {tuple(x.shape)}, expected {expected}")
         # rows of rank r are consecutive in x, so x itself is the send buffer
         out_splits = [self.B[me] * d for d in self.D]
-        p = all_to_all_flat(x, [b * self.D[me] for b in self.B], out_splits, self.group, self.fwd_codec, x.dtype)
+        p = all_to_all_flat(x, [b * self.D[me] for b in self.B], out_splits, self.group, self.fwd_codec, x.dtype,
+                            self.comm)
 
         def finish() -> torch.Tensor:
             received = p.wait()  # always a fresh buffer
@@ -182,7 +221,7 @@ class PooledAllToAllOp(_CollectiveOp):
             if self.gradient_division:
                 send.div_(self.world)  # in place on the fresh send buffer: no extra pass over the gradient
         p = all_to_all_flat(send, [self.B[me] * d for d in self.D], [b * self.D[me] for b in self.B],
-                            self.group, self.bwd_codec, grad.dtype)
+                            self.group, self.bwd_codec, grad.dtype, self.comm)
         return Pending(None, lambda: p.wait().view(sum(self.B), self.D[me]))
 
 
@@ -190,21 +229,23 @@ class FlatAllToAllOp(_CollectiveOp):
     """1-D all-to-all with fixed split sizes (``input_splits[r]`` elements to rank r); backward swaps them."""
 
     def __init__(self, group: Optional[dist.ProcessGroup], input_splits: List[int], output_splits: List[int],
-                 codecs: Optional[QuantizedCommCodecs], gradient_division: bool) -> None:
+                 codecs: Optional[QuantizedCommCodecs], gradient_division: bool, comm: Optional[Any] = None) -> None:
         super().__init__(group, codecs, gradient_division)
         self.input_splits = list(input_splits)
         self.output_splits = list(output_splits)
+        self.comm = comm
 
     def start_forward(self, x: torch.Tensor) -> Pending:
         if x.dim() != 1 or x.numel() != sum(self.input_splits):
             raise ValueError(
                 f"all-to-all on rank {self.rank}: input shape {tuple(x.shape)}, expected ({sum(self.input_splits)},)"
             )
-        return all_to_all_flat(x, self.input_splits, self.output_splits, self.group, self.fwd_codec, x.dtype)
+        return all_to_all_flat(x, self.input_splits, self.output_splits, self.group, self.fwd_codec, x.dtype,
+                               self.comm)
 
     def start_backward(self, grad: torch.Tensor) -> Pending:
         return all_to_all_flat(self.scale_grad(grad), self.output_splits, self.input_splits, self.group,
-                               self.bwd_codec, grad.dtype)
+                               self.bwd_codec, grad.dtype, self.comm)
 
 
 def permute_segments(x: torch.Tensor, permute: torch.Tensor, segment_lengths: torch.Tensor) -> torch.Tensor:

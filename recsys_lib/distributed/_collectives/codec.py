@@ -76,5 +76,6 @@ class NoOpQuantizedCommCodec(QuantizedCommCodec[None]):
 class QuantizedCommCodecs:
     """Codec pair of one collective: ``forward`` for the payload, ``backward`` for its gradient."""
 
-    forward: QuantizedCommCodec = field(default_factory=NoOpQuantizedCommCodec)
-    backward: QuantizedCommCodec = field(default_factory=NoOpQuantizedCommCodec)
+    # one shared identity codec as the default, as TorchRec (it is stateless)
+    forward: QuantizedCommCodec = NoOpQuantizedCommCodec()
+    backward: QuantizedCommCodec = NoOpQuantizedCommCodec()

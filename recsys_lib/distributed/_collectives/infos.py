@@ -24,8 +24,8 @@ class All2AllPooledInfo:
 
     batch_size_per_rank: List[int]
     dim_sum_per_rank: List[int]
-    dim_sum_per_rank_tensor: Optional[torch.Tensor] = None
-    cumsum_dim_sum_per_rank_tensor: Optional[torch.Tensor] = None
+    dim_sum_per_rank_tensor: Optional[torch.Tensor]
+    cumsum_dim_sum_per_rank_tensor: Optional[torch.Tensor]
     codecs: Optional[QuantizedCommCodecs] = None
 
 
@@ -113,11 +113,11 @@ class ReduceScatterBaseInfo:
 class ReduceScatterVInfo:
     """Reduce-scatter of one tensor cut into dim-0 chunks of ``input_splits`` rows."""
 
-    input_sizes: List[torch.Size]
+    input_sizes: List[List[int]]
     input_splits: List[int]
     equal_splits: bool
     total_input_size: List[int]
-    codecs: Optional[QuantizedCommCodecs] = None
+    codecs: Optional[QuantizedCommCodecs]
 
 
 @dataclass

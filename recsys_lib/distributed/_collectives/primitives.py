@@ -144,16 +144,32 @@ def _encoded_len(codec: Optional[QuantizedCommCodec], numel: int, ctx: Any) -> i
     return numel if codec is None else int(codec.calc_quantized_size(numel, ctx))
 
 
+def _alloc(comm: Optional[Any], n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    # a user-supplied ``comm_ops.All2AllSingle`` owns its buffers (e.g. a persistent pool)
+    return torch.empty(n, dtype=dtype, device=device) if comm is None else comm.allocate([n], dtype=dtype, device=device)
+
+
+def _all_to_all_single(
+    out: torch.Tensor, inp: torch.Tensor, out_splits: Optional[List[int]], in_splits: Optional[List[int]],
+    group: Optional[dist.ProcessGroup], comm: Optional[Any],
+) -> Optional[dist.Work]:
+    if comm is None:
+        return dist.all_to_all_single(out, inp, out_splits, in_splits, group=group, async_op=True)
+    return comm(out, inp, out_splits, in_splits, group=group, async_op=True)
+
+
 def all_to_all_chunks(
     send: List[torch.Tensor],
     recv_shapes: List[Sequence[int]],
     group: Optional[dist.ProcessGroup],
     codec: Optional[QuantizedCommCodec] = None,
     out_dtype: Optional[torch.dtype] = None,
+    comm: Optional[Any] = None,
 ) -> Pending:
     """Sends ``send[r]`` to rank ``r``; ``wait()`` returns the list received (``recv_shapes[k]`` from rank ``k``).
 
     One ``all_to_all_single`` on a flat buffer: chunks may have any (unequal) sizes, including zero.
+    ``comm`` (a ``comm_ops.All2AllSingle``) replaces ``dist.all_to_all_single`` and its buffer allocation.
     """
     if len(send) != world(group) or len(recv_shapes) != world(group):
         raise ValueError(
@@ -176,8 +192,8 @@ def all_to_all_chunks(
     numels = [int(torch.Size(s).numel()) for s in recv_shapes]
     out_splits = [_encoded_len(codec, n, ctx) for n in numels]
     buf_in = torch.cat(encoded) if encoded else torch.empty(0, dtype=wire)
-    buf_out = torch.empty(sum(out_splits), dtype=wire, device=buf_in.device)
-    work = dist.all_to_all_single(buf_out, buf_in, out_splits, in_splits, group=group, async_op=True)
+    buf_out = _alloc(comm, sum(out_splits), wire, buf_in.device)
+    work = _all_to_all_single(buf_out, buf_in, out_splits, in_splits, group, comm)
 
     def finish() -> List[torch.Tensor]:  # type: ignore[return-value]
         parts = buf_out.split(out_splits)
@@ -193,6 +209,7 @@ def all_to_all_flat(
     group: Optional[dist.ProcessGroup],
     codec: Optional[QuantizedCommCodec] = None,
     out_dtype: Optional[torch.dtype] = None,
+    comm: Optional[Any] = None,
 ) -> Pending:
     """1-D all-to-all: ``in_splits[r]`` consecutive elements of ``flat`` go to rank r; ``wait()`` returns the
     1-D concatenation of what arrived (``out_splits[k]`` elements from rank k).
@@ -206,16 +223,16 @@ def all_to_all_flat(
         )
     dtype = out_dtype if out_dtype is not None else flat.dtype
     if codec is not None:
-        p = all_to_all_chunks(list(flat.reshape(-1).split(in_splits)), [(n,) for n in out_splits], group, codec, dtype)
+        p = all_to_all_chunks(list(flat.reshape(-1).split(in_splits)), [(n,) for n in out_splits], group, codec, dtype,
+                              comm)
         return Pending(None, lambda: torch.cat(p.wait()))  # type: ignore[arg-type]
     src = flat.contiguous().reshape(-1)
     if w == 1:
         return Pending(None, lambda: src.to(dtype, copy=True))
-    out = torch.empty(sum(out_splits), dtype=src.dtype, device=src.device)
+    out = _alloc(comm, sum(out_splits), src.dtype, src.device)
     # Equal splits: let the backend split evenly (measurably faster on gloo than explicit sizes).
     even = len(set(in_splits)) == 1 and in_splits == out_splits
-    work = dist.all_to_all_single(out, src, None if even else out_splits, None if even else in_splits,
-                                  group=group, async_op=True)
+    work = _all_to_all_single(out, src, None if even else out_splits, None if even else in_splits, group, comm)
     return Pending(work, lambda: out.to(dtype), "all_to_all (all_to_all_single)", group)
 
 

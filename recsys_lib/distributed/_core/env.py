@@ -23,7 +23,9 @@ class ShardingEnv:
         rank: this process's rank in ``pg``.
         pg: the process group (``None`` for a local, single-process "world", e.g. inference).
         output_dtensor: return DTensors instead of ShardedTensors from ``state_dict``.
-        local_world_size: ranks per host; default from ``comm.get_local_size(world_size)``.
+
+    Ranks per host (``local_world_size``) come from ``comm.get_local_size(world_size)`` unless set with
+    ``_set_local_world_size`` (tests that simulate several hosts on one machine).
 
     Example::
 
@@ -37,21 +39,16 @@ class ShardingEnv:
         rank: int,
         pg: Optional[dist.ProcessGroup] = None,
         output_dtensor: bool = False,
-        local_world_size: Optional[int] = None,
     ) -> None:
         if world_size < 1:
             raise ValueError(f"ShardingEnv: world_size must be >= 1, got {world_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"ShardingEnv: rank must be in [0, {world_size}), got {rank}")
-        if local_world_size is not None and (local_world_size < 1 or world_size % local_world_size != 0):
-            raise ValueError(
-                f"ShardingEnv: local_world_size={local_world_size} must be >= 1 and divide world_size={world_size}"
-            )
         self.world_size = world_size
         self.rank = rank
         self.process_group: Optional[dist.ProcessGroup] = pg
         self.output_dtensor = output_dtensor
-        self._local_world_size = local_world_size
+        self._local_world_size: Optional[int] = None
         self._node_groups: Optional[Tuple[Optional[dist.ProcessGroup], Optional[dist.ProcessGroup]]] = None
 
     @classmethod
@@ -73,14 +70,26 @@ class ShardingEnv:
             self._local_world_size = get_local_size(self.world_size)
         return self._local_world_size
 
+    def _set_local_world_size(self, local_world_size: int) -> "ShardingEnv":
+        """Fixes the ranks per host (instead of the environment's); returns ``self``. Before any group is built."""
+        if local_world_size < 1 or self.world_size % local_world_size != 0:
+            raise ValueError(
+                f"ShardingEnv: local_world_size={local_world_size} must be >= 1 and divide "
+                f"world_size={self.world_size}"
+            )
+        if self._node_groups is not None:
+            raise RuntimeError("ShardingEnv: local_world_size cannot change after the node groups were built")
+        self._local_world_size = local_world_size
+        return self
+
     def intra_and_cross_node_pg(
         self, device: Optional[torch.device] = None, backend: Optional[str] = None
     ) -> Tuple[Optional[dist.ProcessGroup], Optional[dist.ProcessGroup]]:
         """This rank's (intra-host, cross-host) groups; built on the first call (a collective), then cached here."""
         if self._node_groups is None:
-            from recsys_lib.distributed.comm import intra_and_cross_node_pg
+            from recsys_lib.distributed.comm import node_groups
 
-            self._node_groups = intra_and_cross_node_pg(
+            self._node_groups = node_groups(
                 device, backend, world_size=self.world_size, rank=self.rank,
                 local_size=self.local_world_size,
             )

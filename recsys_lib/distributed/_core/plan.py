@@ -21,14 +21,16 @@ Printed form of a plan (``str(plan)``)::
 """
 
 import abc
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
 from fbgemm_gpu.split_table_batched_embeddings_ops_common import (
     BoundsCheckMode,
     CacheAlgorithm,
     MultiPassPrefetchConfig,
 )
+from fbgemm_gpu.tbe.monitoring.runtime_monitor import TBEStatsReporterConfig
+from fbgemm_gpu.tbe.ssd.ssd_config import KVZCHTBEConfig
 from torch.distributed._shard.sharding_spec import EnumerableShardingSpec, ShardingSpec
 
 from recsys_lib._public import public_at
@@ -84,20 +86,21 @@ class KeyValueParams:
     ssd_rocksdb_write_buffer_size: Optional[int] = None
     ssd_rocksdb_shards: Optional[int] = None
     gather_ssd_cache_stats: Optional[bool] = None
-    stats_reporter_config: Optional[object] = None
-    use_passed_in_path: Optional[bool] = True
+    stats_reporter_config: Optional[TBEStatsReporterConfig] = None
+    use_passed_in_path: bool = True
     l2_cache_size: Optional[int] = None
     max_l1_cache_size: Optional[int] = None
     enable_async_update: Optional[bool] = None
-    ps_hosts: Optional[object] = None
-    ps_max_key_per_request: Optional[int] = None
-    ps_client_thread_num: Optional[int] = None
-    ps_max_local_index_length: Optional[int] = None
     bulk_init_chunk_size: Optional[int] = None
     lazy_bulk_init_enabled: Optional[bool] = None
     enable_raw_embedding_streaming: Optional[bool] = None
     res_store_shards: Optional[int] = None
-    kvzch_eviction_tbe_config: Optional[object] = None
+    kvzch_tbe_config: Optional[KVZCHTBEConfig] = None
+    load_ckpt_without_opt: bool = False
+    ps_hosts: Optional[Tuple[Tuple[str, int], ...]] = None
+    ps_client_thread_num: Optional[int] = None
+    ps_max_key_per_request: Optional[int] = None
+    ps_max_local_index_length: Optional[int] = None
 
     def __hash__(self) -> int:
         return hash(tuple(sorted((k, repr(v)) for k, v in self.__dict__.items())))
@@ -168,7 +171,7 @@ class EmbeddingModuleShardingPlan(ModuleShardingPlan, Dict[str, ParameterShardin
 class ShardingPlan:
     """Module FQN → that module's plan (``""`` is the root module)."""
 
-    plan: Dict[str, ModuleShardingPlan] = field(default_factory=dict)
+    plan: Dict[str, ModuleShardingPlan]
 
     def get_plan_for_module(self, module_path: str) -> Optional[ModuleShardingPlan]:
         """The plan of the module at ``module_path``, or ``None`` if it is not sharded."""

@@ -12,7 +12,7 @@ batch ``i+1`` while batch ``i`` computes; ``forward`` simply chains them::
 
 import abc
 import functools
-from typing import Any, Callable, Dict, Generic, Iterator, List, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple, Type, TypeVar
 
 import torch
 from torch import nn
@@ -23,7 +23,12 @@ from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._core.enums import ComputeKernel, ParameterStorage
 from recsys_lib.distributed._core.env import ShardingEnv
-from recsys_lib.distributed._core.plan import ModuleShardingPlan, ParameterSharding, ShardingPlan
+from recsys_lib.distributed._core.plan import (
+    EmbeddingModuleShardingPlan,
+    ModuleShardingPlan,
+    ParameterSharding,
+    ShardingPlan,
+)
 from recsys_lib.types import ModuleNoCopyMixin
 
 M = TypeVar("M", bound=nn.Module)
@@ -31,6 +36,7 @@ CompIn = TypeVar("CompIn")
 DistOut = TypeVar("DistOut")
 Out = TypeVar("Out")
 ShrdCtx = TypeVar("ShrdCtx")
+_T = TypeVar("_T")
 
 
 def get_tensor_size_bytes(t: torch.Tensor) -> int:
@@ -105,6 +111,35 @@ class ShardedModule(abc.ABC, nn.Module, Generic[CompIn, DistOut, Out, ShrdCtx], 
     ) -> None:
         """Prefetches rows into a cache ahead of ``compute``; a no-op for kernels without a cache."""
 
+    def update(self, ctx: ShrdCtx, dist_input: CompIn) -> None:
+        """Writes the distributed input (ids and rows from ``write_dist``) into this rank's shards.
+
+        Only modules with a writable kernel (key-value tables) support writes; the base class has none.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.update: this module has no write path (it needs a writable compute kernel "
+            "and sharding type)"
+        )
+
+    def write_dist(self, ctx: ShrdCtx, *input: Any, **kwargs: Any) -> Awaitable[Awaitable[CompIn]]:
+        """Starts sending rows to write to the ranks that own them (like ``input_dist``, for ``update``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.write_dist: this module has no write path (it needs a writable compute "
+            "kernel and sharding type)"
+        )
+
+    def write(self, *input: Any, **kwargs: Any) -> None:
+        """``write_dist`` then ``update``: writes rows into the sharded tables."""
+        ctx = self.create_context()
+        dist_input = self.write_dist(ctx, *input, **kwargs).wait().wait()
+        self.update(ctx, dist_input)
+
+    def preprocess_input(
+        self, args: List[_T], kwargs: Mapping[str, _T]
+    ) -> Tuple[List[_T], Mapping[str, _T]]:
+        """Hook run on the forward arguments before the call (e.g. by a train pipeline); identity here."""
+        return args, kwargs
+
     def sharded_parameter_names(self, prefix: str = "") -> Iterator[str]:
         """Names of this module's parameters (as ``named_parameters`` reports them, with ``prefix``)."""
         for name, _ in self.named_parameters(prefix=prefix):
@@ -123,11 +158,13 @@ class ModuleSharder(abc.ABC, Generic[M]):
     def __init__(self, qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None) -> None:
         self._qcomm_codecs_registry = qcomm_codecs_registry
 
+    # a class-level abstract method, as TorchRec declares it (subclasses define an ordinary method)
+    @classmethod
     @abc.abstractmethod
     def shard(
         self,
         module: M,
-        params: Any,
+        params: EmbeddingModuleShardingPlan,
         env: ShardingEnv,
         device: Optional[torch.device] = None,
         module_fqn: Optional[str] = None,

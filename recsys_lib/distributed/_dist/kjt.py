@@ -72,15 +72,36 @@ class KJTAllToAllTensorsAwaitable(Awaitable[KeyedJaggedTensor]):
         self._outputs: List[torch.Tensor] = []
         self._works: List[dist.Work] = []
         self._pg = pg
+        self._input_tensors: List[torch.Tensor] = list(input_tensors)
         for tensor, ins, outs in zip(input_tensors, input_splits, output_splits):
             out = torch.empty(sum(outs), dtype=tensor.dtype, device=tensor.device)
             work = dist.all_to_all_single(out, tensor.contiguous(), outs, ins, group=pg, async_op=True)
             self._outputs.append(out)
             self._works.append(work)
 
-    def _wait_impl(self) -> KeyedJaggedTensor:
+    def clear_inputs(self) -> int:
+        """Frees the input KJT's tensors once the exchanges are done (it must not be used afterwards).
+
+        Returns:
+            bytes freed (0 in a world of one, where nothing was sent).
+        """
+        if self._workers == 1:
+            return 0
+        self._wait_works()
+        freed = 0
+        for tensor in self._input_tensors:
+            freed += tensor.element_size() * tensor.numel()
+            tensor.untyped_storage().resize_(0)
+        self._input_tensors.clear()
+        return freed
+
+    def _wait_works(self) -> None:
         for work, label in zip(self._works, self._labels):
             wait_work(work, f"KJTAllToAll {label} (all_to_all_single)", self._pg)
+        self._works = []
+
+    def _wait_impl(self) -> KeyedJaggedTensor:
+        self._wait_works()
         return KeyedJaggedTensor.dist_init(
             keys=self._keys,
             tensors=self._outputs,
@@ -117,9 +138,26 @@ class KJTAllToAllSplitsAwaitable(Awaitable[KJTAllToAllTensorsAwaitable]):
         keys: List[str],
         device: torch.device,
         stagger: int,
-        error: Optional[str] = None,
     ) -> None:
         super().__init__()
+        self._start(pg, input, splits, labels, tensor_splits, input_tensors, keys, device, stagger, None)
+
+    @classmethod
+    def _failed(
+        cls, pg: dist.ProcessGroup, input: KeyedJaggedTensor, splits: List[int], device: torch.device, stagger: int,
+        error: str,
+    ) -> "KJTAllToAllSplitsAwaitable":
+        """Takes part in the split exchange with an error status: every rank raises on ``wait()``."""
+        out = cls.__new__(cls)
+        Awaitable.__init__(out)
+        out._start(pg, input, splits, [], [], [], [], device, stagger, error)
+        return out
+
+    def _start(
+        self, pg: dist.ProcessGroup, input: KeyedJaggedTensor, splits: List[int], labels: List[str],
+        tensor_splits: List[List[int]], input_tensors: List[torch.Tensor], keys: List[str], device: torch.device,
+        stagger: int, error: Optional[str],
+    ) -> None:
         self._pg = pg
         self._input = input
         self._splits = splits
@@ -211,8 +249,8 @@ class KJTAllToAll(nn.Module):
             return NoWait(NoWait(input))
         if error is not None:
             # Take part in the split exchange anyway so that every rank fails on wait() instead of hanging.
-            return KJTAllToAllSplitsAwaitable(self._pg, input, self._splits, [], [], [], [], input.device(),
-                                              self._stagger, error)
+            return KJTAllToAllSplitsAwaitable._failed(self._pg, input, self._splits, input.device(), self._stagger,
+                                                      error)
         with torch.no_grad():
             labels = input.dist_labels()
             tensor_splits = input.dist_splits(self._splits)
@@ -221,6 +259,27 @@ class KJTAllToAll(nn.Module):
         return KJTAllToAllSplitsAwaitable(
             self._pg, input, self._splits, labels, tensor_splits, tensors, local_keys, input.device(), self._stagger
         )
+
+
+@public_at("recsys_lib.distributed.dist_data")
+class KJEAllToAll(KJTAllToAll):
+    """``KJTAllToAll`` for writes: a KJT whose weights carry rows (embeddings) to write, sent by keys the same way.
+
+    ``splits[r]`` consecutive keys go to rank r; ``wait()`` gives the splits, the second ``wait()`` the KJT of this
+    rank's keys with every rank's batch (the rows to write into its tables).
+
+    Args:
+        pg: process group.
+        splits: number of keys for each rank.
+        stagger: source-rank stagger of two-level layouts.
+    """
+
+    def __init__(self, pg: dist.ProcessGroup, splits: List[int], stagger: int = 1) -> None:
+        super().__init__(pg, splits, stagger)
+
+    def forward(self, input: KeyedJaggedTensor) -> Awaitable[KJTAllToAllTensorsAwaitable]:  # type: ignore[override]
+        """Sends each rank its keys' ids and rows; see the class docstring."""
+        return super().forward(input)  # type: ignore[return-value]
 
 
 @public_at("recsys_lib.distributed.dist_data")

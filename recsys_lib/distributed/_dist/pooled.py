@@ -149,28 +149,28 @@ class PooledEmbeddingsReduceScatter(nn.Module):
     Args:
         pg: process group.
         codecs: wire codecs.
-        policy: collective implementation choice (default: per backend; gloo uses all-to-all + sum).
+
+    The collective's implementation (``CollectivePolicy``; default per backend, gloo: all-to-all + sum) is the
+    attribute ``_policy``.
     """
 
     def __init__(
         self,
         pg: dist.ProcessGroup,
         codecs: Optional[QuantizedCommCodecs] = None,
-        policy: Optional[CollectivePolicy] = None,
     ) -> None:
         super().__init__()
         self._pg = pg
         self._codecs = codecs
-        self._policy = policy
+        self._policy: Optional[CollectivePolicy] = None
 
     def forward(self, local_embs: torch.Tensor, input_splits: Optional[List[int]] = None) -> PooledEmbeddingsAwaitable:
         """``local_embs``: ``[ΣB_r, D]``; ``input_splits`` = ``B_r`` per rank (default equal)."""
         if input_splits is not None and len(set(input_splits)) > 1:
-            req = comm_ops.reduce_scatter_v_pooled(local_embs, input_splits, group=self._pg,
-                                                   codecs=self._codecs, policy=self._policy)
+            req = comm_ops.issue_reduce_scatter_v_pooled(local_embs, input_splits, self._pg, self._codecs,
+                                                         self._policy)
         else:
-            req = comm_ops.reduce_scatter_base_pooled(local_embs, group=self._pg, codecs=self._codecs,
-                                                      policy=self._policy)
+            req = comm_ops.issue_reduce_scatter_base_pooled(local_embs, self._pg, self._codecs, self._policy)
         return PooledEmbeddingsAwaitable(req)
 
 
@@ -182,12 +182,11 @@ class VariableBatchPooledEmbeddingsReduceScatter(nn.Module):
         self,
         pg: dist.ProcessGroup,
         codecs: Optional[QuantizedCommCodecs] = None,
-        policy: Optional[CollectivePolicy] = None,
     ) -> None:
         super().__init__()
         self._pg = pg
         self._codecs = codecs
-        self._policy = policy
+        self._policy: Optional[CollectivePolicy] = None  # see PooledEmbeddingsReduceScatter
 
     def forward(
         self,
@@ -195,9 +194,9 @@ class VariableBatchPooledEmbeddingsReduceScatter(nn.Module):
         batch_size_per_rank_per_feature: List[List[int]],
         embedding_dims: List[int],
     ) -> PooledEmbeddingsAwaitable:
-        req = comm_ops.reduce_scatter_v_per_feature_pooled(
-            local_embs.reshape(-1), batch_size_per_rank_per_feature, embedding_dims, group=self._pg,
-            codecs=self._codecs, policy=self._policy,
+        req = comm_ops.issue_reduce_scatter_v_per_feature_pooled(
+            local_embs.reshape(-1), batch_size_per_rank_per_feature, embedding_dims, self._pg, self._codecs,
+            self._policy,
         )
         return PooledEmbeddingsAwaitable(req)
 

@@ -30,6 +30,24 @@ def sequence_recat(num_local_features: int, world_size: int) -> List[int]:
     return [f * world_size + r for r in range(world_size) for f in range(num_local_features)]
 
 
+def per_sample_recat(segment_recat: torch.Tensor, batch_size_per_rank: List[int]) -> torch.Tensor:
+    """A (feature, rank) segment recat expanded to single samples (pure), for a batch size per rank.
+
+    Segment ``f*W + r`` holds ``batch_size_per_rank[r]`` samples; the result lists, in the order of
+    ``segment_recat``, the sample positions of each segment (a permutation of ``F * ΣB_r`` samples).
+    """
+    w = len(batch_size_per_rank)
+    n_seg = int(segment_recat.numel())
+    sizes = torch.tensor(batch_size_per_rank * (n_seg // w), dtype=torch.long)
+    starts = torch.cumsum(sizes, 0) - sizes
+    order = segment_recat.to(torch.long)
+    counts = sizes[order]
+    total = int(counts.sum().item())
+    base = torch.repeat_interleave(starts[order], counts, output_size=total)
+    within = torch.arange(total) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts, output_size=total)
+    return (base + within).to(torch.int32)
+
+
 @public_at("recsys_lib.distributed.dist_data")
 class SequenceEmbeddingsAwaitable(Awaitable[torch.Tensor]):
     """Waits a sequence all-to-all and applies the row-wise unbucketize permutation if one is given."""
@@ -101,22 +119,27 @@ class SequenceEmbeddingsAllToAll(nn.Module):
         Args:
             local_embs: ``[Σ ids, D]`` in distributed-KJT order.
             lengths: per-sample lengths of the distributed KJT (``F_local * ΣB_r`` entries).
-            input_splits / output_splits: ids sent to / received from each rank.
+            input_splits / output_splits: the splits of the sparse-feature all-to-all (ids this rank sent to /
+                received from each rank); the embeddings travel the other way.
             unbucketize_permute_tensor: row-wise only: position of each original id in the received order.
             batch_size_per_rank: rows per rank when they differ.
-            sparse_features_recat: replaces the default (feature, rank) → (rank, feature) recat.
+            sparse_features_recat: the per-sample recat of the sparse-feature all-to-all (variable batch); its
+                inverse re-orders the rows. Without it a variable batch expands the (feature, rank) recat.
         """
         variable = batch_size_per_rank is not None and len(set(batch_size_per_rank)) > 1
         forward_recat = self._forward_recat
         backward_recat = self._backward_recat
         if sparse_features_recat is not None:
-            forward_recat = sparse_features_recat
-            backward_recat = torch.argsort(sparse_features_recat.to(torch.long)).to(torch.int32)
+            backward_recat = sparse_features_recat.to(torch.int32)
+            forward_recat = torch.argsort(sparse_features_recat.to(torch.long)).to(torch.int32)
+        elif variable and forward_recat is not None:
+            assert batch_size_per_rank is not None
+            forward_recat = per_sample_recat(forward_recat, batch_size_per_rank)
+            backward_recat = torch.argsort(forward_recat.to(torch.long)).to(torch.int32)
         if local_embs.dim() != 2:
             raise ValueError(f"sequence all-to-all: local_embs must be [ids, D], got shape {tuple(local_embs.shape)}")
         req = comm_ops.alltoall_sequence(
-            local_embs, forward_recat, backward_recat, lengths, input_splits, output_splits,
+            local_embs, forward_recat, backward_recat, lengths, input_splits, output_splits,  # type: ignore[arg-type]
             variable_batch_size=variable, group=self._pg, codecs=self._codecs,
-            batch_size_per_rank=batch_size_per_rank,
         )
         return SequenceEmbeddingsAwaitable(req, unbucketize_permute_tensor, local_embs.size(1))

@@ -435,6 +435,16 @@ class ShardedEmbeddingBody:
             self._row_state_ids = ids
         return RowwiseStateOptimizer(optims, self._row_state)
 
+    def refresh_tables(self) -> None:
+        """Rebuilds the kernels' per-table views and this rank's shards after the kernels' weight buffers were
+        replaced (``utils.EmbeddingQuantizationUtils``)."""
+        from recsys_lib.distributed._tbe.kernel import FusedTableBatchMethods
+
+        for kernel in kernels_of(self.lookups):
+            if isinstance(kernel, FusedTableBatchMethods):
+                kernel.refresh_tables()
+        self.table_state.refresh(self.lookups)
+
     def reset_parameters(self) -> None:
         """Re-initialises every local shard with its table's ``init_fn`` (default uniform)."""
         for kernel in kernels_of(self.lookups):

@@ -148,6 +148,11 @@ class TableState:
             self.global_md[config.name] = (
                 None if spec is None or self._pg is None else global_metadata(config, spec_shards(config.name, plan[config.name]))
             )
+        self.refresh(lookups)
+
+    def refresh(self, lookups: nn.ModuleList) -> None:
+        """Re-reads this rank's shards from the kernels (after their weight buffers were replaced)."""
+        self.local = {n: [] for n in self.table_names}
         for kernel in kernels_of(lookups):
             for table, weight in zip(kernel.config.embedding_tables, kernel.split_embedding_weights()):
                 self.local[table.name].append((table.local_metadata, weight))

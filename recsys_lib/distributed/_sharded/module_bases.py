@@ -78,6 +78,11 @@ class ShardedEmbeddingModule(
         self.post_odist_tracker_fn: Optional[Any] = None
         self._body: Optional[Any] = None  # a ShardedEmbeddingBody (``_sharded/body.py``), set by the subclass
 
+    def _initialize_torch_state(self, skip_registering: bool = False) -> None:
+        """Re-reads the tables' views from the kernels (after their weight buffers were replaced)."""
+        if self._body is not None:
+            self._body.refresh_tables()
+
     def state_dict(  # type: ignore[override]
         self, destination: Optional[Dict[str, Any]] = None, prefix: str = "", keep_vars: bool = False
     ) -> Dict[str, Any]:

@@ -239,6 +239,12 @@ class FusedTableBatchMethods:
         self.init_parameters()
         self._optim = EmbeddingFusedOptimizer(config, self._emb_module, pg=pg)
 
+    def refresh_tables(self) -> None:
+        """Rebuilds the per-table views after the TBE's weight buffers were replaced (e.g. a precision change)."""
+        self._batch = TableBatch(self._config, self._layout, self._emb_module, fused_flat_weights(self._emb_module),
+                                 self._pg)
+        tag_in_backward(self._batch)
+
     @property
     def fused_optimizer(self) -> Any:
         return self._optim

@@ -307,7 +307,7 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         )
         search_space = self._enumerator.enumerate(module=module, sharders=sharders)
         if not search_space:
-            return ShardingPlan()
+            return ShardingPlan({})
         log_search_space_summary(search_space, type(self).__name__)
         best_plan = self._load_plan(search_space)
         if not best_plan:

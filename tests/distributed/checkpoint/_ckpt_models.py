@@ -24,7 +24,7 @@ from recsys_lib.distributed.types import ShardingEnv, ShardingPlan
 from recsys_lib.modules.embedding_configs import PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection, EmbeddingCollection
 from recsys_lib.optim.keyed import KeyedOptimizerWrapper
-from tests.distributed._sharding_helpers import concat_batches, ebc_tables, ec_tables, global_batch
+from tests.distributed._sharding_helpers import concat_batches, ebc_tables, ec_tables, global_batch, with_compute_kernel
 
 B = 3
 LR = 0.1
@@ -66,8 +66,8 @@ GENERATORS = {
     "rw": lambda ws: row_wise(compute_kernel="fused"),
     "cw": lambda ws: column_wise(ranks=list(range(ws)), compute_kernel="fused"),
     "cw0": lambda ws: column_wise(ranks=[0, 0], compute_kernel="fused"),
-    "twrw": lambda ws: table_row_wise(0, compute_kernel="fused"),
-    "grid": lambda ws: grid_shard([0], compute_kernel="fused"),
+    "twrw": lambda ws: with_compute_kernel(table_row_wise(0), "fused"),
+    "grid": lambda ws: with_compute_kernel(grid_shard([0]), "fused"),
 }
 
 

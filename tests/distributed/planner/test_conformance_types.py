@@ -183,7 +183,7 @@ def test_plan_validators():
         validate_rank_assignment(plan, Topology(world_size=1, compute_device="cpu"))
     assert e.value.error_type == PlannerErrorType.INVALID_RANK_ASSIGNMENT
     with pytest.raises(PlannerError) as e:
-        validate_modules_inclusion_in_sharding_plan(ShardingPlan(), model, [EbcTestSharder()])
+        validate_modules_inclusion_in_sharding_plan(ShardingPlan({}), model, [EbcTestSharder()])
     assert e.value.error_type == PlannerErrorType.MISSING_MODULE_IN_PLAN
     bad = _space(topo, make_ebc([10], [8]))[0]
     bad.compute_kernel = "nonsense"

@@ -145,8 +145,9 @@ def send_rows_back(
     if recat is not None and send.size(0) > 0:
         send = comm_ops.permute_segments(send, recat, ids)
     send = send.contiguous()
+    # comm_ops takes the sparse all-to-all's splits (the reverse of the rows' way): rows sent = its output splits
     request = comm_ops.alltoall_sequence(
-        send, None, None, lengths, input_splits, output_splits, group=pg, codecs=codecs,
+        send, None, None, lengths, output_splits, input_splits, group=pg, codecs=codecs,  # type: ignore[arg-type]
     )
     return _RowsAwaitable(request, send, unbucketize_permute)
 
