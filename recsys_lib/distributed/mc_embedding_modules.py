@@ -18,12 +18,14 @@ import abc
 from typing import Any, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import torch
+from fbgemm_gpu.split_embedding_configs import EmbOptimType as OptimType
 from torch import nn
 
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._sharded.common import kernels_of
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
 from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.mc_modules import ManagedCollisionCollectionSharder, ShardedManagedCollisionCollection
@@ -135,6 +137,23 @@ class BaseShardedManagedCollisionEmbeddingCollection(
                 else:
                     fresh.zero_()
                 weight.index_copy_(0, rows.to(device=weight.device, dtype=torch.int64), fresh)
+            self._reset_optimizer_rows(table, rows)
+
+    def _reset_optimizer_rows(self, table: str, rows: torch.Tensor) -> None:
+        """Zeroes the fused optimizer state of evicted local rows, as FBGEMM's ``reset_embedding_weight_momentum``
+        does under TorchRec: the row-wise Adagrad accumulator (``momentum1``) of exact row-wise Adagrad kernels;
+        other optimizers keep their state (TorchRec resets nothing for them)."""
+        for kernel in kernels_of(self._embedding_module._body.lookups):
+            if not isinstance(kernel, FusedOptimizerModule):
+                continue
+            tbe = kernel.emb_module
+            if tbe.optimizer != OptimType.EXACT_ROWWISE_ADAGRAD:
+                continue
+            names = [t.name for t in kernel.config.embedding_tables]
+            if table not in names:
+                continue
+            momentum1 = tbe.split_optimizer_states()[names.index(table)][0]  # a view of the kernel's buffer
+            momentum1[rows.to(device=momentum1.device, dtype=torch.int64)] = 0
 
     # ---- parameters ----
 
