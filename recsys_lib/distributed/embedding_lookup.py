@@ -12,7 +12,7 @@ A rank without tables returns an empty placeholder (``[B, 0]`` pooled, ``[0, 0]`
 takes part in autograd, so the output distribution runs the same collectives on every rank.
 """
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -197,6 +197,16 @@ class _LookupStateMixin:
     def grouped_configs(self) -> List[GroupedEmbeddingConfig]:
         return self._grouped_configs  # type: ignore[attr-defined]
 
+    def register_optim_state_tracker_fn(self, record_fn: Callable[[Any, torch.Tensor, Optional[nn.Module]], None]) -> None:
+        """``record_fn(features, embeddings, kernel)`` runs after each kernel's lookup (the model delta tracker's
+        optimizer-state modes read the kernel's optimizer state of the looked-up rows)."""
+        self.optim_state_tracker_fn = record_fn
+
+    def _track_optim_state(self, features: Any, embeddings: torch.Tensor, kernel: nn.Module) -> None:
+        record_fn = self.optim_state_tracker_fn
+        if record_fn is not None:
+            record_fn(features, embeddings, kernel)
+
 
 class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, torch.Tensor]):
     """Pooled lookup: one batched kernel per grouped config, outputs concatenated along dim 1.
@@ -232,6 +242,7 @@ class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, 
         self._feature_processor = feature_processor
         self._dummy_embs_tensor = dummy_tensor(device)
         self._scale_gradient_factor = 1
+        self.optim_state_tracker_fn: Optional[Callable[[Any, torch.Tensor, Optional[nn.Module]], None]] = None
         if pg is not None and scale_weight_gradients and not _is_replicated(sharding_type):
             self._scale_gradient_factor = pg.size()
 
@@ -264,6 +275,7 @@ class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, 
             if config.is_weighted:
                 features = self._scale_weight_grads(features)
             embeddings.append(kernel(features))
+            self._track_optim_state(features, embeddings[-1], kernel)
         if sparse_features.variable_stride_per_key():
             # Each kernel's flat output is rank-major over its own features; interleave them per rank.
             spkpr = sparse_features.stride_per_key_per_rank()
@@ -292,12 +304,16 @@ class GroupedEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, torch.
         self._emb_modules = nn.ModuleList([_create_sequence_kernel(c, device, pg) for c in self._grouped_configs])
         self._feature_splits = [c.num_features() for c in self._grouped_configs]
         self._dummy_embs_tensor = dummy_tensor(device)
+        self.optim_state_tracker_fn: Optional[Callable[[Any, torch.Tensor, Optional[nn.Module]], None]] = None
 
     def forward(self, sparse_features: Any) -> torch.Tensor:
         if len(self._emb_modules) == 0:
             return fx_wrap_tensor_view2d(self._dummy_embs_tensor, 0, 0)
         groups = _split_by_group(sparse_features, self._feature_splits)
-        embeddings = [kernel(features) for kernel, features in zip(self._emb_modules, groups)]
+        embeddings = []
+        for kernel, features in zip(self._emb_modules, groups):
+            embeddings.append(kernel(features))
+            self._track_optim_state(features, embeddings[-1], kernel)
         dims = {e.shape[1] if e.dim() == 2 else -1 for e in embeddings}
         if len(dims) > 1 or -1 in dims:
             embeddings = [e.reshape(-1) for e in embeddings]
