@@ -14,7 +14,8 @@ all-to-alls per batch (counts, ids, rows), whatever the number of tables. ``evic
 rank's shard. The state dict keeps TorchRec's keys; the remapping buffers are ``ShardedTensor`` s (``_mc/state.py``).
 """
 
-from typing import Any, Dict, Iterator, List, Optional, Type
+import logging
+from typing import Any, Callable, Dict, Iterator, List, Optional, Type
 
 import torch
 from torch import nn
@@ -33,8 +34,11 @@ from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.embedding import EmbeddingCollectionContext
 from recsys_lib.distributed.sharding.strategy import sharding_types_where, strategy_for
 from recsys_lib.modules._mc_base import _mcc_lazy_init_inplace
+from recsys_lib.modules.hash_mc_modules import HashZchManagedCollisionModule
 from recsys_lib.modules.mc_modules import _rebuild_kjt, ManagedCollisionCollection
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class ManagedCollisionCollectionContext(EmbeddingCollectionContext):
@@ -126,6 +130,8 @@ class ShardedManagedCollisionCollection(
         self._sharded_names: Dict[str, List[str]] = {
             t: sharded_buffer_names(m) for t, m in self._managed_collision_modules.items()
         }
+        # RawIdTracker: (kjt of local rows per table, empty states, None, raw ids, runtime meta) after each remap
+        self.post_lookup_tracker_fn: Optional[Callable[..., None]] = None
         self._register_state_dict_hook(_to_sharded_tensors)
         self._register_load_state_dict_pre_hook(_from_sharded_tensors, with_module=True)
 
@@ -165,20 +171,60 @@ class ShardedManagedCollisionCollection(
         return NoWait(NoWait(KJTList([kjt])))
 
     def compute(self, ctx: ManagedCollisionCollectionContext, dist_input: KJTList) -> KJTList:
-        """Each table's MC module profiles (training) and remaps the ids this rank owns."""
+        """Each table's MC module profiles (training) and remaps the ids this rank owns (global rows out)."""
         kjt = dist_input[0]
         rows: List[torch.Tensor] = []
         for table, ids in zip(self._tables, kjt.values().split(kjt.length_per_key())):
-            rows.append(self._remap_owned(table, ids))
+            one = KeyedJaggedTensor(keys=[table], values=ids, lengths=torch.tensor([ids.numel()], dtype=torch.int64),
+                                    stride=1)
+            with torch.no_grad():
+                rows.append(self.get_lookup_value(table, one)[table].values() + self._table_to_offset[table])
         values = torch.cat(rows) if rows else kjt.values()
         return KJTList([KeyedJaggedTensor(keys=kjt.keys(), values=values, lengths=kjt.lengths(), stride=1)])
 
-    def _remap_owned(self, table: str, ids: torch.Tensor) -> torch.Tensor:
-        """Rows ``(N,)`` (global) of preprocessed ids ``(N,)`` owned here: ``remap(profile(ids))``."""
+    def get_lookup_value(
+        self, table: str, features: KeyedJaggedTensor, write_weights: Optional[torch.Tensor] = None
+    ) -> Dict[str, JaggedTensor]:
+        """``{table: JaggedTensor of local rows}`` of the (preprocessed) raw ids ``features`` owned here:
+        ``remap(profile(ids))`` minus this rank's first row; reports hash-ZCH raw ids to a registered tracker.
+
+        Args:
+            table: the table whose MC module remaps.
+            features: one table's ids (every key's values go through that module together).
+            write_weights: hash ZCH runtime metadata to write for the ids (``(N,)`` or ``(N, D)``).
+        """
         mc = self._managed_collision_modules[table]
-        jt = {table: JaggedTensor(values=ids, lengths=torch.tensor([ids.numel()], dtype=torch.int64))}
-        with torch.no_grad():
-            return mc.remap(mc.profile(jt))[table].values()
+        mc_input = {table: JaggedTensor(values=features.values(), lengths=features.lengths())}
+        mc_input = mc.profile(mc_input)
+        if write_weights is not None:
+            mc_input = mc.remap(mc_input, write_weights=write_weights)
+        else:
+            mc_input = mc.remap(mc_input)
+        mc_input = self.global_to_local_index(mc_input)
+        self._track_raw_ids(mc, mc_input, mc_input[table].values())
+        return mc_input
+
+    def global_to_local_index(self, jt_dict: Dict[str, JaggedTensor]) -> Dict[str, JaggedTensor]:
+        """Rows of this rank's shard: each table's global rows minus its first row (in place)."""
+        for table, jt in jt_dict.items():
+            jt._values = jt.values() - self._table_to_offset[table]
+        return jt_dict
+
+    def _track_raw_ids(self, mc: nn.Module, mc_input: Dict[str, JaggedTensor], local_rows: torch.Tensor) -> None:
+        record_fn = self.post_lookup_tracker_fn
+        if record_fn is None or not isinstance(mc, HashZchManagedCollisionModule):
+            return  # only hash ZCH keeps the raw id of each row
+        meta = mc._hash_zch_runtime_meta
+        runtime_meta = meta.index_select(0, local_rows) if meta is not None else None
+        record_fn(KeyedJaggedTensor.from_jt_dict(mc_input), torch.empty(0), None,
+                  mc._hash_zch_identities.index_select(0, local_rows), runtime_meta)
+
+    def register_post_lookup_tracker_fn(self, record_fn: Callable[..., None]) -> None:
+        """``record_fn(kjt, states, emb_module, raw_ids, runtime_meta)`` runs after every hash-ZCH remap (the
+        ``RawIdTracker``): ``kjt`` holds local rows keyed by table, ``raw_ids`` the identity of each row."""
+        if self.post_lookup_tracker_fn is not None:
+            logger.warning("ShardedManagedCollisionCollection: replacing the registered post-lookup tracker function")
+        self.post_lookup_tracker_fn = record_fn
 
     def output_dist(self, ctx: ManagedCollisionCollectionContext, output: KJTList) -> LazyAwaitable[KeyedJaggedTensor]:
         """Rows back to the ranks the ids came from: a KJT shaped like the permuted input."""
