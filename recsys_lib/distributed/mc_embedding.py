@@ -35,10 +35,15 @@ class ManagedCollisionEmbeddingCollectionContext(EmbeddingCollectionContext):
         sharding_contexts: Optional[List[Any]] = None,
         input_features: Optional[List[KeyedJaggedTensor]] = None,
         reverse_indices: Optional[List[torch.Tensor]] = None,
+        seq_vbe_ctx: Optional[List[Any]] = None,
+        table_name_to_unpruned_hash_sizes: Optional[Dict[str, int]] = None,
+        early_releasable_inputs: Optional[List[KeyedJaggedTensor]] = None,
         evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]] = None,
         remapped_kjt: Optional[Any] = None,
     ) -> None:
-        super().__init__(sharding_contexts, input_features, reverse_indices)
+        super().__init__(sharding_contexts, input_features, reverse_indices, seq_vbe_ctx)
+        self.table_name_to_unpruned_hash_sizes: Dict[str, int] = dict(table_name_to_unpruned_hash_sizes or {})
+        self.early_releasable_inputs: List[KeyedJaggedTensor] = list(early_releasable_inputs or [])
         self.evictions_per_table = evictions_per_table
         self.remapped_kjt = remapped_kjt
         self.mc_ctx: Any = None

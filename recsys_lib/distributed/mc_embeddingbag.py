@@ -4,7 +4,7 @@ Row-wise only; see ``mc_embedding_modules.py`` for the per-batch flow. ``sharded
 ``(KeyedTensor (B, sum D), remapped KJT or None)`` for this rank's batch.
 """
 
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 
@@ -19,6 +19,7 @@ from recsys_lib.distributed.mc_embedding_modules import (
 )
 from recsys_lib.distributed.mc_modules import ManagedCollisionCollectionSharder
 from recsys_lib.modules.mc_embedding_modules import ManagedCollisionEmbeddingBagCollection
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
 class ManagedCollisionEmbeddingBagCollectionContext(EmbeddingBagCollectionContext):
@@ -30,10 +31,14 @@ class ManagedCollisionEmbeddingBagCollectionContext(EmbeddingBagCollectionContex
         inverse_indices: Optional[Tuple[Any, torch.Tensor]] = None,
         variable_batch_per_feature: bool = False,
         divisor: Optional[torch.Tensor] = None,
+        early_releasable_inputs: Optional[List[KeyedJaggedTensor]] = None,
         evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]] = None,
         remapped_kjt: Optional[Any] = None,
+        seq_vbe_ctx: Optional[List[Any]] = None,
     ) -> None:
         super().__init__(sharding_contexts, inverse_indices, variable_batch_per_feature, divisor)
+        self.early_releasable_inputs: List[KeyedJaggedTensor] = list(early_releasable_inputs or [])
+        self.seq_vbe_ctx: List[Any] = list(seq_vbe_ctx or [])
         self.evictions_per_table = evictions_per_table
         self.remapped_kjt = remapped_kjt
         self.mc_ctx: Any = None

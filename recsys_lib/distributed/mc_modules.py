@@ -15,7 +15,7 @@ rank's shard. The state dict keeps TorchRec's keys; the remapping buffers are ``
 """
 
 import logging
-from typing import Any, Callable, Dict, Iterator, List, Optional, Type
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -31,23 +31,146 @@ from recsys_lib.distributed._mc.state import as_sharded_tensor, local_value, sha
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder
 from recsys_lib.distributed._sharded.shard_tables import shard_rank, spec_shards
 from recsys_lib.distributed._sharded.table_types import KJTList
-from recsys_lib.distributed.embedding import EmbeddingCollectionContext
+from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingInfo
 from recsys_lib.distributed.sharding.strategy import sharding_types_where, strategy_for
 from recsys_lib.modules._mc_base import _mcc_lazy_init_inplace
 from recsys_lib.modules.hash_mc_modules import HashZchManagedCollisionModule
 from recsys_lib.modules.mc_modules import _rebuild_kjt, ManagedCollisionCollection
+from recsys_lib.modules.utils import construct_jagged_tensors
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+from recsys_lib.streamable import Multistreamable
 
 logger: logging.Logger = logging.getLogger(__name__)
+
+
+def input_dist_permute(
+    features: KeyedJaggedTensor, features_order: List[int], features_order_tensor: torch.Tensor
+) -> KeyedJaggedTensor:
+    """``features`` with its keys in ``features_order`` (``features_order_tensor``: the same order as a tensor)."""
+    return features.permute(features_order, features_order_tensor)
+
+
+def update_jagged_tensor_dict(
+    output: Dict[str, JaggedTensor], new_dict: Dict[str, JaggedTensor]
+) -> Dict[str, JaggedTensor]:
+    """``output`` updated in place with ``new_dict`` (kept apart so fx treats it as one leaf call)."""
+    output.update(new_dict)
+    return output
+
+
+torch.fx.wrap("input_dist_permute")
+torch.fx.wrap("update_jagged_tensor_dict")
+
+
+class EmbeddingCollectionContext(Multistreamable):
+    """Per-batch state of a sharded MCC (TorchRec's ``mc_modules`` variant of the EC context).
+
+    Args:
+        sharding_contexts: one per sharding.
+        input_features: the permuted input KJT(s).
+        inverse_indices: VBE ``(keys, (F, B) indices)``.
+        variable_batch_per_feature: the input has a batch size per feature.
+        early_releasable_inputs: inputs a pipeline may free once the input dist has read them.
+    """
+
+    def __init__(
+        self,
+        sharding_contexts: List[Any],
+        input_features: Optional[List[KeyedJaggedTensor]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+        variable_batch_per_feature: bool = False,
+        early_releasable_inputs: Optional[List[KeyedJaggedTensor]] = None,
+    ) -> None:
+        self.sharding_contexts: List[Any] = sharding_contexts
+        self.input_features: List[KeyedJaggedTensor] = list(input_features or [])
+        self.inverse_indices = inverse_indices
+        self.variable_batch_per_feature = variable_batch_per_feature
+        self.early_releasable_inputs: List[KeyedJaggedTensor] = list(early_releasable_inputs or [])
+
+    def record_stream(self, stream: torch.Stream) -> None:
+        for ctx in self.sharding_contexts:
+            ctx.record_stream(stream)
+        for f in self.input_features:
+            f.record_stream(stream)
+        if self.inverse_indices is not None:
+            self.inverse_indices[1].record_stream(stream)
 
 
 class ManagedCollisionCollectionContext(EmbeddingCollectionContext):
     """Per-batch state of a sharded MCC: the permuted input and how its ids were sent (for the reply)."""
 
-    def __init__(self, sharding_contexts: Optional[List[Any]] = None, input_features: Optional[List[KeyedJaggedTensor]] = None,
-                 reverse_indices: Optional[List[torch.Tensor]] = None, seq_vbe_ctx: Optional[List[Any]] = None) -> None:
-        super().__init__(sharding_contexts, input_features, reverse_indices, seq_vbe_ctx)
+    def __init__(
+        self,
+        sharding_contexts: List[Any],
+        input_features: Optional[List[KeyedJaggedTensor]] = None,
+        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
+        variable_batch_per_feature: bool = False,
+        early_releasable_inputs: Optional[List[KeyedJaggedTensor]] = None,
+    ) -> None:
+        super().__init__(sharding_contexts, input_features, inverse_indices, variable_batch_per_feature,
+                         early_releasable_inputs)
         self.exchange_facts: Optional[ExchangeFacts] = None
+
+
+class ManagedCollisionCollectionAwaitable(LazyAwaitable[KeyedJaggedTensor]):
+    """Remapped ids of every sharding, as one KJT keyed by embedding name.
+
+    Args:
+        awaitables_per_sharding: per sharding, its remapped ids ``(N_s,)`` (or ``(N_s, 1)``) in feature order.
+        features_per_sharding: per sharding, the KJT whose lengths cut those ids per feature.
+        embedding_names_per_sharding: per sharding, the output key of each of its features.
+        need_indices / features_to_permute_indices / reverse_indices: as ``construct_jagged_tensors``.
+    """
+
+    def __init__(
+        self,
+        awaitables_per_sharding: List[Awaitable[torch.Tensor]],
+        features_per_sharding: List[KeyedJaggedTensor],
+        embedding_names_per_sharding: List[List[str]],
+        need_indices: bool = False,
+        features_to_permute_indices: Optional[Dict[str, List[int]]] = None,
+        reverse_indices: Optional[List[torch.Tensor]] = None,
+    ) -> None:
+        super().__init__()
+        self._awaitables_per_sharding = awaitables_per_sharding
+        self._features_per_sharding = features_per_sharding
+        self._embedding_names_per_sharding = embedding_names_per_sharding
+        self._need_indices = need_indices
+        self._features_to_permute_indices = features_to_permute_indices
+        self._reverse_indices = reverse_indices
+
+    def _wait_impl(self) -> KeyedJaggedTensor:
+        jt_dict: Dict[str, JaggedTensor] = {}
+        for i, (w, f, names) in enumerate(zip(self._awaitables_per_sharding, self._features_per_sharding,
+                                                self._embedding_names_per_sharding)):
+            reverse = self._reverse_indices[i] if self._reverse_indices else None
+            ids = w.wait()
+            jts = construct_jagged_tensors(embeddings=ids.view(-1, 1), features=f, embedding_names=names,
+                                           need_indices=self._need_indices,
+                                           features_to_permute_indices=self._features_to_permute_indices,
+                                           reverse_indices=reverse)
+            for name, jt in jts.items():
+                jt_dict[name] = JaggedTensor(values=jt.values().flatten(), lengths=jt.lengths(),
+                                             weights=jt.weights_or_none())
+        return KeyedJaggedTensor.from_jt_dict(jt_dict)
+
+
+def create_mc_sharding(
+    sharding_type: str,
+    sharding_infos: List[EmbeddingShardingInfo],
+    env: ShardingEnv,
+    device: Optional[torch.device] = None,
+) -> EmbeddingSharding:
+    """The sequence sharding of MC tables: only strategies that manage collisions (row-wise).
+
+    Raises:
+        ValueError: another sharding type.
+    """
+    strategy = strategy_for(sharding_type)
+    if not strategy.manages_collisions:
+        raise ValueError(f"create_mc_sharding: sharding type {sharding_type!r} is not supported for managed-collision "
+                         f"tables; use one of {sharding_types_where(lambda s: s.manages_collisions)}")
+    return strategy.create_sequence(sharding_infos, env, device=device)
 
 
 def _layouts(module: ManagedCollisionCollection, plan: Dict[str, ParameterSharding],
@@ -138,7 +261,7 @@ class ShardedManagedCollisionCollection(
     # ---- the three stages ----
 
     def create_context(self) -> ManagedCollisionCollectionContext:
-        return ManagedCollisionCollectionContext()
+        return ManagedCollisionCollectionContext(sharding_contexts=[])
 
     def input_dist(
         self, ctx: ManagedCollisionCollectionContext, features: KeyedJaggedTensor, skip_permute: bool = False

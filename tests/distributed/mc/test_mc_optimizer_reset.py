@@ -52,3 +52,7 @@ def optimizer_reset_case(rank, world):
 
 def test_evicted_rows_reset_rowwise_adagrad_state(world2_results):
     assert all(r["optim"] is True for r in world2_results)
+
+
+def test_replica_sync_merges_identities_and_averages_rows(world2_results):
+    assert all(r["sync"] is True for r in world2_results)
