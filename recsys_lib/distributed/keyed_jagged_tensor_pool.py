@@ -146,7 +146,7 @@ class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTe
         return self._update_ids_dist_impl(ctx=ctx, ids=ids)
 
     def _update_values_dist(self, ctx: ObjectPoolShardingContext, values: KeyedJaggedTensor) -> Awaitable[JaggedTensor]:
-        return self._update_values_dist_impl(ctx, values)
+        return self._update_values_dist_impl(values, ctx)
 
     def _update_local(self, ctx: ObjectPoolShardingContext, ids: torch.Tensor, values: JaggedTensor) -> None:
         unique, last = deterministic_dedup(ids)
