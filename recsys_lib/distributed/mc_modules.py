@@ -436,3 +436,6 @@ class ManagedCollisionCollectionSharder(BaseEmbeddingSharder[ManagedCollisionCol
 
     def sharding_types(self, compute_device_type: str) -> List[str]:
         return sharding_types_where(lambda s: s.manages_collisions)
+
+
+from recsys_lib.distributed._mc.remapper import ShardedMCCRemapper  # noqa: E402,F401  (TorchRec's home of the name)

@@ -2,7 +2,7 @@
 `torchrec.distributed.{mc_*, *pool*, tensor_sharding, sharding.rw_*pool_sharding, model_tracker}`.
 
 Not listed (see docs/deviations.md): the inference variants (`ShardedQuantManagedCollisionCollection`,
-`InferManagedCollisionCollectionSharder`, `ShardedMCCRemapper`, `ShardedInference*Pool`, `InferRw*`,
+`InferManagedCollisionCollectionSharder`, `ShardedInference*Pool`, `InferRw*`,
 `InferObjectPoolSharding`) and the replicated row-wise pool sharding.
 """
 
@@ -34,7 +34,7 @@ NAMES = [
     *[(_D + '.model_tracker.trackers', n) for n in ['RawIdTracker']],
     *[(_D + '.model_tracker.trackers.raw_id_tracker', n) for n in ['RawIdTracker', 'SUPPORTED_TRACKING_MODULES', 'MANAGED_COLLISION_WRAPPER_MODULES']],
     *[(_D + '.embedding_kernel', n) for n in ['RawIdTrackerWrapper', 'BaseEmbedding']],
-    *[(_D + '.mc_modules', n) for n in ['EmbeddingCollectionContext', 'ManagedCollisionCollectionAwaitable', 'create_mc_sharding', 'input_dist_permute', 'update_jagged_tensor_dict']],
+    *[(_D + '.mc_modules', n) for n in ['EmbeddingCollectionContext', 'ManagedCollisionCollectionAwaitable', 'ShardedMCCRemapper', 'create_mc_sharding', 'input_dist_permute', 'update_jagged_tensor_dict']],
     ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingCollection'),
     ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingBagCollection'),
     *[('recsys_lib.modules.object_pool_lookups', n) for n in ['UVMCachingInt64Lookup', 'UVMCachingInt32Lookup', 'UVMCachingFloatLookup']],
