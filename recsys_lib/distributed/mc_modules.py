@@ -30,6 +30,7 @@ from recsys_lib.distributed._mc.layout import bucket_owners, MCTableLayout, mc_t
 from recsys_lib.distributed._mc.state import as_sharded_tensor, local_value, sharded_buffer_names
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder
 from recsys_lib.distributed._sharded.shard_tables import shard_rank, spec_shards
+from recsys_lib.distributed._mc.remapper import ShardedMCCRemapper
 from recsys_lib.distributed._sharded.table_types import KJTList
 from recsys_lib.distributed.embedding_sharding import EmbeddingSharding, EmbeddingShardingInfo
 from recsys_lib.distributed.sharding.strategy import sharding_types_where, strategy_for
@@ -438,4 +439,131 @@ class ManagedCollisionCollectionSharder(BaseEmbeddingSharder[ManagedCollisionCol
         return sharding_types_where(lambda s: s.manages_collisions)
 
 
-from recsys_lib.distributed._mc.remapper import ShardedMCCRemapper  # noqa: E402,F401  (TorchRec's home of the name)
+class ShardedQuantManagedCollisionCollection(ShardedModule[KJTList, KJTList, KeyedJaggedTensor, ManagedCollisionCollectionContext]):
+    """A ``ManagedCollisionCollection`` sharded row-wise for inference over the devices of one process.
+
+    Rank ``r`` holds each table's MC module rebuilt for its row slice (as training sharding does, so a sharded
+    training checkpoint's per-rank MC state loads here rank by rank). Raw ids go to the rank owning their raw-id
+    block (``_mc/layout.py``) and are remapped read-only there::
+
+        forward(KJT of raw ids) -> KJT of global rows, same keys, lengths and weights
+
+    Args:
+        module: the unsharded collection (not modified).
+        table_name_to_parameter_sharding: one row-wise plan entry per table.
+        env: ``world_size`` "ranks" (``ShardingEnv.from_local``), or ``{device: env}`` (one env used).
+        device: where the MC modules live.
+        embedding_shardings: the sharded EC/EBC's shardings (row ranges come from the plan).
+        qcomm_codecs_registry: accepted for API compatibility.
+    """
+
+    def __init__(
+        self,
+        module: ManagedCollisionCollection,
+        table_name_to_parameter_sharding: Dict[str, ParameterSharding],
+        env: Any,
+        device: torch.device,
+        embedding_shardings: List[Any],
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> None:
+        super().__init__(qcomm_codecs_registry=qcomm_codecs_registry)
+        if isinstance(env, dict):
+            env = list(env.values())[0]
+        self._env = env
+        self._device = device
+        self._embedding_shardings = embedding_shardings
+        self.need_preprocess: bool = module.need_preprocess
+        self._table_name_to_config = dict(module._table_name_to_config)
+        self._tables: List[str] = list(self._table_name_to_config)
+        self._table_to_features: Dict[str, List[str]] = dict(module._table_to_features)
+        self._feature_to_table: Dict[str, str] = dict(module._feature_to_table)
+        self._feature_names: List[str] = [f for t in self._tables for f in self._table_to_features[t]]
+        self._layouts = _layouts(module, dict(table_name_to_parameter_sharding), env.world_size)
+        self._managed_collision_modules_per_rank = nn.ModuleList([nn.ModuleDict() for _ in range(env.world_size)])
+        self._shard_metadata_per_rank: List[Dict[str, List[int]]] = [{} for _ in range(env.world_size)]
+        self._bucket_owner: Dict[str, torch.Tensor] = {}
+        for table in self._tables:
+            layout = self._layouts[table]
+            base = module._managed_collision_modules[table]
+            for r, (offset, rows) in enumerate(layout.row_ranges):
+                mc = base.rebuild_with_output_id_range(output_id_range=(offset, offset + rows),
+                                                       output_segments=layout.output_segments, device=device)
+                mc.reset_inference_mode()
+                self._managed_collision_modules_per_rank[r][table] = mc
+                self._shard_metadata_per_rank[r][table] = [offset, rows]
+            buckets = self._managed_collision_modules_per_rank[0][table].buckets()
+            self._bucket_owner[table] = torch.tensor(bucket_owners(table, buckets, env.world_size), dtype=torch.int64)
+
+    def create_context(self) -> ManagedCollisionCollectionContext:
+        return ManagedCollisionCollectionContext(sharding_contexts=[])
+
+    def _remap_feature(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        """Global rows ``(N,)`` of one feature's raw ids ``(N,)``: each id remapped by its owner rank."""
+        mcs = [m[table] for m in self._managed_collision_modules_per_rank]
+        one = torch.tensor([ids.numel()], dtype=torch.int64)
+        if self.need_preprocess:
+            ids = mcs[0].preprocess({table: JaggedTensor(values=ids, lengths=one)})[table].values()
+        owner = raw_id_owner(ids, self._layouts[table].input_size, self._bucket_owner[table])
+        rows = torch.empty_like(ids, dtype=torch.int64)
+        for r, mc in enumerate(mcs):
+            sel = (owner == r).nonzero().squeeze(1)
+            if sel.numel() == 0:
+                continue
+            mine = ids.index_select(0, sel)
+            jt = {table: JaggedTensor(values=mine, lengths=torch.tensor([mine.numel()], dtype=torch.int64))}
+            rows[sel] = mc.remap(jt)[table].values().to(torch.int64)
+        return rows
+
+    def input_dist(self, ctx: ManagedCollisionCollectionContext, features: KeyedJaggedTensor) -> KJTList:  # type: ignore[override]  # noqa: E501
+        """Inference routes ids inside ``compute``; keeps the input on the context and passes it on."""
+        ctx.input_features.append(features)
+        return KJTList([features])
+
+    def compute(self, ctx: ManagedCollisionCollectionContext, dist_input: KJTList) -> KJTList:  # type: ignore[override]  # noqa: E501
+        features = dist_input[0]
+        values: List[torch.Tensor] = []
+        with torch.no_grad():
+            for key, ids in zip(features.keys(), features.values().split(features.length_per_key())):
+                if key not in self._feature_to_table:
+                    raise KeyError(f"ShardedQuantManagedCollisionCollection: feature {key!r} has no table; "
+                                   f"known {sorted(self._feature_to_table)}")
+                values.append(self._remap_feature(self._feature_to_table[key], ids))
+        out = torch.cat(values) if values else features.values()
+        return KJTList([KeyedJaggedTensor(keys=features.keys(), values=out.to(features.values().dtype),
+                                          lengths=features.lengths(), weights=features.weights_or_none(),
+                                          stride=features.stride())])
+
+    def output_dist(self, ctx: ManagedCollisionCollectionContext, output: KJTList) -> KeyedJaggedTensor:  # type: ignore[override]  # noqa: E501
+        return output[0]
+
+    def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:  # type: ignore[override]
+        """Global rows of every id (see the class docstring)."""
+        ctx = self.create_context()
+        return self.output_dist(ctx, self.compute(ctx, self.input_dist(ctx, features)))
+
+    def create_mcc_remappers(self) -> List[List[ShardedMCCRemapper]]:
+        """Per sharding (one: row-wise), per rank, the remap step of that rank's share of the features."""
+        splits = [len(self._table_to_features[t]) for t in self._tables]
+        return [[ShardedMCCRemapper(splits, list(self._feature_names), mcs, self._shard_metadata_per_rank[r])
+                 for r, mcs in enumerate(self._managed_collision_modules_per_rank)]]
+
+    @property
+    def unsharded_module_type(self) -> Type[ManagedCollisionCollection]:
+        return ManagedCollisionCollection
+
+
+class InferManagedCollisionCollectionSharder(ManagedCollisionCollectionSharder):
+    """Shards a ``ManagedCollisionCollection`` for inference (``ShardedQuantManagedCollisionCollection``)."""
+
+    def shard(  # type: ignore[override]
+        self,
+        module: ManagedCollisionCollection,
+        params: Dict[str, ParameterSharding],
+        env: Any,
+        embedding_shardings: List[Any],
+        device: Optional[torch.device] = None,
+    ) -> ShardedQuantManagedCollisionCollection:
+        return ShardedQuantManagedCollisionCollection(
+            module, params, env=env, device=device if device is not None else torch.device("cpu"),
+            embedding_shardings=embedding_shardings,
+        )

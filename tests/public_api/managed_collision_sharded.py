@@ -1,8 +1,7 @@
 """Sharded managed collision, sharded pools and the model delta tracker (issue 15 phase 2): TorchRec 1.8.0's
 `torchrec.distributed.{mc_*, *pool*, tensor_sharding, sharding.rw_*pool_sharding, model_tracker}`.
 
-Not listed (see docs/deviations.md): the inference variants (`ShardedQuantManagedCollisionCollection`,
-`InferManagedCollisionCollectionSharder`, `ShardedInference*Pool`, `InferRw*`,
+Not listed (see docs/deviations.md): the inference pools (`ShardedInference*Pool`, `InferRw*`,
 `InferObjectPoolSharding`) and the replicated row-wise pool sharding.
 """
 
@@ -36,6 +35,9 @@ NAMES = [
     *[(_D + '.embedding_kernel', n) for n in ['RawIdTrackerWrapper', 'BaseEmbedding']],
     *[(_D + '.mc_modules', n) for n in ['EmbeddingCollectionContext', 'ManagedCollisionCollectionAwaitable', 'ShardedMCCRemapper', 'create_mc_sharding', 'input_dist_permute', 'update_jagged_tensor_dict']],
     ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingCollection'),
+    *[(_D + '.mc_modules', n) for n in ['ShardedQuantManagedCollisionCollection', 'InferManagedCollisionCollectionSharder']],
+    *[(_D + '.quant_embedding', n) for n in ['ShardedQuantManagedCollisionEmbeddingCollection', 'QuantManagedCollisionEmbeddingCollectionSharder', 'ShardedMCECLookup', 'ManagedCollisionEmbeddingCollectionContext']],
+    *[(_D + '.quant_embeddingbag', n) for n in ['ShardedQuantManagedCollisionEmbeddingBagCollection', 'QuantManagedCollisionEmbeddingBagCollectionSharder', 'ShardedMCEBCLookup']],
     ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingBagCollection'),
     *[('recsys_lib.modules.object_pool_lookups', n) for n in ['UVMCachingInt64Lookup', 'UVMCachingInt32Lookup', 'UVMCachingFloatLookup']],
 ]
