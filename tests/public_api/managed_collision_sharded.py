@@ -1,8 +1,8 @@
 """Sharded managed collision, sharded pools and the model delta tracker (issue 15 phase 2): TorchRec 1.8.0's
 `torchrec.distributed.{mc_*, *pool*, tensor_sharding, sharding.rw_*pool_sharding, model_tracker}`.
 
-Not listed (see docs/deviations.md): the inference pools (`ShardedInference*Pool`, `InferRw*`,
-`InferObjectPoolSharding`) and the replicated row-wise pool sharding.
+Not listed (see docs/deviations.md): the inference KJT pool (`ShardedInferenceKeyedJaggedTensorPool`,
+`InferRwKeyedJaggedTensorPool*`) and the replicated row-wise pool sharding.
 """
 
 import torch
@@ -36,6 +36,10 @@ NAMES = [
     *[(_D + '.mc_modules', n) for n in ['EmbeddingCollectionContext', 'ManagedCollisionCollectionAwaitable', 'ShardedMCCRemapper', 'create_mc_sharding', 'input_dist_permute', 'update_jagged_tensor_dict']],
     ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingCollection'),
     *[(_D + '.mc_modules', n) for n in ['ShardedQuantManagedCollisionCollection', 'InferManagedCollisionCollectionSharder']],
+    *[(_D + '.tensor_pool', n) for n in ['ShardedInferenceTensorPool', 'LocalShardPool', 'index_select_view', 'update']],
+    (_D + '.tensor_sharding', 'InferObjectPoolSharding'),
+    (_D + '.sharding.rw_pool_sharding', 'InferRwObjectPoolInputDist'),
+    *[(_D + '.sharding.rw_tensor_pool_sharding', n) for n in ['InferRwTensorPoolOutputDist', 'InferRwTensorPoolSharding']],
     *[(_D + '.quant_embedding', n) for n in ['ShardedQuantManagedCollisionEmbeddingCollection', 'QuantManagedCollisionEmbeddingCollectionSharder', 'ShardedMCECLookup', 'ManagedCollisionEmbeddingCollectionContext']],
     *[(_D + '.quant_embeddingbag', n) for n in ['ShardedQuantManagedCollisionEmbeddingBagCollection', 'QuantManagedCollisionEmbeddingBagCollectionSharder', 'ShardedMCEBCLookup']],
     ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingBagCollection'),
