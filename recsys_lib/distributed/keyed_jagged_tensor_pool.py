@@ -182,9 +182,20 @@ class KeyedJaggedTensorPoolSharder(ModuleSharder[KeyedJaggedTensorPool]):
         device: Optional[torch.device] = None,
         module_fqn: Optional[str] = None,
     ) -> ShardedKeyedJaggedTensorPool:
+        if plan.inference:
+            return ShardedInferenceKeyedJaggedTensorPool(  # type: ignore[return-value]
+                pool_size=module.pool_size, feature_max_lengths=module.feature_max_lengths,
+                values_dtype=module.values_dtype, is_weighted=module.is_weighted, sharding_env=env,
+                sharding_plan=plan, module=module, device=device,
+            )
         return ShardedKeyedJaggedTensorPool(module.pool_size, module.feature_max_lengths, module.values_dtype,
                                             module.is_weighted, env, plan, device, module._enable_uvm)
 
     @property
     def module_type(self) -> Type[KeyedJaggedTensorPool]:
         return KeyedJaggedTensorPool
+
+
+from recsys_lib.distributed._pool.infer_kjt import (  # noqa: E402,F401  (TorchRec defines it in this module)
+    ShardedInferenceKeyedJaggedTensorPool,
+)

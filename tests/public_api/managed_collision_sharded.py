@@ -1,8 +1,8 @@
 """Sharded managed collision, sharded pools and the model delta tracker (issue 15 phase 2): TorchRec 1.8.0's
 `torchrec.distributed.{mc_*, *pool*, tensor_sharding, sharding.rw_*pool_sharding, model_tracker}`.
 
-Not listed (see docs/deviations.md): the inference KJT pool (`ShardedInferenceKeyedJaggedTensorPool`,
-`InferRwKeyedJaggedTensorPool*`) and the replicated row-wise pool sharding.
+Not listed (see docs/deviations.md): the replicated row-wise pool sharding
+(`KeyedJaggedTensorPoolRwReplicatedSharding`).
 """
 
 import torch
@@ -38,6 +38,8 @@ NAMES = [
     *[(_D + '.mc_modules', n) for n in ['ShardedQuantManagedCollisionCollection', 'InferManagedCollisionCollectionSharder']],
     *[(_D + '.tensor_pool', n) for n in ['ShardedInferenceTensorPool', 'LocalShardPool', 'index_select_view', 'update']],
     (_D + '.tensor_sharding', 'InferObjectPoolSharding'),
+    (_D + '.keyed_jagged_tensor_pool', 'ShardedInferenceKeyedJaggedTensorPool'),
+    *[(_D + '.sharding.rw_kjt_pool_sharding', n) for n in ['InferRwKeyedJaggedTensorPoolOutputDist', 'InferRwKeyedJaggedTensorPoolSharding']],
     (_D + '.sharding.rw_pool_sharding', 'InferRwObjectPoolInputDist'),
     *[(_D + '.sharding.rw_tensor_pool_sharding', n) for n in ['InferRwTensorPoolOutputDist', 'InferRwTensorPoolSharding']],
     *[(_D + '.quant_embedding', n) for n in ['ShardedQuantManagedCollisionEmbeddingCollection', 'QuantManagedCollisionEmbeddingCollectionSharder', 'ShardedMCECLookup', 'ManagedCollisionEmbeddingCollectionContext']],

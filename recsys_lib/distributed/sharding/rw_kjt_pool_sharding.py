@@ -111,3 +111,9 @@ class KeyedJaggedTensorPoolRwSharding(ObjectPoolSharding):
 
     def create_context(self) -> ObjectPoolRwShardingContext:
         return ObjectPoolRwShardingContext(block_size=self._block_size_t)
+
+
+from recsys_lib.distributed._pool.infer_kjt import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    InferRwKeyedJaggedTensorPoolOutputDist,
+    InferRwKeyedJaggedTensorPoolSharding,
+)
