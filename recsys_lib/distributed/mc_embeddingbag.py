@@ -4,6 +4,7 @@ Row-wise only; see ``mc_embedding_modules.py`` for the per-batch flow. ``sharded
 ``(KeyedTensor (B, sum D), remapped KJT or None)`` for this rank's batch.
 """
 
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
@@ -22,27 +23,21 @@ from recsys_lib.modules.mc_embedding_modules import ManagedCollisionEmbeddingBag
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
+@dataclass
 class ManagedCollisionEmbeddingBagCollectionContext(EmbeddingBagCollectionContext):
     """Per-batch state: the EBC context plus this batch's evictions and remapped KJT."""
 
-    def __init__(
-        self,
-        sharding_contexts: Optional[Any] = None,
-        inverse_indices: Optional[Tuple[Any, torch.Tensor]] = None,
-        variable_batch_per_feature: bool = False,
-        divisor: Optional[torch.Tensor] = None,
-        early_releasable_inputs: Optional[List[KeyedJaggedTensor]] = None,
-        evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]] = None,
-        remapped_kjt: Optional[Any] = None,
-        seq_vbe_ctx: Optional[List[Any]] = None,
-    ) -> None:
-        super().__init__(sharding_contexts, inverse_indices, variable_batch_per_feature, divisor)
-        self.early_releasable_inputs: List[KeyedJaggedTensor] = list(early_releasable_inputs or [])
-        self.seq_vbe_ctx: List[Any] = list(seq_vbe_ctx or [])
-        self.evictions_per_table = evictions_per_table
-        self.remapped_kjt = remapped_kjt
-        self.mc_ctx: Any = None
-        self.e_ctx: Any = None
+    sharding_contexts: List[Any] = field(default_factory=list)
+    inverse_indices: Optional[Tuple[Any, torch.Tensor]] = None
+    variable_batch_per_feature: bool = False
+    divisor: Optional[torch.Tensor] = None
+    early_releasable_inputs: List[KeyedJaggedTensor] = field(default_factory=list)
+    evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]] = None
+    remapped_kjt: Optional[Any] = None
+    seq_vbe_ctx: List[Any] = field(default_factory=list)
+    batch_size_per_feature: Dict[str, int] = field(default_factory=dict, init=False)
+    mc_ctx: Any = field(default=None, init=False)
+    e_ctx: Any = field(default=None, init=False)
 
     def record_stream(self, stream: torch.Stream) -> None:
         super().record_stream(stream)

@@ -15,6 +15,7 @@ rank's shard. The state dict keeps TorchRec's keys; the remapping buffers are ``
 """
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import torch
@@ -63,10 +64,11 @@ torch.fx.wrap("input_dist_permute")
 torch.fx.wrap("update_jagged_tensor_dict")
 
 
+@dataclass
 class EmbeddingCollectionContext(Multistreamable):
     """Per-batch state of a sharded MCC (TorchRec's ``mc_modules`` variant of the EC context).
 
-    Args:
+    Attributes:
         sharding_contexts: one per sharding.
         input_features: the permuted input KJT(s).
         inverse_indices: VBE ``(keys, (F, B) indices)``.
@@ -74,19 +76,11 @@ class EmbeddingCollectionContext(Multistreamable):
         early_releasable_inputs: inputs a pipeline may free once the input dist has read them.
     """
 
-    def __init__(
-        self,
-        sharding_contexts: List[Any],
-        input_features: Optional[List[KeyedJaggedTensor]] = None,
-        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
-        variable_batch_per_feature: bool = False,
-        early_releasable_inputs: Optional[List[KeyedJaggedTensor]] = None,
-    ) -> None:
-        self.sharding_contexts: List[Any] = sharding_contexts
-        self.input_features: List[KeyedJaggedTensor] = list(input_features or [])
-        self.inverse_indices = inverse_indices
-        self.variable_batch_per_feature = variable_batch_per_feature
-        self.early_releasable_inputs: List[KeyedJaggedTensor] = list(early_releasable_inputs or [])
+    sharding_contexts: List[Any]
+    input_features: List[KeyedJaggedTensor] = field(default_factory=list)
+    inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None
+    variable_batch_per_feature: bool = False
+    early_releasable_inputs: List[KeyedJaggedTensor] = field(default_factory=list)
 
     def record_stream(self, stream: torch.Stream) -> None:
         for ctx in self.sharding_contexts:
@@ -97,20 +91,11 @@ class EmbeddingCollectionContext(Multistreamable):
             self.inverse_indices[1].record_stream(stream)
 
 
+@dataclass
 class ManagedCollisionCollectionContext(EmbeddingCollectionContext):
     """Per-batch state of a sharded MCC: the permuted input and how its ids were sent (for the reply)."""
 
-    def __init__(
-        self,
-        sharding_contexts: List[Any],
-        input_features: Optional[List[KeyedJaggedTensor]] = None,
-        inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
-        variable_batch_per_feature: bool = False,
-        early_releasable_inputs: Optional[List[KeyedJaggedTensor]] = None,
-    ) -> None:
-        super().__init__(sharding_contexts, input_features, inverse_indices, variable_batch_per_feature,
-                         early_releasable_inputs)
-        self.exchange_facts: Optional[ExchangeFacts] = None
+    exchange_facts: Optional[ExchangeFacts] = field(default=None, init=False)
 
 
 class ManagedCollisionCollectionAwaitable(LazyAwaitable[KeyedJaggedTensor]):
