@@ -38,14 +38,31 @@ def _config_key(configs: Any) -> List[Tuple[str, int, int, List[str], str]]:
     return [(c.name, c.num_embeddings, c.embedding_dim, list(c.feature_names), str(c.data_type)) for c in configs]
 
 
-def _attach_mcc(owner: nn.Module, configs: Any, mcc: Optional[ManagedCollisionCollection], name: str) -> None:
-    if mcc is None:
-        raise ValueError(name + ": managed_collision_collection cannot be None")
-    if _config_key(configs) != _config_key(mcc.embedding_configs()):
-        raise ValueError(name + ": the embedding tables and the managed collision collection must have the same "
-                         "configs, got " + str(_config_key(configs)) + " and " + str(_config_key(mcc.embedding_configs())))
-    for mc in mcc._managed_collision_modules.values():
-        mc.reset_inference_mode()
+class _ManagedCollisionFront(nn.Module):
+    """The part both quantized MC collections share: the MCC in front of the quantized lookup."""
+
+    _managed_collision_collection: ManagedCollisionCollection
+    _return_remapped_features: bool
+
+    def _init_mc(self, configs: Any, mcc: Optional[ManagedCollisionCollection], return_remapped_features: bool) -> None:
+        name = self._get_name()
+        if mcc is None:
+            raise ValueError(name + ": managed_collision_collection cannot be None")
+        if _config_key(configs) != _config_key(mcc.embedding_configs()):
+            raise ValueError(name + ": the embedding tables and the managed collision collection must have the same "
+                             "configs, got " + str(_config_key(configs)) + " and "
+                             + str(_config_key(mcc.embedding_configs())))
+        self._managed_collision_collection = mcc
+        self._return_remapped_features = return_remapped_features
+        for mc in mcc._managed_collision_modules.values():
+            mc.reset_inference_mode()
+
+    def forward(  # type: ignore[override]
+        self, features: KeyedJaggedTensor
+    ) -> Tuple[Union[KeyedTensor, Dict[str, JaggedTensor]], Optional[KeyedJaggedTensor]]:
+        """Returns ``(the quantized lookup of the remapped ids, remapped KJT)``."""
+        features = self._managed_collision_collection(features)
+        return super().forward(features), features  # type: ignore[misc]
 
 
 def _quantized_kwargs(module: nn.Module, inner: nn.Module, configs: Any, owner: str) -> Dict[str, Any]:
@@ -69,7 +86,7 @@ def _quantized_kwargs(module: nn.Module, inner: nn.Module, configs: Any, owner: 
 
 
 @public_at("recsys_lib.quant.embedding_modules")
-class QuantManagedCollisionEmbeddingCollection(EmbeddingCollection):
+class QuantManagedCollisionEmbeddingCollection(_ManagedCollisionFront, EmbeddingCollection):
     """A quantized EC behind a managed-collision collection (see the module docstring).
 
     Args:
@@ -96,17 +113,7 @@ class QuantManagedCollisionEmbeddingCollection(EmbeddingCollection):
     ) -> None:
         super().__init__(tables, device, need_indices, output_dtype, table_name_to_quantized_weights, register_tbes,
                          quant_state_dict_split_scale_bias, row_alignment, cache_features_order)
-        _attach_mcc(self, self.embedding_configs(), managed_collision_collection, self._get_name())
-        assert managed_collision_collection is not None
-        self._managed_collision_collection: ManagedCollisionCollection = managed_collision_collection
-        self._return_remapped_features = return_remapped_features
-
-    def forward(  # type: ignore[override]
-        self, features: KeyedJaggedTensor
-    ) -> Tuple[Union[KeyedTensor, Dict[str, JaggedTensor]], Optional[KeyedJaggedTensor]]:
-        """Returns ``({embedding name: JaggedTensor (N_f, D)}, remapped KJT)``."""
-        features = self._managed_collision_collection(features)
-        return super().forward(features), features
+        self._init_mc(self.embedding_configs(), managed_collision_collection, return_remapped_features)
 
     def _get_name(self) -> str:
         return "QuantManagedCollisionEmbeddingCollection"
@@ -122,7 +129,7 @@ class QuantManagedCollisionEmbeddingCollection(EmbeddingCollection):
 
 
 @public_at("recsys_lib.quant.embedding_modules")
-class QuantManagedCollisionEmbeddingBagCollection(EmbeddingBagCollection):
+class QuantManagedCollisionEmbeddingBagCollection(_ManagedCollisionFront, EmbeddingBagCollection):
     """A quantized EBC behind a managed-collision collection (arguments as
     ``QuantManagedCollisionEmbeddingCollection`` with the quantized ``EmbeddingBagCollection``'s)."""
 
@@ -142,17 +149,7 @@ class QuantManagedCollisionEmbeddingBagCollection(EmbeddingBagCollection):
     ) -> None:
         super().__init__(tables, is_weighted, device, output_dtype, table_name_to_quantized_weights, register_tbes,
                          quant_state_dict_split_scale_bias, row_alignment, cache_features_order)
-        _attach_mcc(self, self.embedding_bag_configs(), managed_collision_collection, self._get_name())
-        assert managed_collision_collection is not None
-        self._managed_collision_collection: ManagedCollisionCollection = managed_collision_collection
-        self._return_remapped_features = return_remapped_features
-
-    def forward(  # type: ignore[override]
-        self, features: KeyedJaggedTensor
-    ) -> Tuple[Union[KeyedTensor, Dict[str, JaggedTensor]], Optional[KeyedJaggedTensor]]:
-        """Returns ``(KeyedTensor (B, sum(D)), remapped KJT)``."""
-        features = self._managed_collision_collection(features)
-        return super().forward(features), features
+        self._init_mc(self.embedding_bag_configs(), managed_collision_collection, return_remapped_features)
 
     def _get_name(self) -> str:
         return "QuantManagedCollisionEmbeddingBagCollection"

@@ -53,6 +53,26 @@ _DIFF_MODES = (TrackingMode.MOMENTUM_DIFF, TrackingMode.ROWWISE_ADAGRAD)
 _WRAPPER_PREFIXES = ("_dmp_wrapped_module.module.", "module.")
 
 
+def clean_fqn(fqn: str) -> str:
+    """``fqn`` without the wrappers DMP adds (``_dmp_wrapped_module.module.``, ``module.``): state-dict names."""
+    for prefix in _WRAPPER_PREFIXES:
+        if fqn.startswith(prefix):
+            return fqn[len(prefix):]
+    return fqn
+
+
+def features_to_fqn(fqn_to_feature_map: Dict[str, List[str]], owner: str) -> Dict[str, str]:
+    """``{feature: table fqn}``; a feature read by several tables keeps the first (logged)."""
+    out: Dict[str, str] = {}
+    for fqn, features in fqn_to_feature_map.items():
+        for feature in features:
+            if feature in out:
+                logger.warning(f"{owner}: feature {feature!r} of {fqn} already tracked; skipped")
+                continue
+            out[feature] = fqn
+    return out
+
+
 class ModelDeltaTracker(abc.ABC):
     """Interface of the trackers ``DistributedModelParallel`` holds."""
 
@@ -113,12 +133,7 @@ class ModelDeltaTrackerTrec(ModelDeltaTracker):
         self.fqn_to_feature_names()
         self._validate_and_init_tracker_fns()
         self.store: DeltaStoreTrec = DeltaStoreTrec(UPDATE_MODE_MAP[mode])
-        for fqn, features in self._fqn_to_feature_map.items():
-            for feature in features:
-                if feature in self.feature_to_fqn:
-                    logger.warning(f"ModelDeltaTracker: feature {feature!r} of {fqn} already tracked; skipped")
-                    continue
-                self.feature_to_fqn[feature] = fqn
+        self.feature_to_fqn.update(features_to_fqn(self._fqn_to_feature_map, "ModelDeltaTracker"))
 
     # ---- recording ----
 
@@ -267,10 +282,7 @@ class ModelDeltaTrackerTrec(ModelDeltaTracker):
         return self._fqn_to_feature_map
 
     def _clean_fqn_fn(self, fqn: str) -> str:
-        for prefix in _WRAPPER_PREFIXES:
-            if fqn.startswith(prefix):
-                return fqn[len(prefix):]
-        return fqn
+        return clean_fqn(fqn)
 
     def _validate_and_init_tracker_fns(self) -> None:
         for module in self.tracked_modules.values():

@@ -27,7 +27,7 @@ from recsys_lib.distributed.mc_embedding import ShardedManagedCollisionEmbedding
 from recsys_lib.distributed.mc_embeddingbag import ShardedManagedCollisionEmbeddingBagCollection
 from recsys_lib.distributed.mc_modules import ShardedManagedCollisionCollection
 from recsys_lib.distributed.model_tracker.delta_store import RawIdTrackerStore
-from recsys_lib.distributed.model_tracker.model_delta_tracker import ModelDeltaTracker
+from recsys_lib.distributed.model_tracker.model_delta_tracker import clean_fqn, features_to_fqn, ModelDeltaTracker
 from recsys_lib.distributed.model_tracker.types import UniqueRows
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -38,7 +38,6 @@ MANAGED_COLLISION_WRAPPER_MODULES = (
     ShardedManagedCollisionEmbeddingCollection,
     ShardedManagedCollisionEmbeddingBagCollection,
 )
-_WRAPPER_PREFIXES = ("_dmp_wrapped_module.module.", "module.")
 
 
 class RawIdTracker(ModelDeltaTracker):
@@ -67,12 +66,7 @@ class RawIdTracker(ModelDeltaTracker):
         # after the kernels registered as consumers
         self.per_consumer_batch_idx: Dict[str, int] = {c: -1 for c in (self._consumers or [self.DEFAULT_CONSUMER])}
         self.store: RawIdTrackerStore = RawIdTrackerStore()
-        for fqn, features in self._fqn_to_feature_map.items():
-            for feature in features:
-                if feature in self.feature_to_fqn:
-                    logger.warning(f"RawIdTracker: feature {feature!r} of {fqn} already tracked; skipped")
-                    continue
-                self.feature_to_fqn[feature] = fqn
+        self.feature_to_fqn.update(features_to_fqn(self._fqn_to_feature_map, "RawIdTracker"))
 
     def step(self) -> None:
         self.curr_batch_idx += 1
@@ -142,10 +136,7 @@ class RawIdTracker(ModelDeltaTracker):
                               raw_ids=torch.cat([p[1] for p in parts]), runtime_meta=torch.cat(metas) if metas else None)
 
     def _clean_fqn_fn(self, fqn: str) -> str:
-        for prefix in _WRAPPER_PREFIXES:
-            if fqn.startswith(prefix):
-                return fqn[len(prefix):]
-        return fqn
+        return clean_fqn(fqn)
 
     def _validate_and_init_tracker_fns(self) -> None:
         for module in self.tracked_modules.values():
