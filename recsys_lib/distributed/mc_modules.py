@@ -96,6 +96,7 @@ class ManagedCollisionCollectionContext(EmbeddingCollectionContext):
     """Per-batch state of a sharded MCC: the permuted input and how its ids were sent (for the reply)."""
 
     exchange_facts: Optional[ExchangeFacts] = field(default=None, init=False)
+    unbucketize_permute: Optional[torch.Tensor] = field(default=None, init=False)  # inference: back to input order
 
 
 class ManagedCollisionCollectionAwaitable(LazyAwaitable[KeyedJaggedTensor]):
@@ -482,49 +483,71 @@ class ShardedQuantManagedCollisionCollection(ShardedModule[KJTList, KJTList, Key
     def create_context(self) -> ManagedCollisionCollectionContext:
         return ManagedCollisionCollectionContext(sharding_contexts=[])
 
-    def _remap_feature(self, table: str, ids: torch.Tensor) -> torch.Tensor:
-        """Global rows ``(N,)`` of one feature's raw ids ``(N,)``: each id remapped by its owner rank."""
-        mcs = [m[table] for m in self._managed_collision_modules_per_rank]
-        one = torch.tensor([ids.numel()], dtype=torch.int64)
-        if self.need_preprocess:
-            ids = mcs[0].preprocess({table: JaggedTensor(values=ids, lengths=one)})[table].values()
-        owner = raw_id_owner(ids, self._layouts[table].input_size, self._bucket_owner[table])
-        rows = torch.empty_like(ids, dtype=torch.int64)
-        for r, mc in enumerate(mcs):
-            sel = (owner == r).nonzero().squeeze(1)
-            if sel.numel() == 0:
-                continue
-            mine = ids.index_select(0, sel)
-            jt = {table: JaggedTensor(values=mine, lengths=torch.tensor([mine.numel()], dtype=torch.int64))}
-            rows[sel] = mc.remap(jt)[table].values().to(torch.int64)
-        return rows
-
-    def input_dist(self, ctx: ManagedCollisionCollectionContext, features: KeyedJaggedTensor) -> KJTList:  # type: ignore[override]  # noqa: E501
-        """Inference routes ids inside ``compute``; keeps the input on the context and passes it on."""
+    def input_dist(  # type: ignore[override]
+        self, ctx: ManagedCollisionCollectionContext, features: KeyedJaggedTensor, is_sequence_embedding: bool = True
+    ) -> KJTList:
+        """Per rank, the (preprocessed) raw ids it owns: a KJT with the input's keys (``stride 1``, one bag per
+        key); ``ctx`` keeps how to put the results back in input order."""
         ctx.input_features.append(features)
-        return KJTList([features])
+        w = len(self._managed_collision_modules_per_rank)
+        per_rank_ids: List[List[torch.Tensor]] = [[] for _ in range(w)]
+        per_rank_pos: List[List[torch.Tensor]] = [[] for _ in range(w)]
+        start = 0
+        for key, ids in zip(features.keys(), features.values().split(features.length_per_key())):
+            if key not in self._feature_to_table:
+                raise KeyError(f"ShardedQuantManagedCollisionCollection: feature {key!r} has no table; "
+                               f"known {sorted(self._feature_to_table)}")
+            table = self._feature_to_table[key]
+            if self.need_preprocess:
+                mc = self._managed_collision_modules_per_rank[0][table]
+                one = torch.tensor([ids.numel()], dtype=torch.int64)
+                ids = mc.preprocess({table: JaggedTensor(values=ids, lengths=one)})[table].values()
+            owner = raw_id_owner(ids, self._layouts[table].input_size, self._bucket_owner[table])
+            for r in range(w):
+                sel = (owner == r).nonzero().squeeze(1)
+                per_rank_ids[r].append(ids.index_select(0, sel))
+                per_rank_pos[r].append(sel + start)
+            start += ids.numel()
+        order = torch.cat([torch.cat(p) for p in per_rank_pos]) if start > 0 else torch.empty((0,), dtype=torch.int64)
+        unbucketize = torch.empty_like(order)
+        unbucketize[order] = torch.arange(order.numel(), dtype=torch.int64)
+        ctx.unbucketize_permute = unbucketize
+        return KJTList([
+            KeyedJaggedTensor(keys=features.keys(), values=torch.cat(v) if v else features.values()[:0],
+                              lengths=torch.tensor([x.numel() for x in v], dtype=torch.int64), stride=1)
+            for v in per_rank_ids
+        ])
 
-    def compute(self, ctx: ManagedCollisionCollectionContext, dist_input: KJTList) -> KJTList:  # type: ignore[override]  # noqa: E501
-        features = dist_input[0]
-        values: List[torch.Tensor] = []
+    def compute(  # type: ignore[override]
+        self, ctx: ManagedCollisionCollectionContext, rank: int, dist_input: KJTList
+    ) -> KJTList:
+        """Rank ``rank`` remaps (read-only) the ids it owns, ``dist_input[rank]``: global rows, same layout."""
+        kjt = dist_input[rank]
+        mcs = self._managed_collision_modules_per_rank[rank]
+        rows: List[torch.Tensor] = []
         with torch.no_grad():
-            for key, ids in zip(features.keys(), features.values().split(features.length_per_key())):
-                if key not in self._feature_to_table:
-                    raise KeyError(f"ShardedQuantManagedCollisionCollection: feature {key!r} has no table; "
-                                   f"known {sorted(self._feature_to_table)}")
-                values.append(self._remap_feature(self._feature_to_table[key], ids))
-        out = torch.cat(values) if values else features.values()
-        return KJTList([KeyedJaggedTensor(keys=features.keys(), values=out.to(features.values().dtype),
-                                          lengths=features.lengths(), weights=features.weights_or_none(),
-                                          stride=features.stride())])
+            for key, ids in zip(kjt.keys(), kjt.values().split(kjt.length_per_key())):
+                table = self._feature_to_table[key]
+                jt = {table: JaggedTensor(values=ids, lengths=torch.tensor([ids.numel()], dtype=torch.int64))}
+                rows.append(mcs[table].remap(jt)[table].values().to(torch.int64))
+        values = torch.cat(rows) if rows else kjt.values()
+        return KJTList([KeyedJaggedTensor(keys=kjt.keys(), values=values, lengths=kjt.lengths(), stride=1)])
 
     def output_dist(self, ctx: ManagedCollisionCollectionContext, output: KJTList) -> KeyedJaggedTensor:  # type: ignore[override]  # noqa: E501
-        return output[0]
+        """Every rank's rows (``output[r]``) back in input order, as a KJT shaped like the input."""
+        features = ctx.input_features[-1]
+        assert ctx.unbucketize_permute is not None, "output_dist before input_dist"
+        rows = torch.cat([kjt.values() for kjt in output]).index_select(0, ctx.unbucketize_permute)
+        return KeyedJaggedTensor(keys=features.keys(), values=rows.to(features.values().dtype),
+                                 lengths=features.lengths(), weights=features.weights_or_none(),
+                                 stride=features.stride())
 
     def forward(self, features: KeyedJaggedTensor) -> KeyedJaggedTensor:  # type: ignore[override]
         """Global rows of every id (see the class docstring)."""
         ctx = self.create_context()
-        return self.output_dist(ctx, self.compute(ctx, self.input_dist(ctx, features)))
+        dist_input = self.input_dist(ctx, features)
+        outs = [self.compute(ctx, r, dist_input)[0] for r in range(len(dist_input))]
+        return self.output_dist(ctx, KJTList(outs))
 
     def create_mcc_remappers(self) -> List[List[ShardedMCCRemapper]]:
         """Per sharding (one: row-wise), per rank, the remap step of that rank's share of the features."""

@@ -136,6 +136,11 @@ class ShardedInferenceKeyedJaggedTensorPool(ShardedObjectPool):
         return self._pool_size
 
     @property
+    def dim(self) -> int:
+        """Width of a stored slot: ``sum(feature_max_lengths)`` (TorchRec's attribute is never set)."""
+        return sum(self._feature_max_lengths.values())
+
+    @property
     def dtype(self) -> torch.dtype:
         return self._values_dtype
 
