@@ -108,3 +108,15 @@ def test_mcec_lookup_is_remap_then_lookup():
                             lengths=torch.tensor([1, 1, 1, 0, 1, 0]))
     local, global_rows = lookup(kjt, return_remapped_features=True)
     assert torch.equal(global_rows.values() - local.values(), torch.tensor([8, 8, 12, 12]))  # rank 1's first rows: t0, t0, t1, t1
+
+
+def test_mcebc_lookup_is_remap_then_lookup():
+    from recsys_lib.distributed.quant_embeddingbag import ShardedMCEBCLookup
+
+    quant, _ = _quant_module(True)
+    sharded = _shard(quant, True, 2)
+    remapper = sharded._managed_collision_collection.create_mcc_remappers()[0][0]
+    kjt = KeyedJaggedTensor(keys=["a", "b", "c"], values=torch.tensor([6, 7, 99, 8]),
+                            lengths=torch.tensor([1, 1, 1, 0, 1, 0]))
+    got = ShardedMCEBCLookup(0, 0, remapper, torch.nn.Identity())(kjt)
+    assert torch.equal(got.values(), remapper(kjt).values()) and bool((got.values() < 12).all())

@@ -103,6 +103,10 @@ class ShardedMCEBCLookup(_LookupBase):
     def __init__(self, sharding: int, rank: int, mcc_remapper: ShardedMCCRemapper, ebc_lookup: nn.Module) -> None:
         super().__init__(sharding, rank, mcc_remapper, ebc_lookup)
 
+    def forward(self, features: KeyedJaggedTensor) -> Any:  # type: ignore[override]
+        """The EBC lookup of the remapped (local-row) features."""
+        return self._lookup(self._mcc_remapper(features))
+
 
 class _ShardedQuantMC(ShardedModule):
     """The shared body: a sharded inference MCC feeding a sharded quantized EC/EBC (see the module docstring)."""
