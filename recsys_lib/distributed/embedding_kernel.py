@@ -8,10 +8,11 @@ group each value is a ``ShardedTensor`` holding this rank's shard(s), without on
 import abc
 import copy
 from collections import defaultdict
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
+from fbgemm_gpu.split_table_batched_embeddings_ops_training import SplitTableBatchedEmbeddingBagsCodegen
 from torch import nn
 from torch.distributed import ProcessGroup
 from torch.distributed._shard.metadata import ShardMetadata
@@ -20,11 +21,67 @@ from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor, Sharde
 from recsys_lib.distributed._sharded.table_types import GroupedEmbeddingConfig, ShardedEmbeddingTable
 
 
+class RawIdTrackerWrapper:
+    """The two calls a kernel makes into a ``RawIdTracker``: fetch the raw ids recorded for its tables, and drop
+    recorded batches.
+
+    Args:
+        get_indexed_lookups: ``(table names, consumer) -> {table: (raw ids per batch, runtime meta per batch)}``.
+        delete: ``(up_to_idx) -> None``.
+    """
+
+    __slots__ = ("get_indexed_lookups", "delete")
+
+    def __init__(
+        self,
+        get_indexed_lookups: Callable[[List[str], Optional[str]], Dict[str, List[torch.Tensor]]],
+        delete: Callable[[int], None],
+    ) -> None:
+        self.get_indexed_lookups = get_indexed_lookups
+        self.delete = delete
+
+
 class BaseEmbedding(abc.ABC, nn.Module):
     """One grouped kernel: ``forward(features: KeyedJaggedTensor) -> embeddings``."""
 
+    _raw_id_tracker_wrapper: Optional[RawIdTrackerWrapper] = None
+
     def __init__(self) -> None:
         super().__init__()
+        self._raw_id_tracker_wrapper = None
+
+    def init_raw_id_tracker(
+        self,
+        get_indexed_lookups: Callable[[List[str], Optional[str]], Dict[str, List[torch.Tensor]]],
+        delete: Callable[[int], None],
+    ) -> None:
+        """Connects a ``RawIdTracker`` (hash-ZCH raw ids of the rows this kernel looks up); kernels over FBGEMM's
+        training TBE only (``SplitTableBatchedEmbeddingBagsCodegen``), as in TorchRec; others ignore the call."""
+        if isinstance(self._modules.get("_emb_module"), SplitTableBatchedEmbeddingBagsCodegen):
+            self._raw_id_tracker_wrapper = RawIdTrackerWrapper(get_indexed_lookups, delete)
+
+    def _get_hash_zch_identities_and_metadata(
+        self, features: Any
+    ) -> Optional[Tuple[torch.Tensor, Optional[torch.Tensor]]]:
+        """``(raw ids (N, ...), runtime meta or None)`` recorded for this kernel's tables since it last asked, in
+        table order, or None (no tracker, or nothing recorded)."""
+        wrapper = self._raw_id_tracker_wrapper
+        tbe = self._modules.get("_emb_module")
+        if wrapper is None or not isinstance(tbe, SplitTableBatchedEmbeddingBagsCodegen):
+            return None
+        table_names = [t.name for t in self.config.embedding_tables]
+        lookups: Dict[str, Any] = wrapper.get_indexed_lookups(table_names, tbe.uuid)
+        raw: List[torch.Tensor] = []
+        meta: List[torch.Tensor] = []
+        for table in table_names:
+            if table in lookups:
+                raw_ids, runtime_meta = lookups[table]
+                raw.extend(raw_ids)
+                meta.extend(runtime_meta)
+        if not raw:
+            return None
+        identities = torch.cat(raw)
+        return identities, (torch.cat(meta) if meta else None)
 
     @abc.abstractmethod
     def forward(self, features: Any) -> torch.Tensor:

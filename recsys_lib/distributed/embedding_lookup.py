@@ -190,7 +190,6 @@ class _LookupStateMixin(KernelStateViews):
     """State-dict and parameter views of a lookup: the kernels' entries, flattened (no ``_emb_modules.i``)."""
 
     _emb_modules: nn.ModuleList
-    _optim_state_tracker_fn: Optional[Callable[[Any, torch.Tensor, Optional[nn.Module]], None]] = None
 
     def named_split_embedding_weights(
         self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
@@ -234,17 +233,6 @@ class _LookupStateMixin(KernelStateViews):
                     out.append(pending)
         return out
 
-    def register_optim_state_tracker_fn(
-        self, record_fn: Callable[[Any, torch.Tensor, Optional[nn.Module]], None]
-    ) -> None:
-        """Calls ``record_fn(features, embeddings, kernel)`` after each kernel's lookup (optimizer-state
-        tracking, e.g. the model tracker's delta store)."""
-        self._optim_state_tracker_fn = record_fn
-
-    def _record(self, features: Any, embeddings: torch.Tensor, kernel: nn.Module) -> None:
-        if self._optim_state_tracker_fn is not None:
-            self._optim_state_tracker_fn(features, embeddings, kernel)
-
     def prefetch(self, sparse_features: Any, forward_stream: Optional[Any] = None) -> None:
         """Loads the next batch's rows into the caches of UVM-caching kernels (no-op for other kernels)."""
         splits = [c.num_features() for c in self.grouped_configs]
@@ -256,6 +244,16 @@ class _LookupStateMixin(KernelStateViews):
     @property
     def grouped_configs(self) -> List[GroupedEmbeddingConfig]:
         return self._grouped_configs  # type: ignore[attr-defined]
+
+    def register_optim_state_tracker_fn(self, record_fn: Callable[[Any, torch.Tensor, Optional[nn.Module]], None]) -> None:
+        """``record_fn(features, embeddings, kernel)`` runs after each kernel's lookup (the model delta tracker's
+        optimizer-state modes read the kernel's optimizer state of the looked-up rows)."""
+        self.optim_state_tracker_fn = record_fn
+
+    def _track_optim_state(self, features: Any, embeddings: torch.Tensor, kernel: nn.Module) -> None:
+        record_fn = self.optim_state_tracker_fn
+        if record_fn is not None:
+            record_fn(features, embeddings, kernel)
 
 
 class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, torch.Tensor]):
@@ -294,6 +292,7 @@ class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, 
         self._feature_processor = feature_processor
         self._dummy_embs_tensor = _empty_output(device)
         self._scale_gradient_factor = 1
+        self.optim_state_tracker_fn: Optional[Callable[[Any, torch.Tensor, Optional[nn.Module]], None]] = None
         if pg is not None and scale_weight_gradients and not _is_replicated(sharding_type):
             self._scale_gradient_factor = pg.size()
 
@@ -326,7 +325,7 @@ class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, 
             if config.is_weighted:
                 features = self._scale_weight_grads(features)
             embeddings.append(kernel(features))
-            self._record(features, embeddings[-1], kernel)
+            self._track_optim_state(features, embeddings[-1], kernel)
         if sparse_features.variable_stride_per_key():
             # Each kernel's flat output is rank-major over its own features; interleave them per rank.
             spkpr = sparse_features.stride_per_key_per_rank()
@@ -364,6 +363,7 @@ class GroupedEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, torch.
         )
         self._feature_splits = [c.num_features() for c in self._grouped_configs]
         self._dummy_embs_tensor = _empty_output(device)
+        self.optim_state_tracker_fn: Optional[Callable[[Any, torch.Tensor, Optional[nn.Module]], None]] = None
 
     def forward(self, sparse_features: Any) -> torch.Tensor:
         if len(self._emb_modules) == 0:
@@ -372,7 +372,7 @@ class GroupedEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, torch.
         embeddings = []
         for kernel, features in zip(self._emb_modules, groups):
             embeddings.append(kernel(features))
-            self._record(features, embeddings[-1], kernel)
+            self._track_optim_state(features, embeddings[-1], kernel)
         dims = {e.shape[1] if e.dim() == 2 else -1 for e in embeddings}
         if len(dims) > 1 or -1 in dims:
             embeddings = [e.reshape(-1) for e in embeddings]

@@ -21,6 +21,7 @@ from recsys_lib.distributed.sharding.rw_kjt_pool_sharding import KeyedJaggedTens
 from recsys_lib.distributed.tensor_pool import check_row_wise
 from recsys_lib.distributed.tensor_sharding import ObjectPoolShardingContext
 from recsys_lib.modules.keyed_jagged_tensor_pool import check_bag_lengths, KeyedJaggedTensorPool, pool_feature_order
+from recsys_lib.modules._uvm_pool_lookups import UVMCachingInt32Lookup, UVMCachingInt64Lookup
 from recsys_lib.modules.object_pool_lookups import KeyedJaggedTensorPoolLookup, TensorJaggedIndexSelectLookup
 from recsys_lib.modules.utils import deterministic_dedup
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
@@ -49,6 +50,18 @@ class KeyedJaggedTensorPoolAwaitable(LazyAwaitable[KeyedJaggedTensor]):
         return slot_major_to_kjt(select_slots(jt, len(self._keys), self._unbucketize_permute), self._keys)
 
 
+def _local_lookup(rows: int, values_dtype: torch.dtype, feature_max_lengths: Dict[str, int], is_weighted: bool,
+                  device: torch.device, enable_uvm: bool) -> KeyedJaggedTensorPoolLookup:
+    """This rank's slot storage: padded device tensors, or (``enable_uvm``) FBGEMM's UVM-caching TBE."""
+    if not enable_uvm:
+        return TensorJaggedIndexSelectLookup(rows, values_dtype, feature_max_lengths, is_weighted, device)
+    if values_dtype == torch.int64:
+        return UVMCachingInt64Lookup(rows, feature_max_lengths, is_weighted, device)
+    if values_dtype == torch.int32:
+        return UVMCachingInt32Lookup(rows, feature_max_lengths, is_weighted, device)
+    raise ValueError(f"ShardedKeyedJaggedTensorPool: enable_uvm stores int32 or int64 values, got {values_dtype}")
+
+
 class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTensor, ObjectPoolShardingContext]):
     """A ``KeyedJaggedTensorPool`` sharded row-wise.
 
@@ -60,7 +73,7 @@ class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTe
         sharding_env: world, rank, process group.
         sharding_plan: ``ObjectPoolShardingPlan(ROW_WISE)``.
         device: where the local slots live (default ``meta``).
-        enable_uvm: accepted; storage is a plain device tensor.
+        enable_uvm: keep this rank's slots in FBGEMM's UVM-caching TBE (CUDA only; int32 / int64 values).
     """
 
     def __init__(
@@ -86,8 +99,8 @@ class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTe
         self._enable_uvm = enable_uvm
         self._keys: List[str] = list(feature_max_lengths)
         self._sharding = KeyedJaggedTensorPoolRwSharding(sharding_env, self._device, pool_size, len(self._keys))
-        self._lookup: KeyedJaggedTensorPoolLookup = TensorJaggedIndexSelectLookup(
-            self._sharding.local_pool_size, values_dtype, feature_max_lengths, is_weighted, self._device
+        self._lookup: KeyedJaggedTensorPoolLookup = _local_lookup(
+            self._sharding.local_pool_size, values_dtype, feature_max_lengths, is_weighted, self._device, enable_uvm
         )
         self._lookup_ids_dist_impl = self._sharding.create_lookup_ids_dist()
         self._lookup_values_dist_impl = self._sharding.create_lookup_values_dist()
@@ -146,7 +159,7 @@ class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTe
         return self._update_ids_dist_impl(ctx=ctx, ids=ids)
 
     def _update_values_dist(self, ctx: ObjectPoolShardingContext, values: KeyedJaggedTensor) -> Awaitable[JaggedTensor]:
-        return self._update_values_dist_impl(ctx, values)
+        return self._update_values_dist_impl(values, ctx)
 
     def _update_local(self, ctx: ObjectPoolShardingContext, ids: torch.Tensor, values: JaggedTensor) -> None:
         unique, last = deterministic_dedup(ids)
@@ -182,9 +195,20 @@ class KeyedJaggedTensorPoolSharder(ModuleSharder[KeyedJaggedTensorPool]):
         device: Optional[torch.device] = None,
         module_fqn: Optional[str] = None,
     ) -> ShardedKeyedJaggedTensorPool:
+        if plan.inference:
+            return ShardedInferenceKeyedJaggedTensorPool(  # type: ignore[return-value]
+                pool_size=module.pool_size, feature_max_lengths=module.feature_max_lengths,
+                values_dtype=module.values_dtype, is_weighted=module.is_weighted, sharding_env=env,
+                sharding_plan=plan, module=module, device=device,
+            )
         return ShardedKeyedJaggedTensorPool(module.pool_size, module.feature_max_lengths, module.values_dtype,
                                             module.is_weighted, env, plan, device, module._enable_uvm)
 
     @property
     def module_type(self) -> Type[KeyedJaggedTensorPool]:
         return KeyedJaggedTensorPool
+
+
+from recsys_lib.distributed._pool.infer_kjt import (  # noqa: E402,F401  (TorchRec defines it in this module)
+    ShardedInferenceKeyedJaggedTensorPool,
+)

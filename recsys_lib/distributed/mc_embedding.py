@@ -9,6 +9,7 @@ Row-wise only; see ``mc_embedding_modules.py`` for the per-batch flow. Example (
     embeddings, remapped = sharded(kjt_of_raw_ids).wait()   # {feature: JT (N_f, D)}, KJT of rows or None
 """
 
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Type
 
 import torch
@@ -27,22 +28,20 @@ from recsys_lib.modules.mc_embedding_modules import ManagedCollisionEmbeddingCol
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
+@dataclass
 class ManagedCollisionEmbeddingCollectionContext(EmbeddingCollectionContext):
     """Per-batch state: the EC context plus this batch's evictions and remapped KJT."""
 
-    def __init__(
-        self,
-        sharding_contexts: Optional[List[Any]] = None,
-        input_features: Optional[List[KeyedJaggedTensor]] = None,
-        reverse_indices: Optional[List[torch.Tensor]] = None,
-        evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]] = None,
-        remapped_kjt: Optional[Any] = None,
-    ) -> None:
-        super().__init__(sharding_contexts, input_features, reverse_indices)
-        self.evictions_per_table = evictions_per_table
-        self.remapped_kjt = remapped_kjt
-        self.mc_ctx: Any = None
-        self.e_ctx: Any = None
+    sharding_contexts: List[Any] = field(default_factory=list)
+    input_features: List[KeyedJaggedTensor] = field(default_factory=list)
+    reverse_indices: List[torch.Tensor] = field(default_factory=list)
+    seq_vbe_ctx: List[Any] = field(default_factory=list)
+    table_name_to_unpruned_hash_sizes: Dict[str, int] = field(default_factory=dict)
+    early_releasable_inputs: List[KeyedJaggedTensor] = field(default_factory=list)
+    evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]] = None
+    remapped_kjt: Optional[Any] = None
+    mc_ctx: Any = field(default=None, init=False)
+    e_ctx: Any = field(default=None, init=False)
 
     def record_stream(self, stream: torch.Stream) -> None:
         super().record_stream(stream)

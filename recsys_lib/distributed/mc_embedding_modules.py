@@ -15,15 +15,18 @@ state (each rank's slice of rows with the raw ids of its raw-id block).
 """
 
 import abc
-from typing import Any, Dict, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import torch
+import torch.distributed as dist
+from fbgemm_gpu.split_embedding_configs import EmbOptimType as OptimType
 from torch import nn
 
 from recsys_lib.distributed._core.awaitable import Awaitable, LazyAwaitable
 from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._core.plan import ParameterSharding
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
+from recsys_lib.distributed._sharded.common import kernels_of
 from recsys_lib.distributed._sharded.module_bases import BaseEmbeddingSharder, ShardedEmbeddingModule
 from recsys_lib.distributed.embedding_sharding import KJTList
 from recsys_lib.distributed.mc_modules import ManagedCollisionCollectionSharder, ShardedManagedCollisionCollection
@@ -135,6 +138,86 @@ class BaseShardedManagedCollisionEmbeddingCollection(
                 else:
                     fresh.zero_()
                 weight.index_copy_(0, rows.to(device=weight.device, dtype=torch.int64), fresh)
+            self._reset_optimizer_rows(table, rows)
+
+    def _reset_optimizer_rows(self, table: str, rows: torch.Tensor) -> None:
+        """Zeroes the fused optimizer state of evicted local rows, as FBGEMM's ``reset_embedding_weight_momentum``
+        does under TorchRec: the row-wise Adagrad accumulator (``momentum1``) of exact row-wise Adagrad kernels;
+        other optimizers keep their state (TorchRec resets nothing for them)."""
+        for kernel in kernels_of(self._embedding_module._body.lookups):
+            if not isinstance(kernel, FusedOptimizerModule):
+                continue
+            tbe = kernel.emb_module
+            if tbe.optimizer != OptimType.EXACT_ROWWISE_ADAGRAD:
+                continue
+            names = [t.name for t in kernel.config.embedding_tables]
+            if table not in names:
+                continue
+            momentum1 = tbe.split_optimizer_states()[names.index(table)][0]  # a view of the kernel's buffer
+            momentum1[rows.to(device=momentum1.device, dtype=torch.int64)] = 0
+
+    # ---- 2D sharding: replicas of one shard ----
+
+    def _table_kernel(self, table: str) -> Tuple[Any, int]:
+        for kernel in kernels_of(self._embedding_module._body.lookups):
+            names = [t.name for t in kernel.config.embedding_tables]
+            if table in names:
+                return kernel, names.index(table)
+        raise KeyError(f"{type(self).__name__}: no kernel on this rank serves table {table!r}")
+
+    @torch.no_grad()
+    def sync_hash_zch_weights(
+        self,
+        table_name: str,
+        rank_to_global: torch.Tensor,
+        survived: torch.Tensor,
+        include_optimizer_state: bool,
+        allreduce_fn: Callable[[Dict[torch.dtype, List[torch.Tensor]], str, dist.AllreduceCoalescedOptions], None],
+        indices_slots: Optional[torch.Tensor] = None,
+    ) -> None:
+        """Averages a hash-ZCH table's rows over 2D-sharding replicas after ``sync_identities``.
+
+        Each replica first moves its surviving rows to their merged positions (``rank_to_global``) and zeroes the
+        rows whose id did not survive; then rows (and, with ``include_optimizer_state``, the row-wise Adagrad
+        ``sum``) are summed with ``allreduce_fn`` and divided by how many replicas hold each row (rows
+        ``indices_slots``, e.g. reserved slots, count on every replica).
+
+        Args:
+            table_name: the table.
+            rank_to_global: ``(Z,)`` from ``sync_identities``.
+            survived: ``(Z,)`` bool from ``sync_identities``.
+            include_optimizer_state: also average the optimizer state.
+            allreduce_fn: ``({dtype: [tensors]}, name, options)`` summing in place over the replicas.
+            indices_slots: rows every replica counts as holding.
+        """
+        kernel, i = self._table_kernel(table_name)
+        emb = kernel.split_embedding_weights()[i]
+        optim: Optional[torch.Tensor] = None
+        if isinstance(kernel, FusedOptimizerModule):
+            states = kernel.emb_module.get_optimizer_state()
+            optim = states[i]["sum"] if states and "sum" in states[i] else None
+        moved = rank_to_global[survived]
+        emb[moved] = emb[survived].clone()
+        if optim is not None:
+            optim[moved] = optim[survived].clone()
+        gone = (rank_to_global == -1).nonzero().squeeze(1)
+        emb[gone] = 0.0
+        if optim is not None:
+            optim[gone] = 0.0
+        opts = dist.AllreduceCoalescedOptions()
+        opts.reduceOp = dist.ReduceOp.SUM
+        allreduce_fn({emb.dtype: [emb]}, "## 2d_hash_weight_sync ##", opts)
+        if include_optimizer_state and optim is not None:
+            allreduce_fn({optim.dtype: [optim]}, "## 2d_hash_optimizer_sync ##", opts)
+        holders = torch.zeros((emb.shape[0], 1), dtype=torch.int32, device=emb.device)
+        holders[moved] = 1
+        if indices_slots is not None:
+            holders[indices_slots] = 1
+        allreduce_fn({holders.dtype: [holders]}, "## 2d_hash_counts_sync ##", opts)
+        holders[holders == 0] = 1
+        emb /= holders.to(emb.dtype)
+        if include_optimizer_state and optim is not None:
+            optim /= holders.to(optim.dtype).view(-1) if optim.dim() == 1 else holders.to(optim.dtype)
 
     # ---- parameters ----
 

@@ -4,7 +4,8 @@ Row-wise only; see ``mc_embedding_modules.py`` for the per-batch flow. ``sharded
 ``(KeyedTensor (B, sum D), remapped KJT or None)`` for this rank's batch.
 """
 
-from typing import Any, Dict, Optional, Tuple, Type
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 
@@ -19,25 +20,24 @@ from recsys_lib.distributed.mc_embedding_modules import (
 )
 from recsys_lib.distributed.mc_modules import ManagedCollisionCollectionSharder
 from recsys_lib.modules.mc_embedding_modules import ManagedCollisionEmbeddingBagCollection
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
+@dataclass
 class ManagedCollisionEmbeddingBagCollectionContext(EmbeddingBagCollectionContext):
     """Per-batch state: the EBC context plus this batch's evictions and remapped KJT."""
 
-    def __init__(
-        self,
-        sharding_contexts: Optional[Any] = None,
-        inverse_indices: Optional[Tuple[Any, torch.Tensor]] = None,
-        variable_batch_per_feature: bool = False,
-        divisor: Optional[torch.Tensor] = None,
-        evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]] = None,
-        remapped_kjt: Optional[Any] = None,
-    ) -> None:
-        super().__init__(sharding_contexts, inverse_indices, variable_batch_per_feature, divisor)
-        self.evictions_per_table = evictions_per_table
-        self.remapped_kjt = remapped_kjt
-        self.mc_ctx: Any = None
-        self.e_ctx: Any = None
+    sharding_contexts: List[Any] = field(default_factory=list)
+    inverse_indices: Optional[Tuple[Any, torch.Tensor]] = None
+    variable_batch_per_feature: bool = False
+    divisor: Optional[torch.Tensor] = None
+    early_releasable_inputs: List[KeyedJaggedTensor] = field(default_factory=list)
+    evictions_per_table: Optional[Dict[str, Optional[torch.Tensor]]] = None
+    remapped_kjt: Optional[Any] = None
+    seq_vbe_ctx: List[Any] = field(default_factory=list)
+    batch_size_per_feature: Dict[str, int] = field(default_factory=dict, init=False)
+    mc_ctx: Any = field(default=None, init=False)
+    e_ctx: Any = field(default=None, init=False)
 
     def record_stream(self, stream: torch.Stream) -> None:
         super().record_stream(stream)

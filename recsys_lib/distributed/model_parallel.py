@@ -38,7 +38,13 @@ from recsys_lib.distributed._parallel2d.sync import average, kernels_to_sync, sy
 from recsys_lib.distributed.collective_utils import create_on_rank_and_share_result
 from recsys_lib.distributed.shard import _shard_modules, default_plan
 from recsys_lib.distributed.model_tracker.model_delta_tracker import ModelDeltaTracker, ModelDeltaTrackerTrec
-from recsys_lib.distributed.model_tracker.types import DeltaTrackerConfig, ModelTrackerConfigs, Trackers
+from recsys_lib.distributed.model_tracker.trackers.raw_id_tracker import RawIdTracker
+from recsys_lib.distributed.model_tracker.types import (
+    DeltaTrackerConfig,
+    ModelTrackerConfigs,
+    RawIdTrackerConfig,
+    Trackers,
+)
 from recsys_lib.distributed.sharding_plan import get_default_sharders  # noqa: F401  (TorchRec re-export)
 from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.optim.keyed import CombinedOptimizer, KeyedOptimizer
@@ -182,7 +188,7 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         init_parameters: materialise meta parameters outside sharded modules.
         data_parallel_wrapper: default ``DefaultDataParallelWrapper()``.
         model_tracker_configs: trackers to build now (``ModelTrackerConfigs``); a delta tracker is added with
-            ``init_torchrec_delta_tracker``. Raw-id tracking is not provided (``ValueError``).
+            ``init_torchrec_delta_tracker``; ``raw_id_tracker_config`` builds a ``RawIdTracker`` now.
     """
 
     def __init__(
@@ -218,8 +224,13 @@ class DistributedModelParallel(nn.Module, FusedOptimizerModule):
         self._optim: KeyedOptimizer = self._init_optim()
         self.model_trackers: Dict[str, ModelDeltaTracker] = {}
         if model_tracker_configs is not None and model_tracker_configs.raw_id_tracker_config is not None:
-            raise ValueError("DistributedModelParallel: raw-id tracking (RawIdTrackerConfig) is not provided; use "
-                             "init_torchrec_delta_tracker(DeltaTrackerConfig(...)) for row deltas")
+            self.model_trackers[Trackers.RAW_ID_TRACKER.name] = self._init_raw_id_tracker(
+                model_tracker_configs.raw_id_tracker_config, self._dmp_wrapped_module
+            )
+
+    def _init_raw_id_tracker(self, raw_id_tracker_config: RawIdTrackerConfig, module: nn.Module) -> RawIdTracker:
+        return RawIdTracker(model=module, delete_on_read=raw_id_tracker_config.delete_on_read,
+                            fqns_to_skip=raw_id_tracker_config.fqns_to_skip)
 
     def _shard_modules_impl(self, module: nn.Module) -> nn.Module:
         """Swaps the planned submodules of ``module`` for their sharded versions (``DMPCollection`` shards each

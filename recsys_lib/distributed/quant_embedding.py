@@ -231,3 +231,11 @@ class QuantEmbeddingCollectionSharder(BaseQuantEmbeddingSharder[QuantEmbeddingCo
     @property
     def module_type(self) -> Type[QuantEmbeddingCollection]:
         return QuantEmbeddingCollection
+
+
+from recsys_lib.distributed._infer.mc_quant import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    ManagedCollisionEmbeddingCollectionContext,
+    QuantManagedCollisionEmbeddingCollectionSharder,
+    ShardedMCECLookup,
+    ShardedQuantManagedCollisionEmbeddingCollection,
+)

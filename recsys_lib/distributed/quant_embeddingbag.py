@@ -289,3 +289,10 @@ class QuantFeatureProcessedEmbeddingBagCollectionSharder(
     @property
     def module_type(self) -> Type[QuantFeatureProcessedEmbeddingBagCollection]:
         return QuantFeatureProcessedEmbeddingBagCollection
+
+
+from recsys_lib.distributed._infer.mc_quant import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    QuantManagedCollisionEmbeddingBagCollectionSharder,
+    ShardedMCEBCLookup,
+    ShardedQuantManagedCollisionEmbeddingBagCollection,
+)

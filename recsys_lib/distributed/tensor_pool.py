@@ -168,9 +168,20 @@ class TensorPoolSharder(ModuleSharder[TensorPool]):
         device: Optional[torch.device] = None,
         module_fqn: Optional[str] = None,
     ) -> ShardedTensorPool:
+        if plan.inference:
+            return ShardedInferenceTensorPool(env=env, pool_size=module.pool_size, dim=module.dim,  # type: ignore[return-value]  # noqa: E501
+                                              dtype=module.dtype, plan=plan, module=module, device=device)
         return ShardedTensorPool(env=env, pool_size=module.pool_size, dim=module.dim, dtype=module.dtype,
                                  sharding_plan=plan, device=device, enable_uvm=module._enable_uvm)
 
     @property
     def module_type(self) -> Type[TensorPool]:
         return TensorPool
+
+
+from recsys_lib.distributed._pool.infer import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    index_select_view,
+    LocalShardPool,
+    ShardedInferenceTensorPool,
+    update,
+)

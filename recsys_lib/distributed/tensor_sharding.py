@@ -7,10 +7,13 @@ share, and this rank's state as ``ShardedTensor`` s. Row-wise: ``sharding/rw_ten
 
 import abc
 from dataclasses import dataclass
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import torch
+from torch import nn
 
+from recsys_lib.distributed._core.env import ShardingEnv
+from recsys_lib.distributed._pool.rows import block_size, local_pool_size
 from recsys_lib.streamable import Multistreamable
 
 
@@ -90,3 +93,56 @@ class ObjectPoolSharding(abc.ABC):
     @abc.abstractmethod
     def create_context(self) -> ObjectPoolShardingContext:
         """A fresh per-call context."""
+
+
+def memory_split(pool_size: int, world_size: int, memory_capacity_per_rank: Optional[List[int]]) -> List[int]:
+    """Rows per rank: even blocks, or proportional to ``memory_capacity_per_rank`` (the last rank the rest)."""
+    if memory_capacity_per_rank is None:
+        return [local_pool_size(pool_size, world_size, r) for r in range(world_size)]
+    if len(memory_capacity_per_rank) != world_size:
+        raise ValueError(f"memory_capacity_per_rank has {len(memory_capacity_per_rank)} entries for world size "
+                         f"{world_size}")
+    total = sum(memory_capacity_per_rank)
+    rows = [int(cap / total * pool_size) for cap in memory_capacity_per_rank[:-1]]
+    return rows + [pool_size - sum(rows)]
+
+
+class InferObjectPoolSharding(abc.ABC):
+    """Row split of an inference pool: even blocks of ``ceil(P / W)``, or by ``memory_capacity_per_rank``
+    (``_pool/infer.py``).
+
+    Args:
+        pool_size: rows ``P``.
+        env: ``world_size`` "ranks" in this process.
+        device: where ids and results travel.
+        memory_capacity_per_rank: uneven split by memory.
+    """
+
+    def __init__(self, pool_size: int, env: ShardingEnv, device: torch.device,
+                 memory_capacity_per_rank: Optional[List[int]] = None) -> None:
+        self._pool_size = pool_size
+        self._env = env
+        self._pg = env.process_group
+        self._world_size: int = env.world_size
+        self._rank: int = env.rank
+        self._device = device
+        self._block_size: int = block_size(pool_size, env.world_size)
+        self._last_block_size: int = pool_size - self._block_size * (env.world_size - 1)
+        self.local_pool_size_per_rank: List[int] = memory_split(pool_size, env.world_size, memory_capacity_per_rank)
+        self._block_size_t: torch.Tensor = torch.tensor([self._block_size], device=device, dtype=torch.long)
+        offsets = [0]
+        for n in self.local_pool_size_per_rank:
+            offsets.append(offsets[-1] + n)
+        self._block_bucketize_row_pos: Optional[List[torch.Tensor]] = (
+            None if memory_capacity_per_rank is None else [torch.tensor(offsets, device=device)]
+        )
+
+    @abc.abstractmethod
+    def create_lookup_ids_dist(self) -> nn.Module:
+        """Ids to their owning ranks."""
+
+    @abc.abstractmethod
+    def create_lookup_values_dist(self) -> nn.Module:
+        """Looked-up values onto the output device."""
+
+

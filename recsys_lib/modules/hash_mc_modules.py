@@ -20,8 +20,10 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
+import torch.distributed as dist
 
-from recsys_lib.modules import _zch_probe
+from recsys_lib.modules import _hash_zch_sync, _zch_probe
+from recsys_lib.modules._zch_directory import ReadonlyZchDirectory
 from recsys_lib.modules._hash_zch_remap import _compute_lengths_from_hits, remap_features  # noqa: F401
 from recsys_lib.modules._mc_base import ManagedCollisionModule
 from recsys_lib.modules.hash_mc_evictions import (
@@ -248,6 +250,8 @@ class HashZchManagedCollisionModule(ManagedCollisionModule):
             persistent=persist_hash_zch_bucket,
         )
         self._evicted_indices = []
+        # read-only lookups on CPU: an index of the identity table, rebuilt whenever the table changes
+        self._readonly_directory = ReadonlyZchDirectory()
         size_per_rank = torch.diff(torch.tensor(output_segments, dtype=torch.int64))
         self.input_mapper: torch.nn.Module = TrainInputMapper(
             input_hash_size=input_hash_size,
@@ -301,8 +305,8 @@ class HashZchManagedCollisionModule(ManagedCollisionModule):
             )
             return out, evicted[evicted >= 0] if evicted is not None else None
         if readonly:
-            return _zch_probe.lookup(input, identities, max_probe, local_sizes, offsets, disable_fallback,
-                                     opt_in_prob, num_reserved_slots), None
+            return self._readonly_directory.lookup(input, identities, max_probe, local_sizes, offsets,
+                                                   disable_fallback, opt_in_prob, num_reserved_slots), None
         return _zch_probe.insert(
             input, identities.data, max_probe, local_sizes, offsets, disable_fallback, metadata, input_metadata,
             eviction_threshold, eviction_policy, metadata_val=_zch_probe_hour(), opt_in_prob=opt_in_prob,
@@ -450,6 +454,21 @@ class HashZchManagedCollisionModule(ManagedCollisionModule):
             no_bag=self._no_bag, write_runtime_meta_dim=self._write_runtime_meta_dim,
             persist_hash_zch_bucket=self._persist_hash_zch_bucket,
         )
+
+    def sync_identities(
+        self,
+        is_root_node: bool,
+        num_replica_gp: int,
+        replica_ranks: List[int],
+        replica_pg: dist.ProcessGroup,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Merges this table with its 2D-sharding replicas' (``_hash_zch_sync.py``).
+
+        Returns:
+            ``(survived (Z,) bool, rank_to_global (Z,))``: rows whose id is still in the merged table, and its row
+            there (-1 otherwise).
+        """
+        return _hash_zch_sync.sync_identities(self, is_root_node, num_replica_gp, replica_ranks, replica_pg)
 
     # -- runtime metadata -------------------------------------------------------------------------------------
     def lookup_runtime_meta(self, features: torch.Tensor, remapped_ids: torch.Tensor) -> torch.Tensor:

@@ -96,12 +96,15 @@ class KeyedJaggedTensorPool(ObjectPool[KeyedJaggedTensor]):
                                                                      dtype=torch.int32, device=self._device),
                              persistent=False)
         self._keys = list(feature_max_lengths.keys())
-        if enable_uvm and values_dtype == torch.int64:
-            raise ValueError("KeyedJaggedTensorPool: enable_uvm keeps int64 pools in FBGEMM's UVM-caching TBE, which "
-                             "needs CUDA and is not provided by recsys_lib; use enable_uvm=False")
-        self._lookup: KeyedJaggedTensorPoolLookup = TensorJaggedIndexSelectLookup(
-            pool_size, values_dtype, feature_max_lengths, is_weighted, self._device
-        )
+        self._lookup: KeyedJaggedTensorPoolLookup
+        if enable_uvm and values_dtype == torch.int64:  # FBGEMM's UVM-caching TBE: CUDA only (ValueError elsewhere)
+            from recsys_lib.modules._uvm_pool_lookups import UVMCachingInt64Lookup
+
+            self._lookup = UVMCachingInt64Lookup(pool_size, feature_max_lengths, is_weighted, self._device)
+        else:
+            self._lookup = TensorJaggedIndexSelectLookup(
+                pool_size, values_dtype, feature_max_lengths, is_weighted, self._device
+            )
         for name, tensor in self._lookup.states_to_register():
             self.register_buffer(name, tensor)
 
@@ -110,6 +113,8 @@ class KeyedJaggedTensorPool(ObjectPool[KeyedJaggedTensor]):
                               error_msgs: List[str]) -> None:
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        if not isinstance(self._lookup, TensorJaggedIndexSelectLookup):
+            return  # UVM storage is written in place
         # the lookup reads the pool's buffers: point it at the loaded ones
         self._lookup._values = self.values
         self._lookup._key_lengths = self.key_lengths
@@ -118,6 +123,8 @@ class KeyedJaggedTensorPool(ObjectPool[KeyedJaggedTensor]):
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         result = super()._apply(fn, recurse)
+        if not isinstance(self._lookup, TensorJaggedIndexSelectLookup):
+            return result
         self._lookup._values, self._lookup._key_lengths = self.values, self.key_lengths
         if self._is_weighted:
             self._lookup._weights = self.weights

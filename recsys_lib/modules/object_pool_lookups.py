@@ -8,8 +8,8 @@ zeros up to ``T = sum(feature_max_lengths)``, plus the per-feature lengths::
     weights     (P, T)   only when weighted
 
 ``lookup(ids)`` returns a ``JaggedTensor`` in slot-major order (``lengths (N*F,)``: slot 0's features, slot 1's,
-...); the KJT pool turns it feature-major. FBGEMM's UVM-caching variants (TorchRec's ``UVMCaching*Lookup``) need
-CUDA and are not provided.
+...); the KJT pool turns it feature-major. FBGEMM's UVM-caching variants (``UVMCaching*Lookup``, defined in
+``_uvm_pool_lookups.py``) need CUDA.
 """
 
 import abc
@@ -202,3 +202,9 @@ class TensorLookup(TensorPoolLookup):
 
     def states_to_register(self) -> Iterator[Tuple[str, torch.Tensor]]:
         yield "_pool", self._pool
+
+from recsys_lib.modules._uvm_pool_lookups import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    UVMCachingFloatLookup,
+    UVMCachingInt32Lookup,
+    UVMCachingInt64Lookup,
+)

@@ -431,3 +431,8 @@ class _PerFeatureProcessors(nn.Module):
                                   weights=torch.ones(jt.values().numel(), device=jt.values().device))
             out[key] = jt
         return KeyedJaggedTensor.from_jt_dict(out)
+
+from recsys_lib.quant.mc_embedding_modules import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    QuantManagedCollisionEmbeddingBagCollection,
+    QuantManagedCollisionEmbeddingCollection,
+)

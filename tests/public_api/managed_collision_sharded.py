@@ -1,10 +1,11 @@
 """Sharded managed collision, sharded pools and the model delta tracker (issue 15 phase 2): TorchRec 1.8.0's
 `torchrec.distributed.{mc_*, *pool*, tensor_sharding, sharding.rw_*pool_sharding, model_tracker}`.
 
-Not listed (see docs/deviations.md): the inference variants (`ShardedQuantManagedCollisionCollection`,
-`InferManagedCollisionCollectionSharder`, `ShardedMCCRemapper`, `ShardedInference*Pool`, `InferRw*`,
-`InferObjectPoolSharding`), the replicated row-wise pool sharding, and `model_tracker.trackers.RawIdTracker`.
+Not listed (see docs/deviations.md): the replicated row-wise pool sharding
+(`KeyedJaggedTensorPoolRwReplicatedSharding`).
 """
+
+import torch
 
 from recsys_lib.distributed.model_tracker.types import TrackingMode, UpdateMode
 from tests.public_api import REQUIRED
@@ -28,9 +29,36 @@ NAMES = [
     *[(_D + '.model_tracker.types', n) for n in ['IndexedLookup', 'RawIndexedLookup', 'UniqueRows', 'TrackingMode', 'UpdateMode', 'Trackers', 'RawIdTrackerConfig', 'DeltaTrackerConfig', 'ModelTrackerConfigs']],
     *[(_D + '.model_tracker.delta_store', n) for n in ['DeltaStore', 'DeltaStoreTrec']],
     *[(_D + '.model_tracker.model_delta_tracker', n) for n in ['ModelDeltaTracker', 'ModelDeltaTrackerTrec', 'SUPPORTED_MODULES', 'UPDATE_MODE_MAP']],
+    *[(_D + '.model_tracker.delta_store', n) for n in ['RawIdTrackerStore']],
+    *[(_D + '.model_tracker.trackers', n) for n in ['RawIdTracker']],
+    *[(_D + '.model_tracker.trackers.raw_id_tracker', n) for n in ['RawIdTracker', 'SUPPORTED_TRACKING_MODULES', 'MANAGED_COLLISION_WRAPPER_MODULES']],
+    *[(_D + '.embedding_kernel', n) for n in ['RawIdTrackerWrapper', 'BaseEmbedding']],
+    *[(_D + '.mc_modules', n) for n in ['EmbeddingCollectionContext', 'ManagedCollisionCollectionAwaitable', 'ShardedMCCRemapper', 'create_mc_sharding', 'input_dist_permute', 'update_jagged_tensor_dict']],
+    ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingCollection'),
+    *[(_D + '.mc_modules', n) for n in ['ShardedQuantManagedCollisionCollection', 'InferManagedCollisionCollectionSharder']],
+    *[(_D + '.tensor_pool', n) for n in ['ShardedInferenceTensorPool', 'LocalShardPool', 'index_select_view', 'update']],
+    (_D + '.tensor_sharding', 'InferObjectPoolSharding'),
+    (_D + '.keyed_jagged_tensor_pool', 'ShardedInferenceKeyedJaggedTensorPool'),
+    *[(_D + '.sharding.rw_kjt_pool_sharding', n) for n in ['InferRwKeyedJaggedTensorPoolOutputDist', 'InferRwKeyedJaggedTensorPoolSharding']],
+    (_D + '.sharding.rw_pool_sharding', 'InferRwObjectPoolInputDist'),
+    *[(_D + '.sharding.rw_tensor_pool_sharding', n) for n in ['InferRwTensorPoolOutputDist', 'InferRwTensorPoolSharding']],
+    *[(_D + '.quant_embedding', n) for n in ['ShardedQuantManagedCollisionEmbeddingCollection', 'QuantManagedCollisionEmbeddingCollectionSharder', 'ShardedMCECLookup', 'ManagedCollisionEmbeddingCollectionContext']],
+    *[(_D + '.quant_embeddingbag', n) for n in ['ShardedQuantManagedCollisionEmbeddingBagCollection', 'QuantManagedCollisionEmbeddingBagCollectionSharder', 'ShardedMCEBCLookup']],
+    ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingBagCollection'),
+    *[('recsys_lib.modules.object_pool_lookups', n) for n in ['UVMCachingInt64Lookup', 'UVMCachingInt32Lookup', 'UVMCachingFloatLookup']],
 ]
 
 SIGNATURES = [
+    (_D + '.model_tracker.trackers.raw_id_tracker', 'RawIdTracker', [('model', REQUIRED), ('delete_on_read', True), ('fqns_to_skip', ())]),
+    (_D + '.model_tracker.trackers.raw_id_tracker', 'RawIdTracker.get_indexed_lookups', [('self', REQUIRED), ('tables', REQUIRED), ('consumer', None)]),
+    (_D + '.model_tracker.model_delta_tracker', 'ModelDeltaTrackerTrec.record_momentum', [('self', REQUIRED), ('emb_module', REQUIRED), ('kjt', REQUIRED)]),
+    (_D + '.model_tracker.model_delta_tracker', 'ModelDeltaTrackerTrec.record_rowwise_optim_state', [('self', REQUIRED), ('emb_module', REQUIRED), ('kjt', REQUIRED)]),
+    (_D + '.embedding_kernel', 'BaseEmbedding.init_raw_id_tracker', [('self', REQUIRED), ('get_indexed_lookups', REQUIRED), ('delete', REQUIRED)]),
+    (_D + '.mc_modules', 'ShardedManagedCollisionCollection.get_lookup_value', [('self', REQUIRED), ('table', REQUIRED), ('features', REQUIRED), ('write_weights', None)]),
+    (_D + '.mc_modules', 'create_mc_sharding', [('sharding_type', REQUIRED), ('sharding_infos', REQUIRED), ('env', REQUIRED), ('device', None)]),
+    ('recsys_lib.modules.hash_mc_modules', 'HashZchManagedCollisionModule.sync_identities', [('self', REQUIRED), ('is_root_node', REQUIRED), ('num_replica_gp', REQUIRED), ('replica_ranks', REQUIRED), ('replica_pg', REQUIRED)]),
+    (_D + '.mc_embedding_modules', 'BaseShardedManagedCollisionEmbeddingCollection.sync_hash_zch_weights', [('self', REQUIRED), ('table_name', REQUIRED), ('rank_to_global', REQUIRED), ('survived', REQUIRED), ('include_optimizer_state', REQUIRED), ('allreduce_fn', REQUIRED), ('indices_slots', None)]),
+    ('recsys_lib.quant.embedding_modules', 'QuantManagedCollisionEmbeddingCollection', [('tables', REQUIRED), ('device', REQUIRED), ('need_indices', False), ('output_dtype', torch.float), ('table_name_to_quantized_weights', None), ('register_tbes', False), ('quant_state_dict_split_scale_bias', False), ('row_alignment', 16), ('managed_collision_collection', None), ('return_remapped_features', False), ('cache_features_order', False)]),
     (_D + '.mc_modules', 'ShardedManagedCollisionCollection', [('module', REQUIRED), ('table_name_to_parameter_sharding', REQUIRED), ('env', REQUIRED), ('device', REQUIRED), ('embedding_shardings', REQUIRED), ('qcomm_codecs_registry', None), ('use_index_dedup', False)]),
     (_D + '.mc_modules', 'ManagedCollisionCollectionSharder', [('qcomm_codecs_registry', None)]),
     (_D + '.mc_modules', 'ManagedCollisionCollectionSharder.shard', [('self', REQUIRED), ('module', REQUIRED), ('params', REQUIRED), ('env', REQUIRED), ('embedding_shardings', REQUIRED), ('device', None), ('use_index_dedup', False)]),

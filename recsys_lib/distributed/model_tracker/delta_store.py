@@ -8,11 +8,11 @@ id by ``UpdateMode``); ``get_unique(from_idx)`` returns the distinct rows of eve
 
 import abc
 from bisect import bisect_left
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
-from recsys_lib.distributed.model_tracker.types import IndexedLookup, UniqueRows, UpdateMode
+from recsys_lib.distributed.model_tracker.types import IndexedLookup, RawIndexedLookup, UniqueRows, UpdateMode
 
 
 def _compute_unique_rows(ids: List[torch.Tensor], states: Optional[List[torch.Tensor]], mode: UpdateMode) -> UniqueRows:
@@ -32,6 +32,22 @@ def _compute_unique_rows(ids: List[torch.Tensor], states: Optional[List[torch.Te
     first = torch.full((unique.numel(),), cat_ids.numel(), dtype=torch.int64, device=cat_ids.device)
     first = first.scatter_reduce(0, inverse, positions, reduce="amin")
     return UniqueRows(ids=unique, states=cat_states[first])
+
+
+def _drop_before(per_fqn_lookups: Dict[str, List[Any]], up_to_idx: Optional[int]) -> Dict[str, List[Any]]:
+    """The lookups of batches ``>= up_to_idx`` per table (none when ``up_to_idx`` is None)."""
+    if up_to_idx is None:
+        return {}
+    return {fqn: [lk for lk in lookups if lk.batch_idx >= up_to_idx] for fqn, lookups in per_fqn_lookups.items()}
+
+
+def _batches_in(per_fqn_lookups: Dict[str, List[Any]], start_idx: int, end_idx: int) -> Dict[str, List[Any]]:
+    """The lookups of batches ``[start_idx, end_idx)`` per table (lookups are kept in batch order)."""
+    out: Dict[str, List[Any]] = {}
+    for fqn, lookups in per_fqn_lookups.items():
+        indices = [lk.batch_idx for lk in lookups]
+        out[fqn] = lookups[bisect_left(indices, start_idx):bisect_left(indices, end_idx)]
+    return out
 
 
 class DeltaStore(abc.ABC):
@@ -76,12 +92,7 @@ class DeltaStoreTrec(DeltaStore):
         self.per_fqn_lookups.setdefault(fqn, []).append(IndexedLookup(batch_idx=batch_idx, ids=ids, states=states))
 
     def delete(self, up_to_idx: Optional[int] = None) -> None:
-        if up_to_idx is None:
-            self.per_fqn_lookups = {}
-            return
-        self.per_fqn_lookups = {
-            fqn: [lk for lk in lookups if lk.batch_idx >= up_to_idx] for fqn, lookups in self.per_fqn_lookups.items()
-        }
+        self.per_fqn_lookups = _drop_before(self.per_fqn_lookups, up_to_idx)
 
     def _range(self, lookups: List[IndexedLookup], start_idx: int, end_idx: int) -> range:
         indices = [lk.batch_idx for lk in lookups]
@@ -102,11 +113,7 @@ class DeltaStoreTrec(DeltaStore):
 
     def get_indexed_lookups(self, start_idx: int, end_idx: int) -> Dict[str, List[IndexedLookup]]:
         """The recorded lookups of batches ``[start_idx, end_idx)`` per table."""
-        out: Dict[str, List[IndexedLookup]] = {}
-        for fqn, lookups in self.per_fqn_lookups.items():
-            span = self._range(lookups, start_idx, end_idx)
-            out[fqn] = lookups[span.start:span.stop]
-        return out
+        return _batches_in(self.per_fqn_lookups, start_idx, end_idx)
 
     def get_unique(self, from_idx: int = 0) -> Dict[str, UniqueRows]:
         out: Dict[str, UniqueRows] = {}
@@ -119,6 +126,41 @@ class DeltaStoreTrec(DeltaStore):
             states = None if self.updateMode == UpdateMode.NONE else [_states(lk) for lk in part]
             out[fqn] = _compute_unique_rows(ids, states, self.updateMode)
         return out
+
+
+class RawIdTrackerStore(DeltaStore):
+    """The ``RawIdTracker``'s store: per table, each batch's looked-up rows with their raw ids and runtime
+    metadata (:class:`RawIndexedLookup`), kept as recorded (no compaction, no unique rows).
+
+    Args:
+        updateMode: kept for the ``DeltaStore`` interface (raw ids keep no states).
+    """
+
+    def __init__(self, updateMode: UpdateMode = UpdateMode.NONE) -> None:
+        super().__init__(updateMode)
+        self.updateMode = updateMode
+        self.per_fqn_lookups: Dict[str, List[RawIndexedLookup]] = {}
+
+    def append(self, batch_idx: int, fqn: str, ids: torch.Tensor, states: Optional[torch.Tensor] = None,
+               raw_ids: Optional[torch.Tensor] = None, runtime_meta: Optional[torch.Tensor] = None) -> None:
+        self.per_fqn_lookups.setdefault(fqn, []).append(
+            RawIndexedLookup(batch_idx=batch_idx, ids=ids, raw_ids=raw_ids, runtime_meta=runtime_meta)
+        )
+
+    def delete(self, up_to_idx: Optional[int] = None) -> None:
+        """Drops every batch before ``up_to_idx`` (all of them when None)."""
+        self.per_fqn_lookups = _drop_before(self.per_fqn_lookups, up_to_idx)
+
+    def compact(self, start_idx: int, end_idx: int) -> None:
+        """Raw ids are kept per batch: nothing to merge."""
+
+    def get_indexed_lookups(self, start_idx: int, end_idx: int) -> Dict[str, List[RawIndexedLookup]]:
+        """The recorded lookups of batches ``[start_idx, end_idx)`` per table."""
+        return _batches_in(self.per_fqn_lookups, start_idx, end_idx)
+
+    def get_unique(self, from_idx: int = 0) -> Dict[str, UniqueRows]:
+        """Raw-id tracking keeps no unique rows: ``{}``."""
+        return {}
 
 
 def _states(lookup: IndexedLookup) -> torch.Tensor:

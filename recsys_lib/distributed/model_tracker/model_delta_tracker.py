@@ -10,8 +10,14 @@ their embeddings. ``DistributedModelParallel.forward`` advances the batch index 
     for batch in data: dmp(batch) ...
     rows = tracker.get_unique_ids()   # {"sparse.ebc.embedding_bags.t0": tensor([0, 3, 4]), ...}
 
-Only ``ID_ONLY`` and ``EMBEDDING`` are provided: the optimizer-state modes need per-row state hooks in the fused
-kernels, which this build does not have (constructing the tracker with them raises ``ValueError``).
+Modes: ``ID_ONLY`` (rows), ``EMBEDDING`` (rows + their embeddings before the interval, EC only),
+``MOMENTUM_LAST`` (rows + the norm of each row's ``momentum1`` at its last lookup) and ``MOMENTUM_DIFF`` /
+``ROWWISE_ADAGRAD`` (rows + how much each row's row-wise optimizer state grew over the interval: the state at the
+row's first lookup is recorded, and ``get_unique`` subtracts it from the latest, ``get_latest()``). The
+optimizer-state modes hook the lookups (``register_optim_state_tracker_fn``) and need fused kernels (in-backward
+optimizer); each row's state is read from its own table's slice of the kernel's state (TorchRec indexes the
+kernel's concatenated state with table-local rows, which is only right for a kernel's first table; see
+``docs/deviations.md``).
 """
 
 import abc
@@ -24,7 +30,10 @@ from torch import nn
 
 from recsys_lib.distributed.embedding import ShardedEmbeddingCollection
 from recsys_lib.distributed.embeddingbag import ShardedEmbeddingBagCollection
+from recsys_lib.optim.fused import FusedOptimizerModule
 from recsys_lib.distributed.model_tracker.delta_store import DeltaStoreTrec
+from recsys_lib.distributed._sharded.common import unwrap
+from recsys_lib.distributed.model_tracker._optim_states import kernel_row_states, latest_states
 from recsys_lib.distributed.model_tracker.types import TrackingMode, UniqueRows, UpdateMode
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -39,8 +48,29 @@ UPDATE_MODE_MAP: Dict[TrackingMode, UpdateMode] = {
 }
 
 SUPPORTED_MODULES = (ShardedEmbeddingCollection, ShardedEmbeddingBagCollection)
-_PROVIDED_MODES = (TrackingMode.ID_ONLY, TrackingMode.EMBEDDING)
+_LOOKUP_MODES = (TrackingMode.ID_ONLY, TrackingMode.EMBEDDING)
+_DIFF_MODES = (TrackingMode.MOMENTUM_DIFF, TrackingMode.ROWWISE_ADAGRAD)
 _WRAPPER_PREFIXES = ("_dmp_wrapped_module.module.", "module.")
+
+
+def clean_fqn(fqn: str) -> str:
+    """``fqn`` without the wrappers DMP adds (``_dmp_wrapped_module.module.``, ``module.``): state-dict names."""
+    for prefix in _WRAPPER_PREFIXES:
+        if fqn.startswith(prefix):
+            return fqn[len(prefix):]
+    return fqn
+
+
+def features_to_fqn(fqn_to_feature_map: Dict[str, List[str]], owner: str) -> Dict[str, str]:
+    """``{feature: table fqn}``; a feature read by several tables keeps the first (logged)."""
+    out: Dict[str, str] = {}
+    for fqn, features in fqn_to_feature_map.items():
+        for feature in features:
+            if feature in out:
+                logger.warning(f"{owner}: feature {feature!r} of {fqn} already tracked; skipped")
+                continue
+            out[feature] = fqn
+    return out
 
 
 class ModelDeltaTracker(abc.ABC):
@@ -79,16 +109,14 @@ class ModelDeltaTrackerTrec(ModelDeltaTracker):
         consumers: independent readers; default ``["default"]``.
         delete_on_read: drop rows once every consumer has read them.
         auto_compact: compact after every output dist instead of on read.
-        mode: ``TrackingMode.ID_ONLY`` or ``TrackingMode.EMBEDDING`` (EC only).
+        mode: what to keep with each row (see the module docstring); ``EMBEDDING`` is EC only, the optimizer-state
+            modes need fused kernels.
         fqns_to_skip: module name segments whose modules are not tracked.
     """
 
     def __init__(self, model: nn.Module, consumers: Optional[List[str]] = None, delete_on_read: bool = True,
                  auto_compact: bool = False, mode: TrackingMode = TrackingMode.ID_ONLY,
                  fqns_to_skip: Iterable[str] = ()) -> None:
-        if mode not in _PROVIDED_MODES:
-            raise ValueError(f"ModelDeltaTrackerTrec: tracking mode {mode} needs per-row optimizer-state hooks in the "
-                             f"fused kernels, which are not provided; use one of {list(_PROVIDED_MODES)}")
         self._model = model
         self._consumers: List[str] = list(consumers or [self.DEFAULT_CONSUMER])
         self._delete_on_read = delete_on_read
@@ -105,12 +133,7 @@ class ModelDeltaTrackerTrec(ModelDeltaTracker):
         self.fqn_to_feature_names()
         self._validate_and_init_tracker_fns()
         self.store: DeltaStoreTrec = DeltaStoreTrec(UPDATE_MODE_MAP[mode])
-        for fqn, features in self._fqn_to_feature_map.items():
-            for feature in features:
-                if feature in self.feature_to_fqn:
-                    logger.warning(f"ModelDeltaTracker: feature {feature!r} of {fqn} already tracked; skipped")
-                    continue
-                self.feature_to_fqn[feature] = fqn
+        self.feature_to_fqn.update(features_to_fqn(self._fqn_to_feature_map, "ModelDeltaTracker"))
 
     # ---- recording ----
 
@@ -130,8 +153,14 @@ class ModelDeltaTrackerTrec(ModelDeltaTracker):
                       raw_ids: Optional[torch.Tensor] = None) -> None:
         if self._mode == TrackingMode.ID_ONLY:
             self.record_ids(kjt)
-        else:
+        elif self._mode == TrackingMode.EMBEDDING:
             self.record_embeddings(kjt, states)
+        elif self._mode == TrackingMode.MOMENTUM_LAST:
+            assert emb_module is not None, "MOMENTUM_LAST records from a lookup's kernel"
+            self.record_momentum(emb_module, kjt)
+        else:
+            assert emb_module is not None, f"{self._mode} records from a lookup's kernel"
+            self.record_rowwise_optim_state(emb_module, kjt)
 
     def _per_table(self, kjt: KeyedJaggedTensor) -> Dict[str, List[Tuple[int, int]]]:
         """``{table fqn: [(start, end) of each of its features' values]}``."""
@@ -161,6 +190,28 @@ class ModelDeltaTrackerTrec(ModelDeltaTracker):
             states = torch.cat([rows[a:b] for a, b in spans])
             self.store.append(batch_idx=self.curr_batch_idx, fqn=fqn, ids=ids, states=states)
 
+    def record_momentum(self, emb_module: nn.Module, kjt: KeyedJaggedTensor) -> None:
+        """Record the ids of ``kjt`` with the norm of each row's ``momentum1`` (``(N,)``) in ``emb_module``."""
+        self._record_states(kjt, kernel_row_states(emb_module, kjt, norm=True))
+
+    def record_rowwise_optim_state(self, emb_module: nn.Module, kjt: KeyedJaggedTensor) -> None:
+        """Record the ids of ``kjt`` with each row's row-wise optimizer state (``(N,)``) in ``emb_module``."""
+        self._record_states(kjt, kernel_row_states(emb_module, kjt, norm=False))
+
+    def _record_states(self, kjt: KeyedJaggedTensor, states: torch.Tensor) -> None:
+        values = kjt.values()
+        start = 0
+        for key, n in zip(kjt.keys(), kjt.length_per_key()):
+            self.store.append(batch_idx=self.curr_batch_idx, fqn=self.feature_to_fqn[key],
+                              ids=values[start:start + n], states=states[start:start + n])
+            start += n
+
+    def get_latest(self) -> Dict[str, torch.Tensor]:
+        """``{table fqn: the table's row-wise optimizer state now, (local rows,)}`` of every tracked fused kernel."""
+        kernels = [k for m in self.tracked_modules.values() for lookup in m._lookups
+                   if not isinstance(lookup, nn.parallel.DistributedDataParallel) for k in unwrap(lookup)._emb_modules]
+        return latest_states(kernels, self.table_to_fqn)
+
     # ---- reading ----
 
     def get_unique_ids(self, consumer: Optional[str] = None) -> Dict[str, torch.Tensor]:
@@ -180,6 +231,13 @@ class ModelDeltaTrackerTrec(ModelDeltaTracker):
         self.per_consumer_batch_idx[consumer] = end
         if self._delete_on_read:
             self.store.delete(up_to_idx=min(self.per_consumer_batch_idx.values()))
+        if self._mode in _DIFF_MODES:  # growth over the interval: latest state minus the one first recorded
+            latest = self.get_latest()
+            for fqn, unique in rows.items():
+                if fqn not in latest:
+                    raise KeyError(f"ModelDeltaTracker: no optimizer state for {fqn!r}; have {list(latest)}")
+                assert unique.states is not None
+                unique.states = latest[fqn][unique.ids] - unique.states
         return rows
 
     def get_tracked_modules(self) -> Dict[str, nn.Module]:
@@ -224,16 +282,26 @@ class ModelDeltaTrackerTrec(ModelDeltaTracker):
         return self._fqn_to_feature_map
 
     def _clean_fqn_fn(self, fqn: str) -> str:
-        for prefix in _WRAPPER_PREFIXES:
-            if fqn.startswith(prefix):
-                return fqn[len(prefix):]
-        return fqn
+        return clean_fqn(fqn)
 
     def _validate_and_init_tracker_fns(self) -> None:
         for module in self.tracked_modules.values():
             if isinstance(module, ShardedEmbeddingBagCollection) and self._mode == TrackingMode.EMBEDDING:
                 raise ValueError("ModelDeltaTracker: an EBC's lookup returns pooled sums, not per-id embeddings; "
                                  "track it with TrackingMode.ID_ONLY")
-            module.register_post_lookup_tracker_fn(self.record_lookup)
+            if self._mode in _LOOKUP_MODES:
+                module.register_post_lookup_tracker_fn(self.record_lookup)
+            else:
+                for lookup in module._lookups:
+                    if isinstance(lookup, nn.parallel.DistributedDataParallel):
+                        continue  # data-parallel tables: no fused optimizer state to read
+                    for kernel in lookup._emb_modules:
+                        if not isinstance(kernel, FusedOptimizerModule):
+                            raise ValueError(
+                                f"ModelDeltaTracker: {self._mode} reads the fused optimizer state of the looked-up "
+                                f"rows, but tables {kernel.config.table_names()} use a {type(kernel).__name__} kernel "
+                                "without one; shard them with a fused compute kernel"
+                            )
+                    lookup.register_optim_state_tracker_fn(self.record_lookup)
             if self._auto_compact:
                 module.register_post_odist_tracker_fn(self.trigger_compaction)

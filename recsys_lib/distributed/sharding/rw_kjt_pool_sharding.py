@@ -32,9 +32,9 @@ class RwKeyedJaggedTensorPoolLookupValuesDist(torch.nn.Module):
         self._num_features = num_features
         self._pg = env.process_group
 
-    def forward(self, ctx: ObjectPoolRwShardingContext, jagged: JaggedTensor) -> Awaitable[JaggedTensor]:
+    def forward(self, ctx: ObjectPoolRwShardingContext, jagged_tensor: JaggedTensor) -> Awaitable[JaggedTensor]:
         assert ctx.num_ids_each_rank_to_send is not None and ctx.num_ids_each_rank_to_receive is not None
-        return NoWait(send_slots(jagged, self._num_features, ctx.num_ids_each_rank_to_send,
+        return NoWait(send_slots(jagged_tensor, self._num_features, ctx.num_ids_each_rank_to_send,
                                  ctx.num_ids_each_rank_to_receive, self._pg))
 
 
@@ -57,7 +57,7 @@ class RwKeyedJaggedTensorPoolUpdateValuesDist(torch.nn.Module):
         self._pg = env.process_group
         self._device = device
 
-    def forward(self, ctx: ObjectPoolRwShardingContext, values: KeyedJaggedTensor) -> Awaitable[JaggedTensor]:
+    def forward(self, values: KeyedJaggedTensor, ctx: ObjectPoolRwShardingContext) -> Awaitable[JaggedTensor]:
         """Returns the slot-major rows of the ids this rank owns, in the order of the received ids."""
         assert ctx.unbucketize_permute is not None and ctx.num_ids_each_rank_to_send is not None
         assert ctx.num_ids_each_rank_to_receive is not None
@@ -111,3 +111,9 @@ class KeyedJaggedTensorPoolRwSharding(ObjectPoolSharding):
 
     def create_context(self) -> ObjectPoolRwShardingContext:
         return ObjectPoolRwShardingContext(block_size=self._block_size_t)
+
+
+from recsys_lib.distributed._pool.infer_kjt import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    InferRwKeyedJaggedTensorPoolOutputDist,
+    InferRwKeyedJaggedTensorPoolSharding,
+)

@@ -67,3 +67,8 @@ class RwObjectPoolIDsDist(torch.nn.Module):
             ctx.num_ids_each_rank_to_send, ctx.num_ids_each_rank_to_receive = received_counts, counts
         out = all_to_all_flat(local, counts.tolist(), received_counts.tolist(), self._pg).wait()
         return NoWait(NoWait(out))
+
+
+from recsys_lib.distributed._pool.infer import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    InferRwObjectPoolInputDist,
+)

@@ -95,3 +95,9 @@ class TensorPoolRwSharding(ObjectPoolSharding):
 
     def create_context(self) -> ObjectPoolRwShardingContext:
         return ObjectPoolRwShardingContext(block_size=self._block_size_t)
+
+
+from recsys_lib.distributed._pool.infer import (  # noqa: E402,F401  (TorchRec defines them in this module)
+    InferRwTensorPoolOutputDist,
+    InferRwTensorPoolSharding,
+)

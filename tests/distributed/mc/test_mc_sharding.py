@@ -97,6 +97,7 @@ class Reference:
             self.mcs[t] = [base.rebuild_with_output_id_range((bounds[r], bounds[r + 1]), bounds, CPU)
                            for r in range(world)]
         self.evicted = 0
+        self.last_evictions = {}  # table -> global rows evicted by the last step
 
     def step(self, per_rank):
         """Returns per rank ``{feature: rows (N,)}``."""
@@ -109,6 +110,7 @@ class Reference:
             block = -(-size // self.world)
             owner = torch.clamp(pre // block, 0, self.world - 1)
             rows = torch.empty_like(pre)
+            self.last_evictions[t] = []
             for r, mc in enumerate(self.mcs[t]):
                 sel = (owner == r).nonzero().squeeze(1)
                 jt = {t: JaggedTensor(values=pre[sel], lengths=torch.tensor([sel.numel()]))}
@@ -117,6 +119,7 @@ class Reference:
                 if ev is not None and ev.numel() > 0:
                     self.weights[t][ev] = FRESH
                     self.evicted += ev.numel()
+                    self.last_evictions[t].append(ev)
             for (r, f, v), chunk in zip(pieces, rows.split([p[2].numel() for p in pieces])):
                 rows_out[r][f] = chunk
         return rows_out
