@@ -73,7 +73,8 @@ def _stepper(lib, loop, args, world, rank):
     """One configuration on this rank: a fresh DMP and a function running one training step."""
     torch.manual_seed(0)
     dmp, opt = _model(lib, args.rows, world)
-    batches = _batches(lib, args.warmup + args.steps + (args.profile_steps if args.profile else 0), args.batch, args.rows, args.mean_ids, seed=rank)
+    n = args.warmup + args.steps + (args.profile_steps if args.profile else 0)
+    batches = _batches(lib, n, args.batch, args.rows, args.mean_ids, seed=rank)
     it = iter(batches)
     if loop == "pipeline":
         pipeline = importlib.import_module(f"{lib}.distributed.train_pipeline").TrainPipelineSparseDist(
