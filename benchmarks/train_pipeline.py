@@ -5,11 +5,16 @@ plan, fused row-wise Adagrad tables + Adagrad dense (DMP + DDP), per-rank batch 
 uniform in [0, 2 * ``--mean_ids``]. Per world size, persistent gloo ranks (one intra-op thread each) hold all four
 configurations (library x loop) and step them round robin, one step each, timed between barriers (so the time
 is the slowest rank's and machine load hits every configuration alike); medians over ``--steps`` after
-``--warmup``.
+``--warmup``. Next to the wall time, each rank's CPU time per step (``time.process_time``: all its threads,
+gloo's included) and its main thread's (``time.thread_time``): on a loaded machine the wall time follows the
+load, the CPU time is the work. ``--profile DIR`` then runs ``--profile_steps`` more steps of each
+configuration under ``torch.profiler``: the time the main thread sat in awaitables' ``wait()`` (blocked on
+collectives), and rank 0's Chrome trace and operator table per configuration in DIR.
 
     .venv/bin/python benchmarks/train_pipeline.py                                     # recsys_lib only
     .venv-compare/bin/python benchmarks/train_pipeline.py --compare torchrec          # + TorchRec 1.8.0
     .venv/bin/python benchmarks/train_pipeline.py --rows 10000 --batch 512 --steps 10  # quick
+    .venv-compare/bin/python benchmarks/train_pipeline.py --compare torchrec --worlds 2 --profile /tmp/tp  # + traces
 
 Measured numbers: benchmarks/README.md (train pipeline section).
 """
@@ -91,8 +96,18 @@ def _stepper(lib, loop, args, world, rank):
 
 
 def _wait_ms(prof):
-    """Wall ms the main thread spent inside awaitables' ``wait()`` (blocked on collectives) in a profile."""
-    return sum(e.cpu_time_total for e in prof.key_averages() if "wait() ##" in e.key) / 1e3
+    """Wall ms the main thread spent inside awaitables' ``wait()`` (blocked on collectives, plus the work
+    done on the received data) in a profile; nested waits count once (outermost span)."""
+    total = 0.0
+    for e in prof.events():
+        if "wait() ##" not in e.name:
+            continue
+        parent = e.cpu_parent
+        while parent is not None and "wait() ##" not in parent.name:
+            parent = parent.cpu_parent
+        if parent is None:
+            total += e.cpu_time_total
+    return total / 1e3
 
 
 def _profile(steppers, args, rank):
