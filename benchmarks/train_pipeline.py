@@ -5,11 +5,16 @@ plan, fused row-wise Adagrad tables + Adagrad dense (DMP + DDP), per-rank batch 
 uniform in [0, 2 * ``--mean_ids``]. Per world size, persistent gloo ranks (one intra-op thread each) hold all four
 configurations (library x loop) and step them round robin, one step each, timed between barriers (so the time
 is the slowest rank's and machine load hits every configuration alike); medians over ``--steps`` after
-``--warmup``.
+``--warmup``. Next to the wall time, each rank's CPU time per step (``time.process_time``: all its threads,
+gloo's included) and its main thread's (``time.thread_time``): on a loaded machine the wall time follows the
+load, the CPU time is the work. ``--profile DIR`` then runs ``--profile_steps`` more steps of each
+configuration under ``torch.profiler``: the time the main thread sat in awaitables' ``wait()`` (blocked on
+collectives), and rank 0's Chrome trace and operator table per configuration in DIR.
 
     .venv/bin/python benchmarks/train_pipeline.py                                     # recsys_lib only
     .venv-compare/bin/python benchmarks/train_pipeline.py --compare torchrec          # + TorchRec 1.8.0
     .venv/bin/python benchmarks/train_pipeline.py --rows 10000 --batch 512 --steps 10  # quick
+    .venv-compare/bin/python benchmarks/train_pipeline.py --compare torchrec --worlds 2 --profile /tmp/tp  # + traces
 
 Measured numbers: benchmarks/README.md (train pipeline section).
 """
@@ -73,7 +78,8 @@ def _stepper(lib, loop, args, world, rank):
     """One configuration on this rank: a fresh DMP and a function running one training step."""
     torch.manual_seed(0)
     dmp, opt = _model(lib, args.rows, world)
-    batches = _batches(lib, args.warmup + args.steps, args.batch, args.rows, args.mean_ids, seed=rank)
+    n = args.warmup + args.steps + (args.profile_steps if args.profile else 0)
+    batches = _batches(lib, n, args.batch, args.rows, args.mean_ids, seed=rank)
     it = iter(batches)
     if loop == "pipeline":
         pipeline = importlib.import_module(f"{lib}.distributed.train_pipeline").TrainPipelineSparseDist(
@@ -89,24 +95,72 @@ def _stepper(lib, loop, args, world, rank):
     return step
 
 
+def _wait_ms(prof):
+    """Wall ms the main thread spent inside awaitables' ``wait()`` (blocked on collectives, plus the work
+    done on the received data) in a profile; nested waits count once (outermost span)."""
+    total = 0.0
+    for e in prof.events():
+        if "wait() ##" not in e.name:
+            continue
+        parent = e.cpu_parent
+        while parent is not None and "wait() ##" not in parent.name:
+            parent = parent.cpu_parent
+        if parent is None:
+            total += e.cpu_time_total
+    return total / 1e3
+
+
+def _profile(steppers, args, rank):
+    """``--profile_steps`` steps of each configuration under ``torch.profiler``: blocked time per step, and
+    (rank 0) a Chrome trace and an operator table per configuration in ``--profile``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    out = {}
+    for c, step in steppers.items():
+        dist.barrier()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.profile_steps):
+                step()
+        dist.barrier()
+        out[c] = _wait_ms(prof) / args.profile_steps
+        if rank == 0:
+            name = f"{c[0]}_{c[1]}_ws{dist.get_world_size()}"
+            os.makedirs(args.profile, exist_ok=True)
+            prof.export_chrome_trace(os.path.join(args.profile, name + ".json"))
+            with open(os.path.join(args.profile, name + ".txt"), "w") as f:
+                f.write(prof.key_averages().table(sort_by="cpu_time_total", row_limit=40))
+    return out
+
+
 def _rank(rank, world, port, configs, args, queue):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     steppers = {c: _stepper(c[0], c[1], args, world, rank) for c in configs}
-    times = {c: [] for c in configs}
+    # Per configuration and step: wall s (slowest rank: between barriers), this process's CPU s (all its
+    # threads, gloo's included) and the main thread's CPU s.
+    times = {c: {"wall": [], "cpu": [], "main": []} for c in configs}
     # Round robin over the configurations, one step each: machine load hits all of them alike.
     for i in range(args.warmup + args.steps):
         for c, step in steppers.items():
             dist.barrier()
-            start = time.perf_counter()
+            start, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
             step()
+            cpu, main = time.process_time() - cpu, time.thread_time() - main
             dist.barrier()  # the step is done on every rank
             if i >= args.warmup:
-                times[c].append(time.perf_counter() - start)
+                times[c]["wall"].append(time.perf_counter() - start)
+                times[c]["cpu"].append(cpu)
+                times[c]["main"].append(main)
+    medians = {c: {k: statistics.median(v) for k, v in t.items()} for c, t in times.items()}
+    if args.profile:
+        for c, ms in _profile(steppers, args, rank).items():
+            medians[c]["wait"] = ms / 1e3
+    gathered = [None] * world
+    dist.all_gather_object(gathered, medians)
     if rank == 0:
-        queue.put({c: statistics.median(t) for c, t in times.items()})
+        queue.put(gathered)
     dist.destroy_process_group()
 
 
@@ -119,10 +173,10 @@ def run(world, configs, args):
     procs = [ctx.Process(target=_rank, args=(r, world, port, configs, args, queue)) for r in range(world)]
     for p in procs:
         p.start()
-    medians = queue.get(timeout=3600)
+    per_rank = queue.get(timeout=3600)
     for p in procs:
         p.join()
-    return medians
+    return per_rank
 
 
 def main():
@@ -134,15 +188,27 @@ def main():
     p.add_argument("--mean_ids", type=int, default=1, help="mean ids per bag (Criteo: 1)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--profile", default=None, help="folder: also profile each configuration (torch.profiler)")
+    p.add_argument("--profile_steps", type=int, default=3)
     args = p.parse_args()
     libs = ["recsys_lib"] + ([args.compare] if args.compare else [])
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     results = {}
     for world in args.worlds:
         configs = [(lib, loop) for lib in libs for loop in ("plain", "pipeline")]
-        for (lib, loop), t in run(world, configs, args).items():
-            results[(lib, world, loop)] = t
-            print(f"{lib:<10} world {world} {loop:<8} {t * 1e3:8.1f} ms/step (median)  "
-                  f"{args.batch * world / t:10,.0f} samples/s", flush=True)
+        per_rank = run(world, configs, args)
+        for c in configs:
+            lib, loop = c
+            wall = per_rank[0][c]["wall"]
+            results[(lib, world, loop)] = wall
+            cpu = "/".join(f"{r[c]['cpu'] * 1e3:.0f}" for r in per_rank)
+            main_cpu = "/".join(f"{r[c]['main'] * 1e3:.0f}" for r in per_rank)
+            wait = ("  blocked in wait() " + "/".join(f"{r[c]['wait'] * 1e3:.0f}" for r in per_rank) + " ms"
+                    if "wait" in per_rank[0][c] else "")
+            print(f"{lib:<10} world {world} {loop:<8} wall {wall * 1e3:7.1f} ms/step  "
+                  f"{args.batch * world / wall:9,.0f} samples/s  cpu/rank {cpu} ms  main thread {main_cpu} ms{wait}",
+                  flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     print()
     for world in args.worlds:
         ours = results[("recsys_lib", world, "pipeline")]

@@ -17,6 +17,7 @@ from recsys_lib.distributed.train_pipeline.pipeline_context import TrainPipeline
 from recsys_lib.distributed.train_pipeline.postproc import _stream_context
 from recsys_lib.distributed.train_pipeline.runtime_forwards import BaseForward, PipelinedForward
 from recsys_lib.distributed.train_pipeline.utils import (
+    _BatchAgreement,
     _agree_has_batch,
     _start_data_dist,
     _to_device,
@@ -95,6 +96,8 @@ class TrainPipelineSparseDist(TrainPipeline[In, Out]):
         self._next_index = 0
         self._dataloader_iter: Optional[Iterator[In]] = None
         self._dataloader_exhausted = False
+        # The batch read during the last step, with its in-flight end-of-data agreement (see _read_ahead).
+        self._pending: Optional[Tuple[Optional[In], _BatchAgreement]] = None
         self._hook_handles: List[Any] = []
 
     # ---- what was pipelined ----
@@ -144,17 +147,50 @@ class TrainPipelineSparseDist(TrainPipeline[In, Out]):
         self._next_index += 1
         return context
 
-    def _next_batch(self, dataloader_iter: Iterator[In]) -> Optional[In]:
+    def _read(self, dataloader_iter: Iterator[In]) -> Optional[In]:
+        """The next batch of this rank's iterator (None at its end, or once the ranks agreed the data ended)."""
         if dataloader_iter is not self._dataloader_iter:
             self._dataloader_iter = dataloader_iter
             self._dataloader_exhausted = False
         if self._dataloader_exhausted:
             return None
-        batch = next(dataloader_iter, None)
+        return next(dataloader_iter, None)
+
+    def _next_batch(self, dataloader_iter: Iterator[In]) -> Optional[In]:
+        if self._dataloader_exhausted and dataloader_iter is self._dataloader_iter:
+            return None
+        batch = self._read(dataloader_iter)
         if not _agree_has_batch(batch is not None, self._pg):
             self._dataloader_exhausted = True
             return None
         return batch
+
+    def _read_ahead(self, dataloader_iter: Iterator[In]) -> None:
+        """Reads the next batch and starts, without waiting, the ranks' agreement that every one of them has it.
+
+        ``_settle_read_ahead`` (at the start of the next step, right before the batch's input dist) waits for
+        the agreement and queues the batch, or drops it on every rank when some rank's data ended: the same
+        ``StopIteration`` step everywhere, without a blocking all-reduce between the input dist and the forward.
+        """
+        if self._dataloader_exhausted and dataloader_iter is self._dataloader_iter:
+            return
+        batch = self._read(dataloader_iter)
+        agreement = _BatchAgreement(batch is not None, self._pg)
+        if batch is not None:
+            batch = _to_device(batch, self._device, True, self._memcpy_stream)
+        self._pending = (batch, agreement)
+
+    def _settle_read_ahead(self) -> None:
+        """Queues the batch read ahead once every rank has one; otherwise marks the data as ended."""
+        if self._pending is None:
+            return
+        batch, agreement = self._pending
+        self._pending = None
+        if agreement.result() and batch is not None:
+            self.batches.append(batch)
+            self.contexts.append(self._create_context())
+        else:
+            self._dataloader_exhausted = True
 
     def copy_batch_to_gpu(self, dataloader_iter: Iterator[In]) -> Tuple[Optional[In], Optional[TrainPipelineContext]]:
         batch = self._next_batch(dataloader_iter)
@@ -267,6 +303,7 @@ class TrainPipelineSparseDist(TrainPipeline[In, Out]):
         """Common opening of a step: re-attach, fill, ``StopIteration`` when empty, batch 0's context, zero_grad."""
         if not self._model_attached:
             self.attach(self._model)
+        self._settle_read_ahead()
         self.fill_pipeline(dataloader_iter)
         if not self.batches:
             raise StopIteration
@@ -287,10 +324,10 @@ class TrainPipelineSparseDist(TrainPipeline[In, Out]):
         if len(self.batches) >= 2:
             self.start_sparse_data_dist(self.batches[1], self.contexts[1])
         if not self._enqueue_batch_after_forward:
-            self.enqueue_batch(dataloader_iter)
+            self._read_ahead(dataloader_iter)
         losses, output = self._model_fwd(self.batches[0])
         if self._enqueue_batch_after_forward:
-            self.enqueue_batch(dataloader_iter)
+            self._read_ahead(dataloader_iter)
         if len(self.batches) >= 2:
             self.wait_sparse_data_dist(self.contexts[1])
         self._finish_step(losses)
@@ -303,6 +340,9 @@ class TrainPipelineSparseDist(TrainPipeline[In, Out]):
 
     def reset(self) -> None:
         """Finishes in-flight input dists (every rank does the same), then forgets the batches."""
+        if self._pending is not None:
+            self._pending[1].result()  # every rank has this all-reduce in flight; finish it
+            self._pending = None
         for context in self.contexts:
             for request in list(context.input_dist_splits_requests.values()):
                 request.wait().wait()

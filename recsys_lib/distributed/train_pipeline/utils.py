@@ -91,11 +91,12 @@ def _start_data_dist(pipelined_modules: List[ShardedModule], batch: Pipelineable
 
 
 def _fuse_input_dist_splits(context: TrainPipelineContext) -> None:
-    """Finishes the split-size exchanges of every module in the context; the tensor exchanges stay in flight."""
-    names = list(context.input_dist_splits_requests)
-    for name in names:
-        context.input_dist_tensors_requests[name] = context.input_dist_splits_requests.pop(name).wait()
-    context.fused_splits_awaitables.append((names, None))
+    """Groups the split-size exchanges of every module in the context (one entry in ``fused_splits_awaitables``).
+
+    Nothing is waited here: the exchanges stay in flight until ``wait_sparse_data_dist`` (after the current
+    batch's forward), so starting batch i+1's input dist does not make the ranks meet before batch i's forward.
+    """
+    context.fused_splits_awaitables.append((list(context.input_dist_splits_requests), None))
 
 
 def _take_dist_input(module: ShardedModule, context: TrainPipelineContext) -> Any:
@@ -179,17 +180,33 @@ def _is_data_loading_retriable(exception: Exception) -> bool:
     return isinstance(exception, (TimeoutError, ConnectionError))
 
 
+class _BatchAgreement:
+    """An in-flight agreement of every rank of a group on "I have a batch" (1-element all-reduce, MIN).
+
+    ``result()`` waits for it. Started when a batch is read and waited only when the batch is about to be
+    used, the all-reduce travels behind the step's own collectives instead of making the ranks meet.
+    """
+
+    def __init__(self, has_batch: bool, pg: Optional[dist.ProcessGroup]) -> None:
+        self._flag = torch.tensor([1 if has_batch else 0], dtype=torch.int32)
+        self._work: Optional[Any] = None
+        if pg is not None and dist.is_initialized() and dist.get_world_size(pg) > 1:
+            self._work = dist.all_reduce(self._flag, op=dist.ReduceOp.MIN, group=pg, async_op=True)
+
+    def result(self) -> bool:
+        if self._work is not None:
+            self._work.wait()
+            self._work = None
+        return bool(self._flag.item())
+
+
 def _agree_has_batch(has_batch: bool, pg: Optional[dist.ProcessGroup]) -> bool:
     """True when every rank of ``pg`` has a batch: one 1-element all-reduce (MIN), skipped without a group.
 
     The ranks of a sharded model run collectives in every step, so they must stop at the same step: a rank
     whose loader ran dry would otherwise leave the others waiting in an all-to-all forever.
     """
-    if pg is None or not dist.is_initialized() or dist.get_world_size(pg) == 1:
-        return has_batch
-    flag = torch.tensor([1 if has_batch else 0], dtype=torch.int32)
-    dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=pg)
-    return bool(flag.item())
+    return _BatchAgreement(has_batch, pg).result()
 
 
 class DataLoadingThread(threading.Thread):

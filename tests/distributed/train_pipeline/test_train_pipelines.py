@@ -128,6 +128,15 @@ def _cases(rank, world_size):
     ref_d, ref_o = make_dmp()
     results["uneven"] = _compare(plain_loop(ref_d, ref_o, batches[: STEPS - 1]), weights(ref_d), losses, weights(dmp))
 
+    # Very uneven, the other rank short, batch read after the forward: rank 0 has 2 batches, rank 1 all;
+    # the batch read ahead by rank 1 is dropped on both ranks (end-of-data agreed one step late), 2 steps each.
+    short = batches[:2] if rank == 0 else batches
+    dmp, opt = make_dmp()
+    losses, handle = _loss_recorder(dmp)
+    _drain(TrainPipelineSparseDist(dmp, opt, torch.device("cpu"), enqueue_batch_after_forward=True), iter(short))
+    ref_d, ref_o = make_dmp()
+    results["uneven_2"] = _compare(plain_loop(ref_d, ref_o, batches[:2]), weights(ref_d), losses, weights(dmp))
+
     # Epoch restart: two iterators, one after the other == one plain loop over all batches.
     dmp, opt = make_dmp()
     losses, handle = _loss_recorder(dmp)
@@ -288,13 +297,15 @@ def test_synchronous_pipeline_equals_plain_loop(results, name):
 
 
 @pytest.mark.dist
-@pytest.mark.parametrize("case", ["uneven", "epochs", "detach_attach", "staged"])
+@pytest.mark.parametrize("case", ["uneven", "uneven_2", "epochs", "detach_attach", "staged"])
 def test_pipeline_flows_equal_plain_loop(results, case):
     for rank_results in results:
         r = rank_results[case]
         assert r["losses"] and r["weights_differ"] == [], (case, r)
     if case == "uneven":
         assert [r["uneven"]["n"] for r in results] == [STEPS - 1, STEPS - 1]
+    if case == "uneven_2":
+        assert [r["uneven_2"]["n"] for r in results] == [2, 2]
 
 
 @pytest.mark.dist
