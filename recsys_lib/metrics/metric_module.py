@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type, TypeVar
 import torch
 import torch.distributed as dist
 from torch import nn
+from recsys_lib.distributed.logging_handlers import EventLoggingHandler, TorchrecComponent  # noqa: F401 - public here, as in TorchRec
 
 from recsys_lib.metrics.accuracy import AccuracyMetric
 from recsys_lib.metrics.auc import AUCMetric

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Type, TypeVar, Union
 import torch
 import torch.distributed as dist
 from torch import nn
+from recsys_lib.distributed.logging_handlers import EventLoggingHandler, TorchrecComponent  # noqa: F401 - public here, as in TorchRec
 
 from recsys_lib.metrics._computation import (  # noqa: F401 - public here, as in TorchRec
     MetricComputationReport,

@@ -12,6 +12,11 @@ from typing import Any, Dict, Generator, Iterator, List, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
+from recsys_lib.distributed.logging_handlers import (  # noqa: F401 - public here, as in TorchRec
+    log_clear_input_dist_tensors,
+    log_free_features_storage_early,
+    log_pipeline_module_info,
+)
 
 from recsys_lib.distributed.train_pipeline._rewrite import (  # noqa: F401
     _jit_modules,
