@@ -4,6 +4,7 @@ Stream arguments are CUDA streams or None; on CPU every stream helper is a no-op
 on the calling thread, and gloo's collectives progress on their own threads).
 """
 
+import concurrent.futures
 import contextlib
 import queue
 import threading
@@ -276,7 +277,18 @@ class DataLoadingThread(threading.Thread):
 
 
 class FutureDeque(deque):
-    """A deque whose ``pop``/``popleft`` wait the popped value when it is an awaitable/future."""
+    """A deque whose ``pop``/``popleft``/``[i]`` wait the value when it is a future (``result()``) or an
+    awaitable (``wait()``); indexing stores the resolved value in place."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        resolved = _resolve(item)
+        if resolved is not item:
+            super().__setitem__(index, resolved)
+        return resolved
 
     def pop(self) -> Any:  # type: ignore[override]
         return _resolve(super().pop())
@@ -286,6 +298,8 @@ class FutureDeque(deque):
 
 
 def _resolve(item: Any) -> Any:
+    if isinstance(item, concurrent.futures.Future):
+        return item.result()
     if hasattr(item, "wait") and callable(item.wait):
         return item.wait()
     return item
