@@ -137,7 +137,7 @@ class PipelinedPostproc(nn.Module):
     @staticmethod
     def recursive_record_stream(res: Any, stream: torch.Stream) -> None:
         """Marks every tensor in ``res`` (nested lists/dicts/Multistreamables) as used on ``stream`` (CUDA)."""
-        if stream.device_type != "cuda":
+        if getattr(stream, "device_type", None) != "cuda":  # torch.cpu.Stream has no device_type
             return
         if isinstance(res, torch.Tensor):
             res.record_stream(stream)
