@@ -6,9 +6,9 @@ thing:
 
 * ``TrainEvalHybridPipelineBase`` - one pipeline for interleaved train and eval batches: a step runs the
   backward and optimizer only while ``model.training``.
-* ``EvalPipelineCPUSparse`` - forward only, ``pipeline_depth`` batches ahead, for tables kept on the CPU
-  while the dense part runs on ``device``; lookups are done ahead (in a worker thread when
-  ``multi_thread``) and copied to ``device`` before the dense forward.
+* ``EvalPipelineCPUSparse`` - forward only (no grad), for tables kept on the CPU while the dense part runs
+  on ``device``: ``pipeline_depth`` batches are read and copied ahead (``copy_data_to_gpu``, in a worker
+  thread when ``multi_thread``), the next batch's input dist overlapping the current forward.
 * ``TrainPipelineSparseDistT`` - the host-to-device copy of each new batch runs in a worker thread; the
   batch deque holds futures, resolved when a batch is first used.
 * ``TrainPipelineSparseDistBwdOpt`` - ``optimizer.step()`` runs inside the backward, when the gradient
@@ -89,14 +89,23 @@ class EvalPipelineCPUSparse(TrainPipelineSparseDist[In, Out]):
             self.batches = FutureDeque()
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval_h2d")
 
+    def copy_data_to_gpu(self, batch: In, context: TrainPipelineContext) -> In:
+        """Copies ``batch`` and any embeddings the context holds for the dense forward
+        (``gpu_embedding_outputs``) to ``device``; returns the copied batch."""
+        outputs = getattr(context, "gpu_embedding_outputs", None)
+        if outputs:
+            for name, value in list(outputs.items()):
+                outputs[name] = value.to(self._device, non_blocking=True)
+        return _to_device(batch, self._device, True, self._memcpy_stream)
+
     def copy_batch_to_gpu(self, dataloader_iter: Iterator[In]) -> Tuple[Optional[In], Optional[TrainPipelineContext]]:
-        if self._executor is None:
-            return super().copy_batch_to_gpu(dataloader_iter)
         batch = self._next_batch(dataloader_iter)
         if batch is None:
             return None, None
-        future = self._executor.submit(_to_device, batch, self._device, True, self._memcpy_stream)
-        return future, self._create_context()  # type: ignore[return-value]
+        context = self._create_context()
+        if self._executor is None:
+            return self.copy_data_to_gpu(batch, context), context
+        return self._executor.submit(self.copy_data_to_gpu, batch, context), context  # type: ignore[return-value]
 
     def progress(self, dataloader_iter: Iterator[In]) -> Out:
         self._start_step(dataloader_iter, zero_grad=False)
