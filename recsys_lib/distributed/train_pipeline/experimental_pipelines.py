@@ -171,11 +171,43 @@ class TrainPipelineSparseDistT(TrainPipelineSparseDist[In, Out]):
             self._copy_executor.shutdown(wait=True)
 
 
-def _output_dist_site(site_fqn: str, sharding_type: ShardingType) -> InjectionSite:
-    return InjectionSite(fqn=site_fqn, tensor_finder=OutputDistTensorFinder(sharding_type))
+class _OutputDistSitePipeline(TrainPipelineSparseDist[In, Out]):
+    """Shared base: runs ``self._at_site()`` during the backward, when the gradient reaches the output dist of
+    the sharded module ``site_fqn`` (found by ``OutputDistTensorFinder(sharding_type)``)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        site_fqn: str,
+        sharding_type: ShardingType = ShardingType.TABLE_WISE,
+        execute_all_batches: bool = True,
+        apply_jit: bool = False,
+        context_type: Type[TrainPipelineContext] = TrainPipelineContext,
+        pipeline_postproc: bool = False,
+        custom_model_fwd: Optional[Callable[[Optional[In]], Tuple[torch.Tensor, Out]]] = None,
+        dmp_collection_sync_interval_batches: Optional[int] = 1,
+        enqueue_batch_after_forward: bool = False,
+        enable_inplace_copy_batch: bool = False,
+        free_features_storage_early: bool = False,
+        clear_data_dist_inputs: bool = False,
+    ) -> None:
+        super().__init__(
+            model, optimizer, device, execute_all_batches, apply_jit, context_type, pipeline_postproc,
+            custom_model_fwd, dmp_collection_sync_interval_batches, enqueue_batch_after_forward,
+            enable_inplace_copy_batch, free_features_storage_early, clear_data_dist_inputs,
+        )
+        self._site = InjectionSite(fqn=site_fqn, tensor_finder=OutputDistTensorFinder(sharding_type))
+        # (optimizer state dict, key, device) of every state tensor moved to the CPU (OptStash)
+        self._stashed: List[Tuple[Dict[str, Any], str, torch.device]] = []
+        self.register_backward_hook(self._site, lambda pipeline: pipeline._at_site())
+
+    def _at_site(self) -> None:
+        """What the subclass does at the site (the base does nothing there)."""
 
 
-class TrainPipelineSparseDistBwdOpt(TrainPipelineSparseDist[In, Out]):
+class TrainPipelineSparseDistBwdOpt(_OutputDistSitePipeline[In, Out]):
     """``optimizer.step()`` runs during the backward, when the gradient reaches the output dist of the sharded
     module ``site_fqn`` (overlapping the step with the backward all-to-all); ``progress`` does not step.
 
@@ -185,69 +217,21 @@ class TrainPipelineSparseDistBwdOpt(TrainPipelineSparseDist[In, Out]):
         others: as ``TrainPipelineSparseDist``.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        device: torch.device,
-        site_fqn: str,
-        sharding_type: ShardingType = ShardingType.TABLE_WISE,
-        execute_all_batches: bool = True,
-        apply_jit: bool = False,
-        context_type: Type[TrainPipelineContext] = TrainPipelineContext,
-        pipeline_postproc: bool = False,
-        custom_model_fwd: Optional[Callable[[Optional[In]], Tuple[torch.Tensor, Out]]] = None,
-        dmp_collection_sync_interval_batches: Optional[int] = 1,
-        enqueue_batch_after_forward: bool = False,
-        enable_inplace_copy_batch: bool = False,
-        free_features_storage_early: bool = False,
-        clear_data_dist_inputs: bool = False,
-    ) -> None:
-        super().__init__(
-            model, optimizer, device, execute_all_batches, apply_jit, context_type, pipeline_postproc,
-            custom_model_fwd, dmp_collection_sync_interval_batches, enqueue_batch_after_forward,
-            enable_inplace_copy_batch, free_features_storage_early, clear_data_dist_inputs,
-        )
-        self._site = _output_dist_site(site_fqn, sharding_type)
-        self.register_backward_hook(self._site, lambda pipeline: pipeline._optimizer.step())
+    def _at_site(self) -> None:
+        self._optimizer.step()
 
     def _optimizer_step(self) -> None:
         pass  # the step ran inside the backward
 
 
-class TrainPipelineSparseDistOptStash(TrainPipelineSparseDist[In, Out]):
+class TrainPipelineSparseDistOptStash(_OutputDistSitePipeline[In, Out]):
     """After each ``optimizer.step()`` the optimizer's state tensors move to the CPU; the backward of the next
     step brings them back when its gradient reaches the output dist of ``site_fqn``. Arguments as
     ``TrainPipelineSparseDistBwdOpt``. If the hook did not fire (no such gradient), the state is brought back
     before the step."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        device: torch.device,
-        site_fqn: str,
-        sharding_type: ShardingType = ShardingType.TABLE_WISE,
-        execute_all_batches: bool = True,
-        apply_jit: bool = False,
-        context_type: Type[TrainPipelineContext] = TrainPipelineContext,
-        pipeline_postproc: bool = False,
-        custom_model_fwd: Optional[Callable[[Optional[In]], Tuple[torch.Tensor, Out]]] = None,
-        dmp_collection_sync_interval_batches: Optional[int] = 1,
-        enqueue_batch_after_forward: bool = False,
-        enable_inplace_copy_batch: bool = False,
-        free_features_storage_early: bool = False,
-        clear_data_dist_inputs: bool = False,
-    ) -> None:
-        super().__init__(
-            model, optimizer, device, execute_all_batches, apply_jit, context_type, pipeline_postproc,
-            custom_model_fwd, dmp_collection_sync_interval_batches, enqueue_batch_after_forward,
-            enable_inplace_copy_batch, free_features_storage_early, clear_data_dist_inputs,
-        )
-        self._site = _output_dist_site(site_fqn, sharding_type)
-        # (state dict, key) -> device the tensor came from, for every stashed state tensor
-        self._stashed: List[Tuple[Dict[str, Any], str, torch.device]] = []
-        self.register_backward_hook(self._site, lambda pipeline: pipeline._restore_optimizer_state())
+    def _at_site(self) -> None:
+        self._restore_optimizer_state()
 
     def _state_dicts(self) -> List[Dict[str, Any]]:
         states: List[Dict[str, Any]] = []
