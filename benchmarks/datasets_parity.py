@@ -81,7 +81,7 @@ def check_tsv(d):
     for name, ds in (("day_0", "criteo_1tb"), ("test.txt", "criteo_kaggle")):
         outs = {lib: [os.path.join(d, f"{lib}_{name}_{p}.npy") for p in ("dense", "sparse", "labels")] for lib in ("tr", "rl")}
         tr.BinaryCriteoUtils.tsv_to_npys(os.path.join(d, name), *outs["tr"], dataset_name=ds)
-        rl.BinaryCriteoUtils.tsv_to_npys(os.path.join(d, name), *outs["rl"], dataset_name=ds, progress=False)
+        rl.tsv_to_npys_chunked(os.path.join(d, name), *outs["rl"], dataset_name=ds, progress=False)
         same = [_same(a, b) for a, b in zip(outs["tr"], outs["rl"])]
         print(f"tsv_to_npys {name:9s} identical (dense, sparse, labels): {same}")
         ok &= all(same)
@@ -99,7 +99,7 @@ def check_contiguous(d):
         t_dir, r_dir = os.path.join(d, f"tr{thr}_{chunk}"), os.path.join(d, f"rl{thr}_{chunk}")
         os.makedirs(t_dir)
         tr.BinaryCriteoUtils.sparse_to_contiguous(files, t_dir, frequency_threshold=thr, columns=4)
-        rl.BinaryCriteoUtils.sparse_to_contiguous(files, r_dir, frequency_threshold=thr, columns=4, chunk_rows=chunk,
+        rl.sparse_to_contiguous_chunked(files, r_dir, frequency_threshold=thr, columns=4, chunk_rows=chunk,
                                                   progress=False)
         same = all(_same(os.path.join(t_dir, f), os.path.join(r_dir, f)) for f in os.listdir(t_dir))
         print(f"sparse_to_contiguous threshold={thr} chunk_rows={chunk}: identical {same}")

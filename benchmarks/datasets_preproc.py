@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
+from recsys_lib.datasets import criteo as C
 from recsys_lib.datasets.criteo import BinaryCriteoUtils as U
 
 def status(key):
@@ -37,20 +38,20 @@ d = {tmp!r}
 t0 = time.perf_counter()
 step = {step!r}
 if step == "tsv_to_npys":
-    U.tsv_to_npys(d + "/day_0", d + "/day_0_dense.npy", d + "/day_0_sparse.npy", d + "/day_0_labels.npy",
+    C.tsv_to_npys_chunked(d + "/day_0", d + "/day_0_dense.npy", d + "/day_0_sparse.npy", d + "/day_0_labels.npy",
                   chunk_rows={chunk}, progress=False)
 elif step == "torchrec_tsv_to_npys":
     from torchrec.datasets.criteo import BinaryCriteoUtils as T
     T.tsv_to_npys(d + "/day_0", d + "/tr_dense.npy", d + "/tr_sparse.npy", d + "/tr_labels.npy")
 elif step == "sparse_to_contiguous":
-    U.sparse_to_contiguous([d + "/day_0_sparse.npy"], d + "/contig", chunk_rows={array_chunk}, progress=False)
+    C.sparse_to_contiguous_chunked([d + "/day_0_sparse.npy"], d + "/contig", chunk_rows={array_chunk}, progress=False)
 else:
     import shutil
     for p in ("dense", "labels"):
         shutil.copy(d + f"/day_0_{{p}}.npy", d + f"/day_1_{{p}}.npy")
     shutil.copy(d + "/contig/day_0_sparse_contig_freq.npy", d + "/contig/day_1_sparse_contig_freq.npy")
     n = U.get_shape_from_npy(d + "/day_0_labels.npy")[0]
-    U.shuffle(d, d + "/contig", d + "/shuf", {{0: n, 1: n}}, days=2, chunk_rows={array_chunk}, bucket_rows={bucket},
+    C.shuffle_chunked(d, d + "/contig", d + "/shuf", {{0: n, 1: n}}, days=2, chunk_rows={array_chunk}, bucket_rows={bucket},
               progress=False)
 dt = time.perf_counter() - t0
 print(json.dumps(dict(seconds=dt, base_rss_mb=base, peak_rss_mb=status("VmHWM"))))

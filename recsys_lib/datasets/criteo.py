@@ -124,18 +124,13 @@ class BinaryCriteoUtils:
         out_labels_file: str,
         dataset_name: str = "criteo_1tb",
         path_manager_key: str = PATH_MANAGER_KEY,
-        chunk_rows: int = _criteo_tsv.DEFAULT_CHUNK_ROWS,
-        progress: bool = True,
-    ) -> int:
+    ) -> None:
         """TSV → dense ``(N,13)`` float32 (``log(x - min + 2)``), sparse ``(N,26)`` int64, labels ``(N,1)`` int32.
 
-        Streams ``chunk_rows`` rows at a time; outputs appear under their names only once complete. Returns N.
-        See ``recsys_lib.datasets._criteo_tsv`` for the exact numerics and error behaviour.
+        Outputs appear under their names only once complete; ``tsv_to_npys_chunked`` sets the chunk size and
+        progress bar and returns N. See ``recsys_lib.datasets._criteo_tsv`` for the numerics and errors.
         """
-        return _criteo_tsv.tsv_to_npys(
-            in_file, out_dense_file, out_sparse_file, out_labels_file, dataset_name,
-            get_path_manager(path_manager_key), chunk_rows, progress,
-        )
+        tsv_to_npys_chunked(in_file, out_dense_file, out_sparse_file, out_labels_file, dataset_name, path_manager_key)
 
     @staticmethod
     def get_shape_from_npy(path: str, path_manager_key: str = PATH_MANAGER_KEY) -> Tuple[int, ...]:
@@ -172,17 +167,13 @@ class BinaryCriteoUtils:
         columns: int = CAT_FEATURE_COUNT,
         path_manager_key: str = PATH_MANAGER_KEY,
         output_file_suffix: str = "_contig_freq.npy",
-        chunk_rows: int = _contiguous.DEFAULT_CHUNK_ROWS,
-        progress: bool = True,
     ) -> None:
         """Maps each feature's raw ids to contiguous ids (kept ids → 2, 3, ... by first appearance; rare → 1).
 
-        Writes ``<output_dir>/<input name><output_file_suffix>`` per input; see ``_contiguous`` for details.
+        Writes ``<output_dir>/<input name><output_file_suffix>`` per input; see ``_contiguous`` for details and
+        ``sparse_to_contiguous_chunked`` for the chunk size and progress bar.
         """
-        _contiguous.sparse_to_contiguous(
-            in_files, output_dir, frequency_threshold, columns, get_path_manager(path_manager_key),
-            output_file_suffix, chunk_rows, progress,
-        )
+        sparse_to_contiguous_chunked(in_files, output_dir, frequency_threshold, columns, path_manager_key, output_file_suffix)
 
     @staticmethod
     def shuffle(
@@ -196,9 +187,6 @@ class BinaryCriteoUtils:
         sparse_columns: int = CAT_FEATURE_COUNT,
         path_manager_key: str = PATH_MANAGER_KEY,
         random_seed: int = 0,
-        chunk_rows: int = _shuffle.DEFAULT_CHUNK_ROWS,
-        bucket_rows: int = _shuffle.DEFAULT_BUCKET_ROWS,
-        progress: bool = True,
     ) -> None:
         """Shuffles rows across the training days ``0 .. days-2`` (the last day is copied unchanged).
 
@@ -207,12 +195,69 @@ class BinaryCriteoUtils:
         ``output_dir_shuffled`` with ``rows_per_day[i]`` rows each, and, if ``output_dir_full_set`` is given, all
         days concatenated unshuffled as ``full_{dense,sparse,labels}.npy`` there (TorchRec writes one float32
         ``full.npy`` of ``[label | dense | sparse]`` columns instead, which cannot hold ids above 2**24 exactly).
+        ``shuffle_chunked`` sets the memory bounds and progress bar.
         """
-        _shuffle.shuffle_days(
+        shuffle_chunked(
             input_dir_labels_and_dense, input_dir_sparse, output_dir_shuffled, rows_per_day, output_dir_full_set,
-            days, int_columns, sparse_columns, get_path_manager(path_manager_key), random_seed,
-            chunk_rows, bucket_rows, progress,
+            days, int_columns, sparse_columns, path_manager_key, random_seed,
         )
+
+
+def tsv_to_npys_chunked(
+    in_file: str,
+    out_dense_file: str,
+    out_sparse_file: str,
+    out_labels_file: str,
+    dataset_name: str = "criteo_1tb",
+    path_manager_key: str = PATH_MANAGER_KEY,
+    chunk_rows: int = _criteo_tsv.DEFAULT_CHUNK_ROWS,
+    progress: bool = True,
+) -> int:
+    """``BinaryCriteoUtils.tsv_to_npys`` streaming ``chunk_rows`` rows at a time; returns the row count N."""
+    return _criteo_tsv.tsv_to_npys(
+        in_file, out_dense_file, out_sparse_file, out_labels_file, dataset_name,
+        get_path_manager(path_manager_key), chunk_rows, progress,
+    )
+
+
+def sparse_to_contiguous_chunked(
+    in_files: List[str],
+    output_dir: str,
+    frequency_threshold: int = FREQUENCY_THRESHOLD,
+    columns: int = CAT_FEATURE_COUNT,
+    path_manager_key: str = PATH_MANAGER_KEY,
+    output_file_suffix: str = "_contig_freq.npy",
+    chunk_rows: int = _contiguous.DEFAULT_CHUNK_ROWS,
+    progress: bool = True,
+) -> None:
+    """``BinaryCriteoUtils.sparse_to_contiguous`` reading ``chunk_rows`` rows at a time."""
+    _contiguous.sparse_to_contiguous(
+        in_files, output_dir, frequency_threshold, columns, get_path_manager(path_manager_key),
+        output_file_suffix, chunk_rows, progress,
+    )
+
+
+def shuffle_chunked(
+    input_dir_labels_and_dense: str,
+    input_dir_sparse: str,
+    output_dir_shuffled: str,
+    rows_per_day: Dict[int, int],
+    output_dir_full_set: Optional[str] = None,
+    days: int = DAYS,
+    int_columns: int = INT_FEATURE_COUNT,
+    sparse_columns: int = CAT_FEATURE_COUNT,
+    path_manager_key: str = PATH_MANAGER_KEY,
+    random_seed: int = 0,
+    chunk_rows: int = _shuffle.DEFAULT_CHUNK_ROWS,
+    bucket_rows: int = _shuffle.DEFAULT_BUCKET_ROWS,
+    progress: bool = True,
+) -> None:
+    """``BinaryCriteoUtils.shuffle`` with memory bounded by ``chunk_rows`` + ``bucket_rows`` rows."""
+    _shuffle.shuffle_days(
+        input_dir_labels_and_dense, input_dir_sparse, output_dir_shuffled, rows_per_day, output_dir_full_set,
+        days, int_columns, sparse_columns, get_path_manager(path_manager_key), random_seed,
+        chunk_rows, bucket_rows, progress,
+    )
 
 
 def npy_output_paths(output_dir: str, name: str) -> Tuple[str, str, str]:

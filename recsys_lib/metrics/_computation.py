@@ -14,7 +14,7 @@ import torch.distributed as dist
 import torchmetrics
 
 from recsys_lib._public import public_at
-from recsys_lib.metrics._window import WindowBuffer
+from recsys_lib.metrics._window import MAX_BUFFER_COUNT, WindowBuffer
 from recsys_lib.metrics.metrics_config import RecComputeMode
 from recsys_lib.metrics.metrics_namespace import MetricNameBase, MetricPrefix
 
@@ -90,7 +90,7 @@ class RecMetricComputation(torchmetrics.Metric, abc.ABC):
         self._compute_mode = compute_mode
         self._fused_update_limit = fused_update_limit
         self._allow_missing_label_with_zero_weight = allow_missing_label_with_zero_weight
-        self._window = WindowBuffer(window_size)
+        self._window = WindowBuffer(window_size, MAX_BUFFER_COUNT)
         self._row_targets: Optional[List["RecMetricComputation"]] = None
         self._sum_states: List[str] = []
         self._required_inputs: Set[str] = set()

@@ -13,18 +13,18 @@ from collections import deque
 from typing import Any, Deque, Dict, List, Tuple
 
 import torch
-from recsys_lib._public import public_at
 
 from recsys_lib._public import public_at
 
 MAX_BUFFER_COUNT = 1000
+_STATE = "state"  # key of the single tensor kept by aggregate_state
 
 
 @public_at("recsys_lib.metrics.rec_metric")
 class WindowBuffer:
     """Holds ``(size, {state: contribution})`` for the batches inside the window."""
 
-    def __init__(self, max_size: int, max_buffer_count: int = MAX_BUFFER_COUNT) -> None:
+    def __init__(self, max_size: int, max_buffer_count: int) -> None:
         if max_size <= 0 or max_buffer_count <= 0:
             raise ValueError(f"window max_size and max_buffer_count must be > 0, got {max_size}, {max_buffer_count}")
         self.max_size = max_size
@@ -51,6 +51,38 @@ class WindowBuffer:
             self._used -= old_size
             evicted.append(old)
         return evicted
+
+    def aggregate_state(self, window_state: torch.Tensor, curr_state: torch.Tensor, size: int) -> None:
+        """Single-tensor form of ``push``: adds ``curr_state`` to ``window_state`` in place and subtracts
+        the batches that fall out.
+
+        A full buffer (``max_buffer_count`` batches) first drops its oldest batch; then batches are dropped,
+        oldest first, while the kept sizes add up to more than ``max_size`` (the new one included).
+
+        Args:
+            window_state: running window sum, any shape; updated in place.
+            curr_state: this batch's contribution, same shape (a copy is kept).
+            size: examples in this batch.
+        """
+        if len(self._entries) == self.max_buffer_count:
+            self._drop_oldest(window_state)
+        self._entries.append((size, {_STATE: curr_state.clone()}))
+        self._used += size
+        window_state += curr_state
+        while self._used > self.max_size and self._entries:
+            self._drop_oldest(window_state)
+
+    def _drop_oldest(self, window_state: torch.Tensor) -> None:
+        old_size, old = self._entries.popleft()
+        self._used -= old_size
+        window_state -= old[_STATE]
+
+    @property
+    def buffers(self) -> Deque[torch.Tensor]:
+        """The kept contributions, oldest first (for ``push`` entries: the states stacked in order)."""
+        return deque(
+            c[_STATE] if _STATE in c else torch.stack(list(c.values())) for _, c in self._entries
+        )
 
     def clear(self) -> None:
         self._entries.clear()

@@ -18,7 +18,7 @@ from typing import Any, List, Tuple
 import torch
 
 from recsys_lib.metrics._buffered import BufferedWindowComputation
-from recsys_lib.metrics._computation import MetricComputationReport
+from recsys_lib.metrics._computation import MetricComputationReport, RecMetricException
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
 from recsys_lib.metrics.rec_metric import RecMetric
 
@@ -91,24 +91,49 @@ def compute_auc(
 
 
 def compute_auc_per_group(
-    predictions: torch.Tensor,
-    labels: torch.Tensor,
-    weights: torch.Tensor,
+    n_tasks: int,
+    predictions: List[torch.Tensor],
+    labels: List[torch.Tensor],
+    weights: List[torch.Tensor],
     grouping_keys: torch.Tensor,
 ) -> torch.Tensor:
-    """Mean over groups (``grouping_keys`` of shape ``(N,)``) of each group's AUC; ``(n_tasks,)``."""
-    n_tasks = predictions.shape[0]
+    """Mean over groups of each group's AUC, per task.
+
+    Args:
+        n_tasks: number of tasks T.
+        predictions, labels, weights: chunks of shape ``(T, N_i)`` (or ``(N_i,)`` for T = 1), joined along
+            the example axis.
+        grouping_keys: ``(N,)`` group of each example; a leading ``-1`` (the padding of an empty state)
+            is dropped.
+
+    Returns:
+        ``(T,)`` float64; 0.5 per task when there is no group.
+    """
+    p, y, w = (torch.cat([c.reshape(n_tasks, -1) for c in chunks], dim=-1) for chunks in (predictions, labels, weights))
+    if grouping_keys.numel() > 0 and int(grouping_keys[0]) == -1:
+        grouping_keys = grouping_keys[1:]
     groups = torch.unique(grouping_keys)
     if groups.numel() == 0:
-        return torch.full((n_tasks,), 0.5, dtype=torch.double, device=predictions.device)
-    per_group = [compute_auc(n_tasks, predictions[:, grouping_keys == g], labels[:, grouping_keys == g],
-                             weights[:, grouping_keys == g]) for g in groups]
+        return torch.full((n_tasks,), 0.5, dtype=torch.double, device=p.device)
+    per_group = [compute_auc(n_tasks, p[:, grouping_keys == g], y[:, grouping_keys == g],
+                             w[:, grouping_keys == g]) for g in groups]
     return torch.stack(per_group).mean(0)
 
 
 class AUCMetricComputation(BufferedWindowComputation):
-    def __init__(self, *args: Any, grouped_auc: bool = False, apply_bin: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        grouped_auc: bool = False,
+        apply_bin: bool = False,
+        fused_update_limit: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        if grouped_auc and fused_update_limit > 0:
+            raise RecMetricException("grouped_auc and fused_update_limit > 0 cannot be enabled together")
         super().__init__(*args, use_grouping_keys=grouped_auc, **kwargs)
+        # Accepted as in TorchRec; the buffered window already holds every update, so no fusing is needed.
+        self._fused_update_limit = fused_update_limit
         self._grouped_auc = grouped_auc
         self._apply_bin = apply_bin
 
@@ -120,7 +145,7 @@ class AUCMetricComputation(BufferedWindowComputation):
             )
         ]
         if self._grouped_auc:
-            value = compute_auc_per_group(p, y, w, self.buffered("grouping_keys"))
+            value = compute_auc_per_group(self._n_tasks, [p], [y], [w], self.buffered("grouping_keys"))
             reports.append(MetricComputationReport(MetricName.GROUPED_AUC, MetricPrefix.WINDOW, value))
         return reports
 

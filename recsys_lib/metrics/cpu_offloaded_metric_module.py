@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
+from recsys_lib.distributed.logging_handlers import EventLoggingHandler, TorchrecComponent  # noqa: F401 - public here, as in TorchRec
 
 from recsys_lib.metrics.cpu_comms_metric_module import CPUCommsRecMetricModule
 from recsys_lib.metrics.deferrable_metrics import DeferrableMetrics, transfer_tensors_to_cpu

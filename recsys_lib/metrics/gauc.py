@@ -73,13 +73,11 @@ class GAUCMetricComputation(RecMetricComputation):
         predictions: Optional[torch.Tensor],
         labels: torch.Tensor,
         weights: Optional[torch.Tensor],
-        num_candidates: Optional[torch.Tensor] = None,
+        num_candidates: torch.Tensor,
         **kwargs: Dict[str, Any],
     ) -> None:
         if predictions is None or weights is None:
             raise ValueError("GAUCMetric needs predictions and weights")
-        if num_candidates is None:
-            raise ValueError("GAUCMetric.update needs num_candidates=Tensor (S,) of session lengths")
         self._accumulate(get_auc_states(labels, predictions, weights, num_candidates), predictions.shape[-1])
 
     def _compute(self) -> List[MetricComputationReport]:

@@ -15,14 +15,17 @@ step counter, so a job restored mid-window reports the same numbers as one that 
 """
 
 import abc
+import logging
 import math
 import time
 from types import MappingProxyType
+from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type, TypeVar, Union
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from recsys_lib.distributed.logging_handlers import EventLoggingHandler, TorchrecComponent  # noqa: F401 - public here, as in TorchRec
 
 from recsys_lib.metrics.accuracy import AccuracyMetric
 from recsys_lib.metrics.auc import AUCMetric
@@ -164,6 +167,23 @@ class RecMetricModule(nn.Module):
         self.max_compute_interval = max_compute_interval
         self.trained_batches = 0
         self._last_compute: Optional[Tuple[float, int]] = None  # (time, trained_batches)
+        self._register_load_state_dict_pre_hook(self.load_state_dict_hook)
+
+    def load_state_dict_hook(
+        self,
+        state_dict: "OrderedDict[str, torch.Tensor]",
+        prefix: str,
+        local_metadata: Dict[str, Any],
+        strict: bool,
+        missing_keys: List[str],
+        unexpected_keys: List[str],
+        error_msgs: List[str],
+    ) -> None:
+        """Drops an old checkpoint's ``{prefix}_trained_batches`` key (the count now lives in the extra state)."""
+        key = f"{prefix}_trained_batches"
+        if key in state_dict:
+            state_dict.pop(key)
+            logging.getLogger(__name__).warning("Removed key '%s' from state_dict for backward compatibility", key)
 
     def get_extra_state(self) -> Dict[str, Any]:
         return {"trained_batches": self.trained_batches}

@@ -45,7 +45,10 @@ def get_multiclass_recall_states(
 
 
 class MulticlassRecallMetricComputation(RecMetricComputation):
-    def __init__(self, *args: Any, number_of_classes: int = 2, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "number_of_classes" not in kwargs:
+            raise ValueError("MulticlassRecallMetricComputation needs number_of_classes=C (a keyword argument)")
+        number_of_classes: int = kwargs.pop("number_of_classes")
         super().__init__(*args, **kwargs)
         if number_of_classes <= 0:
             raise ValueError(f"number_of_classes must be > 0, got {number_of_classes}")

@@ -145,14 +145,13 @@ class NEMetricComputation(RecMetricComputation):
         *args: Any,
         include_logloss: bool = False,
         allow_missing_label_with_zero_weight: bool = False,
-        eta: float = ETA,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             *args, allow_missing_label_with_zero_weight=allow_missing_label_with_zero_weight, **kwargs
         )
         self._include_logloss = include_logloss
-        self.eta = eta
+        self.eta: float = ETA  # clamp of p and of the mean label; an attribute, as in TorchRec
         add_ne_states(self)
 
     def validate_inputs(self, predictions: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> None:

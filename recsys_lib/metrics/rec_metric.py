@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Type, TypeVar, Union
 import torch
 import torch.distributed as dist
 from torch import nn
+from recsys_lib.distributed.logging_handlers import EventLoggingHandler, TorchrecComponent  # noqa: F401 - public here, as in TorchRec
 
 from recsys_lib.metrics._computation import (  # noqa: F401 - public here, as in TorchRec
     MetricComputationReport,
@@ -216,9 +217,31 @@ class RecMetric(nn.Module, abc.ABC):
             kwargs,
         )
 
-    def state_dict(self, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+    def state_dict(  # type: ignore[override]
+        self,
+        destination: Optional[Dict[str, torch.Tensor]] = None,
+        prefix: str = "",
+        keep_vars: bool = False,
+    ) -> Dict[str, torch.Tensor]:
         self._flush()  # held-back updates belong in the checkpoint
-        return super().state_dict(*args, **kwargs)
+        return super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)  # type: ignore[arg-type]
+
+    def clone_update_inputs(
+        self,
+        predictions: RecModelOutput,
+        labels: RecModelOutput,
+        weights: Optional[RecModelOutput],
+        **kwargs: Dict[str, Any],
+    ) -> Tuple[RecModelOutput, RecModelOutput, Optional[RecModelOutput], Dict[str, Any]]:
+        """Copies of the update inputs (tensors or dicts of tensors, and ``required_inputs``), so a caller may
+        hold them while the originals are reused."""
+
+        def clone(out: RecModelOutput) -> RecModelOutput:
+            return out.clone() if isinstance(out, torch.Tensor) else {k: v.clone() for k, v in out.items()}
+
+        if "required_inputs" in kwargs:
+            kwargs["required_inputs"] = {k: v.clone() for k, v in kwargs["required_inputs"].items()}
+        return clone(predictions), clone(labels), None if weights is None else clone(weights), kwargs
 
     def _collect(self, local: bool) -> Dict[str, torch.Tensor]:
         self._flush()

@@ -13,8 +13,9 @@ from recsys_lib.metrics.precision import compute_true_pos_sum
 from recsys_lib.metrics.rec_metric import RecMetric
 
 
-def compute_recall(num_true_positives: torch.Tensor, num_false_negatives: torch.Tensor) -> torch.Tensor:
-    return safe_ratio(num_true_positives, num_true_positives + num_false_negatives)
+def compute_recall(num_true_positives: torch.Tensor, num_false_negitives: torch.Tensor) -> torch.Tensor:
+    # The parameter keeps TorchRec's spelling, so keyword callers work unchanged.
+    return safe_ratio(num_true_positives, num_true_positives + num_false_negitives)
 
 
 def compute_false_neg_sum(

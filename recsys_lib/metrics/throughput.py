@@ -21,13 +21,14 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from recsys_lib.metrics._num_batch_hooks import NumBatchStateHooks
 from recsys_lib.metrics.metrics_config import BatchSizeStage, validate_batch_size_stages
 from recsys_lib.metrics.metrics_namespace import compose_metric_key, MetricName, MetricNamespace, MetricPrefix
 
 _TASK = "throughput"
 
 
-class ThroughputMetric(nn.Module):
+class ThroughputMetric(NumBatchStateHooks, nn.Module):
     """Examples per second (see the module docstring).
 
     Example::
@@ -72,6 +73,7 @@ class ThroughputMetric(nn.Module):
         self.register_buffer("total_examples", torch.zeros((), dtype=torch.long))
         self.register_buffer("warmup_examples", torch.zeros((), dtype=torch.long))
         self.register_buffer("time_lapse_after_warmup", torch.zeros((), dtype=torch.double))
+        self._register_num_batch_hooks()
 
     def _step_batch_size(self, step: int) -> int:
         if self._batch_size_stages is None:

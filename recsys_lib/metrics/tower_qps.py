@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from recsys_lib.metrics._computation import safe_ratio
+from recsys_lib.metrics._num_batch_hooks import NumBatchStateHooks
 from recsys_lib.metrics.metrics_config import BatchSizeStage, RecComputeMode, RecTaskInfo, validate_batch_size_stages
 from recsys_lib.metrics.metrics_namespace import MetricName, MetricNamespace, MetricPrefix
 from recsys_lib.metrics._computation import MetricComputationReport, RecMetricComputation
@@ -59,11 +60,12 @@ class TowerQPSMetricComputation(RecMetricComputation):
         ]
 
 
-class TowerQPSMetric(RecMetric):
+class TowerQPSMetric(NumBatchStateHooks, RecMetric):
     """Tower QPS (see the module docstring); ``warmup_steps`` updates are counted but not timed."""
 
     _namespace = MetricNamespace.TOWER_QPS
     _computation_class = TowerQPSMetricComputation
+    _num_batch_attr = "_num_updates"
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class TowerQPSMetric(RecMetric):
         self._batch_size_stages = batch_size_stages
         self._num_updates = 0
         self._previous_ts: Optional[float] = None
+        self._register_num_batch_hooks()
 
     @torch.no_grad()
     def update(self, *, predictions: Any, labels: Any, weights: Any, **kwargs: Any) -> None:

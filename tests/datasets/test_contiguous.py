@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recsys_lib.datasets._contiguous import merge_counts
-from recsys_lib.datasets.criteo import BinaryCriteoUtils
+from recsys_lib.datasets.criteo import sparse_to_contiguous_chunked
 
 
 def _files(tmp_path, seed=0, sizes=(23, 40, 7), cols=4):
@@ -42,7 +42,7 @@ def _reference_maps(arrays, threshold):
 def test_matches_reference_mapping(tmp_path, threshold, chunk_rows):
     arrays, paths = _files(tmp_path)
     out = tmp_path / "out"
-    BinaryCriteoUtils.sparse_to_contiguous(paths, str(out), frequency_threshold=threshold, columns=4,
+    sparse_to_contiguous_chunked(paths, str(out), frequency_threshold=threshold, columns=4,
                                            chunk_rows=chunk_rows, progress=False)
     maps = _reference_maps(arrays, threshold)
     for i, a in enumerate(arrays):
@@ -64,7 +64,7 @@ def test_matches_reference_mapping(tmp_path, threshold, chunk_rows):
 def test_hand_computed_example(tmp_path):
     np.save(tmp_path / "a_sparse.npy", np.array([[50], [10], [50], [70]]))
     np.save(tmp_path / "b_sparse.npy", np.array([[10], [90]]))
-    BinaryCriteoUtils.sparse_to_contiguous([str(tmp_path / "a_sparse.npy"), str(tmp_path / "b_sparse.npy")],
+    sparse_to_contiguous_chunked([str(tmp_path / "a_sparse.npy"), str(tmp_path / "b_sparse.npy")],
                                            str(tmp_path / "o"), frequency_threshold=2, columns=1, progress=False)
     assert np.load(tmp_path / "o" / "a_sparse_contig_freq.npy").ravel().tolist() == [2, 3, 2, 1]
     assert np.load(tmp_path / "o" / "b_sparse_contig_freq.npy").ravel().tolist() == [3, 1]
@@ -73,14 +73,14 @@ def test_hand_computed_example(tmp_path):
 def test_skips_existing_outputs_and_rejects_bad_shapes(tmp_path):
     _, paths = _files(tmp_path)
     out = tmp_path / "out"
-    BinaryCriteoUtils.sparse_to_contiguous(paths, str(out), columns=4, progress=False)
+    sparse_to_contiguous_chunked(paths, str(out), columns=4, progress=False)
     target = out / "day_1_sparse_contig_freq.npy"
     before = os.stat(target).st_mtime_ns
     os.remove(out / "day_0_sparse_contig_freq.npy")
-    BinaryCriteoUtils.sparse_to_contiguous(paths, str(out), columns=4, progress=False)
+    sparse_to_contiguous_chunked(paths, str(out), columns=4, progress=False)
     assert os.stat(target).st_mtime_ns == before and (out / "day_0_sparse_contig_freq.npy").exists()
     with pytest.raises(ValueError, match=r"day_0_sparse.npy: expected sparse ids of shape \(N, 26\)"):
-        BinaryCriteoUtils.sparse_to_contiguous(paths, str(tmp_path / "o2"), progress=False)
+        sparse_to_contiguous_chunked(paths, str(tmp_path / "o2"), progress=False)
 
 
 def test_merge_counts():

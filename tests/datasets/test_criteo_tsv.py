@@ -5,13 +5,13 @@ import os
 import numpy as np
 import pytest
 
-from recsys_lib.datasets.criteo import BinaryCriteoUtils
+from recsys_lib.datasets.criteo import BinaryCriteoUtils, tsv_to_npys_chunked
 from tests.datasets.criteo_files import make_rows, npy_bytes, reference_arrays, write_tsv
 
 
 def _convert(tmp_path, name, dataset_name="criteo_1tb", **kw):
     outs = [str(tmp_path / f"out_{p}.npy") for p in ("dense", "sparse", "labels")]
-    n = BinaryCriteoUtils.tsv_to_npys(str(tmp_path / name), *outs, dataset_name=dataset_name, progress=False, **kw)
+    n = tsv_to_npys_chunked(str(tmp_path / name), *outs, dataset_name=dataset_name, progress=False, **kw)
     return n, outs
 
 
@@ -87,3 +87,12 @@ def test_replaces_older_outputs(tmp_path):
     (tmp_path / "out_dense.npy").write_bytes(b"stale")
     _, outs = _convert(tmp_path, "day_0")
     assert open(outs[0], "rb").read() == npy_bytes(reference_arrays(rows)[0])
+
+
+def test_torchrec_signature_method_writes_the_reference_bytes(tmp_path):
+    rows = make_rows(40, seed=3)
+    write_tsv(tmp_path / "day_0", rows)
+    outs = [str(tmp_path / f"m_{p}.npy") for p in ("dense", "sparse", "labels")]
+    assert BinaryCriteoUtils.tsv_to_npys(str(tmp_path / "day_0"), *outs) is None  # TorchRec returns nothing
+    for path, ref in zip(outs, reference_arrays(rows)):
+        assert open(path, "rb").read() == npy_bytes(ref)

@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from recsys_lib.datasets.criteo import BinaryCriteoUtils as U
+from recsys_lib.datasets.criteo import tsv_to_npys_chunked
 
 def kb(key):
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key))
@@ -23,7 +23,7 @@ out = {}
 for name in sys.argv[2:]:
     open("/proc/self/clear_refs", "w").write("5")  # reset the peak counter
     base = kb("VmRSS")
-    U.tsv_to_npys(name, name + "_d.npy", name + "_s.npy", name + "_l.npy", chunk_rows=1024, progress=False)
+    tsv_to_npys_chunked(name, name + "_d.npy", name + "_s.npy", name + "_l.npy", chunk_rows=1024, progress=False)
     out[name] = (kb("VmHWM") - base) / 1024
 print(json.dumps(out))
 """

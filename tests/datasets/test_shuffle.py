@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from recsys_lib.datasets.criteo import BinaryCriteoUtils
+from recsys_lib.datasets.criteo import shuffle_chunked
 
 SIZES = {0: 30, 1: 17, 2: 25, 3: 9}
 
@@ -28,7 +28,7 @@ def _load(dir_, d):
 
 
 def _run(src, out, seed=0, **kw):
-    BinaryCriteoUtils.shuffle(str(src), str(src), str(out), SIZES, days=4, random_seed=seed, progress=False, **kw)
+    shuffle_chunked(str(src), str(src), str(out), SIZES, days=4, random_seed=seed, progress=False, **kw)
 
 
 @pytest.mark.parametrize("chunk_rows,bucket_rows", [(7, 5), (1000, 1000)])
@@ -73,9 +73,9 @@ def test_seeded(tmp_path):
 def test_errors(tmp_path):
     src = _write_days(tmp_path)
     with pytest.raises(ValueError, match=r"day_1_labels.npy: has 17 rows, rows_per_day\[1\] = 18"):
-        BinaryCriteoUtils.shuffle(str(src), str(src), str(tmp_path / "o"), {**SIZES, 1: 18}, days=4, progress=False)
+        shuffle_chunked(str(src), str(src), str(tmp_path / "o"), {**SIZES, 1: 18}, days=4, progress=False)
     with pytest.raises(ValueError, match=r"rows_per_day has no entry for days \[3\]"):
-        BinaryCriteoUtils.shuffle(str(src), str(src), str(tmp_path / "o"), {0: 30, 1: 17, 2: 25}, days=4, progress=False)
+        shuffle_chunked(str(src), str(src), str(tmp_path / "o"), {0: 30, 1: 17, 2: 25}, days=4, progress=False)
     os.remove(src / "day_2_sparse_contig_freq.npy")
     with pytest.raises(ValueError, match="day_2_sparse_contig_freq.npy exists"):
         _run(src, tmp_path / "o")
@@ -96,7 +96,7 @@ def test_every_row_equally_likely_in_every_slot(tmp_path):
     hits = np.zeros((5, 5), int)  # row id x output slot
     for seed in range(150):
         out = tmp_path / f"o{seed}"
-        BinaryCriteoUtils.shuffle(str(src), str(src), str(out), sizes, days=3, random_seed=seed, chunk_rows=2,
+        shuffle_chunked(str(src), str(src), str(out), sizes, days=3, random_seed=seed, chunk_rows=2,
                                   bucket_rows=2, progress=False)
         order = np.concatenate([np.load(out / f"day_{d}_dense.npy")[:, 0] for d in (0, 1)]).astype(int)
         hits[order, np.arange(5)] += 1

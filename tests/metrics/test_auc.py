@@ -61,7 +61,16 @@ def test_grouped_auc_is_the_mean_over_groups():
     ones = np.ones(12)
     want = np.mean([ref.auc(p[keys == g], y[keys == g], ones) for g in (0, 1)])
     np.testing.assert_allclose(out["auc-t|window_grouped_auc"].item(), want, rtol=1e-10)
-    got = compute_auc_per_group(torch.tensor(p)[None], torch.tensor(y)[None], torch.ones(1, 24), torch.tensor(keys))
+    got = compute_auc_per_group(1, [torch.tensor(p)[None]], [torch.tensor(y)[None]], [torch.ones(1, 24)], torch.tensor(keys))
     np.testing.assert_allclose(got.numpy(), [want], rtol=1e-10)
+    # chunks are joined along the examples, and a leading -1 (empty-state padding) in the keys is dropped
+    pt, yt, kt = torch.tensor(p), torch.tensor(y), torch.tensor(keys)
+    got = compute_auc_per_group(
+        1, [pt[:10], pt[10:]], [yt[:10], yt[10:]], [torch.ones(10), torch.ones(14)], torch.cat([torch.tensor([-1]), kt])
+    )
+    np.testing.assert_allclose(got.numpy(), [want], rtol=1e-10)
+    with pytest.raises(Exception, match="fused_update_limit"):
+        AUCMetric(world_size=1, my_rank=0, batch_size=24, tasks=[RecTaskInfo(name="t")], grouped_auc=True,
+                  fused_update_limit=2)
     with pytest.raises(ValueError, match="grouping_keys"):
         m.update(predictions=torch.tensor(p), labels=torch.tensor(y), weights=None)

@@ -205,3 +205,27 @@ def test_fused_update_limit_applies_held_back_updates_as_one_batch():
     restored = _metric(NEMetric, window_size=16, fused_update_limit=2)
     restored.load_state_dict(sd)
     torch.testing.assert_close(restored.compute(), out)
+
+
+def test_rec_metric_module_drops_an_old_trained_batches_key():
+    from recsys_lib.metrics.metric_module import RecMetricModule
+
+    m = RecMetricModule(batch_size=4, world_size=1)
+    m.trained_batches = 5
+    sd = m.state_dict()
+    sd["_trained_batches"] = torch.tensor(99)
+    fresh = RecMetricModule(batch_size=4, world_size=1)
+    fresh.load_state_dict(sd)  # strict: passes only because the hook removed the stale key
+    assert fresh.trained_batches == 5
+
+
+def test_clone_update_inputs_copies_every_tensor():
+    from recsys_lib.metrics.ne import NEMetric
+
+    m = NEMetric(world_size=1, my_rank=0, batch_size=2, tasks=[RecTaskInfo(name="t")])
+    p, y = torch.tensor([0.2, 0.7]), {"t": torch.tensor([0.0, 1.0])}
+    req = {"k": torch.tensor([1, 2])}
+    p2, y2, w2, kw = m.clone_update_inputs(p, y, None, required_inputs=req)
+    assert w2 is None
+    for a, b in ((p, p2), (y["t"], y2["t"]), (req["k"], kw["required_inputs"]["k"])):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()

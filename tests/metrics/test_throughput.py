@@ -71,3 +71,18 @@ def test_bad_arguments():
         ThroughputMetric(4, 1, 10)  # keyword-only, as in TorchRec
     assert isinstance(ThroughputMetric(batch_size=1, world_size=1, window_seconds=1).compute()[PREFIX + "total_examples"],
                       torch.Tensor)
+
+
+def test_num_batch_travels_through_state_dict_with_batch_size_stages():
+    stages = [BatchSizeStage(batch_size=8, max_iters=2), BatchSizeStage(batch_size=16, max_iters=0)]
+    m = ThroughputMetric(batch_size=8, world_size=1, window_seconds=100, warmup_steps=0, batch_size_stages=stages)
+    for _ in range(3):
+        m.update()
+    sd = m.state_dict()
+    assert int(sd["num_batch"]) == 3
+    fresh = ThroughputMetric(batch_size=8, world_size=1, window_seconds=100, warmup_steps=0, batch_size_stages=stages)
+    fresh.load_state_dict(sd)
+    assert fresh._num_batch == 3
+    plain = ThroughputMetric(batch_size=8, world_size=1, window_seconds=100, warmup_steps=0)
+    assert "num_batch" not in plain.state_dict()
+    plain.load_state_dict(sd)  # the extra key is taken out by the pre-hook, so strict loading still works

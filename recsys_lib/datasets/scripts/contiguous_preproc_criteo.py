@@ -13,7 +13,7 @@ import sys
 import time
 from typing import List
 
-from recsys_lib.datasets.criteo import BinaryCriteoUtils
+from recsys_lib.datasets.criteo import sparse_to_contiguous_chunked
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY, get_path_manager
 
 
@@ -35,7 +35,7 @@ def main(argv: List[str]) -> None:
     if not in_files:
         raise FileNotFoundError(f"no *_sparse.npy files in {args.input_dir}")
     t0 = time.perf_counter()
-    BinaryCriteoUtils.sparse_to_contiguous(
+    sparse_to_contiguous_chunked(
         in_files, args.output_dir, frequency_threshold=args.frequency_threshold,
         chunk_rows=args.chunk_rows, progress=not args.no_progress,
     )

@@ -14,7 +14,7 @@ import time
 from typing import List, Tuple
 
 from recsys_lib.datasets._criteo_constants import DAYS
-from recsys_lib.datasets.criteo import BinaryCriteoUtils, npy_output_paths
+from recsys_lib.datasets.criteo import npy_output_paths, tsv_to_npys_chunked
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY, get_path_manager
 
 
@@ -51,7 +51,7 @@ def main(argv: List[str]) -> None:
             continue
         if not pm.exists(in_file):
             raise FileNotFoundError(f"{in_file} does not exist (expected by --dataset_name {args.dataset_name})")
-        total_rows += BinaryCriteoUtils.tsv_to_npys(
+        total_rows += tsv_to_npys_chunked(
             in_file, *outs, dataset_name=args.dataset_name, chunk_rows=args.chunk_rows, progress=not args.no_progress
         )
     dt = time.perf_counter() - t0

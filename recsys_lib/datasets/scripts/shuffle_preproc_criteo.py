@@ -14,7 +14,7 @@ import time
 from typing import Dict, List
 
 from recsys_lib.datasets._criteo_constants import DAYS
-from recsys_lib.datasets.criteo import BinaryCriteoUtils
+from recsys_lib.datasets.criteo import BinaryCriteoUtils, shuffle_chunked
 from recsys_lib.datasets.utils import PATH_MANAGER_KEY
 
 
@@ -46,7 +46,7 @@ def main(argv: List[str]) -> None:
     for d in range(args.days):
         count_rows(rows_per_day, args.input_dir_labels_and_dense, d)
     t0 = time.perf_counter()
-    BinaryCriteoUtils.shuffle(
+    shuffle_chunked(
         args.input_dir_labels_and_dense, args.input_dir_sparse, args.output_dir_shuffled, rows_per_day,
         output_dir_full_set=args.output_dir_full_set, days=args.days, random_seed=args.random_seed,
         chunk_rows=args.chunk_rows, bucket_rows=args.bucket_rows, progress=not args.no_progress,

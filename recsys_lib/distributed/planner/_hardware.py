@@ -207,10 +207,11 @@ class Topology:
         hbm_mem_bw ... inter_host_bw: bandwidths in bytes/ms (TorchRec's GPU defaults).
         bwd_compute_multiplier: backward compute = forward compute x this.
         created_by_factory: set by ``TopologyFactory.create_topology`` (recorded, nothing else).
-        calibration: (recsys_lib) measured CPU constants, a ``CpuCalibration`` or a path to its JSON file.
-            With ``compute_device="cpu"`` the kernel bandwidths always come from it (default: the
-            calibration shipped in ``calibration.py``), and the network bandwidths too unless given
-            explicitly (i.e. left at TorchRec's GPU defaults).
+
+    CPU calibration (recsys_lib): with ``compute_device="cpu"`` the kernel bandwidths come from measured CPU
+    constants (default: the calibration shipped in ``calibration.py``), and the network, DDR and backward
+    constants too unless given explicitly (i.e. left at TorchRec's GPU defaults). ``set_calibration`` swaps in
+    another ``CpuCalibration`` or the path of its JSON file.
 
     Example::
 
@@ -239,7 +240,6 @@ class Topology:
         uneven_sharding_perf_multiplier: float = 1.0,
         generalized_comms_bandwidths: Optional[GeneralizedCommsBandwidth] = None,
         created_by_factory: bool = False,
-        calibration: Optional[Union[CpuCalibration, str]] = None,
     ) -> None:
         if compute_device not in _DEVICES:
             raise ValueError(f"Topology: compute_device must be one of {_DEVICES}, got {compute_device!r}")
@@ -257,30 +257,13 @@ class Topology:
         self._created_by_factory = created_by_factory
         self._ssd_mem_bw = ssd_mem_bw
         self._compute_device = compute_device
-        cal: Optional[CpuCalibration] = None
-        if isinstance(calibration, str):
-            cal = CpuCalibration.load(calibration)
-        elif calibration is not None:
-            cal = calibration
-        elif compute_device == "cpu":
-            cal = default_cpu_calibration()
-        self._calibration = cal
-        if cal is not None and compute_device == "cpu":
-            if intra_host_bw == C.INTRA_NODE_BANDWIDTH:
-                intra_host_bw = cal.intra_host_bw
-            if inter_host_bw == C.CROSS_NODE_BANDWIDTH:
-                inter_host_bw = cal.inter_host_bw
-            if ddr_mem_bw == C.DDR_MEM_BW:
-                ddr_mem_bw = cal.fused_kernel_bw
-            if bwd_compute_multiplier == C.BWD_COMPUTE_MULTIPLIER:
-                bwd_compute_multiplier = cal.bwd_compute_multiplier
         self._hbm_mem_bw = hbm_mem_bw
-        self._ddr_mem_bw = ddr_mem_bw
         self._hbm_to_ddr_mem_bw = hbm_to_ddr_mem_bw
-        self._comms_bandwidths = generalized_comms_bandwidths or BasicCommsBandwidths(
-            inter_host_bw=inter_host_bw, intra_host_bw=intra_host_bw
-        )
-        self._bwd_compute_multiplier = bwd_compute_multiplier
+        # The constants a calibration may replace, as given (before any calibration).
+        self._given_bw = (intra_host_bw, inter_host_bw, ddr_mem_bw, bwd_compute_multiplier)
+        self._given_comms = generalized_comms_bandwidths
+        self._calibration: Optional[CpuCalibration] = None
+        self._apply_calibration(default_cpu_calibration() if compute_device == "cpu" else None)
         self._weighted_feature_bwd_compute_multiplier = weighted_feature_bwd_compute_multiplier
         self._uneven_sharding_perf_multiplier = uneven_sharding_perf_multiplier
         self._custom_topology_data = custom_topology_data
@@ -380,6 +363,24 @@ class Topology:
     @property
     def uneven_sharding_perf_multiplier(self) -> float:
         return self._uneven_sharding_perf_multiplier
+
+    def set_calibration(self, calibration: Union[CpuCalibration, str]) -> "Topology":
+        """Uses ``calibration`` (a ``CpuCalibration`` or the path of its JSON file) from now on; returns self."""
+        self._apply_calibration(CpuCalibration.load(calibration) if isinstance(calibration, str) else calibration)
+        return self
+
+    def _apply_calibration(self, cal: Optional[CpuCalibration]) -> None:
+        intra, inter, ddr, bwd = self._given_bw
+        if cal is not None and self._compute_device == "cpu":
+            intra = cal.intra_host_bw if intra == C.INTRA_NODE_BANDWIDTH else intra
+            inter = cal.inter_host_bw if inter == C.CROSS_NODE_BANDWIDTH else inter
+            ddr = cal.fused_kernel_bw if ddr == C.DDR_MEM_BW else ddr
+            bwd = cal.bwd_compute_multiplier if bwd == C.BWD_COMPUTE_MULTIPLIER else bwd
+        self._calibration = cal
+        self._ddr_mem_bw = ddr
+        self._bwd_compute_multiplier = bwd
+        self._comms_bandwidths = self._given_comms or BasicCommsBandwidths(inter_host_bw=inter, intra_host_bw=intra)
+        self.__dict__.pop("_kernel_bw_cache", None)
 
     @property
     def calibration(self) -> Optional[CpuCalibration]:

@@ -20,7 +20,7 @@ constant                  how it is measured
 Usage::
 
     python -m recsys_lib.distributed.planner.calibration --out cpu_calibration.json
-    topo = Topology(world_size=2, compute_device="cpu", calibration="cpu_calibration.json")
+    topo = Topology(world_size=2, compute_device="cpu").set_calibration("cpu_calibration.json")
 
 ``default_cpu_calibration()`` returns the values measured on the project's reference machine (2-core
 CPU box, torch 2.13 CPU, fbgemm-gpu-cpu 1.8.0); ``Topology(compute_device="cpu")`` uses them unless
@@ -211,7 +211,7 @@ def calibrate(
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Measure CPU planner constants and write them as JSON.")
-    parser.add_argument("--out", required=True, help="JSON file to write (load with Topology(calibration=path))")
+    parser.add_argument("--out", required=True, help="JSON file to write (load with Topology(...).set_calibration(path))")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
     cal = calibrate(repeats=args.repeats)

@@ -14,7 +14,7 @@ over a host goes one shard per local rank, in order. Placement by ``partition_by
 ==============  =====================================================================================
 
 After the greedy pass, a local search moves ``device`` shards off the busiest rank while that lowers
-the maximum (``refine=False`` turns it off). ``PlannerError(PARTITION)`` names the table that did not
+the maximum (``partitioner.refine = False`` turns it off). ``PlannerError(PARTITION)`` names the table that did not
 fit, what it needed and the most any device had left.
 """
 
@@ -237,13 +237,17 @@ class GreedyPerfPartitioner(Partitioner):
     Args:
         sort_by: place options in decreasing ``storage`` (default) or ``perf`` order.
         balance_modules: place the options of the module with the least total perf first.
-        refine: (recsys_lib) run the local search after the greedy pass.
+
+    Attributes:
+        refine: (recsys_lib) run the local search after the greedy pass (default ``True``; set
+            ``partitioner.refine = False`` or the class attribute to turn it off).
     """
 
-    def __init__(self, sort_by: SortBy = SortBy.STORAGE, balance_modules: bool = False, refine: bool = True) -> None:
+    refine: bool = True
+
+    def __init__(self, sort_by: SortBy = SortBy.STORAGE, balance_modules: bool = False) -> None:
         self._sort_by = sort_by
         self._balance_modules = balance_modules
-        self._refine = refine
 
     def _order(self, proposal: List[ShardingOption]) -> List[ShardingOption]:
         def key(o: ShardingOption) -> Tuple[float, ...]:
@@ -288,7 +292,7 @@ class GreedyPerfPartitioner(Partitioner):
             if option.partition_by not in _PLACERS:
                 raise PlannerError(f"table {option.fqn!r}: unknown partition_by {option.partition_by!r}")
             _PLACERS[option.partition_by](option, devices)
-        if self._refine:
+        if self.refine:
             _refine(proposal, devices, max_moves=min(2 * len(proposal) + 8, 64))
         return proposal
 

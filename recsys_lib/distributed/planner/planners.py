@@ -237,7 +237,10 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         timeout_seconds: stop proposing after this long (keeping the best plan so far).
         plan_loader: supplies a stored plan; when it loads one (and its context hash matches), the
             search is skipped and the stored shards are used.
-        local_search: (recsys_lib) after the proposers, improve the best plan table by table (see ``_search``).
+
+    Attributes:
+        local_search: (recsys_lib) after the proposers, improve the best plan table by table (see ``_search``);
+            default ``True``, set ``planner.local_search = False`` (or the class attribute) to skip it.
 
     Example::
 
@@ -245,6 +248,8 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         plan = planner.plan(ebc, [sharder])          # or planner.collective_plan(ebc, [sharder], pg)
         plan.plan[""]["t0"].sharding_type            # e.g. "table_wise"
     """
+
+    local_search: bool = True
 
     def __init__(
         self,
@@ -261,7 +266,6 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         callbacks: Optional[List[Callable[[List[ShardingOption]], List[ShardingOption]]]] = None,
         timeout_seconds: Optional[int] = None,
         plan_loader: Optional[PlanLoader] = None,
-        local_search: bool = True,
     ) -> None:
         super().__init__(
             topology=topology, batch_size=batch_size, enumerator=enumerator, storage_reservation=storage_reservation,
@@ -280,7 +284,6 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         self._partitioner: Partitioner = partitioner if partitioner is not None else GreedyPerfPartitioner()
         self._perf_model: PerfModel = performance_model if performance_model is not None else NoopPerfModel(self._topology)
         self.plan_loader = plan_loader
-        self._local_search = local_search
         self._num_proposals = 0
         self._num_plans = 0
         self._best_plan: Optional[List[ShardingOption]] = None
@@ -366,7 +369,7 @@ class EmbeddingShardingPlanner(EmbeddingPlannerBase):
         try:
             for proposer in self._proposers:
                 search.run_proposer(proposer, search_space, self._enumerator)
-            if self._local_search:
+            if self.local_search:
                 search.local_search(search_space)
         except SearchTimeout:
             logger.warning("planner timed out after %ss; using the best plan so far", self._timeout_seconds)

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from recsys_lib.distributed._core.enums import ShardingType
+from recsys_lib.distributed._core.awaitable import _resolve, LazyAwaitable
 
 
 class InjectionTargetType(Enum):
@@ -73,7 +74,9 @@ class OutputDistTensorFinder(FirstGradTensorFinder):
         self.sharding_type = sharding_type
 
     def __call__(self, module: nn.Module, inputs: Any, output: Any) -> Optional[torch.Tensor]:
-        if hasattr(output, "wait") and callable(output.wait):
+        if isinstance(output, LazyAwaitable):
+            output = _resolve(output)  # memoised: the model's own use of the output must not wait again
+        elif hasattr(output, "wait") and callable(output.wait):
             output = output.wait()
         return self._search(output)
 

@@ -198,5 +198,31 @@ class SparseDataDistUtil(Generic[In]):
                                     _stream_context)
         return batch
 
-    start_sparse_data_dist_stage = start_sparse_data_dist
-    start_embedding_lookup_stage = start_embedding_lookup
+    def start_sparse_data_dist_stage(
+        self,
+        name: str = "start_sparse_data_dist",
+        runnable: Optional[Callable[..., Any]] = None,
+    ) -> PipelineStage:
+        """The ``PipelineStage`` running ``runnable`` (default ``start_sparse_data_dist``) on
+        ``data_dist_stream``, with this util's fill and data-exhausted callbacks."""
+        return PipelineStage(
+            name=name,
+            runnable=runnable or self.start_sparse_data_dist,
+            stream=self.data_dist_stream,
+            fill_callback=self.wait_sdd_fill_callback,
+            data_exhausted_callback=self.data_exhausted_callback,
+        )
+
+    def start_embedding_lookup_stage(
+        self,
+        name: str = "start_embedding_lookup",
+        runnable: Optional[Callable[..., Any]] = None,
+    ) -> PipelineStage:
+        """The ``PipelineStage`` running ``runnable`` (default ``start_embedding_lookup``) on
+        ``embedding_lookup_stream``; needs that stream (given to the constructor)."""
+        if self.embedding_lookup_stream is None:
+            raise ValueError(
+                "SparseDataDistUtil.start_embedding_lookup_stage needs embedding_lookup_stream (a CUDA stream); "
+                "it was None"
+            )
+        return PipelineStage(name=name, runnable=runnable or self.start_embedding_lookup, stream=self.embedding_lookup_stream)

@@ -129,20 +129,23 @@ class PipelinedPostproc(nn.Module):
             destination = OrderedDict()
         return self._postproc_module.state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
 
-    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:  # type: ignore[override]
-        return self._postproc_module.load_state_dict(state_dict, strict=strict, assign=assign)
+    def load_state_dict(  # type: ignore[override]
+        self, state_dict: "OrderedDict[str, torch.Tensor]", strict: bool = True
+    ) -> Any:
+        return self._postproc_module.load_state_dict(state_dict, strict=strict)
 
-    def recursive_record_stream(self, res: Any, stream: torch.Stream) -> None:
+    @staticmethod
+    def recursive_record_stream(res: Any, stream: torch.Stream) -> None:
         """Marks every tensor in ``res`` (nested lists/dicts/Multistreamables) as used on ``stream`` (CUDA)."""
-        if stream.device_type != "cuda":
+        if getattr(stream, "device_type", None) != "cuda":  # torch.cpu.Stream has no device_type
             return
         if isinstance(res, torch.Tensor):
             res.record_stream(stream)
         elif isinstance(res, (list, tuple)):
             for v in res:
-                self.recursive_record_stream(v, stream)
+                PipelinedPostproc.recursive_record_stream(v, stream)
         elif isinstance(res, dict):
             for v in res.values():
-                self.recursive_record_stream(v, stream)
+                PipelinedPostproc.recursive_record_stream(v, stream)
         elif hasattr(res, "record_stream"):
             res.record_stream(stream)

@@ -15,7 +15,7 @@ EmbeddingPipelinedForward        ``embedding_a2a_requests[name]``           ``wa
 ===============================  =========================================  ================================
 """
 
-from typing import Any, Dict, Generic, List, Optional, TypeVar
+from typing import Any, Dict, Generic, List, Optional, TypeVar, Union
 
 import torch
 import torch.distributed as dist
@@ -103,32 +103,46 @@ class PipelinedForward(BaseForward[TrainPipelineContext]):
         return False
 
 
-def _detach_output(out: Any, context: EmbeddingTrainPipelineContext) -> Any:
-    """Cuts ``out`` (KeyedTensor or {name: JaggedTensor}) off the tables' graph; context keeps both ends."""
+def _detach_in_place(out: Any, context: EmbeddingTrainPipelineContext, cur_stream: Optional[torch.Stream]) -> None:
+    """Cuts ``out`` (KeyedTensor or {name: JaggedTensor}) off the tables' graph in place: its values become
+    detached leaves that keep their gradient; the context keeps both ends for the embedding backward."""
     if isinstance(out, KeyedTensor):
+        if cur_stream is not None and out.values().is_cuda:
+            out.record_stream(cur_stream)  # type: ignore[arg-type]
         tensor = out.values()
         detached = tensor.detach().requires_grad_()
         detached.retain_grad()
+        out._values = detached
         context.embedding_tensors.append([tensor])
-        context.embedding_features.append([out.keys()])
+        context.embedding_features.append([list(out.keys())])
         context.detached_embedding_tensors.append([detached])
-        return KeyedTensor(keys=out.keys(), length_per_key=out.length_per_key(), values=detached, key_dim=out.key_dim())
+        return
     if isinstance(out, dict):
         tensors: List[torch.Tensor] = []
         detached_list: List[torch.Tensor] = []
-        result: Dict[str, JaggedTensor] = {}
         for key, jt in out.items():
+            if not isinstance(jt, JaggedTensor):
+                raise TypeError(f"cannot detach {key!r}: a JaggedTensor was expected, got {type(jt).__name__}")
             values = jt.values()
             detached = values.detach().requires_grad_()
             detached.retain_grad()
+            jt._values = detached
             tensors.append(values)
             detached_list.append(detached)
-            result[key] = JaggedTensor(values=detached, weights=jt.weights_or_none(), lengths=jt.lengths(), offsets=jt.offsets())
         context.embedding_tensors.append(tensors)
         context.embedding_features.append(list(out.keys()))
         context.detached_embedding_tensors.append(detached_list)
-        return result
+        return
     raise TypeError(f"cannot detach a pipelined module's output of type {type(out).__name__}")
+
+
+def _current_stream_of(out: Any) -> Optional[torch.Stream]:
+    """The current CUDA stream of ``out``'s device, or None for CPU outputs."""
+    first = out.values() if isinstance(out, KeyedTensor) else next((jt.values() for jt in out.values()), None) \
+        if isinstance(out, dict) else None
+    if first is not None and first.is_cuda:
+        return torch.cuda.current_stream(first.device)
+    return None
 
 
 class EmbeddingPipelinedForward(BaseForward[EmbeddingTrainPipelineContext]):
@@ -143,11 +157,15 @@ class EmbeddingPipelinedForward(BaseForward[EmbeddingTrainPipelineContext]):
         out = request.wait() if isinstance(request, Awaitable) else request
         self._sync_side_stream(out)
         if self._module.training:
-            return self.detach_embeddings(out)
+            self.detach_embeddings(embeddings=out, cur_stream=_current_stream_of(out))  # type: ignore[arg-type]
         return out
 
-    def detach_embeddings(self, embeddings: Any) -> Any:
-        return _detach_output(embeddings, self._context)
+    def detach_embeddings(
+        self, embeddings: Union[Dict[str, JaggedTensor], KeyedTensor], cur_stream: torch.Stream
+    ) -> None:
+        """Detaches ``embeddings`` in place (see ``_detach_in_place``); ``cur_stream`` (the consuming stream,
+        None on CPU) is recorded on CUDA outputs."""
+        _detach_in_place(embeddings, self._context, cur_stream)
 
 
 class CPUEmbeddingPipelinedForward(EmbeddingPipelinedForward):
@@ -163,8 +181,10 @@ class CPUEmbeddingPipelinedForward(EmbeddingPipelinedForward):
 class InSyncEmbeddingPipelinedForward(EmbeddingPipelinedForward):
     """Returns the lookup started ahead (after the previous step's update), graph kept: exactly synchronous."""
 
-    def detach_embeddings(self, embeddings: Any) -> Any:
-        return embeddings
+    def detach_embeddings(
+        self, embeddings: Union[Dict[str, JaggedTensor], KeyedTensor], cur_stream: torch.Stream
+    ) -> None:
+        pass  # in-sync: the graph is kept, the dense backward reaches the tables
 
 
 class PrefetchPipelinedForward(BaseForward[PrefetchTrainPipelineContext]):
@@ -190,8 +210,29 @@ class PrefetchPipelinedForward(BaseForward[PrefetchTrainPipelineContext]):
 class PrefetchEmbeddingPipelinedForward(PrefetchPipelinedForward):
     """The prefetching forward whose lookup may be started by the pipeline itself (``compute_and_output_dist``)."""
 
-    def compute_and_output_dist(self, ctx: Any, data: Any) -> Awaitable:
-        return self._module.compute_and_output_dist(ctx, data)
+    def __init__(
+        self,
+        name: str,
+        args: CallArgs,
+        module: ShardedModule,
+        context: PrefetchTrainPipelineContext,
+        prefetch_stream: Optional[torch.Stream] = None,
+    ) -> None:
+        super().__init__(name=name, args=args, module=module, context=context, prefetch_stream=prefetch_stream)
+        self._compute_and_output_dist_awaitable: Optional[Awaitable] = None
+
+    def compute_and_output_dist(self) -> None:
+        """Starts the lookup + output dist of the prefetched input now; the next call returns its awaitable."""
+        data = self._take(self._context.module_input_post_prefetch, "prefetched input")
+        ctx = self._take(self._context.module_contexts_post_prefetch, "prefetched module context")
+        self._sync_side_stream(data, ctx)
+        self._compute_and_output_dist_awaitable = self._module.compute_and_output_dist(ctx, data)
+
+    def __call__(self, *input: Any, **kwargs: Any) -> Awaitable:
+        if self._compute_and_output_dist_awaitable is None:
+            return super().__call__(*input, **kwargs)
+        awaitable, self._compute_and_output_dist_awaitable = self._compute_and_output_dist_awaitable, None
+        return awaitable
 
 
 class KJTAllToAllForward:

@@ -70,7 +70,7 @@ class ScalarArgInfoStep(BaseArgInfoStep):
     def __init__(self, value: object) -> None:
         self.value = value
 
-    def process(self, arg: Any) -> Any:
+    def process(self, _arg: Any) -> Any:
         return self.value
 
 
@@ -97,13 +97,33 @@ class DictArgInfoStep(BaseArgInfoStep):
 class ArgInfoStepFactory:
     """Short constructors of the steps."""
 
-    noop = NoopArgInfoStep
-    get_attr = GetAttrArgInfoStep
-    get_item = GetItemArgInfoStep
-    postproc = PostprocArgInfoStep
-    from_scalar = ScalarArgInfoStep
-    from_list = ListArgInfoStep
-    from_dict = DictArgInfoStep
+    @staticmethod
+    def noop() -> NoopArgInfoStep:
+        return NoopArgInfoStep()
+
+    @staticmethod
+    def get_attr(name: str) -> GetAttrArgInfoStep:
+        return GetAttrArgInfoStep(name)
+
+    @staticmethod
+    def get_item(index: Union[str, int]) -> GetItemArgInfoStep:
+        return GetItemArgInfoStep(index)
+
+    @staticmethod
+    def postproc(pipelined_postproc_module: PipelinedPostproc) -> PostprocArgInfoStep:
+        return PostprocArgInfoStep(pipelined_postproc_module)
+
+    @staticmethod
+    def from_scalar(value: object) -> ScalarArgInfoStep:
+        return ScalarArgInfoStep(value)
+
+    @staticmethod
+    def from_list(value: List[object]) -> ListArgInfoStep:
+        return ListArgInfoStep(value)
+
+    @staticmethod
+    def from_dict(value: Dict[str, object]) -> DictArgInfoStep:
+        return DictArgInfoStep(value)
 
 
 def describe_arg(arg: Any) -> str:
@@ -244,8 +264,12 @@ class NodeArgsHelper:
             infos.append(info)
         return infos, num_found
 
-    def get_node_args(self, node: fx.Node) -> Tuple[CallArgs, int]:
-        """``(CallArgs, number of arguments rebuilt)``; all rebuilt ⇔ ``num_found == len(args) + len(kwargs)``."""
+    def get_node_args(self, node: fx.Node, for_postproc_module: bool = False) -> Tuple[CallArgs, int]:
+        """``(CallArgs, number of arguments rebuilt)``; all rebuilt ⇔ ``num_found == len(args) + len(kwargs)``.
+
+        ``for_postproc_module`` (TorchRec: route ``None`` constants through the constant handling, which may
+        refuse them) changes nothing here: every constant, ``None`` included, is kept as a scalar step.
+        """
         self.last_failure = None
         args, num_found = self._get_node_args_helper(node.args, 0)
         kw_infos, num_found = self._get_node_args_helper(node.kwargs.values(), num_found)

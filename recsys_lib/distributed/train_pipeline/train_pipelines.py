@@ -20,6 +20,11 @@ plain loop, bit for bit. Which sharded modules are pipelined is found by an fx t
 that cannot be (see ``_rewrite.py``) is named in a warning and runs its input dist inside the forward.
 """
 
+from recsys_lib.distributed.logging_handlers import (  # noqa: F401 - public here, as in TorchRec
+    EventLoggingHandler,
+    log_inplace_copy_batch,
+    TorchrecComponent,
+)
 from recsys_lib.distributed.train_pipeline._base import (  # noqa: F401
     In,
     ModelDetachedException,

@@ -4,6 +4,7 @@ Stream arguments are CUDA streams or None; on CPU every stream helper is a no-op
 on the calling thread, and gloo's collectives progress on their own threads).
 """
 
+import concurrent.futures
 import contextlib
 import queue
 import threading
@@ -12,6 +13,11 @@ from typing import Any, Dict, Generator, Iterator, List, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
+from recsys_lib.distributed.logging_handlers import (  # noqa: F401 - public here, as in TorchRec
+    log_clear_input_dist_tensors,
+    log_free_features_storage_early,
+    log_pipeline_module_info,
+)
 
 from recsys_lib.distributed.train_pipeline._rewrite import (  # noqa: F401
     _jit_modules,
@@ -288,7 +294,18 @@ class DataLoadingThread(threading.Thread):
 
 
 class FutureDeque(deque):
-    """A deque whose ``pop``/``popleft`` wait the popped value when it is an awaitable/future."""
+    """A deque whose ``pop``/``popleft``/``[i]`` wait the value when it is a future (``result()``) or an
+    awaitable (``wait()``); indexing stores the resolved value in place."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        resolved = _resolve(item)
+        if resolved is not item:
+            super().__setitem__(index, resolved)
+        return resolved
 
     def pop(self) -> Any:  # type: ignore[override]
         return _resolve(super().pop())
@@ -298,6 +315,8 @@ class FutureDeque(deque):
 
 
 def _resolve(item: Any) -> Any:
+    if isinstance(item, concurrent.futures.Future):
+        return item.result()
     if hasattr(item, "wait") and callable(item.wait):
         return item.wait()
     return item

@@ -114,8 +114,10 @@ def test_offload_scaleup_grows_caches_within_hbm():
     pc = {n: ParameterConstraints(sharding_types=["table_wise"], compute_kernels=["fused_uvm_caching"],
                                   cache_params=CacheParams(load_factor=0.1, stats=st)) for n, st in stats.items()}
     topo = Topology(world_size=2, compute_device="cuda", hbm_cap=140 * 1024 * 1024)
-    plan = EmbeddingShardingPlanner(topology=topo, constraints=pc, proposer=EmbeddingOffloadScaleupProposer(),
-                                    debug=False, local_search=False).plan(model, [EbcTestSharder()])
+    planner = EmbeddingShardingPlanner(topology=topo, constraints=pc, proposer=EmbeddingOffloadScaleupProposer(),
+                                       debug=False)
+    planner.local_search = False
+    plan = planner.plan(model, [EbcTestSharder()])
     clfs = [ps.cache_params.load_factor for ps in plan.plan[""].values()]
     assert all(0.1 < c < 1.0 for c in clfs)  # grown, but the tables do not fit whole
 

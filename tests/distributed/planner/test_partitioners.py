@@ -34,7 +34,10 @@ def test_greedy_balance_is_within_one_table_of_the_mean():
 def test_refinement_never_makes_the_busiest_rank_busier():
     topo = Topology(world_size=2, compute_device="cuda")
     pooling = [6, 5, 4, 3, 2, 2, 2]  # greedy by storage (all equal) then perf is not optimal here
-    plain = GreedyPerfPartitioner(refine=False).partition(
+    no_refine = GreedyPerfPartitioner()
+    no_refine.refine = False
+    assert GreedyPerfPartitioner.refine  # the instance setting does not leak to the class
+    plain = no_refine.partition(
         _proposal(topo, [100] * 7, [64] * 7, "table_wise", pooling=pooling), topo)
     rated_plain = NoopPerfModel(topo).rate(plain)
     refined = GreedyPerfPartitioner().partition(plain, topo)

@@ -53,8 +53,14 @@ def test_topology_loads_a_calibration_file(tmp_path):
                          intra_host_bw=7.0, inter_host_bw=1.0)
     path = str(tmp_path / "cal.json")
     cal.save(path)
-    topo = Topology(world_size=2, compute_device="cpu", calibration=path)
+    topo = Topology(world_size=2, compute_device="cpu").set_calibration(path)
     assert topo.kernel_bw("dense") == 5.0 and topo.intra_host_bw == 7.0 and topo.calibration == cal
+    # explicitly given constants win over the calibration; the default calibration can be put back
+    given = Topology(world_size=2, compute_device="cpu", intra_host_bw=3.0).set_calibration(cal)
+    assert given.intra_host_bw == 3.0 and given.inter_host_bw == 1.0 and given.bwd_compute_multiplier == 3.0
+    back = Topology(world_size=2, compute_device="cpu")
+    assert topo.set_calibration(back.calibration).kernel_bw("dense") == back.kernel_bw("dense")
+    assert topo.intra_host_bw == back.intra_host_bw
 
 
 def test_deepcopy_of_topology_copies_storage():
