@@ -102,9 +102,7 @@ class KeyedJaggedTensorPoolRwSharding(ObjectPoolSharding):
         self._pool_size = pool_size
         self._num_features = num_features
         self._layout = RwPoolLayout(pool_size, env.world_size, env.rank)
-        self._block_size = self._layout.block_size
-        self.local_pool_size: int = self._layout.local_pool_size
-        self._block_size_t = torch.tensor([self._block_size], dtype=torch.long, device=device)
+        self._block_size, self.local_pool_size, self._block_size_t = self._layout.sharding_fields(device)
 
     def create_update_ids_dist(self) -> RwObjectPoolIDsDist:
         return RwObjectPoolIDsDist(self._pg, is_update=True)
@@ -141,24 +139,17 @@ class KeyedJaggedTensorPoolRwReplicatedSharding(ObjectPoolSharding):
     """
 
     def __init__(self, env: ShardingEnv, device: torch.device, pool_size: int, num_features: int) -> None:
-        self._env = env
-        self._pg = env.process_group
-        self._world_size = env.world_size
-        self._rank = env.rank
-        self._device = device
-        self._pool_size = pool_size
-        self._num_features = num_features
+        self._env, self._pg, self._device = env, env.process_group, device
+        self._pool_size, self._num_features = pool_size, num_features
         self._local_world_size: int = env.local_world_size
+        self._num_replicas: int = env.world_size // self._local_world_size
         intra_pg, _cross_pg = env.intra_and_cross_node_pg(device, backend=dist.get_backend(self._pg))
         assert intra_pg is not None, "KeyedJaggedTensorPoolRwReplicatedSharding: no intra-host process group"
         self._intra_pg: dist.ProcessGroup = intra_pg
         self._local_rank: int = dist.get_rank(intra_pg)
         self._local_env = ShardingEnv(dist.get_world_size(intra_pg), self._local_rank, intra_pg)
-        self._num_replicas: int = self._world_size // self._local_world_size
         self._layout = RwPoolLayout(pool_size, self._local_world_size, self._local_rank)
-        self._block_size = self._layout.block_size
-        self.local_pool_size: int = self._layout.local_pool_size
-        self._block_size_t = torch.tensor([self._block_size], dtype=torch.long, device=device)
+        self._block_size, self.local_pool_size, self._block_size_t = self._layout.sharding_fields(device)
 
     def create_update_ids_dist(self) -> RwObjectPoolIDsDist:
         return RwObjectPoolIDsDist(self._pg, is_update=True, bucketize_world_size=self._local_world_size,
