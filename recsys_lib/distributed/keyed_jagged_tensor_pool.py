@@ -1,11 +1,12 @@
-"""Sharded ``KeyedJaggedTensorPool`` and its sharder (``torchrec.distributed.keyed_jagged_tensor_pool``), row-wise.
+"""Sharded ``KeyedJaggedTensorPool`` and its sharder (``torchrec.distributed.keyed_jagged_tensor_pool``): row-wise,
+or row-wise within each host and replicated across hosts.
 
 Every rank calls ``update`` / ``lookup`` together; results equal an unsharded ``KeyedJaggedTensorPool`` that
 applied the updates in rank order. Slots travel slot-major (``_pool/jagged.py``). State dict: ``values``,
 ``key_lengths`` (and ``weights``) as ``ShardedTensor`` s of row blocks.
 """
 
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, List, Optional, Type, Union
 
 import torch
 
@@ -15,10 +16,12 @@ from recsys_lib.distributed._core.sharder import ModuleSharder
 from recsys_lib.distributed._pool.jagged import select_slots, slot_major_to_kjt
 from recsys_lib.distributed._pool.rows import check_slot_ids
 from recsys_lib.distributed._pool.state import load_local_states
-from recsys_lib.distributed._pool.plan import ObjectPoolShardingPlan
+from recsys_lib.distributed._pool.plan import ObjectPoolShardingPlan, ObjectPoolShardingType
 from recsys_lib.distributed.object_pool import ShardedObjectPool
-from recsys_lib.distributed.sharding.rw_kjt_pool_sharding import KeyedJaggedTensorPoolRwSharding
-from recsys_lib.distributed.tensor_pool import check_row_wise
+from recsys_lib.distributed.sharding.rw_kjt_pool_sharding import (
+    KeyedJaggedTensorPoolRwReplicatedSharding,
+    KeyedJaggedTensorPoolRwSharding,
+)
 from recsys_lib.distributed.tensor_sharding import ObjectPoolShardingContext
 from recsys_lib.modules.keyed_jagged_tensor_pool import check_bag_lengths, KeyedJaggedTensorPool, pool_feature_order
 from recsys_lib.modules._uvm_pool_lookups import UVMCachingInt32Lookup, UVMCachingInt64Lookup
@@ -50,6 +53,17 @@ class KeyedJaggedTensorPoolAwaitable(LazyAwaitable[KeyedJaggedTensor]):
         return slot_major_to_kjt(select_slots(jt, len(self._keys), self._unbucketize_permute), self._keys)
 
 
+def _pool_sharding(env: ShardingEnv, plan: ObjectPoolShardingPlan, device: torch.device, pool_size: int,
+                   num_features: int) -> Union[KeyedJaggedTensorPoolRwSharding, KeyedJaggedTensorPoolRwReplicatedSharding]:
+    """The training sharding the plan names (``ROW_WISE`` or ``REPLICATED_ROW_WISE``)."""
+    if not plan.inference and plan.sharding_type == ObjectPoolShardingType.ROW_WISE:
+        return KeyedJaggedTensorPoolRwSharding(env, device, pool_size, num_features)
+    if not plan.inference and plan.sharding_type == ObjectPoolShardingType.REPLICATED_ROW_WISE:
+        return KeyedJaggedTensorPoolRwReplicatedSharding(env, device, pool_size, num_features)
+    raise ValueError(f"ShardedKeyedJaggedTensorPool: training pools are ROW_WISE or REPLICATED_ROW_WISE, got "
+                     f"{plan.sharding_type} (inference={plan.inference})")
+
+
 def _local_lookup(rows: int, values_dtype: torch.dtype, feature_max_lengths: Dict[str, int], is_weighted: bool,
                   device: torch.device, enable_uvm: bool) -> KeyedJaggedTensorPoolLookup:
     """This rank's slot storage: padded device tensors, or (``enable_uvm``) FBGEMM's UVM-caching TBE."""
@@ -63,7 +77,8 @@ def _local_lookup(rows: int, values_dtype: torch.dtype, feature_max_lengths: Dic
 
 
 class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTensor, ObjectPoolShardingContext]):
-    """A ``KeyedJaggedTensorPool`` sharded row-wise.
+    """A ``KeyedJaggedTensorPool`` sharded row-wise (``ROW_WISE``), or row-wise over each host's ranks and copied
+    on every host (``REPLICATED_ROW_WISE``: updates reach every copy, lookups stay on the host).
 
     Args:
         pool_size: slots ``P``.
@@ -71,7 +86,7 @@ class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTe
         values_dtype: dtype of the stored values.
         is_weighted: also store weights.
         sharding_env: world, rank, process group.
-        sharding_plan: ``ObjectPoolShardingPlan(ROW_WISE)``.
+        sharding_plan: ``ObjectPoolShardingPlan(ROW_WISE)`` or ``(REPLICATED_ROW_WISE)``.
         device: where the local slots live (default ``meta``).
         enable_uvm: keep this rank's slots in FBGEMM's UVM-caching TBE (CUDA only; int32 / int64 values).
     """
@@ -88,7 +103,6 @@ class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTe
         enable_uvm: bool = False,
     ) -> None:
         super().__init__()
-        check_row_wise("ShardedKeyedJaggedTensorPool", sharding_plan)
         self._pool_size = pool_size
         self._feature_max_lengths = feature_max_lengths
         self._values_dtype = values_dtype
@@ -98,7 +112,7 @@ class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTe
         self._device = device if device is not None else torch.device("meta")
         self._enable_uvm = enable_uvm
         self._keys: List[str] = list(feature_max_lengths)
-        self._sharding = KeyedJaggedTensorPoolRwSharding(sharding_env, self._device, pool_size, len(self._keys))
+        self._sharding = _pool_sharding(sharding_env, sharding_plan, self._device, pool_size, len(self._keys))
         self._lookup: KeyedJaggedTensorPoolLookup = _local_lookup(
             self._sharding.local_pool_size, values_dtype, feature_max_lengths, is_weighted, self._device, enable_uvm
         )
@@ -182,7 +196,7 @@ class ShardedKeyedJaggedTensorPool(ShardedObjectPool[KeyedJaggedTensor, JaggedTe
 
 
 class KeyedJaggedTensorPoolSharder(ModuleSharder[KeyedJaggedTensorPool]):
-    """Shards ``KeyedJaggedTensorPool`` s row-wise."""
+    """Shards ``KeyedJaggedTensorPool`` s row-wise (or replicated row-wise, as the plan says)."""
 
     def __init__(self) -> None:
         super().__init__()

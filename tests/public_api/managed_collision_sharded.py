@@ -1,8 +1,5 @@
 """Sharded managed collision, sharded pools and the model delta tracker (issue 15 phase 2): TorchRec 1.8.0's
 `torchrec.distributed.{mc_*, *pool*, tensor_sharding, sharding.rw_*pool_sharding, model_tracker}`.
-
-Not listed (see docs/deviations.md): the replicated row-wise pool sharding
-(`KeyedJaggedTensorPoolRwReplicatedSharding`).
 """
 
 import torch
@@ -23,7 +20,7 @@ NAMES = [
     *[(_D + '.tensor_sharding', n) for n in ['ObjectPoolShardingContext', 'RwShardingContext', 'ObjectPoolRwShardingContext', 'ObjectPoolReplicatedRwShardingContext', 'TensorPoolRwShardingContext', 'ObjectPoolSharding']],
     *[(_D + '.sharding.rw_pool_sharding', n) for n in ['RwObjectPoolIDsDist']],
     *[(_D + '.sharding.rw_tensor_pool_sharding', n) for n in ['RwTensorPoolValuesDist', 'TensorPoolRwSharding']],
-    *[(_D + '.sharding.rw_kjt_pool_sharding', n) for n in ['RwKeyedJaggedTensorPoolLookupValuesDist', 'RwKeyedJaggedTensorPoolUpdateValuesDist', 'KeyedJaggedTensorPoolRwSharding']],
+    *[(_D + '.sharding.rw_kjt_pool_sharding', n) for n in ['RwKeyedJaggedTensorPoolLookupValuesDist', 'RwKeyedJaggedTensorPoolUpdateValuesDist', 'KeyedJaggedTensorPoolRwSharding', 'KeyedJaggedTensorPoolRwReplicatedSharding']],
     *[(_D + '.types', n) for n in ['ObjectPoolShardingType', 'ObjectPoolShardingPlan']],
     *[(_D + '.model_tracker', n) for n in ['DeltaStore', 'ModelDeltaTracker', 'SUPPORTED_MODULES', 'IndexedLookup', 'ModelTrackerConfigs', 'Trackers', 'TrackingMode', 'UniqueRows', 'UpdateMode']],
     *[(_D + '.model_tracker.types', n) for n in ['IndexedLookup', 'RawIndexedLookup', 'UniqueRows', 'TrackingMode', 'UpdateMode', 'Trackers', 'RawIdTrackerConfig', 'DeltaTrackerConfig', 'ModelTrackerConfigs']],
@@ -85,6 +82,7 @@ SIGNATURES = [
     (_D + '.sharding.rw_kjt_pool_sharding', 'RwKeyedJaggedTensorPoolLookupValuesDist', [('num_features', REQUIRED), ('env', REQUIRED)]),
     (_D + '.sharding.rw_kjt_pool_sharding', 'RwKeyedJaggedTensorPoolUpdateValuesDist', [('num_features', REQUIRED), ('env', REQUIRED), ('device', REQUIRED), ('num_replicas', 1)]),
     (_D + '.sharding.rw_kjt_pool_sharding', 'KeyedJaggedTensorPoolRwSharding', [('env', REQUIRED), ('device', REQUIRED), ('pool_size', REQUIRED), ('num_features', REQUIRED)]),
+    (_D + '.sharding.rw_kjt_pool_sharding', 'KeyedJaggedTensorPoolRwReplicatedSharding', [('env', REQUIRED), ('device', REQUIRED), ('pool_size', REQUIRED), ('num_features', REQUIRED)]),
     (_D + '.model_tracker.delta_store', 'DeltaStoreTrec', [('updateMode', UpdateMode.NONE)]),
     (_D + '.model_tracker.delta_store', 'DeltaStoreTrec.append', [('self', REQUIRED), ('batch_idx', REQUIRED), ('fqn', REQUIRED), ('ids', REQUIRED), ('states', None), ('raw_ids', None), ('runtime_meta', None)]),
     (_D + '.model_tracker.delta_store', 'DeltaStoreTrec.compact', [('self', REQUIRED), ('start_idx', REQUIRED), ('end_idx', REQUIRED)]),

@@ -60,6 +60,11 @@ class RwPoolLayout:
     def row_ranges(self) -> Tuple[Tuple[int, int], ...]:
         return row_ranges(self.pool_size, self.world_size)
 
+    def sharding_fields(self, device: torch.device) -> Tuple[int, int, torch.Tensor]:
+        """``(block size, this rank's slots, block size as a (1,) long tensor on device)``: what a pool
+        sharding keeps (its context carries the tensor)."""
+        return self.block_size, self.local_pool_size, torch.tensor([self.block_size], dtype=torch.long, device=device)
+
 
 def check_slot_ids(owner: str, ids: torch.Tensor, pool_size: int) -> None:
     """Ids in ``[0, pool_size)``; checked before any collective (an id out of range would index past a shard)."""

@@ -9,20 +9,22 @@ from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor, Sharde
 
 
 def row_sharded_tensor(local: torch.Tensor, row_ranges: Sequence[Tuple[int, int]], rows: int, rank: int,
-                       pg: Optional[dist.ProcessGroup]) -> Any:
+                       pg: Optional[dist.ProcessGroup], global_ranks: Optional[Sequence[int]] = None) -> Any:
     """``local`` (``row_ranges[rank][1]`` rows along dim 0) as this rank's shard of a ``(rows, ...)`` tensor.
 
     Args:
         local: this rank's rows.
         row_ranges: ``(offset, rows)`` of every rank, in rank order.
         rows: global rows.
-        rank: this rank.
+        rank: this rank's index in ``row_ranges`` (its rank in ``pg``).
         pg: the process group of the ``ShardedTensor``.
+        global_ranks: world rank of each entry of ``row_ranges`` (placements name world ranks); default the index.
     """
     rest: List[int] = list(local.shape[1:])
     device = local.device
     shards_md = [
-        ShardMetadata([offset] + [0] * len(rest), [count] + rest, f"rank:{r}/{device}")
+        ShardMetadata([offset] + [0] * len(rest), [count] + rest,
+                      f"rank:{r if global_ranks is None else global_ranks[r]}/{device}")
         for r, (offset, count) in enumerate(row_ranges)
     ]
     props = TensorProperties(dtype=local.dtype, layout=torch.strided, requires_grad=False,

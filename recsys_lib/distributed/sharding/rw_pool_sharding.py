@@ -1,7 +1,9 @@
 """Row-wise id distribution of sharded object pools (``torchrec.distributed.sharding.rw_pool_sharding``).
 
 Ids go to the rank owning their block of slots (``_pool/rows.py``) as *local* slot ids: one all-to-all of the
-counts, one of the ids. Update and lookup share the module; they differ in which way the values travel next::
+counts, one of the ids. With ``num_replicas = R > 1`` (replicated row-wise) the ``W = R * B`` ranks hold ``R``
+copies of a pool split in ``B`` blocks; block ``b`` lives on ranks ``b, B + b, ...``, and the bucketized ids are
+sent to each copy (counts ``(B,)`` repeated ``R`` times). Update and lookup share the module; they differ in which way the values travel next::
 
     update:  send = ids per owner,          receive = ids each rank sends here   (values follow the ids)
     lookup:  send = ids each rank asked,    receive = ids per owner              (values come back)
@@ -25,7 +27,8 @@ class RwObjectPoolIDsDist(torch.nn.Module):
         pg: process group of the all-to-alls.
         is_update: sets which of the context's counts are "send" and "receive" for the values that follow.
         bucketize_world_size: number of blocks (default: the group's size).
-        num_replicas: copies of the pool (replicated row-wise); only 1 is provided.
+        num_replicas: copies of the pool (replicated row-wise): every id goes to its block's rank in each copy.
+            ``bucketize_world_size * num_replicas`` must equal the group's size.
 
     Example::
 
@@ -42,13 +45,13 @@ class RwObjectPoolIDsDist(torch.nn.Module):
         num_replicas: int = 1,
     ) -> None:
         super().__init__()
-        if num_replicas != 1:
-            raise ValueError(f"RwObjectPoolIDsDist: num_replicas={num_replicas}; replicated row-wise pools are not "
-                             "provided, use num_replicas=1")
         self._pg = pg
         self._world_size = dist.get_world_size(pg)
         self._is_update = is_update
         self._bucketize_world_size = bucketize_world_size or self._world_size
+        if num_replicas < 1 or self._bucketize_world_size * num_replicas != self._world_size:
+            raise ValueError(f"RwObjectPoolIDsDist: bucketize_world_size={self._bucketize_world_size} x "
+                             f"num_replicas={num_replicas} must equal the group's size {self._world_size}")
         self._num_replicas = num_replicas
 
     def forward(self, ctx: ObjectPoolRwShardingContext, ids: torch.Tensor) -> Awaitable[Awaitable[torch.Tensor]]:
@@ -56,6 +59,8 @@ class RwObjectPoolIDsDist(torch.nn.Module):
         Returns: local slot ids received here ``(M,)``, grouped by source rank."""
         assert ctx.block_size is not None, "RwObjectPoolIDsDist: the context needs block_size"
         local, counts, unbucketize = bucketize_ids(ids, int(ctx.block_size.item()), self._bucketize_world_size)
+        if self._num_replicas > 1:
+            local, counts = local.repeat(self._num_replicas), counts.repeat(self._num_replicas)
         w = self._world_size
         received_counts = all_to_all_flat(counts, [1] * w, [1] * w, self._pg).wait()
         ctx.ids_before_input_dist = ids

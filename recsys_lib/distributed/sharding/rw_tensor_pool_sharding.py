@@ -73,9 +73,7 @@ class TensorPoolRwSharding(ObjectPoolSharding):
         self._pool_size = pool_size
         self._dim = dim
         self._layout = RwPoolLayout(pool_size, env.world_size, env.rank)
-        self._block_size = self._layout.block_size
-        self.local_pool_size: int = self._layout.local_pool_size
-        self._block_size_t = torch.tensor([self._block_size], dtype=torch.long, device=device)
+        self._block_size, self.local_pool_size, self._block_size_t = self._layout.sharding_fields(device)
 
     def create_update_ids_dist(self) -> RwObjectPoolIDsDist:
         return RwObjectPoolIDsDist(self._pg, is_update=True)
