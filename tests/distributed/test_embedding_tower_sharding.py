@@ -98,7 +98,7 @@ def _two_hosts(rank: int, world_size: int) -> Dict[str, Any]:
     ref = EmbeddingTowerCollection([tower(tables(0, 2), 3), tower(tables(2, 2), 2)])
     ref.load_state_dict(coll.state_dict())
     sharder = EmbeddingTowerCollectionSharder(fused_params={"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": LR})
-    gens = {f"t{i}": table_row_wise(i // 2, compute_kernel="fused") for i in range(4)}
+    gens = {f"t{i}": table_row_wise(i // 2) for i in range(4)}
     plan = construct_module_sharding_plan(coll, gens, sharder=sharder, world_size=2, local_size=1, device_type="cpu")
     env = ShardingEnv.from_process_group(dist.group.WORLD)
     sharded = sharder.shard(coll, plan, env, torch.device("cpu"))
@@ -115,8 +115,8 @@ def _one_host(rank: int, world_size: int) -> Dict[str, Any]:
     ref = tower(tables(0, 3), 4)
     ref.load_state_dict(t.state_dict())
     sharder = EmbeddingTowerSharder(fused_params={"optimizer": EmbOptimType.EXACT_SGD, "learning_rate": LR})
-    gens = {"t0": table_row_wise(0, compute_kernel="fused"), "t1": table_column_wise([0, 1]),
-            "t2": table_row_wise(0, compute_kernel="fused")}
+    gens = {"t0": table_row_wise(0), "t1": table_column_wise([0, 1]),
+            "t2": table_row_wise(0)}
     plan = construct_module_sharding_plan(t, gens, sharder=sharder, world_size=2, local_size=2, device_type="cpu")
     sharded = sharder.shard(t, plan, ShardingEnv.from_process_group(dist.group.WORLD), torch.device("cpu"))
     assert isinstance(sharded, ShardedEmbeddingTower)

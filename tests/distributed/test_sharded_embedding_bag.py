@@ -86,8 +86,8 @@ def _refusals_and_helpers(rank, world):
 
 
 def test_sharded_embedding_bag_refuses_table_wise_and_mean_and_builds_shardings():
-    # column shards combine into the full dim
-    assert run_multiprocess(_refusals_and_helpers, 2) == [(True, [DIM]), (True, [DIM])]
+    # permute_embeddings=False (TorchRec's default): one dim per column shard; True: combined into the full dim
+    assert run_multiprocess(_refusals_and_helpers, 2) == [(True, ([DIM // 2, DIM // 2], [DIM]))] * 2
 
 
 def _create_sharding(rank, world):
@@ -98,5 +98,6 @@ def _create_sharding(rank, world):
     config = EmbeddingTableConfig(num_embeddings=ROWS, embedding_dim=DIM, name="t", feature_names=["f"],
                                   pooling=PoolingType.SUM, embedding_names=["f"])
     info = EmbeddingShardingInfo(config, _plan("column_wise")["weight"], torch.zeros(ROWS, DIM), None)
-    sharding = ShardedEmbeddingBag.create_embedding_bag_sharding([info], env)
-    return sharding.embedding_dims()
+    uncombined = ShardedEmbeddingBag.create_embedding_bag_sharding([info], env)
+    combined = ShardedEmbeddingBag.create_embedding_bag_sharding([info], env, permute_embeddings=True)
+    return uncombined.embedding_dims(), combined.embedding_dims()

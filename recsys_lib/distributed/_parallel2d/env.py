@@ -25,6 +25,12 @@ def _dividing(size: Optional[int], world_size: int) -> Optional[int]:
     return size if size is not None and size >= 1 and world_size % size == 0 else None
 
 
+def _fix_local_size(env: ShardingEnv, local_world_size: Optional[int]) -> None:
+    """Ranks per host from ``node_group_size`` when it divides the group (else the environment's)."""
+    if local_world_size is not None:
+        env._set_local_world_size(local_world_size)
+
+
 @public_at("recsys_lib.distributed.types")
 class ShardingEnv2D(ShardingEnv):
     """The environment of one rank under 2-D parallelism (sharding group x replica group).
@@ -58,10 +64,8 @@ class ShardingEnv2D(ShardingEnv):
         if device_mesh.ndim != 2:
             raise ValueError(f"ShardingEnv2D: the device mesh must be two dimensional, got {device_mesh.ndim} dims")
         world_size = dist.get_world_size(sharding_pg)
-        super().__init__(
-            world_size, dist.get_rank(sharding_pg), global_pg, output_dtensor=True,
-            local_world_size=_dividing(node_group_size, world_size),
-        )
+        super().__init__(world_size, dist.get_rank(sharding_pg), global_pg, output_dtensor=True)
+        _fix_local_size(self, _dividing(node_group_size, world_size))
         self.global_world_size: int = dist.get_world_size(global_pg)
         self.global_rank: int = dist.get_rank(global_pg)
         self.sharding_pg: dist.ProcessGroup = sharding_pg
@@ -100,8 +104,8 @@ class _ShardingGroupEnv(ShardingEnv):
     """What the sharded modules of a 2-D job see: the sharding group as their world."""
 
     def __init__(self, env2d: ShardingEnv2D) -> None:
-        super().__init__(env2d.world_size, env2d.rank, env2d.sharding_pg,
-                         local_world_size=_dividing(env2d.node_group_size, env2d.world_size))
+        super().__init__(env2d.world_size, env2d.rank, env2d.sharding_pg)
+        _fix_local_size(self, _dividing(env2d.node_group_size, env2d.world_size))
         self._env2d = env2d
 
     def intra_and_cross_node_pg(
