@@ -1,0 +1,166 @@
+"""A pooled quantized lookup split over threads: contiguous feature ranges of one kernel group, one per thread.
+
+FBGEMM's CPU inference TBE runs its features one after another on the calling thread, and the op releases the
+GIL, so disjoint feature ranges can run at once in Python threads. Each range calls the op with the TBE's
+per-feature arrays sliced to the range (D offsets rebased to 0) and the range's slice of the bag offsets, which
+the op reads as absolute positions into the whole indices (and per-id weights) tensor; weights and indices stay
+whole. Each part's output is a column block of the single call's output, computed by the same kernel over the same
+rows of the same bags, so the assembled output is bit-identical::
+
+    features  f0 f1 f2 | f3 f4 f5      cut where the summed bytes read (ids x row bytes) halve
+    offsets   [0, 3B]  | [3B, 6B]      (slices of the (F*B+1,) offsets, not rebased)
+    thread    caller   | worker
+    output    (B, D0+D1+D2) | (B, D3+D4+D5)   -> cat(dim=1) -> (B, total_D)
+
+Ids are range-checked per part inside its thread (the check is part of the split work). Only eager CPU calls
+take this path: scripting, tracing (jit, fx, PT2) and TBEs with a cache or index remapping use the single call.
+"""
+
+import threading
+from typing import List, Optional
+
+import torch
+from torch import nn
+
+from recsys_lib.fx.tracer import is_fx_tracing
+from recsys_lib.modules._feature_layout import all_ids_below, check_ids
+from recsys_lib.pt2.checks import is_non_strict_exporting, is_torchdynamo_compiling
+
+# Below this many ids a lookup takes well under a millisecond and a thread's start would cost more than it saves.
+MIN_IDS_PER_PART: int = 8192
+
+
+def threads_allowed(tbes: List[nn.Module], device: torch.device) -> bool:
+    """Whether a lookup may be split over threads: eager CPU calls (no jit / fx / PT2 tracer running) of TBEs
+    without a cache or index remapping. Checked before reading the input, which tracers would record."""
+    if torch.jit.is_tracing() or is_fx_tracing() or is_torchdynamo_compiling() or is_non_strict_exporting():
+        return False
+    if device.type != "cpu" or torch.get_num_threads() < 2:
+        return False
+    for tbe in tbes:
+        if tbe.lxu_cache_weights.numel() > 0:  # type: ignore[operator, union-attr]
+            return False
+        if tbe.index_remapping_hash_table.numel() > 0 or tbe.index_remappings_array.numel() > 0:  # type: ignore
+            return False
+    return True
+
+
+def lookup_parts(num_features: int, num_ids: int) -> int:
+    """Threads for a lookup of ``num_ids`` ids over ``num_features`` features (1: the single call):
+    ``torch.get_num_threads()``, capped by the features and by ``MIN_IDS_PER_PART``."""
+    return max(1, min(torch.get_num_threads(), num_features, num_ids // MIN_IDS_PER_PART))
+
+
+def split_points(costs: List[float], parts: int) -> List[int]:
+    """Bounds ``[0, c_1, ..., len(costs)]`` of ``parts`` non-empty contiguous ranges whose summed costs are near
+    equal: cut ``k`` is the feature boundary whose prefix sum is nearest ``k/parts`` of the total."""
+    n = len(costs)
+    parts = max(1, min(parts, n))
+    prefix = [0.0]
+    for c in costs:
+        prefix.append(prefix[-1] + float(c))
+    bounds = [0]
+    for k in range(1, parts):
+        target = prefix[n] * k / parts
+        lo = bounds[-1] + 1
+        hi = n - (parts - k)  # leave one feature for each later range
+        best = lo
+        for c in range(lo, hi + 1):
+            if abs(prefix[c] - target) < abs(prefix[best] - target):
+                best = c
+        bounds.append(best)
+    bounds.append(n)
+    return bounds
+
+
+def _lookup_range(
+    tbe: nn.Module, indices: torch.Tensor, offsets: torch.Tensor, weights: Optional[torch.Tensor],
+    a: int, b: int, batch: int,
+) -> torch.Tensor:
+    """The op over features ``[a, b)``: ``(B, D_a + ... + D_{b-1})``."""
+    d = tbe.D_offsets
+    return torch.ops.fbgemm.int_nbit_split_embedding_codegen_lookup_function(
+        dev_weights=tbe.weights_host if tbe.host_size > 0 else tbe.weights_dev,
+        uvm_weights=tbe.weights_uvm,
+        weights_placements=tbe.weights_placements[a:b],
+        weights_offsets=tbe.weights_offsets[a:b],
+        weights_tys=tbe.weights_tys[a:b],
+        D_offsets=d[a: b + 1] - d[a],
+        total_D=int(d[b]) - int(d[a]),
+        max_int2_D=tbe.max_int2_D,
+        max_int4_D=tbe.max_int4_D,
+        max_int8_D=tbe.max_int8_D,
+        max_float16_D=tbe.max_float16_D,
+        max_float32_D=tbe.max_float32_D,
+        indices=indices,
+        offsets=offsets[a * batch: b * batch + 1],
+        pooling_mode=int(tbe.pooling_mode),
+        indice_weights=weights,
+        output_dtype=tbe.output_dtype,
+        lxu_cache_weights=tbe.lxu_cache_weights,
+        lxu_cache_locations=torch.empty(0, dtype=torch.int32, device=indices.device),
+        row_alignment=tbe.row_alignment,
+        max_float8_D=tbe.max_float8_D,
+        fp8_exponent_bits=tbe.fp8_exponent_bits,
+        fp8_exponent_bias=tbe.fp8_exponent_bias,
+    )
+
+
+def _check_range(
+    indices: torch.Tensor, starts: List[int], a: int, b: int, rows: List[int], tables: List[str]
+) -> None:
+    """``ValueError`` naming the table unless features ``[a, b)``'s ids are below their tables' rows."""
+    if all_ids_below(indices[starts[a]: starts[b]], min(rows[a:b])):
+        return
+    for f in range(a, b):
+        check_ids(indices[starts[f]: starts[f + 1]], rows[f], tables[f])
+
+
+def threaded_lookup(
+    tbe: nn.Module,
+    indices: torch.Tensor,
+    offsets: torch.Tensor,
+    weights: Optional[torch.Tensor],
+    row_bytes: List[int],
+    rows: List[int],
+    tables: List[str],
+    parts: int,
+) -> torch.Tensor:
+    """``tbe(indices, offsets, weights)`` computed as ``parts`` feature ranges in parallel threads, ids checked.
+
+    Args:
+        indices / offsets / weights: the group's kernel inputs, ``(N,)``, ``(F*B+1,)`` from 0, ``(N,)`` or None.
+        row_bytes / rows / tables: per feature of the group, its table's stored row bytes, rows and name.
+    Returns ``(B, total_D)`` in the TBE's output dtype; raises ``ValueError`` on ids out of range.
+    """
+    num_features = len(rows)
+    batch = (offsets.numel() - 1) // num_features
+    starts: List[int] = offsets[::batch].tolist() if batch > 0 else [0] * (num_features + 1)
+    costs = [float(starts[f + 1] - starts[f] + batch) * row_bytes[f] for f in range(num_features)]
+    bounds = split_points(costs, parts)
+    results: List[Optional[torch.Tensor]] = [None] * (len(bounds) - 1)
+    errors: List[Optional[BaseException]] = [None] * (len(bounds) - 1)
+    grad = torch.is_grad_enabled()
+    inference = torch.is_inference_mode_enabled()
+
+    def run(p: int) -> None:
+        a, b = bounds[p], bounds[p + 1]
+        try:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                _check_range(indices, starts, a, b, rows, tables)
+                results[p] = _lookup_range(tbe, indices, offsets, weights, a, b, batch)
+        except BaseException as e:  # noqa: B036  (re-raised in the caller's thread)
+            errors[p] = e
+
+    workers = [threading.Thread(target=run, args=(p,), daemon=True) for p in range(1, len(bounds) - 1)]
+    for w in workers:
+        w.start()
+    run(0)
+    for w in workers:
+        w.join()
+    for e in errors:
+        if e is not None:
+            raise e
+    outs: List[torch.Tensor] = [r for r in results if r is not None]
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
