@@ -16,8 +16,8 @@ Ids are range-checked per part inside its thread (the check is part of the split
 take this path: scripting, tracing (jit, fx, PT2) and TBEs with a cache or index remapping use the single call.
 """
 
-import threading
-from typing import List, Optional
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
@@ -116,6 +116,32 @@ def _check_range(
         check_ids(indices[starts[f]: starts[f + 1]], rows[f], tables[f])
 
 
+class LookupThreads:
+    """A collection's worker threads for split lookups: a thread pool started on first use, kept across calls (a
+    waiting thread wakes sooner than a new one starts on a busy machine) and never copied, pickled or scripted
+    (copies start their own). Its threads only ever run lookup parts, always under ``OneIntraOpThread``."""
+
+    def __init__(self) -> None:
+        self._pool: Optional[ThreadPoolExecutor] = None
+
+    def pool(self, workers: int) -> ThreadPoolExecutor:
+        """A pool of at least ``workers`` threads."""
+        if self._pool is None or self._pool._max_workers < workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quant_lookup")
+        return self._pool
+
+    def __deepcopy__(self, memo: Dict[int, object]) -> "LookupThreads":
+        return LookupThreads()
+
+    def __getstate__(self) -> Dict[str, object]:
+        return {}
+
+    def __setstate__(self, state: Dict[str, object]) -> None:
+        self._pool = None
+
+
 def threaded_lookup(
     tbe: nn.Module,
     indices: torch.Tensor,
@@ -125,42 +151,58 @@ def threaded_lookup(
     rows: List[int],
     tables: List[str],
     parts: int,
-) -> torch.Tensor:
-    """``tbe(indices, offsets, weights)`` computed as ``parts`` feature ranges in parallel threads, ids checked.
+    out: torch.Tensor,
+    threads: LookupThreads,
+) -> None:
+    """Write ``tbe(indices, offsets, weights)`` into ``out``, computed as ``parts`` feature ranges at once: the
+    caller runs the first, ``threads`` the others; each checks its ids, looks them up and copies its column block.
 
     Args:
         indices / offsets / weights: the group's kernel inputs, ``(N,)``, ``(F*B+1,)`` from 0, ``(N,)`` or None.
         row_bytes / rows / tables: per feature of the group, its table's stored row bytes, rows and name.
-    Returns ``(B, total_D)`` in the TBE's output dtype; raises ``ValueError`` on ids out of range.
+        out: ``(B, total_D)`` in the TBE's output dtype (may be a column slice of a wider output).
+    Raises ``ValueError`` on ids out of range (the lowest range's error when several have one).
     """
     num_features = len(rows)
     batch = (offsets.numel() - 1) // num_features
     starts: List[int] = offsets[::batch].tolist() if batch > 0 else [0] * (num_features + 1)
     costs = [float(starts[f + 1] - starts[f] + batch) * row_bytes[f] for f in range(num_features)]
     bounds = split_points(costs, parts)
-    results: List[Optional[torch.Tensor]] = [None] * (len(bounds) - 1)
-    errors: List[Optional[BaseException]] = [None] * (len(bounds) - 1)
+    d: List[int] = tbe.D_offsets.tolist()  # type: ignore[union-attr, operator]
     grad = torch.is_grad_enabled()
     inference = torch.is_inference_mode_enabled()
 
     def run(p: int) -> None:
         a, b = bounds[p], bounds[p + 1]
-        try:
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-                _check_range(indices, starts, a, b, rows, tables)
-                results[p] = _lookup_range(tbe, indices, offsets, weights, a, b, batch)
-        except BaseException as e:  # noqa: B036  (re-raised in the caller's thread)
-            errors[p] = e
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            _check_range(indices, starts, a, b, rows, tables)
+            out[:, d[a]: d[b]].copy_(_lookup_range(tbe, indices, offsets, weights, a, b, batch))
 
-    workers = [threading.Thread(target=run, args=(p,), daemon=True) for p in range(1, len(bounds) - 1)]
-    for w in workers:
-        w.start()
-    run(0)
-    for w in workers:
-        w.join()
+    futures: List[Future] = []
+    if len(bounds) > 2:
+        pool = threads.pool(len(bounds) - 2)
+        futures = [pool.submit(run, p) for p in range(1, len(bounds) - 1)]
+    try:
+        run(0)
+    finally:
+        errors = [f.exception() for f in futures]  # waits for every part before anything is raised
     for e in errors:
         if e is not None:
             raise e
-    outs: List[torch.Tensor] = [r for r in results if r is not None]
-    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
+
+class OneIntraOpThread:
+    """Context: ``torch.set_num_threads(1)`` inside, the previous count restored on exit. While a lookup's parts
+    run, the ops they (and the caller) run stay on their threads: no OpenMP team is forked per op in the caller
+    or in a worker (a new thread takes the count in effect when it first runs an op), so the parts never wait on
+    OpenMP barriers. The count is process-wide: torch ops of other Python threads meanwhile run on one thread."""
+
+    def __init__(self) -> None:
+        self.previous = torch.get_num_threads()
+
+    def __enter__(self) -> "OneIntraOpThread":
+        torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.previous)
