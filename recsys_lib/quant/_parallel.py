@@ -25,6 +25,7 @@ from torch import nn
 from recsys_lib.fx.tracer import is_fx_tracing
 from recsys_lib.modules._feature_layout import all_ids_below, check_ids
 from recsys_lib.pt2.checks import is_non_strict_exporting, is_torchdynamo_compiling
+from recsys_lib.quant._tbe_call import int_nbit_lookup
 
 # Below this many ids a lookup takes well under a millisecond and a thread's start would cost more than it saves.
 MIN_IDS_PER_PART: int = 8192
@@ -79,30 +80,9 @@ def _lookup_range(
 ) -> torch.Tensor:
     """The op over features ``[a, b)``: ``(B, D_a + ... + D_{b-1})``."""
     d = tbe.D_offsets
-    return torch.ops.fbgemm.int_nbit_split_embedding_codegen_lookup_function(
-        dev_weights=tbe.weights_host if tbe.host_size > 0 else tbe.weights_dev,
-        uvm_weights=tbe.weights_uvm,
-        weights_placements=tbe.weights_placements[a:b],
-        weights_offsets=tbe.weights_offsets[a:b],
-        weights_tys=tbe.weights_tys[a:b],
-        D_offsets=d[a: b + 1] - d[a],
-        total_D=int(d[b]) - int(d[a]),
-        max_int2_D=tbe.max_int2_D,
-        max_int4_D=tbe.max_int4_D,
-        max_int8_D=tbe.max_int8_D,
-        max_float16_D=tbe.max_float16_D,
-        max_float32_D=tbe.max_float32_D,
-        indices=indices,
-        offsets=offsets[a * batch: b * batch + 1],
-        pooling_mode=int(tbe.pooling_mode),
-        indice_weights=weights,
-        output_dtype=tbe.output_dtype,
-        lxu_cache_weights=tbe.lxu_cache_weights,
-        lxu_cache_locations=torch.empty(0, dtype=torch.int32, device=indices.device),
-        row_alignment=tbe.row_alignment,
-        max_float8_D=tbe.max_float8_D,
-        fp8_exponent_bits=tbe.fp8_exponent_bits,
-        fp8_exponent_bias=tbe.fp8_exponent_bias,
+    return int_nbit_lookup(
+        tbe, indices, offsets[a * batch: b * batch + 1], weights, tbe.weights_placements[a:b],  # type: ignore
+        tbe.weights_offsets[a:b], tbe.weights_tys[a:b], d[a: b + 1] - d[a], int(d[b]) - int(d[a]),  # type: ignore
     )
 
 
