@@ -16,6 +16,7 @@ Ids are range-checked per part inside its thread (the check is part of the split
 take this path: scripting, tracing (jit, fx, PT2) and TBEs with a cache or index remapping use the single call.
 """
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Dict, List, Optional
 
@@ -103,9 +104,14 @@ class LookupThreads:
 
     def __init__(self) -> None:
         self._pool: Optional[ThreadPoolExecutor] = None
+        self._pid = os.getpid()
 
     def pool(self, workers: int) -> ThreadPoolExecutor:
-        """A pool of at least ``workers`` threads."""
+        """A pool of at least ``workers`` threads (a new one in a forked child: the parent's threads are not
+        there, and its pool would queue work that nothing runs)."""
+        if self._pid != os.getpid():
+            self._pool = None
+            self._pid = os.getpid()
         if self._pool is None or self._pool._max_workers < workers:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
@@ -120,6 +126,7 @@ class LookupThreads:
 
     def __setstate__(self, state: Dict[str, object]) -> None:
         self._pool = None
+        self._pid = os.getpid()
 
 
 def threaded_lookup(

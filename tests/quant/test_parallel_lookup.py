@@ -191,3 +191,26 @@ def test_fx_and_export_trace_the_single_call(monkeypatch):
         assert threads.calls == []  # tracers never see the threads
         assert torch.equal(traced(kjt).values(), expected)
         assert torch.equal(exported.module()(kjt.values(), kjt.lengths()), expected)
+
+
+def _forward_in_child(q, kjt, expected, conn):
+    conn.send(torch.equal(q(kjt).values(), expected))
+
+
+def test_forked_child_runs_threaded_lookups(monkeypatch):
+    import multiprocessing
+
+    q = _quantized(torch.qint8, False)
+    kjt = _batch(False)
+    expected = _single_call(q, kjt)
+    with _Threads(monkeypatch, 2) as threads:
+        q(kjt)  # the parent's worker threads now exist; a forked child has none of them
+        ctx = multiprocessing.get_context("fork")
+        parent_end, child_end = ctx.Pipe()
+        child = ctx.Process(target=_forward_in_child, args=(q, kjt, expected, child_end))
+        child.start()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+        assert parent_end.poll(0) and parent_end.recv() is True
+    assert threads.calls
