@@ -16,8 +16,10 @@ Ids are range-checked per part inside its thread (the check is part of the split
 take this path: scripting, tracing (jit, fx, PT2) and TBEs with a cache or index remapping use the single call.
 """
 
+import itertools
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
 import torch
@@ -30,6 +32,8 @@ from recsys_lib.quant._tbe_call import int_nbit_lookup
 
 # Below this many ids a lookup takes well under a millisecond and a thread's start would cost more than it saves.
 MIN_IDS_PER_PART: int = 8192
+# Ranges per thread: threads take ranges in turn, so a thread the OS runs less of takes fewer.
+RANGES_PER_THREAD: int = 4
 
 
 def threads_allowed(tbes: List[nn.Module], device: torch.device) -> bool:
@@ -141,38 +145,61 @@ def threaded_lookup(
     out: torch.Tensor,
     threads: LookupThreads,
 ) -> None:
-    """Write ``tbe(indices, offsets, weights)`` into ``out``, computed as ``parts`` feature ranges at once: the
-    caller runs the first, ``threads`` the others; each checks its ids, looks them up and copies its column block.
+    """Write ``tbe(indices, offsets, weights)`` into ``out``, computed by ``parts`` threads at once (the caller
+    and ``parts - 1`` of ``threads``). The features are cut into up to ``RANGES_PER_THREAD * parts`` ranges that
+    the threads take in turn (one busy or descheduled thread does not hold the others up); each range checks its
+    ids, looks them up and copies its column block into ``out``.
 
     Args:
         indices / offsets / weights: the group's kernel inputs, ``(N,)``, ``(F*B+1,)`` from 0, ``(N,)`` or None.
         row_bytes / rows / tables: per feature of the group, its table's stored row bytes, rows and name.
         out: ``(B, total_D)`` in the TBE's output dtype (may be a column slice of a wider output).
-    Raises ``ValueError`` on ids out of range (the lowest range's error when several have one).
+    Raises ``ValueError`` on ids out of range (the first range's error when several have one).
     """
     num_features = len(rows)
     batch = (offsets.numel() - 1) // num_features
     starts: List[int] = offsets[::batch].tolist() if batch > 0 else [0] * (num_features + 1)
     costs = [float(starts[f + 1] - starts[f] + batch) * row_bytes[f] for f in range(num_features)]
-    bounds = split_points(costs, parts)
+    # more ranges than threads only where each still holds RANGES_PER_THREAD * MIN_IDS_PER_PART ids on average
+    num_ranges = max(parts, min(RANGES_PER_THREAD * parts, starts[-1] // (RANGES_PER_THREAD * MIN_IDS_PER_PART)))
+    bounds = split_points(costs, num_ranges)
+    n = len(bounds) - 1
     d: List[int] = tbe.D_offsets.tolist()  # type: ignore[union-attr, operator]
     grad = torch.is_grad_enabled()
     inference = torch.is_inference_mode_enabled()
+    errors: List[Optional[BaseException]] = [None] * n
+    next_range = itertools.count()  # next(...) is atomic under the GIL
+    lock = threading.Lock()
+    finished = [0]
+    all_finished = threading.Event()
 
-    def run(p: int) -> None:
-        a, b = bounds[p], bounds[p + 1]
+    def run() -> None:
         with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            _check_range(indices, starts, a, b, rows, tables)
-            out[:, d[a]: d[b]].copy_(_lookup_range(tbe, indices, offsets, weights, a, b, batch))
+            while True:
+                r = next(next_range)
+                if r >= n:
+                    return
+                a, b = bounds[r], bounds[r + 1]
+                try:
+                    _check_range(indices, starts, a, b, rows, tables)
+                    out[:, d[a]: d[b]].copy_(_lookup_range(tbe, indices, offsets, weights, a, b, batch))
+                except BaseException as e:  # noqa: B036  (raised in the caller's thread once every range is done)
+                    errors[r] = e
+                finally:
+                    with lock:
+                        finished[0] += 1
+                        if finished[0] == n:
+                            all_finished.set()
 
-    futures: List[Future] = []
-    if len(bounds) > 2:
-        pool = threads.pool(len(bounds) - 2)
-        futures = [pool.submit(run, p) for p in range(1, len(bounds) - 1)]
-    try:
-        run(0)
-    finally:
-        errors = [f.exception() for f in futures]  # waits for every part before anything is raised
+    workers = min(parts, n) - 1
+    if workers > 0:
+        pool = threads.pool(workers)
+        for _ in range(workers):
+            pool.submit(run)
+    run()
+    # Wait for the ranges other threads took, not for the threads: one that wakes after the caller has taken
+    # every range finds nothing left and returns on its own.
+    all_finished.wait()
     for e in errors:
         if e is not None:
             raise e
