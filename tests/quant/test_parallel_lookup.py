@@ -214,3 +214,14 @@ def test_forked_child_runs_threaded_lookups(monkeypatch):
             child.kill()
         assert parent_end.poll(0) and parent_end.recv() is True
     assert threads.calls
+
+
+def test_threaded_lookup_with_int32_ids(monkeypatch):
+    q = _quantized(torch.quint4x2, True)
+    kjt = _batch(True)
+    expected = _single_call(q, kjt)
+    kjt32 = KeyedJaggedTensor(keys=kjt.keys(), values=kjt.values().int(), lengths=kjt.lengths().int(),
+                              weights=kjt.weights())
+    with _Threads(monkeypatch, 2) as threads:
+        out = q(kjt32).values()
+    assert threads.calls and torch.equal(out, expected)
