@@ -5,10 +5,13 @@
 Both libraries quantize the same float weights and run the same batch (ids uniform, bag length uniform in
 [0, 2*mean]), interleaved iteration by iteration, at each of ``--threads`` (``torch.set_num_threads``); prints the
 median forward times (ms), the median of the per-iteration ratios TorchRec / recsys_lib (above 1: recsys_lib
-faster; robust to load from other processes) and the bytes of the quantized tables.
+faster; robust to load from other processes), the 1-minute load average when the line was printed, and the
+bytes of the quantized tables. At 2+ threads recsys_lib splits the lookup into feature ranges run in parallel
+threads (``recsys_lib/quant/_parallel.py``); TorchRec's FBGEMM op runs its tables one after another.
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -89,8 +92,8 @@ def main() -> None:
             mo, mt = statistics.median(times["ours"]), statistics.median(times["torchrec"])
             ratio = statistics.median(t / o for t, o in zip(times["torchrec"], times["ours"]))
             size = "" if fp32_bytes is None else "  bytes vs FP32: %.3f" % (nbytes / fp32_bytes)
-            print("%-5s %d thr  ours %8.2f ms  torchrec %8.2f ms  median ratio %.2f  outputs equal: %s  table bytes "
-                  "%.1f MB%s" % (name, threads, mo, mt, ratio, same, nbytes / 1e6, size))
+            print("%-5s %d thr  ours %8.2f ms  torchrec %8.2f ms  median ratio %.2f  outputs equal: %s  load %.1f  "
+                  "table bytes %.1f MB%s" % (name, threads, mo, mt, ratio, same, os.getloadavg()[0], nbytes / 1e6, size))
         del ours, theirs
 
 

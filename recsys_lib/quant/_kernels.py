@@ -29,12 +29,14 @@ def kernel_inputs(
     table_per_feature: List[str],
     is_weighted: bool,
     owner: str,
+    check: bool = True,
 ) -> List[Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]]:
     """Per group ``(indices (N_g,), offsets (F_g*B+1,), per-id weights (N_g,) or None)``.
 
     Args:
         feature_order: the collection's features, group by group (``group_bounds[g]:group_bounds[g+1]``).
         rows_per_feature: stored rows of each feature's table (ids must be below it).
+        check: range-check the ids here (``False``: the caller checks them, as the threaded lookup does per part).
     Raises ``ValueError`` on unknown or missing keys, variable-batch input, ids out of range, or missing weights.
     """
     index = check_keys(features.keys(), all_features, owner)
@@ -49,7 +51,7 @@ def kernel_inputs(
     offsets = features.offsets()
     opk = features.offset_per_key()
     stride = features.stride()
-    if not all_ids_below(values, min(rows_per_feature)):
+    if check and not all_ids_below(values, min(rows_per_feature)):
         for i in range(len(feature_order)):
             check_ids(values[opk[i]: opk[i + 1]], rows_per_feature[i], table_per_feature[i])
     weights: Optional[torch.Tensor] = None

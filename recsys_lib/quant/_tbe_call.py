@@ -21,14 +21,31 @@ def tbe_lookup_functional(
     elif tbe.index_remappings_array.numel() > 0:  # type: ignore[union-attr, operator]
         indices = torch.ops.fbgemm.pruned_array_lookup(
             indices, offsets, tbe.index_remappings_array, tbe.index_remappings_array_offsets)
+    return int_nbit_lookup(tbe, indices, offsets, per_sample_weights, tbe.weights_placements, tbe.weights_offsets,
+                           tbe.weights_tys, tbe.D_offsets, tbe.total_D)
+
+
+def int_nbit_lookup(
+    tbe: nn.Module,
+    indices: torch.Tensor,
+    offsets: torch.Tensor,
+    per_sample_weights: Optional[torch.Tensor],
+    weights_placements: torch.Tensor,
+    weights_offsets: torch.Tensor,
+    weights_tys: torch.Tensor,
+    D_offsets: torch.Tensor,
+    total_D: int,
+) -> torch.Tensor:
+    """FBGEMM's inference lookup op over ``tbe``'s weights for the features the per-feature arrays describe
+    (the TBE's own, or slices of them): ``(B, total_D)``."""
     return torch.ops.fbgemm.int_nbit_split_embedding_codegen_lookup_function(
         dev_weights=tbe.weights_host if tbe.host_size > 0 else tbe.weights_dev,
         uvm_weights=tbe.weights_uvm,
-        weights_placements=tbe.weights_placements,
-        weights_offsets=tbe.weights_offsets,
-        weights_tys=tbe.weights_tys,
-        D_offsets=tbe.D_offsets,
-        total_D=tbe.total_D,
+        weights_placements=weights_placements,
+        weights_offsets=weights_offsets,
+        weights_tys=weights_tys,
+        D_offsets=D_offsets,
+        total_D=total_D,
         max_int2_D=tbe.max_int2_D,
         max_int4_D=tbe.max_int4_D,
         max_int8_D=tbe.max_int8_D,

@@ -42,6 +42,7 @@ from recsys_lib.modules.embedding_modules import (
 )
 from recsys_lib.quant._kernels import kernel_inputs, pooled_reference, sequence_reference
 from recsys_lib.quant._layout import plan_layout
+from recsys_lib.quant._parallel import LookupThreads, OneIntraOpThread, lookup_parts, threaded_lookup, threads_allowed
 from recsys_lib.quant._tbe_call import tbe_lookup_functional
 from recsys_lib.quant._prep import (  # noqa: F401  (TorchRec's names live in this module)
     DEFAULT_ROW_ALIGNMENT,
@@ -178,6 +179,10 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         self._group_maps: List[List[int]] = lay.feature_table_maps
         self._group_mean: List[bool] = [p == PoolingType.MEAN for p in lay.poolings]
         self._group_tables: List[List[str]] = [[t.name for t in g] for g in lay.groups]
+        self._group_row_bytes: List[List[int]] = [
+            [int(self._group_rows[g][t].size(1)) for t in m] for g, m in enumerate(lay.feature_table_maps)
+        ]
+        self._lookup_threads: LookupThreads = LookupThreads()
         # TorchRec's state-dict order: table weights, then (register_tbes) kernel buffers.
         self.embedding_bags: nn.ModuleDict = nn.ModuleDict(store.weights)
         self.tbes: nn.ModuleList = store.tbes
@@ -190,7 +195,40 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
         outs = [tbe_lookup_functional(tbe, *inputs[g]) for g, tbe in enumerate(self.tbes)]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
+    @torch.jit.unused
+    def _lookup_parts(self, features: KeyedJaggedTensor) -> int:
+        """Threads for an eager FBGEMM lookup of ``features`` (1: one call per group; see ``_parallel``)."""
+        if not self._use_tbe or not threads_allowed(list(self.tbes), self._device):
+            return 1
+        return lookup_parts(len(self._feature_order), features.values().numel())
+
+    @torch.jit.unused
+    def _threaded_lookup(self, features: KeyedJaggedTensor, parts: int) -> torch.Tensor:
+        """Each group's features split into ``parts`` ranges looked up in parallel threads (ids checked there)."""
+        with OneIntraOpThread():
+            inputs = kernel_inputs(
+                features, self._feature_order, self._all_features, self._group_bounds, self._rows_per_feature,
+                self._table_per_feature, self._is_weighted, self._get_name(), check=False,
+            )
+            out = torch.empty(features.stride(), sum(self._length_per_key), dtype=self._output_dtype)
+            col = 0
+            for g, tbe in enumerate(self.tbes):
+                a = self._group_bounds[g]
+                b = self._group_bounds[g + 1]
+                width = sum(self._length_per_key[a:b])
+                threaded_lookup(
+                    tbe, inputs[g][0], inputs[g][1], inputs[g][2], self._group_row_bytes[g],
+                    self._rows_per_feature[a:b], self._table_per_feature[a:b], parts, out[:, col: col + width],
+                    self._lookup_threads,
+                )
+                col += width
+        return out
+
     def _lookup(self, features: KeyedJaggedTensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            parts = self._lookup_parts(features)
+            if parts > 1:
+                return self._threaded_lookup(features, parts)
         inputs = kernel_inputs(
             features, self._feature_order, self._all_features, self._group_bounds, self._rows_per_feature,
             self._table_per_feature, self._is_weighted, self._get_name(),
