@@ -87,8 +87,9 @@ class ObjectPoolSharding(abc.ABC):
         """Looked-up values back to the askers."""
 
     @abc.abstractmethod
-    def get_sharded_states_to_register(self, *args: object) -> Iterable[Tuple[str, torch.Tensor]]:
-        """``(buffer name, ShardedTensor)`` of this rank's state."""
+    def get_sharded_states_to_register(self) -> Iterable[Tuple[str, torch.Tensor]]:
+        """``(buffer name, ShardedTensor)`` of this rank's state (the row-wise subclasses take the pool's lookup,
+        as in TorchRec)."""
 
     @abc.abstractmethod
     def create_context(self) -> ObjectPoolShardingContext:
