@@ -7,7 +7,7 @@ feature), so a sharded model fed ``local_inputs[rank]`` must agree with the unsh
 
 import random
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
