@@ -1,11 +1,12 @@
 """The test model zoo users write their own sharding tests with: TorchRec 1.8.0's
 `torchrec.distributed.test_utils.test_model` (issue 12).
 
-Not listed: the managed-collision, preprocessing and mixed-sequence models of that module (not built yet).
+Every class of that module is listed.
 """
 
 import torch
 
+from recsys_lib.distributed.test_utils.test_model import TestMixedSequenceOverArch
 from tests.public_api import REQUIRED
 
 _M = "recsys_lib.distributed.test_utils.test_model"
@@ -13,7 +14,11 @@ _M = "recsys_lib.distributed.test_utils.test_model"
 NAMES = [(_M, n) for n in [
     "ModelInput", "TestDenseArch", "TestDHNArch", "TestOverArch", "TestOverArchRegroupModule", "TestOverArchLarge",
     "TestECSparseArch", "TestEBCSparseArch", "TestSparseNNBase", "TestSparseNN", "TestTowerInteraction",
-    "TestTowerSparseNN", "TestTowerCollectionSparseNN",
+    "TestTowerSparseNN", "TestTowerCollectionSparseNN", "TestPreprocNonWeighted", "TestPreprocWeighted",
+    "TestModelWithPreproc", "TestModelWithPreprocCollectionArgs", "TestNegSamplingModule",
+    "TestPositionWeightedPreprocModule", "TestEBCSparseArchZCH", "TestMixedSequenceOverArch",
+    "TestMixedSequenceOverArchLargeActivation", "TestMixedEmbeddingSparseArch", "DENSE_LAYER_OUT_SIZE",
+    "OVER_ARCH_OUT_SIZE",
 ]]
 
 SIGNATURES = [
@@ -34,4 +39,14 @@ SIGNATURES = [
     (_M, 'TestTowerCollectionSparseNN', [('tables', REQUIRED), ('num_float_features', 10), ('weighted_tables', None), ('embedding_groups', None), ('dense_device', None), ('sparse_device', None), ('feature_processor_modules', None)]),
     (_M, 'TestSparseNN.sparse_forward', [('self', REQUIRED), ('input', REQUIRED)]),
     (_M, 'TestSparseNN.dense_forward', [('self', REQUIRED), ('input', REQUIRED), ('sparse_output', REQUIRED)]),
+    (_M, 'TestModelWithPreproc', [('tables', REQUIRED), ('weighted_tables', REQUIRED), ('device', REQUIRED), ('postproc_module', None), ('num_float_features', 10), ('run_postproc_inline', False)]),
+    (_M, 'TestModelWithPreprocCollectionArgs', [('tables', REQUIRED), ('weighted_tables', REQUIRED), ('device', REQUIRED), ('postproc_module_outer', REQUIRED), ('postproc_module_nested', REQUIRED), ('num_float_features', 10)]),
+    (_M, 'TestNegSamplingModule', [('extra_input', REQUIRED), ('has_params', False)]),
+    (_M, 'TestPositionWeightedPreprocModule', [('max_feature_lengths', REQUIRED), ('device', REQUIRED)]),
+    (_M, 'TestEBCSparseArchZCH', [('tables', REQUIRED), ('weighted_tables', REQUIRED), ('device', REQUIRED), ('zch_kwargs', REQUIRED), ('return_remapped', False)]),
+    (_M, 'TestMixedSequenceOverArch', [('ebc_tables', REQUIRED), ('ec_tables', REQUIRED), ('weighted_tables', REQUIRED), ('device', None), ('max_sequence_length', None), ('dense_arch_out_size', None), ('over_arch_out_size', None)]),
+    (_M, 'TestMixedSequenceOverArchLargeActivation', [('ebc_tables', REQUIRED), ('ec_tables', REQUIRED), ('weighted_tables', REQUIRED), ('device', None), ('max_sequence_length', None), ('dense_arch_out_size', None), ('over_arch_out_size', None), ('over_arch_hidden_layers', None), ('large_activation_dim', 4096)]),
+    (_M, 'TestMixedEmbeddingSparseArch', [('tables', REQUIRED), ('num_float_features', 10), ('weighted_tables', None), ('embedding_groups', None), ('dense_device', None), ('sparse_device', None), ('feature_processor_modules', None), ('over_arch_clazz', TestMixedSequenceOverArch), ('device', None), ('enable_activation_stashing', False), ('dense_arch_hidden_sizes', None), ('over_arch_kwargs', None)]),
+    (_M, 'TestMixedEmbeddingSparseArch.sparse_forward', [('self', REQUIRED), ('input', REQUIRED)]),
+    (_M, 'TestMixedEmbeddingSparseArch.dense_forward', [('self', REQUIRED), ('input', REQUIRED), ('sparse_output', REQUIRED)]),
 ]

@@ -22,6 +22,7 @@ from recsys_lib.distributed.test_utils._zoo_archs import (
     _prediction_head,
     _tables_dim_sum,
 )
+from recsys_lib.distributed.test_utils._zoo_mixed import TestEBCSparseArchZCH
 from recsys_lib.distributed.utils import CopyableMixin
 from recsys_lib.modules.embedding_configs import EmbeddingBagConfig, EmbeddingConfig
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
@@ -46,7 +47,8 @@ class TestSparseNN(TestSparseNNBase, CopyableMixin):
         over_arch_clazz (Optional[Type[nn.Module]]): over arch class, built as
             ``clazz(tables, weighted_tables, embedding_names, dense_device, **submodule_kwargs)``.
         postproc_module (Optional[nn.Module]): applied to the ``ModelInput`` before anything else.
-        zch_kwargs (Optional[Dict[str, Any]]): managed-collision sparse arch (not built here: raises).
+        zch_kwargs (Optional[Dict[str, Any]]): per-table managed-collision configs: the sparse arch is then a
+            ``TestEBCSparseArchZCH`` on the meta device (remapped ids returned).
         submodule_kwargs (Optional[Dict[str, Any]]): extra keyword arguments for the dense, sparse and over archs.
 
     Call Args:
@@ -73,14 +75,15 @@ class TestSparseNN(TestSparseNNBase, CopyableMixin):
     ) -> None:
         super().__init__(tables=list(tables), weighted_tables=weighted_tables, embedding_groups=embedding_groups,
                          dense_device=dense_device, sparse_device=sparse_device)
-        if zch_kwargs is not None:
-            raise ValueError("TestSparseNN: zch_kwargs (the managed-collision sparse arch) is not available here")
         over_cls = over_arch_clazz if over_arch_clazz is not None else TestOverArch
         weighted = list(weighted_tables) if weighted_tables is not None else []
         extra = submodule_kwargs or {}
         self.dense = TestDenseArch(num_float_features, device=dense_device, **extra)
         self.sparse: nn.Module
-        if len(tables) > 0 and isinstance(tables[0], EmbeddingConfig):
+        if zch_kwargs is not None:  # built on meta, as TorchRec: sharding materializes it
+            self.sparse = TestEBCSparseArchZCH(list(tables), weighted, torch.device("meta"), zch_kwargs=zch_kwargs,
+                                               return_remapped=True)
+        elif len(tables) > 0 and isinstance(tables[0], EmbeddingConfig):
             self.sparse = TestECSparseArch(list(tables), sparse_device, **extra)
         else:
             self.sparse = TestEBCSparseArch(list(tables), weighted, sparse_device, max_feature_lengths, **extra)

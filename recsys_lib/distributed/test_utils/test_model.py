@@ -26,15 +26,32 @@ from recsys_lib.distributed.test_utils._zoo_archs import (
     TestOverArchRegroupModule,
     TestSparseNNBase,
 )
+from recsys_lib.distributed.test_utils._zoo_mixed import (
+    TestEBCSparseArchZCH,
+    TestMixedEmbeddingSparseArch,
+    TestMixedSequenceOverArch,
+    TestMixedSequenceOverArchLargeActivation,
+)
 from recsys_lib.distributed.test_utils._zoo_models import (
     TestSparseNN,
     TestTowerCollectionSparseNN,
     TestTowerInteraction,
     TestTowerSparseNN,
 )
+from recsys_lib.distributed.test_utils._zoo_preproc import (
+    TestModelWithPreproc,
+    TestModelWithPreprocCollectionArgs,
+    TestNegSamplingModule,
+    TestPositionWeightedPreprocModule,
+    TestPreprocNonWeighted,
+    TestPreprocWeighted,
+)
 
 __all__ = [
     "DENSE_LAYER_OUT_SIZE", "OVER_ARCH_OUT_SIZE", "ModelInput", "TestDenseArch", "TestDHNArch", "TestOverArch",
     "TestOverArchRegroupModule", "TestOverArchLarge", "TestECSparseArch", "TestEBCSparseArch", "TestSparseNNBase",
     "TestSparseNN", "TestTowerInteraction", "TestTowerSparseNN", "TestTowerCollectionSparseNN",
+    "TestPreprocNonWeighted", "TestPreprocWeighted", "TestModelWithPreproc", "TestModelWithPreprocCollectionArgs",
+    "TestNegSamplingModule", "TestPositionWeightedPreprocModule", "TestEBCSparseArchZCH", "TestMixedSequenceOverArch",
+    "TestMixedSequenceOverArchLargeActivation", "TestMixedEmbeddingSparseArch",
 ]
