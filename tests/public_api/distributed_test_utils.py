@@ -6,7 +6,7 @@ Every class of that module is listed.
 
 import torch
 
-from recsys_lib.distributed.test_utils.test_model import TestMixedSequenceOverArch
+from recsys_lib.distributed.test_utils.test_model import ModelInput, TestMixedSequenceOverArch
 from tests.public_api import REQUIRED
 
 _M = "recsys_lib.distributed.test_utils.test_model"
@@ -49,4 +49,37 @@ SIGNATURES = [
     (_M, 'TestMixedEmbeddingSparseArch', [('tables', REQUIRED), ('num_float_features', 10), ('weighted_tables', None), ('embedding_groups', None), ('dense_device', None), ('sparse_device', None), ('feature_processor_modules', None), ('over_arch_clazz', TestMixedSequenceOverArch), ('device', None), ('enable_activation_stashing', False), ('dense_arch_hidden_sizes', None), ('over_arch_kwargs', None)]),
     (_M, 'TestMixedEmbeddingSparseArch.sparse_forward', [('self', REQUIRED), ('input', REQUIRED)]),
     (_M, 'TestMixedEmbeddingSparseArch.dense_forward', [('self', REQUIRED), ('input', REQUIRED), ('sparse_output', REQUIRED)]),
+]
+
+_S = "recsys_lib.distributed.test_utils.test_sharding"
+
+NAMES += [(_S, n) for n in [
+    "SharderType", "ModelInputCallable", "VariableBatchModelInputCallable", "create_test_sharder",
+    "gen_model_and_input", "copy_state_dict", "alter_global_ebc_dtype", "create_device_mesh_for_2D",
+    "gen_full_pred_after_one_step", "gen_full_model_pred_after_x_steps", "sharding_single_rank_test_single_process",
+    "sharding_single_rank_test",
+]] + [("recsys_lib.distributed.test_utils.emb_sharder", n) for n in ["TestETSharder", "TestETCSharder"]]
+
+SIGNATURES += [
+    (_S, "create_test_sharder", [("sharder_type", REQUIRED), ("sharding_type", REQUIRED), ("kernel_type", REQUIRED),
+                                 ("fused_params", None), ("qcomms_config", None), ("device", None)]),
+    (_S, "copy_state_dict", [("loc", REQUIRED), ("glob", REQUIRED), ("exclude_predfix", None)]),
+    (_S, "gen_full_pred_after_one_step", [("model", REQUIRED), ("opt", REQUIRED), ("input", REQUIRED),
+                                          ("skip_inference", False), ("skip_training", False)]),
+    (_S, "gen_model_and_input", [("model_class", REQUIRED), ("tables", REQUIRED), ("embedding_groups", REQUIRED),
+                                 ("world_size", REQUIRED), ("generate", ModelInput.generate), ("weighted_tables", None),
+                                 ("num_float_features", 16), ("dense_device", None), ("sparse_device", None),
+                                 ("dedup_feature_names", None), ("dedup_tables", None), ("variable_batch_size", False),
+                                 ("batch_size", 4), ("feature_processor_modules", None), ("use_offsets", False),
+                                 ("indices_dtype", torch.int64), ("offsets_dtype", torch.int64),
+                                 ("lengths_dtype", torch.int64), ("global_constant_batch", False), ("num_inputs", 1),
+                                 ("input_type", "kjt"), ("random_seed", None)]),
+    (_S, "sharding_single_rank_test", [("rank", REQUIRED), ("world_size", REQUIRED), ("model_class", REQUIRED),
+                                       ("embedding_groups", REQUIRED), ("tables", REQUIRED), ("sharders", REQUIRED),
+                                       ("backend", REQUIRED), ("optim", REQUIRED), ("weighted_tables", None),
+                                       ("constraints", None), ("local_size", None), ("pod_size", None),
+                                       ("qcomms_config", None), ("apply_optimizer_in_backward_config", None),
+                                       ("variable_batch_size", False), ("batch_size", 4)]),
+    ("recsys_lib.distributed.test_utils.emb_sharder", "TestETSharder", [("sharding_type", REQUIRED),
+     ("kernel_type", REQUIRED), ("fused_params", REQUIRED), ("qcomm_codecs_registry", None)]),
 ]

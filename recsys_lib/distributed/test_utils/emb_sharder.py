@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._sharded.single_bag import EmbeddingBagSharder
+from recsys_lib.distributed._tower.sharders import EmbeddingTowerCollectionSharder, EmbeddingTowerSharder
 from recsys_lib.distributed.embedding import EmbeddingCollectionSharder
 from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionSharder
 from recsys_lib.distributed.fused_embedding import FusedEmbeddingCollectionSharder
@@ -105,6 +106,48 @@ class TestEBSharder(_OneTypeOneKernel, EmbeddingBagSharder):
         qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
     ) -> None:
         super().__init__(fused_params, qcomm_codecs_registry)
+        self._sharding_type = sharding_type
+        self._kernel_type = kernel_type
+
+    @property
+    def fused_params(self) -> Optional[Dict[str, Any]]:
+        return self._fused_params
+
+
+class TestETSharder(_OneTypeOneKernel, EmbeddingTowerSharder):
+    """``EmbeddingTowerSharder`` offering only ``sharding_type`` and ``kernel_type``."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        sharding_type: str,
+        kernel_type: str,
+        fused_params: Dict[str, Any],
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> None:
+        super().__init__(fused_params, qcomm_codecs_registry=qcomm_codecs_registry)
+        self._sharding_type = sharding_type
+        self._kernel_type = kernel_type
+
+    @property
+    def fused_params(self) -> Optional[Dict[str, Any]]:
+        return self._fused_params
+
+
+class TestETCSharder(_OneTypeOneKernel, EmbeddingTowerCollectionSharder):
+    """``EmbeddingTowerCollectionSharder`` offering only ``sharding_type`` and ``kernel_type``."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        sharding_type: str,
+        kernel_type: str,
+        fused_params: Dict[str, Any],
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> None:
+        super().__init__(fused_params, qcomm_codecs_registry=qcomm_codecs_registry)
         self._sharding_type = sharding_type
         self._kernel_type = kernel_type
 
