@@ -31,6 +31,26 @@ class _OneTypeOneKernel:
         return [self._kernel_type]
 
 
+class _OneTypeFusedParams(_OneTypeOneKernel):
+    """``_OneTypeOneKernel`` taking ``(sharding_type, kernel_type, fused_params, qcomm_codecs_registry)`` and
+    exposing the fused parameters as given (the tower sharders' test variants)."""
+
+    def __init__(
+        self,
+        sharding_type: str,
+        kernel_type: str,
+        fused_params: Dict[str, Any],
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> None:
+        super().__init__(fused_params, qcomm_codecs_registry=qcomm_codecs_registry)  # type: ignore[call-arg]
+        self._sharding_type = sharding_type
+        self._kernel_type = kernel_type
+
+    @property
+    def fused_params(self) -> Optional[Dict[str, Any]]:
+        return self._fused_params  # type: ignore[attr-defined]
+
+
 class TestECSharder(_OneTypeOneKernel, EmbeddingCollectionSharder):
     """``EmbeddingCollectionSharder`` offering only ``sharding_type`` and ``kernel_type``."""
 
@@ -114,43 +134,13 @@ class TestEBSharder(_OneTypeOneKernel, EmbeddingBagSharder):
         return self._fused_params
 
 
-class TestETSharder(_OneTypeOneKernel, EmbeddingTowerSharder):
+class TestETSharder(_OneTypeFusedParams, EmbeddingTowerSharder):
     """``EmbeddingTowerSharder`` offering only ``sharding_type`` and ``kernel_type``."""
 
     __test__ = False
 
-    def __init__(
-        self,
-        sharding_type: str,
-        kernel_type: str,
-        fused_params: Dict[str, Any],
-        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-    ) -> None:
-        super().__init__(fused_params, qcomm_codecs_registry=qcomm_codecs_registry)
-        self._sharding_type = sharding_type
-        self._kernel_type = kernel_type
 
-    @property
-    def fused_params(self) -> Optional[Dict[str, Any]]:
-        return self._fused_params
-
-
-class TestETCSharder(_OneTypeOneKernel, EmbeddingTowerCollectionSharder):
+class TestETCSharder(_OneTypeFusedParams, EmbeddingTowerCollectionSharder):
     """``EmbeddingTowerCollectionSharder`` offering only ``sharding_type`` and ``kernel_type``."""
 
     __test__ = False
-
-    def __init__(
-        self,
-        sharding_type: str,
-        kernel_type: str,
-        fused_params: Dict[str, Any],
-        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
-    ) -> None:
-        super().__init__(fused_params, qcomm_codecs_registry=qcomm_codecs_registry)
-        self._sharding_type = sharding_type
-        self._kernel_type = kernel_type
-
-    @property
-    def fused_params(self) -> Optional[Dict[str, Any]]:
-        return self._fused_params
