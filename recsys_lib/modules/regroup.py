@@ -183,9 +183,6 @@ class KTRegroupAsDict(nn.Module, CacheMixin):
             raise ValueError(f"KTRegroupAsDict: {len(keys)} keys for {len(groups)} groups; need one key per group")
         if len(set(keys)) != len(keys):
             raise ValueError(f"KTRegroupAsDict: output keys must be unique, got {keys}")
-        for i, g in enumerate(groups):
-            if len(g) == 0:
-                raise ValueError(f"KTRegroupAsDict: group {i} ({keys[i]!r}) is empty")
         self._groups: List[List[str]] = [list(g) for g in groups]
         self._keys: List[str] = list(keys)
         self._is_inited: bool = False

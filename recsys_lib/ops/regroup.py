@@ -52,7 +52,9 @@ def regroup_slices(values: List[torch.Tensor], plan: List[List[Tuple[int, int, i
     out: List[torch.Tensor] = []
     for slices in plan:
         parts = [values[src].narrow(1, start, length) for src, start, length in slices]
-        if len(parts) == 1:
+        if len(parts) == 0:  # an empty group: (B, 0), as TorchRec
+            out.append(values[0].new_zeros(values[0].size(0), 0))
+        elif len(parts) == 1:
             out.append(parts[0].contiguous() if parts[0].size(1) != values[slices[0][0]].size(1) else parts[0])
         else:
             out.append(torch.cat(parts, dim=1))

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodecs
 from recsys_lib.distributed._sharded.single_bag import EmbeddingBagSharder
+from recsys_lib.distributed._tower.sharders import EmbeddingTowerCollectionSharder, EmbeddingTowerSharder
 from recsys_lib.distributed.embedding import EmbeddingCollectionSharder
 from recsys_lib.distributed.embeddingbag import EmbeddingBagCollectionSharder
 from recsys_lib.distributed.fused_embedding import FusedEmbeddingCollectionSharder
@@ -28,6 +29,26 @@ class _OneTypeOneKernel:
 
     def compute_kernels(self, sharding_type: str, compute_device_type: str) -> List[str]:
         return [self._kernel_type]
+
+
+class _OneTypeFusedParams(_OneTypeOneKernel):
+    """``_OneTypeOneKernel`` taking ``(sharding_type, kernel_type, fused_params, qcomm_codecs_registry)`` and
+    exposing the fused parameters as given (the tower sharders' test variants)."""
+
+    def __init__(
+        self,
+        sharding_type: str,
+        kernel_type: str,
+        fused_params: Dict[str, Any],
+        qcomm_codecs_registry: Optional[Dict[str, QuantizedCommCodecs]] = None,
+    ) -> None:
+        super().__init__(fused_params, qcomm_codecs_registry=qcomm_codecs_registry)  # type: ignore[call-arg]
+        self._sharding_type = sharding_type
+        self._kernel_type = kernel_type
+
+    @property
+    def fused_params(self) -> Optional[Dict[str, Any]]:
+        return self._fused_params  # type: ignore[attr-defined]
 
 
 class TestECSharder(_OneTypeOneKernel, EmbeddingCollectionSharder):
@@ -111,3 +132,15 @@ class TestEBSharder(_OneTypeOneKernel, EmbeddingBagSharder):
     @property
     def fused_params(self) -> Optional[Dict[str, Any]]:
         return self._fused_params
+
+
+class TestETSharder(_OneTypeFusedParams, EmbeddingTowerSharder):
+    """``EmbeddingTowerSharder`` offering only ``sharding_type`` and ``kernel_type``."""
+
+    __test__ = False
+
+
+class TestETCSharder(_OneTypeFusedParams, EmbeddingTowerCollectionSharder):
+    """``EmbeddingTowerCollectionSharder`` offering only ``sharding_type`` and ``kernel_type``."""
+
+    __test__ = False
