@@ -63,3 +63,20 @@ def check_keys(owner: str, keys: object) -> List[str]:
         bad = next(k for k in keys if not isinstance(k, str))
         raise TypeError(f"{owner}: keys must be str, got {bad!r} of type {type(bad).__name__}") from None
     return keys
+
+
+def check_kt(keys: List[str], length_per_key: List[int], values: torch.Tensor, key_dim: int) -> None:
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"KeyedTensor: values must be a torch.Tensor, got {type(values).__name__}")
+    if len(keys) != len(length_per_key):
+        raise ValueError(f"KeyedTensor: {len(keys)} keys but {len(length_per_key)} entries in length_per_key")
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"KeyedTensor: duplicate keys {dup}")
+    if key_dim < 0 or key_dim >= values.dim():
+        raise ValueError(f"KeyedTensor: key_dim={key_dim} out of range for values of shape {tuple(values.shape)}")
+    if sum(length_per_key) != values.size(key_dim):
+        raise ValueError(
+            f"KeyedTensor: length_per_key sums to {sum(length_per_key)} but values has {values.size(key_dim)} "
+            f"entries along key_dim={key_dim} (shape {tuple(values.shape)})"
+        )

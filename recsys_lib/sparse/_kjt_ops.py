@@ -74,3 +74,21 @@ def check_permute(indices: List[int], num_keys: int) -> None:
         raise ValueError(
             f"permute: indices must lie in [0, {num_keys}) for a KeyedJaggedTensor with {num_keys} keys, got {indices}"
         )
+
+
+def dist_splits(
+    key_splits: List[int], stride_per_key: List[int], length_per_key: List[int], variable: bool, weighted: bool
+) -> List[List[int]]:
+    lengths_splits: List[int] = []
+    values_splits: List[int] = []
+    start = 0
+    for n in key_splits:
+        lengths_splits.append(sum(stride_per_key[start : start + n]))
+        values_splits.append(sum(length_per_key[start : start + n]))
+        start += n
+    out = [lengths_splits, values_splits]
+    if variable:
+        out.append(list(key_splits))
+    if weighted:
+        out.append(values_splits)
+    return out

@@ -5,6 +5,8 @@ from typing import List, Optional
 
 import torch
 
+from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
+
 
 def cumsum_list(xs: List[int]) -> List[int]:
     """``[0, x0, x0+x1, ...]`` on the host (offsets from lengths)."""
@@ -28,3 +30,61 @@ def optional_to(
     if t is None:
         return None
     return t.to(device, non_blocking=non_blocking)
+
+
+def bags(data: torch.Tensor, offsets: torch.Tensor) -> List[torch.Tensor]:
+    """``data[offsets[i]:offsets[i+1]]`` per bag: offsets are indices (need not start at 0; trailing data ignored)."""
+    offs: List[int] = offsets.long().tolist()  # int64: TorchScript's tolist() needs it
+    n = data.size(0)
+    for i in range(len(offs) - 1):
+        if offs[i] > offs[i + 1] or offs[i] < 0 or offs[i + 1] > n:
+            raise ValueError(
+                f"JaggedTensor: bag {i} spans offsets [{offs[i]}, {offs[i + 1]}), expected 0 <= start <= end <= "
+                f"{n} (the number of values)"
+            )
+    return [data[offs[i]: offs[i + 1]] for i in range(len(offs) - 1)]
+
+
+def padded(
+    data: torch.Tensor,
+    lengths: torch.Tensor,
+    offsets: Optional[torch.Tensor],
+    desired_length: Optional[int],
+    padding_value: float,
+) -> torch.Tensor:
+    longest: Optional[int] = None
+    if desired_length is None:
+        longest = int(lengths.max().item()) if lengths.numel() > 0 else 0
+        width = longest
+    else:
+        if desired_length < 0:
+            raise ValueError(f"to_padded_dense: desired_length must be >= 0, got {desired_length}")
+        width = desired_length
+    return jagged_to_padded_dense(data, lengths, offsets, width, padding_value, longest)
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.equal(a, b.to(a.dtype)))
+
+
+def same_optional(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return same(a, b)
+
+
+def copy_parts(dst: object, src: object, non_blocking: bool) -> None:
+    """In-place copy of the tensors of one jagged object into another of the same layout (eager only)."""
+    for name in ("_values", "_weights", "_lengths", "_offsets"):
+        d, s_ = getattr(dst, name), getattr(src, name)
+        if (d is None) != (s_ is None):
+            raise ValueError(f"copy_: {name[1:]} is present in only one of the two objects")
+        if d is not None:
+            if d.shape != s_.shape:
+                raise ValueError(f"copy_: {name[1:]} shapes differ: {tuple(d.shape)} vs {tuple(s_.shape)}")
+            d.copy_(s_, non_blocking=non_blocking)
+
+
+def flat(t: torch.Tensor) -> torch.Tensor:
+    """``t.view(-1)`` without a dispatch when ``t`` is already 1-D (lengths usually are)."""
+    return t if t.dim() == 1 else t.view(-1)

@@ -33,12 +33,11 @@ from torch.fx import _symbolic_trace
 from torch.fx._symbolic_trace import ProxyableClassMeta
 
 from recsys_lib.ops.cumsum import complete_cumsum, complete_cumsum_rows, lengths_from_offsets
-from recsys_lib.ops.jagged_dense import jagged_to_padded_dense
 from recsys_lib.ops.permute import permute_key_views, permute_rows_by_sizes, permute_segments
 from recsys_lib.ops.regroup import plan_regroup, regroup_slices
 from recsys_lib.pt2.checks import pt2_guard_or_false
 from recsys_lib.sparse import _kjt_ops as ops
-from recsys_lib.sparse._checks import check_jagged_parts
+from recsys_lib.sparse._checks import check_jagged_parts, check_kt
 from recsys_lib.sparse._errors import UnknownKeyError
 from recsys_lib.sparse._kjt_checks import (
     _HOST_INDEX_DTYPES,
@@ -48,7 +47,7 @@ from recsys_lib.sparse._kjt_checks import (
     uniform_host_length_per_key,
 )
 from recsys_lib.sparse._kjt_dist import dist_init_parts
-from recsys_lib.sparse._utils import cumsum_list, optional_to
+from recsys_lib.sparse._utils import bags, copy_parts, cumsum_list, flat, optional_to, padded, same, same_optional
 from recsys_lib.streamable import Pipelineable
 
 
@@ -199,20 +198,20 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     # ----- conversions -----
     def to_dense(self) -> List[torch.Tensor]:
         """One tensor per bag (host sync: reads the offsets, which index ``values``)."""
-        return _bags(self._values, self.offsets())
+        return bags(self._values, self.offsets())
 
     def to_dense_weights(self) -> Optional[List[torch.Tensor]]:
         w = self._weights
         if w is None:
             return None
-        return _bags(w, self.offsets())
+        return bags(w, self.offsets())
 
     def to_padded_dense(self, desired_length: Optional[int] = None, padding_value: float = 0.0) -> torch.Tensor:
         """(B, L[, D]) padded with ``padding_value``; rows longer than ``desired_length`` are truncated.
 
         ``desired_length=None`` pads to the longest bag (host sync).
         """
-        return _padded(self._values, self.lengths(), self._offsets, desired_length, padding_value)
+        return padded(self._values, self.lengths(), self._offsets, desired_length, padding_value)
 
     def to_padded_dense_weights(
         self, desired_length: Optional[int] = None, padding_value: float = 0.0
@@ -220,7 +219,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         w = self._weights
         if w is None:
             return None
-        return _padded(w, self.lengths(), self._offsets, desired_length, padding_value)
+        return padded(w, self.lengths(), self._offsets, desired_length, padding_value)
 
     def to(self, device: torch.device, non_blocking: bool = False) -> "JaggedTensor":
         return JaggedTensor(
@@ -239,7 +238,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     @torch.jit.unused
     def copy_(self, jt: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
         """Copy ``jt``'s tensors into this JT's tensors in place (same shapes; e.g. into pinned buffers)."""
-        _copy_parts(self, jt, non_blocking)
+        copy_parts(self, jt, non_blocking)
         return self
 
     def size_in_bytes(self) -> int:
@@ -259,54 +258,13 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         return 'JaggedTensor({\n    "values": ' + str(values) + ',\n    "weights": ' + str(weights) + "\n})\n"
 
 
-def _bags(data: torch.Tensor, offsets: torch.Tensor) -> List[torch.Tensor]:
-    """``data[offsets[i]:offsets[i+1]]`` per bag: offsets are indices (need not start at 0; trailing data ignored)."""
-    offs: List[int] = offsets.long().tolist()  # int64: TorchScript's tolist() needs it
-    n = data.size(0)
-    for i in range(len(offs) - 1):
-        if offs[i] > offs[i + 1] or offs[i] < 0 or offs[i + 1] > n:
-            raise ValueError(
-                f"JaggedTensor: bag {i} spans offsets [{offs[i]}, {offs[i + 1]}), expected 0 <= start <= end <= "
-                f"{n} (the number of values)"
-            )
-    return [data[offs[i]: offs[i + 1]] for i in range(len(offs) - 1)]
-
-
-def _padded(
-    data: torch.Tensor,
-    lengths: torch.Tensor,
-    offsets: Optional[torch.Tensor],
-    desired_length: Optional[int],
-    padding_value: float,
-) -> torch.Tensor:
-    longest: Optional[int] = None
-    if desired_length is None:
-        longest = int(lengths.max().item()) if lengths.numel() > 0 else 0
-        width = longest
-    else:
-        if desired_length < 0:
-            raise ValueError(f"to_padded_dense: desired_length must be >= 0, got {desired_length}")
-        width = desired_length
-    return jagged_to_padded_dense(data, lengths, offsets, width, padding_value, longest)
-
-
 def jt_is_equal(jt_1: "JaggedTensor", jt_2: "JaggedTensor") -> bool:
     """True when both JTs hold the same values, lengths and weights (offsets derived)."""
     if not isinstance(jt_1, JaggedTensor) or not isinstance(jt_2, JaggedTensor):
         return False
-    if not _opt_equal(jt_1.weights_or_none(), jt_2.weights_or_none()):
+    if not same_optional(jt_1.weights_or_none(), jt_2.weights_or_none()):
         return False
-    return _same(jt_1.values(), jt_2.values()) and _same(jt_1.lengths(), jt_2.lengths())
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and bool(torch.equal(a, b.to(a.dtype)))
-
-
-def _opt_equal(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return _same(a, b)
+    return same(jt_1.values(), jt_2.values()) and same(jt_1.lengths(), jt_2.lengths())
 
 
 def jt_dict_is_equal(d1: Dict[str, JaggedTensor], d2: Dict[str, JaggedTensor]) -> bool:
@@ -327,18 +285,6 @@ def trusted_jt(
         jt.__dict__.update(_values=values, _weights=weights, _lengths=lengths, _offsets=offsets)
         return jt
     return JaggedTensor(values=values, weights=weights, lengths=lengths, offsets=offsets)
-
-
-def _copy_parts(dst: object, src: object, non_blocking: bool) -> None:
-    """In-place copy of the tensors of one jagged object into another of the same layout (eager only)."""
-    for name in ("_values", "_weights", "_lengths", "_offsets"):
-        d, s_ = getattr(dst, name), getattr(src, name)
-        if (d is None) != (s_ is None):
-            raise ValueError(f"copy_: {name[1:]} is present in only one of the two objects")
-        if d is not None:
-            if d.shape != s_.shape:
-                raise ValueError(f"copy_: {name[1:]} shapes differ: {tuple(d.shape)} vs {tuple(s_.shape)}")
-            d.copy_(s_, non_blocking=non_blocking)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -510,7 +456,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         weights_list: List[Optional[torch.Tensor]] = [k.weights_or_none() for k in kjt_list]
         values = torch.cat([k.values() for k in kjt_list])
         weights = ops.concat_optional(weights_list, "weights")
-        lengths = torch.cat([_flat(k.lengths()) for k in kjt_list])
+        lengths = torch.cat([flat(k.lengths()) for k in kjt_list])
         stride: Optional[int] = None if variable else first_stride
         opk: Optional[List[int]] = None if length_per_key is None else cumsum_list(length_per_key)
         if not torch.jit.is_scripting():
@@ -799,7 +745,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         opk = self.offset_per_key()
         lopk = self.lengths_offset_per_key()
         start, end = opk[i], opk[i + 1]
-        lengths = _flat(self.lengths())[lopk[i] : lopk[i + 1]]
+        lengths = flat(self.lengths())[lopk[i] : lopk[i + 1]]
         w = self._weights
         return trusted_jt(self._values[start:end], None if w is None else w[start:end], lengths, None)
 
@@ -823,7 +769,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         lopk = self.lengths_offset_per_key()
         spk = self.stride_per_key()
         variable = self._variable_stride_per_key
-        lengths = _flat(self.lengths())
+        lengths = flat(self.lengths())
         stride = self.stride()
         out: List[KeyedJaggedTensor] = []
         start = 0
@@ -997,7 +943,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         """Copy ``kjt``'s tensors into this KJT's in place (same keys and shapes, e.g. reused pinned buffers)."""
         if kjt.keys() != self._keys:
             raise ValueError(f"copy_: keys differ: {self._keys} vs {kjt.keys()}")
-        _copy_parts(self, kjt, non_blocking)
+        copy_parts(self, kjt, non_blocking)
         self._length_per_key = kjt._length_per_key
         self._offset_per_key = kjt._offset_per_key
         self._jt_dict = None
@@ -1029,7 +975,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def dist_splits(self, key_splits: List[int]) -> List[List[int]]:
         """Per label, how many elements go to each destination that receives ``key_splits[d]`` consecutive keys."""
         ops.check_segments(key_splits, len(self._keys))
-        return _dist_splits(key_splits, self.stride_per_key(), self.length_per_key(),
+        return ops.dist_splits(key_splits, self.stride_per_key(), self.length_per_key(),
                             self._variable_stride_per_key, self._weights is not None)
 
     def dist_tensors(self) -> List[torch.Tensor]:
@@ -1082,29 +1028,6 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
                 weights = [t.tolist() for t in dense_w]
                 lines.append(f'    "{k}": {{\n        "values": {values},\n        "weights": {weights}\n    }}')
         return "KeyedJaggedTensor({\n" + ",\n".join(lines) + "\n})\n"
-
-
-def _flat(t: torch.Tensor) -> torch.Tensor:
-    """``t.view(-1)`` without a dispatch when ``t`` is already 1-D (lengths usually are)."""
-    return t if t.dim() == 1 else t.view(-1)
-
-
-def _dist_splits(
-    key_splits: List[int], stride_per_key: List[int], length_per_key: List[int], variable: bool, weighted: bool
-) -> List[List[int]]:
-    lengths_splits: List[int] = []
-    values_splits: List[int] = []
-    start = 0
-    for n in key_splits:
-        lengths_splits.append(sum(stride_per_key[start : start + n]))
-        values_splits.append(sum(length_per_key[start : start + n]))
-        start += n
-    out = [lengths_splits, values_splits]
-    if variable:
-        out.append(list(key_splits))
-    if weighted:
-        out.append(values_splits)
-    return out
 
 
 def _unchecked_kjt(keys, values, weights, lengths, stride, spkpr, stride_per_key, length_per_key, offset_per_key,
@@ -1181,9 +1104,9 @@ def kjt_is_equal(kjt_1: KeyedJaggedTensor, kjt_2: KeyedJaggedTensor) -> bool:
     w1, w2 = kjt_1.weights_or_none(), kjt_2.weights_or_none()
     if (w1 is None) != (w2 is None):
         return False
-    if w1 is not None and w2 is not None and not _same(w1, w2):
+    if w1 is not None and w2 is not None and not same(w1, w2):
         return False
-    return _same(kjt_1.lengths().view(-1), kjt_2.lengths().view(-1)) and _same(kjt_1.values(), kjt_2.values())
+    return same(kjt_1.lengths().view(-1), kjt_2.lengths().view(-1)) and same(kjt_1.values(), kjt_2.values())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1224,7 +1147,7 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         index_per_key: Optional[Dict[str, int]] = None,
     ) -> None:
         if not torch.jit.is_scripting():
-            _check_kt(keys, length_per_key, values, key_dim)
+            check_kt(keys, length_per_key, values, key_dim)
         self._keys: List[str] = keys
         self._length_per_key: List[int] = length_per_key
         self._values: torch.Tensor = values
@@ -1353,23 +1276,6 @@ def regroup_kts(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> Li
 def permute_multi_embedding(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> List[torch.Tensor]:
     """Same result as :meth:`KeyedTensor.regroup` (TorchRec routes this one to ``fbgemm.permute_multi_embedding``)."""
     return _regroup(keyed_tensors, groups)
-
-
-def _check_kt(keys: List[str], length_per_key: List[int], values: torch.Tensor, key_dim: int) -> None:
-    if not isinstance(values, torch.Tensor):
-        raise TypeError(f"KeyedTensor: values must be a torch.Tensor, got {type(values).__name__}")
-    if len(keys) != len(length_per_key):
-        raise ValueError(f"KeyedTensor: {len(keys)} keys but {len(length_per_key)} entries in length_per_key")
-    if len(set(keys)) != len(keys):
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        raise ValueError(f"KeyedTensor: duplicate keys {dup}")
-    if key_dim < 0 or key_dim >= values.dim():
-        raise ValueError(f"KeyedTensor: key_dim={key_dim} out of range for values of shape {tuple(values.shape)}")
-    if sum(length_per_key) != values.size(key_dim):
-        raise ValueError(
-            f"KeyedTensor: length_per_key sums to {sum(length_per_key)} but values has {values.size(key_dim)} "
-            f"entries along key_dim={key_dim} (shape {tuple(values.shape)})"
-        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
