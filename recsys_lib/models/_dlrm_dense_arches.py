@@ -14,12 +14,17 @@ import torch
 from torch import nn
 
 from recsys_lib._public import public_at
+from recsys_lib.models._dot_interaction import upper_dots
 from recsys_lib.modules.mlp import MLP
 
 try:  # data-dependent input checks are skipped while torch.fx records a graph
     from torch.fx._symbolic_trace import is_fx_symbolic_tracing as _is_fx_tracing
 except ImportError:  # older torch
     from torch.fx._symbolic_trace import is_fx_tracing as _is_fx_tracing
+
+
+def _is_compiling() -> bool:
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
 def choose(n: int, k: int) -> int:
@@ -128,9 +133,17 @@ class InteractionArch(nn.Module):
             return dense_features
         _maybe_check(dense_features, sparse_features, self.F)
         combined = torch.cat((dense_features.unsqueeze(1), sparse_features), dim=1)  # (B, F+1, D)
-        interactions = torch.bmm(combined, torch.transpose(combined, 1, 2))  # (B, F+1, F+1)
-        flat = interactions[:, self.triu_indices[0], self.triu_indices[1]]  # (B, choose(F+1, 2))
+        if torch.jit.is_scripting():
+            flat = self._traced_dots(combined)
+        elif _is_fx_tracing() or _is_compiling():
+            flat = self._traced_dots(combined)
+        else:  # eager: one autograd node, half the backward matmuls (same values)
+            flat = upper_dots(combined)
         return torch.cat((dense_features, flat), dim=1)
+
+    def _traced_dots(self, combined: torch.Tensor) -> torch.Tensor:
+        interactions = torch.bmm(combined, torch.transpose(combined, 1, 2))  # (B, F+1, F+1)
+        return interactions[:, self.triu_indices[0], self.triu_indices[1]]  # (B, choose(F+1, 2))
 
 
 @public_at("recsys_lib.models.dlrm")
