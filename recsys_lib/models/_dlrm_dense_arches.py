@@ -138,7 +138,7 @@ class InteractionArch(nn.Module):
         elif _is_fx_tracing() or _is_compiling():
             flat = self._traced_dots(combined)
         else:  # eager: one autograd node, half the backward matmuls (same values)
-            flat = upper_dots(combined)
+            flat = upper_dots(combined, self.triu_indices)
         return torch.cat((dense_features, flat), dim=1)
 
     def _traced_dots(self, combined: torch.Tensor) -> torch.Tensor:
