@@ -18,6 +18,7 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import nn
+from torch.nn.modules import module as _module_mod
 
 from recsys_lib.datasets.utils import Batch
 from recsys_lib.models._dlrm_dense_arches import (  # noqa: F401  (public re-exports)
@@ -26,6 +27,7 @@ from recsys_lib.models._dlrm_dense_arches import (  # noqa: F401  (public re-exp
     InteractionDCNArch,
     InteractionProjectionArch,
     OverArch,
+    _is_fx_tracing,
     choose,
 )
 from recsys_lib.models._model_input import loss_and_prediction
@@ -42,6 +44,16 @@ def _shared_embedding_dim(owner: str, embedding_bag_collection: nn.Module) -> in
     if len(set(dims.values())) != 1:
         raise ValueError(f"{owner}: all tables must share one embedding_dim, got {dims}")
     return configs[0].embedding_dim
+
+
+def _overlap_allowed(sparse_arch: nn.Module) -> bool:
+    """Eager mode, a plain ``SparseArch`` and no hooks that calling it would run: then ``DLRM`` may start the
+    lookup before the bottom MLP (graph capture keeps TorchRec's call order)."""
+    if type(sparse_arch) is not SparseArch or sparse_arch._forward_hooks or sparse_arch._forward_pre_hooks:
+        return False
+    if _module_mod._global_forward_hooks or _module_mod._global_forward_pre_hooks:
+        return False
+    return not (_is_fx_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting())
 
 
 def _on_device(module: nn.Module, device: Optional[torch.device]) -> nn.Module:
@@ -77,7 +89,10 @@ class SparseArch(nn.Module):
 
     def forward(self, features: KeyedJaggedTensor) -> torch.Tensor:
         """``features``: KJT with stride ``B`` -> ``(B, F, D)`` in table / feature order."""
-        pooled = self.embedding_bag_collection(features).values()  # (B, F * D), one D-block per feature
+        return self._stack(self.embedding_bag_collection(features).values())
+
+    def _stack(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(B, F * D)`` pooled values, one ``D``-block per feature -> ``(B, F, D)``."""
         return pooled.reshape(pooled.size(0), self.F, self.D)
 
     @property
@@ -142,10 +157,29 @@ class DLRM(nn.Module):
 
         Returns logits ``(B, over_arch_layer_sizes[-1])``.
         """
-        embedded_dense = self.dense_arch(dense_features)  # (B, D)
-        embedded_sparse = self.sparse_arch(sparse_features)  # (B, F, D)
+        if torch.jit.is_scripting():
+            embedded_dense = self.dense_arch(dense_features)  # (B, D)
+            embedded_sparse = self.sparse_arch(sparse_features)  # (B, F, D)
+        elif _overlap_allowed(self.sparse_arch):
+            embedded_dense, embedded_sparse = self._sparse_lookup_first(dense_features, sparse_features)
+        else:
+            embedded_dense = self.dense_arch(dense_features)
+            embedded_sparse = self.sparse_arch(sparse_features)
         concatenated_dense = self.inter_arch(dense_features=embedded_dense, sparse_features=embedded_sparse)
         return self.over_arch(concatenated_dense)
+
+
+    @torch.jit.unused
+    def _sparse_lookup_first(
+        self, dense_features: torch.Tensor, sparse_features: KeyedJaggedTensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(dense_arch(dense), sparse_arch(sparse))`` with the lookup started first: a sharded EBC returns a
+        lazy awaitable, so its output all-to-all travels while the bottom MLP runs, and autograd (which runs
+        the later-created node first) issues the gradient all-to-all, runs the bottom MLP's backward, and only
+        then waits for it. Same values as the plain order."""
+        pooled = self.sparse_arch.embedding_bag_collection(sparse_features)
+        embedded_dense = self.dense_arch(dense_features)
+        return embedded_dense, self.sparse_arch._stack(pooled.values())
 
 
 class DLRM_DCN(DLRM):

@@ -24,6 +24,7 @@ from recsys_lib.distributed.sharding_plan import (
 )
 from recsys_lib.distributed.test_utils import run_multiprocess
 from recsys_lib.distributed.types import LazyAwaitable, ShardingEnv, ShardingPlan
+from recsys_lib.models.dlrm import DLRM
 from recsys_lib.modules.embedding_configs import PoolingType
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
 from recsys_lib.optim.apply_optimizer_in_backward import apply_optimizer_in_backward
@@ -246,9 +247,49 @@ def _check_bad_input(rank: int, world: int, env: ShardingEnv) -> List[str]:
     return messages
 
 
+def _check_dlrm_lookup_first(rank: int, world: int, env: ShardingEnv) -> None:
+    """DLRM starts its sharded lookup before the bottom MLP (the output all-to-all travels meanwhile); one step
+    still equals the unsharded model's (logits, dense SGD update, fused row-wise Adagrad tables)."""
+    tables = ebc_tables(PoolingType.SUM, dims=(8, 8, 8, 8))
+    torch.manual_seed(3)
+    model = DLRM(EmbeddingBagCollection(tables), dense_in_features=5, dense_arch_layer_sizes=[6, 8],
+                 over_arch_layer_sizes=[7, 1])
+    apply_optimizer_in_backward(RowWiseAdagrad, model.sparse_arch.parameters(), {"lr": LR, "eps": EPS})
+    ref = copy.deepcopy(model)
+    ebc = model.sparse_arch.embedding_bag_collection
+    module_plan = construct_module_sharding_plan(
+        ebc, {t.name: table_wise(rank=i % world) for i, t in enumerate(tables)}, local_size=2, world_size=2,
+        device_type="cpu")
+    dmp = DistributedModelParallel(model, env=env, device=torch.device("cpu"),
+                                   plan=ShardingPlan({"sparse_arch.embedding_bag_collection": module_plan}))
+    order: List[str] = []
+    for name, m in (("sparse", dmp.module.sparse_arch.embedding_bag_collection), ("dense", dmp.module.dense_arch)):
+        m.register_forward_pre_hook(lambda *_, n=name: order.append(n))
+    kjts = global_batch(tables, world, B, False, seed=5)
+    dense = torch.randn(world, B, 5, generator=torch.Generator().manual_seed(6))
+    sgd = KeyedOptimizerWrapper(dict(in_backward_optimizer_filter(dmp.named_parameters())),
+                                lambda ps: torch.optim.SGD(ps, lr=LR))
+    out = dmp(dense[rank], kjts[rank])
+    assert order == ["sparse", "dense"], order
+    out.sum().backward()
+    sgd.step()
+    ref_out = ref(dense.view(world * B, 5), concat_batches(kjts))
+    torch.testing.assert_close(out, ref_out[rank * B:(rank + 1) * B])
+    (ref_out.sum() / world).backward()
+    state = dmp.state_dict()
+    for name, p in ref.named_parameters():
+        if not name.startswith("sparse_arch."):
+            torch.testing.assert_close(state[name], p.detach() - LR * p.grad, msg=name)
+    for t in tables:
+        w = ref.sparse_arch.embedding_bag_collection.embedding_bags[t.name].weight
+        expected = rowwise_adagrad_reference(w.detach(), w.grad, column_blocks(module_plan[t.name], w.size(1)))
+        check_local_shards(state[f"sparse_arch.embedding_bag_collection.embedding_bags.{t.name}.weight"], expected, t.name)
+
+
 def _all_checks(rank: int, world: int) -> Any:
     env = ShardingEnv.from_process_group(dist.group.WORLD)
     _check_dmp_training(rank, world, env)
+    _check_dlrm_lookup_first(rank, world, env)
     _check_default_plan_and_tutorial(rank, world, env)
     _check_shard_functions(rank, world, env)
     _check_ranks_without_tables(rank, world, env)

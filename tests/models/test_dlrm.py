@@ -253,3 +253,35 @@ def test_dlrm_train_learns_on_random_batches():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def _call_order(model):
+    order = []
+    for name, m in (("sparse", model.sparse_arch.embedding_bag_collection), ("dense", model.dense_arch)):
+        m.register_forward_pre_hook(lambda *_, n=name: order.append(n))
+    return order
+
+
+def test_dlrm_looks_up_first_in_eager_and_falls_back_when_sparse_arch_is_hooked():
+    torch.manual_seed(0)
+    model = DLRM(make_ebc(), DENSE_IN, [6, D], [7, 2])
+    hooked = DLRM(make_ebc(), DENSE_IN, [6, D], [7, 2])
+    hooked.load_state_dict(model.state_dict())
+    seen = []
+    hooked.sparse_arch.register_forward_hook(lambda m, args, out: seen.append(tuple(out.shape)))
+    order, hooked_order = _call_order(model), _call_order(hooked)
+    dense = _dense()
+    out, hooked_out = model(dense, make_kjt()), hooked(dense, make_kjt())
+    assert order == ["sparse", "dense"] and hooked_order == ["dense", "sparse"]
+    assert seen == [(B, F, D)]  # the hook on sparse_arch ran: calling it was not bypassed
+    torch.testing.assert_close(out, hooked_out)
+    out.sum().backward()
+    hooked_out.sum().backward()
+    grads = {n: p.grad for n, p in hooked.named_parameters()}
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], msg=n)
+    traced = torch.fx.symbolic_trace(model)  # graph capture keeps TorchRec's order: dense arch first
+    targets = [str(n.target) for n in traced.graph.nodes]
+    first_dense = next(i for i, t in enumerate(targets) if t.startswith("dense_arch"))
+    first_lookup = next(i for i, t in enumerate(targets) if t.startswith("sparse_arch"))
+    assert first_dense < first_lookup, targets
