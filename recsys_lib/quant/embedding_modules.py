@@ -42,6 +42,7 @@ from recsys_lib.modules.embedding_modules import (
 )
 from recsys_lib.quant._kernels import kernel_inputs, pooled_reference, sequence_reference
 from recsys_lib.quant._layout import plan_layout
+from recsys_lib.ops._recycled import RecycledBuffers
 from recsys_lib.quant._parallel import LookupThreads, OneIntraOpThread, lookup_parts, threaded_lookup, threads_allowed
 from recsys_lib.quant._tbe_call import tbe_lookup_functional
 from recsys_lib.quant._prep import (  # noqa: F401  (TorchRec's names live in this module)
@@ -183,6 +184,7 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
             [int(self._group_rows[g][t].size(1)) for t in m] for g, m in enumerate(lay.feature_table_maps)
         ]
         self._lookup_threads: LookupThreads = LookupThreads()
+        self._output_buffers: RecycledBuffers = RecycledBuffers()
         # TorchRec's state-dict order: table weights, then (register_tbes) kernel buffers.
         self.embedding_bags: nn.ModuleDict = nn.ModuleDict(store.weights)
         self.tbes: nn.ModuleList = store.tbes
@@ -210,7 +212,9 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
                 features, self._feature_order, self._all_features, self._group_bounds, self._rows_per_feature,
                 self._table_per_feature, self._is_weighted, self._get_name(), check=False,
             )
-            out = torch.empty(features.stride(), sum(self._length_per_key), dtype=self._output_dtype)
+            # the ranges write their blocks into a buffer of ours: a dead earlier output's, when there is one (a
+            # fresh one this size costs a page fault per 4 KB page as it is written; see ops/_recycled.py)
+            out = self._output_buffers.empty((features.stride(), sum(self._length_per_key)), self._output_dtype)
             col = 0
             for g, tbe in enumerate(self.tbes):
                 a = self._group_bounds[g]

@@ -225,3 +225,18 @@ def test_threaded_lookup_with_int32_ids(monkeypatch):
     with _Threads(monkeypatch, 2) as threads:
         out = q(kjt32).values()
     assert threads.calls and torch.equal(out, expected)
+
+
+def test_threaded_lookup_never_overwrites_a_result_the_caller_holds(monkeypatch):
+    q = _quantized(torch.qint8, False)
+    kjts = [_batch(False, seed=s) for s in (1, 2, 3)]
+    expected = [_single_call(q, k) for k in kjts]
+    with _Threads(monkeypatch, 2):
+        first = q(kjts[0]).values()
+        second = q(kjts[1]).values()  # `first` is held: written elsewhere
+        assert first.data_ptr() != second.data_ptr()
+        ptr = first.data_ptr()
+        del first
+        third = q(kjts[2]).values()  # `first`'s buffer is free again and reused
+    assert third.data_ptr() == ptr
+    assert torch.equal(second, expected[1]) and torch.equal(third, expected[2])
