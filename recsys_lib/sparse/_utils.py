@@ -1,7 +1,7 @@
 """Small host-side helpers shared by the jagged types (TorchScript-safe)."""
 
 import itertools
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -17,6 +17,16 @@ def cumsum_list(xs: List[int]) -> List[int]:
     for x in xs:
         total += x
         out.append(total)
+    return out
+
+
+def index_of_keys(keys: List[str]) -> Dict[str, int]:
+    """Key -> its position in ``keys`` (a repeated key maps to its last position, as in TorchRec)."""
+    if not torch.jit.is_scripting():
+        return dict(zip(keys, range(len(keys))))  # C loop (eager only)
+    out: Dict[str, int] = {}
+    for i, k in enumerate(keys):
+        out[k] = i
     return out
 
 
