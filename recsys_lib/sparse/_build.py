@@ -1,6 +1,6 @@
-"""Static constructors of the jagged types: the bodies of ``JaggedTensor.empty`` / ``empty_like`` / ``from_dense*``
-and ``KeyedJaggedTensor.from_*_sync`` / ``concat`` / ``empty`` / ``empty_like`` / ``from_jt_dict`` / ``dist_init``, and
-``pin_memory`` (eager only). The methods in ``jagged_tensor`` call these.
+"""Static constructors of the jagged types: the bodies of ``JaggedTensor.empty`` / ``empty_like`` / ``from_dense*``,
+``KeyedJaggedTensor.from_*_sync`` / ``concat`` / ``empty`` / ``empty_like`` / ``from_jt_dict`` / ``dist_init`` and
+``pin_memory`` (eager only), ``KeyedTensor.from_tensor_list``. The methods in ``jagged_tensor`` call these.
 
 Only static and eager-only methods delegate here: TorchScript compiles a class's instance methods while it compiles
 the class, when a helper whose signature names that class cannot be compiled yet (instance methods use helpers
@@ -21,7 +21,7 @@ import torch
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._utils import cumsum_list, flat
-from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
+from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
 
 
 # ----- JaggedTensor -----
@@ -230,3 +230,11 @@ def pin_memory(kjt: KeyedJaggedTensor) -> KeyedJaggedTensor:
         offset_per_key=kjt._offset_per_key, inverse_indices=None if ii is None else (ii[0], ii[1].pin_memory()),
         stride_per_key=None, lengths_offset_per_key=None, index_per_key=None, jt_dict=None,
     )
+
+
+# ----- KeyedTensor -----
+def kt_from_tensor_list(keys: List[str], tensors: List[torch.Tensor], key_dim: int, cat_dim: int) -> KeyedTensor:
+    if len(keys) != len(tensors):
+        raise ValueError(f"from_tensor_list: {len(keys)} keys but {len(tensors)} tensors")
+    length_per_key = [t.shape[key_dim] for t in tensors]
+    return KeyedTensor(keys=keys, length_per_key=length_per_key, values=torch.cat(tensors, cat_dim), key_dim=key_dim)

@@ -253,7 +253,11 @@ def eager_length_per_key(
 
     The hot path (:func:`uniform_host_length_per_key`) when it applies; under a PT2 tracer the plain sums (the checks
     read data, a traced program trusts its ids); else :func:`checked_length_per_key`. ``stride_per_key`` is the KJT's
-    cached one (set for VBE); ``base`` is where the offsets start (the KJT re-bases itself when it is not 0).
+    cached one (set for VBE).
+
+    ``base`` is where the offsets start: offsets that do not start at 0 are read as indices into ``values`` (as
+    TorchRec's ``JaggedTensor`` does) and the KJT re-bases itself once, so ``values()`` / ``offsets()`` afterwards
+    start at the first bag. Values after the last bag stay in ``values()`` and are ignored by every op.
     """
     if (
         offsets is None and not variable and type(lengths) is torch.Tensor

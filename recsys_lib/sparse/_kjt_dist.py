@@ -90,3 +90,25 @@ def dist_init_parts(
         else:
             spkpr.append([segment_lengths[w * num_keys + f] for w in range(num_workers)])
     return lengths, values, weights, None, spkpr
+
+
+def dist_labels(variable: bool, weighted: bool) -> List[str]:
+    """Names of the tensors a KJT all-to-all sends, in order (``KeyedJaggedTensor.dist_labels``)."""
+    labels = ["lengths", "values"]
+    if variable:
+        labels.append("strides")
+    if weighted:
+        labels.append("weights")
+    return labels
+
+
+def dist_tensors(
+    lengths: torch.Tensor, values: torch.Tensor, weights: Optional[torch.Tensor], stride_per_key: Optional[List[int]]
+) -> List[torch.Tensor]:
+    """The tensors of ``dist_labels`` (``KeyedJaggedTensor.dist_tensors``); ``stride_per_key`` is given for VBE."""
+    tensors = [lengths, values]
+    if stride_per_key is not None:
+        tensors.append(torch.tensor(stride_per_key, dtype=torch.int64, device=values.device))
+    if weights is not None:
+        tensors.append(weights)
+    return tensors

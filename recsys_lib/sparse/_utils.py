@@ -95,6 +95,29 @@ def copy_parts(dst: object, src: object, non_blocking: bool) -> None:
             d.copy_(s_, non_blocking=non_blocking)
 
 
+def tensors_nbytes(tensors: List[Optional[torch.Tensor]]) -> int:
+    """Bytes held by the present tensors (``size_in_bytes`` of the jagged types)."""
+    total = 0
+    for t in tensors:
+        if t is not None:
+            total += t.numel() * t.element_size()
+    return total
+
+
+def record_streams(tensors: List[Optional[torch.Tensor]], stream: torch.Stream) -> None:
+    """``record_stream`` on each present tensor (eager only)."""
+    for t in tensors:
+        if t is not None:
+            t.record_stream(stream)
+
+
+def release_storages(tensors: List[Optional[torch.Tensor]]) -> None:
+    """Shrink the storage of each present tensor to 0 bytes (``clear_storage``; eager only)."""
+    for t in tensors:
+        if t is not None:
+            t.untyped_storage().resize_(0)
+
+
 def flat(t: torch.Tensor) -> torch.Tensor:
     """``t.view(-1)`` without a dispatch when ``t`` is already 1-D (lengths usually are)."""
     return t if t.dim() == 1 else t.view(-1)

@@ -1,8 +1,9 @@
 """Public import path of the sparse types (``torchrec.sparse.jagged_tensor``).
 
 The three jagged classes are defined here, at their public path (TorchScript compiles a class from the source file
-its ``__module__`` names, and pickles and error messages show it). Their pure helpers live in private siblings:
-``_kjt_ops`` / ``_kjt_dist`` / ``_kjt_checks`` (KJT), ``_checks``, ``_pytree``; kernels in ``recsys_lib/ops``.
+its ``__module__`` names, and pickles and error messages show it). Long method bodies and helpers live in private
+siblings (``_build``, ``_kjt_views``, ``_kjt_ops``, ``_kjt_dist``, ``_kjt_checks``, ``_kt_regroup``, ``_compare``,
+``_repr``, ``_checks``, ``_pytree``); kernels in ``recsys_lib/ops``.
 
 Input checks and host syncs:
 
@@ -21,52 +22,35 @@ where                                   checks                                  
                                         non-decreasing / end at numel, duplicate keys, id ranges
 ======================================  =============================================================  ===========
 
-(*) these ops read ``length_per_key`` (one sync) when it is not cached, as TorchRec's do; the checks add none.
-Under TorchScript the Python-side checks are skipped.
+(*) these ops (and ``to_dict``, ``offset_per_key``) read ``length_per_key`` (one sync) when it is not cached, as
+TorchRec's do; the checks add none. Other host syncs: ``dist_init`` (VBE strides, the recat sizes) and
+``to_padded_dense`` without ``desired_length``. Under TorchScript the Python-side checks are skipped.
 """
 
-import abc
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from torch.fx import _symbolic_trace
-from torch.fx._symbolic_trace import ProxyableClassMeta
 
 from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
+from recsys_lib.sparse import _kjt_dist
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_kt
 from recsys_lib.sparse._errors import UnknownKeyError
 from recsys_lib.sparse._kjt_checks import check_kjt_inputs, eager_length_per_key
-from recsys_lib.sparse._utils import bags, copy_parts, cumsum_list, flat, index_of_keys, optional_to, padded
+from recsys_lib.sparse._meta import JaggedTensorMeta
+from recsys_lib.sparse._utils import (
+    bags, copy_parts, cumsum_list, flat, index_of_keys, optional_to, padded, record_streams, release_storages,
+    tensors_nbytes,
+)
 from recsys_lib.streamable import Pipelineable
 
 
-class JaggedTensorMeta(abc.ABCMeta, ProxyableClassMeta):
-    """Metaclass of the jagged types: ``ABCMeta`` (for the ``Pipelineable`` contract) combined with fx's
-    ``ProxyableClassMeta``, so ``KeyedJaggedTensor(keys, proxy_values, ...)`` inside a traced ``forward`` records a
-    constructor call instead of running ``__init__`` on proxies. Outside tracing it goes straight to
-    ``type.__call__`` (cheaper, and it skips fx's "is_fx_tracing" log line)."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if not _symbolic_trace._is_fx_tracing_flag:
-            return type.__call__(cls, *args, **kwargs)
-        return ProxyableClassMeta.__call__(cls, *args, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# JaggedTensor
-# ---------------------------------------------------------------------------------------------------------------
-# ``JaggedTensor``: one jagged dimension (a batch of variable-length bags).
-#
-# ::
-#
-#     lengths = [2, 0, 1]          b0: [a, b]
-#     offsets = [0, 2, 2, 3]       b1: []
-#     values  = [a, b, c]          b2: [c]
-#     # values: (N,) or (N, D)   lengths: (B,)   offsets: (B+1,)   weights: (N,) optional
-
 class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
-    """A batch of variable-length bags with optional per-value weights.
+    """A batch of variable-length bags with optional per-value weights (one jagged dimension)::
+
+        lengths = [2, 0, 1]          b0: [a, b]
+        offsets = [0, 2, 2, 3]       b1: []
+        values  = [a, b, c]          b2: [c]
 
     Args:
         values (Tensor): all bags concatenated, (N,) or (N, D).
@@ -81,10 +65,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     """
 
     def __init__(
-        self,
-        values: torch.Tensor,
-        weights: Optional[torch.Tensor] = None,
-        lengths: Optional[torch.Tensor] = None,
+        self, values: torch.Tensor, weights: Optional[torch.Tensor] = None, lengths: Optional[torch.Tensor] = None,
         offsets: Optional[torch.Tensor] = None,
     ) -> None:
         if not torch.jit.is_scripting():
@@ -99,11 +80,8 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     # ----- constructors (bodies in ``_build``) -----
     @staticmethod
     def empty(
-        is_weighted: bool = False,
-        device: Optional[torch.device] = None,
-        values_dtype: Optional[torch.dtype] = None,
-        weights_dtype: Optional[torch.dtype] = None,
-        lengths_dtype: torch.dtype = torch.int32,
+        is_weighted: bool = False, device: Optional[torch.device] = None, values_dtype: Optional[torch.dtype] = None,
+        weights_dtype: Optional[torch.dtype] = None, lengths_dtype: torch.dtype = torch.int32,
     ) -> "JaggedTensor":
         return _build.jt_empty(is_weighted, device, values_dtype, weights_dtype, lengths_dtype)
 
@@ -199,9 +177,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     @torch.jit.unused
     def record_stream(self, stream: torch.Stream) -> None:
-        for t in (self._values, self._weights, self._lengths, self._offsets):
-            if t is not None:
-                t.record_stream(stream)
+        record_streams([self._values, self._weights, self._lengths, self._offsets], stream)
 
     @torch.jit.unused
     def copy_(self, jt: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
@@ -210,44 +186,29 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         return self
 
     def size_in_bytes(self) -> int:
-        total = self._values.numel() * self._values.element_size()
-        for t in (self._weights, self._lengths, self._offsets):
-            if t is not None:
-                total += t.numel() * t.element_size()
-        return total
+        return tensors_nbytes([self._values, self._weights, self._lengths, self._offsets])
 
     @torch.jit.unused
     def __str__(self) -> str:
         return _repr.jt_str(self)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# KeyedJaggedTensor
-# ---------------------------------------------------------------------------------------------------------------
-# ``KeyedJaggedTensor``: a batch of jagged features, one jagged dimension per key, stored key-major.
-#
-# ::
-#
-#     keys = ["f1", "f2"], stride (B) = 3
-#               b0      b1    b2
-#       f1   [1, 2]    []    [3]
-#       f2   [4]       [5]   [6, 7]
-#     lengths = [2, 0, 1, 1, 1, 2]       # (F*B,)
-#     values  = [1, 2, 3, 4, 5, 6, 7]    # (sum(L),)
-#     offsets = [0, 2, 2, 3, 4, 5, 7]    # (F*B+1,)
-#
-# Variable batch per key (VBE): ``stride_per_key_per_rank[f][r]`` is the batch of key ``f`` from rank ``r``;
-# lengths then hold ``sum_r stride_per_key_per_rank[f][r]`` entries for key ``f``.
-#
-# Host-side caches (TorchRec's names): ``_length_per_key``, ``_offset_per_key``, ``_index_per_key``, ``_jt_dict``,
-# ``_lengths_offset_per_key``, ``_stride_per_key``. ``sync()`` fills the per-key lengths (one host sync),
-# ``unsync()`` drops the caches. Host syncs happen only in: ``sync``/``*_sync`` constructors, ``length_per_key``,
-# ``offset_per_key`` and what needs them (``__getitem__``, ``to_dict``, ``split``, ``permute``, ``dist_splits``) when
-# the cache is empty, ``dist_init`` (VBE strides, and the recat sizes), and ``to_padded_dense`` without
-# ``desired_length``. The constructor checks read only shapes and dtypes: no sync.
-
 class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
-    """Keyed batch of jagged features (the input of every embedding module).
+    """Keyed batch of jagged features (the input of every embedding module): one jagged dimension per key, stored
+    key-major::
+
+        keys = ["f1", "f2"], stride (B) = 3
+                  b0      b1    b2
+          f1   [1, 2]    []    [3]
+          f2   [4]       [5]   [6, 7]
+        lengths = [2, 0, 1, 1, 1, 2]       # (F*B,)
+        values  = [1, 2, 3, 4, 5, 6, 7]    # (sum(L),)
+        offsets = [0, 2, 2, 3, 4, 5, 7]    # (F*B+1,)
+
+    Variable batch per key (VBE): ``stride_per_key_per_rank[f][r]`` is the batch of key ``f`` from rank ``r``; the
+    lengths then hold ``sum_r stride_per_key_per_rank[f][r]`` entries for key ``f``. Host-side caches keep TorchRec's
+    names (``_length_per_key``, ``_offset_per_key``, ``_index_per_key``, ``_jt_dict``, ...): ``sync()`` fills the
+    per-key lengths (one host sync), ``unsync()`` drops them.
 
     Args:
         keys (List[str]): feature names, ``F`` of them.
@@ -270,20 +231,12 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     """
 
     def __init__(
-        self,
-        keys: List[str],
-        values: torch.Tensor,
-        weights: Optional[torch.Tensor] = None,
-        lengths: Optional[torch.Tensor] = None,
-        offsets: Optional[torch.Tensor] = None,
-        stride: Optional[int] = None,
+        self, keys: List[str], values: torch.Tensor, weights: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None, offsets: Optional[torch.Tensor] = None, stride: Optional[int] = None,
         stride_per_key_per_rank: Optional[Union[List[List[int]], torch.Tensor]] = None,
-        stride_per_key: Optional[List[int]] = None,
-        length_per_key: Optional[List[int]] = None,
-        lengths_offset_per_key: Optional[List[int]] = None,
-        offset_per_key: Optional[List[int]] = None,
-        index_per_key: Optional[Dict[str, int]] = None,
-        jt_dict: Optional[Dict[str, JaggedTensor]] = None,
+        stride_per_key: Optional[List[int]] = None, length_per_key: Optional[List[int]] = None,
+        lengths_offset_per_key: Optional[List[int]] = None, offset_per_key: Optional[List[int]] = None,
+        index_per_key: Optional[Dict[str, int]] = None, jt_dict: Optional[Dict[str, JaggedTensor]] = None,
         inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
     ) -> None:
         spkpr: Optional[List[List[int]]] = None
@@ -318,24 +271,16 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     # ----- constructors -----
     @staticmethod
     def from_offsets_sync(
-        keys: List[str],
-        values: torch.Tensor,
-        offsets: torch.Tensor,
-        weights: Optional[torch.Tensor] = None,
-        stride: Optional[int] = None,
-        stride_per_key_per_rank: Optional[List[List[int]]] = None,
+        keys: List[str], values: torch.Tensor, offsets: torch.Tensor, weights: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None, stride_per_key_per_rank: Optional[List[List[int]]] = None,
         inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
     ) -> "KeyedJaggedTensor":
         return _build.synced(keys, values, weights, None, offsets, stride, stride_per_key_per_rank, inverse_indices)
 
     @staticmethod
     def from_lengths_sync(
-        keys: List[str],
-        values: torch.Tensor,
-        lengths: torch.Tensor,
-        weights: Optional[torch.Tensor] = None,
-        stride: Optional[int] = None,
-        stride_per_key_per_rank: Optional[List[List[int]]] = None,
+        keys: List[str], values: torch.Tensor, lengths: torch.Tensor, weights: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None, stride_per_key_per_rank: Optional[List[List[int]]] = None,
         inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
     ) -> "KeyedJaggedTensor":
         return _build.synced(keys, values, weights, lengths, None, stride, stride_per_key_per_rank, inverse_indices)
@@ -347,11 +292,8 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     @staticmethod
     def empty(
-        is_weighted: bool = False,
-        device: Optional[torch.device] = None,
-        values_dtype: Optional[torch.dtype] = None,
-        weights_dtype: Optional[torch.dtype] = None,
-        lengths_dtype: torch.dtype = torch.int32,
+        is_weighted: bool = False, device: Optional[torch.device] = None, values_dtype: Optional[torch.dtype] = None,
+        weights_dtype: Optional[torch.dtype] = None, lengths_dtype: torch.dtype = torch.int32,
     ) -> "KeyedJaggedTensor":
         return _build.empty(is_weighted, device, values_dtype, weights_dtype, lengths_dtype)
 
@@ -411,15 +353,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def stride(self) -> int:
         stride = self._stride
         if stride is None:
-            spk = self._stride_per_key
-            if spk is not None:
-                stride = max(spk) if len(spk) > 0 else 0
-            elif len(self._keys) == 0:
-                stride = 0
-            else:
-                lengths = self._lengths
-                n = lengths.numel() if lengths is not None else self.offsets().numel() - 1
-                stride = n // len(self._keys)
+            stride = ops.infer_stride(len(self._keys), self._stride_per_key, self._lengths, self._offsets)
             self._stride = stride
         return stride
 
@@ -468,12 +402,8 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     @torch.jit.unused
     def _checked_length_per_key(self) -> List[int]:
-        """Eager: per-key lengths and the per-batch checks in one host transfer (see ``_kjt_checks``).
-
-        Offsets that do not start at 0 are read as indices into ``values`` (as TorchRec's ``JaggedTensor`` does):
-        the KJT re-bases itself once, so ``values()`` / ``offsets()`` afterwards start at the first bag. Values
-        after the last bag stay in ``values()`` and are ignored by every op.
-        """
+        """Eager: per-key lengths and the batch checks in one host read; re-bases offsets not starting at 0 (see
+        ``_kjt_checks.eager_length_per_key``)."""
         offsets = self._offsets
         lpk, base = eager_length_per_key(
             self._keys, self._values, self.lengths(), offsets, self._variable_stride_per_key, self._stride_per_key
@@ -588,15 +518,8 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
                           [spk[i] for i in indices], new_lpk, cumsum_list(new_lpk))
 
     def _view(
-        self,
-        keys: List[str],
-        values: torch.Tensor,
-        weights: Optional[torch.Tensor],
-        lengths: torch.Tensor,
-        stride: int,
-        spkpr: Optional[List[List[int]]],
-        stride_per_key: List[int],
-        length_per_key: List[int],
+        self, keys: List[str], values: torch.Tensor, weights: Optional[torch.Tensor], lengths: torch.Tensor,
+        stride: int, spkpr: Optional[List[List[int]]], stride_per_key: List[int], length_per_key: List[int],
         offset_per_key: List[int],
     ) -> "KeyedJaggedTensor":
         """A KJT made of pieces of this valid one (``split``/``permute``), with its inverse indices: unchecked in
@@ -646,9 +569,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     @torch.jit.unused
     def record_stream(self, stream: torch.Stream) -> None:
-        for t in (self._values, self._weights, self._lengths, self._offsets):
-            if t is not None:
-                t.record_stream(stream)
+        record_streams([self._values, self._weights, self._lengths, self._offsets], stream)
 
     @torch.jit.unused
     def copy_(self, kjt: "KeyedJaggedTensor", non_blocking: bool = False) -> "KeyedJaggedTensor":
@@ -664,25 +585,14 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     @torch.jit.unused
     def clear_storage(self) -> None:
         """Release the memory of the tensors (their storages shrink to 0 bytes); the KJT is unusable afterwards."""
-        for t in (self._values, self._weights, self._lengths, self._offsets):
-            if t is not None:
-                t.untyped_storage().resize_(0)
+        release_storages([self._values, self._weights, self._lengths, self._offsets])
 
     def size_in_bytes(self) -> int:
-        total = self._values.numel() * self._values.element_size()
-        for t in (self._weights, self._lengths, self._offsets):
-            if t is not None:
-                total += t.numel() * t.element_size()
-        return total
+        return tensors_nbytes([self._values, self._weights, self._lengths, self._offsets])
 
     # ----- distribution (all-to-all of KJTs) -----
     def dist_labels(self) -> List[str]:
-        labels = ["lengths", "values"]
-        if self._variable_stride_per_key:
-            labels.append("strides")
-        if self._weights is not None:
-            labels.append("weights")
-        return labels
+        return _kjt_dist.dist_labels(self._variable_stride_per_key, self._weights is not None)
 
     def dist_splits(self, key_splits: List[int]) -> List[List[int]]:
         """Per label, how many elements go to each destination that receives ``key_splits[d]`` consecutive keys."""
@@ -691,23 +601,13 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
                             self._variable_stride_per_key, self._weights is not None)
 
     def dist_tensors(self) -> List[torch.Tensor]:
-        tensors = [self.lengths(), self._values]
-        if self._variable_stride_per_key:
-            tensors.append(torch.tensor(self.stride_per_key(), dtype=torch.int64, device=self.device()))
-        w = self._weights
-        if w is not None:
-            tensors.append(w)
-        return tensors
+        spk = self.stride_per_key() if self._variable_stride_per_key else None
+        return _kjt_dist.dist_tensors(self.lengths(), self._values, self._weights, spk)
 
     @staticmethod
     def dist_init(
-        keys: List[str],
-        tensors: List[torch.Tensor],
-        variable_stride_per_key: bool,
-        num_workers: int,
-        recat: Optional[torch.Tensor],
-        stride_per_rank: Optional[List[int]],
-        stagger: int = 1,
+        keys: List[str], tensors: List[torch.Tensor], variable_stride_per_key: bool, num_workers: int,
+        recat: Optional[torch.Tensor], stride_per_rank: Optional[List[int]], stagger: int = 1,
     ) -> "KeyedJaggedTensor":
         """Rebuild the local KJT after the all-to-all (see ``_kjt_dist.dist_init_parts`` for the layout)."""
         return _build.dist_init(keys, tensors, variable_stride_per_key, num_workers, recat, stride_per_rank, stagger)
@@ -717,20 +617,13 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         return _repr.kjt_str(self)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# KeyedTensor
-# ---------------------------------------------------------------------------------------------------------------
-# ``KeyedTensor``: pooled embeddings of several keys side by side, and the regroup helpers.
-#
-# ::
-#
-#     keys = ["a", "b"], length_per_key = [1, 2], key_dim = 1
-#     values (B=2, 3):   a | b b
-#                        a | b b
-#     offset_per_key = [0, 1, 3]
-
 class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
-    """Dense per-key blocks concatenated along ``key_dim`` (an EmbeddingBagCollection's output).
+    """Dense per-key blocks concatenated along ``key_dim`` (an EmbeddingBagCollection's output)::
+
+        keys = ["a", "b"], length_per_key = [1, 2], key_dim = 1
+        values (B=2, 3):   a | b b
+                           a | b b
+        offset_per_key = [0, 1, 3]
 
     Args:
         keys (List[str]): key names (unique).
@@ -746,13 +639,8 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     """
 
     def __init__(
-        self,
-        keys: List[str],
-        length_per_key: List[int],
-        values: torch.Tensor,
-        key_dim: int = 1,
-        offset_per_key: Optional[List[int]] = None,
-        index_per_key: Optional[Dict[str, int]] = None,
+        self, keys: List[str], length_per_key: List[int], values: torch.Tensor, key_dim: int = 1,
+        offset_per_key: Optional[List[int]] = None, index_per_key: Optional[Dict[str, int]] = None,
     ) -> None:
         if not torch.jit.is_scripting():
             check_kt(keys, length_per_key, values, key_dim)
@@ -767,10 +655,7 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def from_tensor_list(
         keys: List[str], tensors: List[torch.Tensor], key_dim: int = 1, cat_dim: int = 1
     ) -> "KeyedTensor":
-        if len(keys) != len(tensors):
-            raise ValueError(f"from_tensor_list: {len(keys)} keys but {len(tensors)} tensors")
-        length_per_key = [t.shape[key_dim] for t in tensors]
-        return KeyedTensor(keys=keys, length_per_key=length_per_key, values=torch.cat(tensors, cat_dim), key_dim=key_dim)
+        return _build.kt_from_tensor_list(keys, tensors, key_dim, cat_dim)
 
     def keys(self) -> List[str]:
         return self._keys
@@ -837,12 +722,9 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     def to(self, device: torch.device, non_blocking: bool = False) -> "KeyedTensor":
         return KeyedTensor(
-            keys=self._keys,
-            length_per_key=self._length_per_key,
-            values=self._values.to(device, non_blocking=non_blocking),
-            key_dim=self._key_dim,
-            offset_per_key=self._offset_per_key,
-            index_per_key=self._index_per_key,
+            keys=self._keys, length_per_key=self._length_per_key,
+            values=self._values.to(device, non_blocking=non_blocking), key_dim=self._key_dim,
+            offset_per_key=self._offset_per_key, index_per_key=self._index_per_key,
         )
 
     @torch.jit.unused
@@ -859,10 +741,6 @@ def permute_multi_embedding(keyed_tensors: List[KeyedTensor], groups: List[List[
     """Same result as :meth:`KeyedTensor.regroup` (TorchRec routes this one to ``fbgemm.permute_multi_embedding``)."""
     return _regroup(keyed_tensors, groups)
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# KJT <-> dict of JTs modules
-# ---------------------------------------------------------------------------------------------------------------
 
 class ComputeKJTToJTDict(torch.nn.Module):
     """``kjt -> kjt.to_dict()``.
