@@ -65,7 +65,7 @@ def dist_init_parts(
             stride_per_rank = [per] * num_workers
         if len(stride_per_rank) != num_workers:
             raise ValueError(f"dist_init: stride_per_rank has {len(stride_per_rank)} entries for {num_workers} workers")
-        segment_lengths = []
+        segment_lengths: List[int] = []  # typed: TorchScript reads an empty literal as List[Tensor]
         for w in range(num_workers):
             for _ in range(num_keys):
                 segment_lengths.append(stride_per_rank[w])
