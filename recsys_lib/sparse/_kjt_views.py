@@ -1,5 +1,9 @@
-"""Restructuring a ``KeyedJaggedTensor`` into views: the bodies of ``to_dict``, ``split`` and ``permute`` (the methods
-in ``jagged_tensor`` call these), and ``trusted_jt``, the unchecked per-key ``JaggedTensor``.
+"""Restructuring a ``KeyedJaggedTensor`` into views: the tensor and host-list work behind ``to_dict``, ``split`` and
+``permute``, and ``trusted_jt``, the unchecked per-key ``JaggedTensor``.
+
+These helpers take and return tensors and host lists, never a ``KeyedJaggedTensor``: TorchScript compiles a class's
+instance methods while it compiles the class, and a helper whose signature names that class cannot be compiled then
+(resolving the annotation would start compiling the class again). The methods wrap the pieces (``_view``).
 
 ::
 
@@ -8,8 +12,7 @@ in ``jagged_tensor`` call these), and ``trusted_jt``, the unchecked per-key ``Ja
                                   permute([2, 0])      -> [f3, f1]          (one copy of the moved segments)
                                   to_dict()            -> {f1: JT, f2: JT, f3: JT}   (views; offsets rebased to 0)
 
-Imported by ``jagged_tensor`` after its classes are defined (this module needs them, TorchScript resolves the
-annotations through this module's globals).
+Imported by ``jagged_tensor`` after its classes are defined (``trusted_jt`` builds ``JaggedTensor`` s).
 """
 
 from typing import Dict, List, Optional, Tuple

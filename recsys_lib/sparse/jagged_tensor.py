@@ -5,22 +5,15 @@ its ``__module__`` names, and pickles and error messages show it). Long method b
 siblings (``_build``, ``_kjt_views``, ``_kjt_ops``, ``_kjt_dist``, ``_kjt_checks``, ``_kt_regroup``, ``_compare``,
 ``_repr``, ``_checks``, ``_pytree``); kernels in ``recsys_lib/ops``.
 
-Input checks and host syncs:
+Input checks, and the host syncs they cost:
 
-======================================  =============================================================  ===========
-where                                   checks                                                         host sync
-======================================  =============================================================  ===========
-``JT(...)``, ``KJT(...)``, ``KT(...)``  types, dtypes, ranks, sizes (weights vs values, offsets vs     no
-                                        lengths, lengths vs keys x stride / VBE strides, KT widths)
-``split``/``permute``/``dist_splits``   segment sums, index ranges (host lists)                        no (*)
-``__getitem__`` (KJT, KT)               unknown key -> ``UnknownKeyError`` (a KeyError and             no (*)
-                                        ValueError)
-``sync()``, ``from_*_sync``             per-key lengths sum to ``values.numel()``                      yes, the
-                                                                                                       one sync
-                                                                                                       it does
-``validate_keyed_jagged_tensor``        all of the above + negative lengths, offsets start at 0 /      yes
-                                        non-decreasing / end at numel, duplicate keys, id ranges
-======================================  =============================================================  ===========
+* ``JT(...)``, ``KJT(...)``, ``KT(...)``: types, dtypes, ranks, sizes (weights vs values, offsets vs lengths, lengths
+  vs keys x stride / VBE strides, KT widths). No sync.
+* ``split`` / ``permute`` / ``dist_splits``: segment sums, index ranges (host lists). ``__getitem__`` (KJT, KT):
+  unknown key -> ``UnknownKeyError`` (a KeyError and ValueError). No sync of their own (*).
+* ``sync()``, ``from_*_sync``: per-key lengths sum to ``values.numel()``, in the one sync they do.
+* ``validate_keyed_jagged_tensor``: all of the above + negative lengths, offsets start at 0 / non-decreasing / end at
+  numel, duplicate keys, id ranges (syncs).
 
 (*) these ops (and ``to_dict``, ``offset_per_key``) read ``length_per_key`` (one sync) when it is not cached, as
 TorchRec's do; the checks add none. Other host syncs: ``dist_init`` (VBE strides, the recat sizes) and
@@ -494,6 +487,9 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
             self.lengths_offset_per_key(), self.stride_per_key(), spkpr,
         )
         stride = self.stride()
+        if not torch.jit.is_scripting():
+            ii = self._inverse_indices
+            return [_unchecked_kjt(k, v, w, l_, stride, p, s, lp, o, ii) for k, v, w, l_, p, s, lp, o in pieces]
         out: List[KeyedJaggedTensor] = []
         for keys, values, weights, lengths, seg_spkpr, spk, lpk, seg_opk in pieces:
             out.append(self._view(keys, values, weights, lengths, stride, seg_spkpr, spk, lpk, seg_opk))
