@@ -1,6 +1,6 @@
 """Static constructors of the jagged types: the bodies of ``JaggedTensor.empty`` / ``empty_like`` / ``from_dense*``,
-``KeyedJaggedTensor.from_*_sync`` / ``concat`` / ``empty`` / ``empty_like`` / ``from_jt_dict`` / ``dist_init`` and
-``pin_memory`` (eager only), ``KeyedTensor.from_tensor_list``. The methods in ``jagged_tensor`` call these.
+``KeyedJaggedTensor.from_*_sync`` / ``concat`` / ``empty`` / ``empty_like`` / ``from_jt_dict`` and ``pin_memory``
+(eager only), ``KeyedTensor.from_tensor_list``. The methods in ``jagged_tensor`` call these.
 
 Only static and eager-only methods delegate here: TorchScript compiles a class's instance methods while it compiles
 the class, when a helper whose signature names that class cannot be compiled yet (instance methods use helpers
@@ -19,7 +19,6 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from recsys_lib.sparse import _kjt_ops as ops
-from recsys_lib.sparse._kjt_dist import dist_init_parts
 from recsys_lib.sparse._utils import cumsum_list, flat
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor, KeyedTensor
 
@@ -195,26 +194,6 @@ def from_jt_dict(jt_dict: Dict[str, JaggedTensor]) -> KeyedJaggedTensor:
         stride_per_key_per_rank=[[s] for s in strides] if variable else None, offsets=None, stride_per_key=None,
         length_per_key=None, lengths_offset_per_key=None, offset_per_key=None, index_per_key=None, jt_dict=None,
         inverse_indices=None,
-    )
-
-
-def dist_init(
-    keys: List[str],
-    tensors: List[torch.Tensor],
-    variable_stride_per_key: bool,
-    num_workers: int,
-    recat: Optional[torch.Tensor],
-    stride_per_rank: Optional[List[int]],
-    stagger: int,
-) -> KeyedJaggedTensor:
-    """The local KJT after the all-to-all (see ``_kjt_dist.dist_init_parts`` for the layout)."""
-    lengths, values, weights, stride, spkpr = dist_init_parts(
-        keys, tensors, variable_stride_per_key, num_workers, recat, stride_per_rank, stagger
-    )
-    return KeyedJaggedTensor(
-        keys=keys, values=values, weights=weights, lengths=lengths, stride=stride, stride_per_key_per_rank=spkpr,
-        offsets=None, stride_per_key=None, length_per_key=None, lengths_offset_per_key=None, offset_per_key=None,
-        index_per_key=None, jt_dict=None, inverse_indices=None,
     )
 
 

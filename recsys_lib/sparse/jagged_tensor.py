@@ -25,7 +25,6 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 
 from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
-from recsys_lib.sparse import _kjt_dist
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_kt
 from recsys_lib.sparse._errors import UnknownKeyError
@@ -605,8 +604,8 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         keys: List[str], tensors: List[torch.Tensor], variable_stride_per_key: bool, num_workers: int,
         recat: Optional[torch.Tensor], stride_per_rank: Optional[List[int]], stagger: int = 1,
     ) -> "KeyedJaggedTensor":
-        """Rebuild the local KJT after the all-to-all (see ``_kjt_dist.dist_init_parts`` for the layout)."""
-        return _build.dist_init(keys, tensors, variable_stride_per_key, num_workers, recat, stride_per_rank, stagger)
+        """Rebuild the local KJT after the all-to-all (see ``_kjt_dist`` for the layout)."""
+        return _kjt_dist.dist_init(keys, tensors, variable_stride_per_key, num_workers, recat, stride_per_rank, stagger)
 
     @torch.jit.unused
     def __str__(self) -> str:
@@ -760,7 +759,7 @@ class ComputeJTDictToKJT(torch.nn.Module):
 # The modules holding method bodies, the functions moved out of this file, and pytree registration need the classes
 # above, so they are imported last (each imports this one). Methods call ``_build.concat(...)`` etc. through the
 # module objects; TorchScript resolves those names (and the helpers' annotations) when it compiles, after this import.
-from recsys_lib.sparse import _build, _kjt_views, _kt_regroup, _repr  # noqa: E402
+from recsys_lib.sparse import _build, _kjt_dist, _kjt_views, _kt_regroup, _repr  # noqa: E402
 from recsys_lib.sparse._build import unchecked_kjt as _unchecked_kjt  # noqa: E402
 from recsys_lib.sparse._compare import jt_dict_is_equal, jt_is_equal, kjt_is_equal  # noqa: E402,F401
 from recsys_lib.sparse._kjt_views import jt_dict_from_parts as _jt_dict_from_parts  # noqa: E402,F401
