@@ -11,13 +11,7 @@ PKG = ROOT / "recsys_lib"
 
 LINE_CAP = 800
 # Files allowed past the cap, each with the reason. Keep this empty if at all possible.
-LINE_CAP_EXCEPTIONS = {
-    "recsys_lib/sparse/jagged_tensor.py": (
-        "JaggedTensor, KeyedJaggedTensor and KeyedTensor live at their public path: TorchScript compiles a class "
-        "from the source file its __module__ names, so they cannot sit in private siblings; their pure helpers do "
-        "(_kjt_ops, _kjt_dist, _kjt_checks, _checks, _pytree)."
-    ),
-}
+LINE_CAP_EXCEPTIONS = {}
 
 # Optional packages `import recsys_lib` must not pull in.
 OPTIONAL_MODULES = ["torchrec", "matplotlib", "tensordict", "torchx", "pandas", "sklearn"]

@@ -21,7 +21,7 @@ import torch
 from recsys_lib.ops._host import host_array
 from recsys_lib.pt2.checks import is_pt2_compiling
 from recsys_lib.sparse._checks import check_jagged_parts, check_keys
-from recsys_lib.sparse._kjt_ops import _per_key_sums
+from recsys_lib.sparse._kjt_ops import _per_key_sums, compute_length_per_key
 from recsys_lib.sparse._utils import cumsum_list
 
 _INDEX_DTYPES = (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8)
@@ -239,6 +239,37 @@ def checked_length_per_key(
         spk = stride_per_key if stride_per_key is not None else [flat.numel() // num_keys] * num_keys
         _raise_bad_lengths(keys, values, flat, offsets, spk, lpk, base, negative, mismatch)
     return lpk, base
+
+
+def eager_length_per_key(
+    keys: List[str],
+    values: torch.Tensor,
+    lengths: torch.Tensor,
+    offsets: Optional[torch.Tensor],
+    variable: bool,
+    stride_per_key: Optional[List[int]],
+) -> Tuple[List[int], int]:
+    """``KeyedJaggedTensor.length_per_key`` in eager mode: ``(length_per_key, base)``, checked in the same read.
+
+    The hot path (:func:`uniform_host_length_per_key`) when it applies; under a PT2 tracer the plain sums (the checks
+    read data, a traced program trusts its ids); else :func:`checked_length_per_key`. ``stride_per_key`` is the KJT's
+    cached one (set for VBE).
+
+    ``base`` is where the offsets start: offsets that do not start at 0 are read as indices into ``values`` (as
+    TorchRec's ``JaggedTensor`` does) and the KJT re-bases itself once, so ``values()`` / ``offsets()`` afterwards
+    start at the first bag. Values after the last bag stay in ``values()`` and are ignored by every op.
+    """
+    if (
+        offsets is None and not variable and type(lengths) is torch.Tensor
+        and lengths.device.type == "cpu" and lengths.dtype in _HOST_INDEX_DTYPES and lengths.is_contiguous()
+        and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+    ):
+        fast = uniform_host_length_per_key(lengths, len(keys), values.numel())
+        if fast is not None:
+            return fast, 0
+    if is_traced(lengths):
+        return compute_length_per_key(lengths, len(keys), stride_per_key), 0
+    return checked_length_per_key(keys, values, lengths, offsets, stride_per_key if variable else None)
 
 
 def _raise_bad_lengths(

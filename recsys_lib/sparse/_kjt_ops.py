@@ -19,6 +19,20 @@ def stride_per_key_from_rank(stride_per_key_per_rank: List[List[int]]) -> List[i
     return [sum(s) for s in stride_per_key_per_rank]
 
 
+def infer_stride(
+    num_keys: int, stride_per_key: Optional[List[int]], lengths: Optional[torch.Tensor], offsets: Optional[torch.Tensor]
+) -> int:
+    """The batch size ``B`` when not given: the largest per-key batch (VBE), else ``len(lengths) // F``."""
+    if stride_per_key is not None:
+        return max(stride_per_key) if len(stride_per_key) > 0 else 0
+    if num_keys == 0:
+        return 0
+    if lengths is not None:
+        return lengths.numel() // num_keys
+    assert offsets is not None
+    return (offsets.numel() - 1) // num_keys
+
+
 def _per_key_sums(lengths: torch.Tensor, num_keys: int, stride_per_key: Optional[List[int]]) -> torch.Tensor:
     if stride_per_key is None:
         # int32 accumulation is exact here (a key's total is at most the number of values) and 2x faster

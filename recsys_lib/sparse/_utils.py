@@ -1,7 +1,7 @@
 """Small host-side helpers shared by the jagged types (TorchScript-safe)."""
 
 import itertools
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -17,6 +17,16 @@ def cumsum_list(xs: List[int]) -> List[int]:
     for x in xs:
         total += x
         out.append(total)
+    return out
+
+
+def index_of_keys(keys: List[str]) -> Dict[str, int]:
+    """Key -> its position in ``keys`` (a repeated key maps to its last position, as in TorchRec)."""
+    if not torch.jit.is_scripting():
+        return dict(zip(keys, range(len(keys))))  # C loop (eager only)
+    out: Dict[str, int] = {}
+    for i, k in enumerate(keys):
+        out[k] = i
     return out
 
 
@@ -83,6 +93,29 @@ def copy_parts(dst: object, src: object, non_blocking: bool) -> None:
             if d.shape != s_.shape:
                 raise ValueError(f"copy_: {name[1:]} shapes differ: {tuple(d.shape)} vs {tuple(s_.shape)}")
             d.copy_(s_, non_blocking=non_blocking)
+
+
+def tensors_nbytes(tensors: List[Optional[torch.Tensor]]) -> int:
+    """Bytes held by the present tensors (``size_in_bytes`` of the jagged types)."""
+    total = 0
+    for t in tensors:
+        if t is not None:
+            total += t.numel() * t.element_size()
+    return total
+
+
+def record_streams(tensors: List[Optional[torch.Tensor]], stream: torch.Stream) -> None:
+    """``record_stream`` on each present tensor (eager only)."""
+    for t in tensors:
+        if t is not None:
+            t.record_stream(stream)
+
+
+def release_storages(tensors: List[Optional[torch.Tensor]]) -> None:
+    """Shrink the storage of each present tensor to 0 bytes (``clear_storage``; eager only)."""
+    for t in tensors:
+        if t is not None:
+            t.untyped_storage().resize_(0)
 
 
 def flat(t: torch.Tensor) -> torch.Tensor:

@@ -1,82 +1,48 @@
 """Public import path of the sparse types (``torchrec.sparse.jagged_tensor``).
 
 The three jagged classes are defined here, at their public path (TorchScript compiles a class from the source file
-its ``__module__`` names, and pickles and error messages show it). Their pure helpers live in private siblings:
-``_kjt_ops`` / ``_kjt_dist`` / ``_kjt_checks`` (KJT), ``_checks``, ``_pytree``; kernels in ``recsys_lib/ops``.
+its ``__module__`` names, and pickles and error messages show it). Long method bodies and helpers live in private
+siblings (``_build``, ``_kjt_views``, ``_kjt_ops``, ``_kjt_dist``, ``_kjt_checks``, ``_kt_regroup``, ``_compare``,
+``_repr``, ``_checks``, ``_pytree``); kernels in ``recsys_lib/ops``.
 
-Input checks and host syncs:
+Input checks, and the host syncs they cost:
 
-======================================  =============================================================  ===========
-where                                   checks                                                         host sync
-======================================  =============================================================  ===========
-``JT(...)``, ``KJT(...)``, ``KT(...)``  types, dtypes, ranks, sizes (weights vs values, offsets vs     no
-                                        lengths, lengths vs keys x stride / VBE strides, KT widths)
-``split``/``permute``/``dist_splits``   segment sums, index ranges (host lists)                        no (*)
-``__getitem__`` (KJT, KT)               unknown key -> ``UnknownKeyError`` (a KeyError and             no (*)
-                                        ValueError)
-``sync()``, ``from_*_sync``             per-key lengths sum to ``values.numel()``                      yes, the
-                                                                                                       one sync
-                                                                                                       it does
-``validate_keyed_jagged_tensor``        all of the above + negative lengths, offsets start at 0 /      yes
-                                        non-decreasing / end at numel, duplicate keys, id ranges
-======================================  =============================================================  ===========
+* ``JT(...)``, ``KJT(...)``, ``KT(...)``: types, dtypes, ranks, sizes (weights vs values, offsets vs lengths, lengths
+  vs keys x stride / VBE strides, KT widths). No sync.
+* ``split`` / ``permute`` / ``dist_splits``: segment sums, index ranges (host lists). ``__getitem__`` (KJT, KT):
+  unknown key -> ``UnknownKeyError`` (a KeyError and ValueError). No sync of their own (*).
+* ``sync()``, ``from_*_sync``: per-key lengths sum to ``values.numel()``, in the one sync they do.
+* ``validate_keyed_jagged_tensor``: all of the above + negative lengths, offsets start at 0 / non-decreasing / end at
+  numel, duplicate keys, id ranges (syncs).
 
-(*) these ops read ``length_per_key`` (one sync) when it is not cached, as TorchRec's do; the checks add none.
-Under TorchScript the Python-side checks are skipped.
+(*) these ops (and ``to_dict``, ``offset_per_key``) read ``length_per_key`` (one sync) when it is not cached, as
+TorchRec's do; the checks add none. Other host syncs: ``dist_init`` (VBE strides, the recat sizes) and
+``to_padded_dense`` without ``desired_length``. Under TorchScript the Python-side checks are skipped.
 """
 
-import abc
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from torch.fx import _symbolic_trace
-from torch.fx._symbolic_trace import ProxyableClassMeta
 
-from recsys_lib.ops.cumsum import complete_cumsum, complete_cumsum_rows, lengths_from_offsets
-from recsys_lib.ops.permute import permute_key_views, permute_rows_by_sizes, permute_segments
-from recsys_lib.ops.regroup import plan_regroup, regroup_slices
-from recsys_lib.pt2.checks import pt2_guard_or_false
+from recsys_lib.ops.cumsum import complete_cumsum, lengths_from_offsets
 from recsys_lib.sparse import _kjt_ops as ops
 from recsys_lib.sparse._checks import check_jagged_parts, check_kt
 from recsys_lib.sparse._errors import UnknownKeyError
-from recsys_lib.sparse._kjt_checks import (
-    _HOST_INDEX_DTYPES,
-    check_kjt_inputs,
-    checked_length_per_key,
-    is_traced,
-    uniform_host_length_per_key,
+from recsys_lib.sparse._kjt_checks import check_kjt_inputs, eager_length_per_key
+from recsys_lib.sparse._meta import JaggedTensorMeta
+from recsys_lib.sparse._utils import (
+    bags, copy_parts, cumsum_list, flat, index_of_keys, optional_to, padded, record_streams, release_storages,
+    tensors_nbytes,
 )
-from recsys_lib.sparse._kjt_dist import dist_init_parts
-from recsys_lib.sparse._utils import bags, copy_parts, cumsum_list, flat, optional_to, padded, same, same_optional
 from recsys_lib.streamable import Pipelineable
 
 
-class JaggedTensorMeta(abc.ABCMeta, ProxyableClassMeta):
-    """Metaclass of the jagged types: ``ABCMeta`` (for the ``Pipelineable`` contract) combined with fx's
-    ``ProxyableClassMeta``, so ``KeyedJaggedTensor(keys, proxy_values, ...)`` inside a traced ``forward`` records a
-    constructor call instead of running ``__init__`` on proxies. Outside tracing it goes straight to
-    ``type.__call__`` (cheaper, and it skips fx's "is_fx_tracing" log line)."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        if not _symbolic_trace._is_fx_tracing_flag:
-            return type.__call__(cls, *args, **kwargs)
-        return ProxyableClassMeta.__call__(cls, *args, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# JaggedTensor
-# ---------------------------------------------------------------------------------------------------------------
-# ``JaggedTensor``: one jagged dimension (a batch of variable-length bags).
-#
-# ::
-#
-#     lengths = [2, 0, 1]          b0: [a, b]
-#     offsets = [0, 2, 2, 3]       b1: []
-#     values  = [a, b, c]          b2: [c]
-#     # values: (N,) or (N, D)   lengths: (B,)   offsets: (B+1,)   weights: (N,) optional
-
 class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
-    """A batch of variable-length bags with optional per-value weights.
+    """A batch of variable-length bags with optional per-value weights (one jagged dimension)::
+
+        lengths = [2, 0, 1]          b0: [a, b]
+        offsets = [0, 2, 2, 3]       b1: []
+        values  = [a, b, c]          b2: [c]
 
     Args:
         values (Tensor): all bags concatenated, (N,) or (N, D).
@@ -91,10 +57,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     """
 
     def __init__(
-        self,
-        values: torch.Tensor,
-        weights: Optional[torch.Tensor] = None,
-        lengths: Optional[torch.Tensor] = None,
+        self, values: torch.Tensor, weights: Optional[torch.Tensor] = None, lengths: Optional[torch.Tensor] = None,
         offsets: Optional[torch.Tensor] = None,
     ) -> None:
         if not torch.jit.is_scripting():
@@ -106,54 +69,29 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         self._lengths: Optional[torch.Tensor] = lengths
         self._offsets: Optional[torch.Tensor] = offsets
 
-    # ----- constructors -----
+    # ----- constructors (bodies in ``_build``) -----
     @staticmethod
     def empty(
-        is_weighted: bool = False,
-        device: Optional[torch.device] = None,
-        values_dtype: Optional[torch.dtype] = None,
-        weights_dtype: Optional[torch.dtype] = None,
-        lengths_dtype: torch.dtype = torch.int32,
+        is_weighted: bool = False, device: Optional[torch.device] = None, values_dtype: Optional[torch.dtype] = None,
+        weights_dtype: Optional[torch.dtype] = None, lengths_dtype: torch.dtype = torch.int32,
     ) -> "JaggedTensor":
-        weights = torch.empty(0, dtype=weights_dtype, device=device) if is_weighted else None
-        return JaggedTensor(
-            values=torch.empty(0, dtype=values_dtype, device=device),
-            offsets=torch.zeros(1, dtype=lengths_dtype, device=device),
-            lengths=torch.empty(0, dtype=lengths_dtype, device=device),
-            weights=weights,
-        )
+        return _build.jt_empty(is_weighted, device, values_dtype, weights_dtype, lengths_dtype)
 
     @staticmethod
     def empty_like(jt: "JaggedTensor", device: Optional[torch.device] = None) -> "JaggedTensor":
-        dev = jt.device() if device is None else device
-        w = jt.weights_or_none()
-        return JaggedTensor.empty(
-            is_weighted=w is not None,
-            device=dev,
-            values_dtype=jt.values().dtype,
-            weights_dtype=None if w is None else w.dtype,
-            lengths_dtype=jt.lengths().dtype,
-        )
+        return _build.jt_empty_like(jt, device)
 
     @staticmethod
     def from_dense_lengths(
         values: torch.Tensor, lengths: torch.Tensor, weights: Optional[torch.Tensor] = None
     ) -> "JaggedTensor":
         """From a padded (B, L[, D]) tensor and the valid length of each row (B,)."""
-        mask = torch.arange(values.size(1), device=values.device).unsqueeze(0) < lengths.view(-1, 1)
-        w: Optional[torch.Tensor] = None
-        if weights is not None:
-            w = weights[mask]
-        return JaggedTensor(values=values[mask], lengths=lengths, weights=w, offsets=None)
+        return _build.jt_from_dense_lengths(values, lengths, weights)
 
     @staticmethod
     def from_dense(values: List[torch.Tensor], weights: Optional[List[torch.Tensor]] = None) -> "JaggedTensor":
         """From a list of B tensors, one bag each."""
-        lengths = torch.tensor([v.size(0) for v in values], dtype=torch.int32, device=values[0].device)
-        w: Optional[torch.Tensor] = None
-        if weights is not None:
-            w = torch.cat(weights)
-        return JaggedTensor(values=torch.cat(values), lengths=lengths, weights=w, offsets=None)
+        return _build.jt_from_dense(values, weights)
 
     # ----- accessors -----
     def values(self) -> torch.Tensor:
@@ -231,9 +169,7 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     @torch.jit.unused
     def record_stream(self, stream: torch.Stream) -> None:
-        for t in (self._values, self._weights, self._lengths, self._offsets):
-            if t is not None:
-                t.record_stream(stream)
+        record_streams([self._values, self._weights, self._lengths, self._offsets], stream)
 
     @torch.jit.unused
     def copy_(self, jt: "JaggedTensor", non_blocking: bool = False) -> "JaggedTensor":
@@ -242,78 +178,29 @@ class JaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         return self
 
     def size_in_bytes(self) -> int:
-        total = self._values.numel() * self._values.element_size()
-        for t in (self._weights, self._lengths, self._offsets):
-            if t is not None:
-                total += t.numel() * t.element_size()
-        return total
+        return tensors_nbytes([self._values, self._weights, self._lengths, self._offsets])
 
     @torch.jit.unused
     def __str__(self) -> str:
-        values = [t.tolist() for t in self.to_dense()]
-        dense_w = self.to_dense_weights()
-        if dense_w is None:
-            return "JaggedTensor({\n    " + str(values) + "\n})\n"
-        weights = [t.tolist() for t in dense_w]
-        return 'JaggedTensor({\n    "values": ' + str(values) + ',\n    "weights": ' + str(weights) + "\n})\n"
+        return _repr.jt_str(self)
 
-
-def jt_is_equal(jt_1: "JaggedTensor", jt_2: "JaggedTensor") -> bool:
-    """True when both JTs hold the same values, lengths and weights (offsets derived)."""
-    if not isinstance(jt_1, JaggedTensor) or not isinstance(jt_2, JaggedTensor):
-        return False
-    if not same_optional(jt_1.weights_or_none(), jt_2.weights_or_none()):
-        return False
-    return same(jt_1.values(), jt_2.values()) and same(jt_1.lengths(), jt_2.lengths())
-
-
-def jt_dict_is_equal(d1: Dict[str, JaggedTensor], d2: Dict[str, JaggedTensor]) -> bool:
-    if list(d1.keys()) != list(d2.keys()):
-        return False
-    for k in d1.keys():
-        if not jt_is_equal(d1[k], d2[k]):
-            return False
-    return True
-
-
-def trusted_jt(
-    values: torch.Tensor, weights: Optional[torch.Tensor], lengths: torch.Tensor, offsets: Optional[torch.Tensor]
-) -> JaggedTensor:
-    """A JT made of views of a valid KJT (``to_dict``/``__getitem__``): the input checks are skipped in eager mode."""
-    if not torch.jit.is_scripting():
-        jt = object.__new__(JaggedTensor)
-        jt.__dict__.update(_values=values, _weights=weights, _lengths=lengths, _offsets=offsets)
-        return jt
-    return JaggedTensor(values=values, weights=weights, lengths=lengths, offsets=offsets)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# KeyedJaggedTensor
-# ---------------------------------------------------------------------------------------------------------------
-# ``KeyedJaggedTensor``: a batch of jagged features, one jagged dimension per key, stored key-major.
-#
-# ::
-#
-#     keys = ["f1", "f2"], stride (B) = 3
-#               b0      b1    b2
-#       f1   [1, 2]    []    [3]
-#       f2   [4]       [5]   [6, 7]
-#     lengths = [2, 0, 1, 1, 1, 2]       # (F*B,)
-#     values  = [1, 2, 3, 4, 5, 6, 7]    # (sum(L),)
-#     offsets = [0, 2, 2, 3, 4, 5, 7]    # (F*B+1,)
-#
-# Variable batch per key (VBE): ``stride_per_key_per_rank[f][r]`` is the batch of key ``f`` from rank ``r``;
-# lengths then hold ``sum_r stride_per_key_per_rank[f][r]`` entries for key ``f``.
-#
-# Host-side caches (TorchRec's names): ``_length_per_key``, ``_offset_per_key``, ``_index_per_key``, ``_jt_dict``,
-# ``_lengths_offset_per_key``, ``_stride_per_key``. ``sync()`` fills the per-key lengths (one host sync),
-# ``unsync()`` drops the caches. Host syncs happen only in: ``sync``/``*_sync`` constructors, ``length_per_key``,
-# ``offset_per_key`` and what needs them (``__getitem__``, ``to_dict``, ``split``, ``permute``, ``dist_splits``) when
-# the cache is empty, ``dist_init`` (VBE strides, and the recat sizes), and ``to_padded_dense`` without
-# ``desired_length``. The constructor checks read only shapes and dtypes: no sync.
 
 class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
-    """Keyed batch of jagged features (the input of every embedding module).
+    """Keyed batch of jagged features (the input of every embedding module): one jagged dimension per key, stored
+    key-major::
+
+        keys = ["f1", "f2"], stride (B) = 3
+                  b0      b1    b2
+          f1   [1, 2]    []    [3]
+          f2   [4]       [5]   [6, 7]
+        lengths = [2, 0, 1, 1, 1, 2]       # (F*B,)
+        values  = [1, 2, 3, 4, 5, 6, 7]    # (sum(L),)
+        offsets = [0, 2, 2, 3, 4, 5, 7]    # (F*B+1,)
+
+    Variable batch per key (VBE): ``stride_per_key_per_rank[f][r]`` is the batch of key ``f`` from rank ``r``; the
+    lengths then hold ``sum_r stride_per_key_per_rank[f][r]`` entries for key ``f``. Host-side caches keep TorchRec's
+    names (``_length_per_key``, ``_offset_per_key``, ``_index_per_key``, ``_jt_dict``, ...): ``sync()`` fills the
+    per-key lengths (one host sync), ``unsync()`` drops them.
 
     Args:
         keys (List[str]): feature names, ``F`` of them.
@@ -336,20 +223,12 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     """
 
     def __init__(
-        self,
-        keys: List[str],
-        values: torch.Tensor,
-        weights: Optional[torch.Tensor] = None,
-        lengths: Optional[torch.Tensor] = None,
-        offsets: Optional[torch.Tensor] = None,
-        stride: Optional[int] = None,
+        self, keys: List[str], values: torch.Tensor, weights: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None, offsets: Optional[torch.Tensor] = None, stride: Optional[int] = None,
         stride_per_key_per_rank: Optional[Union[List[List[int]], torch.Tensor]] = None,
-        stride_per_key: Optional[List[int]] = None,
-        length_per_key: Optional[List[int]] = None,
-        lengths_offset_per_key: Optional[List[int]] = None,
-        offset_per_key: Optional[List[int]] = None,
-        index_per_key: Optional[Dict[str, int]] = None,
-        jt_dict: Optional[Dict[str, JaggedTensor]] = None,
+        stride_per_key: Optional[List[int]] = None, length_per_key: Optional[List[int]] = None,
+        lengths_offset_per_key: Optional[List[int]] = None, offset_per_key: Optional[List[int]] = None,
+        index_per_key: Optional[Dict[str, int]] = None, jt_dict: Optional[Dict[str, JaggedTensor]] = None,
         inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
     ) -> None:
         spkpr: Optional[List[List[int]]] = None
@@ -384,173 +263,41 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     # ----- constructors -----
     @staticmethod
     def from_offsets_sync(
-        keys: List[str],
-        values: torch.Tensor,
-        offsets: torch.Tensor,
-        weights: Optional[torch.Tensor] = None,
-        stride: Optional[int] = None,
-        stride_per_key_per_rank: Optional[List[List[int]]] = None,
+        keys: List[str], values: torch.Tensor, offsets: torch.Tensor, weights: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None, stride_per_key_per_rank: Optional[List[List[int]]] = None,
         inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
     ) -> "KeyedJaggedTensor":
-        kjt = KeyedJaggedTensor(
-            keys=keys, values=values, weights=weights, offsets=offsets, stride=stride,
-            stride_per_key_per_rank=stride_per_key_per_rank, inverse_indices=inverse_indices,
-            lengths=None,
-            stride_per_key=None,
-            length_per_key=None,
-            lengths_offset_per_key=None,
-            offset_per_key=None,
-            index_per_key=None,
-            jt_dict=None,
-        )
-        return kjt.sync()
+        return _build.synced(keys, values, weights, None, offsets, stride, stride_per_key_per_rank, inverse_indices)
 
     @staticmethod
     def from_lengths_sync(
-        keys: List[str],
-        values: torch.Tensor,
-        lengths: torch.Tensor,
-        weights: Optional[torch.Tensor] = None,
-        stride: Optional[int] = None,
-        stride_per_key_per_rank: Optional[List[List[int]]] = None,
+        keys: List[str], values: torch.Tensor, lengths: torch.Tensor, weights: Optional[torch.Tensor] = None,
+        stride: Optional[int] = None, stride_per_key_per_rank: Optional[List[List[int]]] = None,
         inverse_indices: Optional[Tuple[List[str], torch.Tensor]] = None,
     ) -> "KeyedJaggedTensor":
-        kjt = KeyedJaggedTensor(
-            keys=keys, values=values, weights=weights, lengths=lengths, stride=stride,
-            stride_per_key_per_rank=stride_per_key_per_rank, inverse_indices=inverse_indices,
-            offsets=None,
-            stride_per_key=None,
-            length_per_key=None,
-            lengths_offset_per_key=None,
-            offset_per_key=None,
-            index_per_key=None,
-            jt_dict=None,
-        )
-        return kjt.sync()
+        return _build.synced(keys, values, weights, lengths, None, stride, stride_per_key_per_rank, inverse_indices)
 
     @staticmethod
     def concat(kjt_list: List["KeyedJaggedTensor"]) -> "KeyedJaggedTensor":
         """Keys, values, lengths and weights of all KJTs one after another (batch sizes may differ: VBE)."""
-        if len(kjt_list) == 0:
-            raise ValueError("concat: expected at least one KeyedJaggedTensor")
-        if len(kjt_list) == 1:
-            return kjt_list[0]
-        keys: List[str] = []
-        length_per_key: Optional[List[int]] = []
-        variable = False
-        first_stride = kjt_list[0].stride()
-        for kjt in kjt_list:
-            keys.extend(kjt.keys())
-            if kjt.variable_stride_per_key() or kjt.stride() != first_stride:
-                variable = True
-            lpk = kjt.length_per_key_or_none()
-            if lpk is None or length_per_key is None:
-                length_per_key = None
-            else:
-                length_per_key.extend(lpk)
-        spkpr: Optional[List[List[int]]] = None
-        if variable:
-            spkpr = []
-            for kjt in kjt_list:
-                spkpr.extend(kjt._spkpr_or_uniform())
-        weights_list: List[Optional[torch.Tensor]] = [k.weights_or_none() for k in kjt_list]
-        values = torch.cat([k.values() for k in kjt_list])
-        weights = ops.concat_optional(weights_list, "weights")
-        lengths = torch.cat([flat(k.lengths()) for k in kjt_list])
-        stride: Optional[int] = None if variable else first_stride
-        opk: Optional[List[int]] = None if length_per_key is None else cumsum_list(length_per_key)
-        if not torch.jit.is_scripting():
-            return _unchecked_kjt(keys, values, weights, lengths, stride, spkpr, None, length_per_key, opk, None)
-        return KeyedJaggedTensor(
-            keys=keys,
-            values=values,
-            weights=weights,
-            lengths=lengths,
-            offsets=None,
-            stride=stride,
-            stride_per_key_per_rank=spkpr,
-            stride_per_key=None,
-            length_per_key=length_per_key,
-            lengths_offset_per_key=None,
-            offset_per_key=opk,
-            index_per_key=None,
-            jt_dict=None,
-            inverse_indices=None,
-        )
+        return _build.concat(kjt_list)
 
     @staticmethod
     def empty(
-        is_weighted: bool = False,
-        device: Optional[torch.device] = None,
-        values_dtype: Optional[torch.dtype] = None,
-        weights_dtype: Optional[torch.dtype] = None,
-        lengths_dtype: torch.dtype = torch.int32,
+        is_weighted: bool = False, device: Optional[torch.device] = None, values_dtype: Optional[torch.dtype] = None,
+        weights_dtype: Optional[torch.dtype] = None, lengths_dtype: torch.dtype = torch.int32,
     ) -> "KeyedJaggedTensor":
-        weights = torch.empty(0, dtype=weights_dtype, device=device) if is_weighted else None
-        return KeyedJaggedTensor(
-            keys=[],
-            values=torch.empty(0, dtype=values_dtype, device=device),
-            weights=weights,
-            lengths=torch.empty(0, dtype=lengths_dtype, device=device),
-            stride=0,
-            offsets=None,
-            stride_per_key_per_rank=None,
-            stride_per_key=None,
-            length_per_key=None,
-            lengths_offset_per_key=None,
-            offset_per_key=None,
-            index_per_key=None,
-            jt_dict=None,
-            inverse_indices=None,
-        )
+        return _build.empty(is_weighted, device, values_dtype, weights_dtype, lengths_dtype)
 
     @staticmethod
     def empty_like(kjt: "KeyedJaggedTensor", device: Optional[torch.device] = None) -> "KeyedJaggedTensor":
         """No keys, ``kjt``'s stride and dtypes, on ``device`` (default: ``kjt``'s)."""
-        dev = kjt.device() if device is None else device
-        w = kjt.weights_or_none()
-        return KeyedJaggedTensor(
-            keys=[],
-            values=torch.empty(0, dtype=kjt.values().dtype, device=dev),
-            weights=None if w is None else torch.empty(0, dtype=w.dtype, device=dev),
-            lengths=torch.empty(0, dtype=kjt.lengths().dtype, device=dev),
-            stride=kjt.stride(),
-            offsets=None,
-            stride_per_key_per_rank=None,
-            stride_per_key=None,
-            length_per_key=None,
-            lengths_offset_per_key=None,
-            offset_per_key=None,
-            index_per_key=None,
-            jt_dict=None,
-            inverse_indices=None,
-        )
+        return _build.empty_like(kjt, device)
 
     @staticmethod
     def from_jt_dict(jt_dict: Dict[str, JaggedTensor]) -> "KeyedJaggedTensor":
         """Keys in dict order; per-key batch sizes may differ (then the KJT is VBE)."""
-        keys = list(jt_dict.keys())
-        if len(keys) == 0:
-            raise ValueError("from_jt_dict: expected at least one JaggedTensor")
-        jts = list(jt_dict.values())
-        strides = [jt.lengths().numel() for jt in jts]
-        variable = min(strides) != max(strides)
-        return KeyedJaggedTensor(
-            keys=keys,
-            values=torch.cat([jt.values() for jt in jts]),
-            weights=ops.concat_optional([jt.weights_or_none() for jt in jts], "weights"),
-            lengths=torch.cat([jt.lengths() for jt in jts]),
-            stride=None if variable else strides[0],
-            stride_per_key_per_rank=[[s] for s in strides] if variable else None,
-            offsets=None,
-            stride_per_key=None,
-            length_per_key=None,
-            lengths_offset_per_key=None,
-            offset_per_key=None,
-            index_per_key=None,
-            jt_dict=None,
-            inverse_indices=None,
-        )
+        return _build.from_jt_dict(jt_dict)
 
     # ----- accessors -----
     def keys(self) -> List[str]:
@@ -598,15 +345,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def stride(self) -> int:
         stride = self._stride
         if stride is None:
-            spk = self._stride_per_key
-            if spk is not None:
-                stride = max(spk) if len(spk) > 0 else 0
-            elif len(self._keys) == 0:
-                stride = 0
-            else:
-                lengths = self._lengths
-                n = lengths.numel() if lengths is not None else self.offsets().numel() - 1
-                stride = n // len(self._keys)
+            stride = ops.infer_stride(len(self._keys), self._stride_per_key, self._lengths, self._offsets)
             self._stride = stride
         return stride
 
@@ -640,10 +379,7 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     def _key_indices(self) -> Dict[str, int]:
         """Key → its index in ``keys()``; a repeated key maps to its last index."""
-        out: Dict[str, int] = {}
-        for i, k in enumerate(self._keys):
-            out[k] = i
-        return out
+        return index_of_keys(self._keys)
 
     def length_per_key(self) -> List[int]:
         """Values per key (host sync when not cached)."""
@@ -658,27 +394,11 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     @torch.jit.unused
     def _checked_length_per_key(self) -> List[int]:
-        """Eager: per-key lengths and the per-batch checks in one host transfer (see ``_kjt_checks``).
-
-        Offsets that do not start at 0 are read as indices into ``values`` (as TorchRec's ``JaggedTensor`` does):
-        the KJT re-bases itself once, so ``values()`` / ``offsets()`` afterwards start at the first bag. Values
-        after the last bag stay in ``values()`` and are ignored by every op.
-        """
+        """Eager: per-key lengths and the batch checks in one host read; re-bases offsets not starting at 0 (see
+        ``_kjt_checks.eager_length_per_key``)."""
         offsets = self._offsets
-        lengths = self.lengths()
-        if (
-            offsets is None and not self._variable_stride_per_key and type(lengths) is torch.Tensor
-            and lengths.device.type == "cpu" and lengths.dtype in _HOST_INDEX_DTYPES and lengths.is_contiguous()
-            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
-        ):
-            fast = uniform_host_length_per_key(lengths, len(self._keys), self._values.numel())
-            if fast is not None:
-                return fast
-        if is_traced(lengths):  # the checks read data (data-dependent under PT2): a traced program trusts its ids
-            return ops.compute_length_per_key(lengths, len(self._keys), self._stride_per_key)
-        lpk, base = checked_length_per_key(
-            self._keys, self._values, lengths, offsets,
-            self.stride_per_key() if self._variable_stride_per_key else None,
+        lpk, base = eager_length_per_key(
+            self._keys, self._values, self.lengths(), offsets, self._variable_stride_per_key, self._stride_per_key
         )
         if base != 0 and offsets is not None:
             self._values = self._values[base:]
@@ -711,15 +431,8 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def index_per_key(self) -> Dict[str, int]:
         ipk = self._index_per_key
         if ipk is None:
-            if not torch.jit.is_scripting():
-                fast_ipk: Dict[str, int] = dict(zip(self._keys, range(len(self._keys))))  # last repeat wins
-                self._index_per_key = fast_ipk
-                return fast_ipk
-            new_ipk: Dict[str, int] = {}
-            for i, k in enumerate(self._keys):
-                new_ipk[k] = i
-            self._index_per_key = new_ipk
-            return new_ipk
+            ipk = index_of_keys(self._keys)
+            self._index_per_key = ipk
         return ipk
 
     def sync(self) -> "KeyedJaggedTensor":
@@ -755,61 +468,30 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         if jt_dict is None:
             spk: Optional[List[int]] = self._stride_per_key if self._variable_stride_per_key else None
             lpk = self.length_per_key()  # first: it may re-base values (offsets not starting at 0)
-            jt_dict = _jt_dict_from_parts(
+            jt_dict = _kjt_views.jt_dict_from_parts(
                 self._keys, self._values, self._weights, self.lengths(), lpk, spk, compute_offsets
             )
             self._jt_dict = jt_dict
         return jt_dict
 
+    # The restructuring methods compute their pieces in ``_kjt_views`` (tensors and host lists in and out: a helper
+    # typed with this class cannot be compiled while TorchScript compiles the class) and wrap them in ``_view``.
     def split(self, segments: List[int]) -> List["KeyedJaggedTensor"]:
         """Consecutive groups of ``segments[i]`` keys; tensors are views of this KJT's."""
         ops.check_segments(segments, len(self._keys))
-        opk = self.offset_per_key()
-        lpk = self.length_per_key()
-        lopk = self.lengths_offset_per_key()
-        spk = self.stride_per_key()
-        variable = self._variable_stride_per_key
-        lengths = flat(self.lengths())
+        opk = self.offset_per_key()  # first: the per-key lengths may re-base values (offsets not starting at 0)
+        spkpr = self._spkpr_or_uniform() if self._variable_stride_per_key else None
+        pieces = _kjt_views.split_pieces(
+            segments, self._keys, self._values, self._weights, flat(self.lengths()), opk, self.length_per_key(),
+            self.lengths_offset_per_key(), self.stride_per_key(), spkpr,
+        )
         stride = self.stride()
+        if not torch.jit.is_scripting():
+            ii = self._inverse_indices
+            return [_unchecked_kjt(k, v, w, l_, stride, p, s, lp, o, ii) for k, v, w, l_, p, s, lp, o in pieces]
         out: List[KeyedJaggedTensor] = []
-        start = 0
-        for seg in segments:
-            end = start + seg
-            v0, v1 = opk[start], opk[end]
-            w = self._weights
-            spkpr: Optional[List[List[int]]] = None
-            if variable:
-                spkpr = self._spkpr_or_uniform()[start:end]
-            seg_keys = self._keys[start:end]
-            seg_values = self._values[v0:v1]
-            seg_weights = None if w is None else w[v0:v1]
-            seg_lengths = lengths[lopk[start] : lopk[end]]
-            if seg == 0:  # an empty segment carries int32 lengths whatever the input's dtype, as in TorchRec
-                seg_lengths = torch.empty(0, dtype=torch.int32, device=lengths.device)
-            seg_opk = [o - v0 for o in opk[start : end + 1]]
-            if not torch.jit.is_scripting():
-                out.append(_unchecked_kjt(seg_keys, seg_values, seg_weights, seg_lengths, stride, spkpr,
-                                          spk[start:end], lpk[start:end], seg_opk, self._inverse_indices))
-            else:
-                out.append(
-                    KeyedJaggedTensor(
-                        keys=seg_keys,
-                        values=seg_values,
-                        weights=seg_weights,
-                        lengths=seg_lengths,
-                        offsets=None,
-                        stride=stride,
-                        stride_per_key_per_rank=spkpr,
-                        stride_per_key=spk[start:end],
-                        length_per_key=lpk[start:end],
-                        lengths_offset_per_key=None,
-                        offset_per_key=seg_opk,
-                        index_per_key=None,
-                        jt_dict=None,
-                        inverse_indices=self._inverse_indices,
-                    )
-                )
-            start = end
+        for keys, values, weights, lengths, seg_spkpr, spk, lpk, seg_opk in pieces:
+            out.append(self._view(keys, values, weights, lengths, stride, seg_spkpr, spk, lpk, seg_opk))
         return out
 
     def permute(self, indices: List[int], indices_tensor: Optional[torch.Tensor] = None) -> "KeyedJaggedTensor":
@@ -817,63 +499,42 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         ops.check_permute(indices, len(self._keys))
         lpk = self.length_per_key()
         spk = self.stride_per_key()
-        all_values, all_weights = self._values, self._weights
         total = self.offset_per_key()[-1]
-        if all_values.size(0) != total:  # values after the last bag (accepted, as in TorchRec) are dropped
-            all_values = all_values[:total]
-            all_weights = None if all_weights is None else all_weights[:total]
+        lengths, values, weights = _kjt_views.permuted_tensors(
+            indices, indices_tensor, lpk, spk, total, self.lengths(), self._values, self._weights,
+            self._variable_stride_per_key,
+        )
         spkpr: Optional[List[List[int]]] = None
         if self._variable_stride_per_key:
-            lengths, values, weights = permute_rows_by_sizes(indices, spk, lpk, self.lengths(), all_values, all_weights)
             full = self._spkpr_or_uniform()
             spkpr = [full[i] for i in indices]
-        elif not torch.jit.is_scripting() and total < 65536:
-            # Eager, below 64k values, equal rows: each key's lengths and values are contiguous views; one cat each
-            # and no index tensor to build (host overhead dominates there). Larger batches take FBGEMM's segment
-            # copy below, steadier than torch.cat on a busy CPU.
-            lengths, values, weights = permute_key_views(indices, lpk, self.lengths(), all_values, all_weights)
-        else:
-            # Equal rows: the lengths move with one index_select; values and weights as whole per-key segments.
-            if indices_tensor is None:
-                indices_tensor = torch.tensor(indices, dtype=torch.int32, device=self.device())
-            lengths = self.lengths().view(len(self._keys), -1).index_select(0, indices_tensor).view(-1)
-            values, weights = permute_segments(indices, indices_tensor, lpk, all_values, all_weights)
         new_lpk = [lpk[i] for i in indices]
+        return self._view([self._keys[i] for i in indices], values, weights, lengths, self.stride(), spkpr,
+                          [spk[i] for i in indices], new_lpk, cumsum_list(new_lpk))
+
+    def _view(
+        self, keys: List[str], values: torch.Tensor, weights: Optional[torch.Tensor], lengths: torch.Tensor,
+        stride: int, spkpr: Optional[List[List[int]]], stride_per_key: List[int], length_per_key: List[int],
+        offset_per_key: List[int],
+    ) -> "KeyedJaggedTensor":
+        """A KJT made of pieces of this valid one (``split``/``permute``), with its inverse indices: unchecked in
+        eager mode."""
         if not torch.jit.is_scripting():
-            return _unchecked_kjt([self._keys[i] for i in indices], values, weights, lengths, self.stride(), spkpr,
-                                  [spk[i] for i in indices], new_lpk, cumsum_list(new_lpk), self._inverse_indices)
+            return _unchecked_kjt(keys, values, weights, lengths, stride, spkpr, stride_per_key, length_per_key,
+                                  offset_per_key, self._inverse_indices)
         return KeyedJaggedTensor(
-            keys=[self._keys[i] for i in indices],
-            values=values,
-            weights=weights,
-            lengths=lengths,
-            offsets=None,
-            stride=self.stride(),
-            stride_per_key_per_rank=spkpr,
-            stride_per_key=[spk[i] for i in indices],
-            length_per_key=new_lpk,
-            lengths_offset_per_key=None,
-            offset_per_key=cumsum_list(new_lpk),
-            index_per_key=None,
-            jt_dict=None,
+            keys=keys, values=values, weights=weights, lengths=lengths, offsets=None, stride=stride,
+            stride_per_key_per_rank=spkpr, stride_per_key=stride_per_key, length_per_key=length_per_key,
+            lengths_offset_per_key=None, offset_per_key=offset_per_key, index_per_key=None, jt_dict=None,
             inverse_indices=self._inverse_indices,
         )
 
     def flatten_lengths(self) -> "KeyedJaggedTensor":
         return KeyedJaggedTensor(
-            keys=self._keys,
-            values=self._values,
-            weights=self._weights,
-            lengths=self.lengths().view(-1),
-            offsets=None,
-            stride=self._stride,
-            stride_per_key_per_rank=self._stride_per_key_per_rank,
-            stride_per_key=self._stride_per_key,
-            length_per_key=self._length_per_key,
-            lengths_offset_per_key=None,
-            offset_per_key=self._offset_per_key,
-            index_per_key=None,
-            jt_dict=None,
+            keys=self._keys, values=self._values, weights=self._weights, lengths=self.lengths().view(-1),
+            offsets=None, stride=self._stride, stride_per_key_per_rank=self._stride_per_key_per_rank,
+            stride_per_key=self._stride_per_key, length_per_key=self._length_per_key, lengths_offset_per_key=None,
+            offset_per_key=self._offset_per_key, index_per_key=None, jt_dict=None,
             inverse_indices=self._inverse_indices,
         )
 
@@ -885,58 +546,25 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
         w = self._weights
         if w is not None:
             w = w.to(device, non_blocking=non_blocking) if dtype is None else w.to(device, dtype, non_blocking=non_blocking)
-        return KeyedJaggedTensor(
-            keys=self._keys,
-            values=self._values.to(device, non_blocking=non_blocking),
-            weights=w,
-            lengths=optional_to(self._lengths, device, non_blocking),
-            offsets=optional_to(self._offsets, device, non_blocking),
-            stride=self._stride,
-            stride_per_key_per_rank=self._stride_per_key_per_rank,
-            stride_per_key=self._stride_per_key,
-            length_per_key=self._length_per_key,
-            lengths_offset_per_key=self._lengths_offset_per_key,
-            offset_per_key=self._offset_per_key,
-            index_per_key=self._index_per_key,
-            inverse_indices=self._inverse_indices_to(device, non_blocking),
-            jt_dict=None,
-        )
-
-    def _inverse_indices_to(
-        self, device: torch.device, non_blocking: bool
-    ) -> Optional[Tuple[List[str], torch.Tensor]]:
         ii = self._inverse_indices
-        if ii is None:
-            return None
-        return ii[0], ii[1].to(device, non_blocking=non_blocking)
+        return KeyedJaggedTensor(
+            keys=self._keys, values=self._values.to(device, non_blocking=non_blocking), weights=w,
+            lengths=optional_to(self._lengths, device, non_blocking),
+            offsets=optional_to(self._offsets, device, non_blocking), stride=self._stride,
+            stride_per_key_per_rank=self._stride_per_key_per_rank, stride_per_key=self._stride_per_key,
+            length_per_key=self._length_per_key, lengths_offset_per_key=self._lengths_offset_per_key,
+            offset_per_key=self._offset_per_key, index_per_key=self._index_per_key,
+            inverse_indices=None if ii is None else (ii[0], ii[1].to(device, non_blocking=non_blocking)), jt_dict=None,
+        )
 
     @torch.jit.unused
     def pin_memory(self) -> "KeyedJaggedTensor":
         """Copy into page-locked host memory (needs an accelerator runtime, as ``Tensor.pin_memory``)."""
-        w, lengths, offsets = self._weights, self._lengths, self._offsets
-        ii = self._inverse_indices
-        return KeyedJaggedTensor(
-            keys=self._keys,
-            values=self._values.pin_memory(),
-            weights=None if w is None else w.pin_memory(),
-            lengths=None if lengths is None else lengths.pin_memory(),
-            offsets=None if offsets is None else offsets.pin_memory(),
-            stride=self._stride,
-            stride_per_key_per_rank=self._stride_per_key_per_rank,
-            length_per_key=self._length_per_key,
-            offset_per_key=self._offset_per_key,
-            inverse_indices=None if ii is None else (ii[0], ii[1].pin_memory()),
-            stride_per_key=None,
-            lengths_offset_per_key=None,
-            index_per_key=None,
-            jt_dict=None,
-        )
+        return _build.pin_memory(self)
 
     @torch.jit.unused
     def record_stream(self, stream: torch.Stream) -> None:
-        for t in (self._values, self._weights, self._lengths, self._offsets):
-            if t is not None:
-                t.record_stream(stream)
+        record_streams([self._values, self._weights, self._lengths, self._offsets], stream)
 
     @torch.jit.unused
     def copy_(self, kjt: "KeyedJaggedTensor", non_blocking: bool = False) -> "KeyedJaggedTensor":
@@ -952,25 +580,14 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     @torch.jit.unused
     def clear_storage(self) -> None:
         """Release the memory of the tensors (their storages shrink to 0 bytes); the KJT is unusable afterwards."""
-        for t in (self._values, self._weights, self._lengths, self._offsets):
-            if t is not None:
-                t.untyped_storage().resize_(0)
+        release_storages([self._values, self._weights, self._lengths, self._offsets])
 
     def size_in_bytes(self) -> int:
-        total = self._values.numel() * self._values.element_size()
-        for t in (self._weights, self._lengths, self._offsets):
-            if t is not None:
-                total += t.numel() * t.element_size()
-        return total
+        return tensors_nbytes([self._values, self._weights, self._lengths, self._offsets])
 
     # ----- distribution (all-to-all of KJTs) -----
     def dist_labels(self) -> List[str]:
-        labels = ["lengths", "values"]
-        if self._variable_stride_per_key:
-            labels.append("strides")
-        if self._weights is not None:
-            labels.append("weights")
-        return labels
+        return _kjt_dist.dist_labels(self._variable_stride_per_key, self._weights is not None)
 
     def dist_splits(self, key_splits: List[int]) -> List[List[int]]:
         """Per label, how many elements go to each destination that receives ``key_splits[d]`` consecutive keys."""
@@ -979,150 +596,29 @@ class KeyedJaggedTensor(Pipelineable, metaclass=JaggedTensorMeta):
                             self._variable_stride_per_key, self._weights is not None)
 
     def dist_tensors(self) -> List[torch.Tensor]:
-        tensors = [self.lengths(), self._values]
-        if self._variable_stride_per_key:
-            tensors.append(torch.tensor(self.stride_per_key(), dtype=torch.int64, device=self.device()))
-        w = self._weights
-        if w is not None:
-            tensors.append(w)
-        return tensors
+        spk = self.stride_per_key() if self._variable_stride_per_key else None
+        return _kjt_dist.dist_tensors(self.lengths(), self._values, self._weights, spk)
 
     @staticmethod
     def dist_init(
-        keys: List[str],
-        tensors: List[torch.Tensor],
-        variable_stride_per_key: bool,
-        num_workers: int,
-        recat: Optional[torch.Tensor],
-        stride_per_rank: Optional[List[int]],
-        stagger: int = 1,
+        keys: List[str], tensors: List[torch.Tensor], variable_stride_per_key: bool, num_workers: int,
+        recat: Optional[torch.Tensor], stride_per_rank: Optional[List[int]], stagger: int = 1,
     ) -> "KeyedJaggedTensor":
-        """Rebuild the local KJT after the all-to-all (see ``_kjt_dist.dist_init_parts`` for the layout)."""
-        lengths, values, weights, stride, spkpr = dist_init_parts(
-            keys, tensors, variable_stride_per_key, num_workers, recat, stride_per_rank, stagger
-        )
-        return KeyedJaggedTensor(
-            keys=keys, values=values, weights=weights, lengths=lengths, stride=stride,
-            stride_per_key_per_rank=spkpr,
-            offsets=None,
-            stride_per_key=None,
-            length_per_key=None,
-            lengths_offset_per_key=None,
-            offset_per_key=None,
-            index_per_key=None,
-            jt_dict=None,
-            inverse_indices=None,
-        )
+        """Rebuild the local KJT after the all-to-all (see ``_kjt_dist`` for the layout)."""
+        return _kjt_dist.dist_init(keys, tensors, variable_stride_per_key, num_workers, recat, stride_per_rank, stagger)
 
     @torch.jit.unused
     def __str__(self) -> str:
-        if len(self._keys) == 0:
-            return "KeyedJaggedTensor()\n"
-        lines: List[str] = []
-        for k, jt in self.to_dict().items():
-            values = [t.tolist() for t in jt.to_dense()]
-            dense_w = jt.to_dense_weights()
-            if dense_w is None:
-                lines.append(f'    "{k}": {values}')
-            else:
-                weights = [t.tolist() for t in dense_w]
-                lines.append(f'    "{k}": {{\n        "values": {values},\n        "weights": {weights}\n    }}')
-        return "KeyedJaggedTensor({\n" + ",\n".join(lines) + "\n})\n"
+        return _repr.kjt_str(self)
 
-
-def _unchecked_kjt(keys, values, weights, lengths, stride, spkpr, stride_per_key, length_per_key, offset_per_key,
-                   inverse_indices):  # noqa: ANN001 - eager-only helper, never compiled by TorchScript
-    """Eager fast path for results made of pieces of valid KJTs (split/permute/concat): no input checks.
-
-    Called only under ``if not torch.jit.is_scripting()``; the fields must match ``KeyedJaggedTensor.__init__``.
-    """
-    if spkpr is not None and stride_per_key is None:
-        stride_per_key = ops.stride_per_key_from_rank(spkpr)
-    kjt = object.__new__(KeyedJaggedTensor)
-    kjt.__dict__.update(
-        _keys=keys, _values=values, _weights=weights, _lengths=lengths, _offsets=None, _stride=stride,
-        _stride_per_key_per_rank=spkpr, _variable_stride_per_key=spkpr is not None, _stride_per_key=stride_per_key,
-        _length_per_key=length_per_key, _offset_per_key=offset_per_key, _lengths_offset_per_key=None,
-        _index_per_key=None, _jt_dict=None, _inverse_indices=inverse_indices,
-    )
-    return kjt
-
-
-def _jt_dict_from_parts(
-    keys: List[str],
-    values: torch.Tensor,
-    weights: Optional[torch.Tensor],
-    lengths: torch.Tensor,
-    length_per_key: List[int],
-    stride_per_key: Optional[List[int]],
-    compute_offsets: bool,
-) -> Dict[str, JaggedTensor]:
-    """Per-key JTs as views of the KJT's tensors; offsets (rebased to 0) computed in one batched cumsum."""
-    num_keys = len(keys)
-    out: Dict[str, JaggedTensor] = {}
-    if num_keys == 0:
-        return out  # no keys: nothing to view (and lengths.view(0, -1) would be ambiguous)
-    total = sum(length_per_key)
-    # values past the last bag (TorchRec accepts them) belong to no key; a traced (unbacked) size is trusted
-    if pt2_guard_or_false(values.size(0) != total):
-        values = values[:total]
-        if weights is not None:
-            weights = weights[:total]
-    values_list = values.split_with_sizes(length_per_key)
-    weights_list: Optional[List[torch.Tensor]] = None
-    if weights is not None:
-        weights_list = list(weights.split_with_sizes(length_per_key))
-    offsets_list: Optional[List[torch.Tensor]] = None
-    if stride_per_key is None:
-        lengths_2d = lengths.view(num_keys, -1)
-        lengths_list = list(lengths_2d.unbind(0))
-        if compute_offsets:
-            offsets_list = list(complete_cumsum_rows(lengths_2d).unbind(0))
-    else:
-        lengths_list = list(lengths.view(-1).split_with_sizes(stride_per_key))
-        if compute_offsets:
-            offsets_list = [torch.cat([l.new_zeros(1), l.cumsum(0).to(l.dtype)]) for l in lengths_list]
-    for i in range(num_keys):
-        w: Optional[torch.Tensor] = None
-        if weights_list is not None:
-            w = weights_list[i]
-        o: Optional[torch.Tensor] = None
-        if offsets_list is not None:
-            o = offsets_list[i]
-        out[keys[i]] = trusted_jt(values_list[i], w, lengths_list[i], o)
-    return out
-
-
-def kjt_is_equal(kjt_1: KeyedJaggedTensor, kjt_2: KeyedJaggedTensor) -> bool:
-    """Same keys, strides, lengths, values and weights."""
-    if not isinstance(kjt_1, KeyedJaggedTensor) or not isinstance(kjt_2, KeyedJaggedTensor):
-        return False
-    if kjt_1.keys() != kjt_2.keys() or kjt_1.stride_per_key() != kjt_2.stride_per_key():
-        return False
-    if kjt_1.variable_stride_per_key() != kjt_2.variable_stride_per_key():
-        return False
-    w1, w2 = kjt_1.weights_or_none(), kjt_2.weights_or_none()
-    if (w1 is None) != (w2 is None):
-        return False
-    if w1 is not None and w2 is not None and not same(w1, w2):
-        return False
-    return same(kjt_1.lengths().view(-1), kjt_2.lengths().view(-1)) and same(kjt_1.values(), kjt_2.values())
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# KeyedTensor
-# ---------------------------------------------------------------------------------------------------------------
-# ``KeyedTensor``: pooled embeddings of several keys side by side, and the regroup helpers.
-#
-# ::
-#
-#     keys = ["a", "b"], length_per_key = [1, 2], key_dim = 1
-#     values (B=2, 3):   a | b b
-#                        a | b b
-#     offset_per_key = [0, 1, 3]
 
 class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
-    """Dense per-key blocks concatenated along ``key_dim`` (an EmbeddingBagCollection's output).
+    """Dense per-key blocks concatenated along ``key_dim`` (an EmbeddingBagCollection's output)::
+
+        keys = ["a", "b"], length_per_key = [1, 2], key_dim = 1
+        values (B=2, 3):   a | b b
+                           a | b b
+        offset_per_key = [0, 1, 3]
 
     Args:
         keys (List[str]): key names (unique).
@@ -1138,13 +634,8 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     """
 
     def __init__(
-        self,
-        keys: List[str],
-        length_per_key: List[int],
-        values: torch.Tensor,
-        key_dim: int = 1,
-        offset_per_key: Optional[List[int]] = None,
-        index_per_key: Optional[Dict[str, int]] = None,
+        self, keys: List[str], length_per_key: List[int], values: torch.Tensor, key_dim: int = 1,
+        offset_per_key: Optional[List[int]] = None, index_per_key: Optional[Dict[str, int]] = None,
     ) -> None:
         if not torch.jit.is_scripting():
             check_kt(keys, length_per_key, values, key_dim)
@@ -1159,10 +650,7 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def from_tensor_list(
         keys: List[str], tensors: List[torch.Tensor], key_dim: int = 1, cat_dim: int = 1
     ) -> "KeyedTensor":
-        if len(keys) != len(tensors):
-            raise ValueError(f"from_tensor_list: {len(keys)} keys but {len(tensors)} tensors")
-        length_per_key = [t.shape[key_dim] for t in tensors]
-        return KeyedTensor(keys=keys, length_per_key=length_per_key, values=torch.cat(tensors, cat_dim), key_dim=key_dim)
+        return _build.kt_from_tensor_list(keys, tensors, key_dim, cat_dim)
 
     def keys(self) -> List[str]:
         return self._keys
@@ -1189,15 +677,8 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def _key_indices(self) -> Dict[str, int]:
         ipk = self._index_per_key
         if ipk is None:
-            if not torch.jit.is_scripting():
-                fast_ipk: Dict[str, int] = dict(zip(self._keys, range(len(self._keys))))  # last repeat wins
-                self._index_per_key = fast_ipk
-                return fast_ipk
-            new_ipk: Dict[str, int] = {}
-            for i, k in enumerate(self._keys):
-                new_ipk[k] = i
-            self._index_per_key = new_ipk
-            return new_ipk
+            ipk = index_of_keys(self._keys)
+            self._index_per_key = ipk
         return ipk
 
     def __getitem__(self, key: str) -> torch.Tensor:
@@ -1228,13 +709,7 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
     def regroup_as_dict(
         keyed_tensors: List["KeyedTensor"], groups: List[List[str]], keys: List[str]
     ) -> Dict[str, torch.Tensor]:
-        if len(keys) != len(groups):
-            raise ValueError(f"regroup_as_dict: {len(keys)} keys for {len(groups)} groups")
-        tensors = _regroup(keyed_tensors, groups)
-        out: Dict[str, torch.Tensor] = {}
-        for i, k in enumerate(keys):
-            out[k] = tensors[i]
-        return out
+        return _kt_regroup.regroup_as_dict(keyed_tensors, groups, keys)
 
     @torch.jit.unused
     def record_stream(self, stream: torch.Stream) -> None:
@@ -1242,30 +717,14 @@ class KeyedTensor(Pipelineable, metaclass=JaggedTensorMeta):
 
     def to(self, device: torch.device, non_blocking: bool = False) -> "KeyedTensor":
         return KeyedTensor(
-            keys=self._keys,
-            length_per_key=self._length_per_key,
-            values=self._values.to(device, non_blocking=non_blocking),
-            key_dim=self._key_dim,
-            offset_per_key=self._offset_per_key,
-            index_per_key=self._index_per_key,
+            keys=self._keys, length_per_key=self._length_per_key,
+            values=self._values.to(device, non_blocking=non_blocking), key_dim=self._key_dim,
+            offset_per_key=self._offset_per_key, index_per_key=self._index_per_key,
         )
 
     @torch.jit.unused
     def __str__(self) -> str:
-        if len(self._keys) == 0:
-            return "KeyedTensor()\n"
-        body = ",\n".join(f'    "{k}": {v.tolist()}' for k, v in self.to_dict().items())
-        return "KeyedTensor({\n" + body + "\n})\n"
-
-
-def _regroup(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> List[torch.Tensor]:
-    if len(keyed_tensors) == 0:
-        raise ValueError("regroup: expected at least one KeyedTensor")
-    for kt in keyed_tensors:
-        if kt.key_dim() != 1:
-            raise ValueError(f"regroup: only key_dim=1 is supported, got key_dim={kt.key_dim()}")
-    plan = plan_regroup([kt.keys() for kt in keyed_tensors], [kt.length_per_key() for kt in keyed_tensors], groups)
-    return regroup_slices([kt.values() for kt in keyed_tensors], plan)
+        return _repr.kt_str(self)
 
 
 def regroup_kts(keyed_tensors: List[KeyedTensor], groups: List[List[str]]) -> List[torch.Tensor]:
@@ -1277,10 +736,6 @@ def permute_multi_embedding(keyed_tensors: List[KeyedTensor], groups: List[List[
     """Same result as :meth:`KeyedTensor.regroup` (TorchRec routes this one to ``fbgemm.permute_multi_embedding``)."""
     return _regroup(keyed_tensors, groups)
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# KJT <-> dict of JTs modules
-# ---------------------------------------------------------------------------------------------------------------
 
 class ComputeKJTToJTDict(torch.nn.Module):
     """``kjt -> kjt.to_dict()``.
@@ -1301,7 +756,15 @@ class ComputeJTDictToKJT(torch.nn.Module):
         return KeyedJaggedTensor.from_jt_dict(jt_dict)
 
 
-# pytree registration needs the classes above, so its module is imported last (it imports this one).
+# The modules holding method bodies, the functions moved out of this file, and pytree registration need the classes
+# above, so they are imported last (each imports this one). Methods call ``_build.concat(...)`` etc. through the
+# module objects; TorchScript resolves those names (and the helpers' annotations) when it compiles, after this import.
+from recsys_lib.sparse import _build, _kjt_dist, _kjt_views, _kt_regroup, _repr  # noqa: E402
+from recsys_lib.sparse._build import unchecked_kjt as _unchecked_kjt  # noqa: E402
+from recsys_lib.sparse._compare import jt_dict_is_equal, jt_is_equal, kjt_is_equal  # noqa: E402,F401
+from recsys_lib.sparse._kjt_views import jt_dict_from_parts as _jt_dict_from_parts  # noqa: E402,F401
+from recsys_lib.sparse._kjt_views import trusted_jt  # noqa: E402
+from recsys_lib.sparse._kt_regroup import regroup as _regroup  # noqa: E402
 from recsys_lib.sparse._pytree import flatten_kjt_list, register_pytree_nodes, unflatten_kjt_list  # noqa: E402
 
 register_pytree_nodes()

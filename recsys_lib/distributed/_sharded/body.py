@@ -45,7 +45,8 @@ from recsys_lib.distributed._core.env import ShardingEnv
 from recsys_lib.distributed._dist.kjt import KJTAllToAll
 from recsys_lib.modules.embedding_configs import EmbeddingTableConfig, PoolingType
 from recsys_lib.modules.embedding_modules import get_embedding_names_by_table
-from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor, _unchecked_kjt
+from recsys_lib.sparse._build import unchecked_kjt as _unchecked_kjt
+from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
 
