@@ -21,6 +21,7 @@ import torch.distributed as dist
 from fbgemm_gpu.permute_pooled_embedding_modules import PermutePooledEmbeddings
 from torch import nn
 
+from recsys_lib.distributed._dist.column_permute import inverse_permutation, permute_columns
 from recsys_lib.distributed._sharded.body import ShardedEmbeddingBody, sharded_table_configs
 from recsys_lib.distributed._sharded.common import create_sharding_infos
 from recsys_lib.distributed._sharded.device_groups import (  # noqa: F401
@@ -118,18 +119,25 @@ class EmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.Tensor], LazyA
         self._sharding_types = sharding_types
         self._resize_awaitables = resize_awaitables
         self._permute: Optional[torch.Tensor] = None
+        self._permute_inverse: Optional[torch.Tensor] = None
 
-    def with_column_permute(self, permute: Optional[torch.Tensor]) -> "EmbeddingBagCollectionAwaitable":
-        """Picks the concatenation's columns with ``permute`` (index along dim 1) before keying them (the
-        sharded EBC puts sharding-ordered columns back into the unsharded order)."""
+    def with_column_permute(
+        self, permute: Optional[torch.Tensor], inverse: Optional[torch.Tensor] = None
+    ) -> "EmbeddingBagCollectionAwaitable":
+        """Picks the concatenation's columns with ``permute`` (a permutation of them, along dim 1) before keying
+        them (the sharded EBC puts sharding-ordered columns back into the unsharded order); ``inverse``: its
+        inverse, computed here when not given."""
         self._permute = permute
+        self._permute_inverse = inverse if inverse is not None or permute is None else inverse_permutation(permute)
         return self
 
     def _wait_impl(self) -> KeyedTensor:
         embeddings = _wait_all(self._awaitables)
         values = embeddings[0] if len(embeddings) == 1 else torch.cat(embeddings, dim=1)
-        if self._permute is not None:
-            values = values.index_select(1, self._permute.to(values.device))
+        if self._permute is not None and self._permute_inverse is not None:
+            values = permute_columns(
+                values, self._permute.to(values.device), self._permute_inverse.to(values.device)
+            )
         if self._resize_awaitables is not None:
             _wait_all(self._resize_awaitables)
         return KeyedTensor(keys=self._embedding_names, length_per_key=self._embedding_dims, values=values)
@@ -297,6 +305,9 @@ class ShardedEmbeddingBagCollection(
             self._embedding_names,
         )
         self._permute: Optional[torch.Tensor] = None if permute is None else torch.tensor(permute, device=self._device)
+        self._permute_inverse: Optional[torch.Tensor] = (
+            None if self._permute is None else inverse_permutation(self._permute)
+        )
         # Variable batch: features in the shardings' order, and the column reorder back to the unsharded order.
         self._feature_of = {n: f for c in configs for n, f in zip(c.embedding_names, c.feature_names)}
         self._uncombined_names = [n for s in shardings for n in s.embedding_names()]
@@ -403,7 +414,7 @@ class ShardedEmbeddingBagCollection(
             )
         return EmbeddingBagCollectionAwaitable(
             awaitables, self._embedding_dims, self._embedding_names, self._module_fqn, sharding_types
-        ).with_column_permute(self._permute)
+        ).with_column_permute(self._permute, self._permute_inverse)
 
     # ---- optimizer and shardings (state dict and parameters: ShardedEmbeddingModule asks the body) ----
 

@@ -42,7 +42,7 @@ from recsys_lib.modules.embedding_modules import (
 )
 from recsys_lib.quant._kernels import kernel_inputs, pooled_reference, sequence_reference
 from recsys_lib.quant._layout import plan_layout
-from recsys_lib.ops._recycled import RecycledBuffers
+from recsys_lib.ops._host_buffers import RecycledBuffers
 from recsys_lib.quant._parallel import LookupThreads, OneIntraOpThread, lookup_parts, threaded_lookup, threads_allowed
 from recsys_lib.quant._tbe_call import tbe_lookup_functional
 from recsys_lib.quant._prep import (  # noqa: F401  (TorchRec's names live in this module)
@@ -213,7 +213,7 @@ class EmbeddingBagCollection(EmbeddingBagCollectionInterface):
                 self._table_per_feature, self._is_weighted, self._get_name(), check=False,
             )
             # the ranges write their blocks into a buffer of ours: a dead earlier output's, when there is one (a
-            # fresh one this size costs a page fault per 4 KB page as it is written; see ops/_recycled.py)
+            # fresh one this size costs a page fault per 4 KB page as it is written; see ops/_host_buffers.py)
             out = self._output_buffers.empty((features.stride(), sum(self._length_per_key)), self._output_dtype)
             col = 0
             for g, tbe in enumerate(self.tbes):

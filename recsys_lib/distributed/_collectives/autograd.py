@@ -29,6 +29,7 @@ from recsys_lib.distributed._collectives.primitives import (
     reduce_scatter_v,
     world,
 )
+from recsys_lib.ops._host_buffers import host_empty
 
 
 class _CollectiveOp(abc.ABC):
@@ -207,7 +208,8 @@ class PooledAllToAllOp(_CollectiveOp):
             if len(self.D) == 1:  # one rank: the received block is the output (no re-concatenation copy)
                 return received.view(self.B[me], self.D[0])
             parts = received.split(out_splits)
-            return torch.cat([t.view(self.B[me], d) for t, d in zip(parts, self.D)], dim=1)
+            out = host_empty((self.B[me], sum(self.D)), received.dtype, received.device)
+            return torch.cat([t.view(self.B[me], d) for t, d in zip(parts, self.D)], dim=1, out=out)
 
         return Pending(None, finish)
 
@@ -217,7 +219,8 @@ class PooledAllToAllOp(_CollectiveOp):
             # One rank: one column block and a division by 1 — send the gradient as is (the exchange copies it).
             send = grad.reshape(-1)
         else:
-            send = torch.cat([c.reshape(-1) for c in grad.split(self.D, 1)])  # column block k → rank k
+            send = host_empty((grad.numel(),), grad.dtype, grad.device)
+            torch.cat([c.reshape(-1) for c in grad.split(self.D, 1)], out=send)  # column block k → rank k
             if self.gradient_division:
                 send.div_(self.world)  # in place on the fresh send buffer: no extra pass over the gradient
         p = all_to_all_flat(send, [self.B[me] * d for d in self.D], [b * self.D[me] for b in self.B],

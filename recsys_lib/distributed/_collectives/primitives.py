@@ -41,6 +41,7 @@ import torch.distributed as dist
 
 from recsys_lib.distributed._collectives.codec import QuantizedCommCodec
 from recsys_lib.distributed._collectives.waits import wait_work
+from recsys_lib.ops._host_buffers import host_empty
 
 
 class ReduceScatterMode(enum.Enum):
@@ -146,7 +147,9 @@ def _encoded_len(codec: Optional[QuantizedCommCodec], numel: int, ctx: Any) -> i
 
 def _alloc(comm: Optional[Any], n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     # a user-supplied ``comm_ops.All2AllSingle`` owns its buffers (e.g. a persistent pool)
-    return torch.empty(n, dtype=dtype, device=device) if comm is None else comm.allocate([n], dtype=dtype, device=device)
+    if comm is None:  # a large receive buffer on CPU gets 2 MB pages (the collective's thread writes it first)
+        return host_empty((n,), dtype, device)
+    return comm.allocate([n], dtype=dtype, device=device)
 
 
 def _all_to_all_single(

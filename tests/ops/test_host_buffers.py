@@ -1,13 +1,16 @@
-"""RecycledBuffers: a buffer is handed out again only when no tensor views it any more."""
+"""Host buffers: RecycledBuffers hands a buffer out again only when no tensor views it; host_empty advises 2 MB
+pages; the pooled output's column permutation built on them matches index_select and its gradient."""
 
 import copy
 import pickle
+import sys
 import threading
 
 import pytest
 import torch
 
-from recsys_lib.ops._recycled import RecycledBuffers
+from recsys_lib.distributed._dist.column_permute import inverse_permutation, permute_columns
+from recsys_lib.ops._host_buffers import RecycledBuffers, host_empty
 
 
 def test_a_held_result_is_never_handed_out_again():
@@ -83,3 +86,53 @@ def test_copies_and_pickles_start_empty():
         assert other._slots == 3 and other._buffers == []
     with pytest.raises(ValueError, match="slots"):
         RecycledBuffers(0)
+
+
+def _thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "never"
+
+
+def _anon_huge_kb(ptr):
+    """AnonHugePages of the mapping holding address ``ptr`` (from /proc/self/smaps)."""
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= ptr < hi
+            elif inside and line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_host_empty_is_an_empty_tensor_and_large_ones_get_huge_pages():
+    small = host_empty((3, 5), torch.int32)
+    assert small.shape == (3, 5) and small.dtype == torch.int32 and small.is_contiguous()
+    big = host_empty((16 * 2**20 // 4,), torch.float32)  # 16 MB: advised before the first write
+    big.fill_(3.0)
+    assert bool((big == 3.0).all())
+    if sys.platform.startswith("linux") and _thp_mode() in ("madvise", "always"):
+        assert _anon_huge_kb(big.data_ptr() + 8 * 2**20) >= 2048
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_permute_columns_matches_index_select_and_its_gradient(requires_grad):
+    g = torch.Generator().manual_seed(0)
+    permute = torch.randperm(12, generator=g)
+    values = torch.randn(5, 12, generator=g)
+    grad_out = torch.randn(5, 12, generator=g)
+    ours_in = values.clone().requires_grad_(requires_grad)
+    ref_in = values.clone().requires_grad_(requires_grad)
+    ours = permute_columns(ours_in, permute, inverse_permutation(permute))
+    ref = ref_in.index_select(1, permute)
+    assert torch.equal(ours, ref)
+    assert torch.equal(inverse_permutation(permute)[permute], torch.arange(12))
+    if requires_grad:
+        (ours * grad_out).sum().backward()
+        (ref * grad_out).sum().backward()
+        assert torch.equal(ours_in.grad, ref_in.grad)
