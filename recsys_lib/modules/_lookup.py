@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from recsys_lib.ops._host_buffers import host_empty
 from recsys_lib.modules._feature_layout import all_ids_below, check_ids, check_keys, feature_runs
 from recsys_lib.pt2.checks import is_pt2_compiling
 from recsys_lib.sparse.jagged_tensor import JaggedTensor, KeyedJaggedTensor
@@ -156,9 +157,37 @@ def pool_tables(
             raise ValueError("EmbeddingBagCollection: a variable-batch KJT needs inverse_indices to "
                              "expand pooled outputs to the full batch")
         result = process_pooled_embeddings(pooled, inverse)
+    elif len(pooled) == 1:
+        result = pooled[0]
+    elif kernel_checks:  # eager CPU: the (B, sum D) output in a buffer with 2 MB pages
+        result = _cat_columns(pooled)
     else:
-        result = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
+        result = torch.cat(pooled, dim=1)
     return result if result.dtype == torch.float32 else result.float()
+
+
+class _CatColumns(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, *parts: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.widths = [p.size(1) for p in parts]
+        out = host_empty((parts[0].size(0), sum(ctx.widths)), parts[0].dtype, parts[0].device)
+        return torch.cat(parts, dim=1, out=out)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> Tuple[torch.Tensor, ...]:  # type: ignore[override]
+        return tuple(grad.split(ctx.widths, dim=1))
+
+
+@torch.jit.unused
+def _cat_columns(parts: List[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(parts, dim=1)`` (same values and gradient) written into a ``host_empty`` buffer: a fresh
+    output this size would otherwise take a page fault per 4 KB page as the concatenation writes it."""
+    if len({p.dtype for p in parts}) != 1:
+        return torch.cat(parts, dim=1)
+    if torch.is_grad_enabled() and any(p.requires_grad for p in parts):
+        return _CatColumns.apply(*parts)
+    out = host_empty((parts[0].size(0), sum(p.size(1) for p in parts)), parts[0].dtype, parts[0].device)
+    return torch.cat(parts, dim=1, out=out)
 
 
 def lookup_sequences(
