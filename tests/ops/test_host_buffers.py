@@ -1,5 +1,6 @@
-"""Host buffers: RecycledBuffers hands a buffer out again only when no tensor views it; host_empty advises 2 MB
-pages; the pooled output's column permutation built on them matches index_select and its gradient."""
+"""Host helpers: RecycledBuffers hands a buffer out again only when no tensor views it; host_empty advises 2 MB
+pages; the pooled output's column permutation built on them matches index_select and its gradient;
+sort_in_place matches torch.sort."""
 
 import copy
 import pickle
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from recsys_lib.distributed._dist.column_permute import inverse_permutation, permute_columns
+from recsys_lib.ops._host import sort_in_place
 from recsys_lib.ops._host_buffers import RecycledBuffers, host_empty
 
 
@@ -136,3 +138,15 @@ def test_permute_columns_matches_index_select_and_its_gradient(requires_grad):
         (ours * grad_out).sum().backward()
         (ref * grad_out).sum().backward()
         assert torch.equal(ours_in.grad, ref_in.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32])
+def test_sort_in_place_matches_torch_sort(dtype):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(-(2**30), 2**30, (10_001,), generator=g, dtype=torch.int64).to(dtype)
+    expected = torch.sort(x).values
+    y = x.clone()
+    assert sort_in_place(y) is y and torch.equal(y, expected)
+    strided = x.clone()[::2]  # not contiguous: falls back to torch.sort, leaves the input alone
+    before = strided.clone()
+    assert torch.equal(sort_in_place(strided), torch.sort(before).values) and torch.equal(strided, before)

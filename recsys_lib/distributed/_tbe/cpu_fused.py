@@ -31,6 +31,8 @@ from typing import Any, List, Optional, Tuple
 
 import torch
 
+from recsys_lib.ops._host import sort_in_place
+
 # EmbOptimType values this path implements.
 _ROWWISE_ADAGRAD = "exact_row_wise_adagrad"
 _SGD = "exact_sgd"
@@ -129,7 +131,7 @@ def update_rows(state: CpuFusedState, indices: torch.Tensor, offsets: torch.Tens
         # without a random gather through a permutation; a row's occurrences are summed by (sample, feature).
         packed = _flat_ids(state, indices, offsets).long().bitwise_left_shift_(bag_bits).add_(bag_row)
         del bag_row  # (N,) int64 freed before the sort allocates its outputs: a lower peak
-        packed, _ = torch.sort(packed)
+        packed = sort_in_place(packed)  # our own temporary: sorted where it lies
         sorted_ids = packed.bitwise_right_shift(bag_bits)
         bag_row = packed.bitwise_and_((1 << bag_bits) - 1)
     else:
