@@ -65,8 +65,12 @@ def host_empty(shape: Sequence[int], dtype: torch.dtype, device: Optional[torch.
     return out
 
 
+# torch's count of the references to a storage (a private binding): without it no buffer is ever reused
+_STORAGE_USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)
+
+
 def _storage_users(t: torch.Tensor) -> int:
-    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+    return _STORAGE_USE_COUNT(t.untyped_storage()._cdata)  # type: ignore[misc]
 
 
 class RecycledBuffers:
@@ -87,6 +91,8 @@ class RecycledBuffers:
     def empty(self, shape: Tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """An uninitialised CPU tensor of ``shape`` and ``dtype`` (a view: while it or anything derived from it
         lives, its storage is not handed out again)."""
+        if _STORAGE_USE_COUNT is None:
+            return host_empty(shape, dtype)
         inference = torch.is_inference_mode_enabled()
         with self._lock:
             for buffer, free_users in self._buffers:

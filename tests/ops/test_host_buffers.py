@@ -150,3 +150,16 @@ def test_sort_in_place_matches_torch_sort(dtype):
     strided = x.clone()[::2]  # not contiguous: falls back to torch.sort, leaves the input alone
     before = strided.clone()
     assert torch.equal(sort_in_place(strided), torch.sort(before).values) and torch.equal(strided, before)
+
+
+def test_without_torchs_storage_count_nothing_is_reused(monkeypatch):
+    import recsys_lib.ops._host_buffers as hb
+
+    monkeypatch.setattr(hb, "_STORAGE_USE_COUNT", None)
+    pool = RecycledBuffers(slots=2)
+    first = pool.empty((4,), torch.float32)
+    ptr = first.data_ptr()
+    first.fill_(7.0)
+    second = pool.empty((4,), torch.float32)  # `first` alive: must not alias it
+    assert second.data_ptr() != ptr and torch.equal(first, torch.full((4,), 7.0))
+    assert pool._buffers == []
