@@ -94,7 +94,7 @@ def embeddings_cat_empty_rank_handle_inference(
 
 
 class CommOpGradientScaling(torch.autograd.Function):
-    """Identity forward; backward divides the gradient by ``scale_gradient_factor`` (e.g. world size)."""
+    """Identity forward; backward multiplies the gradient by ``scale_gradient_factor`` (TorchRec's semantics)."""
 
     @staticmethod
     def forward(ctx: Any, input_tensor: torch.Tensor, scale_gradient_factor: int) -> torch.Tensor:
@@ -103,7 +103,7 @@ class CommOpGradientScaling(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> Tuple[torch.Tensor, None]:
-        return grad_output / ctx.scale_gradient_factor, None
+        return grad_output * ctx.scale_gradient_factor, None
 
 
 def _is_replicated(sharding_type: Optional[Any]) -> bool:
@@ -305,7 +305,8 @@ class GroupedPooledEmbeddingsLookup(_LookupStateMixin, BaseEmbeddingLookup[Any, 
         return KeyedJaggedTensor(
             keys=features.keys(),
             values=features.values(),
-            weights=CommOpGradientScaling.apply(weights, self._scale_gradient_factor),
+            # this library's convention: per-sample-weight gradients are divided by the world size here
+            weights=CommOpGradientScaling.apply(weights, 1.0 / self._scale_gradient_factor),
             lengths=features.lengths(),
             offsets=features.offsets(),
             stride=features.stride(),
