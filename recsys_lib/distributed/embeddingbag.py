@@ -128,16 +128,15 @@ class EmbeddingBagCollectionAwaitable(LazyGetItemMixin[str, torch.Tensor], LazyA
         them (the sharded EBC puts sharding-ordered columns back into the unsharded order); ``inverse``: its
         inverse, computed here when not given."""
         self._permute = permute
-        self._permute_inverse = inverse if inverse is not None or permute is None else inverse_permutation(permute)
+        self._permute_inverse = inverse
         return self
 
     def _wait_impl(self) -> KeyedTensor:
         embeddings = _wait_all(self._awaitables)
         values = embeddings[0] if len(embeddings) == 1 else torch.cat(embeddings, dim=1)
-        if self._permute is not None and self._permute_inverse is not None:
-            values = permute_columns(
-                values, self._permute.to(values.device), self._permute_inverse.to(values.device)
-            )
+        if self._permute is not None:
+            inverse = self._permute_inverse if self._permute_inverse is not None else inverse_permutation(self._permute)
+            values = permute_columns(values, self._permute.to(values.device), inverse.to(values.device))
         if self._resize_awaitables is not None:
             _wait_all(self._resize_awaitables)
         return KeyedTensor(keys=self._embedding_names, length_per_key=self._embedding_dims, values=values)

@@ -16,15 +16,12 @@ from torch import nn
 from recsys_lib._public import public_at
 from recsys_lib.models._dot_interaction import upper_dots
 from recsys_lib.modules.mlp import MLP
+from recsys_lib.pt2.checks import is_pt2_compiling
 
 try:  # data-dependent input checks are skipped while torch.fx records a graph
     from torch.fx._symbolic_trace import is_fx_symbolic_tracing as _is_fx_tracing
 except ImportError:  # older torch
     from torch.fx._symbolic_trace import is_fx_tracing as _is_fx_tracing
-
-
-def _is_compiling() -> bool:
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
 def choose(n: int, k: int) -> int:
@@ -135,7 +132,7 @@ class InteractionArch(nn.Module):
         combined = torch.cat((dense_features.unsqueeze(1), sparse_features), dim=1)  # (B, F+1, D)
         if torch.jit.is_scripting():
             flat = self._traced_dots(combined)
-        elif _is_fx_tracing() or _is_compiling():
+        elif _is_fx_tracing() or is_pt2_compiling():
             flat = self._traced_dots(combined)
         else:  # eager: one autograd node, half the backward matmuls (same values)
             flat = upper_dots(combined, self.triu_indices)

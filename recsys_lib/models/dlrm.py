@@ -33,6 +33,7 @@ from recsys_lib.models._dlrm_dense_arches import (  # noqa: F401  (public re-exp
 from recsys_lib.models._model_input import loss_and_prediction
 from recsys_lib.modules.crossnet import LowRankCrossNet
 from recsys_lib.modules.embedding_modules import EmbeddingBagCollection
+from recsys_lib.pt2.checks import is_pt2_compiling
 from recsys_lib.sparse.jagged_tensor import KeyedJaggedTensor
 
 
@@ -53,7 +54,7 @@ def _overlap_allowed(sparse_arch: nn.Module) -> bool:
         return False
     if _module_mod._global_forward_hooks or _module_mod._global_forward_pre_hooks:
         return False
-    return not (_is_fx_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting())
+    return not (_is_fx_tracing() or is_pt2_compiling())
 
 
 def _on_device(module: nn.Module, device: Optional[torch.device]) -> nn.Module:

@@ -184,10 +184,7 @@ def _cat_columns(parts: List[torch.Tensor]) -> torch.Tensor:
     output this size would otherwise take a page fault per 4 KB page as the concatenation writes it."""
     if len({p.dtype for p in parts}) != 1:
         return torch.cat(parts, dim=1)
-    if torch.is_grad_enabled() and any(p.requires_grad for p in parts):
-        return _CatColumns.apply(*parts)
-    out = host_empty((parts[0].size(0), sum(p.size(1) for p in parts)), parts[0].dtype, parts[0].device)
-    return torch.cat(parts, dim=1, out=out)
+    return _CatColumns.apply(*parts)
 
 
 def lookup_sequences(

@@ -108,11 +108,6 @@ class RecycledBuffers:
             self._buffers.append((buffer, _storage_users(buffer)))
             return buffer.view(buffer.shape)
 
-    def clear(self) -> None:
-        """Drop every kept buffer (their memory is freed once the caller's views are gone)."""
-        with self._lock:
-            self._buffers = []
-
     def __deepcopy__(self, memo: Dict[int, object]) -> "RecycledBuffers":
         return RecycledBuffers(self._slots)
 

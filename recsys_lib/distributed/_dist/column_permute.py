@@ -8,6 +8,7 @@ are large fresh buffers written at once, so they come from ``host_empty`` (2 MB 
 import torch
 
 from recsys_lib.ops._host_buffers import host_empty
+from recsys_lib.pt2.checks import is_pt2_compiling
 
 
 def inverse_permutation(permute: torch.Tensor) -> torch.Tensor:
@@ -37,7 +38,7 @@ class _PermuteColumns(torch.autograd.Function):
 def permute_columns(values: torch.Tensor, permute: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     """``values.index_select(1, permute)`` (same values and gradient) for a permutation ``permute`` whose inverse
     is ``inverse``; under PT2 tracing the plain ``index_select``."""
-    if torch.compiler.is_compiling():
+    if is_pt2_compiling():
         return values.index_select(1, permute)
     if torch.is_grad_enabled() and values.requires_grad:
         return _PermuteColumns.apply(values, permute, inverse)
